@@ -1,0 +1,90 @@
+//! The one place where domain errors become HTTP statuses and the API's error body
+//! `{"error": {"code", "message", "field"}}`. Infrastructure causes are logged, never returned.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use omnichat::Error;
+use omnichat::ports::StoreError;
+use omnichat::providers::{ProviderError, WebhookError};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self { status, code: code.to_owned(), message: message.into(), field: None }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let internal = |status: StatusCode, code: &str, cause: &dyn std::fmt::Display| {
+            tracing::error!(%cause, "request failed");
+            ApiError::new(status, code, "the service could not complete the request; try again")
+        };
+        match error {
+            Error::Rule(rule) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: rule.code.to_owned(),
+                message: rule.message,
+                field: Some(rule.field),
+            },
+            Error::BadRequest { code, message } => ApiError::bad_request(code, message),
+            Error::Unauthorized => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no or bad API key")
+            }
+            Error::NotFound { what } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+            }
+            Error::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            Error::Webhook(WebhookError::Unauthorized) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unverified", WebhookError::Unauthorized.to_string())
+            }
+            Error::Webhook(malformed @ WebhookError::Malformed { .. }) => {
+                ApiError::bad_request("malformed_webhook", malformed.to_string())
+            }
+            Error::Provider(ProviderError::InvalidCredentials(message)) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_credentials".into(),
+                message,
+                field: Some("credentials".into()),
+            },
+            Error::Provider(ProviderError::Rejected(message)) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_rejected",
+                format!("the provider refused: {message}"),
+            ),
+            Error::Provider(cause) => internal(StatusCode::BAD_GATEWAY, "provider_unavailable", &cause),
+            Error::Store(StoreError::Conflict { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "the data changed meanwhile; try again")
+            }
+            Error::Store(StoreError::Invalid(message)) => ApiError::bad_request("invalid_request", message),
+            Error::Store(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
+            Error::Secrets(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
+            Error::Events(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
+            Error::Internal(cause) => internal(StatusCode::INTERNAL_SERVER_ERROR, "internal", &cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}

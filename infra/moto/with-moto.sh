@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs a command against a local moto server (AWS emulation for DynamoDB, Secrets Manager, EventBridge).
+#
+#   infra/moto/with-moto.sh cargo test -p omnichat-tests --test conformance
+#
+# Creates (once) a virtualenv at .venv in the repo root with a pinned moto, starts moto_server on a free
+# loopback port, points the AWS SDK at it (AWS_ENDPOINT_URL, dummy credentials, us-east-1), sets
+# OMNICHAT_MOTO=1 so tests that need moto fail instead of skipping, runs the command and stops moto on exit.
+# Answers the command's exit code.
+set -euo pipefail
+
+MOTO_VERSION="5.2.1"
+READY_TIMEOUT_SECONDS=30
+
+if [[ $# -eq 0 ]]; then
+    echo "usage: $0 COMMAND [ARGS...]" >&2
+    exit 2
+fi
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+venv="$repo_root/.venv"
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    echo "with-moto: creating virtualenv at $venv" >&2
+    python3 -m venv "$venv"
+fi
+
+installed_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)"
+if [[ "$installed_version" != "$MOTO_VERSION" ]] || [[ ! -x "$venv/bin/moto_server" ]]; then
+    echo "with-moto: installing moto $MOTO_VERSION" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "moto[server,dynamodb,events,secretsmanager]==$MOTO_VERSION"
+fi
+
+port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+log_file="$(mktemp "${TMPDIR:-/tmp}/moto.XXXXXX.log")"
+
+moto_pid=""
+stop_moto() {
+    if [[ -n "$moto_pid" ]] && kill -0 "$moto_pid" 2>/dev/null; then
+        kill "$moto_pid" 2>/dev/null || true
+        wait "$moto_pid" 2>/dev/null || true
+    fi
+    rm -f "$log_file"
+}
+trap stop_moto EXIT
+# An interrupt ends the script (and so runs the EXIT trap) with the conventional code.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+moto_pid=$!
+
+endpoint="http://127.0.0.1:$port"
+deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
+until "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+    "$endpoint/moto-api/" >/dev/null 2>&1; do
+    if ! kill -0 "$moto_pid" 2>/dev/null; then
+        echo "with-moto: moto_server exited before it was ready:" >&2
+        cat "$log_file" >&2
+        exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+        echo "with-moto: moto_server not ready at $endpoint after ${READY_TIMEOUT_SECONDS}s:" >&2
+        cat "$log_file" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+echo "with-moto: moto $MOTO_VERSION ready at $endpoint" >&2
+
+export AWS_ENDPOINT_URL="$endpoint"
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=testing
+export AWS_SECRET_ACCESS_KEY=testing
+export OMNICHAT_MOTO=1
+
+status=0
+"$@" || status=$?
+exit "$status"

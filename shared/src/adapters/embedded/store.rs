@@ -1,0 +1,380 @@
+//! The embedded store: redb, a pure-Rust ACID key-value database in one file.
+//!
+//! Why redb: it is embedded (nothing to install or start), crash-safe (copy-on-write B-trees, every commit
+//! is durable when `commit` returns), serializes writers, which makes conditional transactions trivially
+//! atomic, and compiles with the rest of the workspace (no C toolchain, unlike SQLite). It keeps the same
+//! item model as DynamoDB: one table keyed by (pk, sk) holding JSON items, and one table per secondary
+//! index keyed by (index pk, index sk, pk, sk), maintained in the same transaction as the item.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde_json::Value;
+
+use crate::ports::store::{
+    Condition, Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write, check_transaction,
+};
+
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+
+fn index_table(
+    index: Index,
+) -> TableDefinition<'static, (&'static str, &'static str, &'static str, &'static str), ()> {
+    TableDefinition::new(index.name())
+}
+
+/// Sorts after every sort key the records use (they are ASCII and UUIDs).
+const MAX_KEY: &str = "\u{10FFFF}";
+
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedbStore")
+    }
+}
+
+fn db_error<E: Into<redb::Error>>(context: &'static str) -> impl Fn(E) -> StoreError {
+    move |error| StoreError::Unavailable(format!("{context}: {}", error.into()))
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(db_error("open database"))?;
+        let txn = db.begin_write().map_err(db_error("begin"))?;
+        {
+            txn.open_table(ITEMS).map_err(db_error("create items table"))?;
+            for index in Index::ALL {
+                txn.open_table(index_table(index)).map_err(db_error("create index table"))?;
+            }
+        }
+        txn.commit().map_err(db_error("commit"))?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Unavailable(format!("corrupt item: {error}")))
+}
+
+fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(item).map_err(|error| StoreError::Invalid(format!("item not serializable: {error}")))
+}
+
+fn holds(condition: &Condition, current: Option<&Item>) -> bool {
+    match condition {
+        Condition::Always => true,
+        Condition::NotExists => current.is_none(),
+        Condition::Exists => current.is_some(),
+        Condition::Equals(attribute, value) => current.and_then(|item| item.get(attribute)) == Some(value),
+    }
+}
+
+/// The index entries an item belongs to: only those whose two key attributes it carries (sparse indexes).
+fn index_entries(item: &Item, key: &Key) -> Vec<(Index, String, String, Key)> {
+    Index::ALL
+        .into_iter()
+        .filter_map(|index| {
+            let pk = item.get(index.pk_attr())?.as_str()?;
+            let sk = item.get(index.sk_attr())?.as_str()?;
+            Some((index, pk.to_owned(), sk.to_owned(), key.clone()))
+        })
+        .collect()
+}
+
+/// Replaces the item at `key` (or deletes it with `None`), keeping the index tables in step.
+fn store_item(
+    txn: &redb::WriteTransaction,
+    key: &Key,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Result<(), StoreError> {
+    let mut items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+    for (index, ipk, isk, k) in old.map(|item| index_entries(item, key)).unwrap_or_default() {
+        let mut table = txn.open_table(index_table(index)).map_err(db_error("open index"))?;
+        table
+            .remove((ipk.as_str(), isk.as_str(), k.pk.as_str(), k.sk.as_str()))
+            .map_err(db_error("unindex"))?;
+    }
+    match new {
+        Some(item) => {
+            let bytes = encode(item)?;
+            items.insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice()).map_err(db_error("insert"))?;
+            for (index, ipk, isk, k) in index_entries(item, key) {
+                let mut table = txn.open_table(index_table(index)).map_err(db_error("open index"))?;
+                table
+                    .insert((ipk.as_str(), isk.as_str(), k.pk.as_str(), k.sk.as_str()), ())
+                    .map_err(db_error("index"))?;
+            }
+        }
+        None => {
+            items.remove((key.pk.as_str(), key.sk.as_str())).map_err(db_error("remove"))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_item(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    key: &Key,
+) -> Result<Option<Item>, StoreError> {
+    match table.get((key.pk.as_str(), key.sk.as_str())).map_err(db_error("get"))? {
+        Some(guard) => decode(guard.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The item a write leaves behind (`None`: deleted).
+fn apply(write: &Write, key: &Key, current: Option<&Item>) -> Option<Item> {
+    match write {
+        Write::Put { item, .. } => Some(item.clone()),
+        Write::Update { set, remove, .. } => {
+            let mut item = current.cloned().unwrap_or_else(|| {
+                let mut fresh = Item::new();
+                fresh.insert("pk".into(), Value::String(key.pk.clone()));
+                fresh.insert("sk".into(), Value::String(key.sk.clone()));
+                fresh
+            });
+            for (name, value) in set {
+                item.insert(name.clone(), value.clone());
+            }
+            for name in remove {
+                item.remove(name);
+            }
+            Some(item)
+        }
+        Write::Delete { .. } => None,
+        Write::Check { .. } => current.cloned(),
+    }
+}
+
+/// Inclusive sort-key bounds of a range.
+fn sk_bounds(range: &SkRange) -> (String, String) {
+    match range {
+        SkRange::All => (String::new(), MAX_KEY.to_owned()),
+        SkRange::BeginsWith(prefix) => (prefix.clone(), format!("{prefix}{MAX_KEY}")),
+        SkRange::Between(low, high) => (low.clone(), high.clone()),
+        SkRange::AtMost(high) => (String::new(), high.clone()),
+    }
+}
+
+fn sk_matches(range: &SkRange, sk: &str) -> bool {
+    match range {
+        SkRange::All => true,
+        SkRange::BeginsWith(prefix) => sk.starts_with(prefix.as_str()),
+        SkRange::Between(low, high) => sk >= low.as_str() && sk <= high.as_str(),
+        SkRange::AtMost(high) => sk <= high.as_str(),
+    }
+}
+
+/// A page position: the index sort key (for index queries) and the item's key.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    #[serde(default)]
+    isk: Option<String>,
+    pk: String,
+    sk: String,
+}
+
+fn encode_cursor(cursor: &Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
+}
+
+fn decode_cursor(token: &str) -> Result<Cursor, StoreError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| StoreError::Invalid("bad page token".into()))
+}
+
+fn run_query(db: &Database, query: &Query) -> Result<Page, StoreError> {
+    let txn = db.begin_read().map_err(db_error("begin read"))?;
+    let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+    let after = query.after.as_deref().map(decode_cursor).transpose()?;
+    let (low, high) = sk_bounds(&query.range);
+    let pk = query.pk.as_str();
+    let mut found: Vec<(Cursor, Item)> = Vec::new();
+    let wanted = query.limit + 1;
+    match query.index {
+        None => {
+            let start = (pk, low.as_str());
+            let end = (pk, high.as_str());
+            let (start, end) = match (&after, query.descending) {
+                (Some(c), false) => (Bound::Excluded((pk, c.sk.as_str())), Bound::Included(end)),
+                (Some(c), true) => (Bound::Included(start), Bound::Excluded((pk, c.sk.as_str()))),
+                (None, _) => (Bound::Included(start), Bound::Included(end)),
+            };
+            let range = items.range::<(&str, &str)>((start, end)).map_err(db_error("range"))?;
+            let mut visit = |entry: Result<
+                (redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>),
+                redb::StorageError,
+            >|
+             -> Result<bool, StoreError> {
+                let (k, v) = entry.map_err(db_error("read"))?;
+                let (ipk, isk) = k.value();
+                if sk_matches(&query.range, isk) {
+                    found.push((
+                        Cursor { isk: None, pk: ipk.to_owned(), sk: isk.to_owned() },
+                        decode(v.value())?,
+                    ));
+                }
+                Ok(found.len() < wanted)
+            };
+            if query.descending {
+                for entry in range.rev() {
+                    if !visit(entry)? {
+                        break;
+                    }
+                }
+            } else {
+                for entry in range {
+                    if !visit(entry)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Some(index) => {
+            let table = txn.open_table(index_table(index)).map_err(db_error("open index"))?;
+            let start = (pk, low.as_str(), "", "");
+            let end = (pk, high.as_str(), MAX_KEY, MAX_KEY);
+            let cursor_key =
+                after.as_ref().map(|c| (pk, c.isk.as_deref().unwrap_or(""), c.pk.as_str(), c.sk.as_str()));
+            let (start, end) = match (cursor_key, query.descending) {
+                (Some(c), false) => (Bound::Excluded(c), Bound::Included(end)),
+                (Some(c), true) => (Bound::Included(start), Bound::Excluded(c)),
+                (None, _) => (Bound::Included(start), Bound::Included(end)),
+            };
+            let range = table.range::<(&str, &str, &str, &str)>((start, end)).map_err(db_error("range"))?;
+            let mut visit = |entry: Result<
+                (redb::AccessGuard<'_, (&str, &str, &str, &str)>, redb::AccessGuard<'_, ()>),
+                redb::StorageError,
+            >|
+             -> Result<bool, StoreError> {
+                let (k, _) = entry.map_err(db_error("read"))?;
+                let (_, isk, ipk, sk) = k.value();
+                if sk_matches(&query.range, isk) {
+                    let key = Key::new(ipk, sk);
+                    if let Some(item) = read_item(&items, &key)? {
+                        found.push((Cursor { isk: Some(isk.to_owned()), pk: key.pk, sk: key.sk }, item));
+                    }
+                }
+                Ok(found.len() < wanted)
+            };
+            if query.descending {
+                for entry in range.rev() {
+                    if !visit(entry)? {
+                        break;
+                    }
+                }
+            } else {
+                for entry in range {
+                    if !visit(entry)? {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let next = if found.len() > query.limit {
+        found.truncate(query.limit);
+        found.last().map(|(cursor, _)| encode_cursor(cursor))
+    } else {
+        None
+    };
+    Ok(Page { items: found.into_iter().map(|(_, item)| item).collect(), next })
+}
+
+fn run_transaction(db: &Database, writes: &[Write]) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_error("begin write"))?;
+    let mut planned = Vec::with_capacity(writes.len());
+    let mut failed = Vec::new();
+    {
+        let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+        for (position, write) in writes.iter().enumerate() {
+            let key = write.key().ok_or_else(|| StoreError::Invalid("an item without pk/sk".into()))?;
+            let current = read_item(&items, &key)?;
+            if !holds(write.condition(), current.as_ref()) {
+                failed.push(position);
+                continue;
+            }
+            if !matches!(write, Write::Check { .. }) {
+                let new = apply(write, &key, current.as_ref());
+                planned.push((key, current, new));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        txn.abort().map_err(db_error("abort"))?;
+        return Err(StoreError::Conflict { failed });
+    }
+    for (key, old, new) in &planned {
+        store_item(&txn, key, old.as_ref(), new.as_ref())?;
+    }
+    txn.commit().map_err(db_error("commit"))
+}
+
+fn run_increment(db: &Database, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError> {
+    let txn = db.begin_write().map_err(db_error("begin write"))?;
+    let current = {
+        let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+        read_item(&items, key)?
+    };
+    let value =
+        current.as_ref().and_then(|item| item.get(attribute)).and_then(Value::as_i64).unwrap_or(0) + by;
+    let mut set = Item::new();
+    set.insert(attribute.to_owned(), Value::from(value));
+    let write = Write::Update { key: key.clone(), set, remove: Vec::new(), condition: Condition::Always };
+    let new = apply(&write, key, current.as_ref());
+    store_item(&txn, key, current.as_ref(), new.as_ref())?;
+    txn.commit().map_err(db_error("commit"))?;
+    Ok(value)
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(db_error("begin read"))?;
+            let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+            read_item(&items, &key)
+        })
+        .await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        check_transaction(&writes)?;
+        self.blocking(move |db| run_transaction(db, &writes)).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        let query = query.clone();
+        self.blocking(move |db| run_query(db, &query)).await
+    }
+
+    async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError> {
+        let (key, attribute) = (key.clone(), attribute.to_owned());
+        self.blocking(move |db| run_increment(db, &key, &attribute, by)).await
+    }
+}

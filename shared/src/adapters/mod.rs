@@ -1,0 +1,5 @@
+//! Adapters of the ports: embedded ones for the local run, AWS ones for Lambda.
+
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod embedded;

@@ -1,0 +1,130 @@
+//! The normalized message: one shape for every provider, in either direction.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{ChannelId, Customer, DialogId, EmployeeId, MessageId, TenantId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    Video,
+    Audio,
+    Voice,
+    Document,
+    Sticker,
+    Location,
+    Contact,
+    Other,
+}
+
+/// A file or object the provider holds: we keep its reference, not its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub kind: AttachmentKind,
+    /// The provider's reference (file id, URL): enough to fetch it from the provider later.
+    pub file_ref: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// What kind of customer action an inbound message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundKind {
+    Message,
+    /// The customer edited an earlier message; stored as a new message that says so.
+    Edit,
+    /// The customer pressed a quick-reply button; `text` is the button's payload.
+    ButtonReply,
+}
+
+/// What a provider module makes of one inbound delivery, before it belongs to a dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// Identifies the delivery at the provider: a retry carries the same key, a different message never does.
+    pub dedup_key: String,
+    pub kind: InboundKind,
+    pub customer: Customer,
+    pub provider_message_id: Option<String>,
+    pub text: Option<String>,
+    pub attachments: Vec<Attachment>,
+    /// When the provider says the customer sent it.
+    pub sent_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutStatus {
+    Pending,
+    Sent,
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub tenant_id: TenantId,
+    pub channel_id: ChannelId,
+    pub dialog_id: DialogId,
+    pub direction: Direction,
+    pub kind: InboundKind,
+    pub customer_id: String,
+    pub text: Option<String>,
+    pub attachments: Vec<Attachment>,
+    /// Quick-reply buttons shown with an outgoing message.
+    #[serde(default)]
+    pub buttons: Vec<String>,
+    pub provider_message_id: Option<String>,
+    /// The provider's time of the message (inbound), or when it went out (outbound).
+    pub sent_at: Option<Timestamp>,
+    /// When we stored it.
+    pub received_at: Timestamp,
+    /// Outbound only.
+    #[serde(default)]
+    pub status: Option<OutStatus>,
+    /// Outbound only: the employee who wrote it (none for auto-replies and chatbots).
+    #[serde(default)]
+    pub author_id: Option<EmployeeId>,
+}
+
+impl Message {
+    pub fn inbound(
+        tenant_id: TenantId,
+        channel_id: ChannelId,
+        dialog_id: DialogId,
+        inbound: &InboundMessage,
+        received_at: Timestamp,
+    ) -> Self {
+        Self {
+            id: MessageId::generate(),
+            tenant_id,
+            channel_id,
+            dialog_id,
+            direction: Direction::In,
+            kind: inbound.kind,
+            customer_id: inbound.customer.id.clone(),
+            text: inbound.text.clone(),
+            attachments: inbound.attachments.clone(),
+            buttons: Vec::new(),
+            provider_message_id: inbound.provider_message_id.clone(),
+            sent_at: inbound.sent_at,
+            received_at,
+            status: None,
+            author_id: None,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! omnichat: the contact center's domain, provider modules, ports, adapters and use cases.
+//!
+//! Entry points (`functions/*`, `infra/local`) only read configuration, build adapters and call a use case
+//! from here. Nothing in `domain`, `usecases` or `providers` knows about AWS.
+
+pub mod adapters;
+#[cfg(feature = "aws")]
+pub mod bootstrap;
+pub mod clock;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod providers;
+pub mod records;
+pub mod secret;
+pub mod usecases;
+
+pub use error::Error;

@@ -1,0 +1,104 @@
+//! How the domain is laid out in the item store: the single-table key design, in one place.
+//!
+//! | record | pk | sk | indexes |
+//! |---|---|---|---|
+//! | tenant | `T#{tenant}` | `TENANT` | |
+//! | API key | `KEY#{sha256 of the key}` | `KEY` | gsi1 `T#{tenant}#KEYS` / `{key id}` |
+//! | channel | `CHAN#{channel}` | `CHANNEL` | gsi1 `T#{tenant}#CHANNELS` / `{channel}` |
+//! | account claim (one account, one channel) | `T#{tenant}#ACCT#{provider}#{account}` | `ACCOUNT` | |
+//! | dialog | `DLG#{dialog}` | `DIALOG` | gsi1 `T#{tenant}#DIALOGS` / `{dialog}`; gsi2 `T#{tenant}#DIALOGS#{status}` / `{dialog}` |
+//! | message | `DLG#{dialog}` | `MSG#{message}` | |
+//! | open-dialog pointer | `OPEN#{channel}#{customer}` | `OPEN` | |
+//! | inbound delivery (dedup) | `IN#{channel}#{dedup key}` | `IN` | TTL `expires_at` |
+//!
+//! Ids are UUIDv7, so `{dialog}` and `{message}` sort by creation time. Every tenant-owned record carries
+//! `tenant_id`, and reads by id compare it with the caller's tenant (another tenant's id is "not found").
+//! gsi3 is kept free for the timers' sparse due index.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::domain::{ChannelId, DialogId, Provider, TenantId};
+use crate::error::Error;
+use crate::ports::store::{EXPIRES_AT, Index, Item, Key, PK, SK};
+
+pub fn tenant_key(tenant: &TenantId) -> Key {
+    Key::new(format!("T#{tenant}"), "TENANT")
+}
+
+pub fn api_key_key(key_hash: &str) -> Key {
+    Key::new(format!("KEY#{key_hash}"), "KEY")
+}
+
+pub fn channel_key(channel: &ChannelId) -> Key {
+    Key::new(format!("CHAN#{channel}"), "CHANNEL")
+}
+
+pub fn channels_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#CHANNELS")
+}
+
+pub fn account_claim_key(tenant: &TenantId, provider: Provider, account_id: &str) -> Key {
+    Key::new(format!("T#{tenant}#ACCT#{}#{account_id}", provider.slug()), "ACCOUNT")
+}
+
+pub fn dialog_key(dialog: &DialogId) -> Key {
+    Key::new(format!("DLG#{dialog}"), "DIALOG")
+}
+
+pub fn dialogs_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#DIALOGS")
+}
+
+pub fn dialogs_with_status(tenant: &TenantId, status: &str) -> String {
+    format!("T#{tenant}#DIALOGS#{status}")
+}
+
+pub fn messages_of(dialog: &DialogId) -> String {
+    format!("DLG#{dialog}")
+}
+
+pub const MESSAGE_SK_PREFIX: &str = "MSG#";
+
+pub fn open_dialog_key(channel: &ChannelId, customer_id: &str) -> Key {
+    Key::new(format!("OPEN#{channel}#{customer_id}"), "OPEN")
+}
+
+pub fn delivery_key(channel: &ChannelId, dedup_key: &str) -> Key {
+    Key::new(format!("IN#{channel}#{dedup_key}"), "IN")
+}
+
+/// How long a delivery record outlives the message: longer than any provider retries (Telegram: 24 h).
+pub const DELIVERY_TTL_SECONDS: i64 = 30 * 24 * 3600;
+
+/// A record as an item: its own fields, its key and its index keys.
+pub fn to_item<T: Serialize>(
+    record: &T,
+    key: &Key,
+    indexes: &[(Index, String, String)],
+) -> Result<Item, Error> {
+    let mut item = match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(Error::Internal("a record must serialize to an object".into())),
+        Err(error) => return Err(Error::Internal(format!("record not serializable: {error}"))),
+    };
+    item.insert(PK.into(), Value::String(key.pk.clone()));
+    item.insert(SK.into(), Value::String(key.sk.clone()));
+    for (index, pk, sk) in indexes {
+        item.insert(index.pk_attr().into(), Value::String(pk.clone()));
+        item.insert(index.sk_attr().into(), Value::String(sk.clone()));
+    }
+    Ok(item)
+}
+
+/// The record in an item (key and index attributes are ignored).
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, Error> {
+    serde_json::from_value(Value::Object(item))
+        .map_err(|error| Error::Internal(format!("unreadable record: {error}")))
+}
+
+pub fn with_expiry(mut item: Item, epoch_seconds: i64) -> Item {
+    item.insert(EXPIRES_AT.into(), Value::from(epoch_seconds));
+    item
+}

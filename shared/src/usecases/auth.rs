@@ -1,0 +1,140 @@
+//! API keys and who is calling: keys are stored only as SHA-256 hashes (they are long random strings, so
+//! a fast hash is enough), each tied to a tenant and a role.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{EmployeeId, Features, Tenant, TenantId};
+use crate::error::{Error, Result};
+use crate::ports::store::{Condition, Index, Key, Write};
+use crate::records;
+use crate::secret::Secret;
+use crate::usecases::Context;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Employee,
+}
+
+/// The caller of an API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub role: Role,
+    /// For an employee key: the employee it belongs to.
+    pub employee_id: Option<EmployeeId>,
+}
+
+impl Principal {
+    pub fn require_admin(&self) -> Result<()> {
+        match self.role {
+            Role::Admin => Ok(()),
+            // An employee key cannot see admin resources at all: as if they did not exist.
+            Role::Employee => Err(Error::NotFound { what: "resource" }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ApiKeyRecord {
+    id: String,
+    tenant_id: TenantId,
+    role: Role,
+    employee_id: Option<EmployeeId>,
+    created_at: Timestamp,
+}
+
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The caller behind `Authorization: Bearer <key>`, or `Unauthorized`.
+pub async fn authenticate(ctx: &Context, bearer: Option<&str>) -> Result<Principal> {
+    let key = bearer.map(str::trim).filter(|k| !k.is_empty() && k.len() <= 256).ok_or(Error::Unauthorized)?;
+    let item = ctx.store.get(&records::api_key_key(&hash_key(key))).await?.ok_or(Error::Unauthorized)?;
+    let record: ApiKeyRecord = records::from_item(item)?;
+    Ok(Principal { tenant_id: record.tenant_id, role: record.role, employee_id: record.employee_id })
+}
+
+fn generate_key() -> Secret {
+    Secret::new(format!("ock_{}", Secret::generate(40).expose()))
+}
+
+fn api_key_write(
+    key: &Secret,
+    tenant: &TenantId,
+    role: Role,
+    employee: Option<EmployeeId>,
+    at: Timestamp,
+) -> Result<Write> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let record = ApiKeyRecord {
+        id: id.clone(),
+        tenant_id: tenant.clone(),
+        role,
+        employee_id: employee,
+        created_at: at,
+    };
+    let item = records::to_item(
+        &record,
+        &records::api_key_key(&hash_key(key.expose())),
+        &[(Index::Gsi1, format!("T#{tenant}#KEYS"), id)],
+    )?;
+    Ok(Write::Put { item, condition: Condition::NotExists })
+}
+
+/// A new API key for the tenant; the clear key is answered once and never stored.
+pub async fn create_api_key(
+    ctx: &Context,
+    tenant: &TenantId,
+    role: Role,
+    employee: Option<EmployeeId>,
+) -> Result<Secret> {
+    let key = generate_key();
+    ctx.store.transact(vec![api_key_write(&key, tenant, role, employee, ctx.clock.now())?]).await?;
+    Ok(key)
+}
+
+pub async fn get_tenant(ctx: &Context, tenant: &TenantId) -> Result<Tenant> {
+    let item =
+        ctx.store.get(&records::tenant_key(tenant)).await?.ok_or(Error::NotFound { what: "tenant" })?;
+    records::from_item(item)
+}
+
+/// On the very first start of a store: one tenant with both services on and an admin key (the given one,
+/// or a generated one). Answers `None` when the store was bootstrapped before.
+pub async fn bootstrap_first_tenant(
+    ctx: &Context,
+    preset_key: Option<Secret>,
+) -> Result<Option<(Tenant, Secret)>> {
+    let marker = Key::new("BOOTSTRAP", "BOOTSTRAP");
+    if ctx.store.get(&marker).await?.is_some() {
+        return Ok(None);
+    }
+    let now = ctx.clock.now();
+    let tenant = Tenant {
+        id: TenantId::generate(),
+        name: "Default".into(),
+        features: Features::default(),
+        created_at: now,
+    };
+    let key = preset_key.filter(|k| !k.expose().trim().is_empty()).unwrap_or_else(generate_key);
+    let mut marker_item = crate::ports::store::Item::new();
+    marker_item.insert("tenant_id".into(), serde_json::Value::String(tenant.id.to_string()));
+    let writes = vec![
+        Write::Put { item: records::to_item(&marker_item, &marker, &[])?, condition: Condition::NotExists },
+        Write::Put {
+            item: records::to_item(&tenant, &records::tenant_key(&tenant.id), &[])?,
+            condition: Condition::NotExists,
+        },
+        api_key_write(&key, &tenant.id, Role::Admin, None, now)?,
+    ];
+    match ctx.store.transact(writes).await {
+        Ok(()) => Ok(Some((tenant, key))),
+        Err(conflict) if conflict.failed_at(0) => Ok(None),
+        Err(other) => Err(other.into()),
+    }
+}

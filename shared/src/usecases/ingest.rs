@@ -1,0 +1,187 @@
+//! Ingest: a verified, normalized inbound message becomes exactly one stored message in the customer's one
+//! open dialog (ARCHITECTURE.md invariants 1 and 2).
+//!
+//! One read and one transaction per message. The read finds the customer's open-dialog pointer; the
+//! transaction puts the delivery record (`attribute_not_exists`: a provider retry fails here and is
+//! acknowledged without writing), the message, and either updates the dialog (checking the pointer still
+//! names it) or, for a customer without an open dialog, puts the dialog and the pointer (both
+//! `attribute_not_exists`). Two racing first messages: one transaction loses on the pointer, the loop
+//! re-reads it and joins the winner's dialog. A crash leaves everything or nothing, and the provider's
+//! retry finishes the job.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{Channel, Dialog, DialogId, InboundMessage, Message, MessageId};
+use crate::error::{Error, Result};
+use crate::ports::events::DomainEvent;
+use crate::ports::store::{Condition, Index, Item, Key, StoreError, Write};
+use crate::records;
+use crate::usecases::Context;
+
+/// Pointer races and transient store trouble are retried this often before the provider is told to retry.
+const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Stored {
+        dialog_id: DialogId,
+        message_id: MessageId,
+        opened_dialog: bool,
+    },
+    /// The provider delivered this message before: nothing written.
+    Duplicate,
+}
+
+/// The delivery record: proof that this delivery is stored, and where.
+#[derive(Debug, Serialize, Deserialize)]
+struct Delivery {
+    message_id: MessageId,
+    dialog_id: DialogId,
+}
+
+/// The customer's open-dialog pointer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OpenDialog {
+    pub dialog_id: DialogId,
+}
+
+/// Where a write sits in the transaction: the delivery record is always first.
+const DELIVERY_WRITE: usize = 0;
+
+pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) -> Result<IngestOutcome> {
+    let pointer_key = records::open_dialog_key(&channel.id, &inbound.customer.id);
+    for attempt in 1..=MAX_ATTEMPTS {
+        let now = ctx.clock.now();
+        let pointer = ctx.store.get(&pointer_key).await?;
+        let existing = pointer.map(records::from_item::<OpenDialog>).transpose()?;
+        let (dialog_id, mut writes, opened) = match existing {
+            Some(open) => {
+                let dialog_id = open.dialog_id;
+                let mut set = Item::new();
+                set.insert("last_activity_at".into(), Value::String(now.to_string()));
+                let writes = vec![
+                    Write::Check {
+                        key: pointer_key.clone(),
+                        condition: Condition::Equals(
+                            "dialog_id".into(),
+                            Value::String(dialog_id.to_string()),
+                        ),
+                    },
+                    Write::Update {
+                        key: records::dialog_key(&dialog_id),
+                        set,
+                        remove: Vec::new(),
+                        condition: Condition::Exists,
+                    },
+                ];
+                (dialog_id, writes, false)
+            }
+            None => {
+                let dialog = Dialog::open(
+                    channel.tenant_id.clone(),
+                    channel.id.clone(),
+                    inbound.customer.clone(),
+                    now,
+                );
+                let pointer = OpenDialog { dialog_id: dialog.id.clone() };
+                let writes = vec![
+                    Write::Put {
+                        item: records::to_item(&pointer, &pointer_key, &[])?,
+                        condition: Condition::NotExists,
+                    },
+                    Write::Put { item: dialog_item(&dialog)?, condition: Condition::NotExists },
+                ];
+                (dialog.id, writes, true)
+            }
+        };
+        let message =
+            Message::inbound(channel.tenant_id.clone(), channel.id.clone(), dialog_id.clone(), inbound, now);
+        let delivery = Delivery { message_id: message.id.clone(), dialog_id: dialog_id.clone() };
+        let delivery_item = records::with_expiry(
+            records::to_item(&delivery, &records::delivery_key(&channel.id, &inbound.dedup_key), &[])?,
+            now.as_second() + records::DELIVERY_TTL_SECONDS,
+        );
+        writes.insert(DELIVERY_WRITE, Write::Put { item: delivery_item, condition: Condition::NotExists });
+        writes.push(Write::Put { item: message_item(&message)?, condition: Condition::NotExists });
+
+        match ctx.store.transact(writes).await {
+            Ok(()) => {
+                publish_received(ctx, channel, &dialog_id, &message.id, opened).await;
+                return Ok(IngestOutcome::Stored {
+                    dialog_id,
+                    message_id: message.id,
+                    opened_dialog: opened,
+                });
+            }
+            Err(conflict) if conflict.failed_at(DELIVERY_WRITE) => return Ok(IngestOutcome::Duplicate),
+            // The pointer moved (a racing first message opened the dialog, or it was closed): read it again.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::Unavailable(reason)) if attempt < MAX_ATTEMPTS => {
+                tracing::warn!(attempt, %reason, "ingest transaction not applied; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(Error::Conflict("the customer's dialog kept changing; the provider will retry".into()))
+}
+
+/// Short jittered waits: transaction clashes on DynamoDB clear within milliseconds.
+fn backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let base = 10u64 << attempt.min(5);
+    Duration::from_millis(base + rand::rng().random_range(0..base))
+}
+
+/// After the commit: an event lost here is not a message lost; the router's sweep finds unrouted dialogs.
+async fn publish_received(
+    ctx: &Context,
+    channel: &Channel,
+    dialog_id: &DialogId,
+    message_id: &MessageId,
+    opened: bool,
+) {
+    let mut events = Vec::with_capacity(2);
+    if opened {
+        events.push(DomainEvent::DialogOpened {
+            tenant_id: channel.tenant_id.clone(),
+            channel_id: channel.id.clone(),
+            dialog_id: dialog_id.clone(),
+        });
+    }
+    events.push(DomainEvent::MessageReceived {
+        tenant_id: channel.tenant_id.clone(),
+        channel_id: channel.id.clone(),
+        dialog_id: dialog_id.clone(),
+        message_id: message_id.clone(),
+    });
+    if let Err(error) = ctx.bus.publish(&events).await {
+        tracing::error!(%error, dialog = %dialog_id, "events not published; the sweep will pick the dialog up");
+    }
+}
+
+pub(crate) fn dialog_item(dialog: &Dialog) -> Result<Item> {
+    let status = serde_json::to_value(dialog.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    records::to_item(
+        dialog,
+        &records::dialog_key(&dialog.id),
+        &[
+            (Index::Gsi1, records::dialogs_of(&dialog.tenant_id), dialog.id.to_string()),
+            (Index::Gsi2, records::dialogs_with_status(&dialog.tenant_id, &status), dialog.id.to_string()),
+        ],
+    )
+}
+
+pub(crate) fn message_item(message: &Message) -> Result<Item> {
+    let key = Key::new(
+        records::messages_of(&message.dialog_id),
+        format!("{}{}", records::MESSAGE_SK_PREFIX, message.id),
+    );
+    records::to_item(message, &key, &[])
+}
