@@ -1,1 +1,169 @@
+//! Helpers of the integration tests: an isolated `omnichat-local` per test (its own data dir, port and
+//! fake providers), fixtures from `../shared/fixtures`, and small HTTP conveniences.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnichat::clock::{Clock, SystemClock};
+use omnichat::providers::telegram::TelegramClient;
+use omnichat::secret::Secret;
+use omnichat::usecases::Providers;
+use omnichat_local::{Config, Running};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const ADMIN_KEY: &str = "ock_test_admin_key_0123456789abcdefghijklmnop";
+
+/// A real webhook payload as the provider publishes it.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// The local fakes of the providers' APIs.
+pub struct Fakes {
+    pub telegram: MockServer,
+}
+
+impl Fakes {
+    pub async fn start() -> Self {
+        Self { telegram: MockServer::start().await }
+    }
+
+    fn providers(&self) -> Providers {
+        let http = omnichat::providers::http_client();
+        Providers { telegram: TelegramClient::new(http, self.telegram.uri()) }
+    }
+
+    /// Telegram accepts the token, names the bot, and takes webhooks and messages.
+    pub async fn telegram_accepts_bot(&self, bot_id: i64, username: &str) {
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/bot[^/]+/getMe$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "ok": true,
+                "result": {"id": bot_id, "is_bot": true, "first_name": "Support", "username": username}
+            })))
+            .mount(&self.telegram)
+            .await;
+        for call in ["setWebhook", "deleteWebhook"] {
+            Mock::given(method("POST"))
+                .and(path_regex(format!(r"^/bot[^/]+/{call}$")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+                .mount(&self.telegram)
+                .await;
+        }
+    }
+
+    /// The `secret_token` of the last `setWebhook` call: what Telegram would send back in its header.
+    pub async fn telegram_webhook_secret(&self) -> String {
+        let requests = self.telegram.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .rev()
+            .filter(|r| r.url.path().ends_with("/setWebhook"))
+            .find_map(|r| serde_json::from_slice::<Value>(&r.body).ok()?["secret_token"].as_str().map(str::to_owned))
+            .expect("setWebhook was called with a secret_token")
+    }
+}
+
+/// One isolated bundle: its own data dir, port and fakes.
+pub struct TestApp {
+    pub base: String,
+    pub fakes: Fakes,
+    pub http: reqwest::Client,
+    running: Option<Running>,
+    data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    clock: Arc<dyn Clock>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with_clock(Arc::new(SystemClock)).await
+    }
+
+    pub async fn spawn_with_clock(clock: Arc<dyn Clock>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let fakes = Fakes::start().await;
+        let running = start(&data_dir, &fakes, Arc::clone(&clock)).await;
+        Self {
+            base: format!("http://{}", running.address),
+            fakes,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            running: Some(running),
+            data_dir,
+            _dir: dir,
+            clock,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Stops the bundle and starts it again on the same data dir (a new port).
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean stop");
+        }
+        let running = start(&self.data_dir, &self.fakes, Arc::clone(&self.clock)).await;
+        self.base = format!("http://{}", running.address);
+        self.running = Some(running);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).bearer_auth(ADMIN_KEY).send().await.expect("GET");
+        read(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).bearer_auth(ADMIN_KEY).json(body).send().await.expect("POST");
+        read(response).await
+    }
+
+    /// Connects a Telegram bot against the fake and answers (channel, webhook secret).
+    pub async fn connect_telegram(&self, bot_id: i64, username: &str) -> (Value, String) {
+        self.fakes.telegram_accepts_bot(bot_id, username).await;
+        let (status, channel) = self
+            .post(
+                "/v1/channels",
+                &json!({"provider": "telegram", "name": "Support bot", "credentials": {"token": format!("{bot_id}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw")}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{channel}");
+        (channel, self.fakes.telegram_webhook_secret().await)
+    }
+
+    /// Delivers a webhook the way the provider does.
+    pub async fn deliver(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> u16 {
+        let mut request = self.http.post(self.url(path)).header("content-type", "application/json").body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("webhook POST").status().as_u16()
+    }
+}
+
+async fn start(data_dir: &Path, fakes: &Fakes, clock: Arc<dyn Clock>) -> Running {
+    let config = Config {
+        port: 0,
+        data_dir: data_dir.to_owned(),
+        admin_key: Some(Secret::new(ADMIN_KEY)),
+        public_base_url: Some("https://omnichat.example.test".into()),
+        providers: Some(fakes.providers()),
+    };
+    omnichat_local::start(config, clock, std::future::pending()).await.expect("omnichat-local starts")
+}
+
+pub async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}

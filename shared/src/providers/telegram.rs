@@ -29,7 +29,7 @@ const INVALID_TOKEN: &str = "Bot not found / Бот не найден";
 /// `secret_token`: there is no signature, so this shared secret is the only proof of origin.
 pub fn verify(secret_header: Option<&str>, expected: &Secret) -> Result<(), WebhookError> {
     match secret_header {
-        // An empty expected secret would let any request without the header's value through.
+        // With an empty expected secret an empty header would match: a channel without one accepts nothing.
         Some(candidate) if !expected.expose().is_empty() && expected.matches(candidate) => Ok(()),
         _ => Err(WebhookError::Unauthorized),
     }
@@ -388,7 +388,7 @@ impl TelegramClient {
         body: &Value,
         purpose: Purpose,
     ) -> Result<T, ProviderError> {
-        // The token is part of the URL: only `transport_error` (which drops the URL) may see reqwest's errors.
+        // The token is part of the URL, so reqwest's errors go through `transport_error`, which drops it.
         let url = format!("{}/bot{}/{}", self.base, token.expose(), method);
         let response = self.http.post(url).json(body).send().await.map_err(transport_error)?;
         let status = response.status();
@@ -402,14 +402,17 @@ impl TelegramClient {
 }
 
 fn send_message_body(out: &Outgoing) -> Value {
-    // A numeric chat id is sent as a number: Telegram also takes "@channelname" strings, which must stay text.
+    // A numeric chat id goes as a number; Telegram also takes "@channelname", which must stay a string.
     let chat_id = out.customer_id.parse::<i64>().map_or_else(|_| json!(out.customer_id), |id| json!(id));
     let mut body = json!({ "chat_id": chat_id, "text": out.text });
     if !out.buttons.is_empty() {
         let rows: Vec<Value> = out
             .buttons
             .iter()
-            .map(|label| json!([{ "text": label, "callback_data": truncate_bytes(label, CALLBACK_DATA_MAX_BYTES) }]))
+            .map(|label| {
+                let data = truncate_bytes(label, CALLBACK_DATA_MAX_BYTES);
+                json!([{ "text": label, "callback_data": data }])
+            })
             .collect();
         body["reply_markup"] = json!({ "inline_keyboard": rows });
     }

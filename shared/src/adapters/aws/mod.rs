@@ -12,9 +12,11 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+/// What [`load_sdk_config`] answers, for callers that keep it (they need no `aws_config` of their own).
+pub use aws_config::SdkConfig;
 
 pub use dynamodb::{DynamoStore, create_table};
-pub use eventbridge::EventBridgeBus;
+pub use eventbridge::{EventBridgeBus, create_event_bus};
 pub use secrets_manager::SecretsManagerStore;
 
 /// Connecting to an AWS endpoint: a Lambda in the same region connects in milliseconds.
@@ -28,7 +30,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// The SDK configuration every adapter shares: region and credentials from the environment (the Lambda
 /// role, or `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` locally), `AWS_ENDPOINT_URL` honoured (how the
 /// tests reach moto), bounded time-outs and 3 attempts with standard back-off on every call.
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
+pub async fn load_sdk_config() -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)

@@ -1,0 +1,129 @@
+//! `omnichat-local`: the whole bundle in one process on the embedded adapters (redb, a 0600 secrets file,
+//! an in-process bus), serving the webhooks and the REST API on 127.0.0.1. The binary reads its
+//! configuration from the environment; tests start it in-process with a configuration of their own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
+use omnichat::clock::{Clock, SystemClock};
+use omnichat::secret::Secret;
+use omnichat::usecases::{Context, Providers, auth};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Configuration, read once (API.md "Local run").
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub admin_key: Option<Secret>,
+    /// The base of the webhook URLs registered with providers; defaults to the local address.
+    pub public_base_url: Option<String>,
+    /// Provider clients; `None` builds them from the environment (`TELEGRAM_API_BASE`, ...).
+    pub providers: Option<Providers>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        let port = match std::env::var("PORT") {
+            Ok(raw) => raw.parse().map_err(|_| format!("PORT must be a port number, not {raw:?}"))?,
+            Err(_) => 3000,
+        };
+        let data_dir =
+            std::env::var_os("OMNICHAT_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".omnichat".into());
+        let admin_key = std::env::var("OMNICHAT_ADMIN_KEY").ok().filter(|k| !k.trim().is_empty()).map(Secret::new);
+        let public_base_url = std::env::var("PUBLIC_BASE_URL").ok().filter(|u| !u.is_empty());
+        Ok(Self { port, data_dir, admin_key, public_base_url, providers: None })
+    }
+}
+
+/// A running bundle.
+pub struct Running {
+    pub address: SocketAddr,
+    pub context: Arc<Context>,
+    /// The admin key, on the first start only.
+    pub first_admin_key: Option<Secret>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes the requests in flight, and releases the data dir.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let server = std::mem::replace(&mut self.server, tokio::spawn(async { Ok(()) }));
+        server.await.map_err(|e| format!("server task failed: {e}"))?
+    }
+
+    /// Runs until the server ends (it ends when `shutdown` resolves).
+    pub async fn wait(mut self) -> Result<(), String> {
+        let server = std::mem::replace(&mut self.server, tokio::spawn(async { Ok(()) }));
+        server.await.map_err(|e| format!("server task failed: {e}"))?
+    }
+}
+
+/// Opens the data dir, bootstraps the first tenant and starts serving; `shutdown` ends the server
+/// gracefully (the binary passes SIGTERM / Ctrl-C; `Running::stop` works too).
+pub async fn start(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running, String> {
+    create_private_dir(&config.data_dir)?;
+    let store = RedbStore::open(&config.data_dir.join("omnichat.redb")).map_err(|e| e.to_string())?;
+    let secrets = FileSecretStore::open(&config.data_dir.join("secrets.json")).map_err(|e| e.to_string())?;
+    let bus = InProcessBus::new(1024);
+    let address = SocketAddr::from(([127, 0, 0, 1], config.port));
+    let listener =
+        tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    let context = Arc::new(Context::new(
+        Arc::new(store),
+        Arc::new(secrets),
+        Arc::new(bus),
+        clock,
+        config.providers.clone().unwrap_or_else(Providers::from_env),
+        public_base_url,
+    ));
+    let first_admin_key = auth::bootstrap_first_tenant(&context, config.admin_key.clone())
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|(_, key)| key);
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = omnichat_http::app(Arc::clone(&context));
+    let server = tokio::spawn(async move {
+        let signal = async move {
+            tokio::select! {
+                () = shutdown => {},
+                _ = stopped => {},
+            }
+        };
+        axum::serve(listener, app).with_graceful_shutdown(signal).await.map_err(|e| format!("server failed: {e}"))
+    });
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "omnichat-local listening");
+    Ok(Running { address, context, first_admin_key, shutdown: Some(stop), server })
+}
+
+/// The bundle with the wall clock (the binary's way).
+pub async fn start_with_system_clock(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running, String> {
+    start(config, Arc::new(SystemClock), shutdown).await
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))
+}
