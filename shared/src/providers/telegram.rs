@@ -81,11 +81,11 @@ pub fn parse_update(body: &[u8]) -> Result<Option<InboundMessage>, WebhookError>
     Ok(None)
 }
 
-/// `update_id` alone is not a safe key: it is unique per bot, but every official sample uses 10000, test
-/// tools and re-created webhooks restart the sequence, and keys of all bots share one table. A retry, on the
-/// other hand, re-sends the identical update. So the key is the update id plus a digest of the update's
-/// content. The digest is taken over a canonical form (parsed and re-serialized with sorted keys and no
-/// whitespace) so that a retry that differs only in formatting still lands on the same key.
+/// `update_id` alone is not a safe key: every official sample (and so every test tool replaying them) uses
+/// 10000 for different updates, two of them even share `message_id` 1365. A retry, on the other hand,
+/// re-sends the identical update. So the key is the update id plus a digest of the update's content, taken
+/// over a canonical form (parsed and re-serialized: sorted keys, no whitespace) so that a retry that differs
+/// only in formatting still lands on the same key.
 fn dedup_key(update_id: i64, value: &mut Value) -> Result<String, WebhookError> {
     // A no-op with serde_json's default BTreeMap; keeps keys sorted should a dependency ever switch on the
     // `preserve_order` feature for the whole build.
@@ -803,7 +803,10 @@ mod tests {
     #[tokio::test]
     async fn get_me_names_the_bot() {
         let server = MockServer::start().await;
-        let body = json!({"ok":true,"result":{"id":987654321,"is_bot":true,"first_name":"Shop","username":"shop_bot","can_join_groups":true}});
+        let body = json!({
+            "ok": true,
+            "result": {"id": 987654321, "is_bot": true, "first_name": "Shop", "username": "shop_bot"},
+        });
         respond(&server, "getMe", ResponseTemplate::new(200).set_body_json(body)).await;
         let bot = client_for(&server).await.get_me(&token()).await.unwrap();
         assert_eq!(bot, BotAccount { id: 987654321, username: "shop_bot".into(), first_name: "Shop".into() });
@@ -826,7 +829,12 @@ mod tests {
     #[tokio::test]
     async fn throttling_carries_retry_after() {
         let server = MockServer::start().await;
-        let body = json!({"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}});
+        let body = json!({
+            "ok": false,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 7",
+            "parameters": {"retry_after": 7},
+        });
         respond(&server, "sendMessage", ResponseTemplate::new(429).set_body_json(body)).await;
         let out = Outgoing {
             customer_id: "1".into(),
@@ -894,7 +902,12 @@ mod tests {
             .and(body_partial_json(expected))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
                 "ok": true,
-                "result": {"message_id": 4242, "date": 1700000000, "chat": {"id": -1001234567890123_i64, "type": "supergroup"}, "text": "Pick one"}
+                "result": {
+                    "message_id": 4242,
+                    "date": 1700000000,
+                    "chat": {"id": -1001234567890123_i64, "type": "supergroup"},
+                    "text": "Pick one",
+                },
             })))
             .expect(1)
             .mount(&server)
@@ -913,7 +926,11 @@ mod tests {
     async fn send_message_refusals_are_rejected_without_the_token() {
         let server = MockServer::start().await;
         // A description that echoes the token must not carry it into our errors.
-        let body = json!({"ok":false,"error_code":403,"description":format!("Forbidden: bot{TOKEN} was blocked by the user")});
+        let body = json!({
+            "ok": false,
+            "error_code": 403,
+            "description": format!("Forbidden: bot{TOKEN} was blocked by the user"),
+        });
         respond(&server, "sendMessage", ResponseTemplate::new(403).set_body_json(body)).await;
         let out = Outgoing {
             customer_id: "@some_channel".into(),

@@ -70,14 +70,20 @@ impl SecretStore for SecretsManagerStore {
         let id = self.secret_id(name);
         match self.client.create_secret().name(&id).secret_string(value.expose()).send().await {
             Ok(_) => return Ok(()),
-            Err(err) if err.code() == Some(EXISTS) => {}
+            // moto answers "exists" for a secret scheduled for deletion too, and would then store the new
+            // value in a secret that stays deleted: a replacement checks first.
+            Err(err) if err.code() == Some(EXISTS) => {
+                if self.scheduled_for_deletion(&id).await? {
+                    self.restore(&id).await?;
+                }
+            }
             // AWS refuses to create a secret whose name is scheduled for deletion.
             Err(err) if err.code() == Some(INVALID_STATE) => self.restore(&id).await?,
             Err(err) => return Err(sdk_error("CreateSecret", err)),
         }
         match self.put_value(&id, value).await {
             Ok(()) => Ok(()),
-            // moto says "exists" for a secret scheduled for deletion, then refuses the new value.
+            // Deleted in between: AWS refuses the new value.
             Err(err) if err.code() == Some(INVALID_STATE) => {
                 self.restore(&id).await?;
                 self.put_value(&id, value).await.map_err(|err| sdk_error("PutSecretValue", err))

@@ -1,0 +1,144 @@
+//! The Lambda's handler, fed API Gateway HTTP API (payload 2.0) events as Lambda delivers them: the event
+//! is turned into a request by `lambda_http` and answered by the same router the function runs.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http_body_util::BodyExt;
+use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
+use omnichat::clock::SystemClock;
+use omnichat::domain::Provider;
+use omnichat::ports::{Index, Query, SkRange};
+use omnichat::providers::telegram::TelegramClient;
+use omnichat::secret::Secret;
+use omnichat::usecases::auth::{self, Principal};
+use omnichat::usecases::channels::{self, NewChannel};
+use omnichat::usecases::{Context, Providers};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use wiremock::matchers::path_regex;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const EVENT: &str = include_str!("../events/telegram-text.json");
+
+struct Harness {
+    ctx: Arc<Context>,
+    admin: Principal,
+    channel_id: String,
+    secret: String,
+    _dir: tempfile::TempDir,
+    _telegram: MockServer,
+}
+
+async fn harness() -> Harness {
+    let telegram = MockServer::start().await;
+    Mock::given(path_regex(r"/getMe$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"ok": true, "result": {"id": 42, "is_bot": true, "first_name": "Bot", "username": "acme_bot"}}),
+        ))
+        .mount(&telegram)
+        .await;
+    Mock::given(path_regex(r"/setWebhook$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})))
+        .mount(&telegram)
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ctx = Arc::new(Context::new(
+        Arc::new(RedbStore::open(&dir.path().join("db.redb")).expect("store")),
+        Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
+        Arc::new(InProcessBus::new(16)),
+        Arc::new(SystemClock),
+        Providers { telegram: TelegramClient::new(omnichat::providers::http_client(), telegram.uri()) },
+        "https://example.test",
+    ));
+    auth::bootstrap_first_tenant(&ctx, Some(Secret::new("ock_key"))).await.expect("tenant");
+    let admin = auth::authenticate(&ctx, Some("ock_key")).await.expect("admin");
+    let credentials = json!({"token": "42:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"});
+    let new = NewChannel {
+        provider: Provider::Telegram,
+        name: "bot".into(),
+        credentials: credentials.as_object().cloned().unwrap_or_default(),
+        settings: Default::default(),
+    };
+    let created = channels::create_channel(&ctx, &admin, new).await.expect("channel");
+    let requests = telegram.received_requests().await.unwrap_or_default();
+    let set_webhook = requests.iter().find(|r| r.url.path().ends_with("/setWebhook")).expect("setWebhook");
+    let body: Value = serde_json::from_slice(&set_webhook.body).expect("json");
+    Harness {
+        ctx,
+        admin,
+        channel_id: created.channel.id.to_string(),
+        secret: body["secret_token"].as_str().expect("secret").to_owned(),
+        _dir: dir,
+        _telegram: telegram,
+    }
+}
+
+/// The fixture event for this channel; `base64` re-encodes the body the way API Gateway does for
+/// binary payloads.
+fn event(h: &Harness, secret: &str, base64: bool) -> Value {
+    let text = EVENT.replace("CHANNEL_ID", &h.channel_id).replace("WEBHOOK_SECRET", secret);
+    let mut event: Value = serde_json::from_str(&text).expect("event");
+    if base64 {
+        let body = event["body"].as_str().expect("body").to_owned();
+        event["body"] = Value::String(base64::engine::general_purpose::STANDARD.encode(body));
+        event["isBase64Encoded"] = Value::Bool(true);
+    }
+    event
+}
+
+async fn invoke(h: &Harness, event: &Value) -> (u16, String) {
+    let request = lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
+    let response = omnichat_http::webhooks_app(h.ctx.clone()).oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Messages stored in all of the tenant's dialogs.
+async fn stored_messages(h: &Harness) -> usize {
+    let dialogs_pk = format!("T#{}#DIALOGS", h.admin.tenant_id);
+    let dialogs = h.ctx.store.query(&Query::index(Index::Gsi1, dialogs_pk)).await.expect("query");
+    let mut count = 0;
+    for dialog in dialogs.items {
+        let pk = dialog["pk"].as_str().expect("pk").to_owned();
+        let messages = Query::table(pk).range(SkRange::BeginsWith("MSG#".into()));
+        count += h.ctx.store.query(&messages).await.expect("query").items.len();
+    }
+    count
+}
+
+#[tokio::test]
+async fn an_update_event_is_stored_once_plain_or_base64() {
+    let h = harness().await;
+    assert_eq!(invoke(&h, &event(&h, &h.secret, false)).await.0, 200);
+    assert_eq!(stored_messages(&h).await, 1);
+    // The same update again, base64-encoded this time: a retry, acknowledged and not stored twice.
+    assert_eq!(invoke(&h, &event(&h, &h.secret, true)).await.0, 200);
+    assert_eq!(stored_messages(&h).await, 1);
+}
+
+#[tokio::test]
+async fn a_base64_body_is_decoded_before_parsing() {
+    let h = harness().await;
+    assert_eq!(invoke(&h, &event(&h, &h.secret, true)).await.0, 200);
+    assert_eq!(stored_messages(&h).await, 1);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_401_and_writes_nothing() {
+    let h = harness().await;
+    let (status, body) = invoke(&h, &event(&h, "not-the-secret", false)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(stored_messages(&h).await, 0);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_update_is_400_and_writes_nothing() {
+    let h = harness().await;
+    let mut event = event(&h, &h.secret, false);
+    event["body"] = Value::String("{\"hello\": \"world\"}".into());
+    let (status, body) = invoke(&h, &event).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(stored_messages(&h).await, 0);
+}
