@@ -64,7 +64,7 @@ mod tests {
         let s = Secret::generate(32);
         assert_eq!(s.expose().len(), 32);
         assert!(s.expose().chars().all(|c| c.is_ascii_alphanumeric()));
-        assert!(s.matches(&s.expose().to_owned()));
+        assert!(s.matches(s.expose()));
         assert!(!s.matches("nope"));
         assert_ne!(Secret::generate(32), s);
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnichat::clock::{Clock, SystemClock};
+use omnichat::domain::Provider;
 use omnichat::providers::telegram::TelegramClient;
 use omnichat::secret::Secret;
 use omnichat::usecases::Providers;
@@ -34,7 +35,8 @@ impl Fakes {
 
     fn providers(&self) -> Providers {
         let http = omnichat::providers::http_client();
-        Providers { telegram: TelegramClient::new(http, self.telegram.uri()) }
+        Providers::default()
+            .with(Provider::Telegram, Arc::new(TelegramClient::new(http, self.telegram.uri())))
     }
 
     /// Telegram accepts the token, names the bot, and takes webhooks and messages.
@@ -63,7 +65,9 @@ impl Fakes {
             .iter()
             .rev()
             .filter(|r| r.url.path().ends_with("/setWebhook"))
-            .find_map(|r| serde_json::from_slice::<Value>(&r.body).ok()?["secret_token"].as_str().map(str::to_owned))
+            .find_map(|r| {
+                serde_json::from_slice::<Value>(&r.body).ok()?["secret_token"].as_str().map(str::to_owned)
+            })
             .expect("setWebhook was called with a secret_token")
     }
 }
@@ -124,7 +128,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self.http.post(self.url(path)).bearer_auth(ADMIN_KEY).json(body).send().await.expect("POST");
+        let response =
+            self.http.post(self.url(path)).bearer_auth(ADMIN_KEY).json(body).send().await.expect("POST");
         read(response).await
     }
 
@@ -143,7 +148,8 @@ impl TestApp {
 
     /// Delivers a webhook the way the provider does.
     pub async fn deliver(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> u16 {
-        let mut request = self.http.post(self.url(path)).header("content-type", "application/json").body(body);
+        let mut request =
+            self.http.post(self.url(path)).header("content-type", "application/json").body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

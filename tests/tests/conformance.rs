@@ -19,8 +19,8 @@ use omnichat::adapters::aws::{self, DynamoStore, EventBridgeBus, SdkConfig, Secr
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
 use omnichat::domain::{ChannelId, DialogId, MessageId, TenantId};
 use omnichat::ports::{
-    Condition, DomainEvent, EventBus, EventError, Index, Item, Key, Page, Query, SecretError, SecretStore, SkRange,
-    Store, StoreError, Write,
+    Condition, DomainEvent, EventBus, EventError, Index, Item, Key, Page, Query, SecretError, SecretStore,
+    SkRange, Store, StoreError, Write,
 };
 use omnichat::secret::Secret;
 use serde_json::{Value, json};
@@ -360,8 +360,14 @@ mod store_cases {
 
     pub async fn put_replaces_the_whole_item(store: Arc<dyn Store>) {
         let key = Key::new("T#1", "S#1");
-        store.transact(vec![put(json!({"pk": "T#1", "sk": "S#1", "a": 1, "b": 2}), Condition::Always)]).await.unwrap();
-        store.transact(vec![put(json!({"pk": "T#1", "sk": "S#1", "c": 3}), Condition::Always)]).await.unwrap();
+        store
+            .transact(vec![put(json!({"pk": "T#1", "sk": "S#1", "a": 1, "b": 2}), Condition::Always)])
+            .await
+            .unwrap();
+        store
+            .transact(vec![put(json!({"pk": "T#1", "sk": "S#1", "c": 3}), Condition::Always)])
+            .await
+            .unwrap();
         assert_eq!(store.get(&key).await.unwrap(), Some(item(json!({"pk": "T#1", "sk": "S#1", "c": 3}))));
     }
 
@@ -376,7 +382,12 @@ mod store_cases {
     pub async fn update_upserts_sets_and_removes(store: Arc<dyn Store>) {
         let key = Key::new("D#1", "D");
         store
-            .transact(vec![update(&key, json!({"status": "open", "unread": 1, "due": "2030"}), &[], Condition::Always)])
+            .transact(vec![update(
+                &key,
+                json!({"status": "open", "unread": 1, "due": "2030"}),
+                &[],
+                Condition::Always,
+            )])
             .await
             .expect("upsert");
         assert_eq!(
@@ -385,7 +396,12 @@ mod store_cases {
         );
 
         store
-            .transact(vec![update(&key, json!({"unread": 2, "agent": "E#1"}), &["due", "never-set"], Condition::Exists)])
+            .transact(vec![update(
+                &key,
+                json!({"unread": 2, "agent": "E#1"}),
+                &["due", "never-set"],
+                Condition::Exists,
+            )])
             .await
             .expect("update");
         assert_eq!(
@@ -402,7 +418,10 @@ mod store_cases {
         );
         assert_eq!(store.get(&missing).await, Ok(None));
 
-        store.transact(vec![update(&missing, json!({}), &["x"], Condition::Always)]).await.expect("bare upsert");
+        store
+            .transact(vec![update(&missing, json!({}), &["x"], Condition::Always)])
+            .await
+            .expect("bare upsert");
         assert_eq!(
             store.get(&missing).await.unwrap(),
             Some(item(json!({"pk": "D#2", "sk": "D"}))),
@@ -414,12 +433,17 @@ mod store_cases {
         let key = Key::new("D#1", "D");
         let equals = |value: Value| Condition::Equals("status".into(), value);
         store
-            .transact(vec![put(json!({"pk": "D#1", "sk": "D", "status": "open", "version": 3}), Condition::Always)])
+            .transact(vec![put(
+                json!({"pk": "D#1", "sk": "D", "status": "open", "version": 3}),
+                Condition::Always,
+            )])
             .await
             .unwrap();
 
         assert_eq!(
-            store.transact(vec![update(&key, json!({"status": "closed"}), &[], equals(json!("pending")))]).await,
+            store
+                .transact(vec![update(&key, json!({"status": "closed"}), &[], equals(json!("pending")))])
+                .await,
             conflict(&[0])
         );
         assert_eq!(store.get(&key).await.unwrap().unwrap()["status"], "open");
@@ -463,7 +487,12 @@ mod store_cases {
         let failing = vec![
             put(json!({"pk": "P#a", "sk": "S", "v": "a"}), Condition::NotExists),
             put(json!({"pk": "P#b", "sk": "S", "v": "b2"}), Condition::NotExists),
-            update(&Key::new("P#c", "S"), json!({"status": "closed"}), &[], Condition::Equals("status".into(), json!("x"))),
+            update(
+                &Key::new("P#c", "S"),
+                json!({"status": "closed"}),
+                &[],
+                Condition::Equals("status".into(), json!("x")),
+            ),
         ];
         assert_eq!(store.transact(failing).await, conflict(&[1, 2]), "every failed condition is listed");
         assert_eq!(store.get(&Key::new("P#a", "S")).await, Ok(None), "write #0 was not applied");
@@ -492,7 +521,10 @@ mod store_cases {
                 put(json!({"pk": "P#p", "sk": "S", "new": true}), Condition::NotExists),
                 update(&Key::new("P#u", "S"), json!({"n": 2}), &[], Condition::Exists),
                 Write::Delete { key: Key::new("P#d", "S"), condition: Condition::Exists },
-                Write::Check { key: Key::new("P#c", "S"), condition: Condition::Equals("state".into(), json!("ready")) },
+                Write::Check {
+                    key: Key::new("P#c", "S"),
+                    condition: Condition::Equals("state".into(), json!("ready")),
+                },
                 Write::Check { key: Key::new("P#none", "S"), condition: Condition::Always },
             ])
             .await
@@ -515,20 +547,40 @@ mod store_cases {
         ];
         assert!(matches!(store.transact(twice).await, Err(StoreError::Invalid(_))));
         assert_eq!(store.get(&Key::new("P#1", "S")).await, Ok(None), "nothing written");
-        assert!(matches!(store.transact(Vec::new()).await, Err(StoreError::Invalid(_))), "an empty transaction");
+        assert!(
+            matches!(store.transact(Vec::new()).await, Err(StoreError::Invalid(_))),
+            "an empty transaction"
+        );
     }
 
     pub async fn delete_with_condition(store: Arc<dyn Store>) {
         let key = Key::new("PTR#1", "OPEN");
-        store.transact(vec![put(json!({"pk": "PTR#1", "sk": "OPEN", "dialog": "D#1"}), Condition::Always)]).await.unwrap();
+        store
+            .transact(vec![put(json!({"pk": "PTR#1", "sk": "OPEN", "dialog": "D#1"}), Condition::Always)])
+            .await
+            .unwrap();
         let delete = |condition| vec![Write::Delete { key: key.clone(), condition }];
 
-        assert_eq!(store.transact(delete(Condition::Equals("dialog".into(), json!("D#2")))).await, conflict(&[0]));
+        assert_eq!(
+            store.transact(delete(Condition::Equals("dialog".into(), json!("D#2")))).await,
+            conflict(&[0])
+        );
         assert!(store.get(&key).await.unwrap().is_some(), "a failed condition deletes nothing");
-        store.transact(delete(Condition::Equals("dialog".into(), json!("D#1")))).await.expect("condition holds");
+        store
+            .transact(delete(Condition::Equals("dialog".into(), json!("D#1"))))
+            .await
+            .expect("condition holds");
         assert_eq!(store.get(&key).await, Ok(None));
-        assert_eq!(store.transact(delete(Condition::Exists)).await, conflict(&[0]), "Exists on a missing item");
-        assert_eq!(store.transact(delete(Condition::Always)).await, Ok(()), "deleting a missing item is fine");
+        assert_eq!(
+            store.transact(delete(Condition::Exists)).await,
+            conflict(&[0]),
+            "Exists on a missing item"
+        );
+        assert_eq!(
+            store.transact(delete(Condition::Always)).await,
+            Ok(()),
+            "deleting a missing item is fine"
+        );
     }
 
     pub async fn lone_check_writes_nothing(store: Arc<dyn Store>) {
@@ -572,8 +624,10 @@ mod store_cases {
 
     pub async fn query_paginates_in_order(store: Arc<dyn Store>) {
         let expected: Vec<String> = (0..25).map(|n| format!("M#{n:03}")).collect();
-        let writes =
-            expected.iter().map(|sk| put(json!({"pk": "P#1", "sk": sk}), Condition::Always)).collect::<Vec<_>>();
+        let writes = expected
+            .iter()
+            .map(|sk| put(json!({"pk": "P#1", "sk": sk}), Condition::Always))
+            .collect::<Vec<_>>();
         store.transact(writes).await.unwrap();
 
         let query = Query::table("P#1").limit(7);
@@ -616,7 +670,10 @@ mod store_cases {
                 put(due("D#3", "D", "2030-01-03"), Condition::Always),
                 put(json!({"pk": "D#4", "sk": "D", "gsi1pk": "DUE#1"}), Condition::Always),
                 put(json!({"pk": "D#5", "sk": "D"}), Condition::Always),
-                put(json!({"pk": "D#6", "sk": "D", "gsi2pk": "DUE#1", "gsi2sk": "2030-01-01"}), Condition::Always),
+                put(
+                    json!({"pk": "D#6", "sk": "D", "gsi2pk": "DUE#1", "gsi2sk": "2030-01-01"}),
+                    Condition::Always,
+                ),
             ])
             .await
             .unwrap();
@@ -636,7 +693,12 @@ mod store_cases {
             .transact(vec![
                 update(&Key::new("D#1", "D"), json!({"gsi1pk": "DUE#2"}), &[], Condition::Exists),
                 update(&Key::new("D#3", "D"), json!({}), &["gsi1pk", "gsi1sk"], Condition::Exists),
-                update(&Key::new("D#5", "D"), json!({"gsi1pk": "DUE#1", "gsi1sk": "2030-01-05"}), &[], Condition::Exists),
+                update(
+                    &Key::new("D#5", "D"),
+                    json!({"gsi1pk": "DUE#1", "gsi1sk": "2030-01-05"}),
+                    &[],
+                    Condition::Exists,
+                ),
             ])
             .await
             .unwrap();
@@ -654,10 +716,16 @@ mod store_cases {
         assert_eq!(store.increment(&key, "seq", 5).await, Ok(5));
         assert_eq!(store.increment(&key, "seq", -2).await, Ok(3));
         assert_eq!(store.increment(&key, "other", 1).await, Ok(1));
-        assert_eq!(store.get(&key).await.unwrap(), Some(item(json!({"pk": "CNT#1", "sk": "C", "seq": 3, "other": 1}))));
+        assert_eq!(
+            store.get(&key).await.unwrap(),
+            Some(item(json!({"pk": "CNT#1", "sk": "C", "seq": 3, "other": 1})))
+        );
 
         let record = Key::new("D#1", "D");
-        store.transact(vec![put(json!({"pk": "D#1", "sk": "D", "name": "x"}), Condition::Always)]).await.unwrap();
+        store
+            .transact(vec![put(json!({"pk": "D#1", "sk": "D", "name": "x"}), Condition::Always)])
+            .await
+            .unwrap();
         assert_eq!(store.increment(&record, "unread", 1).await, Ok(1));
         assert_eq!(store.get(&record).await.unwrap().unwrap()["name"], "x", "the rest of the item stays");
     }
@@ -785,12 +853,23 @@ async fn adapters_agree_on_one_script() {
         let key = Key::new("T#1", "D#1");
         transcript.push(("get missing", outcome(store.get(&key).await)));
         let writes = vec![
-            put(json!({"pk": "T#1", "sk": "D#1", "gsi1pk": "OPEN", "gsi1sk": "1", "n": 1}), Condition::NotExists),
-            put(json!({"pk": "T#1", "sk": "D#2", "gsi1pk": "OPEN", "gsi1sk": "2", "n": 2}), Condition::NotExists),
+            put(
+                json!({"pk": "T#1", "sk": "D#1", "gsi1pk": "OPEN", "gsi1sk": "1", "n": 1}),
+                Condition::NotExists,
+            ),
+            put(
+                json!({"pk": "T#1", "sk": "D#2", "gsi1pk": "OPEN", "gsi1sk": "2", "n": 2}),
+                Condition::NotExists,
+            ),
         ];
         transcript.push(("first transaction", outcome(store.transact(writes.clone()).await)));
         transcript.push(("replayed transaction", outcome(store.transact(writes).await)));
-        let change = update(&key, json!({"n": 10, "tags": ["x"]}), &["gsi1pk"], Condition::Equals("n".into(), json!(1)));
+        let change = update(
+            &key,
+            json!({"n": 10, "tags": ["x"]}),
+            &["gsi1pk"],
+            Condition::Equals("n".into(), json!(1)),
+        );
         transcript.push(("conditional update", outcome(store.transact(vec![change]).await)));
         transcript.push(("increment", outcome(store.increment(&key, "n", 5).await)));
         transcript.push(("get", outcome(store.get(&key).await)));

@@ -36,7 +36,8 @@ async fn connecting_a_bot_names_it_registers_the_webhook_and_never_shows_the_tok
     assert!(!text.contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"), "token leaked: {text}");
     assert!(!text.contains(&secret), "webhook secret leaked: {text}");
     let requests = app.fakes.telegram.received_requests().await.unwrap_or_default();
-    let set_webhook = requests.iter().find(|r| r.url.path().ends_with("/setWebhook")).expect("setWebhook called");
+    let set_webhook =
+        requests.iter().find(|r| r.url.path().ends_with("/setWebhook")).expect("setWebhook called");
     let body: Value = serde_json::from_slice(&set_webhook.body).expect("json");
     assert_eq!(body["url"], url.as_str());
     assert!(secret.len() >= 32 && secret.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -49,9 +50,10 @@ async fn connecting_a_bot_names_it_registers_the_webhook_and_never_shows_the_tok
 async fn a_wrong_token_is_bot_not_found_and_saves_nothing() {
     let app = TestApp::spawn().await;
     wiremock::Mock::given(wiremock::matchers::path_regex(r"^/bot.*/getMe$"))
-        .respond_with(wiremock::ResponseTemplate::new(401).set_body_json(
-            json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
-        ))
+        .respond_with(
+            wiremock::ResponseTemplate::new(401)
+                .set_body_json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+        )
         .mount(&app.fakes.telegram)
         .await;
     let (status, body) = app

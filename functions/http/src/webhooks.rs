@@ -1,4 +1,5 @@
-//! `POST /webhooks/{provider}/{channel_id}`: hands the raw request to the webhook use case.
+//! `/webhooks/{provider}/{channel_id}[/{secret}]`: hands the raw request to the webhook use case. POST
+//! carries events; GET and HEAD answer the URL checks some providers make before they send anything.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -7,13 +8,30 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use omnichat::domain::Provider;
-use omnichat::usecases::webhooks::{self, WebhookRequest};
+use omnichat::providers::WebhookRequest;
+use omnichat::usecases::webhooks;
 
 use crate::AppState;
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/{provider}/{channel_id}", post(receive))
+    Router::new()
+        .route("/webhooks/{provider}/{channel_id}", post(receive))
+        .route("/webhooks/{provider}/{channel_id}/{secret}", post(receive_with_secret).get(url_check))
+}
+
+/// Providers that sign nothing check that the URL answers before they use it.
+async fn url_check() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn receive_with_secret(
+    State(ctx): State<AppState>,
+    Path((provider, channel_id, secret)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    handle(&ctx, &provider, &channel_id, Some(secret), &headers, body).await
 }
 
 async fn receive(
@@ -22,17 +40,34 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let provider = Provider::from_slug(&provider)
+    handle(&ctx, &provider, &channel_id, None, &headers, body).await
+}
+
+async fn handle(
+    ctx: &AppState,
+    provider: &str,
+    channel_id: &str,
+    path_secret: Option<String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let provider = Provider::from_slug(provider)
         .filter(|p| *p != Provider::Email)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such provider"))?;
     let request = WebhookRequest {
+        method: "POST".into(),
+        path_secret,
         headers: headers
             .iter()
             .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
             .collect(),
         body: body.to_vec(),
     };
-    let reply = webhooks::receive_webhook(&ctx, provider, &channel_id, &request).await?;
-    tracing::debug!(provider = provider.slug(), outcome = ?reply.outcome, "webhook handled");
+    let handled = webhooks::receive_webhook(ctx, provider, channel_id, &request).await?;
+    tracing::debug!(provider = provider.slug(), outcomes = ?handled.outcomes, "webhook handled");
+    let reply = handled.reply;
+    if reply.body.is_empty() {
+        return Ok(StatusCode::OK.into_response());
+    }
     Ok(([(header::CONTENT_TYPE, reply.content_type)], reply.body).into_response())
 }

@@ -48,7 +48,10 @@ async fn harness() -> Harness {
         Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
         Arc::new(InProcessBus::new(16)),
         Arc::new(SystemClock),
-        Providers { telegram: TelegramClient::new(omnichat::providers::http_client(), telegram.uri()) },
+        Providers::default().with(
+            Provider::Telegram,
+            Arc::new(TelegramClient::new(omnichat::providers::http_client(), telegram.uri())),
+        ),
         "https://example.test",
     ));
     auth::bootstrap_first_tenant(&ctx, Some(Secret::new("ock_key"))).await.expect("tenant");

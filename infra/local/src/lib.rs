@@ -34,7 +34,8 @@ impl Config {
         };
         let data_dir =
             std::env::var_os("OMNICHAT_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".omnichat".into());
-        let admin_key = std::env::var("OMNICHAT_ADMIN_KEY").ok().filter(|k| !k.trim().is_empty()).map(Secret::new);
+        let admin_key =
+            std::env::var("OMNICHAT_ADMIN_KEY").ok().filter(|k| !k.trim().is_empty()).map(Secret::new);
         let public_base_url = std::env::var("PUBLIC_BASE_URL").ok().filter(|u| !u.is_empty());
         Ok(Self { port, data_dir, admin_key, public_base_url, providers: None })
     }
@@ -79,8 +80,9 @@ pub async fn start(
     let secrets = FileSecretStore::open(&config.data_dir.join("secrets.json")).map_err(|e| e.to_string())?;
     let bus = InProcessBus::new(1024);
     let address = SocketAddr::from(([127, 0, 0, 1], config.port));
-    let listener =
-        tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let public_base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let context = Arc::new(Context::new(
@@ -105,7 +107,10 @@ pub async fn start(
                 _ = stopped => {},
             }
         };
-        axum::serve(listener, app).with_graceful_shutdown(signal).await.map_err(|e| format!("server failed: {e}"))
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+            .map_err(|e| format!("server failed: {e}"))
     });
     tracing::info!(%address, data_dir = %config.data_dir.display(), "omnichat-local listening");
     Ok(Running { address, context, first_admin_key, shutdown: Some(stop), server })

@@ -9,8 +9,16 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Outgoing, ProviderError, Sent, WebhookError, transport_error};
+use async_trait::async_trait;
+use serde_json::Map;
+
+use super::{
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Reply, Sent,
+    WebhookError, WebhookRequest, required_credential, transport_error,
+};
+use crate::domain::Account;
 use crate::domain::{Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
+use crate::error::{Error, Result as AppResult};
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
@@ -499,6 +507,61 @@ fn interpret<T: DeserializeOwned>(
 fn redact(text: &str, token: &Secret) -> String {
     let exposed = token.expose();
     if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
+}
+
+/// The channel's credentials: the bot token, and the `secret_token` Telegram echoes in its header.
+const TOKEN: &str = "token";
+
+#[async_trait]
+impl ChannelProvider for TelegramClient {
+    async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
+        let bot_not_found = || Error::rule("bot_not_found", "credentials.token", INVALID_TOKEN);
+        let token = required_credential(credentials, TOKEN)?;
+        if !is_plausible_token(token.expose()) {
+            return Err(bot_not_found());
+        }
+        let bot = match self.get_me(&token).await {
+            Ok(bot) => bot,
+            Err(ProviderError::InvalidCredentials(_)) => return Err(bot_not_found()),
+            Err(other) => return Err(other.into()),
+        };
+        Ok(Connection {
+            account: Account { id: bot.id.to_string(), name: bot.username },
+            masked: [(TOKEN.to_owned(), token.masked())].into(),
+            secrets: ChannelSecrets::default().with(TOKEN, token),
+        })
+    }
+
+    async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
+        let secret_token = secrets.require(ChannelSecrets::WEBHOOK_SECRET)?;
+        Ok(self.set_webhook(secrets.require(TOKEN)?, url, secret_token).await?)
+    }
+
+    async fn remove_webhook(&self, secrets: &ChannelSecrets) -> AppResult<()> {
+        Ok(self.delete_webhook(secrets.require(TOKEN)?).await?)
+    }
+
+    fn receive(&self, secrets: &ChannelSecrets, request: &WebhookRequest) -> Result<Delivery, WebhookError> {
+        verify(request.header(SECRET_HEADER), secrets.for_verifying(ChannelSecrets::WEBHOOK_SECRET)?)?;
+        let Some(inbound) = parse_update(&request.body)? else {
+            return Ok(Delivery::default());
+        };
+        // A button press must be answered or the customer's client shows a spinner; Telegram runs a method
+        // given in the webhook's response, which saves a round trip.
+        let reply = match (&inbound.kind, &inbound.provider_message_id) {
+            (InboundKind::ButtonReply, Some(callback_id)) => {
+                Reply::json(answer_callback_in_reply(callback_id))
+            }
+            _ => Reply::default(),
+        };
+        Ok(Delivery { messages: vec![inbound], statuses: Vec::new(), reply })
+    }
+
+    async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError> {
+        let token =
+            secrets.get(TOKEN).ok_or_else(|| ProviderError::InvalidCredentials("no bot token".into()))?;
+        self.send_message(token, out).await
+    }
 }
 
 #[cfg(test)]

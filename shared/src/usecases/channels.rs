@@ -2,18 +2,16 @@
 //! credential in the secret store, registers the webhook, and enforces "one account, one channel": the
 //! newest channel of an account is the effective one, the older one is marked displaced.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{Account, Channel, ChannelId, ChannelSettings, ChannelStatus, Provider, TenantId};
+use crate::domain::{Channel, ChannelId, ChannelSettings, ChannelStatus, Provider, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::store::{Condition, Index, Item, Query, Write};
+use crate::providers::ChannelSecrets;
 use crate::records;
 use crate::secret::Secret;
 use crate::usecases::auth::Principal;
-use crate::usecases::context::ChannelSecrets;
 use crate::usecases::{Context, auth};
 
 pub const MAX_NAME_CHARS: usize = 100;
@@ -32,13 +30,6 @@ pub struct Created {
     pub channel: Channel,
     /// The older channel of the same account, now inactive.
     pub displaced: Option<ChannelId>,
-}
-
-/// What a provider's connect step hands back.
-struct Connection {
-    account: Account,
-    secrets: ChannelSecrets,
-    masked: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,20 +51,13 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
             "WhatsApp needs the contact-center service / WhatsApp доступен только с услугой контакт-центра",
         ));
     }
+    let module = ctx.providers.get(new.provider)?;
     let id = ChannelId::generate();
-    let webhook_url = format!("{}/webhooks/{}/{id}", ctx.public_base_url, new.provider.slug());
-    let connection = match new.provider {
-        Provider::Telegram => connect_telegram(ctx, &new.credentials).await?,
-        other => {
-            return Err(Error::rule(
-                "provider_not_available",
-                "provider",
-                format!("connecting {} channels is not available yet", other.slug()),
-            ));
-        }
-    };
+    let mut connection = module.connect(&new.credentials).await?;
+    connection.secrets = connection.secrets.with(ChannelSecrets::WEBHOOK_SECRET, Secret::generate(48));
+    let webhook_url = module.webhook_url(&ctx.public_base_url, new.provider, &id, &connection.secrets);
     ctx.put_channel_secrets(&tenant.id, &id, &connection.secrets).await?;
-    if let Err(error) = register_webhook(ctx, new.provider, &connection.secrets, &webhook_url).await {
+    if let Err(error) = module.register_webhook(&connection.secrets, &webhook_url).await {
         forget_secrets(ctx, &tenant.id, &id).await;
         return Err(error);
     }
@@ -202,47 +186,4 @@ pub async fn list_channels(
     let page = ctx.store.query(&query).await?;
     let channels = page.items.into_iter().map(records::from_item).collect::<Result<Vec<Channel>>>()?;
     Ok((channels, page.next))
-}
-
-fn required_credential(credentials: &Map<String, Value>, name: &'static str) -> Result<Secret> {
-    match credentials.get(name).and_then(Value::as_str).map(str::trim) {
-        Some(value) if !value.is_empty() => Ok(Secret::new(value)),
-        _ => Err(Error::rule("credential_missing", format!("credentials.{name}"), "is required")),
-    }
-}
-
-async fn connect_telegram(ctx: &Context, credentials: &Map<String, Value>) -> Result<Connection> {
-    let token = required_credential(credentials, "token")?;
-    if !crate::providers::telegram::is_plausible_token(token.expose()) {
-        return Err(bot_not_found());
-    }
-    let bot = match ctx.providers.telegram.get_me(&token).await {
-        Ok(bot) => bot,
-        Err(crate::providers::ProviderError::InvalidCredentials(_)) => return Err(bot_not_found()),
-        Err(other) => return Err(other.into()),
-    };
-    let masked = BTreeMap::from([("token".to_owned(), token.masked())]);
-    let secrets = ChannelSecrets::default().with("token", token).with("webhook_secret", Secret::generate(48));
-    Ok(Connection { account: Account { id: bot.id.to_string(), name: bot.username }, secrets, masked })
-}
-
-fn bot_not_found() -> Error {
-    Error::rule("bot_not_found", "credentials.token", "Bot not found / Бот не найден")
-}
-
-async fn register_webhook(
-    ctx: &Context,
-    provider: Provider,
-    secrets: &ChannelSecrets,
-    url: &str,
-) -> Result<()> {
-    match provider {
-        Provider::Telegram => {
-            let token = secrets.require("token")?;
-            let secret_token = secrets.require("webhook_secret")?;
-            ctx.providers.telegram.set_webhook(token, url, secret_token).await?;
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }

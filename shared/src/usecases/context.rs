@@ -1,30 +1,15 @@
 //! What every use case runs with: the ports, the clock, the provider clients and the public URL. Built once
 //! per process (per Lambda container), never per request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::domain::{ChannelId, TenantId};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ports::{EventBus, SecretStore, Store};
-use crate::providers::telegram::TelegramClient;
-use crate::secret::Secret;
-
-/// The provider clients, each with its base URL.
-#[derive(Debug, Clone)]
-pub struct Providers {
-    pub telegram: TelegramClient,
-}
-
-impl Providers {
-    /// Clients with base URLs from the environment (`TELEGRAM_API_BASE`, ...), defaulting to the real ones.
-    pub fn from_env() -> Self {
-        let http = crate::providers::http_client();
-        Self { telegram: TelegramClient::from_env(http) }
-    }
-}
+use crate::providers::{ChannelSecrets, Providers};
 
 /// How long a channel's credentials are kept in memory before they are read from the secret store again.
 const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -104,43 +89,4 @@ impl Context {
 /// One secret per channel, holding every credential of it.
 pub fn channel_secret_name(tenant: &TenantId, channel: &ChannelId) -> String {
     format!("channel/{tenant}/{channel}")
-}
-
-/// A channel's credentials (token, webhook secret, ...), kept together in one secret.
-#[derive(Clone, Default)]
-pub struct ChannelSecrets(BTreeMap<String, Secret>);
-
-impl std::fmt::Debug for ChannelSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-impl ChannelSecrets {
-    pub fn with(mut self, name: &str, value: Secret) -> Self {
-        self.0.insert(name.to_owned(), value);
-        self
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Secret> {
-        self.0.get(name)
-    }
-
-    /// The credential, or an internal error: a connected channel always has the ones it was made with.
-    pub fn require(&self, name: &'static str) -> Result<&Secret> {
-        self.get(name).ok_or_else(|| Error::Internal(format!("the channel's credentials lack {name}")))
-    }
-
-    fn encode(&self) -> Result<Secret> {
-        let clear: BTreeMap<&str, &str> = self.0.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
-        serde_json::to_string(&clear)
-            .map(Secret::new)
-            .map_err(|_| Error::Internal("credentials not serializable".into()))
-    }
-
-    fn decode(secret: &Secret) -> Result<Self> {
-        let clear: BTreeMap<String, String> = serde_json::from_str(secret.expose())
-            .map_err(|_| Error::Internal("a channel secret is not a JSON object of strings".into()))?;
-        Ok(Self(clear.into_iter().map(|(k, v)| (k, Secret::new(v))).collect()))
-    }
 }

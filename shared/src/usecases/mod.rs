@@ -7,4 +7,5 @@ pub mod dialogs;
 pub mod ingest;
 pub mod webhooks;
 
-pub use context::{Context, Providers};
+pub use crate::providers::Providers;
+pub use context::Context;

@@ -1,41 +1,18 @@
 //! An inbound provider request: find the channel, verify, parse, ingest, answer what the provider expects.
 //! A request that cannot be verified or parsed writes nothing.
 
-use crate::domain::{ChannelId, InboundKind, Provider};
+use crate::domain::{ChannelId, Provider};
 use crate::error::{Error, Result};
-use crate::providers::telegram;
+use crate::providers::{Reply, WebhookRequest};
 use crate::usecases::ingest::{self, IngestOutcome};
 use crate::usecases::{Context, channels};
-
-/// The parts of an HTTP request a provider module looks at.
-#[derive(Debug, Clone, Default)]
-pub struct WebhookRequest {
-    /// Header names in lower case.
-    pub headers: Vec<(String, String)>,
-    /// The raw body, exactly as received (signatures are over these bytes).
-    pub body: Vec<u8>,
-}
-
-impl WebhookRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
 
 /// What to answer the provider: always a 2xx once the request is verified and understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookReply {
-    pub content_type: &'static str,
-    pub body: String,
-    /// What happened, for logs and tests.
-    pub outcome: WebhookOutcome,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    Stored(IngestOutcome),
-    /// An event type the product does not use, or a channel that no longer receives.
-    Ignored,
+    pub reply: Reply,
+    /// What happened to each message, for logs and tests.
+    pub outcomes: Vec<IngestOutcome>,
 }
 
 pub async fn receive_webhook(
@@ -55,35 +32,18 @@ pub async fn receive_webhook(
         .channel_secrets(&channel.tenant_id, &channel.id)
         .await?
         .ok_or(crate::providers::WebhookError::Unauthorized)?;
-    match provider {
-        Provider::Telegram => {
-            telegram::verify(request.header(telegram::SECRET_HEADER), secrets.require("webhook_secret")?)?;
-            let Some(inbound) = telegram::parse_update(&request.body)? else {
-                return Ok(ok_reply(WebhookOutcome::Ignored, String::new()));
-            };
-            if !channel.is_active() {
-                return Ok(ok_reply(WebhookOutcome::Ignored, String::new()));
-            }
-            let outcome = ingest::ingest(ctx, &channel, &inbound).await?;
-            // A button press must be answered or the customer's client shows a spinner; Telegram runs a
-            // method given in the webhook's response, which saves a round trip.
-            let body = match (&inbound.kind, &inbound.provider_message_id) {
-                (InboundKind::ButtonReply, Some(callback_id)) => {
-                    telegram::answer_callback_in_reply(callback_id)
-                }
-                _ => String::new(),
-            };
-            Ok(ok_reply(WebhookOutcome::Stored(outcome), body))
-        }
-        other => Err(Error::rule(
-            "provider_not_available",
-            "provider",
-            format!("{} webhooks are not available yet", other.slug()),
-        )),
+    let module = ctx.providers.get(provider)?;
+    let delivery = module.receive(&secrets, request)?;
+    if !channel.is_active() {
+        // Disconnected or displaced: acknowledged so the provider stops retrying, and nothing is stored.
+        return Ok(WebhookReply { reply: delivery.reply, outcomes: Vec::new() });
     }
-}
-
-fn ok_reply(outcome: WebhookOutcome, body: String) -> WebhookReply {
-    let content_type = if body.is_empty() { "text/plain" } else { "application/json" };
-    WebhookReply { content_type, body, outcome }
+    let mut outcomes = Vec::with_capacity(delivery.messages.len());
+    for inbound in &delivery.messages {
+        outcomes.push(ingest::ingest(ctx, &channel, inbound).await?);
+    }
+    if !delivery.statuses.is_empty() {
+        tracing::debug!(count = delivery.statuses.len(), "delivery reports received");
+    }
+    Ok(WebhookReply { reply: delivery.reply, outcomes })
 }

@@ -2,7 +2,7 @@
 //!
 //! ## The table (what `template.yaml` declares and [`create_table`] creates)
 //! - Key: `pk` (HASH) and `sk` (RANGE), both strings. What the key strings look like for each record (tenant,
-//!   channel, dialog, message, pointers, counters...) is laid out in `crate::records`.
+//!   channel, dialog, message, pointers, counters...) is laid out in [`crate::records`].
 //! - Three sparse global secondary indexes `gsi1`, `gsi2`, `gsi3`, each keyed by string attributes
 //!   (`gsiNpk` HASH, `gsiNsk` RANGE) with projection ALL. An item is in an index only while it carries both
 //!   of that index's attributes, so an index holds exactly the items a use case needs to find (due timers,
@@ -420,9 +420,12 @@ fn update_expression(
         if attribute == PK || attribute == SK {
             return Err(StoreError::Invalid(format!("an update cannot remove {attribute}")));
         }
-        removals.push(expression.name(attribute));
+        let name = expression.name(attribute);
+        // DynamoDB refuses a path named twice.
+        if !removals.contains(&name) {
+            removals.push(name);
+        }
     }
-    removals.dedup();
     if assignments.is_empty() && removals.is_empty() {
         removals.push(expression.name(NOOP_ATTRIBUTE));
     }

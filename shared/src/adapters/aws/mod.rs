@@ -10,10 +10,10 @@ pub mod secrets_manager;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 /// What [`load_sdk_config`] answers, for callers that keep it (they need no `aws_config` of their own).
 pub use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 
 pub use dynamodb::{DynamoStore, create_table};
 pub use eventbridge::{EventBridgeBus, create_event_bus};

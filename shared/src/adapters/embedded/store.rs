@@ -207,14 +207,35 @@ fn decode_cursor(token: &str) -> Result<Cursor, StoreError> {
         .ok_or_else(|| StoreError::Invalid("bad page token".into()))
 }
 
+type ItemEntry<'a> = Result<
+    (redb::AccessGuard<'a, (&'static str, &'static str)>, redb::AccessGuard<'a, &'static [u8]>),
+    redb::StorageError,
+>;
+type IndexEntry<'a> = Result<
+    (
+        redb::AccessGuard<'a, (&'static str, &'static str, &'static str, &'static str)>,
+        redb::AccessGuard<'a, ()>,
+    ),
+    redb::StorageError,
+>;
+
+/// The range in the asked order.
+fn ordered<'a, T: 'a>(
+    range: impl DoubleEndedIterator<Item = T> + 'a,
+    descending: bool,
+) -> Box<dyn Iterator<Item = T> + 'a> {
+    if descending { Box::new(range.rev()) } else { Box::new(range) }
+}
+
 fn run_query(db: &Database, query: &Query) -> Result<Page, StoreError> {
     let txn = db.begin_read().map_err(db_error("begin read"))?;
     let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
     let after = query.after.as_deref().map(decode_cursor).transpose()?;
     let (low, high) = sk_bounds(&query.range);
     let pk = query.pk.as_str();
-    let mut found: Vec<(Cursor, Item)> = Vec::new();
+    // One more than asked, to know whether there is a next page.
     let wanted = query.limit + 1;
+    let mut found: Vec<(Cursor, Item)> = Vec::new();
     match query.index {
         None => {
             let start = (pk, low.as_str());
@@ -225,30 +246,14 @@ fn run_query(db: &Database, query: &Query) -> Result<Page, StoreError> {
                 (None, _) => (Bound::Included(start), Bound::Included(end)),
             };
             let range = items.range::<(&str, &str)>((start, end)).map_err(db_error("range"))?;
-            let mut visit = |entry: Result<
-                (redb::AccessGuard<'_, (&str, &str)>, redb::AccessGuard<'_, &[u8]>),
-                redb::StorageError,
-            >|
-             -> Result<bool, StoreError> {
-                let (k, v) = entry.map_err(db_error("read"))?;
-                let (ipk, isk) = k.value();
-                if sk_matches(&query.range, isk) {
-                    found.push((
-                        Cursor { isk: None, pk: ipk.to_owned(), sk: isk.to_owned() },
-                        decode(v.value())?,
-                    ));
-                }
-                Ok(found.len() < wanted)
-            };
-            if query.descending {
-                for entry in range.rev() {
-                    if !visit(entry)? {
-                        break;
-                    }
-                }
-            } else {
-                for entry in range {
-                    if !visit(entry)? {
+            for entry in ordered(range, query.descending) {
+                let entry: ItemEntry<'_> = entry;
+                let (key, value) = entry.map_err(db_error("read"))?;
+                let (item_pk, item_sk) = key.value();
+                if sk_matches(&query.range, item_sk) {
+                    let cursor = Cursor { isk: None, pk: item_pk.to_owned(), sk: item_sk.to_owned() };
+                    found.push((cursor, decode(value.value())?));
+                    if found.len() == wanted {
                         break;
                     }
                 }
@@ -266,30 +271,17 @@ fn run_query(db: &Database, query: &Query) -> Result<Page, StoreError> {
                 (None, _) => (Bound::Included(start), Bound::Included(end)),
             };
             let range = table.range::<(&str, &str, &str, &str)>((start, end)).map_err(db_error("range"))?;
-            let mut visit = |entry: Result<
-                (redb::AccessGuard<'_, (&str, &str, &str, &str)>, redb::AccessGuard<'_, ()>),
-                redb::StorageError,
-            >|
-             -> Result<bool, StoreError> {
-                let (k, _) = entry.map_err(db_error("read"))?;
-                let (_, isk, ipk, sk) = k.value();
-                if sk_matches(&query.range, isk) {
-                    let key = Key::new(ipk, sk);
-                    if let Some(item) = read_item(&items, &key)? {
-                        found.push((Cursor { isk: Some(isk.to_owned()), pk: key.pk, sk: key.sk }, item));
-                    }
+            for entry in ordered(range, query.descending) {
+                let entry: IndexEntry<'_> = entry;
+                let (key, _) = entry.map_err(db_error("read"))?;
+                let (_, index_sk, item_pk, item_sk) = key.value();
+                if !sk_matches(&query.range, index_sk) {
+                    continue;
                 }
-                Ok(found.len() < wanted)
-            };
-            if query.descending {
-                for entry in range.rev() {
-                    if !visit(entry)? {
-                        break;
-                    }
-                }
-            } else {
-                for entry in range {
-                    if !visit(entry)? {
+                let key = Key::new(item_pk, item_sk);
+                if let Some(item) = read_item(&items, &key)? {
+                    found.push((Cursor { isk: Some(index_sk.to_owned()), pk: key.pk, sk: key.sk }, item));
+                    if found.len() == wanted {
                         break;
                     }
                 }
