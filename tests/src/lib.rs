@@ -26,17 +26,19 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// The local fakes of the providers' APIs.
 pub struct Fakes {
     pub telegram: MockServer,
+    /// Provider modules a test added, pointed at its own fakes.
+    extra: Option<Providers>,
 }
 
 impl Fakes {
     pub async fn start() -> Self {
-        Self { telegram: MockServer::start().await }
+        Self { telegram: MockServer::start().await, extra: None }
     }
 
     fn providers(&self) -> Providers {
         let http = omnichat::providers::http_client();
-        Providers::default()
-            .with(Provider::Telegram, Arc::new(TelegramClient::new(http, self.telegram.uri())))
+        let providers = self.extra.clone().unwrap_or_default();
+        providers.with(Provider::Telegram, Arc::new(TelegramClient::new(http, self.telegram.uri())))
     }
 
     /// Telegram accepts the token, names the bot, and takes webhooks and messages.
@@ -89,9 +91,19 @@ impl TestApp {
     }
 
     pub async fn spawn_with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::spawn_with_clock_and(clock, |providers| providers).await
+    }
+
+    /// A bundle with more provider modules (each test brings its own fakes for them).
+    pub async fn spawn_with(extra: impl FnOnce(Providers) -> Providers) -> Self {
+        Self::spawn_with_clock_and(Arc::new(SystemClock), extra).await
+    }
+
+    pub async fn spawn_with_clock_and(clock: Arc<dyn Clock>, extra: impl FnOnce(Providers) -> Providers) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
-        let fakes = Fakes::start().await;
+        let mut fakes = Fakes::start().await;
+        fakes.extra = Some(extra(Providers::default()));
         let running = start(&data_dir, &fakes, Arc::clone(&clock)).await;
         Self {
             base: format!("http://{}", running.address),

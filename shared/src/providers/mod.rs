@@ -12,7 +12,13 @@ use crate::domain::{Account, ChannelId, InboundMessage, OutStatus, Provider};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+pub mod avito;
+pub mod edna;
+pub mod infobip;
+pub mod messagebird;
 pub mod telegram;
+pub mod viber;
+pub mod vk;
 
 /// What every provider module offers the use cases. `receive` is pure (no I/O): it verifies and parses
 /// one inbound request with the channel's credentials.
