@@ -25,8 +25,20 @@ if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv"
 fi
 
-installed_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)"
-if [[ "$installed_version" != "$MOTO_VERSION" ]] || [[ ! -x "$venv/bin/moto_server" ]]; then
+# moto at the pinned version, with what its server and dynamodb extras bring (flask, flask-cors,
+# py-partiql-parser): a plain `pip install moto` alone would not start the server.
+installed="$("$venv/bin/python" - "$MOTO_VERSION" <<'PY' 2>/dev/null || true
+import importlib.metadata as metadata, sys
+try:
+    ok = metadata.version("moto") == sys.argv[1] and all(
+        metadata.version(extra) for extra in ("flask", "flask-cors", "py-partiql-parser")
+    )
+except metadata.PackageNotFoundError:
+    ok = False
+print("yes" if ok else "no")
+PY
+)"
+if [[ "$installed" != "yes" ]] || [[ ! -x "$venv/bin/moto_server" ]]; then
     echo "with-moto: installing moto $MOTO_VERSION" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         "moto[server,dynamodb,events,secretsmanager]==$MOTO_VERSION"

@@ -57,13 +57,14 @@ async fn handle(
     let request = WebhookRequest {
         method: "POST".into(),
         path_secret,
+        webhook_url: String::new(),
         headers: headers
             .iter()
             .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
             .collect(),
         body: body.to_vec(),
     };
-    let handled = webhooks::receive_webhook(ctx, provider, channel_id, &request).await?;
+    let handled = webhooks::receive_webhook(ctx, provider, channel_id, request).await?;
     tracing::debug!(provider = provider.slug(), outcomes = ?handled.outcomes, "webhook handled");
     let reply = handled.reply;
     if reply.body.is_empty() {

@@ -101,6 +101,9 @@ pub struct WebhookRequest {
     pub body: Vec<u8>,
     /// The extra path segment of providers that sign nothing.
     pub path_secret: Option<String>,
+    /// The channel's webhook URL as registered with the provider (signatures may cover it); filled in by
+    /// the webhook use case once it knows the channel.
+    pub webhook_url: String,
 }
 
 impl WebhookRequest {

@@ -19,7 +19,7 @@ pub async fn receive_webhook(
     ctx: &Context,
     provider: Provider,
     channel_id: &str,
-    request: &WebhookRequest,
+    mut request: WebhookRequest,
 ) -> Result<WebhookReply> {
     let not_found = || Error::NotFound { what: "channel" };
     let channel_id = ChannelId::parse(channel_id).ok_or_else(not_found)?;
@@ -33,7 +33,8 @@ pub async fn receive_webhook(
         .await?
         .ok_or(crate::providers::WebhookError::Unauthorized)?;
     let module = ctx.providers.get(provider)?;
-    let delivery = module.receive(&secrets, request)?;
+    request.webhook_url.clone_from(&channel.webhook_url);
+    let delivery = module.receive(&secrets, &request)?;
     if !channel.is_active() {
         // Disconnected or displaced: acknowledged so the provider stops retrying, and nothing is stored.
         return Ok(WebhookReply { reply: delivery.reply, outcomes: Vec::new() });
