@@ -99,7 +99,10 @@ impl TestApp {
         Self::spawn_with_clock_and(Arc::new(SystemClock), extra).await
     }
 
-    pub async fn spawn_with_clock_and(clock: Arc<dyn Clock>, extra: impl FnOnce(Providers) -> Providers) -> Self {
+    pub async fn spawn_with_clock_and(
+        clock: Arc<dyn Clock>,
+        extra: impl FnOnce(Providers) -> Providers,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let mut fakes = Fakes::start().await;

@@ -1,0 +1,100 @@
+//! `/v1/channels`: connect, read, list, update and disconnect channels.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{PageParams, caller, json_body, page_response};
+use crate::AppState;
+use crate::error::ApiError;
+use omnichat::domain::{Channel, ChannelSettings, Provider};
+use omnichat::usecases::channels::{self, NewChannel};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/channels", get(list_channels).post(create_channel))
+        .route("/v1/channels/{id}", get(get_channel))
+}
+
+/// A channel as the API shows it: WhatsApp as one kind with its provider, credentials masked.
+pub fn channel_json(channel: &Channel) -> Value {
+    json!({
+        "id": channel.id,
+        "provider": channel.provider.kind(),
+        "whatsapp_provider": channel.provider.whatsapp_provider(),
+        "name": channel.name,
+        "account": channel.account,
+        "status": channel.status,
+        "displaced_by": channel.displaced_by,
+        "webhook_url": channel.webhook_url,
+        "settings": channel.settings,
+        "credentials": channel.credentials_masked,
+        "created_at": channel.created_at,
+        "updated_at": channel.updated_at,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateChannelBody {
+    provider: String,
+    whatsapp_provider: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    credentials: Map<String, Value>,
+    #[serde(default)]
+    settings: Value,
+}
+
+async fn create_channel(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body: CreateChannelBody = json_body(&body)?;
+    let provider =
+        Provider::from_kind(&body.provider, body.whatsapp_provider.as_deref()).ok_or_else(|| {
+            let field = if body.provider == "whatsapp" { "whatsapp_provider" } else { "provider" };
+            ApiError::from(omnichat::Error::rule(
+                "unknown_provider",
+                field,
+                "not a provider this product connects",
+            ))
+        })?;
+    let settings = ChannelSettings::from_json(&body.settings).map_err(omnichat::Error::from)?;
+    let new = NewChannel {
+        provider,
+        name: body.name.unwrap_or_else(|| provider.kind().to_owned()),
+        credentials: body.credentials,
+        settings,
+    };
+    let created = channels::create_channel(&ctx, &principal, new).await?;
+    let mut channel = channel_json(&created.channel);
+    channel["displaced"] = json!(created.displaced);
+    Ok((StatusCode::CREATED, Json(channel)).into_response())
+}
+
+async fn list_channels(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let (items, next) =
+        channels::list_channels(&ctx, &principal, params.limit()?, params.page.clone()).await?;
+    Ok(page_response(items.iter().map(channel_json).collect(), next))
+}
+
+async fn get_channel(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    Ok(Json(channel_json(&channels::get_channel(&ctx, &principal, &id).await?)))
+}

@@ -1,0 +1,69 @@
+//! The REST API under `/v1` (API.md): authentication, JSON bodies and pages here; rules in the use cases.
+//! One module per resource.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, header};
+use omnichat::usecases::auth::{self, Principal};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+mod channels;
+mod dialogs;
+mod tenant;
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new().merge(tenant::router()).merge(channels::router()).merge(dialogs::router())
+}
+
+/// The caller, from `Authorization: Bearer <key>`.
+pub(crate) async fn caller(ctx: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    Ok(auth::authenticate(ctx, bearer).await?)
+}
+
+/// A JSON body, or 400 with our error body (not axum's plain-text rejection).
+pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON for this route: {error}"))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    pub limit: Option<String>,
+    pub page: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.as_deref() {
+            None => Ok(DEFAULT_PAGE_SIZE),
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+                _ => Err(ApiError {
+                    field: Some("limit".into()),
+                    ..ApiError::bad_request(
+                        "invalid_limit",
+                        format!("limit is a number from 1 to {MAX_PAGE_SIZE}"),
+                    )
+                }),
+            },
+        }
+    }
+}
+
+pub(crate) fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<String>) -> Json<Value> {
+    Json(json!({"items": items, "next": next}))
+}
