@@ -60,6 +60,8 @@ omnichat_tools_install() {
 
     mkdir -p "$venv" || return 1
     log="$(mktemp "${TMPDIR:-/tmp}/omnichat-tools.XXXXXX.log")" || return 1
+    # The venv folder itself is the lock (fd 9); nothing reads it, hence SC2094's false alarm.
+    # shellcheck disable=SC2094
     (
         flock 9 || exit 1
         if [[ ! -x "$venv/bin/python" ]]; then
@@ -86,6 +88,7 @@ unset -f omnichat_tools_install omnichat_tools_pinned omnichat_tools_sam_deps_pi
 if [[ $omnichat_tools_status -ne 0 ]]; then
     unset omnichat_tools_status
     # `return` when sourced, `exit` when executed.
+    # shellcheck disable=SC2317
     return 1 2>/dev/null || exit 1
 fi
 unset omnichat_tools_status

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-# shellcheck source=../tools.sh
+# shellcheck source-path=SCRIPTDIR source=../tools.sh
 source "$repo_root/infra/tools.sh"
 
 template="${1:-$repo_root/template.yaml}"

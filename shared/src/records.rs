@@ -10,6 +10,11 @@
 //! | message | `DLG#{dialog}` | `MSG#{message}` | |
 //! | open-dialog pointer | `OPEN#{channel}#{customer}` | `OPEN` | |
 //! | inbound delivery (dedup) | `IN#{channel}#{dedup key}` | `IN` | TTL `expires_at` |
+//! | employee | `T#{tenant}#EMP` | `{employee}` | |
+//! | group | `T#{tenant}#GRP` | `{group}` | |
+//! | chatbot | `T#{tenant}#BOT` | `{chatbot}` | |
+//! | working hours | `T#{tenant}` | `HOURS` | |
+//! | people version (group writes vs. deletes of what they name) | `T#{tenant}` | `PEOPLE` | |
 //!
 //! Ids are UUIDv7, so `{dialog}` and `{message}` sort by creation time. Every tenant-owned record carries
 //! `tenant_id`, and reads by id compare it with the caller's tenant (another tenant's id is "not found").
@@ -101,4 +106,41 @@ pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, Error> {
 pub fn with_expiry(mut item: Item, epoch_seconds: i64) -> Item {
     item.insert(EXPIRES_AT.into(), Value::from(epoch_seconds));
     item
+}
+
+// People and hours: one partition per tenant and kind, so a list is a strongly consistent Query of the
+// table (contact centers have tens to hundreds of employees, far below one partition's limits).
+
+pub fn employees_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#EMP")
+}
+
+pub fn employee_key(tenant: &TenantId, employee: &crate::domain::EmployeeId) -> Key {
+    Key::new(employees_of(tenant), employee.as_str())
+}
+
+pub fn groups_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#GRP")
+}
+
+pub fn group_key(tenant: &TenantId, group: &crate::domain::GroupId) -> Key {
+    Key::new(groups_of(tenant), group.as_str())
+}
+
+pub fn chatbots_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#BOT")
+}
+
+pub fn chatbot_key(tenant: &TenantId, chatbot: &crate::domain::ChatbotId) -> Key {
+    Key::new(chatbots_of(tenant), chatbot.as_str())
+}
+
+pub fn working_hours_key(tenant: &TenantId) -> Key {
+    Key::new(format!("T#{tenant}"), "HOURS")
+}
+
+/// A counter every group write and every delete of an employee bumps in its transaction, so a group can
+/// never be saved naming an employee deleted meanwhile.
+pub fn people_version_key(tenant: &TenantId) -> Key {
+    Key::new(format!("T#{tenant}"), "PEOPLE")
 }

@@ -119,6 +119,10 @@ impl TestApp {
         }
     }
 
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     pub fn running(&self) -> &Running {
         self.running.as_ref().expect("running")
     }
@@ -145,6 +149,12 @@ impl TestApp {
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let response =
             self.http.post(self.url(path)).bearer_auth(ADMIN_KEY).json(body).send().await.expect("POST");
+        read(response).await
+    }
+
+    pub async fn http_put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response =
+            self.http.put(self.url(path)).bearer_auth(ADMIN_KEY).json(body).send().await.expect("PUT");
         read(response).await
     }
 
@@ -179,6 +189,7 @@ async fn start(data_dir: &Path, fakes: &Fakes, clock: Arc<dyn Clock>) -> Running
         admin_key: Some(Secret::new(ADMIN_KEY)),
         public_base_url: Some("https://omnichat.example.test".into()),
         providers: Some(fakes.providers()),
+        tick: Duration::from_secs(1),
     };
     omnichat_local::start(config, clock, std::future::pending()).await.expect("omnichat-local starts")
 }

@@ -154,3 +154,92 @@ async fn the_api_needs_a_key_and_answers_errors_in_its_shape() {
     let (status, body) = app.get("/v1/dialogs?limit=100000").await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("limit")));
 }
+
+#[tokio::test]
+async fn an_employee_reply_goes_out_through_send_message_with_buttons() {
+    let app = TestApp::spawn().await;
+    let (channel, secret) = app.connect_telegram(777_000_444, "acme_bot").await;
+    wiremock::Mock::given(wiremock::matchers::path_regex(r"^/bot[^/]+/sendMessage$"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(
+            json!({"ok": true, "result": {"message_id": 9001, "date": 1700000000, "chat": {"id": 1111111, "type": "private"}}}),
+        ))
+        .mount(&app.fakes.telegram)
+        .await;
+    assert_eq!(
+        app.deliver(&webhook_path(&channel), &[(SECRET_HEADER, &secret)], fixture("telegram_text.json"))
+            .await,
+        200
+    );
+    let dialog_id = dialogs(&app).await[0]["id"].as_str().expect("id").to_owned();
+    let (status, sent) = app
+        .post(
+            &format!("/v1/dialogs/{dialog_id}/messages"),
+            &json!({"text": "Hello! How can we help?", "buttons": ["Order", "Delivery"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["direction"], "out");
+    assert_eq!(sent["status"], "sent");
+    assert_eq!(sent["provider_message_id"], "9001");
+    let requests = app.fakes.telegram.received_requests().await.unwrap_or_default();
+    let sends: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.url.path().ends_with("/sendMessage"))
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["chat_id"], 1111111);
+    assert_eq!(sends[0]["text"], "Hello! How can we help?");
+    assert_eq!(sends[0]["reply_markup"]["inline_keyboard"][0][0]["text"], "Order");
+    assert_eq!(sends[0]["reply_markup"]["inline_keyboard"][1][0]["callback_data"], "Delivery");
+    let stored = messages(&app, &dialog_id).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[1]["status"], "sent");
+}
+
+#[tokio::test]
+async fn a_throttled_reply_stays_pending_and_goes_out_once_after_retry_after() {
+    let app = TestApp::spawn().await;
+    let (channel, secret) = app.connect_telegram(777_000_555, "acme_bot").await;
+    wiremock::Mock::given(wiremock::matchers::path_regex(r"^/bot[^/]+/sendMessage$"))
+        .respond_with(wiremock::ResponseTemplate::new(429).set_body_json(
+            json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 2", "parameters": {"retry_after": 2}}),
+        ))
+        .up_to_n_times(1)
+        .mount(&app.fakes.telegram)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::path_regex(r"^/bot[^/]+/sendMessage$"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(
+            json!({"ok": true, "result": {"message_id": 9002, "date": 1700000000, "chat": {"id": 1111111, "type": "private"}}}),
+        ))
+        .mount(&app.fakes.telegram)
+        .await;
+    assert_eq!(
+        app.deliver(&webhook_path(&channel), &[(SECRET_HEADER, &secret)], fixture("telegram_text.json"))
+            .await,
+        200
+    );
+    let dialog_id = dialogs(&app).await[0]["id"].as_str().expect("id").to_owned();
+    let (status, sent) =
+        app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "One moment"})).await;
+    let answered = std::time::Instant::now();
+    assert_eq!((status, sent["status"].as_str()), (201, Some("pending")), "{sent}");
+    // The local timer ticks every second; Telegram asked for 2 s; bounded wait.
+    let mut status = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = messages(&app, &dialog_id).await[1]["status"].as_str().unwrap_or_default().to_owned();
+        if status == "sent" {
+            break;
+        }
+    }
+    assert_eq!(status, "sent");
+    let requests = app.fakes.telegram.received_requests().await.unwrap_or_default();
+    let sends: Vec<_> = requests.iter().filter(|r| r.url.path().ends_with("/sendMessage")).collect();
+    assert_eq!(sends.len(), 2, "one throttled try, one successful send, nothing more");
+    let waited = answered.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(1900),
+        "sent again after {waited:?}, before retry_after"
+    );
+}

@@ -13,6 +13,7 @@ use omnichat::providers::telegram::TelegramClient;
 use omnichat::secret::Secret;
 use omnichat::usecases::auth::{self, Principal};
 use omnichat::usecases::channels::{self, NewChannel};
+use omnichat::usecases::tenants;
 use omnichat::usecases::{Context, Providers};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -54,7 +55,7 @@ async fn harness() -> Harness {
         ),
         "https://example.test",
     ));
-    auth::bootstrap_first_tenant(&ctx, Some(Secret::new("ock_key"))).await.expect("tenant");
+    tenants::bootstrap_first_tenant(&ctx, Some(Secret::new("ock_key"))).await.expect("tenant");
     let admin = auth::authenticate(&ctx, Some("ock_key")).await.expect("admin");
     let credentials = json!({"token": "42:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"});
     let new = NewChannel {

@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
 use omnichat::clock::{Clock, SystemClock};
 use omnichat::secret::Secret;
-use omnichat::usecases::{Context, Providers, auth};
+use omnichat::usecases::{Context, Providers, tenants};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Provider clients; `None` builds them from the environment (`TELEGRAM_API_BASE`, ...).
     pub providers: Option<Providers>,
+    /// How often the scheduled jobs run (`OMNICHAT_TICK_SECONDS`, default 60).
+    pub tick: Duration,
 }
 
 impl Config {
@@ -37,7 +40,18 @@ impl Config {
         let admin_key =
             std::env::var("OMNICHAT_ADMIN_KEY").ok().filter(|k| !k.trim().is_empty()).map(Secret::new);
         let public_base_url = std::env::var("PUBLIC_BASE_URL").ok().filter(|u| !u.is_empty());
-        Ok(Self { port, data_dir, admin_key, public_base_url, providers: None })
+        let tick = match std::env::var("OMNICHAT_TICK_SECONDS") {
+            Ok(raw) => match raw.parse::<u64>() {
+                Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
+                _ => {
+                    return Err(format!(
+                        "OMNICHAT_TICK_SECONDS must be a whole number of seconds > 0, not {raw:?}"
+                    ));
+                }
+            },
+            Err(_) => Duration::from_secs(60),
+        };
+        Ok(Self { port, data_dir, admin_key, public_base_url, providers: None, tick })
     }
 }
 
@@ -93,12 +107,14 @@ pub async fn start(
         config.providers.clone().unwrap_or_else(Providers::from_env),
         public_base_url,
     ));
-    let first_admin_key = auth::bootstrap_first_tenant(&context, config.admin_key.clone())
+    let first_admin_key = tenants::bootstrap_first_tenant(&context, config.admin_key.clone())
         .await
         .map_err(|e| e.to_string())?
         .map(|(_, key)| key);
 
     let (stop, stopped) = oneshot::channel::<()>();
+    let (stop_timer, timer_stopped) = oneshot::channel::<()>();
+    let timer = tokio::spawn(run_timer(Arc::clone(&context), config.tick, timer_stopped));
     let app = omnichat_http::app(Arc::clone(&context));
     let server = tokio::spawn(async move {
         let signal = async move {
@@ -107,10 +123,13 @@ pub async fn start(
                 _ = stopped => {},
             }
         };
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await
-            .map_err(|e| format!("server failed: {e}"))
+            .map_err(|e| format!("server failed: {e}"));
+        let _ = stop_timer.send(());
+        let _ = timer.await;
+        served
     });
     tracing::info!(%address, data_dir = %config.data_dir.display(), "omnichat-local listening");
     Ok(Running { address, context, first_admin_key, shutdown: Some(stop), server })
@@ -131,4 +150,18 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))
+}
+
+/// The local stand-in for the EventBridge schedules: one tick of every scheduled job per period, never
+/// two at once, stopped with the server.
+async fn run_timer(context: Arc<Context>, period: Duration, mut stop: oneshot::Receiver<()>) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = interval.tick() => omnichat::usecases::scheduled::run_local_tick(&context).await,
+        }
+    }
 }

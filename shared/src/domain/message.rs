@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelId, Customer, DialogId, EmployeeId, MessageId, TenantId};
+use super::{ChannelId, Customer, Dialog, DialogId, EmployeeId, MessageId, TenantId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,6 +99,9 @@ pub struct Message {
     /// Outbound only: the employee who wrote it (none for auto-replies and chatbots).
     #[serde(default)]
     pub author_id: Option<EmployeeId>,
+    /// Outbound only: why it failed, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl Message {
@@ -125,6 +128,35 @@ impl Message {
             received_at,
             status: None,
             author_id: None,
+            failure: None,
+        }
+    }
+
+    /// An outgoing message, pending until the provider accepts it.
+    pub fn outbound(
+        dialog: &Dialog,
+        text: String,
+        buttons: Vec<String>,
+        author_id: Option<EmployeeId>,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            id: MessageId::generate(),
+            tenant_id: dialog.tenant_id.clone(),
+            channel_id: dialog.channel_id.clone(),
+            dialog_id: dialog.id.clone(),
+            direction: Direction::Out,
+            kind: InboundKind::Message,
+            customer_id: dialog.customer.id.clone(),
+            text: Some(text),
+            attachments: Vec::new(),
+            buttons,
+            provider_message_id: None,
+            sent_at: None,
+            received_at: at,
+            status: Some(OutStatus::Pending),
+            author_id,
+            failure: None,
         }
     }
 }

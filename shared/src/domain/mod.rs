@@ -3,8 +3,10 @@
 
 pub mod channel;
 pub mod dialog;
+pub mod hours;
 pub mod ids;
 pub mod message;
+pub mod people;
 pub mod settings;
 pub mod tenant;
 

@@ -15,9 +15,29 @@ pub const EVENT_SOURCE: &str = "omnichat";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DomainEvent {
-    DialogOpened { tenant_id: TenantId, channel_id: ChannelId, dialog_id: DialogId },
-    MessageReceived { tenant_id: TenantId, channel_id: ChannelId, dialog_id: DialogId, message_id: MessageId },
-    DialogClosed { tenant_id: TenantId, channel_id: ChannelId, dialog_id: DialogId },
+    DialogOpened {
+        tenant_id: TenantId,
+        channel_id: ChannelId,
+        dialog_id: DialogId,
+    },
+    MessageReceived {
+        tenant_id: TenantId,
+        channel_id: ChannelId,
+        dialog_id: DialogId,
+        message_id: MessageId,
+    },
+    DialogClosed {
+        tenant_id: TenantId,
+        channel_id: ChannelId,
+        dialog_id: DialogId,
+    },
+    /// An outgoing message could not be sent and will not be retried.
+    MessageFailed {
+        tenant_id: TenantId,
+        dialog_id: DialogId,
+        message_id: MessageId,
+        reason: String,
+    },
 }
 
 impl DomainEvent {
@@ -27,6 +47,7 @@ impl DomainEvent {
             DomainEvent::DialogOpened { .. } => "DialogOpened",
             DomainEvent::MessageReceived { .. } => "MessageReceived",
             DomainEvent::DialogClosed { .. } => "DialogClosed",
+            DomainEvent::MessageFailed { .. } => "MessageFailed",
         }
     }
 }

@@ -55,6 +55,13 @@ pub trait ChannelProvider: Send + Sync {
 
     /// Sends one message to a customer.
     async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError>;
+
+    /// Whether the provider drops a repeated send with the same `Outgoing::idempotency_key` (VK
+    /// `random_id`, edna `requestId`). Where it does not, a send whose outcome is unknown (the sender died
+    /// mid-call) is marked failed rather than repeated: at most once beats twice.
+    fn idempotent_sends(&self) -> bool {
+        false
+    }
 }
 
 /// The provider modules this process can use, by provider.
@@ -72,7 +79,10 @@ impl Providers {
     /// real APIs. One HTTP client (one connection pool, one TLS setup) serves them all.
     pub fn from_env() -> Self {
         let http = http_client();
-        Self::default().with(Provider::Telegram, Arc::new(telegram::TelegramClient::from_env(http)))
+        Self::default()
+            .with(Provider::Telegram, Arc::new(telegram::TelegramClient::from_env(http.clone())))
+            .with(Provider::Vk, Arc::new(vk::VkClient::from_env(http.clone())))
+            .with(Provider::Viber, Arc::new(viber::ViberClient::from_env(http.clone())))
     }
 
     pub fn with(mut self, provider: Provider, module: Arc<dyn ChannelProvider>) -> Self {

@@ -5,9 +5,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{EmployeeId, Features, Tenant, TenantId};
+use crate::domain::{EmployeeId, TenantId};
 use crate::error::{Error, Result};
-use crate::ports::store::{Condition, Index, Key, Write};
+use crate::ports::store::{Condition, Index, Write};
 use crate::records;
 use crate::secret::Secret;
 use crate::usecases::Context;
@@ -59,11 +59,11 @@ pub async fn authenticate(ctx: &Context, bearer: Option<&str>) -> Result<Princip
     Ok(Principal { tenant_id: record.tenant_id, role: record.role, employee_id: record.employee_id })
 }
 
-fn generate_key() -> Secret {
+pub(crate) fn generate_key() -> Secret {
     Secret::new(format!("ock_{}", Secret::generate(40).expose()))
 }
 
-fn api_key_write(
+pub(crate) fn api_key_write(
     key: &Secret,
     tenant: &TenantId,
     role: Role,
@@ -96,45 +96,4 @@ pub async fn create_api_key(
     let key = generate_key();
     ctx.store.transact(vec![api_key_write(&key, tenant, role, employee, ctx.clock.now())?]).await?;
     Ok(key)
-}
-
-pub async fn get_tenant(ctx: &Context, tenant: &TenantId) -> Result<Tenant> {
-    let item =
-        ctx.store.get(&records::tenant_key(tenant)).await?.ok_or(Error::NotFound { what: "tenant" })?;
-    records::from_item(item)
-}
-
-/// On the very first start of a store: one tenant with both services on and an admin key (the given one,
-/// or a generated one). Answers `None` when the store was bootstrapped before.
-pub async fn bootstrap_first_tenant(
-    ctx: &Context,
-    preset_key: Option<Secret>,
-) -> Result<Option<(Tenant, Secret)>> {
-    let marker = Key::new("BOOTSTRAP", "BOOTSTRAP");
-    if ctx.store.get(&marker).await?.is_some() {
-        return Ok(None);
-    }
-    let now = ctx.clock.now();
-    let tenant = Tenant {
-        id: TenantId::generate(),
-        name: "Default".into(),
-        features: Features::default(),
-        created_at: now,
-    };
-    let key = preset_key.filter(|k| !k.expose().trim().is_empty()).unwrap_or_else(generate_key);
-    let mut marker_item = crate::ports::store::Item::new();
-    marker_item.insert("tenant_id".into(), serde_json::Value::String(tenant.id.to_string()));
-    let writes = vec![
-        Write::Put { item: records::to_item(&marker_item, &marker, &[])?, condition: Condition::NotExists },
-        Write::Put {
-            item: records::to_item(&tenant, &records::tenant_key(&tenant.id), &[])?,
-            condition: Condition::NotExists,
-        },
-        api_key_write(&key, &tenant.id, Role::Admin, None, now)?,
-    ];
-    match ctx.store.transact(writes).await {
-        Ok(()) => Ok(Some((tenant, key))),
-        Err(conflict) if conflict.failed_at(0) => Ok(None),
-        Err(other) => Err(other.into()),
-    }
 }

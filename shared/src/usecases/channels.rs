@@ -5,14 +5,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{Channel, ChannelId, ChannelSettings, ChannelStatus, Provider, TenantId};
+use crate::domain::settings::Handling;
+use crate::domain::{Channel, ChannelId, ChannelSettings, ChannelStatus, Provider, Tenant, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::store::{Condition, Index, Item, Query, Write};
 use crate::providers::ChannelSecrets;
 use crate::records;
 use crate::secret::Secret;
 use crate::usecases::auth::Principal;
-use crate::usecases::{Context, auth};
+use crate::usecases::{Context, people, tenants};
 
 pub const MAX_NAME_CHARS: usize = 100;
 
@@ -39,11 +40,8 @@ struct AccountClaim {
 
 pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChannel) -> Result<Created> {
     principal.require_admin()?;
-    let tenant = auth::get_tenant(ctx, &principal.tenant_id).await?;
-    let name = new.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::rule("invalid_name", "name", format!("1 to {MAX_NAME_CHARS} characters")));
-    }
+    let tenant = tenants::get_tenant(ctx, &principal.tenant_id).await?;
+    let name = valid_name(&new.name)?;
     if new.provider.is_whatsapp() && !tenant.features.contact_center {
         return Err(Error::rule(
             "contact_center_off",
@@ -51,6 +49,7 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
             "WhatsApp needs the contact-center service / WhatsApp доступен только с услугой контакт-центра",
         ));
     }
+    check_settings_references(ctx, &tenant, new.provider, &new.settings).await?;
     let module = ctx.providers.get(new.provider)?;
     let id = ChannelId::generate();
     let mut connection = module.connect(&new.credentials).await?;
@@ -186,4 +185,193 @@ pub async fn list_channels(
     let page = ctx.store.query(&query).await?;
     let channels = page.items.into_iter().map(records::from_item).collect::<Result<Vec<Channel>>>()?;
     Ok((channels, page.next))
+}
+
+/// The rules that need the tenant's data: handling names an employee, group or (where the provider
+/// allows it) chatbot of the tenant; chatbots only where the tenant's chatbot service is on.
+pub async fn check_settings_references(
+    ctx: &Context,
+    tenant: &Tenant,
+    provider: Provider,
+    settings: &ChannelSettings,
+) -> Result<()> {
+    let missing =
+        |field: &str, what: &str| Error::rule("not_found", field, format!("no such {what} in this tenant"));
+    match &settings.handling {
+        None => {}
+        Some(Handling::Employee { employee_id }) => {
+            if people::get_employee(ctx, &tenant.id, employee_id).await?.is_none() {
+                return Err(missing("handling.employee_id", "employee"));
+            }
+        }
+        Some(Handling::Group { group_id }) => {
+            if people::get_group(ctx, &tenant.id, group_id).await?.is_none() {
+                return Err(missing("handling.group_id", "group"));
+            }
+        }
+        Some(Handling::Chatbot { chatbot_id }) => {
+            if !provider.allows_chatbot_handling() {
+                return Err(Error::rule(
+                    "chatbot_handling_not_allowed",
+                    "handling.chatbot_id",
+                    format!(
+                        "a chatbot cannot handle {} dialogs; choose an employee or a group",
+                        provider.kind()
+                    ),
+                ));
+            }
+            check_chatbot(ctx, tenant, chatbot_id, "handling.chatbot_id").await?;
+        }
+    }
+    if let Some(chatbot_id) = &settings.off_hours.chatbot_id {
+        check_chatbot(ctx, tenant, chatbot_id, "off_hours.chatbot_id").await?;
+    }
+    Ok(())
+}
+
+async fn check_chatbot(
+    ctx: &Context,
+    tenant: &Tenant,
+    chatbot: &crate::domain::ChatbotId,
+    field: &str,
+) -> Result<()> {
+    if !tenant.features.chatbots {
+        return Err(Error::rule(
+            "chatbots_off",
+            field,
+            "chatbots need the chatbot service / чат-боты доступны только с услугой чат-ботов",
+        ));
+    }
+    if people::get_chatbot(ctx, &tenant.id, chatbot).await?.is_none() {
+        return Err(Error::rule("not_found", field, "no such chatbot in this tenant"));
+    }
+    Ok(())
+}
+
+/// What an admin may change on a channel; `None` keeps the current value. New credentials must belong to
+/// the same account (another account is another channel); the webhook secret is kept.
+#[derive(Debug, Default)]
+pub struct ChannelUpdate {
+    pub name: Option<String>,
+    pub settings: Option<ChannelSettings>,
+    pub credentials: Option<Map<String, Value>>,
+}
+
+pub async fn update_channel(
+    ctx: &Context,
+    principal: &Principal,
+    id: &str,
+    update: ChannelUpdate,
+) -> Result<Channel> {
+    let mut channel = get_channel(ctx, principal, id).await?;
+    if channel.status == ChannelStatus::Disconnected {
+        return Err(Error::rule(
+            "channel_disconnected",
+            "status",
+            "a disconnected channel cannot be changed",
+        ));
+    }
+    let tenant = tenants::get_tenant(ctx, &principal.tenant_id).await?;
+    let previous_update = channel.updated_at;
+    if let Some(name) = update.name {
+        channel.name = valid_name(&name)?;
+    }
+    if let Some(settings) = update.settings {
+        check_settings_references(ctx, &tenant, channel.provider, &settings).await?;
+        channel.settings = settings;
+    }
+    if let Some(credentials) = update.credentials {
+        let module = ctx.providers.get(channel.provider)?;
+        let connection = module.connect(&credentials).await?;
+        if connection.account.id != channel.account.id {
+            return Err(Error::rule(
+                "account_mismatch",
+                "credentials",
+                "these credentials belong to another account; connect it as a new channel",
+            ));
+        }
+        let current = ctx.channel_secrets(&channel.tenant_id, &channel.id).await?.unwrap_or_default();
+        let webhook_secret = current.require(ChannelSecrets::WEBHOOK_SECRET)?.clone();
+        let secrets = connection.secrets.with(ChannelSecrets::WEBHOOK_SECRET, webhook_secret);
+        module.register_webhook(&secrets, &channel.webhook_url).await?;
+        ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &secrets).await?;
+        channel.account = connection.account;
+        channel.credentials_masked = connection.masked;
+    }
+    channel.updated_at = ctx.clock.now().max(previous_update);
+    let write = Write::Put {
+        item: channel_item(&channel)?,
+        condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
+    };
+    match ctx.store.transact(vec![write]).await {
+        Ok(()) => Ok(channel),
+        Err(crate::ports::StoreError::Conflict { .. }) => {
+            Err(Error::Conflict("the channel was changed meanwhile; read it again and retry".into()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Disconnects after explicit confirmation: the provider's webhook is removed, the channel stops receiving
+/// and sending, its account may be connected again, and its credentials are deleted (on AWS: scheduled for
+/// deletion with a recovery window).
+pub async fn disconnect_channel(
+    ctx: &Context,
+    principal: &Principal,
+    id: &str,
+    confirm: bool,
+) -> Result<Channel> {
+    let mut channel = get_channel(ctx, principal, id).await?;
+    if !confirm {
+        return Err(Error::rule(
+            "confirmation_required",
+            "confirm",
+            "send {\"confirm\": true} to disconnect / подтвердите отключение",
+        ));
+    }
+    if channel.status == ChannelStatus::Disconnected {
+        return Ok(channel);
+    }
+    if let Some(secrets) = ctx.channel_secrets(&channel.tenant_id, &channel.id).await? {
+        let module = ctx.providers.get(channel.provider)?;
+        if let Err(error) = module.remove_webhook(&secrets).await {
+            // The channel stops receiving anyway: without credentials no request verifies.
+            tracing::warn!(%error, channel = %channel.id, "the provider's webhook could not be removed");
+        }
+    }
+    let previous_update = channel.updated_at;
+    channel.status = ChannelStatus::Disconnected;
+    channel.updated_at = ctx.clock.now().max(previous_update);
+    let claim_key = records::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
+    let release_claim = Write::Delete {
+        key: claim_key,
+        condition: Condition::Equals("channel_id".into(), Value::String(channel.id.to_string())),
+    };
+    let save = || -> Result<Write> {
+        Ok(Write::Put {
+            item: channel_item(&channel)?,
+            condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
+        })
+    };
+    match ctx.store.transact(vec![save()?, release_claim]).await {
+        Ok(()) => {}
+        // The account is held by a newer channel (this one was displaced): only this channel changes.
+        Err(conflict) if conflict.failed_at(1) && !conflict.failed_at(0) => {
+            ctx.store.transact(vec![save()?]).await?
+        }
+        Err(crate::ports::StoreError::Conflict { .. }) => {
+            return Err(Error::Conflict("the channel was changed meanwhile; try again".into()));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    ctx.delete_channel_secrets(&channel.tenant_id, &channel.id).await?;
+    Ok(channel)
+}
+
+fn valid_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::rule("invalid_name", "name", format!("1 to {MAX_NAME_CHARS} characters")));
+    }
+    Ok(name.to_owned())
 }

@@ -1,9 +1,12 @@
 //! Reading dialogs and their messages, scoped to the caller's tenant (and, for an employee key, to their
 //! own dialogs).
 
+use serde_json::Value;
+
 use crate::domain::{Dialog, DialogId, DialogStatus, EmployeeId, Message};
 use crate::error::{Error, Result};
-use crate::ports::store::{Index, Query, SkRange};
+use crate::ports::events::DomainEvent;
+use crate::ports::store::{Condition, Index, Query, SkRange, Write};
 use crate::records;
 use crate::usecases::Context;
 use crate::usecases::auth::{Principal, Role};
@@ -40,7 +43,7 @@ pub async fn list_dialogs(
     Ok((dialogs, page.next))
 }
 
-fn status_name(status: DialogStatus) -> &'static str {
+pub(crate) fn status_name(status: DialogStatus) -> &'static str {
     match status {
         DialogStatus::Open => "open",
         DialogStatus::Assigned => "assigned",
@@ -79,4 +82,85 @@ pub async fn list_messages(
     let page = ctx.store.query(&query).await?;
     let messages = page.items.into_iter().map(records::from_item).collect::<Result<Vec<Message>>>()?;
     Ok((messages, page.next))
+}
+
+/// Closes a dialog (an admin, or the employee it is assigned to). The customer's next message opens a new
+/// dialog. Closing a closed dialog changes nothing.
+pub async fn close_dialog(ctx: &Context, principal: &Principal, id: &str) -> Result<Dialog> {
+    let dialog = get_dialog(ctx, principal, id).await?;
+    close(ctx, dialog).await
+}
+
+/// Closes a dialog on the system's behalf (inactivity, tests): marks the dialog closed and removes the customer's open-dialog pointer in one transaction, so ingest
+/// never adds a message to a closed dialog.
+pub async fn close(ctx: &Context, mut dialog: Dialog) -> Result<Dialog> {
+    if dialog.is_closed() {
+        return Ok(dialog);
+    }
+    let previous = status_name(dialog.status);
+    dialog.close(ctx.clock.now())?;
+    let save = Write::Put {
+        item: crate::usecases::ingest::dialog_item(&dialog)?,
+        condition: Condition::Equals("status".into(), Value::String(previous.into())),
+    };
+    let release = Write::Delete {
+        key: records::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
+        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
+    };
+    match ctx.store.transact(vec![save, release]).await {
+        Ok(()) => {}
+        Err(conflict) if conflict.failed_at(0) => {
+            return Err(Error::Conflict("the dialog changed meanwhile; read it again".into()));
+        }
+        Err(crate::ports::StoreError::Conflict { .. }) => {
+            return Err(Error::Internal(format!("dialog {} had no open-dialog pointer", dialog.id)));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let event = DomainEvent::DialogClosed {
+        tenant_id: dialog.tenant_id.clone(),
+        channel_id: dialog.channel_id.clone(),
+        dialog_id: dialog.id.clone(),
+    };
+    if let Err(error) = ctx.bus.publish(&[event]).await {
+        tracing::warn!(%error, dialog = %dialog.id, "DialogClosed not published");
+    }
+    Ok(dialog)
+}
+
+pub const MAX_REPLY_CHARS: usize = 4096;
+pub const MAX_BUTTONS: usize = 10;
+pub const MAX_BUTTON_CHARS: usize = 64;
+
+/// An employee's (or admin's) reply: written to the outbox and sent through the channel's provider.
+pub async fn reply(
+    ctx: &Context,
+    principal: &Principal,
+    dialog_id: &str,
+    text: &str,
+    buttons: Vec<String>,
+) -> Result<Message> {
+    let dialog = get_dialog(ctx, principal, dialog_id).await?;
+    if dialog.is_closed() {
+        return Err(Error::rule("dialog_closed", "dialog", "the dialog is closed / диалог закрыт"));
+    }
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_REPLY_CHARS {
+        return Err(Error::rule("invalid_text", "text", format!("1 to {MAX_REPLY_CHARS} characters")));
+    }
+    if buttons.len() > MAX_BUTTONS {
+        return Err(Error::rule("too_many_buttons", "buttons", format!("at most {MAX_BUTTONS} buttons")));
+    }
+    for (i, button) in buttons.iter().enumerate() {
+        if button.trim().is_empty() || button.chars().count() > MAX_BUTTON_CHARS {
+            return Err(Error::rule(
+                "invalid_button",
+                format!("buttons[{i}]"),
+                format!("1 to {MAX_BUTTON_CHARS} characters"),
+            ));
+        }
+    }
+    let message =
+        Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), ctx.clock.now());
+    crate::usecases::outbox::send_in_dialog(ctx, &dialog, message, Vec::new()).await
 }

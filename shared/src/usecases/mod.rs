@@ -4,7 +4,12 @@ pub mod auth;
 pub mod channels;
 pub mod context;
 pub mod dialogs;
+pub mod hours;
 pub mod ingest;
+pub mod outbox;
+pub mod people;
+pub mod scheduled;
+pub mod tenants;
 pub mod webhooks;
 
 pub use crate::providers::Providers;

@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -13,12 +13,13 @@ use super::{PageParams, caller, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
 use omnichat::domain::{Channel, ChannelSettings, Provider};
-use omnichat::usecases::channels::{self, NewChannel};
+use omnichat::usecases::channels::{self, ChannelUpdate, NewChannel};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/channels", get(list_channels).post(create_channel))
-        .route("/v1/channels/{id}", get(get_channel))
+        .route("/v1/channels/{id}", get(get_channel).put(update_channel))
+        .route("/v1/channels/{id}/disconnect", post(disconnect_channel))
 }
 
 /// A channel as the API shows it: WhatsApp as one kind with its provider, credentials masked.
@@ -97,4 +98,43 @@ async fn get_channel(
 ) -> Result<Json<Value>, ApiError> {
     let principal = caller(&ctx, &headers).await?;
     Ok(Json(channel_json(&channels::get_channel(&ctx, &principal, &id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateChannelBody {
+    name: Option<String>,
+    settings: Option<Value>,
+    credentials: Option<Map<String, Value>>,
+}
+
+async fn update_channel(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body: UpdateChannelBody = json_body(&body)?;
+    let settings =
+        body.settings.as_ref().map(ChannelSettings::from_json).transpose().map_err(omnichat::Error::from)?;
+    let update = ChannelUpdate { name: body.name, settings, credentials: body.credentials };
+    Ok(Json(channel_json(&channels::update_channel(&ctx, &principal, &id, update).await?)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DisconnectBody {
+    #[serde(default)]
+    confirm: bool,
+}
+
+async fn disconnect_channel(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body: DisconnectBody = if body.is_empty() { DisconnectBody::default() } else { json_body(&body)? };
+    Ok(Json(channel_json(&channels::disconnect_channel(&ctx, &principal, &id, body.confirm).await?)))
 }

@@ -1,13 +1,14 @@
 //! `/v1/dialogs`: the dialogs and their messages.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{PageParams, caller, page_response};
+use super::{PageParams, caller, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
 use omnichat::domain::{DialogStatus, EmployeeId};
@@ -17,7 +18,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/dialogs", get(list_dialogs))
         .route("/v1/dialogs/{id}", get(get_dialog))
-        .route("/v1/dialogs/{id}/messages", get(list_messages))
+        .route("/v1/dialogs/{id}/messages", get(list_messages).post(reply))
+        .route("/v1/dialogs/{id}/close", post(close_dialog))
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,4 +81,33 @@ async fn list_messages(
     let (items, next) =
         dialogs::list_messages(&ctx, &principal, &id, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items, next))
+}
+
+async fn close_dialog(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    Ok(Json(json!(dialogs::close_dialog(&ctx, &principal, &id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    text: String,
+    #[serde(default)]
+    buttons: Vec<String>,
+}
+
+async fn reply(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body: ReplyBody = json_body(&body)?;
+    let message = dialogs::reply(&ctx, &principal, &id, &body.text, body.buttons).await?;
+    Ok((StatusCode::CREATED, Json(json!(message))))
 }

@@ -15,13 +15,20 @@ use crate::error::ApiError;
 
 mod channels;
 mod dialogs;
+mod hours;
+mod people;
 mod tenant;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(tenant::router()).merge(channels::router()).merge(dialogs::router())
+    Router::new()
+        .merge(tenant::router())
+        .merge(channels::router())
+        .merge(dialogs::router())
+        .merge(people::router())
+        .merge(hours::router())
 }
 
 /// The caller, from `Authorization: Bearer <key>`.

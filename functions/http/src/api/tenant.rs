@@ -1,23 +1,78 @@
-//! `GET|PUT /v1/tenant`: the tenant's services.
+//! `GET|PUT /v1/tenant` (the tenant's services) and `POST /v1/api-keys` (keys for admins and employees).
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use omnichat::domain::{EmployeeId, Features, Tenant};
+use omnichat::usecases::auth::{self, Role};
+use omnichat::usecases::tenants;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::caller;
+use super::{caller, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use omnichat::usecases::auth;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/tenant", get(get_tenant))
+    Router::new()
+        .route("/v1/tenant", get(get_tenant).put(update_tenant))
+        .route("/v1/api-keys", post(create_api_key))
+}
+
+fn tenant_json(tenant: &Tenant) -> Json<Value> {
+    Json(json!({"id": tenant.id, "name": tenant.name, "features": tenant.features}))
 }
 
 async fn get_tenant(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
-    let tenant = auth::get_tenant(&ctx, &principal.tenant_id).await?;
-    Ok(Json(json!({"id": tenant.id, "name": tenant.name, "features": tenant.features})))
+    Ok(tenant_json(&tenants::get_tenant(&ctx, &principal.tenant_id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantBody {
+    features: Features,
+}
+
+async fn update_tenant(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body: TenantBody = json_body(&body)?;
+    Ok(tenant_json(&tenants::update_features(&ctx, &principal, body.features).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyBody {
+    role: Role,
+    employee_id: Option<String>,
+}
+
+/// The clear key is in this response only; the store keeps its hash.
+async fn create_api_key(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    principal.require_admin()?;
+    let body: ApiKeyBody = json_body(&body)?;
+    let employee = match body.employee_id.as_deref() {
+        None => None,
+        Some(raw) => Some(EmployeeId::parse(raw).ok_or_else(|| {
+            ApiError::from(omnichat::Error::rule(
+                "not_found",
+                "employee_id",
+                "no such employee in this tenant",
+            ))
+        })?),
+    };
+    let key = auth::create_api_key(&ctx, &principal.tenant_id, body.role, employee.clone()).await?;
+    Ok((StatusCode::CREATED, Json(json!({"key": key.expose(), "role": body.role, "employee_id": employee}))))
 }

@@ -1,0 +1,37 @@
+//! `GET|PUT /v1/working-hours`: the tenant's working hours (always open until they are set). `PUT`
+//! replaces them as a whole and answers what is now in effect.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use super::{caller, json_body};
+use crate::AppState;
+use crate::error::ApiError;
+use omnichat::domain::hours::WorkingHours;
+use omnichat::usecases::hours;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/working-hours", get(get_working_hours).put(put_working_hours))
+}
+
+async fn get_working_hours(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    Ok(Json(hours::read_working_hours(&ctx, &principal).await?.to_json()))
+}
+
+async fn put_working_hours(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    principal.require_admin()?;
+    // Anything but a JSON object is a malformed request (400); a broken rule is 422 naming the field.
+    let body = Value::Object(json_body::<Map<String, Value>>(&body)?);
+    let working_hours = WorkingHours::from_json(&body).map_err(omnichat::Error::from)?;
+    Ok(Json(hours::put_working_hours(&ctx, &principal, working_hours).await?.to_json()))
+}

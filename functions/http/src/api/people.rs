@@ -1,0 +1,225 @@
+//! `/v1/employees`, `/v1/groups`, `/v1/chatbots`: the contact center's people. A `PUT` changes the fields
+//! its body names and keeps the others.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::{PageParams, caller, json_body, page_response};
+use crate::AppState;
+use crate::error::ApiError;
+use omnichat::domain::people::{Chatbot, ChatbotChanges, Employee, EmployeeChanges, Group, GroupChanges};
+use omnichat::usecases::people;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/employees", get(list_employees).post(create_employee))
+        .route("/v1/employees/{id}", get(get_employee).put(update_employee).delete(delete_employee))
+        .route("/v1/groups", get(list_groups).post(create_group))
+        .route("/v1/groups/{id}", get(get_group).put(update_group).delete(delete_group))
+        .route("/v1/chatbots", get(list_chatbots).post(create_chatbot))
+        .route("/v1/chatbots/{id}", get(get_chatbot).put(update_chatbot).delete(delete_chatbot))
+}
+
+pub fn employee_json(employee: &Employee) -> Value {
+    json!({
+        "id": employee.id,
+        "name": employee.name,
+        "status": employee.status,
+        "max_dialogs": employee.max_dialogs,
+    })
+}
+
+pub fn group_json(group: &Group) -> Value {
+    json!({
+        "id": group.id,
+        "name": group.name,
+        "members": group.members,
+        "distribution": group.distribution,
+        "wait_seconds": group.wait_seconds,
+    })
+}
+
+pub fn chatbot_json(chatbot: &Chatbot) -> Value {
+    json!({
+        "id": chatbot.id,
+        "name": chatbot.name,
+        "webhook_url": chatbot.webhook_url,
+        "enabled": chatbot.enabled,
+    })
+}
+
+/// The body as a JSON object: anything else is a malformed request (400), like bad JSON.
+fn object_body(body: &Bytes) -> Result<Value, ApiError> {
+    json_body::<Map<String, Value>>(body).map(Value::Object)
+}
+
+fn created(body: Value) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+// ---- employees ----
+
+async fn list_employees(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let (items, next) =
+        people::list_employees(&ctx, &principal, params.limit()?, params.page.clone()).await?;
+    Ok(page_response(items.iter().map(employee_json).collect(), next))
+}
+
+async fn create_employee(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    principal.require_admin()?;
+    let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok(created(employee_json(&people::create_employee(&ctx, &principal, changes).await?)))
+}
+
+async fn get_employee(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    Ok(Json(employee_json(&people::read_employee(&ctx, &principal, &id).await?)))
+}
+
+async fn update_employee(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok(Json(employee_json(&people::update_employee(&ctx, &principal, &id, changes).await?)))
+}
+
+async fn delete_employee(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    people::delete_employee(&ctx, &principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- groups ----
+
+async fn list_groups(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let (items, next) = people::list_groups(&ctx, &principal, params.limit()?, params.page.clone()).await?;
+    Ok(page_response(items.iter().map(group_json).collect(), next))
+}
+
+async fn create_group(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    principal.require_admin()?;
+    let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok(created(group_json(&people::create_group(&ctx, &principal, changes).await?)))
+}
+
+async fn get_group(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    Ok(Json(group_json(&people::read_group(&ctx, &principal, &id).await?)))
+}
+
+async fn update_group(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    principal.require_admin()?;
+    let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok(Json(group_json(&people::update_group(&ctx, &principal, &id, changes).await?)))
+}
+
+async fn delete_group(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    people::delete_group(&ctx, &principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- chatbots ----
+
+async fn list_chatbots(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let (items, next) = people::list_chatbots(&ctx, &principal, params.limit()?, params.page.clone()).await?;
+    Ok(page_response(items.iter().map(chatbot_json).collect(), next))
+}
+
+async fn create_chatbot(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    principal.require_admin()?;
+    let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok(created(chatbot_json(&people::create_chatbot(&ctx, &principal, changes).await?)))
+}
+
+async fn get_chatbot(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    Ok(Json(chatbot_json(&people::read_chatbot(&ctx, &principal, &id).await?)))
+}
+
+async fn update_chatbot(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    principal.require_admin()?;
+    let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok(Json(chatbot_json(&people::update_chatbot(&ctx, &principal, &id, changes).await?)))
+}
+
+async fn delete_chatbot(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    people::delete_chatbot(&ctx, &principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,307 @@
+//! The outbox: every outgoing message (an employee's reply, an auto-reply, a chatbot's answer) is first
+//! written as pending with an outbox entry, then sent (ARCHITECTURE.md invariant 4).
+//!
+//! The entry sits in the sparse due index (gsi3, `DUE#OUTBOX#{shard}` / `{due millis}#{message}`), so
+//! the scheduled retry reads only what is due. A sender claims an entry with a conditional update that
+//! moves its due time to the end of a lease: two ticks that read the same entry race on that condition and
+//! only one sends. A failed send is retried with exponential backoff (or the provider's Retry-After),
+//! then marked failed with the reason. An entry whose lease ran out mid-send had an unknown outcome: it is
+//! sent again only to providers that drop repeated sends (idempotency keys), else marked failed.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
+use crate::error::{Error, Result};
+use crate::ports::events::DomainEvent;
+use crate::ports::store::{Condition, Index, Item, Key, Query, SkRange, StoreError, Write};
+use crate::providers::{Outgoing, ProviderError};
+use crate::records;
+use crate::usecases::{Context, channels};
+
+/// Sends tried per message before it is marked failed.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// How long a claim holds: longer than a provider call with its time-outs.
+const LEASE: SignedDuration = SignedDuration::from_secs(60);
+/// Due-index shards: spreads the writes of a busy tenant over several index partitions.
+pub const SHARDS: u32 = 4;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OutboxEntry {
+    message_id: MessageId,
+    dialog_id: DialogId,
+    tenant_id: TenantId,
+    channel_id: ChannelId,
+    attempts: u32,
+    /// Set while a sender holds the entry.
+    #[serde(default)]
+    claim: Option<String>,
+    #[serde(default)]
+    last_error: Option<String>,
+}
+
+fn entry_key(message: &MessageId) -> Key {
+    Key::new(format!("OUTBOX#{message}"), "OUTBOX")
+}
+
+fn shard_of(message: &MessageId) -> u32 {
+    message.as_str().bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % SHARDS
+}
+
+fn due_pk(shard: u32) -> String {
+    format!("DUE#OUTBOX#{shard}")
+}
+
+/// Sorts by time: milliseconds, zero-padded, then the message id.
+fn due_sk(at: Timestamp, message: &MessageId) -> String {
+    format!("{:015}#{message}", at.as_millisecond().max(0))
+}
+
+fn entry_item(entry: &OutboxEntry, due: Timestamp) -> Result<Item> {
+    let shard = shard_of(&entry.message_id);
+    records::to_item(
+        entry,
+        &entry_key(&entry.message_id),
+        &[(Index::Gsi3, due_pk(shard), due_sk(due, &entry.message_id))],
+    )
+}
+
+/// The writes that put an outgoing message and its outbox entry (due now); callers add their own writes
+/// (the dialog's update, cancelled auto-replies) to the same transaction.
+pub fn enqueue_writes(message: &Message, now: Timestamp) -> Result<Vec<Write>> {
+    let entry = OutboxEntry {
+        message_id: message.id.clone(),
+        dialog_id: message.dialog_id.clone(),
+        tenant_id: message.tenant_id.clone(),
+        channel_id: message.channel_id.clone(),
+        attempts: 0,
+        claim: None,
+        last_error: None,
+    };
+    Ok(vec![
+        Write::Put { item: crate::usecases::ingest::message_item(message)?, condition: Condition::NotExists },
+        Write::Put { item: entry_item(&entry, now)?, condition: Condition::NotExists },
+    ])
+}
+
+fn message_key(dialog: &DialogId, message: &MessageId) -> Key {
+    Key::new(records::messages_of(dialog), format!("{}{message}", records::MESSAGE_SK_PREFIX))
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Sent,
+    /// Will be retried at the given time.
+    Retrying {
+        at: Timestamp,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Another sender holds it, or it was already delivered.
+    Skipped,
+}
+
+/// Claims the message's outbox entry and sends it once. Safe to call from any number of places at once.
+pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
+    let key = entry_key(message_id);
+    let Some(item) = ctx.store.get(&key).await? else {
+        return Ok(Attempt::Skipped);
+    };
+    let now = ctx.clock.now();
+    let observed_due = item.get(Index::Gsi3.sk_attr()).cloned().unwrap_or(Value::Null);
+    let due_at = observed_due
+        .as_str()
+        .and_then(|sk| sk.split('#').next())
+        .and_then(|ms| ms.parse::<i64>().ok())
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(now);
+    if due_at > now {
+        return Ok(Attempt::Skipped);
+    }
+    let mut entry: OutboxEntry = records::from_item(item)?;
+    let interrupted = entry.claim.is_some();
+    let channel = channels::load_channel(ctx, &entry.channel_id).await?;
+
+    // Claim: move the due time to the end of the lease, on condition nobody moved it since we read it.
+    let token = uuid::Uuid::now_v7().to_string();
+    entry.claim = Some(token.clone());
+    entry.attempts += 1;
+    let claim = Write::Put {
+        item: entry_item(&entry, now + LEASE)?,
+        condition: Condition::Equals(Index::Gsi3.sk_attr().into(), observed_due),
+    };
+    match ctx.store.transact(vec![claim]).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => return Ok(Attempt::Skipped),
+        Err(other) => return Err(other.into()),
+    }
+
+    let Some(channel) = channel.filter(|c| c.is_active()) else {
+        return fail(ctx, &entry, &token, "the channel is not connected any more".into()).await;
+    };
+    let module = ctx.providers.get(channel.provider)?;
+    if interrupted && !module.idempotent_sends() {
+        return fail(
+            ctx,
+            &entry,
+            &token,
+            "the outcome of an interrupted send is unknown; not repeated".into(),
+        )
+        .await;
+    }
+    let Some(message) = load_message(ctx, &entry.dialog_id, &entry.message_id).await? else {
+        return fail(ctx, &entry, &token, "the message is gone".into()).await;
+    };
+    let Some(secrets) = ctx.channel_secrets(&channel.tenant_id, &channel.id).await? else {
+        return fail(ctx, &entry, &token, "the channel has no credentials".into()).await;
+    };
+    let outgoing = Outgoing {
+        customer_id: message.customer_id.clone(),
+        text: message.text.clone().unwrap_or_default(),
+        buttons: message.buttons.clone(),
+        idempotency_key: message.id.to_string(),
+    };
+    match module.send(&secrets, &outgoing).await {
+        Ok(sent) => {
+            let mut set = Item::new();
+            set.insert("status".into(), serde_json::to_value(OutStatus::Sent).unwrap_or_default());
+            set.insert("sent_at".into(), Value::String(ctx.clock.now().to_string()));
+            if let Some(id) = sent.provider_message_id {
+                set.insert("provider_message_id".into(), Value::String(id));
+            }
+            finish(ctx, &entry, &token, set).await?;
+            Ok(Attempt::Sent)
+        }
+        Err(error) if error.is_retryable() && entry.attempts < MAX_ATTEMPTS => {
+            let at = ctx.clock.now() + retry_delay(entry.attempts, &error);
+            entry.claim = None;
+            entry.last_error = Some(error.to_string());
+            let release = Write::Put {
+                item: entry_item(&entry, at)?,
+                condition: Condition::Equals("claim".into(), Value::String(token)),
+            };
+            ctx.store.transact(vec![release]).await?;
+            tracing::info!(message = %entry.message_id, attempt = entry.attempts, %error, "send failed; will retry");
+            Ok(Attempt::Retrying { at })
+        }
+        Err(error) => fail(ctx, &entry, &token, error.to_string()).await,
+    }
+}
+
+/// Exponential backoff from 2 s, capped at 10 min, and never sooner than the provider asked.
+fn retry_delay(attempt: u32, error: &ProviderError) -> SignedDuration {
+    let backoff = Duration::from_secs(2u64 << attempt.min(8)).min(Duration::from_secs(600));
+    let asked = match error {
+        ProviderError::RateLimited { retry_after } => *retry_after,
+        _ => Duration::ZERO,
+    };
+    SignedDuration::try_from(backoff.max(asked)).unwrap_or(SignedDuration::from_secs(600))
+}
+
+pub async fn load_message(ctx: &Context, dialog: &DialogId, message: &MessageId) -> Result<Option<Message>> {
+    ctx.store.get(&message_key(dialog, message)).await?.map(records::from_item).transpose()
+}
+
+/// Records the outcome on the message and removes the entry, on condition we still hold the claim.
+async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item) -> Result<()> {
+    let writes = vec![
+        Write::Update {
+            key: message_key(&entry.dialog_id, &entry.message_id),
+            set,
+            remove: Vec::new(),
+            condition: Condition::Exists,
+        },
+        Write::Delete {
+            key: entry_key(&entry.message_id),
+            condition: Condition::Equals("claim".into(), Value::String(token.to_owned())),
+        },
+    ];
+    match ctx.store.transact(writes).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict { .. }) => {
+            Err(Error::Conflict(format!("lost the claim on outgoing message {}", entry.message_id)))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn fail(ctx: &Context, entry: &OutboxEntry, token: &str, reason: String) -> Result<Attempt> {
+    let mut set = Item::new();
+    set.insert("status".into(), serde_json::to_value(OutStatus::Failed).unwrap_or_default());
+    set.insert("failure".into(), Value::String(reason.clone()));
+    finish(ctx, entry, token, set).await?;
+    tracing::warn!(message = %entry.message_id, %reason, "outgoing message failed");
+    let event = DomainEvent::MessageFailed {
+        tenant_id: entry.tenant_id.clone(),
+        dialog_id: entry.dialog_id.clone(),
+        message_id: entry.message_id.clone(),
+        reason: reason.clone(),
+    };
+    if let Err(error) = ctx.bus.publish(&[event]).await {
+        tracing::warn!(%error, "MessageFailed not published");
+    }
+    Ok(Attempt::Failed { reason })
+}
+
+/// Sends every entry due now, at most `limit`: reads only the due part of the index.
+pub async fn deliver_due(ctx: &Context, limit: usize) -> Result<Vec<Attempt>> {
+    let now = ctx.clock.now();
+    let mut attempts = Vec::new();
+    for shard in 0..SHARDS {
+        let query = Query::index(Index::Gsi3, due_pk(shard))
+            .range(SkRange::AtMost(format!("{:015}#~", now.as_millisecond().max(0))))
+            .limit(limit);
+        let page = ctx.store.query(&query).await?;
+        for item in page.items {
+            let Some(message_id) = item.get("message_id").and_then(Value::as_str).and_then(MessageId::parse)
+            else {
+                continue;
+            };
+            match deliver(ctx, &message_id).await {
+                Ok(attempt) => attempts.push(attempt),
+                Err(error) => tracing::error!(%error, message = %message_id, "delivery attempt failed"),
+            }
+        }
+    }
+    Ok(attempts)
+}
+
+/// Writes an outgoing message to the dialog (with the caller's extra writes in the same transaction) and
+/// tries to send it right away; a failed try stays pending for the scheduled retry.
+pub async fn send_in_dialog(
+    ctx: &Context,
+    dialog: &Dialog,
+    message: Message,
+    extra: Vec<Write>,
+) -> Result<Message> {
+    let now = ctx.clock.now();
+    let mut writes = enqueue_writes(&message, now)?;
+    let mut touch = Item::new();
+    touch.insert("last_activity_at".into(), Value::String(now.to_string()));
+    writes.push(Write::Update {
+        key: records::dialog_key(&dialog.id),
+        set: touch,
+        remove: Vec::new(),
+        condition: Condition::Equals(
+            "status".into(),
+            Value::String(crate::usecases::dialogs::status_name(dialog.status).into()),
+        ),
+    });
+    writes.extend(extra);
+    match ctx.store.transact(writes).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return Err(Error::Conflict("the dialog changed meanwhile; read it again".into()));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    if let Err(error) = deliver(ctx, &message.id).await {
+        tracing::warn!(%error, message = %message.id, "first send attempt failed; the retry will pick it up");
+    }
+    Ok(load_message(ctx, &message.dialog_id, &message.id).await?.unwrap_or(message))
+}

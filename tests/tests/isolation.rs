@@ -1,0 +1,157 @@
+//! Invariants 6 and 7 over HTTP: secrets never reach the table, the logs or an API response; no route of
+//! the API lets one tenant read or change another's data.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use omnichat::domain::Features;
+use omnichat::usecases::tenants;
+use omnichat_tests::{TestApp, fixture, read};
+use serde_json::{Value, json};
+
+/// Everything any test in this binary logs, at debug level and below, from every crate.
+fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_ansi(false)
+            .with_writer(move || LogSink(Arc::clone(&sink)))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn tokens_and_webhook_secrets_appear_in_no_table_item_log_line_or_response() {
+    let logs = captured_logs();
+    let app = TestApp::spawn().await;
+    let mut secrets = Vec::new();
+    let mut responses = Vec::new();
+    for (bot, name) in [(600_000_001_i64, "first_bot"), (600_000_002, "second_bot")] {
+        let (channel, webhook_secret) = app.connect_telegram(bot, name).await;
+        secrets.push(format!("{bot}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"));
+        secrets.push(webhook_secret.clone());
+        responses.push(channel.to_string());
+        let id = channel["id"].as_str().expect("id").to_owned();
+        let headers = [("X-Telegram-Bot-Api-Secret-Token", webhook_secret.as_str())];
+        assert_eq!(
+            app.deliver(&format!("/webhooks/telegram/{id}"), &headers, fixture("telegram_text.json")).await,
+            200
+        );
+        // A wrong secret is logged as a refusal, never with the secret it was compared to.
+        let wrong = [("X-Telegram-Bot-Api-Secret-Token", "wrong-secret")];
+        assert_eq!(
+            app.deliver(&format!("/webhooks/telegram/{id}"), &wrong, fixture("telegram_text.json")).await,
+            401
+        );
+        let (_, updated) = app.http_put(&format!("/v1/channels/{id}"), &json!({"name": "renamed"})).await;
+        responses.push(updated.to_string());
+        let (_, got) = app.get(&format!("/v1/channels/{id}")).await;
+        responses.push(got.to_string());
+    }
+    for path in ["/v1/channels", "/v1/dialogs", "/v1/tenant"] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200);
+        responses.push(body.to_string());
+    }
+    let (_, dialogs) = app.get("/v1/dialogs").await;
+    for dialog in dialogs["items"].as_array().cloned().unwrap_or_default() {
+        let (_, messages) =
+            app.get(&format!("/v1/dialogs/{}/messages", dialog["id"].as_str().unwrap_or(""))).await;
+        responses.push(messages.to_string());
+    }
+    // The table: the raw bytes of the embedded database file, every item and index included.
+    let database = std::fs::read(app.data_dir().join("omnichat.redb")).expect("database file");
+    // The secret store does hold them: the check above would be vacuous if the names were wrong.
+    let secret_file = std::fs::read(app.data_dir().join("secrets.json")).expect("secrets file");
+    let logged = logs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(!logged.is_empty(), "the log capture saw nothing");
+    for secret in &secrets {
+        assert!(contains(&secret_file, secret), "the secret store lacks a secret: the test is looking wrong");
+        assert!(!contains(&database, secret), "a secret is in the table");
+        assert!(!contains(&logged, secret), "a secret is in the logs");
+        for response in &responses {
+            assert!(!response.contains(secret.as_str()), "a secret is in a response: {response}");
+        }
+    }
+}
+
+/// Every tenant-scoped route with a placeholder for the id it names, and a body valid for it.
+fn routes() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        ("GET", "/v1/channels/{channel}", Value::Null),
+        ("PUT", "/v1/channels/{channel}", json!({"name": "taken over"})),
+        ("POST", "/v1/channels/{channel}/disconnect", json!({"confirm": true})),
+        ("GET", "/v1/dialogs/{dialog}", Value::Null),
+        ("GET", "/v1/dialogs/{dialog}/messages", Value::Null),
+    ]
+}
+
+#[tokio::test]
+async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
+    let app = TestApp::spawn().await;
+    let (channel, secret) = app.connect_telegram(600_000_003, "third_bot").await;
+    let channel_id = channel["id"].as_str().expect("id").to_owned();
+    let headers = [("X-Telegram-Bot-Api-Secret-Token", secret.as_str())];
+    assert_eq!(
+        app.deliver(&format!("/webhooks/telegram/{channel_id}"), &headers, fixture("telegram_text.json"))
+            .await,
+        200
+    );
+    let (_, dialogs) = app.get("/v1/dialogs").await;
+    let dialog_id = dialogs["items"][0]["id"].as_str().expect("a dialog").to_owned();
+
+    let (_, other_key) =
+        tenants::create_tenant(&app.running().context, "Other", Features::default()).await.expect("tenant");
+    let other_key = other_key.expose().to_owned();
+    for (method, template, body) in routes() {
+        let path = template.replace("{channel}", &channel_id).replace("{dialog}", &dialog_id);
+        let request = |key: &str| {
+            let builder = match method {
+                "GET" => app.http.get(app.url(&path)),
+                "PUT" => app.http.put(app.url(&path)).json(&body),
+                "DELETE" => app.http.delete(app.url(&path)),
+                _ => app.http.post(app.url(&path)).json(&body),
+            };
+            builder.bearer_auth(key.to_owned())
+        };
+        let (status, response) = read(request(&other_key).send().await.expect("request")).await;
+        assert_eq!(status, 404, "{method} {path} as another tenant: {response}");
+        assert_eq!(response["error"]["code"], "not_found");
+        // And the route does exist for the owner (so the 404 above is isolation, not a missing route).
+        if method == "GET" {
+            let (status, _) = read(request(omnichat_tests::ADMIN_KEY).send().await.expect("request")).await;
+            assert_eq!(status, 200, "{method} {path} as the owner");
+        }
+    }
+    for list in ["/v1/channels", "/v1/dialogs"] {
+        let response = app.http.get(app.url(list)).bearer_auth(&other_key).send().await.expect("GET");
+        let (status, body): (u16, Value) = read(response).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["items"], json!([]), "{list} leaks another tenant's data");
+    }
+    // Nothing changed for the owner.
+    let (_, still) = app.get(&format!("/v1/channels/{channel_id}")).await;
+    assert_eq!((still["status"].as_str(), still["name"].as_str()), (Some("active"), Some("Support bot")));
+}
