@@ -3,10 +3,10 @@
 #
 #   infra/moto/with-moto.sh cargo test -p omnichat-tests --test conformance
 #
-# Creates (once) a virtualenv at .venv in the repo root with a pinned moto, starts moto_server on a free
-# loopback port, points the AWS SDK at it (AWS_ENDPOINT_URL, dummy credentials, us-east-1), sets
-# OMNICHAT_MOTO=1 so tests that need moto fail instead of skipping, runs the command and stops moto on exit.
-# Answers the command's exit code.
+# Creates (once) a virtualenv at .venv in the repo root with a pinned moto, starts moto's server on a free
+# loopback port (serving one request at a time, see below), points the AWS SDK at it (AWS_ENDPOINT_URL,
+# dummy credentials, us-east-1), sets OMNICHAT_MOTO=1 so tests that need moto fail instead of skipping, runs
+# the command and stops moto on exit (also on failure or interrupt). Answers the command's exit code.
 set -euo pipefail
 
 MOTO_VERSION="5.2.1"
@@ -60,7 +60,31 @@ trap stop_moto EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+# moto's own `moto_server -H 127.0.0.1 -p PORT`, with one difference: requests are handled one at a time.
+# moto's DynamoDB keeps no lock of its own, so two concurrent `ADD`s (or conditional puts) on one item can
+# interleave and lose an update, which DynamoDB never does; serving requests in turn restores DynamoDB's
+# per-item atomicity. Connections are still served on threads, so keep-alive works as with moto_server.
+"$venv/bin/python" - 127.0.0.1 "$port" >"$log_file" 2>&1 <<'PY' &
+import os
+import sys
+import threading
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+
+host, port = sys.argv[1], int(sys.argv[2])
+os.environ.setdefault("MOTO_PORT", str(port))
+moto_app = DomainDispatcherApplication(create_backend_app)
+one_at_a_time = threading.Lock()
+
+
+def serial_app(environ, start_response):
+    with one_at_a_time:
+        return list(moto_app(environ, start_response))
+
+
+run_simple(host, port, serial_app, threaded=True)
+PY
 moto_pid=$!
 
 endpoint="http://127.0.0.1:$port"

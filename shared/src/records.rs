@@ -15,10 +15,16 @@
 //! | chatbot | `T#{tenant}#BOT` | `{chatbot}` | |
 //! | working hours | `T#{tenant}` | `HOURS` | |
 //! | people version (group writes vs. deletes of what they name) | `T#{tenant}` | `PEOPLE` | |
+//! | routing state of a dialog | `ROUTE#{dialog}` | `ROUTE` | gsi1 `T#{tenant}#QUEUE#{queue}` / `{dialog}` while it waits in a queue; gsi3 `DUE#ROUTE#{shard}` / `{due millis}#{dialog}` while something is due |
+//! | chatbot forwarding cursor of a dialog | `ROUTE#{dialog}` | `BOT` | |
+//! | queue re-check | `T#{tenant}#QUEUE#{queue}` | `RECHECK` | gsi3 `DUE#ROUTE#{shard}` / `{due millis}#Q#{queue}` |
+//! | capacity slot (one per open dialog of an employee) | `T#{tenant}#SLOT#{employee}` | `{slot, 3 digits}` | |
+//! | round-robin cursor of a group | `T#{tenant}#RR` | `{group}` | |
+//! | message forwarded to a chatbot (at most once) | `FWD#{message}` | `FWD` | TTL `expires_at` |
 //!
 //! Ids are UUIDv7, so `{dialog}` and `{message}` sort by creation time. Every tenant-owned record carries
 //! `tenant_id`, and reads by id compare it with the caller's tenant (another tenant's id is "not found").
-//! gsi3 is kept free for the timers' sparse due index.
+//! gsi3 is the sparse due index: the timers, the outbox and routing each under their own `DUE#...` partitions.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -143,4 +149,43 @@ pub fn working_hours_key(tenant: &TenantId) -> Key {
 /// never be saved naming an employee deleted meanwhile.
 pub fn people_version_key(tenant: &TenantId) -> Key {
     Key::new(format!("T#{tenant}"), "PEOPLE")
+}
+
+// Routing (usecases::routing). A queue is `G#{group}` (a group's) or `E#{employee}` (one employee's).
+
+pub fn route_key(dialog: &DialogId) -> Key {
+    Key::new(format!("ROUTE#{dialog}"), "ROUTE")
+}
+
+pub fn chatbot_cursor_key(dialog: &DialogId) -> Key {
+    Key::new(format!("ROUTE#{dialog}"), "BOT")
+}
+
+/// The gsi1 partition listing a queue's waiting dialogs, oldest first.
+pub fn queue_of(tenant: &TenantId, queue: &str) -> String {
+    format!("T#{tenant}#QUEUE#{queue}")
+}
+
+pub fn queue_recheck_key(tenant: &TenantId, queue: &str) -> Key {
+    Key::new(queue_of(tenant, queue), "RECHECK")
+}
+
+pub fn slots_of(tenant: &TenantId, employee: &crate::domain::EmployeeId) -> String {
+    format!("T#{tenant}#SLOT#{employee}")
+}
+
+pub fn slot_key(tenant: &TenantId, employee: &crate::domain::EmployeeId, slot: u32) -> Key {
+    Key::new(slots_of(tenant, employee), format!("{slot:03}"))
+}
+
+pub fn round_robin_key(tenant: &TenantId, group: &crate::domain::GroupId) -> Key {
+    Key::new(format!("T#{tenant}#RR"), group.as_str())
+}
+
+pub fn route_due_pk(shard: u32) -> String {
+    format!("DUE#ROUTE#{shard}")
+}
+
+pub fn chatbot_forward_key(message: &crate::domain::MessageId) -> Key {
+    Key::new(format!("FWD#{message}"), "FWD")
 }

@@ -137,11 +137,13 @@ async fn aws_bus(config: &SdkConfig) -> Arc<dyn EventBus> {
     Arc::new(bus)
 }
 
+/// A name and the three ports of one way to run.
+type AdapterSet = (&'static str, Arc<dyn Store>, Arc<dyn SecretStore>, Arc<dyn EventBus>);
+
 /// Every adapter set the use cases can run on: the embedded one always, the AWS one (fresh table, secret
 /// prefix and bus on moto) when moto is configured. For cases above the ports that must hold on both.
-async fn adapter_sets() -> Vec<(&'static str, Arc<dyn Store>, Arc<dyn SecretStore>, Arc<dyn EventBus>)> {
-    let mut sets: Vec<(&'static str, Arc<dyn Store>, Arc<dyn SecretStore>, Arc<dyn EventBus>)> =
-        vec![("embedded", embedded_store(), embedded_secrets(), embedded_bus())];
+async fn adapter_sets() -> Vec<AdapterSet> {
+    let mut sets: Vec<AdapterSet> = vec![("embedded", embedded_store(), embedded_secrets(), embedded_bus())];
     if let Some(config) = moto().await {
         sets.push(("aws", aws_store(&config).await, aws_secrets(&config), aws_bus(&config).await));
     }

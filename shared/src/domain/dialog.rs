@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelId, DialogId, EmployeeId, GroupId, RuleViolation, TenantId};
+use super::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, RuleViolation, TenantId};
 
 /// The person writing to the business, as the provider identifies them on a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,14 @@ pub struct Dialog {
     pub closed_at: Option<Timestamp>,
     /// The last message either way: what inactivity is measured from.
     pub last_activity_at: Timestamp,
+    /// The chatbot that has the dialog (outside working hours, or on a channel a chatbot handles), until
+    /// it hands the dialog to people.
+    #[serde(default)]
+    pub chatbot_id: Option<ChatbotId>,
+    /// Routing's bookkeeping: which of the assignee's capacity slots the dialog holds
+    /// (`usecases::routing::release_writes` frees it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
 }
 
 impl Dialog {
@@ -51,6 +59,8 @@ impl Dialog {
             assigned_at: None,
             closed_at: None,
             last_activity_at: at,
+            chatbot_id: None,
+            slot: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod hours;
 pub mod ids;
 pub mod message;
 pub mod people;
+pub mod routing;
 pub mod settings;
 pub mod tenant;
 

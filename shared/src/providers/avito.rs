@@ -1,1 +1,1025 @@
-//! (being written)
+//! Avito Messenger API: OAuth client credentials (tokens cached per client), the account, webhook
+//! subscription, inbound `message` events (verified by a secret URL segment), replies into existing chats.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, WebhookError,
+    WebhookRequest, required_credential, transport_error,
+};
+use crate::domain::{
+    Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, Provider,
+};
+use crate::error::{Error, Result as AppResult};
+use crate::secret::Secret;
+
+pub const DEFAULT_API_BASE: &str = "https://api.avito.ru";
+
+/// The admin's credentials, and the account id found at connect time (every messenger path needs it).
+pub const CLIENT_ID: &str = "client_id";
+pub const CLIENT_SECRET: &str = "client_secret";
+pub const USER_ID: &str = "user_id";
+
+const PROVIDER: &str = "avito";
+/// A token is renewed this long before Avito says it expires, so a call never starts with a dying one.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// Used when the token answer carries no `expires_in` (Avito's tokens live a day).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+const INVALID_CLIENT: &str =
+    "Avito did not accept this client_id and client_secret / Avito не принял client_id и client_secret";
+
+// --- verification and parsing ---
+
+/// Avito's `x-avito-messenger-signature` algorithm is not documented: the channel's webhook URL ends with
+/// an unguessable secret instead, compared here in constant time. A channel without one accepts nothing.
+pub fn verify_path_secret(path_secret: Option<&str>, expected: &Secret) -> Result<(), WebhookError> {
+    match path_secret {
+        Some(candidate) if !expected.expose().is_empty() && expected.matches(candidate) => Ok(()),
+        _ => Err(WebhookError::Unauthorized),
+    }
+}
+
+/// Normalizes one webhook (v3) event. `Ok(None)` means acknowledge and ignore: another event type, our own
+/// message echoed back (`author_id == user_id`), a system message (`author_id == 0`), a deleted message, or a
+/// message of another Avito account than `account_id` (when known).
+pub fn parse_event(body: &[u8], account_id: Option<&str>) -> Result<Option<InboundMessage>, WebhookError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+    if !value.is_object() {
+        return Err(malformed("the body is not a JSON object".into()));
+    }
+    let event = Event::deserialize(&value).map_err(|e| malformed(e.to_string()))?;
+    if event.payload.kind != "message" {
+        return Ok(None);
+    }
+    let value = event.payload.value.ok_or_else(|| malformed("a message event without a value".into()))?;
+    let message = AvitoMessage::deserialize(&value).map_err(|e| malformed(e.to_string()))?;
+    if message.author_id == message.user_id || message.author_id == 0 {
+        return Ok(None);
+    }
+    if account_id.is_some_and(|a| a != message.user_id.to_string()) {
+        tracing::warn!(user_id = message.user_id, "an Avito message for another account was ignored");
+        return Ok(None);
+    }
+    Ok(normalize(message))
+}
+
+fn malformed(reason: String) -> WebhookError {
+    WebhookError::Malformed { provider: PROVIDER, reason }
+}
+
+#[derive(Deserialize)]
+struct Event {
+    payload: Payload,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(rename = "type")]
+    kind: String,
+    value: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct AvitoMessage {
+    /// The message id: the dedup key.
+    id: String,
+    /// Where replies go: the customer of a dialog is its chat.
+    chat_id: String,
+    /// The account the subscription belongs to (ours).
+    user_id: i64,
+    /// Who wrote it: the buyer, us (an echo), or 0 (Avito itself).
+    author_id: i64,
+    created: Option<i64>,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    content: Value,
+}
+
+fn normalize(message: AvitoMessage) -> Option<InboundMessage> {
+    let content = &message.content;
+    let str_at =
+        |pointer: &str| content.pointer(pointer).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+    let mut text = None;
+    let mut attachments = Vec::new();
+    match message.kind.as_str() {
+        "text" => text = str_at("/text").map(str::to_owned),
+        "image" => {
+            // `sizes` maps "WIDTHxHEIGHT" to a URL: the largest picture is the one to keep.
+            let largest = content.pointer("/image/sizes").and_then(Value::as_object).and_then(|sizes| {
+                sizes
+                    .iter()
+                    .filter_map(|(size, url)| Some((area(size), url.as_str()?)))
+                    .max_by_key(|(area, _)| *area)
+                    .map(|(_, url)| url.to_owned())
+            });
+            if let Some(url) = largest {
+                attachments.push(Attachment {
+                    kind: AttachmentKind::Image,
+                    file_ref: url,
+                    mime: None,
+                    size: None,
+                    name: None,
+                });
+            }
+        }
+        // A voice message is an id: its URL comes from `getVoiceFiles` when someone listens.
+        "voice" => {
+            if let Some(voice_id) = str_at("/voice/voice_id") {
+                attachments.push(Attachment {
+                    kind: AttachmentKind::Voice,
+                    file_ref: voice_id.to_owned(),
+                    mime: None,
+                    size: None,
+                    name: None,
+                });
+            }
+        }
+        "link" => text = str_at("/link/text").or_else(|| str_at("/link/url")).map(str::to_owned),
+        "item" => {
+            let parts: Vec<&str> =
+                [str_at("/item/title"), str_at("/item/item_url").or_else(|| str_at("/item/url"))]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            text = (!parts.is_empty()).then(|| parts.join("\n"));
+        }
+        "location" => {
+            let coordinate = |key: &str| content.pointer(&format!("/location/{key}")).and_then(Value::as_f64);
+            if let (Some(lat), Some(lon)) = (coordinate("lat"), coordinate("lon")) {
+                attachments.push(Attachment {
+                    kind: AttachmentKind::Location,
+                    file_ref: format!("{lat},{lon}"),
+                    mime: None,
+                    size: None,
+                    name: str_at("/location/title").or_else(|| str_at("/location/text")).map(str::to_owned),
+                });
+            }
+        }
+        "file" => {
+            if let Some(url) = str_at("/file/url") {
+                attachments.push(Attachment {
+                    kind: AttachmentKind::Document,
+                    file_ref: url.to_owned(),
+                    mime: None,
+                    size: content.pointer("/file/size").and_then(Value::as_u64),
+                    name: str_at("/file/name").map(str::to_owned),
+                });
+            }
+        }
+        // system, deleted, call, appCall, ...: nothing a customer wrote.
+        _ => {}
+    }
+    if text.is_none() && attachments.is_empty() {
+        return None;
+    }
+    Some(InboundMessage {
+        dedup_key: message.id.clone(),
+        kind: InboundKind::Message,
+        customer: Customer { id: message.chat_id, name: None },
+        provider_message_id: Some(message.id),
+        text,
+        attachments,
+        sent_at: message.created.and_then(|s| Timestamp::from_second(s).ok()),
+    })
+}
+
+fn area(size: &str) -> u64 {
+    let (width, height) = size.split_once('x').unwrap_or((size, "1"));
+    width.parse::<u64>().unwrap_or(0).saturating_mul(height.parse::<u64>().unwrap_or(0))
+}
+
+// --- client ---
+
+/// The Avito account a client's credentials act for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AvitoAccount {
+    pub id: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+struct CachedToken {
+    token: Secret,
+    renew_at: Instant,
+}
+
+/// Calls the Avito API. Access tokens are cached in memory per (client id, secret digest) until shortly
+/// before they expire, and renewed on a 401; a process that starts cold fetches one on first use.
+#[derive(Clone)]
+pub struct AvitoClient {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<Mutex<HashMap<String, CachedToken>>>,
+}
+
+impl std::fmt::Debug for AvitoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvitoClient").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl AvitoClient {
+    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
+        Self { http, base: base.into().trim_end_matches('/').to_owned(), tokens: Arc::default() }
+    }
+
+    /// `AVITO_API_BASE` points the client at a fake (local runner, tests).
+    pub fn from_env(http: reqwest::Client) -> Self {
+        let base = std::env::var("AVITO_API_BASE")
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        Self::new(http, base)
+    }
+
+    /// A fresh token from `/token` (client credentials), cached for later calls. A refused pair is
+    /// `InvalidCredentials`.
+    pub async fn fetch_token(
+        &self,
+        client_id: &Secret,
+        client_secret: &Secret,
+    ) -> Result<Secret, ProviderError> {
+        let url = self.endpoint(&["token"])?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.expose()),
+            ("client_secret", client_secret.expose()),
+        ];
+        let response = self.http.post(url).form(&form).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        let answer: TokenAnswer =
+            interpret(status, retry_after, &bytes, Purpose::CredentialCheck, &[client_id, client_secret])?;
+        // Avito has answered an unknown client with 200 and an `error` field: no token is a refusal.
+        let Some(token) = answer.access_token.filter(|t| !t.is_empty()) else {
+            return Err(ProviderError::InvalidCredentials(INVALID_CLIENT.into()));
+        };
+        let lifetime = answer.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        let token = Secret::new(token);
+        let cached = CachedToken {
+            token: token.clone(),
+            renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN),
+        };
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert(cache_key(client_id, client_secret), cached);
+        }
+        Ok(token)
+    }
+
+    async fn token(&self, client_id: &Secret, client_secret: &Secret) -> Result<Secret, ProviderError> {
+        let cached = self.tokens.lock().ok().and_then(|tokens| {
+            tokens
+                .get(&cache_key(client_id, client_secret))
+                .filter(|t| t.renew_at > Instant::now())
+                .map(|t| t.token.clone())
+        });
+        match cached {
+            Some(token) => Ok(token),
+            None => self.fetch_token(client_id, client_secret).await,
+        }
+    }
+
+    fn forget_token(&self, client_id: &Secret, client_secret: &Secret) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(&cache_key(client_id, client_secret));
+        }
+    }
+
+    /// The account the token acts for: its id (the `user_id` of messenger paths) and name.
+    pub async fn account(&self, token: &Secret) -> Result<AvitoAccount, ProviderError> {
+        let url = self.endpoint(&["core", "v1", "accounts", "self"])?;
+        self.bearer_call(Method::GET, url, token, None).await
+    }
+
+    /// Subscribes `url` to the account's messenger events (webhook v3).
+    pub async fn subscribe(
+        &self,
+        client_id: &Secret,
+        client_secret: &Secret,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let endpoint = self.endpoint(&["messenger", "v3", "webhook"])?;
+        self.authorized::<Value>(
+            client_id,
+            client_secret,
+            Method::POST,
+            endpoint,
+            Some(&json!({ "url": url })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Unsubscribes every subscription whose URL contains `needle` (the channel's webhook secret: the URL
+    /// itself is not known when disconnecting). Answers how many.
+    pub async fn unsubscribe_matching(
+        &self,
+        client_id: &Secret,
+        client_secret: &Secret,
+        needle: &str,
+    ) -> Result<usize, ProviderError> {
+        if needle.is_empty() {
+            return Ok(0);
+        }
+        let list_url = self.endpoint(&["messenger", "v1", "subscriptions"])?;
+        let list: Subscriptions =
+            self.authorized(client_id, client_secret, Method::POST, list_url, Some(&json!({}))).await?;
+        let doomed: Vec<String> =
+            list.subscriptions.into_iter().map(|s| s.url).filter(|u| u.contains(needle)).collect();
+        for url in &doomed {
+            let endpoint = self.endpoint(&["messenger", "v1", "webhook", "unsubscribe"])?;
+            self.authorized::<Value>(
+                client_id,
+                client_secret,
+                Method::POST,
+                endpoint,
+                Some(&json!({ "url": url })),
+            )
+            .await?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Replies in an existing chat (Avito has no buttons: quick replies become numbered options).
+    pub async fn send_text(
+        &self,
+        client_id: &Secret,
+        client_secret: &Secret,
+        user_id: &str,
+        out: &Outgoing,
+    ) -> Result<Sent, ProviderError> {
+        let url =
+            self.endpoint(&["messenger", "v1", "accounts", user_id, "chats", &out.customer_id, "messages"])?;
+        let body = json!({"message": {"text": text_with_options(&out.text, &out.buttons)}, "type": "text"});
+        let sent: SentMessage =
+            self.authorized(client_id, client_secret, Method::POST, url, Some(&body)).await?;
+        Ok(Sent { provider_message_id: sent.id })
+    }
+
+    /// A call with the client's cached token; on a 401 the token is renewed once and the call repeated.
+    async fn authorized<T: DeserializeOwned>(
+        &self,
+        client_id: &Secret,
+        client_secret: &Secret,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<T, ProviderError> {
+        let token = self.token(client_id, client_secret).await?;
+        match self.bearer_call(method.clone(), url.clone(), &token, body).await {
+            Err(ProviderError::InvalidCredentials(_)) => {
+                self.forget_token(client_id, client_secret);
+                let token = self.fetch_token(client_id, client_secret).await?;
+                self.bearer_call(method, url, &token, body).await
+            }
+            other => other,
+        }
+    }
+
+    /// One call with a bearer token: a 401 is `InvalidCredentials` (the token is no longer good).
+    async fn bearer_call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        token: &Secret,
+        body: Option<&Value>,
+    ) -> Result<T, ProviderError> {
+        let path = url.path().to_owned();
+        let mut request = self.http.request(method, url).bearer_auth(token.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        let outcome = interpret(status, retry_after, &bytes, Purpose::Operation, &[token]);
+        if let Err(error) = &outcome {
+            tracing::warn!(path, status = status.as_u16(), %error, "avito call failed");
+        }
+        outcome
+    }
+
+    fn endpoint(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        let mut url = Url::parse(&self.base)
+            .map_err(|_| ProviderError::Unavailable("the Avito base URL is not a URL".into()))?;
+        // Each segment is percent-encoded: a chat id cannot step into another path.
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::Unavailable("the Avito base URL cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+}
+
+fn cache_key(client_id: &Secret, client_secret: &Secret) -> String {
+    // The secret is part of the key (as a digest) so that a wrong secret never rides on a cached token.
+    let digest = Sha256::digest(client_secret.expose().as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{}#{hex}", client_id.expose())
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Subscriptions {
+    #[serde(default)]
+    subscriptions: Vec<Subscription>,
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    url: String,
+}
+
+#[derive(Deserialize)]
+struct SentMessage {
+    id: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The token request: 400/401/403 mean the client id or secret is wrong.
+    CredentialCheck,
+    /// Calls with a token: 401 means the token is no longer good (renew it); 403 that the account lacks
+    /// the messenger (a tariff matter), which is a refusal.
+    Operation,
+}
+
+/// The one place an Avito answer becomes a result or a `ProviderError`.
+fn interpret<T: DeserializeOwned>(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    purpose: Purpose,
+    secrets: &[&Secret],
+) -> Result<T, ProviderError> {
+    if status.is_success() {
+        let value = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|_| ProviderError::Unavailable("unreadable answer from Avito".into()))?
+        };
+        return serde_json::from_value(value)
+            .map_err(|_| ProviderError::Unavailable("unexpected answer from Avito".into()));
+    }
+    let description = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            ["/error/message", "/error_description", "/message", "/error"].iter().find_map(|p| {
+                v.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+            })
+        })
+        .map(|d| secrets.iter().fold(d, |text, secret| redact(&text, secret)))
+        .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
+    match (status.as_u16(), purpose) {
+        (429, _) => {
+            Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) })
+        }
+        (400 | 401 | 403, Purpose::CredentialCheck) => {
+            Err(ProviderError::InvalidCredentials(INVALID_CLIENT.into()))
+        }
+        (401, Purpose::Operation) => {
+            Err(ProviderError::InvalidCredentials("the Avito token was refused".into()))
+        }
+        (400..=499, _) => Err(ProviderError::Rejected(description)),
+        _ => Err(ProviderError::Unavailable(description)),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+fn redact(text: &str, secret: &Secret) -> String {
+    let exposed = secret.expose();
+    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
+}
+
+fn text_with_options(text: &str, buttons: &[String]) -> String {
+    if buttons.is_empty() {
+        return text.to_owned();
+    }
+    let options: Vec<String> =
+        buttons.iter().enumerate().map(|(i, label)| format!("{}. {label}", i + 1)).collect();
+    format!("{text}\n\n{}", options.join("\n"))
+}
+
+/// Avito is for answering buyers: the business cannot open a chat. Always false.
+pub fn can_start_conversation() -> bool {
+    false
+}
+
+/// The 422 for an attempt to start an Avito conversation.
+pub fn start_conversation_refused() -> Error {
+    Error::rule(
+        "reply_only",
+        "provider",
+        "Avito chats are started by buyers; the business can only reply / в Avito чат начинает покупатель, \
+         бизнес может только отвечать",
+    )
+}
+
+#[async_trait]
+impl ChannelProvider for AvitoClient {
+    async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
+        let client_id = required_credential(credentials, CLIENT_ID)?;
+        let client_secret = required_credential(credentials, CLIENT_SECRET)?;
+        let refused =
+            || Error::rule("invalid_client", format!("credentials.{CLIENT_SECRET}"), INVALID_CLIENT);
+        // Always a fresh token: a cached one would not prove that this secret is right.
+        let token = match self.fetch_token(&client_id, &client_secret).await {
+            Ok(token) => token,
+            Err(ProviderError::InvalidCredentials(_)) => return Err(refused()),
+            Err(other) => return Err(other.into()),
+        };
+        let account = match self.account(&token).await {
+            Ok(account) => account,
+            Err(ProviderError::InvalidCredentials(_)) => return Err(refused()),
+            Err(other) => return Err(other.into()),
+        };
+        let id = account.id.to_string();
+        let name = account.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| id.clone());
+        let masked = BTreeMap::from([
+            (CLIENT_ID.to_owned(), client_id.masked()),
+            (CLIENT_SECRET.to_owned(), client_secret.masked()),
+        ]);
+        let secrets = ChannelSecrets::default()
+            .with(CLIENT_ID, client_id)
+            .with(CLIENT_SECRET, client_secret)
+            .with(USER_ID, Secret::new(id.clone()));
+        Ok(Connection { account: Account { id, name }, secrets, masked })
+    }
+
+    fn webhook_url(
+        &self,
+        base: &str,
+        provider: Provider,
+        channel: &ChannelId,
+        secrets: &ChannelSecrets,
+    ) -> String {
+        match secrets.get(ChannelSecrets::WEBHOOK_SECRET) {
+            Some(secret) => format!("{base}/webhooks/{}/{channel}/{}", provider.slug(), secret.expose()),
+            None => format!("{base}/webhooks/{}/{channel}", provider.slug()),
+        }
+    }
+
+    async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
+        Ok(self.subscribe(secrets.require(CLIENT_ID)?, secrets.require(CLIENT_SECRET)?, url).await?)
+    }
+
+    async fn remove_webhook(&self, secrets: &ChannelSecrets) -> AppResult<()> {
+        let Some(secret) = secrets.get(ChannelSecrets::WEBHOOK_SECRET) else {
+            return Ok(());
+        };
+        let (client_id, client_secret) = (secrets.require(CLIENT_ID)?, secrets.require(CLIENT_SECRET)?);
+        self.unsubscribe_matching(client_id, client_secret, secret.expose()).await?;
+        Ok(())
+    }
+
+    fn receive(&self, secrets: &ChannelSecrets, request: &WebhookRequest) -> Result<Delivery, WebhookError> {
+        verify_path_secret(
+            request.path_secret.as_deref(),
+            secrets.for_verifying(ChannelSecrets::WEBHOOK_SECRET)?,
+        )?;
+        let account = secrets.get(USER_ID).map(Secret::expose);
+        let messages = parse_event(&request.body, account)?.into_iter().collect();
+        Ok(Delivery { messages, statuses: Vec::new(), reply: Default::default() })
+    }
+
+    async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError> {
+        let missing = || ProviderError::InvalidCredentials("the channel has no Avito credentials".into());
+        let client_id = secrets.get(CLIENT_ID).ok_or_else(missing)?;
+        let client_secret = secrets.get(CLIENT_SECRET).ok_or_else(missing)?;
+        let user_id = secrets.get(USER_ID).ok_or_else(missing)?;
+        self.send_text(client_id, client_secret, user_id.expose(), out).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{body_json, body_string_contains, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const CLIENT: &str = "avito-client-id-0123";
+    const SECRET: &str = "avito-client-secret-0123456789";
+    const HOOK_SECRET: &str = "HookSecret0123456789HookSecret0123456789HookSecr";
+    const CHAT: &str = "u2i-5u1BZROboeSAFX7u00euug";
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn parses_the_text_fixture() {
+        assert_eq!(
+            parse_event(&fixture("avito_text.json"), Some("375811020")).unwrap(),
+            Some(InboundMessage {
+                dedup_key: "4e40017827104f1c5d42c5eb0a276585".into(),
+                kind: InboundKind::Message,
+                customer: Customer { id: CHAT.into(), name: None },
+                provider_message_id: Some("4e40017827104f1c5d42c5eb0a276585".into()),
+                text: Some("есть в наличии?".into()),
+                attachments: vec![],
+                sent_at: Some(Timestamp::from_second(1712220290).unwrap()),
+            })
+        );
+    }
+
+    fn event(kind: &str, author_id: i64, content: Value) -> Vec<u8> {
+        json!({"id": "evt-1", "version": "v3.0.0", "timestamp": 1712220290, "payload": {"type": "message", "value": {
+            "id": "msg-1", "chat_id": CHAT, "user_id": 375811020, "author_id": author_id, "created": 1712220290,
+            "type": kind, "chat_type": "u2i", "content": content, "item_id": 4073598608_u64}}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn drops_echoes_system_messages_other_accounts_and_other_events() {
+        assert_eq!(parse_event(&event("text", 375811020, json!({"text": "our reply"})), None), Ok(None));
+        assert_eq!(parse_event(&event("system", 0, json!({"text": "Покупатель оплатил"})), None), Ok(None));
+        assert_eq!(parse_event(&event("deleted", 1000676, json!({})), None), Ok(None));
+        assert_eq!(parse_event(&event("text", 1000676, json!({"text": "hi"})), Some("999")), Ok(None));
+        assert!(
+            parse_event(&event("text", 1000676, json!({"text": "hi"})), Some("375811020")).unwrap().is_some()
+        );
+        assert_eq!(parse_event(br#"{"id":"e","payload":{"type":"chat_read","value":{}}}"#, None), Ok(None));
+    }
+
+    #[test]
+    fn normalizes_images_voice_links_items_and_locations() {
+        let image = parse_event(
+            &event("image", 1, json!({"image": {"sizes": {"140x105": "https://img/s", "1280x960": "https://img/l", "640x480": "https://img/m"}}})),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            image.attachments,
+            vec![Attachment {
+                kind: AttachmentKind::Image,
+                file_ref: "https://img/l".into(),
+                mime: None,
+                size: None,
+                name: None
+            }]
+        );
+        let voice =
+            parse_event(&event("voice", 1, json!({"voice": {"voice_id": "v-1"}})), None).unwrap().unwrap();
+        assert_eq!(
+            (voice.attachments[0].kind, voice.attachments[0].file_ref.as_str()),
+            (AttachmentKind::Voice, "v-1")
+        );
+        let link = parse_event(&event("link", 1, json!({"link": {"text": "see", "url": "https://x"}})), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(link.text.as_deref(), Some("see"));
+        let item = parse_event(
+            &event("item", 1, json!({"item": {"title": "Bike", "item_url": "https://avito.ru/1"}})),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(item.text.as_deref(), Some("Bike\nhttps://avito.ru/1"));
+        let location = parse_event(
+            &event("location", 1, json!({"location": {"lat": 55.7, "lon": 37.6, "title": "Moscow"}})),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(location.attachments[0].file_ref, "55.7,37.6");
+        assert_eq!(parse_event(&event("call", 1, json!({"call": {}})), None), Ok(None));
+    }
+
+    #[test]
+    fn refuses_malformed_bodies() {
+        for body in [
+            &b"not json"[..],
+            b"",
+            b"[]",
+            b"{}",
+            br#"{"payload":{"type":"message"}}"#,
+            br#"{"payload":{"type":"message","value":{"id":"x","chat_id":"c","user_id":"1","author_id":2,"type":"text"}}}"#,
+            br#"{"payload":{"type":"message","value":{"chat_id":"c","user_id":1,"author_id":2,"type":"text"}}}"#,
+        ] {
+            match parse_event(body, None) {
+                Err(WebhookError::Malformed { provider: "avito", .. }) => {}
+                other => panic!("{}: expected Malformed, got {other:?}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+
+    fn channel_secrets() -> ChannelSecrets {
+        ChannelSecrets::default()
+            .with(CLIENT_ID, Secret::new(CLIENT))
+            .with(CLIENT_SECRET, Secret::new(SECRET))
+            .with(USER_ID, Secret::new("375811020"))
+            .with(ChannelSecrets::WEBHOOK_SECRET, Secret::new(HOOK_SECRET))
+    }
+
+    fn request(body: Vec<u8>, path_secret: Option<&str>) -> WebhookRequest {
+        WebhookRequest {
+            method: "POST".into(),
+            headers: vec![("x-avito-messenger-signature".into(), "whatever".into())],
+            body,
+            path_secret: path_secret.map(str::to_owned),
+            webhook_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn receive_needs_the_path_secret_before_anything_is_parsed() {
+        let client = AvitoClient::new(reqwest::Client::new(), "http://127.0.0.1:9");
+        let delivery = client
+            .receive(&channel_secrets(), &request(fixture("avito_text.json"), Some(HOOK_SECRET)))
+            .unwrap();
+        assert_eq!(delivery.messages.len(), 1);
+        for wrong in [None, Some(""), Some("nope")] {
+            assert_eq!(
+                client.receive(&channel_secrets(), &request(fixture("avito_text.json"), wrong)),
+                Err(WebhookError::Unauthorized)
+            );
+            assert_eq!(
+                client.receive(&channel_secrets(), &request(b"{".to_vec(), wrong)),
+                Err(WebhookError::Unauthorized)
+            );
+        }
+        let channel = ChannelId::generate();
+        assert_eq!(
+            client.webhook_url("https://x.test", Provider::Avito, &channel, &channel_secrets()),
+            format!("https://x.test/webhooks/avito/{channel}/{HOOK_SECRET}")
+        );
+    }
+
+    #[test]
+    fn conversations_cannot_be_started() {
+        assert!(!can_start_conversation());
+        match start_conversation_refused() {
+            Error::Rule(rule) => assert!(format!("{rule:?}").contains("reply_only")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // --- client, against a fake Avito API ---
+
+    async fn token_endpoint(server: &MockServer, token: &str, expires_in: u64) {
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(header("content-type", "application/x-www-form-urlencoded"))
+            .and(body_string_contains("grant_type=client_credentials"))
+            .and(body_string_contains(format!("client_id={CLIENT}")))
+            .and(body_string_contains(format!("client_secret={SECRET}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": token, "expires_in": expires_in, "token_type": "Bearer"})))
+            .mount(server)
+            .await;
+    }
+
+    fn credentials(secret: &str) -> Map<String, Value> {
+        json!({"client_id": CLIENT, "client_secret": secret}).as_object().cloned().unwrap()
+    }
+
+    fn rule_text(error: &Error) -> String {
+        match error {
+            Error::Rule(rule) => format!("{rule:?} {error}"),
+            other => panic!("expected a rule violation, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_fetches_a_token_and_names_the_account() {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-1", 86400).await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_client"})))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/core/v1/accounts/self"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": 375811020, "name": "Магазин велосипедов", "email": "shop@example.test",
+                "profile_url": "https://www.avito.ru/user/abc"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        let connection = client.connect(&credentials(SECRET)).await.unwrap();
+        assert_eq!(
+            connection.account,
+            Account { id: "375811020".into(), name: "Магазин велосипедов".into() }
+        );
+        assert_eq!(connection.secrets.get(USER_ID).map(Secret::expose), Some("375811020"));
+        let shown = format!("{connection:?} {client:?}");
+        assert!(!shown.contains(SECRET) && !shown.contains("tok-1"), "{shown}");
+        let refused = client.connect(&credentials("wrong-secret")).await.unwrap_err();
+        assert!(rule_text(&refused).contains("credentials.client_secret"));
+        assert!(!format!("{refused} {refused:?}").contains("wrong-secret"));
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_with_status_200_is_a_refusal() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"error": "invalid_client", "error_description": "invalid client"})),
+            )
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        assert!(
+            rule_text(&client.connect(&credentials(SECRET)).await.unwrap_err()).contains("invalid_client")
+        );
+    }
+
+    #[tokio::test]
+    async fn subscribes_and_unsubscribes_only_this_channels_url() {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-1", 86400).await;
+        let url = format!("https://omnichat.example.test/webhooks/avito/c1/{HOOK_SECRET}");
+        Mock::given(method("POST"))
+            .and(path("/messenger/v3/webhook"))
+            .and(header("authorization", "Bearer tok-1"))
+            .and(body_json(json!({ "url": url })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/messenger/v1/subscriptions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"subscriptions": [
+                {"url": url, "version": "3"}, {"url": "https://other.example/hook", "version": "3"}]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/messenger/v1/webhook/unsubscribe"))
+            .and(body_json(json!({ "url": url })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        client.register_webhook(&channel_secrets(), &url).await.unwrap();
+        client.remove_webhook(&channel_secrets()).await.unwrap();
+        // One token served all three calls.
+        let token_calls =
+            server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
+        assert_eq!(token_calls, 1);
+    }
+
+    fn outgoing(buttons: &[&str]) -> Outgoing {
+        Outgoing {
+            customer_id: CHAT.into(),
+            text: "Да, есть".into(),
+            buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
+            idempotency_key: "out-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_into_the_chat_and_renews_a_refused_token_once() {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-fresh", 86400).await;
+        let messages = format!("/messenger/v1/accounts/375811020/chats/{CHAT}/messages");
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .and(header("authorization", "Bearer tok-stale"))
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(json!({"code": 401, "message": "Unauthorized"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .and(header("authorization", "Bearer tok-fresh"))
+            .and(body_json(json!({"message": {"text": "Да, есть\n\n1. Забронировать\n2. Нет"}, "type": "text"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "bd7d6b5d", "created": 1712220300, "direction": "out", "type": "text", "content": {"text": "Да, есть"}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        // A token cached earlier that Avito no longer accepts.
+        client.tokens.lock().unwrap().insert(
+            cache_key(&Secret::new(CLIENT), &Secret::new(SECRET)),
+            CachedToken {
+                token: Secret::new("tok-stale"),
+                renew_at: Instant::now() + Duration::from_secs(600),
+            },
+        );
+        let sent = client.send(&channel_secrets(), &outgoing(&["Забронировать", "Нет"])).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("bd7d6b5d".into()) });
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_renewed_before_the_call() {
+        let server = MockServer::start().await;
+        // expires_in below the safety margin: the token is due for renewal at once.
+        token_endpoint(&server, "tok-short", 30).await;
+        Mock::given(method("POST"))
+            .and(path("/messenger/v3/webhook"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        client.register_webhook(&channel_secrets(), "https://x/1").await.unwrap();
+        client.register_webhook(&channel_secrets(), "https://x/2").await.unwrap();
+        let token_calls =
+            server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
+        assert_eq!(token_calls, 2);
+    }
+
+    #[tokio::test]
+    async fn chat_ids_cannot_escape_their_path_segment() {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-1", 86400).await;
+        Mock::given(method("POST"))
+            .and(path("/messenger/v1/accounts/375811020/chats/..%2F..%2Fwebhook/messages"))
+            .respond_with(ResponseTemplate::new(404))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        let mut out = outgoing(&[]);
+        out.customer_id = "../../webhook".into();
+        assert!(matches!(client.send(&channel_secrets(), &out).await, Err(ProviderError::Rejected(_))));
+    }
+
+    #[tokio::test]
+    async fn throttling_server_errors_and_time_outs_hide_the_secrets() {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-1", 86400).await;
+        let messages = format!("/messenger/v1/accounts/375811020/chats/{CHAT}/messages");
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "upstream tok-1"})))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .set_body_json(json!({"error": {"code": 403, "message": "no messenger access"}})),
+            )
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        let throttled = client.send(&channel_secrets(), &outgoing(&[])).await.unwrap_err();
+        assert_eq!(throttled, ProviderError::RateLimited { retry_after: Duration::from_secs(30) });
+        let down = client.send(&channel_secrets(), &outgoing(&[])).await.unwrap_err();
+        assert_eq!(down, ProviderError::Unavailable("HTTP 502: upstream ****".into()));
+        let forbidden = client.send(&channel_secrets(), &outgoing(&[])).await.unwrap_err();
+        assert_eq!(forbidden, ProviderError::Rejected("HTTP 403: no messenger access".into()));
+        let http = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+        let slow = AvitoClient::new(http, server.uri());
+        let timed_out = slow.send(&channel_secrets(), &outgoing(&[])).await.unwrap_err();
+        assert!(matches!(timed_out, ProviderError::Unavailable(_)), "{timed_out:?}");
+        for error in [throttled, down, forbidden, timed_out] {
+            let text = format!("{error} {error:?}");
+            assert!(
+                !text.contains(SECRET) && !text.contains("tok-1") && !text.contains(HOOK_SECRET),
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,1 +1,993 @@
-//! (being written)
+//! WhatsApp through Infobip: the account's base URL and senders, batched inbound messages and delivery
+//! reports (Infobip signs nothing we can rely on: a secret URL segment proves origin), text and reply buttons.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use super::{
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, StatusUpdate,
+    WebhookError, WebhookRequest, required_credential, transport_error,
+};
+use crate::domain::{
+    Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus,
+    Provider,
+};
+use crate::error::{Error, Result as AppResult};
+use crate::secret::Secret;
+
+/// The admin's credentials: the API key, the account's personal base URL, and the WhatsApp sender number.
+pub const API_KEY: &str = "api_key";
+pub const BASE_URL: &str = "base_url";
+pub const SENDER: &str = "sender";
+/// Set to `1` to let the base URL point at a loopback fake (local runner against a simulated Infobip).
+pub const ALLOW_LOOPBACK_ENV: &str = "OMNICHAT_ALLOW_LOOPBACK_PROVIDERS";
+
+const PROVIDER: &str = "whatsapp-infobip";
+/// WhatsApp's limits for reply buttons.
+const MAX_BUTTONS: usize = 3;
+const BUTTON_TITLE_MAX_CHARS: usize = 20;
+const BUTTON_ID_MAX_BYTES: usize = 256;
+const BUTTON_BODY_MAX_CHARS: usize = 1024;
+const SENDERS_PAGE_SIZE: usize = 200;
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+const INVALID_KEY: &str = "Infobip refused the API key / Infobip не принял API-ключ";
+const INVALID_BASE_URL: &str = "must be the account's Infobip base URL, like https://xxxxx.api.infobip.com / \
+                                укажите Base URL аккаунта Infobip, например https://xxxxx.api.infobip.com";
+const UNKNOWN_SENDER: &str =
+    "not a WhatsApp sender of this Infobip account / это не WhatsApp-номер аккаунта Infobip";
+
+// --- the base URL ---
+
+/// The base URL as `scheme://host[:port]`, or `None` when it is not one to call with the API key: https on
+/// an Infobip host (`xxxxx.api.infobip.com`, or the older `xxxxx.infobip.com`), no credentials, path, query
+/// or fragment. With `allow_loopback`, `http(s)://127.0.0.1|localhost|[::1]:port` is accepted too (fakes).
+/// A bare host (`xxxxx.api.infobip.com`, as the portal shows it) is taken as https.
+pub fn normalize_base_url(raw: &str, allow_loopback: bool) -> Option<String> {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") { raw.to_owned() } else { format!("https://{raw}") };
+    let url = Url::parse(&with_scheme).ok()?;
+    let clean = url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && matches!(url.path(), "" | "/");
+    if !clean {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]");
+    let acceptable = if loopback {
+        allow_loopback && matches!(url.scheme(), "http" | "https")
+    } else {
+        url.scheme() == "https"
+            && url.port().is_none()
+            && host.ends_with(".infobip.com")
+            && host.split('.').all(|label| !label.is_empty())
+    };
+    if !acceptable {
+        return None;
+    }
+    Some(match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
+}
+
+/// A sender number as Infobip writes it: international format, digits only.
+pub fn normalize_sender(raw: &str) -> Option<String> {
+    let digits: String = raw.chars().filter(|c| !matches!(c, '+' | ' ' | '-' | '(' | ')')).collect();
+    ((3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
+// --- verification and parsing ---
+
+/// Infobip signs nothing we can rely on: the channel's webhook URL ends with an unguessable secret,
+/// compared here in constant time. A channel without a secret accepts nothing.
+pub fn verify_path_secret(path_secret: Option<&str>, expected: &Secret) -> Result<(), WebhookError> {
+    match path_secret {
+        Some(candidate) if !expected.expose().is_empty() && expected.matches(candidate) => Ok(()),
+        _ => Err(WebhookError::Unauthorized),
+    }
+}
+
+/// What one verified request carries.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub messages: Vec<InboundMessage>,
+    pub statuses: Vec<StatusUpdate>,
+}
+
+/// Normalizes one batched body: each of `results[]` is an inbound message (it has `message`) or a delivery
+/// report on one of ours (it has `status`); seen reports and anything else are acknowledged and ignored.
+pub fn parse_batch(body: &[u8]) -> Result<Parsed, WebhookError> {
+    let batch: Batch = serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+    let mut parsed = Parsed::default();
+    for result in batch.results {
+        if result.get("message").is_some_and(Value::is_object) {
+            let inbound = IbInbound::deserialize(&result).map_err(|e| malformed(e.to_string()))?;
+            parsed.messages.extend(normalize_inbound(inbound));
+        } else if result.get("status").is_some_and(Value::is_object) {
+            let report = IbReport::deserialize(&result).map_err(|e| malformed(e.to_string()))?;
+            parsed.statuses.extend(status_update(report));
+        }
+    }
+    Ok(parsed)
+}
+
+fn malformed(reason: String) -> WebhookError {
+    WebhookError::Malformed { provider: PROVIDER, reason }
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    results: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IbInbound {
+    /// The customer's number, international format without `+`.
+    from: String,
+    received_at: Option<String>,
+    /// The WhatsApp message id: the dedup key.
+    message_id: String,
+    message: Value,
+    contact: Option<IbContact>,
+}
+
+#[derive(Deserialize)]
+struct IbContact {
+    name: Option<String>,
+}
+
+/// Infobip writes `2019-07-19T11:23:26.998+0000` (no colon in the offset), which RFC 3339 parsing refuses.
+fn parse_time(text: &str) -> Option<Timestamp> {
+    text.parse::<Timestamp>()
+        .ok()
+        .or_else(|| jiff::fmt::strtime::parse("%Y-%m-%dT%H:%M:%S%.f%z", text).ok()?.to_timestamp().ok())
+}
+
+fn normalize_inbound(inbound: IbInbound) -> Option<InboundMessage> {
+    let message = &inbound.message;
+    let str_at = |key: &str| message.get(key).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+    let message_type = str_at("type").unwrap_or("TEXT").to_ascii_uppercase();
+    let mut kind = InboundKind::Message;
+    let mut text = str_at("text").or_else(|| str_at("caption")).map(str::to_owned);
+    let mut attachments = Vec::new();
+    let media = match message_type.as_str() {
+        "IMAGE" => Some(AttachmentKind::Image),
+        "DOCUMENT" => Some(AttachmentKind::Document),
+        "AUDIO" => Some(AttachmentKind::Audio),
+        "VOICE" => Some(AttachmentKind::Voice),
+        "VIDEO" => Some(AttachmentKind::Video),
+        "STICKER" => Some(AttachmentKind::Sticker),
+        _ => None,
+    };
+    match (message_type.as_str(), media) {
+        // The media URL is on the account's API and needs the API key to download.
+        (_, Some(media)) => {
+            if let Some(url) = str_at("url") {
+                attachments.push(Attachment {
+                    kind: media,
+                    file_ref: url.to_owned(),
+                    mime: None,
+                    size: None,
+                    name: None,
+                });
+            }
+        }
+        ("LOCATION", None) => {
+            let coordinate = |key: &str| message.get(key).and_then(Value::as_f64);
+            if let (Some(latitude), Some(longitude)) = (coordinate("latitude"), coordinate("longitude")) {
+                attachments.push(Attachment {
+                    kind: AttachmentKind::Location,
+                    file_ref: format!("{latitude},{longitude}"),
+                    mime: None,
+                    size: None,
+                    name: str_at("name").or_else(|| str_at("address")).map(str::to_owned),
+                });
+            }
+        }
+        // Reply buttons and list rows come back with the id we gave them; template buttons with a payload.
+        ("INTERACTIVE_BUTTON_REPLY" | "INTERACTIVE_LIST_REPLY", None) => {
+            if let Some(pressed) = str_at("id").or_else(|| str_at("title")) {
+                kind = InboundKind::ButtonReply;
+                text = Some(pressed.to_owned());
+            }
+        }
+        ("BUTTON", None) => {
+            if let Some(pressed) = str_at("payload").or_else(|| str_at("text")) {
+                kind = InboundKind::ButtonReply;
+                text = Some(pressed.to_owned());
+            }
+        }
+        _ => {}
+    }
+    if text.is_none() && attachments.is_empty() {
+        return None;
+    }
+    let name = inbound.contact.and_then(|c| c.name).filter(|n| !n.trim().is_empty());
+    Some(InboundMessage {
+        dedup_key: inbound.message_id.clone(),
+        kind,
+        customer: Customer { id: inbound.from, name },
+        provider_message_id: Some(inbound.message_id),
+        text,
+        attachments,
+        sent_at: inbound.received_at.as_deref().and_then(parse_time),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IbReport {
+    message_id: String,
+    status: IbStatus,
+    error: Option<IbError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IbStatus {
+    group_name: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IbError {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+fn status_update(report: IbReport) -> Option<StatusUpdate> {
+    let status = match report.status.group_name.as_deref()?.to_ascii_uppercase().as_str() {
+        "PENDING" => OutStatus::Sent,
+        "DELIVERED" => OutStatus::Delivered,
+        "UNDELIVERABLE" | "EXPIRED" | "REJECTED" => OutStatus::Failed,
+        _ => return None,
+    };
+    let reason = (status == OutStatus::Failed).then(|| {
+        let error = report.error.and_then(|e| e.description.or(e.name)).filter(|e| !e.is_empty());
+        error.or(report.status.description).or(report.status.name).unwrap_or_else(|| "undeliverable".into())
+    });
+    Some(StatusUpdate { provider_message_id: report.message_id, status, reason })
+}
+
+// --- client ---
+
+/// Calls an account's Infobip API. Key and base URL are per account, so both are passed per call.
+#[derive(Debug, Clone)]
+pub struct InfobipClient {
+    http: reqwest::Client,
+    allow_loopback: bool,
+}
+
+impl InfobipClient {
+    /// Accepts only Infobip's https hosts as base URLs.
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http, allow_loopback: false }
+    }
+
+    /// Also accepts loopback base URLs, for tests and a local runner with a fake Infobip.
+    pub fn allowing_loopback(mut self) -> Self {
+        self.allow_loopback = true;
+        self
+    }
+
+    /// `OMNICHAT_ALLOW_LOOPBACK_PROVIDERS=1` lets base URLs point at a loopback fake.
+    pub fn from_env(http: reqwest::Client) -> Self {
+        let client = Self::new(http);
+        if std::env::var(ALLOW_LOOPBACK_ENV).is_ok_and(|v| v.trim() == "1") {
+            client.allowing_loopback()
+        } else {
+            client
+        }
+    }
+
+    /// The account's WhatsApp sender numbers (digits only), for the admin to pick from.
+    pub async fn list_senders(&self, api_key: &Secret, base_url: &str) -> Result<Vec<String>, ProviderError> {
+        let mut url = self.endpoint(base_url, &["whatsapp", "2", "senders"])?;
+        url.query_pairs_mut().append_pair("limit", &SENDERS_PAGE_SIZE.to_string());
+        let list: SenderList = self.call(Method::GET, url, api_key, None, Purpose::CredentialCheck).await?;
+        Ok(list.results.into_iter().filter_map(|s| s.sender).collect())
+    }
+
+    /// Whether `sender` is one of the account's WhatsApp senders. The sender list is asked first; where it
+    /// is not available, the quality endpoint (which answers only for the account's own senders) decides.
+    pub async fn has_sender(
+        &self,
+        api_key: &Secret,
+        base_url: &str,
+        sender: &str,
+    ) -> Result<bool, ProviderError> {
+        match self.list_senders(api_key, base_url).await {
+            Ok(senders) => Ok(senders.iter().any(|s| normalize_sender(s).as_deref() == Some(sender))),
+            Err(ProviderError::Rejected(_)) => {
+                let mut url = self.endpoint(base_url, &["whatsapp", "1", "senders", "quality"])?;
+                url.query_pairs_mut().append_pair("senders", sender);
+                let quality: SenderList =
+                    match self.call(Method::GET, url, api_key, None, Purpose::CredentialCheck).await {
+                        Ok(quality) => quality,
+                        Err(ProviderError::Rejected(_)) => return Ok(false),
+                        Err(other) => return Err(other),
+                    };
+                Ok(quality
+                    .results
+                    .iter()
+                    .any(|s| s.sender.as_deref().and_then(normalize_sender).as_deref() == Some(sender)))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Sends a text, or up to three reply buttons (more, or a body too long for buttons, become numbered
+    /// options in a text). Our outgoing message id goes along as `messageId`, which delivery reports echo.
+    pub async fn send_message(
+        &self,
+        api_key: &Secret,
+        base_url: &str,
+        sender: &str,
+        out: &Outgoing,
+    ) -> Result<Sent, ProviderError> {
+        let (segments, body) = message_request(sender, out);
+        let url = self.endpoint(base_url, &segments)?;
+        let sent: SendResponse =
+            self.call(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
+        Ok(Sent { provider_message_id: sent.message_id.or_else(|| Some(out.idempotency_key.clone())) })
+    }
+
+    fn endpoint(&self, base_url: &str, segments: &[&str]) -> Result<Url, ProviderError> {
+        let base = normalize_base_url(base_url, self.allow_loopback)
+            .ok_or_else(|| ProviderError::Rejected("the Infobip base URL is not acceptable".into()))?;
+        let mut url = Url::parse(&base)
+            .map_err(|_| ProviderError::Rejected("the Infobip base URL is not a URL".into()))?;
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::Rejected("the Infobip base URL cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        api_key: &Secret,
+        body: Option<&Value>,
+        purpose: Purpose,
+    ) -> Result<T, ProviderError> {
+        let path = url.path().to_owned();
+        let mut request =
+            self.http.request(method, url).header("Authorization", format!("App {}", api_key.expose()));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        let outcome = interpret(status, retry_after, &bytes, purpose, api_key);
+        if let Err(error) = &outcome {
+            tracing::warn!(path, status = status.as_u16(), %error, "infobip call failed");
+        }
+        outcome
+    }
+}
+
+/// The endpoint and body of one outgoing message, in Infobip's documented formats.
+fn message_request(sender: &str, out: &Outgoing) -> (Vec<&'static str>, Value) {
+    let buttons: Vec<&String> = out.buttons.iter().filter(|b| !b.trim().is_empty()).collect();
+    let fits_buttons = !buttons.is_empty()
+        && buttons.len() <= MAX_BUTTONS
+        && !out.text.trim().is_empty()
+        && out.text.chars().count() <= BUTTON_BODY_MAX_CHARS;
+    if fits_buttons {
+        let buttons: Vec<Value> = buttons
+            .iter()
+            .map(|label| {
+                let title: String = label.chars().take(BUTTON_TITLE_MAX_CHARS).collect();
+                json!({"type": "REPLY", "id": truncate_bytes(label, BUTTON_ID_MAX_BYTES), "title": title})
+            })
+            .collect();
+        let body = json!({
+            "from": sender,
+            "to": out.customer_id,
+            "messageId": out.idempotency_key,
+            "content": {"body": {"text": out.text}, "action": {"buttons": buttons}},
+        });
+        return (vec!["whatsapp", "1", "message", "interactive", "buttons"], body);
+    }
+    let body = json!({
+        "from": sender,
+        "to": out.customer_id,
+        "messageId": out.idempotency_key,
+        "content": {"text": text_with_options(&out.text, &out.buttons)},
+    });
+    (vec!["whatsapp", "1", "message", "text"], body)
+}
+
+fn text_with_options(text: &str, buttons: &[String]) -> String {
+    if buttons.is_empty() {
+        return text.to_owned();
+    }
+    let options: Vec<String> =
+        buttons.iter().enumerate().map(|(i, label)| format!("{}. {label}", i + 1)).collect();
+    format!("{text}\n\n{}", options.join("\n"))
+}
+
+/// The longest prefix of `text` that fits in `max` bytes without splitting a character.
+fn truncate_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[derive(Deserialize)]
+struct SenderList {
+    #[serde(default)]
+    results: Vec<SenderItem>,
+}
+
+#[derive(Deserialize)]
+struct SenderItem {
+    sender: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendResponse {
+    message_id: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Connecting: 401/403 mean the API key is wrong, which the admin is told.
+    CredentialCheck,
+    Operation,
+}
+
+/// The one place an Infobip answer becomes a result or a `ProviderError`.
+fn interpret<T: DeserializeOwned>(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    purpose: Purpose,
+    api_key: &Secret,
+) -> Result<T, ProviderError> {
+    if status.is_success() {
+        let value = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|_| ProviderError::Unavailable("unreadable answer from Infobip".into()))?
+        };
+        return serde_json::from_value(value)
+            .map_err(|_| ProviderError::Unavailable("unexpected answer from Infobip".into()));
+    }
+    // Classic APIs: requestError.serviceException.text; newer ones: description / errorCode.
+    let description = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            ["/requestError/serviceException/text", "/description", "/errorCode"].iter().find_map(|p| {
+                v.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+            })
+        })
+        .map(|d| redact(&d, api_key))
+        .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
+    match status.as_u16() {
+        429 => Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }),
+        401 | 403 if purpose == Purpose::CredentialCheck => {
+            Err(ProviderError::InvalidCredentials(INVALID_KEY.into()))
+        }
+        400..=499 => Err(ProviderError::Rejected(description)),
+        _ => Err(ProviderError::Unavailable(description)),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+fn redact(text: &str, secret: &Secret) -> String {
+    let exposed = secret.expose();
+    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
+}
+
+#[async_trait]
+impl ChannelProvider for InfobipClient {
+    async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
+        let api_key = required_credential(credentials, API_KEY)?;
+        let base_url = required_credential(credentials, BASE_URL)?;
+        let sender = required_credential(credentials, SENDER)?;
+        let base_url = normalize_base_url(base_url.expose(), self.allow_loopback).ok_or_else(|| {
+            Error::rule("invalid_base_url", format!("credentials.{BASE_URL}"), INVALID_BASE_URL)
+        })?;
+        let unknown_sender =
+            || Error::rule("unknown_sender", format!("credentials.{SENDER}"), UNKNOWN_SENDER);
+        let sender = normalize_sender(sender.expose()).ok_or_else(unknown_sender)?;
+        match self.has_sender(&api_key, &base_url, &sender).await {
+            Ok(true) => {}
+            Ok(false) => return Err(unknown_sender()),
+            Err(ProviderError::InvalidCredentials(_)) => {
+                return Err(Error::rule("invalid_api_key", format!("credentials.{API_KEY}"), INVALID_KEY));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        // Infobip's base URL and sender number are not secrets: the admin sees them as entered.
+        let masked = BTreeMap::from([
+            (API_KEY.to_owned(), api_key.masked()),
+            (BASE_URL.to_owned(), base_url.clone()),
+            (SENDER.to_owned(), sender.clone()),
+        ]);
+        let secrets = ChannelSecrets::default()
+            .with(API_KEY, api_key)
+            .with(BASE_URL, Secret::new(base_url))
+            .with(SENDER, Secret::new(sender.clone()));
+        Ok(Connection {
+            account: Account { id: sender.clone(), name: format!("+{sender}") },
+            secrets,
+            masked,
+        })
+    }
+
+    /// Infobip has no API here to register the URL: the admin pastes this URL (secret included) into the
+    /// sender's inbound and delivery-report settings.
+    fn webhook_url(
+        &self,
+        base: &str,
+        provider: Provider,
+        channel: &ChannelId,
+        secrets: &ChannelSecrets,
+    ) -> String {
+        match secrets.get(ChannelSecrets::WEBHOOK_SECRET) {
+            Some(secret) => format!("{base}/webhooks/{}/{channel}/{}", provider.slug(), secret.expose()),
+            None => format!("{base}/webhooks/{}/{channel}", provider.slug()),
+        }
+    }
+
+    fn receive(&self, secrets: &ChannelSecrets, request: &WebhookRequest) -> Result<Delivery, WebhookError> {
+        verify_path_secret(
+            request.path_secret.as_deref(),
+            secrets.for_verifying(ChannelSecrets::WEBHOOK_SECRET)?,
+        )?;
+        let parsed = parse_batch(&request.body)?;
+        Ok(Delivery { messages: parsed.messages, statuses: parsed.statuses, reply: Default::default() })
+    }
+
+    async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError> {
+        let missing = || ProviderError::InvalidCredentials("the channel has no Infobip credentials".into());
+        let api_key = secrets.get(API_KEY).ok_or_else(missing)?;
+        let base_url = secrets.get(BASE_URL).ok_or_else(missing)?;
+        let sender = secrets.get(SENDER).ok_or_else(missing)?;
+        self.send_message(api_key, base_url.expose(), sender.expose(), out).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{body_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3c9a";
+    const HOOK_SECRET: &str = "HookSecret0123456789HookSecret0123456789HookSecr";
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn parses_the_text_fixture() {
+        let parsed = parse_batch(&fixture("infobip_text.json")).unwrap();
+        assert!(parsed.statuses.is_empty());
+        assert_eq!(
+            parsed.messages,
+            vec![InboundMessage {
+                dedup_key: "ABEGOFl3VCQoAhBalbc6rTQT6mgS29EmGZ7a".into(),
+                kind: InboundKind::Message,
+                customer: Customer { id: "385919998888".into(), name: Some("Frank".into()) },
+                provider_message_id: Some("ABEGOFl3VCQoAhBalbc6rTQT6mgS29EmGZ7a".into()),
+                text: Some("Support hello".into()),
+                attachments: vec![],
+                sent_at: Some("2019-07-19T11:23:26.998Z".parse().unwrap()),
+            }]
+        );
+    }
+
+    #[test]
+    fn parses_the_delivery_report_fixture() {
+        let parsed = parse_batch(&fixture("infobip_delivery_report.json")).unwrap();
+        assert!(parsed.messages.is_empty());
+        assert_eq!(
+            parsed.statuses,
+            vec![StatusUpdate {
+                provider_message_id: "fb469d73-d362-463f-b30f-1e959b53badc".into(),
+                status: OutStatus::Delivered,
+                reason: None,
+            }]
+        );
+    }
+
+    fn batch(results: Value) -> Vec<u8> {
+        json!({"results": results, "messageCount": 1, "pendingMessageCount": 0}).to_string().into_bytes()
+    }
+
+    fn inbound(id: &str, message: Value) -> Value {
+        json!({"from": "385919998888", "to": "447860099299", "integrationType": "WHATSAPP",
+               "receivedAt": "2024-01-02T03:04:05.000+0100", "messageId": id, "message": message,
+               "contact": {"name": ""}})
+    }
+
+    #[test]
+    fn every_result_of_a_batch_is_normalized() {
+        let body = batch(json!([
+            inbound("a", json!({"type": "IMAGE", "caption": "photo", "url": "https://api.infobip.com/whatsapp/1/senders/447860099299/media/1"})),
+            inbound("b", json!({"type": "LOCATION", "longitude": 15.97, "latitude": 45.81, "name": "Zagreb"})),
+            inbound("c", json!({"type": "INTERACTIVE_BUTTON_REPLY", "id": "Yes", "title": "Yes"})),
+            inbound("d", json!({"type": "BUTTON", "text": "Stop", "payload": "STOP_PROMO"})),
+            inbound("e", json!({"type": "VOICE", "url": "https://api.infobip.com/media/2"})),
+            inbound("f", json!({"type": "CONTACT", "contacts": []})),
+            {"messageId": "seen-1", "to": "385919998888", "seenAt": "2024-01-02T03:04:05.000+0000"},
+            {"messageId": "out-9", "to": "385919998888",
+             "status": {"groupName": "UNDELIVERABLE", "name": "UNDELIVERABLE_NOT_DELIVERED", "description": "Message sent not delivered"},
+             "error": {"id": 7, "name": "EC_INVALID_NUMBER", "description": "Invalid number", "permanent": true}},
+            {"messageId": "out-8", "status": {"groupName": "PENDING", "name": "PENDING_ENROUTE"}},
+        ]));
+        let parsed = parse_batch(&body).unwrap();
+        let ids: Vec<&str> = parsed.messages.iter().map(|m| m.dedup_key.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d", "e"]);
+        let image = &parsed.messages[0];
+        assert_eq!(image.customer, Customer { id: "385919998888".into(), name: None });
+        assert_eq!(image.text.as_deref(), Some("photo"));
+        assert_eq!(image.attachments[0].kind, AttachmentKind::Image);
+        assert_eq!(image.sent_at, Some("2024-01-02T02:04:05Z".parse().unwrap()));
+        assert_eq!(parsed.messages[1].attachments[0].file_ref, "45.81,15.97");
+        assert_eq!(parsed.messages[1].attachments[0].name.as_deref(), Some("Zagreb"));
+        assert_eq!(
+            (parsed.messages[2].kind, parsed.messages[2].text.as_deref()),
+            (InboundKind::ButtonReply, Some("Yes"))
+        );
+        assert_eq!(parsed.messages[3].text.as_deref(), Some("STOP_PROMO"));
+        assert_eq!(parsed.messages[4].attachments[0].kind, AttachmentKind::Voice);
+        assert_eq!(
+            parsed.statuses,
+            vec![
+                StatusUpdate {
+                    provider_message_id: "out-9".into(),
+                    status: OutStatus::Failed,
+                    reason: Some("Invalid number".into())
+                },
+                StatusUpdate { provider_message_id: "out-8".into(), status: OutStatus::Sent, reason: None },
+            ]
+        );
+        assert_eq!(parse_batch(&batch(json!([]))).unwrap(), Parsed::default());
+    }
+
+    #[test]
+    fn refuses_malformed_bodies() {
+        for body in [
+            &b"not json"[..],
+            b"",
+            b"[]",
+            b"{}",
+            br#"{"results": {}}"#,
+            br#"{"results": [{"message": {"type": "TEXT", "text": "x"}}]}"#,
+            br#"{"results": [{"messageId": 5, "status": {"groupName": "DELIVERED"}}]}"#,
+        ] {
+            match parse_batch(body) {
+                Err(WebhookError::Malformed { provider: "whatsapp-infobip", .. }) => {}
+                other => panic!("{}: expected Malformed, got {other:?}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+
+    #[test]
+    fn base_urls_must_be_infobip_https_hosts() {
+        for (raw, expected) in [
+            ("https://xyz12.api.infobip.com", "https://xyz12.api.infobip.com"),
+            ("https://XYZ12.api.infobip.com/", "https://xyz12.api.infobip.com"),
+            ("xyz12.api.infobip.com", "https://xyz12.api.infobip.com"),
+            ("  https://example.infobip.com ", "https://example.infobip.com"),
+        ] {
+            assert_eq!(normalize_base_url(raw, false).as_deref(), Some(expected), "{raw}");
+        }
+        for raw in [
+            "http://xyz12.api.infobip.com",
+            "https://infobip.com",
+            "https://xyz12.api.infobip.com.evil.test",
+            "https://evil.test/?x=.infobip.com",
+            "https://user:pass@xyz12.api.infobip.com",
+            "https://xyz12.api.infobip.com/sms",
+            "https://xyz12.api.infobip.com:8443",
+            "https://xyz12.api.infobip.com?x=1",
+            "https://xyz12.api.infobip.com.",
+            "http://127.0.0.1:8080",
+            "http://169.254.169.254",
+            "",
+            "not a url",
+        ] {
+            assert_eq!(normalize_base_url(raw, false), None, "{raw}");
+        }
+        assert_eq!(
+            normalize_base_url("http://127.0.0.1:8080/", true).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(normalize_base_url("http://localhost:9", true).as_deref(), Some("http://localhost:9"));
+        assert_eq!(normalize_base_url("http://[::1]:9", true).as_deref(), Some("http://[::1]:9"));
+        assert_eq!(normalize_base_url("http://10.0.0.1:9", true), None);
+        assert_eq!(normalize_base_url("ftp://127.0.0.1:9", true), None);
+    }
+
+    #[test]
+    fn senders_are_digits() {
+        assert_eq!(normalize_sender("+44 (113) 496-0000").as_deref(), Some("441134960000"));
+        assert_eq!(normalize_sender("441134960000").as_deref(), Some("441134960000"));
+        for bad in ["", "+", "abc", "4411/../x", "12", "123456789012345678901"] {
+            assert_eq!(normalize_sender(bad), None, "{bad}");
+        }
+    }
+
+    fn channel_secrets(base: &str) -> ChannelSecrets {
+        ChannelSecrets::default()
+            .with(API_KEY, Secret::new(KEY))
+            .with(BASE_URL, Secret::new(base))
+            .with(SENDER, Secret::new("447860099299"))
+            .with(ChannelSecrets::WEBHOOK_SECRET, Secret::new(HOOK_SECRET))
+    }
+
+    fn request(body: Vec<u8>, path_secret: Option<&str>) -> WebhookRequest {
+        WebhookRequest {
+            method: "POST".into(),
+            headers: vec![],
+            body,
+            path_secret: path_secret.map(str::to_owned),
+            webhook_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn receive_needs_the_path_secret_before_anything_is_parsed() {
+        let client = InfobipClient::new(reqwest::Client::new());
+        let secrets = channel_secrets("https://x.api.infobip.com");
+        let delivery =
+            client.receive(&secrets, &request(fixture("infobip_text.json"), Some(HOOK_SECRET))).unwrap();
+        assert_eq!(delivery.messages.len(), 1);
+        for wrong in [None, Some(""), Some("nope")] {
+            assert_eq!(
+                client.receive(&secrets, &request(fixture("infobip_text.json"), wrong)),
+                Err(WebhookError::Unauthorized)
+            );
+            assert_eq!(
+                client.receive(&secrets, &request(b"{".to_vec(), wrong)),
+                Err(WebhookError::Unauthorized)
+            );
+        }
+        assert!(matches!(
+            client.receive(&secrets, &request(b"{".to_vec(), Some(HOOK_SECRET))),
+            Err(WebhookError::Malformed { .. })
+        ));
+        let channel = ChannelId::generate();
+        assert_eq!(
+            client.webhook_url("https://x.test", Provider::WhatsappInfobip, &channel, &secrets),
+            format!("https://x.test/webhooks/whatsapp-infobip/{channel}/{HOOK_SECRET}")
+        );
+    }
+
+    // --- client, against a fake Infobip API ---
+
+    fn credentials(base: &str, key: &str, sender: &str) -> Map<String, Value> {
+        json!({"api_key": key, "base_url": base, "sender": sender}).as_object().cloned().unwrap()
+    }
+
+    fn rule_text(error: &Error) -> String {
+        match error {
+            Error::Rule(rule) => format!("{rule:?} {error}"),
+            other => panic!("expected a rule violation, got {other:?}"),
+        }
+    }
+
+    async fn fake_senders(server: &MockServer) {
+        Mock::given(method("GET"))
+            .and(path("/whatsapp/2/senders"))
+            .and(header("authorization", format!("App {KEY}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
+                {"sender": "447860099299", "displayName": "Acme", "connectionStatus": "CONNECTED"},
+                {"sender": "447860099300", "displayName": "Acme 2", "connectionStatus": "CONNECTED"},
+            ], "paging": {"page": 0, "size": 2, "totalPages": 1, "totalResults": 2}})))
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/whatsapp/2/senders"))
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(json!({"requestError": {"serviceException": {
+                "messageId": "UNAUTHORIZED", "text": "Invalid login details"}}})),
+            )
+            .mount(server)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn connect_checks_the_sender_among_the_accounts_senders() {
+        let server = MockServer::start().await;
+        fake_senders(&server).await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        assert_eq!(
+            client.list_senders(&Secret::new(KEY), &server.uri()).await.unwrap(),
+            ["447860099299", "447860099300"]
+        );
+        let connection = client.connect(&credentials(&server.uri(), KEY, "+44 7860 099299")).await.unwrap();
+        assert_eq!(connection.account, Account { id: "447860099299".into(), name: "+447860099299".into() });
+        assert_eq!(connection.secrets.get(BASE_URL).map(Secret::expose), Some(server.uri().as_str()));
+        assert_eq!(connection.masked.get(API_KEY).map(String::as_str), Some("****3c9a"));
+        assert!(!format!("{connection:?}").contains(KEY));
+
+        let other = client.connect(&credentials(&server.uri(), KEY, "447000000000")).await.unwrap_err();
+        assert!(rule_text(&other).contains("credentials.sender"));
+        let bad_key = client.connect(&credentials(&server.uri(), "wrong", "447860099299")).await.unwrap_err();
+        assert!(rule_text(&bad_key).contains("credentials.api_key"));
+        assert!(format!("{bad_key}").contains("Infobip refused the API key"));
+        // Without the loopback allowance, a local URL is refused before any call.
+        let strict = InfobipClient::new(reqwest::Client::new());
+        let refused = strict.connect(&credentials(&server.uri(), KEY, "447860099299")).await.unwrap_err();
+        assert!(rule_text(&refused).contains("credentials.base_url"));
+        let not_https =
+            strict.connect(&credentials("http://x.api.infobip.com", KEY, "447860099299")).await.unwrap_err();
+        assert!(rule_text(&not_https).contains("credentials.base_url"));
+        for error in [other, bad_key, refused, not_https] {
+            assert!(!format!("{error} {error:?}").contains(KEY));
+        }
+    }
+
+    #[tokio::test]
+    async fn falls_back_to_the_quality_endpoint_when_the_sender_list_is_not_available() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/whatsapp/2/senders"))
+            .respond_with(
+                ResponseTemplate::new(404).set_body_json(json!({"requestError": {"serviceException": {
+                "messageId": "NOT_FOUND", "text": "Not found"}}})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/whatsapp/1/senders/quality"))
+            .and(query_param("senders", "447860099299"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
+                {"sender": "447860099299", "qualityRating": "HIGH", "status": "CONNECTED", "currentLimit": "TIER_1K"}]})))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/whatsapp/1/senders/quality"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&server)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        client.connect(&credentials(&server.uri(), KEY, "447860099299")).await.unwrap();
+        let other = client.connect(&credentials(&server.uri(), KEY, "447000000000")).await.unwrap_err();
+        assert!(rule_text(&other).contains("credentials.sender"));
+    }
+
+    fn outgoing(text: &str, buttons: &[&str]) -> Outgoing {
+        Outgoing {
+            customer_id: "385919998888".into(),
+            text: text.into(),
+            buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
+            idempotency_key: "out-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_text_and_reply_buttons_in_infobips_format() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/text"))
+            .and(header("authorization", format!("App {KEY}")))
+            .and(body_json(json!({"from": "447860099299", "to": "385919998888", "messageId": "out-1",
+                                  "content": {"text": "Hello"}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"to": "385919998888", "messageCount": 1,
+                "messageId": "out-1", "status": {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE"}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let long_label = "A very long button label indeed";
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/interactive/buttons"))
+            .and(body_json(json!({"from": "447860099299", "to": "385919998888", "messageId": "out-1",
+            "content": {"body": {"text": "Pick one"}, "action": {"buttons": [
+                {"type": "REPLY", "id": "Yes", "title": "Yes"},
+                {"type": "REPLY", "id": long_label, "title": "A very long button l"},
+            ]}}})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"messageId": "ib-2", "status": {"groupName": "PENDING"}})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/text"))
+            .and(body_json(json!({"from": "447860099299", "to": "385919998888", "messageId": "out-1",
+                                  "content": {"text": "Pick one\n\n1. A\n2. B\n3. C\n4. D"}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"messageId": "ib-3"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        let secrets = channel_secrets(&server.uri());
+        let sent = client.send(&secrets, &outgoing("Hello", &[])).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("out-1".into()) });
+        let sent = client.send(&secrets, &outgoing("Pick one", &["Yes", long_label])).await.unwrap();
+        assert_eq!(sent.provider_message_id.as_deref(), Some("ib-2"));
+        let sent = client.send(&secrets, &outgoing("Pick one", &["A", "B", "C", "D"])).await.unwrap();
+        assert_eq!(sent.provider_message_id.as_deref(), Some("ib-3"));
+    }
+
+    #[tokio::test]
+    async fn throttling_server_errors_and_time_outs_hide_the_key() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/text"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3").set_body_json(json!({
+                "requestError": {"serviceException": {"messageId": "TOO_MANY_REQUESTS", "text": "Too many requests"}}})))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/text"))
+            .respond_with(ResponseTemplate::new(500).set_body_string(KEY))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/text"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"errorCode": "E400",
+                "description": format!("Invalid destination, key {KEY}")})))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/text"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+            .mount(&server)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        let secrets = channel_secrets(&server.uri());
+        let throttled = client.send(&secrets, &outgoing("x", &[])).await.unwrap_err();
+        assert_eq!(throttled, ProviderError::RateLimited { retry_after: Duration::from_secs(3) });
+        let down = client.send(&secrets, &outgoing("x", &[])).await.unwrap_err();
+        assert_eq!(down, ProviderError::Unavailable("HTTP 500".into()));
+        let rejected = client.send(&secrets, &outgoing("x", &[])).await.unwrap_err();
+        assert_eq!(rejected, ProviderError::Rejected("HTTP 400: Invalid destination, key ****".into()));
+        let http = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+        let timed_out = InfobipClient::new(http)
+            .allowing_loopback()
+            .send(&secrets, &outgoing("x", &[]))
+            .await
+            .unwrap_err();
+        assert!(matches!(timed_out, ProviderError::Unavailable(_)), "{timed_out:?}");
+        // A stored base URL the client does not accept is refused without a call.
+        let strict =
+            InfobipClient::new(reqwest::Client::new()).send(&secrets, &outgoing("x", &[])).await.unwrap_err();
+        assert!(matches!(strict, ProviderError::Rejected(_)));
+        for error in [throttled, down, rejected, timed_out, strict] {
+            let text = format!("{error} {error:?}");
+            assert!(!text.contains(KEY) && !text.contains(HOOK_SECRET), "{text}");
+        }
+    }
+}

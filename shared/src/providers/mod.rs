@@ -83,6 +83,13 @@ impl Providers {
             .with(Provider::Telegram, Arc::new(telegram::TelegramClient::from_env(http.clone())))
             .with(Provider::Vk, Arc::new(vk::VkClient::from_env(http.clone())))
             .with(Provider::Viber, Arc::new(viber::ViberClient::from_env(http.clone())))
+            .with(Provider::WhatsappEdna, Arc::new(edna::EdnaClient::from_env(http.clone())))
+            .with(
+                Provider::WhatsappMessagebird,
+                Arc::new(messagebird::MessageBirdClient::from_env(http.clone())),
+            )
+            .with(Provider::WhatsappInfobip, Arc::new(infobip::InfobipClient::from_env(http.clone())))
+            .with(Provider::Avito, Arc::new(avito::AvitoClient::from_env(http.clone())))
     }
 
     pub fn with(mut self, provider: Provider, module: Arc<dyn ChannelProvider>) -> Self {

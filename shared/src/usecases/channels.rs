@@ -200,14 +200,12 @@ pub async fn check_settings_references(
     match &settings.handling {
         None => {}
         Some(Handling::Employee { employee_id }) => {
-            if people::get_employee(ctx, &tenant.id, employee_id).await?.is_none() {
-                return Err(missing("handling.employee_id", "employee"));
-            }
+            let found = people::get_employee(ctx, &tenant.id, employee_id).await?;
+            found.ok_or_else(|| missing("handling.employee_id", "employee"))?;
         }
         Some(Handling::Group { group_id }) => {
-            if people::get_group(ctx, &tenant.id, group_id).await?.is_none() {
-                return Err(missing("handling.group_id", "group"));
-            }
+            let found = people::get_group(ctx, &tenant.id, group_id).await?;
+            found.ok_or_else(|| missing("handling.group_id", "group"))?;
         }
         Some(Handling::Chatbot { chatbot_id }) => {
             if !provider.allows_chatbot_handling() {

@@ -10,6 +10,7 @@ use crate::ports::store::{Condition, Index, Query, SkRange, Write};
 use crate::records;
 use crate::usecases::Context;
 use crate::usecases::auth::{Principal, Role};
+use crate::usecases::timers::{self, TimerKind};
 
 #[derive(Debug, Default, Clone)]
 pub struct DialogFilter {
@@ -51,12 +52,15 @@ pub(crate) fn status_name(status: DialogStatus) -> &'static str {
     }
 }
 
+/// A dialog by id, whatever its tenant (the scheduled jobs act for the system).
+pub async fn load(ctx: &Context, id: &DialogId) -> Result<Option<Dialog>> {
+    ctx.store.get(&records::dialog_key(id)).await?.map(records::from_item).transpose()
+}
+
 pub async fn get_dialog(ctx: &Context, principal: &Principal, id: &str) -> Result<Dialog> {
     let not_found = Error::NotFound { what: "dialog" };
     let dialog_id = DialogId::parse(id).ok_or(Error::NotFound { what: "dialog" })?;
-    let item =
-        ctx.store.get(&records::dialog_key(&dialog_id)).await?.ok_or(Error::NotFound { what: "dialog" })?;
-    let dialog: Dialog = records::from_item(item)?;
+    let dialog = load(ctx, &dialog_id).await?.ok_or(Error::NotFound { what: "dialog" })?;
     if dialog.tenant_id != principal.tenant_id {
         return Err(not_found);
     }
@@ -91,9 +95,15 @@ pub async fn close_dialog(ctx: &Context, principal: &Principal, id: &str) -> Res
     close(ctx, dialog).await
 }
 
-/// Closes a dialog on the system's behalf (inactivity, tests): marks the dialog closed and removes the customer's open-dialog pointer in one transaction, so ingest
-/// never adds a message to a closed dialog.
-pub async fn close(ctx: &Context, mut dialog: Dialog) -> Result<Dialog> {
+/// Closes a dialog on the system's behalf (tests, tools). See `close_if_due`.
+pub async fn close(ctx: &Context, dialog: Dialog) -> Result<Dialog> {
+    close_if_due(ctx, dialog, Condition::Always).await
+}
+
+/// Marks the dialog closed, removes the customer's open-dialog pointer and ends the dialog's timers in one
+/// transaction (so ingest never adds a message to a closed dialog), on condition the close timer is as
+/// the caller read it (`Always` for a close by hand).
+pub async fn close_if_due(ctx: &Context, mut dialog: Dialog, close_timer: Condition) -> Result<Dialog> {
     if dialog.is_closed() {
         return Ok(dialog);
     }
@@ -107,9 +117,15 @@ pub async fn close(ctx: &Context, mut dialog: Dialog) -> Result<Dialog> {
         key: records::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
         condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
     };
-    match ctx.store.transact(vec![save, release]).await {
+    let end_auto_replies = Write::Delete {
+        key: timers::timer_key(&dialog.id, TimerKind::AutoReply),
+        condition: Condition::Always,
+    };
+    let end_close =
+        Write::Delete { key: timers::timer_key(&dialog.id, TimerKind::Close), condition: close_timer };
+    match ctx.store.transact(vec![save, release, end_auto_replies, end_close]).await {
         Ok(()) => {}
-        Err(conflict) if conflict.failed_at(0) => {
+        Err(conflict) if conflict.failed_at(0) || conflict.failed_at(3) => {
             return Err(Error::Conflict("the dialog changed meanwhile; read it again".into()));
         }
         Err(crate::ports::StoreError::Conflict { .. }) => {
@@ -160,7 +176,20 @@ pub async fn reply(
             ));
         }
     }
+    let channel = crate::usecases::channels::load_channel(ctx, &dialog.channel_id)
+        .await?
+        .filter(|c| c.is_active())
+        .ok_or_else(|| {
+            Error::rule("channel_inactive", "dialog", "the dialog's channel is not connected any more")
+        })?;
     let message =
         Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), ctx.clock.now());
-    crate::usecases::outbox::send_in_dialog(ctx, &dialog, message, Vec::new()).await
+    // The reply cancels the pending auto-replies in its own transaction: a due auto-reply racing it either
+    // went out before (and the reply still goes) or finds its timer gone and sends nothing.
+    let pointer = records::open_dialog_key(&dialog.channel_id, &dialog.customer.id);
+    let extra = vec![
+        timers::cancel_auto_replies_write(&dialog.id),
+        crate::usecases::ingest::replied_write(pointer, &dialog.id),
+    ];
+    crate::usecases::outbox::send_in_dialog(ctx, &dialog, &channel, message, extra).await
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Item, Key, StoreError, Write};
 use crate::records;
-use crate::usecases::Context;
+use crate::usecases::{Context, timers};
 
 /// Pointer races and transient store trouble are retried this often before the provider is told to retry.
 const MAX_ATTEMPTS: u32 = 8;
@@ -46,6 +46,22 @@ struct Delivery {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct OpenDialog {
     pub dialog_id: DialogId,
+    /// An auto-reply sequence was started for the customer and no employee has replied since: further
+    /// customer messages do not start another one.
+    #[serde(default)]
+    pub awaiting_reply: bool,
+}
+
+/// After an employee's reply the customer's next message starts the auto-replies again.
+pub(crate) fn replied_write(pointer: Key, dialog: &DialogId) -> Write {
+    let mut set = Item::new();
+    set.insert("awaiting_reply".into(), Value::Bool(false));
+    Write::Update {
+        key: pointer,
+        set,
+        remove: Vec::new(),
+        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.to_string())),
+    }
 }
 
 /// Where a write sits in the transaction: the delivery record is always first.
@@ -62,21 +78,33 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                 let dialog_id = open.dialog_id;
                 let mut set = Item::new();
                 set.insert("last_activity_at".into(), Value::String(now.to_string()));
-                let writes = vec![
-                    Write::Check {
-                        key: pointer_key.clone(),
-                        condition: Condition::Equals(
-                            "dialog_id".into(),
-                            Value::String(dialog_id.to_string()),
-                        ),
-                    },
-                    Write::Update {
-                        key: records::dialog_key(&dialog_id),
-                        set,
-                        remove: Vec::new(),
-                        condition: Condition::Exists,
-                    },
-                ];
+                let pointer_holds =
+                    Condition::Equals("dialog_id".into(), Value::String(dialog_id.to_string()));
+                let start_auto_replies = match open.awaiting_reply {
+                    true => None,
+                    false => timers::auto_reply_start_write(&dialog_id, channel, now)?,
+                };
+                let mut writes = match start_auto_replies {
+                    Some(start) => {
+                        let mut awaiting = Item::new();
+                        awaiting.insert("awaiting_reply".into(), Value::Bool(true));
+                        let mark = Write::Update {
+                            key: pointer_key.clone(),
+                            set: awaiting,
+                            remove: Vec::new(),
+                            condition: pointer_holds,
+                        };
+                        vec![mark, start]
+                    }
+                    None => vec![Write::Check { key: pointer_key.clone(), condition: pointer_holds }],
+                };
+                writes.push(Write::Update {
+                    key: records::dialog_key(&dialog_id),
+                    set,
+                    remove: Vec::new(),
+                    condition: Condition::Exists,
+                });
+                writes.push(timers::close_timer_write(&dialog_id, channel, now)?);
                 (dialog_id, writes, false)
             }
             None => {
@@ -86,14 +114,18 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     inbound.customer.clone(),
                     now,
                 );
-                let pointer = OpenDialog { dialog_id: dialog.id.clone() };
-                let writes = vec![
+                let start_auto_replies = timers::auto_reply_start_write(&dialog.id, channel, now)?;
+                let pointer =
+                    OpenDialog { dialog_id: dialog.id.clone(), awaiting_reply: start_auto_replies.is_some() };
+                let mut writes = vec![
                     Write::Put {
                         item: records::to_item(&pointer, &pointer_key, &[])?,
                         condition: Condition::NotExists,
                     },
                     Write::Put { item: dialog_item(&dialog)?, condition: Condition::NotExists },
+                    timers::close_timer_write(&dialog.id, channel, now)?,
                 ];
+                writes.extend(start_auto_replies);
                 (dialog.id, writes, true)
             }
         };

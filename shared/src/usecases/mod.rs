@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod people;
 pub mod scheduled;
 pub mod tenants;
+pub mod timers;
 pub mod webhooks;
 
 pub use crate::providers::Providers;

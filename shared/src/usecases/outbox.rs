@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
+use crate::domain::{Channel, ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Item, Key, Query, SkRange, StoreError, Write};
@@ -276,11 +276,13 @@ pub async fn deliver_due(ctx: &Context, limit: usize) -> Result<Vec<Attempt>> {
 pub async fn send_in_dialog(
     ctx: &Context,
     dialog: &Dialog,
+    channel: &Channel,
     message: Message,
     extra: Vec<Write>,
 ) -> Result<Message> {
     let now = ctx.clock.now();
     let mut writes = enqueue_writes(&message, now)?;
+    writes.push(crate::usecases::timers::close_timer_write(&dialog.id, channel, now)?);
     let mut touch = Item::new();
     touch.insert("last_activity_at".into(), Value::String(now.to_string()));
     writes.push(Write::Update {

@@ -2,7 +2,7 @@
 //! runner's timer runs every `OMNICHAT_TICK_SECONDS`.
 
 use crate::error::Result;
-use crate::usecases::{Context, outbox};
+use crate::usecases::{Context, outbox, timers};
 
 /// Outbox entries one tick sends at most (per due-index shard); the rest wait for the next tick.
 pub const OUTBOX_BATCH: usize = 100;
@@ -12,9 +12,33 @@ pub async fn retry_outbox(ctx: &Context) -> Result<usize> {
     Ok(outbox::deliver_due(ctx, OUTBOX_BATCH).await?.len())
 }
 
+/// The auto-reply function's job: due auto-replies, then due outbox retries.
+pub async fn send_auto_replies_and_retries(ctx: &Context) -> Result<()> {
+    let tick = timers::send_due_auto_replies(ctx).await?;
+    let retried = retry_outbox(ctx).await?;
+    tracing::info!(
+        sent = tick.sent,
+        lost_races = tick.lost_races,
+        dropped = tick.dropped,
+        retried,
+        "auto-reply tick"
+    );
+    Ok(())
+}
+
+/// The inactivity-close function's job.
+pub async fn close_inactive_dialogs(ctx: &Context) -> Result<()> {
+    let closed = timers::close_inactive_dialogs(ctx).await?;
+    tracing::info!(closed, "inactivity-close tick");
+    Ok(())
+}
+
 /// Everything the local runner does on a tick. A job that fails is logged; the others still run.
 pub async fn run_local_tick(ctx: &Context) {
-    if let Err(error) = retry_outbox(ctx).await {
-        tracing::error!(%error, "outbox retry failed");
+    if let Err(error) = send_auto_replies_and_retries(ctx).await {
+        tracing::error!(%error, "auto-reply tick failed");
+    }
+    if let Err(error) = close_inactive_dialogs(ctx).await {
+        tracing::error!(%error, "inactivity-close tick failed");
     }
 }

@@ -1,0 +1,23 @@
+//! The inactivity-close Lambda, on an EventBridge schedule: closes the dialogs idle past their channel's
+//! auto-close limit.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use omnichat::usecases::{Context, scheduled};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .without_time()
+        .init();
+    let ctx = Arc::new(omnichat::bootstrap::aws_context().await?);
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| handle(Arc::clone(&ctx)))).await
+}
+
+async fn handle(ctx: Arc<Context>) -> Result<(), Error> {
+    Ok(scheduled::close_inactive_dialogs(&ctx).await?)
+}

@@ -1,0 +1,200 @@
+//! End to end over HTTP against the local runner: an Avito account is connected against a fake Avito API,
+//! a buyer's message arrives at the channel's secret webhook URL, our echoes and system messages are
+//! dropped, replies go into the chat, and the same account connected twice leaves only the newer effective.
+
+use std::sync::Arc;
+
+use omnichat::domain::Provider;
+use omnichat::providers::avito::AvitoClient;
+use omnichat_tests::{TestApp, fixture};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const PUBLIC_BASE: &str = "https://omnichat.example.test";
+const CLIENT_ID: &str = "avito-client-id-0123";
+const CLIENT_SECRET: &str = "avito-client-secret-0123456789";
+const CHAT: &str = "u2i-5u1BZROboeSAFX7u00euug";
+
+fn webhook_path(channel: &Value) -> String {
+    let url = channel["webhook_url"].as_str().expect("webhook_url");
+    url.strip_prefix(PUBLIC_BASE).unwrap_or_else(|| panic!("{url} is not under {PUBLIC_BASE}")).to_owned()
+}
+
+async fn dialogs(app: &TestApp) -> Vec<Value> {
+    let (status, body) = app.get("/v1/dialogs").await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn messages(app: &TestApp, dialog_id: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/v1/dialogs/{dialog_id}/messages")).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn fake_avito() -> MockServer {
+    let avito = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"access_token": "tok-e2e", "expires_in": 86400, "token_type": "Bearer"}),
+            ),
+        )
+        .mount(&avito)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/core/v1/accounts/self"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 375811020, "name": "Велосипеды у дома", "profile_url": "https://www.avito.ru/user/abc"})))
+        .mount(&avito)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/messenger/v3/webhook"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&avito)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/messenger/v1/accounts/375811020/chats/{CHAT}/messages")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "bd7d6b5d", "created": 1712220300, "direction": "out", "type": "text",
+            "content": {"text": "Да"}})))
+        .mount(&avito)
+        .await;
+    avito
+}
+
+async fn spawn(avito: &MockServer) -> TestApp {
+    let base = avito.uri();
+    TestApp::spawn_with(move |providers| {
+        providers.with(Provider::Avito, Arc::new(AvitoClient::new(omnichat::providers::http_client(), base)))
+    })
+    .await
+}
+
+async fn connect(app: &TestApp, name: &str) -> Value {
+    let (status, channel) = app
+        .post(
+            "/v1/channels",
+            &json!({"provider": "avito", "name": name,
+                    "credentials": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    channel
+}
+
+fn event(message_id: &str, author_id: i64, kind: &str, content: Value) -> Vec<u8> {
+    json!({"id": format!("evt-{message_id}"), "version": "v3.0.0", "timestamp": 1712220290,
+           "payload": {"type": "message", "value": {
+               "id": message_id, "chat_id": CHAT, "user_id": 375811020, "author_id": author_id,
+               "created": 1712220290, "type": kind, "chat_type": "u2i", "content": content,
+               "item_id": 4073598608_u64}}})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_buyers_message_arrives_through_the_secret_url_and_the_reply_goes_into_the_chat() {
+    let avito = fake_avito().await;
+    let app = spawn(&avito).await;
+    let channel = connect(&app, "Avito shop").await;
+    assert_eq!(channel["provider"], "avito");
+    assert_eq!(channel["account"], json!({"id": "375811020", "name": "Велосипеды у дома"}));
+    assert!(!channel.to_string().contains(CLIENT_SECRET), "the secret leaked: {channel}");
+    let path = webhook_path(&channel);
+    let requests = avito.received_requests().await.unwrap_or_default();
+    let subscribed: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/messenger/v3/webhook")
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    assert_eq!(subscribed, vec![json!({"url": channel["webhook_url"]})]);
+
+    // A wrong or missing secret writes nothing (Avito's own signature header proves nothing here).
+    let (prefix, _) = path.rsplit_once('/').expect("a secret segment");
+    let wrong = format!("{prefix}/{}", "x".repeat(48));
+    let signature = [("x-avito-messenger-signature", "deadbeef")];
+    assert_eq!(app.deliver(&wrong, &signature, fixture("avito_text.json")).await, 401);
+    assert_eq!(app.deliver(prefix, &signature, fixture("avito_text.json")).await, 401);
+    assert_eq!(dialogs(&app).await, Vec::<Value>::new());
+
+    assert_eq!(app.deliver(&path, &signature, fixture("avito_text.json")).await, 200);
+    assert_eq!(app.deliver(&path, &signature, fixture("avito_text.json")).await, 200, "a retry");
+    // Our own reply echoed back and a system message: acknowledged, not stored.
+    assert_eq!(app.deliver(&path, &[], event("echo-1", 375811020, "text", json!({"text": "Да"}))).await, 200);
+    assert_eq!(
+        app.deliver(&path, &[], event("sys-1", 0, "system", json!({"text": "Заказ оплачен"}))).await,
+        200
+    );
+    assert_eq!(app.deliver(&path, &[], b"[]".to_vec()).await, 400);
+
+    let found = dialogs(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["customer"]["id"], CHAT);
+    let dialog_id = found[0]["id"].as_str().expect("id").to_owned();
+    let stored = messages(&app, &dialog_id).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["direction"], "in");
+    assert_eq!(stored[0]["text"], "есть в наличии?");
+    assert_eq!(stored[0]["provider_message_id"], "4e40017827104f1c5d42c5eb0a276585");
+    assert_eq!(stored[0]["sent_at"], "2024-04-04T08:44:50Z");
+
+    let (status, sent) =
+        app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "Да, есть в наличии"})).await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert_eq!(sent["provider_message_id"], "bd7d6b5d");
+    let requests = avito.received_requests().await.unwrap_or_default();
+    let replies: Vec<&wiremock::Request> =
+        requests.iter().filter(|r| r.url.path().ends_with(&format!("/chats/{CHAT}/messages"))).collect();
+    assert_eq!(replies.len(), 1);
+    let body: Value = serde_json::from_slice(&replies[0].body).expect("json");
+    assert_eq!(body, json!({"message": {"text": "Да, есть в наличии"}, "type": "text"}));
+    assert_eq!(replies[0].headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer tok-e2e"));
+}
+
+#[tokio::test]
+async fn refused_client_credentials_are_a_422_and_save_nothing() {
+    let avito = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_client"})))
+        .mount(&avito)
+        .await;
+    let app = spawn(&avito).await;
+    let (status, body) = app
+        .post(
+            "/v1/channels",
+            &json!({"provider": "avito", "name": "Avito",
+                    "credentials": {"client_id": CLIENT_ID, "client_secret": "wrong-secret-value"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "credentials.client_secret");
+    assert!(!body.to_string().contains("wrong-secret-value"));
+    let (_, listed) = app.get("/v1/channels").await;
+    assert_eq!(listed["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_same_avito_account_in_two_channels_leaves_only_the_newer_effective() {
+    let avito = fake_avito().await;
+    let app = spawn(&avito).await;
+    let older = connect(&app, "First").await;
+    let newer = connect(&app, "Second").await;
+    assert_eq!(newer["displaced"], older["id"], "{newer}");
+    let (status, older_now) = app.get(&format!("/v1/channels/{}", older["id"].as_str().unwrap())).await;
+    assert_eq!(status, 200);
+    assert_eq!(older_now["status"], "displaced", "{older_now}");
+    assert_eq!(older_now["displaced_by"], newer["id"]);
+
+    // The older channel's URL is still acknowledged (Avito stops retrying) but writes nothing.
+    assert_eq!(app.deliver(&webhook_path(&older), &[], fixture("avito_text.json")).await, 200);
+    assert_eq!(dialogs(&app).await, Vec::<Value>::new());
+    assert_eq!(app.deliver(&webhook_path(&newer), &[], fixture("avito_text.json")).await, 200);
+    let found = dialogs(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["channel_id"], newer["id"]);
+}

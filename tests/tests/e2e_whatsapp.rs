@@ -1,0 +1,411 @@
+//! End to end over HTTP against the local runner: a WhatsApp channel is connected through edna, MessageBird
+//! or Infobip against a fake of that provider's API, the provider's real payload arrives at the channel's
+//! webhook URL and becomes one normalized message; without valid auth nothing is written; replies go out.
+
+use std::sync::Arc;
+
+use omnichat::clock::{Clock, SystemClock};
+use omnichat::domain::Provider;
+use omnichat::providers::edna::EdnaClient;
+use omnichat::providers::infobip::InfobipClient;
+use omnichat::providers::messagebird::{self, MessageBirdClient};
+use omnichat::secret::Secret;
+use omnichat_tests::{TestApp, fixture};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const PUBLIC_BASE: &str = "https://omnichat.example.test";
+const EDNA_KEY: &str = "edna-api-key-0123456789abcdef";
+const MB_ACCESS: &str = "live_AccessKeyValue0123456789";
+const MB_SIGNING: &str = "signingKeyValue0123456789abcdef";
+const MB_CHANNEL: &str = "11a976e320d04baaa01382783727e8c5";
+const IB_KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3c9a";
+
+/// The path of a channel's webhook URL on the local runner (the URL is under the public base).
+fn webhook_path(channel: &Value) -> String {
+    let url = channel["webhook_url"].as_str().expect("webhook_url");
+    url.strip_prefix(PUBLIC_BASE).unwrap_or_else(|| panic!("{url} is not under {PUBLIC_BASE}")).to_owned()
+}
+
+/// The same path with the secret segment replaced.
+fn with_wrong_secret(path: &str) -> String {
+    let (prefix, _) = path.rsplit_once('/').expect("a secret segment");
+    format!("{prefix}/{}", "x".repeat(48))
+}
+
+async fn dialogs(app: &TestApp) -> Vec<Value> {
+    let (status, body) = app.get("/v1/dialogs").await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn messages(app: &TestApp, dialog_id: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/v1/dialogs/{dialog_id}/messages")).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn connect(app: &TestApp, whatsapp_provider: &str, credentials: Value) -> Value {
+    let (status, channel) = app
+        .post(
+            "/v1/channels",
+            &json!({"provider": "whatsapp", "whatsapp_provider": whatsapp_provider, "name": "WhatsApp",
+                    "credentials": credentials}),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    assert_eq!(channel["provider"], "whatsapp");
+    assert_eq!(channel["whatsapp_provider"], whatsapp_provider);
+    channel
+}
+
+fn bodies_to(requests: &[wiremock::Request], endpoint: &str) -> Vec<Value> {
+    requests
+        .iter()
+        .filter(|r| r.url.path() == endpoint)
+        .map(|r| serde_json::from_slice(&r.body).expect("a JSON body"))
+        .collect()
+}
+
+fn now_rfc3339() -> String {
+    SystemClock.now().to_string()
+}
+
+// --- edna ---
+
+async fn fake_edna() -> MockServer {
+    let edna = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/channel-profile"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 2, "name": "Shop", "subjectId": 345, "channelAttribute": "35799000000",
+             "subject": "test_subject_WA", "active": true, "registrationStatus": "DONE_BUSINESS_VERIFICATION",
+             "type": "WHATSAPP"}])))
+        .mount(&edna)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/cascade/get-all"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 11, "name": "wa", "status": "ACTIVE", "stagesCount": 1, "stages": [
+                {"order": 0, "uuid": "b", "subject": {"id": 345, "subject": "test_subject_WA", "type": "WHATSAPP"},
+                 "stages": []}]}])))
+        .mount(&edna)
+        .await;
+    for endpoint in ["/api/callback/set", "/api/cascade/schedule"] {
+        Mock::given(method("POST"))
+            .and(path(endpoint))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .mount(&edna)
+            .await;
+    }
+    edna
+}
+
+#[tokio::test]
+async fn edna_messages_arrive_through_the_secret_url_and_replies_go_out_with_our_request_id() {
+    let edna = fake_edna().await;
+    let base = edna.uri();
+    let app = TestApp::spawn_with(move |providers| {
+        providers
+            .with(Provider::WhatsappEdna, Arc::new(EdnaClient::new(omnichat::providers::http_client(), base)))
+    })
+    .await;
+    let channel = connect(&app, "edna", json!({"subject": "test_subject_WA", "api_key": EDNA_KEY})).await;
+    assert_eq!(channel["account"]["id"], "35799000000");
+    assert_eq!(channel["account"]["name"], "35799000000");
+    assert!(!channel.to_string().contains(EDNA_KEY), "the key leaked: {channel}");
+    let path = webhook_path(&channel);
+    assert!(
+        path.starts_with(&format!("/webhooks/whatsapp-edna/{}/", channel["id"].as_str().unwrap())),
+        "{path}"
+    );
+    // Both callbacks were pointed at the channel's URL, secret included.
+    let requests = edna.received_requests().await.unwrap_or_default();
+    let registered = bodies_to(&requests, "/api/callback/set");
+    assert_eq!(
+        registered,
+        vec![json!({"subjectId": 345, "inMessageCallbackUrl": channel["webhook_url"],
+                    "statusCallbackUrl": channel["webhook_url"]})]
+    );
+    // edna's URL check.
+    let check = app.http.head(app.url(&path)).send().await.expect("HEAD");
+    assert_eq!(check.status().as_u16(), 200);
+
+    // Without the secret, nothing is written.
+    assert_eq!(app.deliver(&with_wrong_secret(&path), &[], fixture("edna_text.json")).await, 401);
+    let bare = path.rsplit_once('/').expect("secret").0.to_owned();
+    assert_eq!(app.deliver(&bare, &[], fixture("edna_text.json")).await, 401);
+    assert_eq!(dialogs(&app).await, Vec::<Value>::new());
+
+    assert_eq!(app.deliver(&path, &[], fixture("edna_text.json")).await, 200);
+    assert_eq!(app.deliver(&path, &[], fixture("edna_text.json")).await, 200, "a retry is acknowledged");
+    assert_eq!(app.deliver(&path, &[], Vec::new()).await, 200, "an empty probe is acknowledged");
+    assert_eq!(app.deliver(&path, &[], b"{not json".to_vec()).await, 400);
+    let found = dialogs(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["customer"]["id"], "35700000000");
+    assert_eq!(found[0]["customer"]["name"], "alex");
+    let dialog_id = found[0]["id"].as_str().expect("id").to_owned();
+    let stored = messages(&app, &dialog_id).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["direction"], "in");
+    assert_eq!(stored[0]["text"], "Thank you for your help");
+    assert_eq!(stored[0]["provider_message_id"], "101");
+
+    // The customer writes again now; the employee replies within the customer-service window.
+    let mut fresh: Value = serde_json::from_slice(&fixture("edna_text.json")).expect("json");
+    fresh["id"] = json!(102);
+    fresh["messageContent"]["text"] = json!("Is my order ready?");
+    fresh["receivedAt"] = json!(now_rfc3339());
+    assert_eq!(app.deliver(&path, &[], fresh.to_string().into_bytes()).await, 200);
+    let (status, sent) =
+        app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "Yes, it is"})).await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["status"], "sent", "{sent}");
+    let requests = edna.received_requests().await.unwrap_or_default();
+    let sends = bodies_to(&requests, "/api/cascade/schedule");
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["requestId"], sent["provider_message_id"]);
+    assert_eq!(sends[0]["cascadeId"], 11);
+    assert_eq!(sends[0]["subscriberFilter"], json!({"address": "35700000000", "type": "PHONE"}));
+    assert_eq!(sends[0]["content"]["whatsappContent"], json!({"contentType": "TEXT", "text": "Yes, it is"}));
+
+    // A status callback of that message is acknowledged and stores no customer message.
+    let mut status_callback: Value =
+        serde_json::from_slice(&fixture("edna_status_delivered.json")).expect("json");
+    status_callback["requestId"] = sent["provider_message_id"].clone();
+    assert_eq!(app.deliver(&path, &[], status_callback.to_string().into_bytes()).await, 200);
+    let stored = messages(&app, &dialog_id).await;
+    assert_eq!(stored.iter().filter(|m| m["direction"] == "in").count(), 2, "{stored:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_edna_key_is_a_422_naming_it_and_saves_nothing() {
+    let edna = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/channel-profile"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"detail": "Unauthorized"})))
+        .mount(&edna)
+        .await;
+    let base = edna.uri();
+    let app = TestApp::spawn_with(move |providers| {
+        providers
+            .with(Provider::WhatsappEdna, Arc::new(EdnaClient::new(omnichat::providers::http_client(), base)))
+    })
+    .await;
+    let (status, body) = app
+        .post(
+            "/v1/channels",
+            &json!({"provider": "whatsapp", "whatsapp_provider": "edna", "name": "WhatsApp",
+                    "credentials": {"subject": "test_subject_WA", "api_key": "wrong-key-123456789"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "credentials.api_key");
+    assert!(!body.to_string().contains("wrong-key-123456789"));
+    let (_, listed) = app.get("/v1/channels").await;
+    assert_eq!(listed["items"], json!([]));
+}
+
+// --- MessageBird ---
+
+async fn fake_messagebird() -> MockServer {
+    let messagebird = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/channels/{MB_CHANNEL}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": MB_CHANNEL, "name": "Acme WhatsApp", "platformId": "whatsapp", "status": "active"})))
+        .mount(&messagebird)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/webhooks"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "wh1"})))
+        .mount(&messagebird)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/send"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(json!({"id": "2e15efafec384e1c82e9842075e87beb", "status": "accepted"})),
+        )
+        .mount(&messagebird)
+        .await;
+    messagebird
+}
+
+fn signature(channel: &Value, body: &[u8]) -> String {
+    let url = channel["webhook_url"].as_str().expect("webhook_url");
+    messagebird::sign_webhook(&Secret::new(MB_SIGNING), url, body, SystemClock.now(), "jti-e2e")
+}
+
+#[tokio::test]
+async fn messagebird_messages_need_a_valid_jwt_and_our_echoes_are_not_customer_messages() {
+    let messagebird = fake_messagebird().await;
+    let base = messagebird.uri();
+    let app = TestApp::spawn_with(move |providers| {
+        providers.with(
+            Provider::WhatsappMessagebird,
+            Arc::new(MessageBirdClient::new(omnichat::providers::http_client(), base)),
+        )
+    })
+    .await;
+    let channel = connect(
+        &app,
+        "messagebird",
+        json!({"access_key": MB_ACCESS, "channel_id": MB_CHANNEL, "signing_key": MB_SIGNING}),
+    )
+    .await;
+    assert_eq!(channel["account"], json!({"id": MB_CHANNEL, "name": "Acme WhatsApp"}));
+    for secret in [MB_ACCESS, MB_SIGNING] {
+        assert!(!channel.to_string().contains(secret), "a credential leaked: {channel}");
+    }
+    let requests = messagebird.received_requests().await.unwrap_or_default();
+    let webhooks = bodies_to(&requests, "/v1/webhooks");
+    assert_eq!(webhooks.len(), 1);
+    assert_eq!(webhooks[0]["url"], channel["webhook_url"]);
+    assert_eq!(webhooks[0]["channelId"], MB_CHANNEL);
+
+    let path = webhook_path(&channel);
+    let body = fixture("messagebird_conversations_text_received.json");
+    let header = messagebird::SIGNATURE_JWT_HEADER;
+    // Unsigned, wrongly signed, or signed for another body or URL: refused, nothing written.
+    assert_eq!(app.deliver(&path, &[], body.clone()).await, 401);
+    let forged = messagebird::sign_webhook(
+        &Secret::new("not-the-key"),
+        channel["webhook_url"].as_str().unwrap(),
+        &body,
+        SystemClock.now(),
+        "j",
+    );
+    assert_eq!(app.deliver(&path, &[(header, &forged)], body.clone()).await, 401);
+    let other_body = signature(&channel, b"{}");
+    assert_eq!(app.deliver(&path, &[(header, &other_body)], body.clone()).await, 401);
+    let valid = signature(&channel, &body);
+    assert_eq!(app.deliver(&with_wrong_secret(&path), &[(header, &valid)], body.clone()).await, 401);
+    assert_eq!(dialogs(&app).await, Vec::<Value>::new());
+
+    assert_eq!(app.deliver(&path, &[(header, &valid)], body.clone()).await, 200);
+    let found = dialogs(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["customer"]["id"], "+393383342437");
+    let dialog_id = found[0]["id"].as_str().expect("id").to_owned();
+    let stored = messages(&app, &dialog_id).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["text"], "hi");
+    assert_eq!(stored[0]["provider_message_id"], "b88ff4db73be4bd58c2c56cb3bbb1004");
+
+    // The echo of our own message (direction: sent) is acknowledged and not stored as the customer's.
+    let mut echo: Value = serde_json::from_slice(&body).expect("json");
+    echo["message"]["id"] = json!("c0ffee00c0ffee00c0ffee00c0ffee00");
+    echo["message"]["direction"] = json!("sent");
+    let echo = echo.to_string().into_bytes();
+    assert_eq!(app.deliver(&path, &[(header, &signature(&channel, &echo))], echo).await, 200);
+    assert_eq!(messages(&app, &dialog_id).await.len(), 1);
+
+    // A fresh customer message, then a reply through the Conversations API.
+    let mut fresh: Value = serde_json::from_slice(&body).expect("json");
+    fresh["message"]["id"] = json!("d00dfeedd00dfeedd00dfeedd00dfeed");
+    fresh["message"]["content"]["text"] = json!("still there?");
+    fresh["message"]["createdDatetime"] = json!(now_rfc3339());
+    let fresh = fresh.to_string().into_bytes();
+    assert_eq!(app.deliver(&path, &[(header, &signature(&channel, &fresh))], fresh).await, 200);
+    let (status, sent) =
+        app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "Yes!"})).await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["provider_message_id"], "2e15efafec384e1c82e9842075e87beb", "{sent}");
+    let requests = messagebird.received_requests().await.unwrap_or_default();
+    assert_eq!(
+        bodies_to(&requests, "/v1/send"),
+        vec![json!({"to": "+393383342437", "from": MB_CHANNEL, "type": "text", "content": {"text": "Yes!"}})]
+    );
+}
+
+// --- Infobip ---
+
+#[tokio::test]
+async fn infobip_batches_arrive_through_the_secret_url_and_replies_use_reply_buttons() {
+    let infobip = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/whatsapp/2/senders"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
+            {"sender": "1234", "displayName": "Acme", "connectionStatus": "CONNECTED"}]})))
+        .mount(&infobip)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/whatsapp/1/message/interactive/buttons"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"to": "385919998888", "messageCount": 1,
+            "messageId": "ib-out-1", "status": {"groupName": "PENDING", "name": "PENDING_ENROUTE"}})),
+        )
+        .mount(&infobip)
+        .await;
+    let app = TestApp::spawn_with(|providers| {
+        providers.with(
+            Provider::WhatsappInfobip,
+            Arc::new(InfobipClient::new(omnichat::providers::http_client()).allowing_loopback()),
+        )
+    })
+    .await;
+    let channel =
+        connect(&app, "infobip", json!({"api_key": IB_KEY, "base_url": infobip.uri(), "sender": "1234"}))
+            .await;
+    assert_eq!(channel["account"]["id"], "1234");
+    assert!(!channel.to_string().contains(IB_KEY), "the key leaked: {channel}");
+    let path = webhook_path(&channel);
+
+    assert_eq!(app.deliver(&with_wrong_secret(&path), &[], fixture("infobip_text.json")).await, 401);
+    assert_eq!(dialogs(&app).await, Vec::<Value>::new());
+    assert_eq!(app.deliver(&path, &[], fixture("infobip_text.json")).await, 200);
+    assert_eq!(app.deliver(&path, &[], fixture("infobip_delivery_report.json")).await, 200);
+    assert_eq!(app.deliver(&path, &[], br#"{"nope": 1}"#.to_vec()).await, 400);
+    let found = dialogs(&app).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["customer"], json!({"id": "385919998888", "name": "Frank"}));
+    let dialog_id = found[0]["id"].as_str().expect("id").to_owned();
+    let stored = messages(&app, &dialog_id).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["text"], "Support hello");
+    assert_eq!(stored[0]["provider_message_id"], "ABEGOFl3VCQoAhBalbc6rTQT6mgS29EmGZ7a");
+
+    let mut fresh: Value = serde_json::from_slice(&fixture("infobip_text.json")).expect("json");
+    fresh["results"][0]["messageId"] = json!("wamid.fresh");
+    fresh["results"][0]["receivedAt"] = json!(now_rfc3339());
+    assert_eq!(app.deliver(&path, &[], fresh.to_string().into_bytes()).await, 200);
+    let (status, sent) = app
+        .post(
+            &format!("/v1/dialogs/{dialog_id}/messages"),
+            &json!({"text": "Pick one", "buttons": ["Yes", "No"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["provider_message_id"], "ib-out-1", "{sent}");
+    let requests = infobip.received_requests().await.unwrap_or_default();
+    let sends = bodies_to(&requests, "/whatsapp/1/message/interactive/buttons");
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["from"], "1234");
+    assert_eq!(sends[0]["to"], "385919998888");
+    assert_eq!(
+        sends[0]["content"],
+        json!({"body": {"text": "Pick one"}, "action": {"buttons": [
+            {"type": "REPLY", "id": "Yes", "title": "Yes"}, {"type": "REPLY", "id": "No", "title": "No"}]}})
+    );
+}
+
+#[tokio::test]
+async fn an_infobip_base_url_that_is_not_infobips_is_refused() {
+    let app = TestApp::spawn_with(|providers| {
+        providers
+            .with(Provider::WhatsappInfobip, Arc::new(InfobipClient::new(omnichat::providers::http_client())))
+    })
+    .await;
+    let (status, body) = app
+        .post(
+            "/v1/channels",
+            &json!({"provider": "whatsapp", "whatsapp_provider": "infobip", "name": "WhatsApp",
+                    "credentials": {"api_key": IB_KEY, "base_url": "http://169.254.169.254", "sender": "1234"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "credentials.base_url");
+}
