@@ -621,3 +621,36 @@ async fn racing_group_saves_and_employee_deletes_never_leave_a_group_naming_nobo
         }
     }
 }
+
+#[tokio::test]
+async fn deleting_an_employee_revokes_their_api_keys() {
+    let app = TestApp::spawn().await;
+    let anna = create(&app, "/v1/employees", json!({"name": "Anna"})).await;
+    let key = employee_key(&app, &anna).await;
+    let (status, _) = call(&app, Method::GET, "/v1/employees", Some(&key), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = admin(&app, Method::DELETE, &format!("/v1/employees/{}", id(&anna)), None).await;
+    assert_eq!(status, 204);
+    let (status, body) = call(&app, Method::GET, "/v1/employees", Some(&key), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    // The admin's own key is untouched.
+    let (status, _) = admin(&app, Method::GET, "/v1/employees", None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_api_key_for_an_employee_is_created_once_and_works() {
+    let app = TestApp::spawn().await;
+    let anna = create(&app, "/v1/employees", json!({"name": "Anna"})).await;
+    let body = json!({"role": "employee", "employee_id": id(&anna)});
+    let (status, created) = admin(&app, Method::POST, "/v1/api-keys", Some(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().expect("the clear key, once").to_owned();
+    let (status, _) = call(&app, Method::GET, "/v1/employees", Some(&key), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, Method::GET, "/v1/channels", Some(&key), None).await;
+    assert_eq!(status, 404, "an employee key does not see admin resources");
+    let bad = json!({"role": "employee"});
+    let (status, answer) = admin(&app, Method::POST, "/v1/api-keys", Some(&bad)).await;
+    assert_rule(status, &answer, "employee_id");
+}

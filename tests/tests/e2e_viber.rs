@@ -192,10 +192,15 @@ async fn a_real_signed_message_becomes_one_dialog_and_the_reply_goes_out_with_a_
             ]},
         })
     );
-    // Viber's receipt for that message is acknowledged.
+    // Viber's receipt for that message marks it delivered; a late "failed" does not move it back.
     let delivered = json!({"event": "delivered", "timestamp": 1595324677891_i64,
         "message_token": 5741311803571721087_u64, "user_id": "01234567890A="});
     assert_eq!(deliver_signed(&app, &path, serde_json::to_vec(&delivered).unwrap()).await, 200);
+    let failed = json!({"event": "failed", "timestamp": 1595324677999_i64, "desc": "late",
+        "message_token": 5741311803571721087_u64, "user_id": "01234567890A="});
+    assert_eq!(deliver_signed(&app, &path, serde_json::to_vec(&failed).unwrap()).await, 200);
+    let stored = messages(&app, &dialog_id).await;
+    assert_eq!(stored[1]["status"], "delivered", "{stored:?}");
 }
 
 #[tokio::test]
@@ -280,7 +285,6 @@ impl Respond for ChecksTheUrlFirst {
 /// once the use case writes the channel (not yet active, say "pending") before registering the webhook and
 /// the webhook route lets a verified `webhook` event of such a channel through.
 #[tokio::test]
-#[ignore = "needs usecases/channels.rs to write the channel before register_webhook (see the issue-4 report)"]
 async fn connecting_survives_viber_checking_the_url_during_set_webhook() {
     let fake = MockServer::start().await;
     answer(

@@ -88,8 +88,8 @@ async fn fake_edna() -> MockServer {
         .and(path("/api/cascade/get-all"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             {"id": 11, "name": "wa", "status": "ACTIVE", "stagesCount": 1, "stages": [
-                {"order": 0, "uuid": "b", "subject": {"id": 345, "subject": "test_subject_WA", "type": "WHATSAPP"},
-                 "stages": []}]}])))
+                {"order": 0, "uuid": "b", "stages": [],
+                 "subject": {"id": 345, "subject": "test_subject_WA", "type": "WHATSAPP"}}]}])))
         .mount(&edna)
         .await;
     for endpoint in ["/api/callback/set", "/api/cascade/schedule"] {
@@ -403,7 +403,8 @@ async fn an_infobip_base_url_that_is_not_infobips_is_refused() {
         .post(
             "/v1/channels",
             &json!({"provider": "whatsapp", "whatsapp_provider": "infobip", "name": "WhatsApp",
-                    "credentials": {"api_key": IB_KEY, "base_url": "http://169.254.169.254", "sender": "1234"}}),
+                    "credentials": {"api_key": IB_KEY, "base_url": "http://169.254.169.254",
+                                    "sender": "1234"}}),
         )
         .await;
     assert_eq!(status, 422, "{body}");

@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Router, middleware};
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use omnichat::usecases::Context;
 
 pub mod api;
 pub mod error;
+pub mod openapi;
 pub mod webhooks;
 
 /// Request bodies larger than this are refused before parsing (providers send far less).
@@ -16,17 +18,24 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub type AppState = Arc<Context>;
 
-/// Everything: webhooks and the REST API (the local runner and the API Lambda mount this).
+/// Everything: webhooks, the REST API and its OpenAPI document (the local runner and the API Lambda mount
+/// this).
 pub fn app(ctx: AppState) -> Router {
     Router::new()
         .merge(webhooks::router())
         .merge(api::router())
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(error::json_refusals))
         .with_state(ctx)
 }
 
 /// Only the webhook routes (the webhook Lambdas mount this).
 pub fn webhooks_app(ctx: AppState) -> Router {
-    webhooks::router().fallback(error::not_found).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(ctx)
+    webhooks::router()
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(error::json_refusals))
+        .with_state(ctx)
 }

@@ -13,6 +13,7 @@ use omnichat::usecases::webhooks;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi as doc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,11 +21,38 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/{provider}/{channel_id}/{secret}", post(receive_with_secret).get(url_check))
 }
 
+/// The documentation of the routes above (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive, receive_with_secret, url_check))]
+pub struct Docs;
+
 /// Providers that sign nothing check that the URL answers before they use it.
+#[utoipa::path(
+    get,
+    path = "/webhooks/{provider}/{channel_id}/{secret}",
+    tag = "webhooks",
+    summary = "URL check of providers that sign nothing",
+    security(()),
+    params(doc::WebhookSecretPath),
+    responses((status = 200, description = "The URL answers"))
+)]
 async fn url_check() -> StatusCode {
     StatusCode::OK
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{provider}/{channel_id}/{secret}",
+    tag = "webhooks",
+    summary = "An event from a provider that signs nothing (the secret path segment authenticates it)",
+    security(()),
+    params(doc::WebhookSecretPath),
+    request_body(content = doc::WebhookPayload, description = "The provider's payload"),
+    responses(
+        (status = 200, description = "Acknowledged in the provider's way (empty, `ok`, or a JSON reply)"),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+    )
+)]
 async fn receive_with_secret(
     State(ctx): State<AppState>,
     Path((provider, channel_id, secret)): Path<(String, String, String)>,
@@ -34,6 +62,22 @@ async fn receive_with_secret(
     handle(&ctx, &provider, &channel_id, Some(secret), &headers, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{provider}/{channel_id}",
+    tag = "webhooks",
+    summary = "An event from a provider that signs its requests",
+    description = "Verified with the channel's credentials: an unverifiable request gets 401 and writes \
+        nothing, a body that is not the provider's format 400; an event type the product does not use is \
+        acknowledged and ignored.",
+    security(()),
+    params(doc::WebhookPath),
+    request_body(content = doc::WebhookPayload, description = "The provider's payload"),
+    responses(
+        (status = 200, description = "Acknowledged in the provider's way (empty, `ok`, or a JSON reply)"),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+    )
+)]
 async fn receive(
     State(ctx): State<AppState>,
     Path((provider, channel_id)): Path<(String, String)>,

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
 use omnichat::clock::{Clock, SystemClock};
+use omnichat::ports::events::DomainEvent;
 use omnichat::secret::Secret;
-use omnichat::usecases::{Context, Providers, tenants};
-use tokio::sync::oneshot;
+use omnichat::usecases::{Context, Providers, routing, tenants};
+use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 /// Configuration, read once (API.md "Local run").
@@ -93,6 +94,7 @@ pub async fn start(
     let store = RedbStore::open(&config.data_dir.join("omnichat.redb")).map_err(|e| e.to_string())?;
     let secrets = FileSecretStore::open(&config.data_dir.join("secrets.json")).map_err(|e| e.to_string())?;
     let bus = InProcessBus::new(1024);
+    let events = bus.subscribe();
     let address = SocketAddr::from(([127, 0, 0, 1], config.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -115,6 +117,8 @@ pub async fn start(
     let (stop, stopped) = oneshot::channel::<()>();
     let (stop_timer, timer_stopped) = oneshot::channel::<()>();
     let timer = tokio::spawn(run_timer(Arc::clone(&context), config.tick, timer_stopped));
+    let (stop_router, router_stopped) = oneshot::channel::<()>();
+    let router = tokio::spawn(run_router(Arc::clone(&context), events, router_stopped));
     let app = omnichat_http::app(Arc::clone(&context));
     let server = tokio::spawn(async move {
         let signal = async move {
@@ -129,6 +133,8 @@ pub async fn start(
             .map_err(|e| format!("server failed: {e}"));
         let _ = stop_timer.send(());
         let _ = timer.await;
+        let _ = stop_router.send(());
+        let _ = router.await;
         served
     });
     tracing::info!(%address, data_dir = %config.data_dir.display(), "omnichat-local listening");
@@ -164,4 +170,36 @@ async fn run_timer(context: Arc<Context>, period: Duration, mut stop: oneshot::R
             _ = interval.tick() => omnichat::usecases::scheduled::run_local_tick(&context).await,
         }
     }
+}
+
+/// The local stand-in for the EventBridge rule that drives the router: every event on the bus goes to
+/// `routing::handle_event`, each in its own task; on stop, the tasks in flight finish first. An event
+/// missed here (the subscriber fell behind) is what the routing sweep is for.
+async fn run_router(
+    context: Arc<Context>,
+    mut events: broadcast::Receiver<DomainEvent>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            received = events.recv() => match received {
+                Ok(event) => {
+                    let context = Arc::clone(&context);
+                    running.spawn(async move {
+                        if let Err(error) = routing::handle_event(&context, &event).await {
+                            tracing::warn!(%error, event = event.detail_type(), "router failed; the sweep retries");
+                        }
+                    });
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "router fell behind; the sweep routes what it missed");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    while running.join_next().await.is_some() {}
 }

@@ -92,6 +92,8 @@ impl Provider {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelStatus {
+    /// Being connected: the provider is registering its webhook; answers checks, stores nothing.
+    Pending,
     /// Receiving and sending.
     Active,
     /// Another channel of the tenant connected the same account later and is now the effective one.

@@ -45,10 +45,8 @@ pub fn choose(
     passed: &[EmployeeId],
     strict: bool,
 ) -> Choice {
-    let available: Vec<&Candidate> = rotation(members.len(), ticket)
-        .map(|i| &members[i])
-        .filter(|member| member.is_available())
-        .collect();
+    let available: Vec<&Candidate> =
+        rotation(members.len(), ticket).map(|i| &members[i]).filter(|member| member.is_available()).collect();
     let fresh: Vec<&Candidate> =
         available.iter().copied().filter(|member| !passed.contains(&member.id)).collect();
     let pool = if fresh.is_empty() && !strict { available } else { fresh };

@@ -373,7 +373,10 @@ impl EdnaClient {
             "requestId": out.idempotency_key,
             "cascadeId": cascade_id,
             "subscriberFilter": {"address": out.customer_id, "type": "PHONE"},
-            "content": {"whatsappContent": {"contentType": "TEXT", "text": text_with_options(&out.text, &out.buttons)}},
+            "content": {"whatsappContent": {
+                "contentType": "TEXT",
+                "text": text_with_options(&out.text, &out.buttons),
+            }},
         });
         let url = self.endpoint(&["api", "cascade", "schedule"])?;
         self.call::<Value>(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
@@ -499,8 +502,8 @@ impl ChannelProvider for EdnaClient {
         let profile = profiles.into_iter().find(|p| p.subject == subject.expose()).ok_or_else(|| {
             subject_rule(
                 "subject_not_found",
-                "no WhatsApp channel with this subject in the edna account / в кабинете edna нет канала WhatsApp с \
-                 такой подписью",
+                "no WhatsApp channel with this subject in the edna account / в кабинете edna нет канала \
+                 WhatsApp с такой подписью",
             )
         })?;
         let Some(subject_id) = profile.subject_id.filter(|_| profile.active) else {

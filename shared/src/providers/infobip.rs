@@ -1,5 +1,6 @@
 //! WhatsApp through Infobip: the account's base URL and senders, batched inbound messages and delivery
-//! reports (Infobip signs nothing we can rely on: a secret URL segment proves origin), text and reply buttons.
+//! reports (Infobip signs nothing we can rely on: a secret URL segment proves origin), text and reply
+//! buttons.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

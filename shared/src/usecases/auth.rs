@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{EmployeeId, TenantId};
 use crate::error::{Error, Result};
-use crate::ports::store::{Condition, Index, Write};
+use crate::ports::store::{Condition, Index, Key, Query, Write};
 use crate::records;
 use crate::secret::Secret;
 use crate::usecases::Context;
@@ -81,19 +81,72 @@ pub(crate) fn api_key_write(
     let item = records::to_item(
         &record,
         &records::api_key_key(&hash_key(key.expose())),
-        &[(Index::Gsi1, format!("T#{tenant}#KEYS"), id)],
+        &[(Index::Gsi1, keys_of(tenant), id)],
     )?;
     Ok(Write::Put { item, condition: Condition::NotExists })
 }
 
-/// A new API key for the tenant; the clear key is answered once and never stored.
+/// A new API key for the tenant; the clear key is answered once and never stored. An employee key is
+/// tied to an employee of the same tenant; an admin key to none.
 pub async fn create_api_key(
     ctx: &Context,
     tenant: &TenantId,
     role: Role,
     employee: Option<EmployeeId>,
 ) -> Result<Secret> {
+    match (role, &employee) {
+        (Role::Admin, Some(_)) => {
+            return Err(Error::rule(
+                "admin_key_with_employee",
+                "employee_id",
+                "an admin key is not tied to an employee",
+            ));
+        }
+        (Role::Employee, None) => {
+            return Err(Error::rule(
+                "employee_required",
+                "employee_id",
+                "an employee key names its employee",
+            ));
+        }
+        (Role::Employee, Some(id)) => {
+            if crate::usecases::people::get_employee(ctx, tenant, id).await?.is_none() {
+                return Err(Error::rule("not_found", "employee_id", "no such employee in this tenant"));
+            }
+        }
+        (Role::Admin, None) => {}
+    }
     let key = generate_key();
     ctx.store.transact(vec![api_key_write(&key, tenant, role, employee, ctx.clock.now())?]).await?;
     Ok(key)
+}
+
+fn keys_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#KEYS")
+}
+
+/// Deletes every API key tied to the employee (when the employee is deleted).
+pub async fn revoke_employee_keys(ctx: &Context, tenant: &TenantId, employee: &EmployeeId) -> Result<usize> {
+    let mut revoked = 0;
+    let mut page = None;
+    // Bounded: a tenant has few keys; 100 pages of 100 is far beyond any real tenant.
+    for _ in 0..100 {
+        let query = Query::index(Index::Gsi1, keys_of(tenant)).limit(100).after(page);
+        let found = ctx.store.query(&query).await?;
+        for item in found.items {
+            let key = Key::of(&item);
+            let record: ApiKeyRecord = records::from_item(item)?;
+            if let (Some(key), Some(owner)) = (key, record.employee_id.as_ref())
+                && owner == employee
+            {
+                ctx.store.transact(vec![Write::Delete { key, condition: Condition::Always }]).await?;
+                revoked += 1;
+            }
+        }
+        page = found.next;
+        if page.is_none() {
+            break;
+        }
+    }
+    Ok(revoked)
 }

@@ -56,18 +56,14 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
     connection.secrets = connection.secrets.with(ChannelSecrets::WEBHOOK_SECRET, Secret::generate(48));
     let webhook_url = module.webhook_url(&ctx.public_base_url, new.provider, &id, &connection.secrets);
     ctx.put_channel_secrets(&tenant.id, &id, &connection.secrets).await?;
-    if let Err(error) = module.register_webhook(&connection.secrets, &webhook_url).await {
-        forget_secrets(ctx, &tenant.id, &id).await;
-        return Err(error);
-    }
     let now = ctx.clock.now();
-    let channel = Channel {
+    let mut channel = Channel {
         id,
         tenant_id: tenant.id.clone(),
         provider: new.provider,
         name,
         account: connection.account,
-        status: ChannelStatus::Active,
+        status: ChannelStatus::Pending,
         settings: new.settings,
         webhook_url,
         credentials_masked: connection.masked,
@@ -75,13 +71,40 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
         created_at: now,
         updated_at: now,
     };
+    // The channel exists (pending) before the provider hears of its URL: Viber and VK call the URL while
+    // it is being registered, and a pending channel answers their checks without storing anything.
+    let pending = Write::Put { item: channel_item(&channel)?, condition: Condition::NotExists };
+    if let Err(error) = ctx.store.transact(vec![pending]).await {
+        forget_secrets(ctx, &tenant.id, &channel.id).await;
+        return Err(error.into());
+    }
+    if let Err(error) = module.register_webhook(&connection.secrets, &channel.webhook_url).await {
+        forget_pending(ctx, &channel).await;
+        return Err(error);
+    }
+    channel.status = ChannelStatus::Active;
     match save_new_channel(ctx, &channel).await {
         Ok(displaced) => Ok(Created { channel, displaced }),
         Err(error) => {
-            forget_secrets(ctx, &tenant.id, &channel.id).await;
+            if let Err(cleanup) = module.remove_webhook(&connection.secrets).await {
+                tracing::warn!(error = %cleanup, channel = %channel.id, "webhook of a failed connect not removed");
+            }
+            forget_pending(ctx, &channel).await;
             Err(error)
         }
     }
+}
+
+/// Undoes a connect that did not finish: the pending channel and its credentials go.
+async fn forget_pending(ctx: &Context, channel: &Channel) {
+    let pending = Write::Delete {
+        key: records::channel_key(&channel.id),
+        condition: Condition::Equals("status".into(), Value::String("pending".into())),
+    };
+    if let Err(error) = ctx.store.transact(vec![pending]).await {
+        tracing::error!(%error, channel = %channel.id, "a pending channel could not be removed");
+    }
+    forget_secrets(ctx, &channel.tenant_id, &channel.id).await;
 }
 
 async fn forget_secrets(ctx: &Context, tenant: &TenantId, channel: &ChannelId) {
@@ -90,8 +113,8 @@ async fn forget_secrets(ctx: &Context, tenant: &TenantId, channel: &ChannelId) {
     }
 }
 
-/// Writes the channel and claims its account, displacing the account's previous channel in the same
-/// transaction.
+/// Activates the pending channel and claims its account, displacing the account's previous channel in the
+/// same transaction.
 async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<ChannelId>> {
     let claim_key = records::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
     let channel_item = channel_item(channel)?;
@@ -99,7 +122,8 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
         let previous =
             ctx.store.get(&claim_key).await?.map(records::from_item::<AccountClaim>).transpose()?;
         let claim = records::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
-        let mut writes = vec![Write::Put { item: channel_item.clone(), condition: Condition::NotExists }];
+        let activate = Condition::Equals("status".into(), Value::String("pending".into()));
+        let mut writes = vec![Write::Put { item: channel_item.clone(), condition: activate.clone() }];
         match &previous {
             Some(old) => {
                 writes.push(Write::Put {
@@ -133,7 +157,7 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
                     records::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
                 let old = previous.map(|o| o.channel_id.to_string()).unwrap_or_default();
                 let writes = vec![
-                    Write::Put { item: channel_item.clone(), condition: Condition::NotExists },
+                    Write::Put { item: channel_item.clone(), condition: activate },
                     Write::Put {
                         item: claim,
                         condition: Condition::Equals("channel_id".into(), Value::String(old)),
@@ -330,7 +354,11 @@ pub async fn disconnect_channel(
     if channel.status == ChannelStatus::Disconnected {
         return Ok(channel);
     }
-    if let Some(secrets) = ctx.channel_secrets(&channel.tenant_id, &channel.id).await? {
+    // A displaced channel's bot or account now belongs to the newer channel: its webhook stays.
+    let still_registered = channel.status != ChannelStatus::Displaced;
+    if let Some(secrets) =
+        ctx.channel_secrets(&channel.tenant_id, &channel.id).await?.filter(|_| still_registered)
+    {
         let module = ctx.providers.get(channel.provider)?;
         if let Err(error) = module.remove_webhook(&secrets).await {
             // The channel stops receiving anyway: without credentials no request verifies.

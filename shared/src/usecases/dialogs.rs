@@ -65,7 +65,13 @@ pub async fn get_dialog(ctx: &Context, principal: &Principal, id: &str) -> Resul
         return Err(not_found);
     }
     if principal.role == Role::Employee && dialog.assignee_id != principal.employee_id {
-        return Err(not_found);
+        // Also visible: dialogs waiting in the employee's own queue or their groups' queues.
+        let Some(me) = &principal.employee_id else {
+            return Err(not_found);
+        };
+        if !crate::usecases::routing::visible_to(ctx, &dialog, me).await? {
+            return Err(not_found);
+        }
     }
     Ok(dialog)
 }

@@ -2,16 +2,19 @@
 
 pub mod auth;
 pub mod channels;
+pub mod chatbot;
 pub mod context;
 pub mod dialogs;
 pub mod hours;
 pub mod ingest;
 pub mod outbox;
 pub mod people;
+pub mod routing;
 pub mod scheduled;
 pub mod tenants;
 pub mod timers;
 pub mod webhooks;
+pub mod workspace;
 
 pub use crate::providers::Providers;
 pub use context::Context;

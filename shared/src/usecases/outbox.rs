@@ -171,10 +171,16 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
             let mut set = Item::new();
             set.insert("status".into(), serde_json::to_value(OutStatus::Sent).unwrap_or_default());
             set.insert("sent_at".into(), Value::String(ctx.clock.now().to_string()));
+            let mut extra = Vec::new();
             if let Some(id) = sent.provider_message_id {
+                // Delivery reports name the provider's id: keep the way back to our message.
+                let lookup =
+                    SentLookup { dialog_id: entry.dialog_id.clone(), message_id: entry.message_id.clone() };
+                let item = records::to_item(&lookup, &sent_key(&entry.channel_id, &id), &[])?;
+                extra.push(Write::Put { item, condition: Condition::Always });
                 set.insert("provider_message_id".into(), Value::String(id));
             }
-            finish(ctx, &entry, &token, set).await?;
+            finish(ctx, &entry, &token, set, extra).await?;
             Ok(Attempt::Sent)
         }
         Err(error) if error.is_retryable() && entry.attempts < MAX_ATTEMPTS => {
@@ -208,8 +214,8 @@ pub async fn load_message(ctx: &Context, dialog: &DialogId, message: &MessageId)
 }
 
 /// Records the outcome on the message and removes the entry, on condition we still hold the claim.
-async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item) -> Result<()> {
-    let writes = vec![
+async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item, extra: Vec<Write>) -> Result<()> {
+    let mut writes = vec![
         Write::Update {
             key: message_key(&entry.dialog_id, &entry.message_id),
             set,
@@ -221,6 +227,7 @@ async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item) -> R
             condition: Condition::Equals("claim".into(), Value::String(token.to_owned())),
         },
     ];
+    writes.extend(extra);
     match ctx.store.transact(writes).await {
         Ok(()) => Ok(()),
         Err(StoreError::Conflict { .. }) => {
@@ -234,7 +241,7 @@ async fn fail(ctx: &Context, entry: &OutboxEntry, token: &str, reason: String) -
     let mut set = Item::new();
     set.insert("status".into(), serde_json::to_value(OutStatus::Failed).unwrap_or_default());
     set.insert("failure".into(), Value::String(reason.clone()));
-    finish(ctx, entry, token, set).await?;
+    finish(ctx, entry, token, set, Vec::new()).await?;
     tracing::warn!(message = %entry.message_id, %reason, "outgoing message failed");
     let event = DomainEvent::MessageFailed {
         tenant_id: entry.tenant_id.clone(),
@@ -306,4 +313,46 @@ pub async fn send_in_dialog(
         tracing::warn!(%error, message = %message.id, "first send attempt failed; the retry will pick it up");
     }
     Ok(load_message(ctx, &message.dialog_id, &message.id).await?.unwrap_or(message))
+}
+
+/// From a provider's message id back to our outgoing message.
+#[derive(Debug, Serialize, Deserialize)]
+struct SentLookup {
+    dialog_id: DialogId,
+    message_id: MessageId,
+}
+
+fn sent_key(channel: &ChannelId, provider_message_id: &str) -> Key {
+    Key::new(format!("SENT#{channel}#{provider_message_id}"), "SENT")
+}
+
+/// Applies a provider's delivery report to our outgoing message: `sent` may become `delivered` or
+/// `failed`; a report never moves a message back, and a report on a message we do not know is ignored.
+pub async fn apply_status(
+    ctx: &Context,
+    channel: &ChannelId,
+    update: &crate::providers::StatusUpdate,
+) -> Result<bool> {
+    let Some(item) = ctx.store.get(&sent_key(channel, &update.provider_message_id)).await? else {
+        return Ok(false);
+    };
+    let lookup: SentLookup = records::from_item(item)?;
+    let mut set = Item::new();
+    set.insert("status".into(), serde_json::to_value(update.status).unwrap_or_default());
+    if let Some(reason) = &update.reason {
+        set.insert("failure".into(), Value::String(reason.clone()));
+    }
+    let from_sent =
+        Condition::Equals("status".into(), serde_json::to_value(OutStatus::Sent).unwrap_or_default());
+    let write = Write::Update {
+        key: message_key(&lookup.dialog_id, &lookup.message_id),
+        set,
+        remove: Vec::new(),
+        condition: from_sent,
+    };
+    match ctx.store.transact(vec![write]).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
 }

@@ -163,7 +163,11 @@ pub async fn delete_employee(ctx: &Context, principal: &Principal, id: &str) -> 
             return Err(in_use("employee", employee.id.as_str(), &channel));
         }
         match delete_guarded(ctx, key.clone(), &guard).await? {
-            Guarded::Done => return Ok(()),
+            Guarded::Done => {
+                // A deleted employee's keys must not keep working.
+                crate::usecases::auth::revoke_employee_keys(ctx, &employee.tenant_id, &employee.id).await?;
+                return Ok(());
+            }
             Guarded::Missing => return Err(Error::NotFound { what: "employee" }),
             Guarded::Raced => continue,
         }

@@ -377,7 +377,9 @@ async fn target_of(ctx: &Context, snapshot: &Snapshot) -> Result<Target> {
             match people::get_chatbot(ctx, &dialog.tenant_id, &chatbot_id).await? {
                 Some(chatbot) if chatbot.enabled => return Ok(Target::Chatbot(chatbot.id)),
                 // A chatbot deleted or switched off: people take over rather than nobody.
-                _ => tracing::warn!(dialog = %dialog.id, chatbot = %chatbot_id, "chatbot unavailable; routing to people"),
+                _ => {
+                    tracing::warn!(dialog = %dialog.id, chatbot = %chatbot_id, "chatbot unavailable; routing to people")
+                }
             }
         }
     }
@@ -411,7 +413,8 @@ async fn ticket(ctx: &Context, group: &Group, drawn: &mut Option<u64>) -> Result
     if let Some(ticket) = *drawn {
         return Ok(ticket);
     }
-    let value = ctx.store.increment(&records::round_robin_key(&group.tenant_id, &group.id), "cursor", 1).await?;
+    let value =
+        ctx.store.increment(&records::round_robin_key(&group.tenant_id, &group.id), "cursor", 1).await?;
     let ticket = u64::try_from(value.saturating_sub(1)).unwrap_or(0);
     *drawn = Some(ticket);
     Ok(ticket)
@@ -536,7 +539,10 @@ async fn transition_with(
                 assigned_at: now,
             };
             let key = records::slot_key(&dialog.tenant_id, &employee, slot);
-            extra.push(Write::Put { item: records::to_item(&record, &key, &[])?, condition: Condition::NotExists });
+            extra.push(Write::Put {
+                item: records::to_item(&record, &key, &[])?,
+                condition: Condition::NotExists,
+            });
             if check_online {
                 extra.push(Write::Check {
                     key: records::employee_key(&dialog.tenant_id, &employee),
@@ -632,7 +638,8 @@ fn release(dialog: &mut Dialog, group: Option<GroupId>) {
 async fn backoff(attempt: u32) {
     use rand::Rng;
     let base = 2u64 << attempt.min(6);
-    tokio::time::sleep(Duration::from_millis(base + rand::rng().random_range(0..base))).await;
+    let jitter = rand::rng().random_range(0..base);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
 fn kept_changing() -> Error {
@@ -850,7 +857,9 @@ pub async fn sweep(ctx: &Context, limit: usize) -> Result<SweepReport> {
             };
             match due_dialog(ctx, &dialog_id).await {
                 Ok(_) => report.dialogs += 1,
-                Err(error) => tracing::error!(%error, dialog = %dialog_id, "routing sweep failed on a dialog"),
+                Err(error) => {
+                    tracing::error!(%error, dialog = %dialog_id, "routing sweep failed on a dialog")
+                }
             }
         }
     }
@@ -864,7 +873,9 @@ async fn due_dialog(ctx: &Context, dialog_id: &DialogId) -> Result<Routed> {
     for attempt in 1..=ATTEMPTS {
         let Some(snapshot) = Snapshot::load(ctx, dialog_id).await? else {
             let key = records::route_key(dialog_id);
-            ignore_conflict(ctx.store.transact(vec![Write::Delete { key, condition: Condition::Always }]).await)?;
+            ignore_conflict(
+                ctx.store.transact(vec![Write::Delete { key, condition: Condition::Always }]).await,
+            )?;
             return Ok(Routed::Missing);
         };
         let Some(state) = snapshot.state.clone() else {
@@ -897,13 +908,8 @@ async fn due_dialog(ctx: &Context, dialog_id: &DialogId) -> Result<Routed> {
         if !passed.contains(assignee) {
             passed.push(assignee.clone());
         }
-        let decision = match decide_in_group(ctx, &group, &passed, true, &mut drawn).await? {
-            // Nobody new: it goes back to the queue (all_at_once: offered to whoever is available).
-            Decision::Assign { .. } if group.distribution == Distribution::AllAtOnce => {
-                Decision::Queue(Queue::Group(group.id.clone()))
-            }
-            decision => decision,
-        };
+        // The next member; with nobody new available it goes back to the group's queue.
+        let decision = decide_in_group(ctx, &group, &passed, true, &mut drawn).await?;
         tracing::info!(dialog = %dialog_id, %assignee, "not taken within the wait time; moving on");
         if let Some(routed) = transition(ctx, &snapshot, decision).await? {
             return Ok(routed);
@@ -946,7 +952,10 @@ async fn accept_writes(ctx: &Context, snapshot: &Snapshot) -> Result<bool> {
     next.due_at = None;
     let writes = vec![
         Write::Put { item: state_item(&next)?, condition: snapshot.state_condition() },
-        Write::Check { key: records::dialog_key(&snapshot.dialog.id), condition: snapshot.dialog_condition() },
+        Write::Check {
+            key: records::dialog_key(&snapshot.dialog.id),
+            condition: snapshot.dialog_condition(),
+        },
     ];
     match ctx.store.transact(writes).await {
         Ok(()) => Ok(true),
@@ -1018,7 +1027,7 @@ pub async fn hand_to_people(ctx: &Context, dialog_id: &DialogId) -> Result<Route
 
 // ---- employees' actions ----
 
-fn employee_of(principal: &Principal) -> Result<EmployeeId> {
+pub(crate) fn employee_of(principal: &Principal) -> Result<EmployeeId> {
     principal.employee_id.clone().ok_or_else(|| {
         Error::rule(
             "employee_key_required",
@@ -1056,7 +1065,10 @@ pub async fn visible_to(ctx: &Context, dialog: &Dialog, employee: &EmployeeId) -
 /// `max_dialogs` open dialogs, accepting answers 409.
 pub async fn accept(ctx: &Context, principal: &Principal, id: &str) -> Result<Dialog> {
     let me = employee_of(principal)?;
-    let visible = dialogs::get_dialog(ctx, principal, id).await?;
+    let visible = match dialogs::get_dialog(ctx, principal, id).await {
+        Err(Error::NotFound { .. }) => return Err(taken_or_not_found(ctx, principal, &me, id).await?),
+        other => other?,
+    };
     for attempt in 1..=ATTEMPTS {
         let Some(snapshot) = Snapshot::load(ctx, &visible.id).await? else {
             return Err(Error::NotFound { what: "dialog" });
@@ -1095,6 +1107,23 @@ pub async fn accept(ctx: &Context, principal: &Principal, id: &str) -> Result<Di
         backoff(attempt).await;
     }
     Err(kept_changing())
+}
+
+/// Why an employee cannot accept a dialog they cannot see: a colleague took it first from a group they
+/// share (409), or it is none of theirs (404).
+async fn taken_or_not_found(ctx: &Context, principal: &Principal, me: &EmployeeId, id: &str) -> Result<Error> {
+    let not_found = Error::NotFound { what: "dialog" };
+    let Some(dialog) = DialogId::parse(id) else {
+        return Ok(not_found);
+    };
+    let Some(dialog) = load_dialog(ctx, &dialog).await?.filter(|d| d.tenant_id == principal.tenant_id) else {
+        return Ok(not_found);
+    };
+    let Some(group) = dialog.group_id.as_ref().filter(|_| dialog.assignee_id.is_some()) else {
+        return Ok(not_found);
+    };
+    let shared = people::get_group(ctx, &dialog.tenant_id, group).await?.is_some_and(|g| g.members.contains(me));
+    Ok(if shared { Error::Conflict("someone else has taken the dialog".into()) } else { not_found })
 }
 
 /// Where a dialog is transferred to.
@@ -1180,3 +1209,7 @@ pub async fn transfer(ctx: &Context, principal: &Principal, id: &str, to: Transf
     }
     load_dialog(ctx, &visible.id).await?.ok_or(Error::NotFound { what: "dialog" })
 }
+
+#[cfg(test)]
+#[path = "routing_tests.rs"]
+mod tests;

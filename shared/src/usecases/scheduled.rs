@@ -41,4 +41,7 @@ pub async fn run_local_tick(ctx: &Context) {
     if let Err(error) = close_inactive_dialogs(ctx).await {
         tracing::error!(%error, "inactivity-close tick failed");
     }
+    if let Err(error) = crate::usecases::routing::sweep(ctx, crate::usecases::routing::SWEEP_BATCH).await {
+        tracing::error!(%error, "routing sweep failed");
+    }
 }

@@ -43,8 +43,10 @@ pub async fn receive_webhook(
     for inbound in &delivery.messages {
         outcomes.push(ingest::ingest(ctx, &channel, inbound).await?);
     }
-    if !delivery.statuses.is_empty() {
-        tracing::debug!(count = delivery.statuses.len(), "delivery reports received");
+    for status in &delivery.statuses {
+        if !crate::usecases::outbox::apply_status(ctx, &channel.id, status).await? {
+            tracing::debug!(provider_message_id = %status.provider_message_id, "a delivery report changed nothing");
+        }
     }
     Ok(WebhookReply { reply: delivery.reply, outcomes })
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::{PageParams, caller, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use omnichat::domain::{Channel, ChannelSettings, Provider};
 use omnichat::usecases::channels::{self, ChannelUpdate, NewChannel};
 
@@ -21,6 +22,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/channels/{id}", get(get_channel).put(update_channel))
         .route("/v1/channels/{id}/disconnect", post(disconnect_channel))
 }
+
+/// The documentation of the routes above (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_channels, create_channel, get_channel, update_channel, disconnect_channel))]
+pub(crate) struct Docs;
 
 /// A channel as the API shows it: WhatsApp as one kind with its provider, credentials masked.
 pub fn channel_json(channel: &Channel) -> Value {
@@ -51,6 +57,21 @@ struct CreateChannelBody {
     settings: Value,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/channels",
+    tag = "channels",
+    summary = "Connect a channel (admin)",
+    description = "Checks the credentials with the provider, keeps them in the secret store and registers the \
+        webhook where the provider allows it. Connecting an account another channel of the tenant holds \
+        displaces that channel.",
+    request_body = doc::NewChannel,
+    responses(
+        (status = 201, description = "The channel, and the channel it displaced", body = doc::ChannelCreated),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
+    )
+)]
 async fn create_channel(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -80,6 +101,17 @@ async fn create_channel(
     Ok((StatusCode::CREATED, Json(channel)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/channels",
+    tag = "channels",
+    summary = "List the tenant's channels (admin)",
+    params(doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of channels", body = doc::ChannelPage),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn list_channels(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -91,6 +123,17 @@ async fn list_channels(
     Ok(page_response(items.iter().map(channel_json).collect(), next))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/channels/{id}",
+    tag = "channels",
+    summary = "Read a channel (admin)",
+    params(doc::IdPath),
+    responses(
+        (status = 200, description = "The channel", body = doc::Channel),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn get_channel(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -108,6 +151,19 @@ struct UpdateChannelBody {
     credentials: Option<Map<String, Value>>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/channels/{id}",
+    tag = "channels",
+    summary = "Change a channel's name, settings or credentials (admin)",
+    params(doc::IdPath),
+    request_body = doc::ChannelUpdate,
+    responses(
+        (status = 200, description = "The channel as it is now", body = doc::Channel),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
+    )
+)]
 async fn update_channel(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -128,6 +184,21 @@ struct DisconnectBody {
     confirm: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/channels/{id}/disconnect",
+    tag = "channels",
+    summary = "Disconnect a channel (admin)",
+    description = "Needs `{\"confirm\": true}`; then the provider's webhook is removed, the channel neither \
+        receives nor sends, and its secret is scheduled for deletion.",
+    params(doc::IdPath),
+    request_body(content = doc::Disconnect, description = "An empty body is taken as `{}` (nothing changes: 422)"),
+    responses(
+        (status = 200, description = "The disconnected channel", body = doc::Channel),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
+    )
+)]
 async fn disconnect_channel(
     State(ctx): State<AppState>,
     headers: HeaderMap,

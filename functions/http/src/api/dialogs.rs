@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{PageParams, caller, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use omnichat::domain::{DialogStatus, EmployeeId};
 use omnichat::usecases::dialogs::{self, DialogFilter};
 
@@ -22,6 +23,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/dialogs/{id}/close", post(close_dialog))
 }
 
+/// The documentation of the routes above (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_dialogs, get_dialog, list_messages, reply, close_dialog))]
+pub(crate) struct Docs;
+
 #[derive(Debug, Deserialize)]
 struct DialogParams {
     status: Option<String>,
@@ -30,6 +36,17 @@ struct DialogParams {
     page: PageParams,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/dialogs",
+    tag = "dialogs",
+    summary = "List dialogs, by status and assignee",
+    params(doc::DialogQuery, doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of dialogs", body = doc::DialogPage),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn list_dialogs(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -62,6 +79,17 @@ async fn list_dialogs(
     Ok(page_response(items, next))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/dialogs/{id}",
+    tag = "dialogs",
+    summary = "Read a dialog",
+    params(doc::IdPath),
+    responses(
+        (status = 200, description = "The dialog", body = doc::Dialog),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn get_dialog(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -71,6 +99,17 @@ async fn get_dialog(
     Ok(Json(json!(dialogs::get_dialog(&ctx, &principal, &id).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/dialogs/{id}/messages",
+    tag = "dialogs",
+    summary = "List a dialog's messages, oldest first",
+    params(doc::IdPath, doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = doc::MessagePage),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn list_messages(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -83,6 +122,17 @@ async fn list_messages(
     Ok(page_response(items, next))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dialogs/{id}/close",
+    tag = "dialogs",
+    summary = "Close a dialog",
+    params(doc::IdPath),
+    responses(
+        (status = 200, description = "The closed dialog", body = doc::Dialog),
+        doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn close_dialog(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -100,6 +150,18 @@ struct ReplyBody {
     buttons: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dialogs/{id}/messages",
+    tag = "dialogs",
+    summary = "Reply to the customer through the channel's provider",
+    params(doc::IdPath),
+    request_body = doc::NewReply,
+    responses(
+        (status = 201, description = "The outgoing message", body = doc::Message),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway, doc::Unavailable
+    )
+)]
 async fn reply(
     State(ctx): State<AppState>,
     headers: HeaderMap,

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::{caller, json_body};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use omnichat::domain::hours::WorkingHours;
 use omnichat::usecases::hours;
 
@@ -18,11 +19,38 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/working-hours", get(get_working_hours).put(put_working_hours))
 }
 
+/// The documentation of the routes above (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_working_hours, put_working_hours))]
+pub(crate) struct Docs;
+
+#[utoipa::path(
+    get,
+    path = "/v1/working-hours",
+    tag = "hours",
+    summary = "The tenant's working hours",
+    description = "Until they are set the tenant is always open: every day 00:00-24:00 in UTC.",
+    responses(
+        (status = 200, description = "The working hours in effect", body = doc::WorkingHours),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn get_working_hours(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let principal = caller(&ctx, &headers).await?;
     Ok(Json(hours::read_working_hours(&ctx, &principal).await?.to_json()))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/working-hours",
+    tag = "hours",
+    summary = "Replace the tenant's working hours (admin)",
+    request_body = doc::WorkingHours,
+    responses(
+        (status = 200, description = "The working hours now in effect", body = doc::WorkingHours),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn put_working_hours(
     State(ctx): State<AppState>,
     headers: HeaderMap,

@@ -18,6 +18,7 @@ mod dialogs;
 mod hours;
 mod people;
 mod tenant;
+mod workspace;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
@@ -29,6 +30,19 @@ pub fn router() -> Router<AppState> {
         .merge(dialogs::router())
         .merge(people::router())
         .merge(hours::router())
+        .merge(workspace::router())
+}
+
+/// The documentation of every route of `router()`, each module's next to its router.
+pub(crate) fn docs() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut docs = tenant::Docs::openapi();
+    docs.merge(channels::Docs::openapi());
+    docs.merge(dialogs::Docs::openapi());
+    docs.merge(people::Docs::openapi());
+    docs.merge(hours::Docs::openapi());
+    docs.merge(workspace::Docs::openapi());
+    docs
 }
 
 /// The caller, from `Authorization: Bearer <key>`.

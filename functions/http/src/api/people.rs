@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::{PageParams, caller, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi as doc;
 use omnichat::domain::people::{Chatbot, ChatbotChanges, Employee, EmployeeChanges, Group, GroupChanges};
 use omnichat::usecases::people;
 
@@ -24,6 +25,27 @@ pub fn router() -> Router<AppState> {
         .route("/v1/chatbots", get(list_chatbots).post(create_chatbot))
         .route("/v1/chatbots/{id}", get(get_chatbot).put(update_chatbot).delete(delete_chatbot))
 }
+
+/// The documentation of the routes above (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_employees,
+    create_employee,
+    get_employee,
+    update_employee,
+    delete_employee,
+    list_groups,
+    create_group,
+    get_group,
+    update_group,
+    delete_group,
+    list_chatbots,
+    create_chatbot,
+    get_chatbot,
+    update_chatbot,
+    delete_chatbot,
+))]
+pub(crate) struct Docs;
 
 pub fn employee_json(employee: &Employee) -> Value {
     json!({
@@ -64,6 +86,17 @@ fn created(body: Value) -> Response {
 
 // ---- employees ----
 
+#[utoipa::path(
+    get,
+    path = "/v1/employees",
+    tag = "people",
+    summary = "List the tenant's employees",
+    params(doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of employees", body = doc::EmployeePage),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn list_employees(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -75,6 +108,17 @@ async fn list_employees(
     Ok(page_response(items.iter().map(employee_json).collect(), next))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/employees",
+    tag = "people",
+    summary = "Create an employee (admin)",
+    request_body = doc::EmployeeInput,
+    responses(
+        (status = 201, description = "The new employee", body = doc::Employee),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn create_employee(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -86,6 +130,17 @@ async fn create_employee(
     Ok(created(employee_json(&people::create_employee(&ctx, &principal, changes).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/employees/{id}",
+    tag = "people",
+    summary = "Read an employee",
+    params(doc::IdPath),
+    responses(
+        (status = 200, description = "The employee", body = doc::Employee),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn get_employee(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -95,6 +150,18 @@ async fn get_employee(
     Ok(Json(employee_json(&people::read_employee(&ctx, &principal, &id).await?)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/employees/{id}",
+    tag = "people",
+    summary = "Change an employee (an employee key: its own status only)",
+    params(doc::IdPath),
+    request_body = doc::EmployeeInput,
+    responses(
+        (status = 200, description = "The employee as it is now", body = doc::Employee),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn update_employee(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -106,6 +173,17 @@ async fn update_employee(
     Ok(Json(employee_json(&people::update_employee(&ctx, &principal, &id, changes).await?)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/employees/{id}",
+    tag = "people",
+    summary = "Delete an employee no group or channel names (admin)",
+    params(doc::IdPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+    )
+)]
 async fn delete_employee(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -118,6 +196,17 @@ async fn delete_employee(
 
 // ---- groups ----
 
+#[utoipa::path(
+    get,
+    path = "/v1/groups",
+    tag = "people",
+    summary = "List the tenant's groups",
+    params(doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of groups", body = doc::GroupPage),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn list_groups(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -128,6 +217,17 @@ async fn list_groups(
     Ok(page_response(items.iter().map(group_json).collect(), next))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/groups",
+    tag = "people",
+    summary = "Create a group (admin)",
+    request_body = doc::GroupInput,
+    responses(
+        (status = 201, description = "The new group", body = doc::Group),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn create_group(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -139,6 +239,17 @@ async fn create_group(
     Ok(created(group_json(&people::create_group(&ctx, &principal, changes).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{id}",
+    tag = "people",
+    summary = "Read a group",
+    params(doc::IdPath),
+    responses(
+        (status = 200, description = "The group", body = doc::Group),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn get_group(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -148,6 +259,18 @@ async fn get_group(
     Ok(Json(group_json(&people::read_group(&ctx, &principal, &id).await?)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/groups/{id}",
+    tag = "people",
+    summary = "Change a group (admin)",
+    params(doc::IdPath),
+    request_body = doc::GroupInput,
+    responses(
+        (status = 200, description = "The group as it is now", body = doc::Group),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn update_group(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -160,6 +283,17 @@ async fn update_group(
     Ok(Json(group_json(&people::update_group(&ctx, &principal, &id, changes).await?)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{id}",
+    tag = "people",
+    summary = "Delete a group no group or channel names (admin)",
+    params(doc::IdPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+    )
+)]
 async fn delete_group(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -172,6 +306,17 @@ async fn delete_group(
 
 // ---- chatbots ----
 
+#[utoipa::path(
+    get,
+    path = "/v1/chatbots",
+    tag = "people",
+    summary = "List the tenant's chatbots",
+    params(doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of chatbots", body = doc::ChatbotPage),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn list_chatbots(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -182,6 +327,17 @@ async fn list_chatbots(
     Ok(page_response(items.iter().map(chatbot_json).collect(), next))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/chatbots",
+    tag = "people",
+    summary = "Create a chatbot (admin)",
+    request_body = doc::ChatbotInput,
+    responses(
+        (status = 201, description = "The new chatbot", body = doc::Chatbot),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn create_chatbot(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -193,6 +349,17 @@ async fn create_chatbot(
     Ok(created(chatbot_json(&people::create_chatbot(&ctx, &principal, changes).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/chatbots/{id}",
+    tag = "people",
+    summary = "Read a chatbot",
+    params(doc::IdPath),
+    responses(
+        (status = 200, description = "The chatbot", body = doc::Chatbot),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn get_chatbot(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -202,6 +369,18 @@ async fn get_chatbot(
     Ok(Json(chatbot_json(&people::read_chatbot(&ctx, &principal, &id).await?)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/chatbots/{id}",
+    tag = "people",
+    summary = "Change a chatbot (admin)",
+    params(doc::IdPath),
+    request_body = doc::ChatbotInput,
+    responses(
+        (status = 200, description = "The chatbot as it is now", body = doc::Chatbot),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn update_chatbot(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -214,6 +393,17 @@ async fn update_chatbot(
     Ok(Json(chatbot_json(&people::update_chatbot(&ctx, &principal, &id, changes).await?)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/chatbots/{id}",
+    tag = "people",
+    summary = "Delete a chatbot no group or channel names (admin)",
+    params(doc::IdPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+    )
+)]
 async fn delete_chatbot(
     State(ctx): State<AppState>,
     headers: HeaderMap,

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::{caller, json_body};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi as doc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,10 +22,25 @@ pub fn router() -> Router<AppState> {
         .route("/v1/api-keys", post(create_api_key))
 }
 
+/// The documentation of the routes above (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_tenant, update_tenant, create_api_key))]
+pub(crate) struct Docs;
+
 fn tenant_json(tenant: &Tenant) -> Json<Value> {
     Json(json!({"id": tenant.id, "name": tenant.name, "features": tenant.features}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenant",
+    tag = "tenant",
+    summary = "The tenant and its services (admin)",
+    responses(
+        (status = 200, description = "The tenant", body = doc::Tenant),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
 async fn get_tenant(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
@@ -37,6 +53,17 @@ struct TenantBody {
     features: Features,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/tenant",
+    tag = "tenant",
+    summary = "Switch the tenant's services on or off (admin)",
+    request_body = doc::TenantUpdate,
+    responses(
+        (status = 200, description = "The tenant as it is now", body = doc::Tenant),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn update_tenant(
     State(ctx): State<AppState>,
     headers: HeaderMap,
@@ -55,6 +82,17 @@ struct ApiKeyBody {
 }
 
 /// The clear key is in this response only; the store keeps its hash.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "tenant",
+    summary = "Create an API key for an admin or an employee (admin)",
+    request_body = doc::NewApiKey,
+    responses(
+        (status = 201, description = "The key, shown this once", body = doc::ApiKey),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
 async fn create_api_key(
     State(ctx): State<AppState>,
     headers: HeaderMap,

@@ -1,0 +1,189 @@
+//! The employee's workspace: `GET /v1/me/dialogs`, `GET /v1/me/queue`, `PUT /v1/me/status`,
+//! `POST /v1/dialogs/{id}/accept`, `POST /v1/dialogs/{id}/transfer`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::people::employee_json;
+use super::{PageParams, caller, json_body, page_response};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::openapi as doc;
+use omnichat::domain::{EmployeeId, GroupId};
+use omnichat::usecases::routing::{self, TransferTarget};
+use omnichat::usecases::workspace;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/me/dialogs", get(my_dialogs))
+        .route("/v1/me/queue", get(my_queue))
+        .route("/v1/me/status", put(set_my_status))
+        .route("/v1/dialogs/{id}/accept", post(accept))
+        .route("/v1/dialogs/{id}/transfer", post(transfer))
+}
+
+/// The documentation of the routes above (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(my_dialogs, my_queue, set_my_status, accept, transfer))]
+pub(crate) struct Docs;
+
+/// The caller's new status.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only: the handler validates by hand, naming the field at fault
+struct StatusInput {
+    status: doc::EmployeeStatus,
+}
+
+/// Where the dialog goes: exactly one of the two.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only: the handler validates by hand, naming the field at fault
+struct TransferInput {
+    /// An employee of the tenant: assigned if online with room, else waiting in their queue.
+    #[schema(format = "uuid", nullable = false)]
+    employee_id: Option<String>,
+    /// A group of the tenant: routed by its distribution, not back to whoever transferred it.
+    #[schema(format = "uuid", nullable = false)]
+    group_id: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me/dialogs",
+    tag = "workspace",
+    summary = "My open dialogs (employee keys)",
+    params(doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of the dialogs assigned to the caller", body = doc::DialogPage),
+        doc::BadRequest, doc::Unauthorized, doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn my_dialogs(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let (items, next) =
+        workspace::my_dialogs(&ctx, &principal, params.limit()?, params.page.clone()).await?;
+    Ok(page_response(items, next))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me/queue",
+    tag = "workspace",
+    summary = "Dialogs waiting in my queue and my groups' queues (employee keys)",
+    params(doc::PageQuery),
+    responses(
+        (status = 200, description = "A page of waiting dialogs, each can be accepted", body = doc::DialogPage),
+        doc::BadRequest, doc::Unauthorized, doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn my_queue(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let (items, next) = workspace::my_queue(&ctx, &principal, params.limit()?, params.page.clone()).await?;
+    Ok(page_response(items, next))
+}
+
+/// `{"status": "online" | "away" | "offline"}`.
+#[utoipa::path(
+    put,
+    path = "/v1/me/status",
+    tag = "workspace",
+    summary = "Set my status; coming online assigns waiting dialogs at once (employee keys)",
+    request_body = StatusInput,
+    responses(
+        (status = 200, description = "The caller's employee", body = doc::Employee),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn set_my_status(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body = Value::Object(json_body::<Map<String, Value>>(&body)?);
+    Ok(Json(employee_json(&workspace::set_my_status(&ctx, &principal, &body).await?)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/dialogs/{id}/accept",
+    tag = "workspace",
+    summary = "Take a waiting dialog, or confirm one assigned to me (employee keys); the first to accept has it",
+    params(doc::IdPath),
+    responses(
+        (status = 200, description = "The dialog, assigned to the caller", body = doc::Dialog),
+        doc::Unauthorized, doc::NotFound,
+        (status = 409, description = "Someone else took it first, or the caller is at capacity", body = doc::ErrorBody),
+        doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn accept(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    Ok(Json(json!(routing::accept(&ctx, &principal, &id).await?)))
+}
+
+/// `{"employee_id": "..."}` or `{"group_id": "..."}`, exactly one.
+#[utoipa::path(
+    post,
+    path = "/v1/dialogs/{id}/transfer",
+    tag = "workspace",
+    summary = "Transfer a dialog to an employee or a group (admins: any open dialog; employees: their own)",
+    params(doc::IdPath),
+    request_body = TransferInput,
+    responses(
+        (status = 200, description = "The dialog after routing", body = doc::Dialog),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn transfer(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body = json_body::<Map<String, Value>>(&body)?;
+    let target = transfer_target(&body)?;
+    Ok(Json(json!(routing::transfer(&ctx, &principal, &id, target).await?)))
+}
+
+fn transfer_target(body: &Map<String, Value>) -> Result<TransferTarget, ApiError> {
+    let rule = |code: &'static str, field: &str, message: &str| {
+        ApiError::from(omnichat::Error::rule(code, field, message))
+    };
+    if let Some(unknown) = body.keys().find(|k| !matches!(k.as_str(), "employee_id" | "group_id")) {
+        return Err(rule("unknown_field", unknown, "is not a field of a transfer"));
+    }
+    let present = |key: &str| body.get(key).filter(|v| !v.is_null());
+    match (present("employee_id"), present("group_id")) {
+        (Some(id), None) => id
+            .as_str()
+            .and_then(EmployeeId::parse)
+            .map(TransferTarget::Employee)
+            .ok_or_else(|| rule("not_found", "employee_id", "no such employee in this tenant")),
+        (None, Some(id)) => id
+            .as_str()
+            .and_then(GroupId::parse)
+            .map(TransferTarget::Group)
+            .ok_or_else(|| rule("not_found", "group_id", "no such group in this tenant")),
+        _ => Err(rule("transfer_target", "body", "name exactly one of employee_id, group_id")),
+    }
+}

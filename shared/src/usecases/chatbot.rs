@@ -1,0 +1,257 @@
+//! The chatbot bridge: while a chatbot has a dialog, each customer message is forwarded to the chatbot's
+//! webhook as JSON, and what it answers (text and quick-reply buttons) goes out through the channel via
+//! the outbox; `"handoff": true` in an answer hands the dialog to people.
+//!
+//! The request: `POST {webhook_url}` with
+//! `{"event": "message", "dialog_id", "channel_id", "customer": {"id", "name"}, "message": {normalized message}}`.
+//! The answer (synchronous, in the response body; an empty body or 204 means no answer):
+//! `{"text": "...", "buttons": ["...", ...], "handoff": false}`, every field optional.
+//!
+//! Each message is forwarded at most once (a claim item written before the call, removed again if the
+//! call fails so the next message's forwarding retries it), in order, from a cursor kept per dialog.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::people::Chatbot;
+use crate::domain::{ChannelId, Customer, Dialog, DialogId, Direction, Message, MessageId};
+use crate::error::Result;
+use crate::ports::store::{Condition, Query, SkRange, StoreError, Write};
+use crate::records;
+use crate::usecases::dialogs::{MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS};
+use crate::usecases::{Context, channels, outbox, people, routing};
+
+/// The whole call, answer included: a chatbot slower than this leaves the message unanswered.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Messages forwarded per call at most; the next message's forwarding continues.
+const BATCH: usize = 20;
+/// How long a forwarding claim is kept (far longer than any retry of the same message).
+const CLAIM_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            // The URL was checked when the admin saved it; a redirect could lead anywhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct Forwarded<'a> {
+    event: &'static str,
+    dialog_id: &'a DialogId,
+    channel_id: &'a ChannelId,
+    customer: &'a Customer,
+    message: &'a Message,
+}
+
+/// What a chatbot answers to a forwarded message.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChatbotAnswer {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub buttons: Vec<String>,
+    /// Hand the dialog to people.
+    #[serde(default)]
+    pub handoff: bool,
+}
+
+impl ChatbotAnswer {
+    /// The message to send, if any: text trimmed and cut to what a reply may hold, buttons that break the
+    /// reply rules dropped (a chatbot's slip should not cost the customer the whole answer).
+    pub fn outgoing(&self) -> Option<(String, Vec<String>)> {
+        let text = self.text.as_deref().map(str::trim).filter(|t| !t.is_empty())?;
+        let text: String = text.chars().take(MAX_REPLY_CHARS).collect();
+        let buttons = self
+            .buttons
+            .iter()
+            .map(|b| b.trim())
+            .filter(|b| !b.is_empty() && b.chars().count() <= MAX_BUTTON_CHARS)
+            .take(MAX_BUTTONS)
+            .map(str::to_owned)
+            .collect();
+        Some((text, buttons))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    /// The last message forwarded.
+    through: MessageId,
+}
+
+/// Forwards the dialog's customer messages the chatbot has not seen yet, if a chatbot has the dialog, and
+/// sends its answers. Answers how many messages were forwarded.
+pub async fn forward_new_messages(ctx: &Context, dialog_id: &DialogId) -> Result<usize> {
+    let Some(dialog) = load_dialog(ctx, dialog_id).await? else {
+        return Ok(0);
+    };
+    let Some(chatbot_id) = dialog.chatbot_id.clone().filter(|_| !dialog.is_closed()) else {
+        return Ok(0);
+    };
+    let chatbot = people::get_chatbot(ctx, &dialog.tenant_id, &chatbot_id).await?.filter(|c| c.enabled);
+    let Some(chatbot) = chatbot else {
+        tracing::warn!(dialog = %dialog.id, chatbot = %chatbot_id, "the dialog's chatbot is gone; handing to people");
+        Box::pin(routing::hand_to_people(ctx, &dialog.id)).await?;
+        return Ok(0);
+    };
+    let cursor_key = records::chatbot_cursor_key(&dialog.id);
+    let cursor: Option<Cursor> = ctx.store.get(&cursor_key).await?.map(records::from_item).transpose()?;
+    let prefix = records::MESSAGE_SK_PREFIX;
+    let range = match &cursor {
+        Some(cursor) => SkRange::Between(format!("{prefix}{}", cursor.through), format!("{prefix}~")),
+        None => SkRange::BeginsWith(prefix.into()),
+    };
+    let query = Query::table(records::messages_of(&dialog.id)).range(range).limit(BATCH + 1);
+    let mut forwarded = 0;
+    for item in ctx.store.query(&query).await?.items {
+        let message: Message = records::from_item(item)?;
+        if message.direction != Direction::In || cursor.as_ref().is_some_and(|c| c.through == message.id) {
+            continue;
+        }
+        let claim = records::with_expiry(
+            records::to_item(
+                &Cursor { through: message.id.clone() },
+                &records::chatbot_forward_key(&message.id),
+                &[],
+            )?,
+            ctx.clock.now().as_second() + CLAIM_TTL_SECONDS,
+        );
+        match ctx.store.transact(vec![Write::Put { item: claim, condition: Condition::NotExists }]).await {
+            Ok(()) => {}
+            // Forwarded already, or being forwarded by another consumer right now.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+        let answer = match call(&chatbot, &dialog, &message).await {
+            Ok(answer) => answer,
+            Err(reason) => {
+                tracing::warn!(dialog = %dialog.id, message = %message.id, %reason, "chatbot call failed");
+                let release = Write::Delete {
+                    key: records::chatbot_forward_key(&message.id),
+                    condition: Condition::Always,
+                };
+                ctx.store.transact(vec![release]).await?;
+                return Ok(forwarded);
+            }
+        };
+        forwarded += 1;
+        let cursor = Cursor { through: message.id.clone() };
+        let item = records::to_item(&cursor, &cursor_key, &[])?;
+        ctx.store.transact(vec![Write::Put { item, condition: Condition::Always }]).await?;
+        if let Err(error) = answer_customer(ctx, &dialog, &answer).await {
+            tracing::warn!(%error, dialog = %dialog.id, "the chatbot's answer was not sent");
+        }
+        if answer.handoff {
+            let routed = Box::pin(routing::hand_to_people(ctx, &dialog.id)).await?;
+            tracing::info!(dialog = %dialog.id, ?routed, "chatbot handed the dialog to people");
+            break;
+        }
+    }
+    Ok(forwarded)
+}
+
+async fn load_dialog(ctx: &Context, id: &DialogId) -> Result<Option<Dialog>> {
+    ctx.store.get(&records::dialog_key(id)).await?.map(records::from_item).transpose()
+}
+
+/// One forwarded message: a second try after a short pause when the chatbot could not be reached or
+/// answered 5xx/429. The reason of a failure is for the logs (the URL may be the admin's, not ours).
+async fn call(
+    chatbot: &Chatbot,
+    dialog: &Dialog,
+    message: &Message,
+) -> std::result::Result<ChatbotAnswer, String> {
+    let body = Forwarded {
+        event: "message",
+        dialog_id: &dialog.id,
+        channel_id: &dialog.channel_id,
+        customer: &dialog.customer,
+        message,
+    };
+    let mut last = String::new();
+    for attempt in 0..2 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let response = match client().post(&chatbot.webhook_url).json(&body).send().await {
+            Ok(response) => response,
+            Err(error) => {
+                last = if error.is_timeout() { "timed out".into() } else { format!("unreachable: {error}") };
+                continue;
+            }
+        };
+        let status = response.status();
+        if status.is_server_error() || status.as_u16() == 429 {
+            last = format!("answered {status}");
+            continue;
+        }
+        if !status.is_success() {
+            return Err(format!("answered {status}"));
+        }
+        let bytes = response.bytes().await.map_err(|error| format!("answer not read: {error}"))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ChatbotAnswer::default());
+        }
+        return Ok(serde_json::from_slice::<ChatbotAnswer>(&bytes).unwrap_or_else(|error| {
+            tracing::warn!(chatbot = %chatbot.id, %error, "the chatbot's answer is not the documented JSON; ignored");
+            ChatbotAnswer::default()
+        }));
+    }
+    Err(last)
+}
+
+async fn answer_customer(ctx: &Context, dialog: &Dialog, answer: &ChatbotAnswer) -> Result<()> {
+    let Some((text, buttons)) = answer.outgoing() else {
+        return Ok(());
+    };
+    let Some(channel) = channels::load_channel(ctx, &dialog.channel_id).await?.filter(|c| c.is_active())
+    else {
+        return Ok(());
+    };
+    // The dialog as it is now: the send is conditioned on its status.
+    let dialog = load_dialog(ctx, &dialog.id).await?.unwrap_or_else(|| dialog.clone());
+    let message = Message::outbound(&dialog, text, buttons, None, ctx.clock.now());
+    outbox::send_in_dialog(ctx, &dialog, &channel, message, Vec::new()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_keeps_what_a_reply_may_hold() {
+        let documented = serde_json::json!({"text": "Hello! How can I help?", "buttons": ["Prices", "Talk to a person"], "handoff": false});
+        let answer: ChatbotAnswer = serde_json::from_value(documented).expect("documented shape");
+        assert_eq!(
+            answer.outgoing(),
+            Some(("Hello! How can I help?".into(), vec!["Prices".into(), "Talk to a person".into()]))
+        );
+        let sloppy = ChatbotAnswer {
+            text: Some(format!("  {}  ", "x".repeat(MAX_REPLY_CHARS + 10))),
+            buttons: vec!["".into(), "ok".into(), "y".repeat(MAX_BUTTON_CHARS + 1)],
+            handoff: false,
+        };
+        let (text, buttons) = sloppy.outgoing().expect("a text");
+        assert_eq!(text.chars().count(), MAX_REPLY_CHARS);
+        assert_eq!(buttons, vec!["ok".to_owned()]);
+        let handoff_only: ChatbotAnswer = serde_json::from_str(r#"{"handoff": true}"#).expect("valid");
+        assert!(handoff_only.handoff && handoff_only.outgoing().is_none());
+        let too_many = ChatbotAnswer {
+            text: Some("pick".into()),
+            buttons: (0..MAX_BUTTONS + 3).map(|i| i.to_string()).collect(),
+            handoff: false,
+        };
+        assert_eq!(too_many.outgoing().expect("a text").1.len(), MAX_BUTTONS);
+    }
+}
