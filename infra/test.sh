@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test of the project, as CI runs it: formatting, lints, the template checks, and all Rust tests
+# Every test of the project, as CI runs it: formatting, lints, the template checks, all Rust tests
 # (unit, handler, end-to-end, and the conformance suite against the embedded adapters and against
-# DynamoDB / Secrets Manager / EventBridge on moto's server). Installs what it needs into .venv.
+# DynamoDB / Secrets Manager / EventBridge on moto's server), and schemathesis against omnichat-local.
+# Installs what it needs into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,5 +20,11 @@ infra/aws/lint-template.sh
 
 step "cargo test (moto started on 127.0.0.1 for the AWS adapters)"
 infra/moto/with-moto.sh cargo test --workspace --locked --no-fail-fast
+
+step "e-mail end to end against real servers on 127.0.0.1 (dovecot IMAP, aiosmtpd SMTP)"
+infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --locked --test e2e_email
+
+step "schemathesis against omnichat-local (the OpenAPI document against the running API)"
+infra/api/schemathesis.sh
 
 printf '\nAll checks passed in %ss.\n' "$(( $(date +%s) - started ))"

@@ -1,5 +1,5 @@
-//! Building the `Context` of a Lambda from its environment: AWS adapters, provider clients, public URL.
-//! Done once per container, before the first invocation.
+//! A Lambda's start-up, done once per container before the first invocation: its logging, and its
+//! `Context` built from the environment (AWS adapters, provider clients, public URL).
 
 use std::sync::Arc;
 
@@ -9,6 +9,22 @@ use crate::adapters::aws::load_sdk_config;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
 use crate::clock::SystemClock;
 use crate::usecases::{Context, Providers};
+
+/// Logs as one JSON object per line on stdout, which Lambda sends to CloudWatch. The filter is `RUST_LOG`
+/// (template.yaml sets it from the `LogLevel` parameter; `info` when unset or unreadable). No timestamps:
+/// CloudWatch stamps every line itself. A second call keeps the first subscriber.
+pub fn init_lambda_logging() {
+    use tracing_subscriber::EnvFilter;
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _already_set = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
 
 fn required(name: &str) -> Result<String, String> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| format!("{name} is not set"))

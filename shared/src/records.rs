@@ -21,6 +21,9 @@
 //! | capacity slot (one per open dialog of an employee) | `T#{tenant}#SLOT#{employee}` | `{slot, 3 digits}` | |
 //! | round-robin cursor of a group | `T#{tenant}#RR` | `{group}` | |
 //! | message forwarded to a chatbot (at most once) | `FWD#{message}` | `FWD` | TTL `expires_at` |
+//! | e-mail channel (the poller's list of mailboxes; no scan) | `EMAIL_CHANNELS` | `{channel}` | |
+//! | mailbox sync state (UIDVALIDITY, last UID, poll lease) | `MAILBOX#{channel}` | `INBOX` | |
+//! | e-mail thread of an inbound mail (subject, Message-ID, References) | `DLG#{dialog}` | `EMAIL#{message}` | |
 //!
 //! Ids are UUIDv7, so `{dialog}` and `{message}` sort by creation time. Every tenant-owned record carries
 //! `tenant_id`, and reads by id compare it with the caller's tenant (another tenant's id is "not found").
@@ -188,4 +191,22 @@ pub fn route_due_pk(shard: u32) -> String {
 
 pub fn chatbot_forward_key(message: &crate::domain::MessageId) -> Key {
     Key::new(format!("FWD#{message}"), "FWD")
+}
+
+// E-mail (usecases::email_poll). The channels' list is one small partition: a poll reads it with one Query.
+
+pub const EMAIL_CHANNELS: &str = "EMAIL_CHANNELS";
+
+pub fn email_channel_key(channel: &ChannelId) -> Key {
+    Key::new(EMAIL_CHANNELS, channel.as_str())
+}
+
+pub fn mailbox_sync_key(channel: &ChannelId) -> Key {
+    Key::new(format!("MAILBOX#{channel}"), "INBOX")
+}
+
+pub const EMAIL_THREAD_SK_PREFIX: &str = "EMAIL#";
+
+pub fn email_thread_key(dialog: &DialogId, message: &crate::domain::MessageId) -> Key {
+    Key::new(messages_of(dialog), format!("{EMAIL_THREAD_SK_PREFIX}{message}"))
 }

@@ -1,5 +1,8 @@
 //! Helpers of the integration tests: an isolated `omnichat-local` per test (its own data dir, port and
-//! fake providers), fixtures from `../shared/fixtures`, and small HTTP conveniences.
+//! fake providers), fixtures from `../shared/fixtures`, and small HTTP conveniences. `lambda`: the harness
+//! of the webhook functions' handler tests.
+
+pub mod lambda;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

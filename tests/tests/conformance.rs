@@ -893,5 +893,40 @@ async fn adapters_agree_on_one_script() {
 }
 
 // =========================================================================================================
-// mod ingest — RESERVED: ingest-level cases that run over every adapter set (`adapter_sets()`) go here.
-// =========================================================================================================
+// Use cases over every adapter set: ingest (invariants 1 and 2) and timers (invariants 4 and 5).
+
+#[path = "conformance/ingest.rs"]
+mod ingest;
+#[path = "conformance/timers.rs"]
+mod timers;
+
+fn embedded_set() -> AdapterSet {
+    ("embedded", embedded_store(), embedded_secrets(), embedded_bus())
+}
+
+async fn aws_set(config: &SdkConfig) -> AdapterSet {
+    ("aws", aws_store(config).await, aws_secrets(config), aws_bus(config).await)
+}
+
+conformance!(
+    ingest,
+    ingest_embedded => embedded_set(),
+    ingest_aws => |config| aws_set(&config).await,
+    [
+        twenty_identical_deliveries_store_one_message,
+        racing_first_messages_share_one_dialog,
+        a_failure_at_any_store_call_then_the_retry_stores_exactly_once,
+        a_message_after_the_dialog_closed_opens_a_new_one,
+    ]
+);
+
+conformance!(
+    timers,
+    timers_embedded => embedded_set(),
+    timers_aws => |config| aws_set(&config).await,
+    [
+        overlapping_ticks_send_each_auto_reply_once,
+        a_reply_racing_a_due_auto_reply_wins_cleanly,
+        a_tick_reads_what_is_due_not_what_exists,
+    ]
+);

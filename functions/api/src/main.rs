@@ -4,12 +4,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
-        .without_time()
-        .init();
+    omnichat::bootstrap::init_lambda_logging();
     let ctx = omnichat::bootstrap::aws_context().await?;
     lambda_http::run(omnichat_http::app(Arc::new(ctx))).await
 }

@@ -116,7 +116,8 @@ pub async fn json_refusals(response: Response) -> Response {
         _ if status.is_server_error() => "internal",
         _ => "bad_request",
     };
-    let message = if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_owned() } else { text };
+    let message =
+        if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_owned() } else { text };
     let mut json = ApiError::new(status, code, message).into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use axum::{Router, middleware};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::{Router, middleware};
 use omnichat::usecases::Context;
 
 pub mod api;

@@ -52,6 +52,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         (name = "people", description = "Employees, groups and chatbots"),
         (name = "hours", description = "Working hours"),
         (name = "dialogs", description = "Dialogs, their messages and replies"),
+        (name = "workspace", description = "An employee's own dialogs, queue and status"),
         (name = "webhooks", description = "Called by the providers, not by API clients"),
         (name = "meta", description = "This document")
     )

@@ -50,7 +50,7 @@ async fn url_check() -> StatusCode {
     request_body(content = doc::WebhookPayload, description = "The provider's payload"),
     responses(
         (status = 200, description = "Acknowledged in the provider's way (empty, `ok`, or a JSON reply)"),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn receive_with_secret(
@@ -75,7 +75,7 @@ async fn receive_with_secret(
     request_body(content = doc::WebhookPayload, description = "The provider's payload"),
     responses(
         (status = 200, description = "Acknowledged in the provider's way (empty, `ok`, or a JSON reply)"),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn receive(

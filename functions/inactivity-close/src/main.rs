@@ -9,11 +9,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    omnichat::bootstrap::init_lambda_logging();
     let ctx = Arc::new(omnichat::bootstrap::aws_context().await?);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| handle(Arc::clone(&ctx)))).await
 }

@@ -238,10 +238,7 @@ impl AvitoClient {
 
     /// `AVITO_API_BASE` points the client at a fake (local runner, tests).
     pub fn from_env(http: reqwest::Client) -> Self {
-        let base = std::env::var("AVITO_API_BASE")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        let base = super::base_url_from_env("AVITO_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }
 
@@ -899,6 +896,7 @@ mod tests {
             text: "Да, есть".into(),
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
             idempotency_key: "out-1".into(),
+            thread: None,
         }
     }
 

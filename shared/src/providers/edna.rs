@@ -308,10 +308,7 @@ impl EdnaClient {
 
     /// `EDNA_API_BASE` selects the contour (`https://app.edna.ru`) or points the client at a fake.
     pub fn from_env(http: reqwest::Client) -> Self {
-        let base = std::env::var("EDNA_API_BASE")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        let base = super::base_url_from_env("EDNA_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }
 
@@ -923,6 +920,7 @@ mod tests {
             text: "Your order is ready".into(),
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
             idempotency_key: "out-42".into(),
+            thread: None,
         }
     }
 

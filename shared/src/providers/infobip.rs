@@ -890,6 +890,7 @@ mod tests {
             text: text.into(),
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
             idempotency_key: "out-1".into(),
+            thread: None,
         }
     }
 

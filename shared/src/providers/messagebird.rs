@@ -528,10 +528,7 @@ impl MessageBirdClient {
 
     /// `MESSAGEBIRD_API_BASE` points the client at a fake (local runner, tests) or the WhatsApp sandbox.
     pub fn from_env(http: reqwest::Client) -> Self {
-        let base = std::env::var("MESSAGEBIRD_API_BASE")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        let base = super::base_url_from_env("MESSAGEBIRD_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }
 
@@ -1492,6 +1489,7 @@ mod tests {
             text: "Pick one".into(),
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
             idempotency_key: "out-1".into(),
+            thread: None,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::secret::Secret;
 
 pub mod avito;
 pub mod edna;
+pub mod email;
 pub mod infobip;
 pub mod messagebird;
 pub mod telegram;
@@ -62,6 +63,11 @@ pub trait ChannelProvider: Send + Sync {
     fn idempotent_sends(&self) -> bool {
         false
     }
+
+    /// The e-mail module, whose mail the poller fetches (nothing is pushed); `None` for the others.
+    fn as_email(&self) -> Option<&email::EmailProvider> {
+        None
+    }
 }
 
 /// The provider modules this process can use, by provider.
@@ -90,6 +96,7 @@ impl Providers {
             )
             .with(Provider::WhatsappInfobip, Arc::new(infobip::InfobipClient::from_env(http.clone())))
             .with(Provider::Avito, Arc::new(avito::AvitoClient::from_env(http.clone())))
+            .with(Provider::Email, Arc::new(email::EmailProvider::from_env(http.clone())))
     }
 
     pub fn with(mut self, provider: Provider, module: Arc<dyn ChannelProvider>) -> Self {
@@ -273,6 +280,18 @@ pub struct Outgoing {
     pub buttons: Vec<String>,
     /// Our outgoing message id: the idempotency key for providers that take one.
     pub idempotency_key: String,
+    /// E-mail only: what the reply answers, so the customer's client threads it.
+    pub thread: Option<MailThread>,
+}
+
+/// The customer's last mail in the dialog, as an e-mail reply refers to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailThread {
+    pub subject: Option<String>,
+    /// Its Message-ID (without angle brackets).
+    pub in_reply_to: Option<String>,
+    /// Its `References` followed by its Message-ID: the thread up to it, oldest first.
+    pub references: Vec<String>,
 }
 
 /// What the provider answered to a send.
@@ -293,6 +312,12 @@ pub fn http_client() -> reqwest::Client {
         .user_agent(concat!("omnichat/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// A provider's API base URL: the environment variable when set (local fakes, self-hosted gateways),
+/// else the real API.
+pub fn base_url_from_env(variable: &str, default: &str) -> String {
+    std::env::var(variable).ok().filter(|base| !base.trim().is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
 /// Maps a transport-level failure of reqwest (no HTTP answer at all).

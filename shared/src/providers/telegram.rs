@@ -343,10 +343,7 @@ impl TelegramClient {
 
     /// `TELEGRAM_API_BASE` points the client at a fake (local runner, tests) or a self-hosted Bot API server.
     pub fn from_env(http: reqwest::Client) -> Self {
-        let base = std::env::var("TELEGRAM_API_BASE")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        let base = super::base_url_from_env("TELEGRAM_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }
 
@@ -904,6 +901,7 @@ mod tests {
             text: "hi".into(),
             buttons: vec![],
             idempotency_key: "k".into(),
+            thread: None,
         };
         let error = client_for(&server).await.send_message(&token(), &out).await.unwrap_err();
         assert_eq!(error, ProviderError::RateLimited { retry_after: Duration::from_secs(7) });
@@ -980,6 +978,7 @@ mod tests {
             text: "Pick one".into(),
             buttons: vec!["Yes".into(), long.clone()],
             idempotency_key: "k".into(),
+            thread: None,
         };
         let sent = client_for(&server).await.send_message(&token(), &out).await.unwrap();
         assert_eq!(sent, Sent { provider_message_id: Some("4242".into()) });
@@ -1000,6 +999,7 @@ mod tests {
             text: "hi".into(),
             buttons: vec![],
             idempotency_key: "k".into(),
+            thread: None,
         };
         let error = client_for(&server).await.send_message(&token(), &out).await.unwrap_err();
         assert!(

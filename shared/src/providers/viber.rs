@@ -293,10 +293,7 @@ impl ViberClient {
 
     /// `VIBER_API_BASE` points the client at a fake (local runner, tests).
     pub fn from_env(http: reqwest::Client) -> Self {
-        let base = std::env::var("VIBER_API_BASE")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        let base = super::base_url_from_env("VIBER_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }
 
@@ -861,6 +858,7 @@ mod tests {
             text: "Hello! How can we help?".into(),
             buttons: buttons.iter().map(|b| b.to_string()).collect(),
             idempotency_key: "k".into(),
+            thread: None,
         }
     }
 

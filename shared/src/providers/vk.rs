@@ -437,10 +437,7 @@ impl VkClient {
 
     /// `VK_API_BASE` points the client at a fake (local runner, tests).
     pub fn from_env(http: reqwest::Client) -> Self {
-        let base = std::env::var("VK_API_BASE")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        let base = super::base_url_from_env("VK_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }
 
@@ -1352,6 +1349,7 @@ mod tests {
             text: "Здравствуйте! Чем помочь?".into(),
             buttons: buttons.iter().map(|b| b.to_string()).collect(),
             idempotency_key: "0190a6a0-0000-7000-8000-0000000000aa".into(),
+            thread: None,
         }
     }
 

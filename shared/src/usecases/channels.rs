@@ -74,7 +74,9 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
     // The channel exists (pending) before the provider hears of its URL: Viber and VK call the URL while
     // it is being registered, and a pending channel answers their checks without storing anything.
     let pending = Write::Put { item: channel_item(&channel)?, condition: Condition::NotExists };
-    if let Err(error) = ctx.store.transact(vec![pending]).await {
+    let mut writes = vec![pending];
+    writes.extend(crate::usecases::email_poll::channel_index_writes(&channel)?);
+    if let Err(error) = ctx.store.transact(writes).await {
         forget_secrets(ctx, &tenant.id, &channel.id).await;
         return Err(error.into());
     }

@@ -98,6 +98,7 @@ pub async fn list_messages(
 /// dialog. Closing a closed dialog changes nothing.
 pub async fn close_dialog(ctx: &Context, principal: &Principal, id: &str) -> Result<Dialog> {
     let dialog = get_dialog(ctx, principal, id).await?;
+    require_assignee(principal, &dialog)?;
     close(ctx, dialog).await
 }
 
@@ -129,9 +130,13 @@ pub async fn close_if_due(ctx: &Context, mut dialog: Dialog, close_timer: Condit
     };
     let end_close =
         Write::Delete { key: timers::timer_key(&dialog.id, TimerKind::Close), condition: close_timer };
-    match ctx.store.transact(vec![save, release, end_auto_replies, end_close]).await {
+    let mut writes = vec![save, release, end_auto_replies, end_close];
+    // The assignee's capacity slot is freed in the same transaction; its condition failing means the
+    // dialog was transferred or moved on meanwhile.
+    writes.extend(crate::usecases::routing::release_writes(&dialog));
+    match ctx.store.transact(writes).await {
         Ok(()) => {}
-        Err(conflict) if conflict.failed_at(0) || conflict.failed_at(3) => {
+        Err(conflict) if conflict.failed_at(0) || conflict.failed_at(3) || conflict.failed_at(4) => {
             return Err(Error::Conflict("the dialog changed meanwhile; read it again".into()));
         }
         Err(crate::ports::StoreError::Conflict { .. }) => {
@@ -163,6 +168,7 @@ pub async fn reply(
     buttons: Vec<String>,
 ) -> Result<Message> {
     let dialog = get_dialog(ctx, principal, dialog_id).await?;
+    require_assignee(principal, &dialog)?;
     if dialog.is_closed() {
         return Err(Error::rule("dialog_closed", "dialog", "the dialog is closed / диалог закрыт"));
     }
@@ -198,4 +204,16 @@ pub async fn reply(
         crate::usecases::ingest::replied_write(pointer, &dialog.id),
     ];
     crate::usecases::outbox::send_in_dialog(ctx, &dialog, &channel, message, extra).await
+}
+
+/// An employee acts on a dialog once it is theirs: a queued dialog their group can see is accepted first.
+fn require_assignee(principal: &Principal, dialog: &Dialog) -> Result<()> {
+    if principal.role == Role::Employee && dialog.assignee_id != principal.employee_id {
+        return Err(Error::rule(
+            "not_assignee",
+            "dialog",
+            "accept the dialog before answering or closing it",
+        ));
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Item, Key, StoreError, Write};
 use crate::records;
-use crate::usecases::{Context, timers};
+use crate::usecases::{Context, routing, timers};
 
 /// Pointer races and transient store trouble are retried this often before the provider is told to retry.
 const MAX_ATTEMPTS: u32 = 8;
@@ -126,6 +126,8 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     timers::close_timer_write(&dialog.id, channel, now)?,
                 ];
                 writes.extend(start_auto_replies);
+                // Invariant 3: if the DialogOpened event is lost, the router's sweep finds this marker.
+                writes.extend(routing::unrouted_marker_writes(&dialog, now)?);
                 (dialog.id, writes, true)
             }
         };

@@ -5,6 +5,7 @@ pub mod channels;
 pub mod chatbot;
 pub mod context;
 pub mod dialogs;
+pub mod email_poll;
 pub mod hours;
 pub mod ingest;
 pub mod outbox;

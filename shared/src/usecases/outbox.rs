@@ -165,6 +165,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
         text: message.text.clone().unwrap_or_default(),
         buttons: message.buttons.clone(),
         idempotency_key: message.id.to_string(),
+        thread: crate::usecases::email_poll::reply_thread(ctx, &channel, &message.dialog_id).await,
     };
     match module.send(&secrets, &outgoing).await {
         Ok(sent) => {

@@ -125,6 +125,7 @@ pub async fn update_employee(
     if changes.name.is_some() {
         set.insert("name".into(), to_value(&employee.name)?);
     }
+    let came_online = changes.status == Some(crate::domain::people::EmployeeStatus::Online);
     if changes.status.is_some() {
         set.insert("status".into(), to_value(&employee.status)?);
     }
@@ -135,7 +136,16 @@ pub async fn update_employee(
     // Only the fields sent are written, so an admin renaming and the employee going online at the same
     // moment do not undo each other.
     update_existing(ctx, key.clone(), set, "employee").await?;
-    load(ctx, &key).await?.ok_or(Error::NotFound { what: "employee" })
+    let updated: Employee = load(ctx, &key).await?.ok_or(Error::NotFound { what: "employee" })?;
+    if came_online && updated.status == crate::domain::people::EmployeeStatus::Online {
+        // Coming online (by the employee or an admin) serves the queues the employee can take from.
+        match crate::usecases::routing::employee_available(ctx, &updated.tenant_id, &updated.id).await {
+            Ok(assigned) => tracing::info!(employee = %updated.id, assigned, "online: queues served"),
+            // The status is saved; the queues' periodic re-check serves them shortly.
+            Err(error) => tracing::warn!(%error, employee = %updated.id, "serving the queues failed"),
+        }
+    }
+    Ok(updated)
 }
 
 /// Deletes an employee no group and no channel names (409 otherwise, saying which).

@@ -1111,7 +1111,12 @@ pub async fn accept(ctx: &Context, principal: &Principal, id: &str) -> Result<Di
 
 /// Why an employee cannot accept a dialog they cannot see: a colleague took it first from a group they
 /// share (409), or it is none of theirs (404).
-async fn taken_or_not_found(ctx: &Context, principal: &Principal, me: &EmployeeId, id: &str) -> Result<Error> {
+async fn taken_or_not_found(
+    ctx: &Context,
+    principal: &Principal,
+    me: &EmployeeId,
+    id: &str,
+) -> Result<Error> {
     let not_found = Error::NotFound { what: "dialog" };
     let Some(dialog) = DialogId::parse(id) else {
         return Ok(not_found);
@@ -1122,7 +1127,8 @@ async fn taken_or_not_found(ctx: &Context, principal: &Principal, me: &EmployeeI
     let Some(group) = dialog.group_id.as_ref().filter(|_| dialog.assignee_id.is_some()) else {
         return Ok(not_found);
     };
-    let shared = people::get_group(ctx, &dialog.tenant_id, group).await?.is_some_and(|g| g.members.contains(me));
+    let shared =
+        people::get_group(ctx, &dialog.tenant_id, group).await?.is_some_and(|g| g.members.contains(me));
     Ok(if shared { Error::Conflict("someone else has taken the dialog".into()) } else { not_found })
 }
 

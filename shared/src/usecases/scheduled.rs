@@ -2,7 +2,7 @@
 //! runner's timer runs every `OMNICHAT_TICK_SECONDS`.
 
 use crate::error::Result;
-use crate::usecases::{Context, outbox, timers};
+use crate::usecases::{Context, email_poll, outbox, timers};
 
 /// Outbox entries one tick sends at most (per due-index shard); the rest wait for the next tick.
 pub const OUTBOX_BATCH: usize = 100;
@@ -33,6 +33,25 @@ pub async fn close_inactive_dialogs(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// The e-mail poller's job: the new mail of every active e-mail channel.
+pub async fn poll_mailboxes(ctx: &Context) -> Result<()> {
+    let report = email_poll::poll_mailboxes(ctx).await?;
+    if report.mail.fetched > 0 || report.failed_mailboxes > 0 {
+        tracing::info!(
+            mailboxes = report.mailboxes,
+            failed_mailboxes = report.failed_mailboxes,
+            fetched = report.mail.fetched,
+            stored = report.mail.stored,
+            opened_dialogs = report.mail.opened_dialogs,
+            duplicates = report.mail.duplicates,
+            ignored = report.mail.ignored,
+            bounces = report.mail.bounces,
+            "e-mail poll"
+        );
+    }
+    Ok(())
+}
+
 /// Everything the local runner does on a tick. A job that fails is logged; the others still run.
 pub async fn run_local_tick(ctx: &Context) {
     if let Err(error) = send_auto_replies_and_retries(ctx).await {
@@ -43,5 +62,8 @@ pub async fn run_local_tick(ctx: &Context) {
     }
     if let Err(error) = crate::usecases::routing::sweep(ctx, crate::usecases::routing::SWEEP_BATCH).await {
         tracing::error!(%error, "routing sweep failed");
+    }
+    if let Err(error) = poll_mailboxes(ctx).await {
+        tracing::error!(%error, "e-mail poll failed");
     }
 }

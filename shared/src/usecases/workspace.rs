@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::people::{Employee, EmployeeChanges, EmployeeStatus};
+use crate::domain::people::{Employee, EmployeeChanges};
 use crate::domain::{Dialog, DialogId, DialogStatus};
 use crate::error::{Error, Result};
 use crate::ports::store::{Index, Query};
@@ -115,16 +115,8 @@ pub async fn set_my_status(ctx: &Context, principal: &Principal, body: &Value) -
     if let Some(field) = changes.beyond_status() {
         return Err(Error::rule("status_only", field, "this route changes only your status"));
     }
-    let Some(status) = changes.status else {
+    if changes.status.is_none() {
         return Err(Error::rule("required", "status", "is required: online, away or offline"));
-    };
-    let employee = people::update_employee(ctx, principal, me.as_str(), changes).await?;
-    if status == EmployeeStatus::Online {
-        match routing::employee_available(ctx, &principal.tenant_id, &me).await {
-            Ok(assigned) => tracing::info!(employee = %me, assigned, "online: queues served"),
-            // The status is saved; the queues' re-check serves them shortly.
-            Err(error) => tracing::warn!(%error, employee = %me, "serving the queues failed"),
-        }
     }
-    Ok(employee)
+    people::update_employee(ctx, principal, me.as_str(), changes).await
 }

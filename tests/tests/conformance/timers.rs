@@ -11,8 +11,8 @@ use omnichat::clock::ManualClock;
 use omnichat::domain::{Account, Channel, Customer, Features, InboundKind, InboundMessage, Provider};
 use omnichat::ports::{Item, Key, Page, Query, Store, StoreError, Write};
 use omnichat::providers::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Providers, Sent, WebhookError,
-    WebhookRequest,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Providers, Sent,
+    WebhookError, WebhookRequest,
 };
 use omnichat::usecases::auth::{self, Principal};
 use omnichat::usecases::channels::{self, NewChannel};
@@ -43,7 +43,10 @@ impl ChannelProvider for CountingProvider {
     }
 
     async fn send(&self, _: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError> {
-        self.sends.lock().unwrap_or_else(|p| p.into_inner()).push((out.customer_id.clone(), out.text.clone()));
+        self.sends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((out.customer_id.clone(), out.text.clone()));
         Ok(Sent { provider_message_id: None })
     }
 }
@@ -106,7 +109,14 @@ async fn scene(store: Arc<dyn Store>, set: &AdapterSet, settings: Value) -> Scen
     let clock = Arc::new(ManualClock::new(Timestamp::from_second(START).expect("valid")));
     let provider = Arc::new(CountingProvider::default());
     let providers = Providers::default().with(Provider::Telegram, provider.clone());
-    let ctx = Arc::new(Context::new(store, set.2.clone(), set.3.clone(), clock.clone(), providers, "https://x.test"));
+    let ctx = Arc::new(Context::new(
+        store,
+        set.2.clone(),
+        set.3.clone(),
+        clock.clone(),
+        providers,
+        "https://x.test",
+    ));
     let (tenant, key) = tenants::create_tenant(&ctx, "t", Features::default()).await.expect("tenant");
     let admin = auth::authenticate(&ctx, Some(key.expose())).await.expect("admin");
     assert_eq!(admin.tenant_id, tenant.id);
@@ -133,7 +143,12 @@ impl Scene {
         };
         match ingest::ingest(&self.ctx, &self.channel, &inbound).await.expect("ingest") {
             IngestOutcome::Stored { dialog_id, .. } => dialog_id.to_string(),
-            IngestOutcome::Duplicate => panic!("not a duplicate"),
+            // A slow emulator may time out an applied transaction and the SDK retry it: stored once.
+            IngestOutcome::Duplicate => {
+                let pointer = Key::new(format!("OPEN#{}#{customer}", self.channel.id), "OPEN");
+                let item = self.ctx.store.get(&pointer).await.expect("get").expect("the open dialog");
+                item["dialog_id"].as_str().expect("dialog id").to_owned()
+            }
         }
     }
 
@@ -200,7 +215,8 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
     let autos_stored: usize = {
         let mut n = 0;
         for id in &dialog_ids {
-            let (messages, _) = dialogs::list_messages(&s.ctx, &s.admin, id, 10, None).await.expect("messages");
+            let (messages, _) =
+                dialogs::list_messages(&s.ctx, &s.admin, id, 10, None).await.expect("messages");
             n += messages.iter().filter(|m| m.text.as_deref() == Some("auto")).count();
         }
         n
@@ -208,12 +224,18 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
     assert_eq!(autos_sent, autos_stored, "every stored auto-reply was sent once, none beyond");
 }
 
-/// The cost figure of invariant 5: with `EXISTING` dialogs whose timers are far away and `DUE` whose are
+/// The cost figure of invariant 5: with many dialogs whose timers are far away and `DUE` whose are
 /// due, one tick of each job reads the due index entries and the due dialogs only.
 pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
-    const EXISTING: usize = 10_000;
+    // 10,000 on the embedded store; moto serves one request at a time and is slow with large
+    // transactions, so it gets 2,000 (the figure it reports is the same: what is due, not what exists).
+    let existing: usize = if set.0 == "aws" { 2_000 } else { 10_000 };
     const DUE: usize = 10;
-    let counting = Arc::new(CountingStore { inner: set.1.clone(), items: AtomicUsize::new(0), queries: AtomicUsize::new(0) });
+    let counting = Arc::new(CountingStore {
+        inner: set.1.clone(),
+        items: AtomicUsize::new(0),
+        queries: AtomicUsize::new(0),
+    });
     let s = scene(counting.clone(), &set, json!({"auto_close": {"after": 1, "unit": "hours"}})).await;
     // The due ones: real dialogs, idle for an hour by the time of the tick.
     for i in 0..DUE {
@@ -222,10 +244,13 @@ pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
     s.advance(1800);
     // The rest: their inactivity timers (the same items ingest writes), written in bulk to save time.
     let now = omnichat::clock::Clock::now(s.clock.as_ref());
-    let far: Vec<Write> = (0..EXISTING)
-        .map(|_| timers::close_timer_write(&omnichat::domain::DialogId::generate(), &s.channel, now).expect("timer"))
+    let far: Vec<Write> = (0..existing)
+        .map(|_| {
+            timers::close_timer_write(&omnichat::domain::DialogId::generate(), &s.channel, now)
+                .expect("timer")
+        })
         .collect();
-    for chunk in far.chunks(100) {
+    for chunk in far.chunks(25) {
         set.1.transact(chunk.to_vec()).await.expect("bulk timers");
     }
     s.advance(1800);
@@ -234,7 +259,7 @@ pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
     let (items, queries) = (counting.items.load(Ordering::SeqCst), counting.queries.load(Ordering::SeqCst));
     assert_eq!(closed, DUE);
     eprintln!(
-        "[{}] inactivity tick with {EXISTING} waiting and {DUE} due: {items} items read in {queries} queries + gets",
+        "[{}] inactivity tick with {existing} waiting and {DUE} due: {items} items read in {queries} queries + gets",
         set.0
     );
     // Per due dialog: its index entry, the dialog and its channel. Nothing proportional to EXISTING.

@@ -62,8 +62,8 @@ struct CreateChannelBody {
     path = "/v1/channels",
     tag = "channels",
     summary = "Connect a channel (admin)",
-    description = "Checks the credentials with the provider, keeps them in the secret store and registers the \
-        webhook where the provider allows it. Connecting an account another channel of the tenant holds \
+    description = "Checks the credentials with the provider, keeps them in the secret store and registers \
+        the webhook where the provider allows it. Connecting an account another channel of the tenant holds \
         displaces that channel.",
     request_body = doc::NewChannel,
     responses(
@@ -192,7 +192,7 @@ struct DisconnectBody {
     description = "Needs `{\"confirm\": true}`; then the provider's webhook is removed, the channel neither \
         receives nor sends, and its secret is scheduled for deletion.",
     params(doc::IdPath),
-    request_body(content = doc::Disconnect, description = "An empty body is taken as `{}` (nothing changes: 422)"),
+    request_body(content = doc::Disconnect, description = "An empty body counts as `{}` (then 422)"),
     responses(
         (status = 200, description = "The disconnected channel", body = doc::Channel),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,

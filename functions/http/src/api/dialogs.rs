@@ -159,7 +159,8 @@ struct ReplyBody {
     request_body = doc::NewReply,
     responses(
         (status = 201, description = "The outgoing message", body = doc::Message),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway, doc::Unavailable
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
     )
 )]
 async fn reply(

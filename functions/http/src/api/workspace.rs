@@ -70,8 +70,7 @@ async fn my_dialogs(
     Query(params): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let principal = caller(&ctx, &headers).await?;
-    let (items, next) =
-        workspace::my_dialogs(&ctx, &principal, params.limit()?, params.page.clone()).await?;
+    let (items, next) = workspace::my_dialogs(&ctx, &principal, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items, next))
 }
 

@@ -52,9 +52,9 @@ fn routes_in_sources() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     let mut files = Vec::new();
     collect_rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
-    // Spelled in two halves so that this file does not read as a router.
-    let (route_call, nest_calls) = (concat!(".", "route("), [concat!(".", "nest("), concat!(".route", "_service(")]);
-    for file in files {
+    let (route_call, nest_calls) = (".route(", [".nest(", ".route_service("]);
+    // This file talks about routes without registering any.
+    for file in files.into_iter().filter(|f| !f.ends_with("openapi/tests.rs")) {
         let source = std::fs::read_to_string(&file).expect("readable source");
         for call in nest_calls {
             assert!(!source.contains(call), "{}: {call} is not understood by this test", file.display());
@@ -64,7 +64,8 @@ fn routes_in_sources() -> BTreeSet<(String, String)> {
             let args = &rest[at + route_call.len()..];
             let arguments = &args[..closing_paren(args)];
             let path = arguments.trim_start().strip_prefix('"').and_then(|p| p.split('"').next());
-            let path = path.unwrap_or_else(|| panic!("{}: a route whose path is not a literal", file.display()));
+            let path =
+                path.unwrap_or_else(|| panic!("{}: a route whose path is not a literal", file.display()));
             let methods = route_methods(&arguments[arguments.find(',').unwrap_or(0)..]);
             assert!(!methods.is_empty(), "{}: no method found for {path}", file.display());
             for method in methods {
@@ -195,16 +196,28 @@ fn the_bounds_are_the_domains() {
     let as_u64 = |n: usize| u64::try_from(n).expect("fits");
 
     let settings_schema = schema("ChannelSettings");
-    assert_eq!(bound(&settings_schema["properties"]["auto_replies"], "maxItems"), as_u64(settings::MAX_AUTO_REPLIES));
+    assert_eq!(
+        bound(&settings_schema["properties"]["auto_replies"], "maxItems"),
+        as_u64(settings::MAX_AUTO_REPLIES)
+    );
     let auto_reply = schema("AutoReply");
     assert_eq!(bound(&auto_reply["properties"]["text"], "maxLength"), as_u64(settings::MAX_AUTO_REPLY_CHARS));
     assert_eq!(bound(&auto_reply["properties"]["text"], "minLength"), 1);
     let delay = &auto_reply["properties"]["delay_seconds"];
-    assert_eq!((bound(delay, "minimum"), bound(delay, "maximum")), (1, settings::MAX_AUTO_REPLY_DELAY_SECONDS));
+    assert_eq!(
+        (bound(delay, "minimum"), bound(delay, "maximum")),
+        (1, settings::MAX_AUTO_REPLY_DELAY_SECONDS)
+    );
     let hours_after = &schema("AutoCloseHours")["properties"]["after"];
-    assert_eq!((bound(hours_after, "minimum"), bound(hours_after, "maximum")), (1, settings::MAX_AUTO_CLOSE_HOURS.into()));
+    assert_eq!(
+        (bound(hours_after, "minimum"), bound(hours_after, "maximum")),
+        (1, settings::MAX_AUTO_CLOSE_HOURS.into())
+    );
     let days_after = &schema("AutoCloseDays")["properties"]["after"];
-    assert_eq!((bound(days_after, "minimum"), bound(days_after, "maximum")), (1, settings::MAX_AUTO_CLOSE_DAYS.into()));
+    assert_eq!(
+        (bound(days_after, "minimum"), bound(days_after, "maximum")),
+        (1, settings::MAX_AUTO_CLOSE_DAYS.into())
+    );
 
     for name in ["NewChannel", "ChannelUpdate"] {
         assert_eq!(bound(&schema(name)["properties"]["name"], "maxLength"), as_u64(channels::MAX_NAME_CHARS));
@@ -213,7 +226,10 @@ fn the_bounds_are_the_domains() {
         assert_eq!(bound(&schema(name)["properties"]["name"], "maxLength"), as_u64(people::MAX_NAME_CHARS));
     }
     let max_dialogs = &schema("EmployeeInput")["properties"]["max_dialogs"];
-    assert_eq!((bound(max_dialogs, "minimum"), bound(max_dialogs, "maximum")), (1, people::MAX_DIALOGS_LIMIT.into()));
+    assert_eq!(
+        (bound(max_dialogs, "minimum"), bound(max_dialogs, "maximum")),
+        (1, people::MAX_DIALOGS_LIMIT.into())
+    );
     let group = schema("GroupInput");
     assert_eq!(bound(&group["properties"]["members"], "maxItems"), as_u64(people::MAX_GROUP_MEMBERS));
     let wait = &group["properties"]["wait_seconds"];
@@ -223,7 +239,11 @@ fn the_bounds_are_the_domains() {
 
     let weekly = schema("Weekly");
     for day in hours::WEEKDAYS {
-        assert_eq!(bound(&weekly["properties"][day], "maxItems"), as_u64(hours::MAX_INTERVALS_PER_DAY), "{day}");
+        assert_eq!(
+            bound(&weekly["properties"][day], "maxItems"),
+            as_u64(hours::MAX_INTERVALS_PER_DAY),
+            "{day}"
+        );
     }
     let working_hours = schema("WorkingHours");
     assert_eq!(bound(&working_hours["properties"]["holidays"], "maxItems"), as_u64(hours::MAX_HOLIDAYS));
@@ -315,7 +335,7 @@ struct FakeProvider;
 
 #[async_trait]
 impl ChannelProvider for FakeProvider {
-    async fn connect(&self, _credentials: &Map<String, Value>) -> omnichat::Result<Connection> {
+    async fn connect(&self, _credentials: &Map<String, Value>) -> omnichat::error::Result<Connection> {
         Ok(Connection {
             account: Account { id: "4242".into(), name: "fake_bot".into() },
             secrets: ChannelSecrets::default().with("token", Secret::new("4242:fake-token")),
@@ -403,18 +423,20 @@ async fn the_response_schemas_name_the_keys_the_handlers_answer() {
     assert_shape(&doc, "Tenant", &app.ok("GET", "/v1/tenant", None).await);
     let employee = app.ok("POST", "/v1/employees", Some(json!({"name": "Ann", "status": "online"}))).await;
     assert_shape(&doc, "Employee", &employee);
-    let group = app
-        .ok("POST", "/v1/groups", Some(json!({"name": "Support", "members": [employee["id"]]})))
-        .await;
+    let group =
+        app.ok("POST", "/v1/groups", Some(json!({"name": "Support", "members": [employee["id"]]}))).await;
     assert_shape(&doc, "Group", &group);
     let chatbot = app
         .ok("POST", "/v1/chatbots", Some(json!({"name": "Bot", "webhook_url": "https://bot.example/hook"})))
         .await;
     assert_shape(&doc, "Chatbot", &chatbot);
-    let key = app.ok("POST", "/v1/api-keys", Some(json!({"role": "employee", "employee_id": employee["id"]}))).await;
+    let key = app
+        .ok("POST", "/v1/api-keys", Some(json!({"role": "employee", "employee_id": employee["id"]})))
+        .await;
     assert_shape(&doc, "ApiKey", &key);
     let hours = json!({"time_zone": "Europe/Moscow", "weekly": {"mon": [{"from": "09:00", "to": "18:00"}]},
-        "holidays": ["2030-01-01"], "extra_days": [{"date": "2030-01-05", "intervals": [{"from": "10:00", "to": "15:00"}]}]});
+        "holidays": ["2030-01-01"],
+        "extra_days": [{"date": "2030-01-05", "intervals": [{"from": "10:00", "to": "15:00"}]}]});
     assert_shape(&doc, "WorkingHours", &app.ok("PUT", "/v1/working-hours", Some(hours)).await);
     assert_shape(&doc, "WorkingHours", &app.ok("GET", "/v1/working-hours", None).await);
 
@@ -436,13 +458,21 @@ async fn the_response_schemas_name_the_keys_the_handlers_answer() {
     assert_shape(&doc, "DialogPage", &dialogs);
     let dialog = dialogs["items"][0]["id"].as_str().expect("a dialog");
     let reply = json!({"text": "Hi Ann", "buttons": ["Yes", "No"]});
-    assert_shape(&doc, "Message", &app.ok("POST", &format!("/v1/dialogs/{dialog}/messages"), Some(reply)).await);
+    assert_shape(
+        &doc,
+        "Message",
+        &app.ok("POST", &format!("/v1/dialogs/{dialog}/messages"), Some(reply)).await,
+    );
     let messages = app.ok("GET", &format!("/v1/dialogs/{dialog}/messages"), None).await;
     assert_eq!(messages["items"].as_array().map(Vec::len), Some(2), "{messages}");
     assert_shape(&doc, "MessagePage", &messages);
     assert_shape(&doc, "Dialog", &app.ok("POST", &format!("/v1/dialogs/{dialog}/close"), None).await);
     let disconnect = Some(json!({"confirm": true}));
-    assert_shape(&doc, "Channel", &app.ok("POST", &format!("/v1/channels/{id}/disconnect"), disconnect).await);
+    assert_shape(
+        &doc,
+        "Channel",
+        &app.ok("POST", &format!("/v1/channels/{id}/disconnect"), disconnect).await,
+    );
 
     for path in ["/v1/employees", "/v1/groups", "/v1/chatbots"] {
         let page = app.ok("GET", path, None).await;
@@ -470,10 +500,12 @@ fn dialogs_and_messages_with_every_field_set_fit_their_schemas() {
     dialog.close(now).expect("assigned");
     let dialog_json = serde_json::to_value(&dialog).expect("serializes");
     assert_shape(&doc, "Dialog", &dialog_json);
-    let (properties, _) = object_schema(&doc, &json!({"$ref": "#/components/schemas/Dialog"})).expect("object");
+    let (properties, _) =
+        object_schema(&doc, &json!({"$ref": "#/components/schemas/Dialog"})).expect("object");
     assert_eq!(properties.len(), dialog_json.as_object().map_or(0, Map::len), "Dialog: every key documented");
 
-    let mut message = Message::outbound(&dialog, "Hi".into(), vec!["Yes".into()], dialog.assignee_id.clone(), now);
+    let mut message =
+        Message::outbound(&dialog, "Hi".into(), vec!["Yes".into()], dialog.assignee_id.clone(), now);
     message.attachments.push(attachment());
     message.provider_message_id = Some("5".into());
     message.sent_at = Some(now);
@@ -481,8 +513,13 @@ fn dialogs_and_messages_with_every_field_set_fit_their_schemas() {
     message.failure = Some("blocked by the user".into());
     let message_json = serde_json::to_value(&message).expect("serializes");
     assert_shape(&doc, "Message", &message_json);
-    let (properties, _) = object_schema(&doc, &json!({"$ref": "#/components/schemas/Message"})).expect("object");
-    assert_eq!(properties.len(), message_json.as_object().map_or(0, Map::len), "Message: every key documented");
+    let (properties, _) =
+        object_schema(&doc, &json!({"$ref": "#/components/schemas/Message"})).expect("object");
+    assert_eq!(
+        properties.len(),
+        message_json.as_object().map_or(0, Map::len),
+        "Message: every key documented"
+    );
 }
 
 /// The reverse of the route scan: a request to each documented operation reaches its handler (not the
@@ -490,7 +527,7 @@ fn dialogs_and_messages_with_every_field_set_fit_their_schemas() {
 #[tokio::test]
 async fn every_documented_operation_is_served() {
     let app = App::start().await;
-    let id = uuid_like();
+    let id = ChannelId::generate().to_string();
     for (method, path) in documented_operations(&document()) {
         let concrete = path
             .replace("{id}", &id)
@@ -502,10 +539,6 @@ async fn every_documented_operation_is_served() {
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_ne!(answer["error"]["message"], "no such route", "{method} {path}");
     }
-}
-
-fn uuid_like() -> String {
-    ChannelId::generate().to_string()
 }
 
 #[tokio::test]

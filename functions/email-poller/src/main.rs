@@ -1,0 +1,19 @@
+//! The e-mail poller Lambda, on an EventBridge schedule (every minute): fetches the new mail of every
+//! active e-mail channel over IMAP and ingests it (`usecases::email_poll`).
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use omnichat::usecases::{Context, scheduled};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    omnichat::bootstrap::init_lambda_logging();
+    let ctx = Arc::new(omnichat::bootstrap::aws_context().await?);
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| handle(Arc::clone(&ctx)))).await
+}
+
+async fn handle(ctx: Arc<Context>) -> Result<(), Error> {
+    Ok(scheduled::poll_mailboxes(&ctx).await?)
+}

@@ -1,0 +1,522 @@
+//! End to end over HTTP against the local runner: customers write to a Telegram bot, the router (on the
+//! in-process bus) hands the dialogs to employees, groups or a chatbot, and employees work them through
+//! `/v1/me/*`, accept and transfer. Plus the sweep for a dialog whose `DialogOpened` was dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use omnichat::adapters::embedded::{FileSecretStore, RedbStore};
+use omnichat::clock::{Clock, ManualClock};
+use omnichat::domain::people::{EmployeeChanges, EmployeeStatus};
+use omnichat::domain::settings::{ChannelSettings, Handling};
+use omnichat::domain::{
+    Account, Channel, ChannelId, ChannelStatus, Customer, DialogStatus, Features, InboundKind,
+    InboundMessage, Provider,
+};
+use omnichat::ports::events::{DomainEvent, EventBus, EventError};
+use omnichat::ports::store::{Condition, Index, Write};
+use omnichat::records;
+use omnichat::usecases::auth::{Principal, Role};
+use omnichat::usecases::ingest::{self, IngestOutcome};
+use omnichat::usecases::{Context, Providers, people, routing, tenants};
+use omnichat_tests::{TestApp, fixture, read};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
+
+/// A customer's text message, as Telegram delivers it.
+fn update(customer: i64, update_id: i64, text: &str) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&fixture("telegram_text.json")).expect("fixture");
+    body["update_id"] = json!(update_id);
+    body["message"]["message_id"] = json!(update_id);
+    body["message"]["chat"]["id"] = json!(customer);
+    body["message"]["from"]["id"] = json!(customer);
+    body["message"]["text"] = json!(text);
+    serde_json::to_vec(&body).expect("json")
+}
+
+struct Bot {
+    channel_id: String,
+    secret: String,
+}
+
+impl Bot {
+    async fn connect(app: &TestApp, bot_id: i64) -> Self {
+        let (channel, secret) = app.connect_telegram(bot_id, "acme_bot").await;
+        Mock::given(path_regex(r"^/bot[^/]+/sendMessage$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "result": {"message_id": 9001, "date": 1700000000, "chat": {"id": 1, "type": "private"}}}),
+            ))
+            .mount(&app.fakes.telegram)
+            .await;
+        Self { channel_id: channel["id"].as_str().expect("id").to_owned(), secret }
+    }
+
+    async fn settings(&self, app: &TestApp, settings: Value) {
+        let (status, body) = app
+            .http_put(&format!("/v1/channels/{}", self.channel_id), &json!({ "settings": settings }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// A customer writes; answers the dialog's id.
+    async fn customer_writes(&self, app: &TestApp, customer: i64, update_id: i64, text: &str) -> String {
+        let path = format!("/webhooks/telegram/{}", self.channel_id);
+        let status =
+            app.deliver(&path, &[(SECRET_HEADER, &self.secret)], update(customer, update_id, text)).await;
+        assert_eq!(status, 200);
+        let (_, listed) = app.get("/v1/dialogs?limit=500").await;
+        listed["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|d| d["customer"]["id"] == customer.to_string().as_str()))
+            .and_then(|d| d["id"].as_str())
+            .expect("the customer's dialog")
+            .to_owned()
+    }
+}
+
+/// The texts Telegram was asked to send, with their buttons.
+async fn sent(app: &TestApp) -> Vec<(String, Vec<String>)> {
+    let requests = app.fakes.telegram.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.url.path().ends_with("/sendMessage"))
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).expect("json");
+            let buttons = body["reply_markup"]["inline_keyboard"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter().filter_map(|row| row[0]["text"].as_str().map(str::to_owned)).collect()
+                })
+                .unwrap_or_default();
+            (body["text"].as_str().unwrap_or_default().to_owned(), buttons)
+        })
+        .collect()
+}
+
+/// An employee and their API key.
+async fn employee(app: &TestApp, name: &str, status: &str) -> (String, String) {
+    let (code, body) =
+        app.post("/v1/employees", &json!({"name": name, "status": status, "max_dialogs": 5})).await;
+    assert_eq!(code, 201, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    let (code, key) = app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": id})).await;
+    assert_eq!(code, 201, "{key}");
+    (id, key["key"].as_str().expect("key").to_owned())
+}
+
+async fn group(app: &TestApp, members: &[&str], distribution: &str) -> String {
+    let (code, body) = app
+        .post(
+            "/v1/groups",
+            &json!({"name": "Support", "members": members, "distribution": distribution, "wait_seconds": 600}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+/// A request with an employee's key.
+async fn as_employee(
+    app: &TestApp,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = app.url(path);
+    let request = match method {
+        "GET" => app.http.get(url),
+        "PUT" => app.http.put(url),
+        _ => app.http.post(url),
+    };
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    read(request.bearer_auth(key).send().await.expect("request")).await
+}
+
+/// Waits (bounded) until the admin's view of the dialog satisfies `done`.
+async fn dialog_until(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (status, dialog) = app.get(&format!("/v1/dialogs/{id}")).await;
+        assert_eq!(status, 200, "{dialog}");
+        if done(&dialog) {
+            return dialog;
+        }
+        last = dialog;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the dialog never got {what}: {last}");
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|d| d["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_new_dialog_reaches_a_member_who_works_it_from_the_workspace() {
+    let app = TestApp::spawn().await;
+    let bot = Bot::connect(&app, 777_100_001).await;
+    let (anna, anna_key) = employee(&app, "Anna", "online").await;
+    let (boris, boris_key) = employee(&app, "Boris", "online").await;
+    let (carl, carl_key) = employee(&app, "Carl", "online").await;
+    let support = group(&app, &[&anna, &boris], "round_robin").await;
+    bot.settings(&app, json!({"handling": {"group_id": support}})).await;
+
+    let id = bot.customer_writes(&app, 5001, 1, "Hello").await;
+    let dialog = dialog_until(&app, &id, "an assignee", |d| d["status"] == "assigned").await;
+    assert_eq!(dialog["group_id"], support.as_str());
+    let (first, first_key, second, second_key) = if dialog["assignee_id"] == anna.as_str() {
+        (&anna, &anna_key, &boris, &boris_key)
+    } else {
+        (&boris, &boris_key, &anna, &anna_key)
+    };
+    assert_eq!(dialog["assignee_id"], first.as_str());
+    let (status, mine) = as_employee(&app, first_key, "GET", "/v1/me/dialogs", None).await;
+    assert_eq!((status, ids(&mine)), (200, vec![id.clone()]), "{mine}");
+    // Only the assignee (and admins) may read it; the others get 404.
+    for key in [second_key, &carl_key] {
+        let (status, _) = as_employee(&app, key, "GET", &format!("/v1/dialogs/{id}"), None).await;
+        assert_eq!(status, 404);
+    }
+    let (status, accepted) =
+        as_employee(&app, first_key, "POST", &format!("/v1/dialogs/{id}/accept"), None).await;
+    assert_eq!((status, accepted["assignee_id"].as_str()), (200, Some(first.as_str())), "{accepted}");
+
+    // Transferred to the group: the other member has it, not whoever passed it on.
+    let (status, moved) = as_employee(
+        &app,
+        first_key,
+        "POST",
+        &format!("/v1/dialogs/{id}/transfer"),
+        Some(json!({"group_id": support})),
+    )
+    .await;
+    assert_eq!((status, moved["assignee_id"].as_str()), (200, Some(second.as_str())), "{moved}");
+    let (_, mine) = as_employee(&app, first_key, "GET", "/v1/me/dialogs", None).await;
+    assert!(ids(&mine).is_empty(), "{mine}");
+    // Transferred to a colleague outside the group.
+    let (status, moved) = as_employee(
+        &app,
+        second_key,
+        "POST",
+        &format!("/v1/dialogs/{id}/transfer"),
+        Some(json!({"employee_id": carl})),
+    )
+    .await;
+    assert_eq!((status, moved["assignee_id"].as_str()), (200, Some(carl.as_str())), "{moved}");
+    let (_, mine) = as_employee(&app, &carl_key, "GET", "/v1/me/dialogs", None).await;
+    assert_eq!(ids(&mine), vec![id.clone()]);
+
+    // Bad transfers: named fields, nothing changes.
+    let transfer = format!("/v1/dialogs/{id}/transfer");
+    let (status, body) = app.post(&transfer, &json!({"employee_id": anna, "group_id": support})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("body")), "{body}");
+    let (status, body) =
+        app.post(&transfer, &json!({"group_id": "0190a6a0-0000-7000-8000-000000000000"})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("group_id")), "{body}");
+    let (status, body) = app.post(&transfer, &json!({"queue": "x"})).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("queue")), "{body}");
+    let (status, _) =
+        as_employee(&app, first_key, "POST", &transfer, Some(json!({"employee_id": anna}))).await;
+    assert_eq!(status, 404, "no longer the first member's dialog");
+    let (_, after) = app.get(&format!("/v1/dialogs/{id}")).await;
+    assert_eq!(after["assignee_id"], carl.as_str());
+    // The workspace is an employee's: an admin key has no "me".
+    let (status, body) = app.get("/v1/me/dialogs").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("employee_key_required")), "{body}");
+}
+
+#[tokio::test]
+async fn a_queued_dialog_is_assigned_when_a_member_comes_online() {
+    let app = TestApp::spawn().await;
+    let bot = Bot::connect(&app, 777_100_002).await;
+    let (anna, anna_key) = employee(&app, "Anna", "offline").await;
+    let (_carl, carl_key) = employee(&app, "Carl", "online").await;
+    let support = group(&app, &[&anna], "least_busy").await;
+    bot.settings(&app, json!({"handling": {"group_id": support}})).await;
+
+    let id = bot.customer_writes(&app, 5002, 1, "Anyone there?").await;
+    let dialog = dialog_until(&app, &id, "a queue", |d| d["group_id"] == support.as_str()).await;
+    assert_eq!((dialog["status"].as_str(), &dialog["assignee_id"]), (Some("open"), &Value::Null));
+    let (status, queue) = as_employee(&app, &anna_key, "GET", "/v1/me/queue", None).await;
+    assert_eq!((status, ids(&queue)), (200, vec![id.clone()]), "{queue}");
+    let (status, _) = as_employee(&app, &anna_key, "GET", &format!("/v1/dialogs/{id}"), None).await;
+    assert_eq!(status, 200, "a member reads what waits in the group's queue");
+    let (_, queue) = as_employee(&app, &carl_key, "GET", "/v1/me/queue", None).await;
+    assert!(ids(&queue).is_empty(), "not Carl's group: {queue}");
+
+    let (status, body) =
+        as_employee(&app, &anna_key, "PUT", "/v1/me/status", Some(json!({"status": "busy"}))).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("status")), "{body}");
+    let (status, body) = as_employee(
+        &app,
+        &anna_key,
+        "PUT",
+        "/v1/me/status",
+        Some(json!({"status": "online", "max_dialogs": 9})),
+    )
+    .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("max_dialogs")), "{body}");
+    let (status, me) =
+        as_employee(&app, &anna_key, "PUT", "/v1/me/status", Some(json!({"status": "online"}))).await;
+    assert_eq!((status, me["status"].as_str()), (200, Some("online")), "{me}");
+    let (_, mine) = as_employee(&app, &anna_key, "GET", "/v1/me/dialogs", None).await;
+    assert_eq!(ids(&mine), vec![id.clone()]);
+    let (_, dialog) = app.get(&format!("/v1/dialogs/{id}")).await;
+    assert_eq!(
+        (dialog["status"].as_str(), dialog["assignee_id"].as_str()),
+        (Some("assigned"), Some(anna.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn all_at_once_the_first_member_to_accept_has_the_dialog() {
+    let app = TestApp::spawn().await;
+    let bot = Bot::connect(&app, 777_100_003).await;
+    let mut members = Vec::new();
+    for name in ["Anna", "Boris", "Vera"] {
+        members.push(employee(&app, name, "online").await);
+    }
+    let member_ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+    let support = group(&app, &member_ids, "all_at_once").await;
+    bot.settings(&app, json!({"handling": {"group_id": support}})).await;
+    let id = bot.customer_writes(&app, 5003, 1, "Hi").await;
+    dialog_until(&app, &id, "an offer", |d| d["group_id"] == support.as_str()).await;
+    for (_, key) in &members {
+        let (_, queue) = as_employee(&app, key, "GET", "/v1/me/queue", None).await;
+        assert_eq!(ids(&queue), vec![id.clone()], "offered to everyone");
+    }
+    let accept = format!("/v1/dialogs/{id}/accept");
+    let accepts = members.iter().map(|(_, key)| as_employee(&app, key, "POST", &accept, None));
+    let answers = futures::future::join_all(accepts).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![200, 409, 409], "{answers:?}");
+    let (_, winner) = answers.iter().find(|(status, _)| *status == 200).expect("a winner");
+    let (_, dialog) = app.get(&format!("/v1/dialogs/{id}")).await;
+    assert_eq!(dialog["assignee_id"], winner["assignee_id"]);
+}
+
+/// A chatbot service: answers each forwarded message in turn, then keeps answering the last.
+async fn chatbot(app: &TestApp, answers: &[Value]) -> (MockServer, String) {
+    let server = MockServer::start().await;
+    for (i, answer) in answers.iter().enumerate() {
+        let mock = Mock::given(method("POST"))
+            .and(path("/hook"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer));
+        let mock = if i + 1 < answers.len() { mock.up_to_n_times(1) } else { mock };
+        mock.mount(&server).await;
+    }
+    let (status, body) = app
+        .post("/v1/chatbots", &json!({"name": "Night bot", "webhook_url": format!("{}/hook", server.uri())}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (server, body["id"].as_str().expect("id").to_owned())
+}
+
+async fn closed_all_week(app: &TestApp) {
+    let (status, body) = app.http_put("/v1/working-hours", &json!({"time_zone": "UTC", "weekly": {}})).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn forwarded(server: &MockServer) -> Vec<Value> {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests.iter().map(|r| serde_json::from_slice(&r.body).expect("json")).collect()
+}
+
+async fn until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..100 {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test]
+async fn off_hours_the_chatbot_answers_with_buttons_no_auto_reply_goes_out_and_it_hands_over() {
+    let app = TestApp::spawn().await;
+    let bot = Bot::connect(&app, 777_100_004).await;
+    let (anna, _) = employee(&app, "Anna", "online").await;
+    let (server, chatbot_id) = chatbot(
+        &app,
+        &[
+            json!({"text": "We are closed. Shall a person call you back?", "buttons": ["Yes", "No"]}),
+            json!({"text": "Passing you to a person.", "handoff": true}),
+        ],
+    )
+    .await;
+    closed_all_week(&app).await;
+    bot.settings(
+        &app,
+        json!({
+            "handling": {"employee_id": anna},
+            "auto_replies": [{"text": "We will answer soon", "delay_seconds": 1}],
+            "off_hours": {"chatbot_id": chatbot_id, "auto_replies": false}
+        }),
+    )
+    .await;
+
+    let id = bot.customer_writes(&app, 5004, 1, "Are you open?").await;
+    let dialog = dialog_until(&app, &id, "the chatbot", |d| d["chatbot_id"] == chatbot_id.as_str()).await;
+    assert_eq!(dialog["assignee_id"], Value::Null);
+    let first = until("the chatbot's answer sent", async || {
+        let sent = sent(&app).await;
+        (!sent.is_empty()).then_some(sent)
+    })
+    .await;
+    assert_eq!(
+        first,
+        vec![(
+            "We are closed. Shall a person call you back?".to_owned(),
+            vec!["Yes".to_owned(), "No".to_owned()]
+        )]
+    );
+    let calls = forwarded(&server).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0]["event"].as_str(), calls[0]["dialog_id"].as_str()),
+        (Some("message"), Some(id.as_str()))
+    );
+    assert_eq!(calls[0]["message"]["text"], "Are you open?");
+    assert_eq!(calls[0]["customer"]["id"], "5004");
+    // The auto-reply's delay (1 s) passes over several ticks: with the chatbot on, nothing else goes out.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(sent(&app).await.len(), 1, "{:?}", sent(&app).await);
+
+    // The customer presses "Yes"; the chatbot hands over: Anna has the dialog, even off hours.
+    bot.customer_writes(&app, 5004, 2, "Yes").await;
+    let dialog = dialog_until(&app, &id, "a person", |d| d["status"] == "assigned").await;
+    assert_eq!((dialog["assignee_id"].as_str(), &dialog["chatbot_id"]), (Some(anna.as_str()), &Value::Null));
+    let calls = forwarded(&server).await;
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1]["message"]["text"], "Yes");
+    let texts: Vec<String> = sent(&app).await.into_iter().map(|(text, _)| text).collect();
+    assert_eq!(texts[1], "Passing you to a person.");
+    // Once with people, the chatbot sees nothing more.
+    bot.customer_writes(&app, 5004, 3, "Thanks").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(forwarded(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn off_hours_with_auto_replies_the_customer_gets_them_and_no_chatbot_is_called() {
+    let app = TestApp::spawn().await;
+    let bot = Bot::connect(&app, 777_100_005).await;
+    let (anna, _) = employee(&app, "Anna", "offline").await;
+    let (server, _chatbot_id) = chatbot(&app, &[json!({"text": "never"})]).await;
+    closed_all_week(&app).await;
+    bot.settings(
+        &app,
+        json!({
+            "handling": {"employee_id": anna},
+            "auto_replies": [{"text": "We will answer in the morning", "delay_seconds": 1}],
+            "off_hours": {"chatbot_id": null, "auto_replies": true}
+        }),
+    )
+    .await;
+    let id = bot.customer_writes(&app, 5005, 1, "Hello?").await;
+    let texts = until("the auto-reply", async || {
+        let texts: Vec<String> = sent(&app).await.into_iter().map(|(text, _)| text).collect();
+        (!texts.is_empty()).then_some(texts)
+    })
+    .await;
+    assert_eq!(texts, vec!["We will answer in the morning".to_owned()]);
+    assert!(forwarded(&server).await.is_empty(), "no chatbot off hours without one configured");
+    // People get it when they are back: it waits in Anna's queue.
+    let (_, dialog) = app.get(&format!("/v1/dialogs/{id}")).await;
+    assert_eq!((dialog["status"].as_str(), &dialog["chatbot_id"]), (Some("open"), &Value::Null));
+}
+
+struct DropEverything;
+
+#[async_trait::async_trait]
+impl EventBus for DropEverything {
+    async fn publish(&self, _events: &[DomainEvent]) -> Result<(), EventError> {
+        Ok(())
+    }
+}
+
+/// ARCHITECTURE.md invariant 3 on the real ingest path: the bus loses `DialogOpened`, the sweep routes.
+#[tokio::test]
+async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_767_268_800).expect("valid")));
+    let ctx = Context::new(
+        Arc::new(RedbStore::open(&dir.path().join("db.redb")).expect("store")),
+        Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
+        Arc::new(DropEverything),
+        clock.clone(),
+        Providers::default(),
+        "https://example.test",
+    );
+    let (tenant, _) = tenants::create_tenant(&ctx, "Acme", Features::default()).await.expect("tenant");
+    let admin = Principal { tenant_id: tenant.id.clone(), role: Role::Admin, employee_id: None };
+    let changes = EmployeeChanges {
+        name: Some("Anna".into()),
+        status: Some(EmployeeStatus::Online),
+        max_dialogs: Some(5),
+    };
+    let anna = people::create_employee(&ctx, &admin, changes).await.expect("employee").id;
+    let now = clock.now();
+    let channel = Channel {
+        id: ChannelId::generate(),
+        tenant_id: tenant.id,
+        provider: Provider::Telegram,
+        name: "Support".into(),
+        account: Account { id: "42".into(), name: "acme_bot".into() },
+        status: ChannelStatus::Active,
+        settings: ChannelSettings {
+            handling: Some(Handling::Employee { employee_id: anna.clone() }),
+            ..ChannelSettings::default()
+        },
+        webhook_url: "https://example.test/webhooks/telegram/x".into(),
+        credentials_masked: BTreeMap::new(),
+        displaced_by: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let item = records::to_item(
+        &channel,
+        &records::channel_key(&channel.id),
+        &[(Index::Gsi1, records::channels_of(&channel.tenant_id), channel.id.to_string())],
+    )
+    .expect("item");
+    ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("channel");
+    let inbound = InboundMessage {
+        dedup_key: "update-1".into(),
+        kind: InboundKind::Message,
+        customer: Customer { id: "1111".into(), name: None },
+        provider_message_id: Some("1".into()),
+        text: Some("Hello".into()),
+        attachments: Vec::new(),
+        sent_at: None,
+    };
+    let IngestOutcome::Stored { dialog_id, .. } =
+        ingest::ingest(&ctx, &channel, &inbound).await.expect("stored")
+    else {
+        panic!("stored")
+    };
+    let read = async |ctx: &Context| {
+        let item = ctx.store.get(&records::dialog_key(&dialog_id)).await.expect("read").expect("exists");
+        records::from_item::<omnichat::domain::Dialog>(item).expect("dialog")
+    };
+    assert_eq!(read(&ctx).await.status, DialogStatus::Open);
+    assert_eq!(routing::sweep(&ctx, routing::SWEEP_BATCH).await.expect("sweep").dialogs, 0, "not due yet");
+    clock.advance(routing::UNROUTED_AFTER + SignedDuration::from_secs(1));
+    assert_eq!(routing::sweep(&ctx, routing::SWEEP_BATCH).await.expect("sweep").dialogs, 1);
+    let dialog = read(&ctx).await;
+    assert_eq!((dialog.status, dialog.assignee_id.as_ref()), (DialogStatus::Assigned, Some(&anna)));
+}
