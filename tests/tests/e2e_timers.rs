@@ -133,3 +133,43 @@ async fn activity_moves_the_inactivity_deadline() {
     s.at(1800 + 3600).await;
     assert_eq!(s.dialog().await["status"], "closed");
 }
+
+#[tokio::test]
+async fn a_send_that_keeps_failing_is_retried_with_backoff_then_marked_failed_with_the_reason() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_800_000_000).expect("valid")));
+    let app = TestApp::spawn_with_clock(clock.clone()).await;
+    app.fakes.telegram_accepts_bot(888_000_222, "acme_bot").await;
+    Mock::given(path_regex(r"^/bot[^/]+/sendMessage$"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .mount(&app.fakes.telegram)
+        .await;
+    let body = json!({"provider": "telegram", "name": "bot",
+                      "credentials": {"token": "888000222:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"}});
+    let (_, channel) = app.post("/v1/channels", &body).await;
+    let secret = app.fakes.telegram_webhook_secret().await;
+    let path = format!("/webhooks/telegram/{}", channel["id"].as_str().expect("id"));
+    assert_eq!(app.deliver(&path, &[(SECRET_HEADER, &secret)], fixture("telegram_text.json")).await, 200);
+    let (_, dialogs) = app.get("/v1/dialogs").await;
+    let dialog_id = dialogs["items"][0]["id"].as_str().expect("a dialog").to_owned();
+    let (status, reply) =
+        app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "hello?"})).await;
+    assert_eq!((status, reply["status"].as_str()), (201, Some("pending")), "{reply}");
+    let attempts = || async {
+        let requests = app.fakes.telegram.received_requests().await.unwrap_or_default();
+        requests.iter().filter(|r| r.url.path().ends_with("/sendMessage")).count()
+    };
+    // Not before its backoff (4 s after the first try)...
+    clock.advance(jiff::SignedDuration::from_secs(3));
+    scheduled::run_local_tick(&app.running().context).await;
+    assert_eq!(attempts().await, 1);
+    // ...then once per due retry, up to the bound.
+    for _ in 0..10 {
+        clock.advance(jiff::SignedDuration::from_secs(600));
+        scheduled::run_local_tick(&app.running().context).await;
+    }
+    assert_eq!(attempts().await, omnichat::usecases::outbox::MAX_ATTEMPTS as usize);
+    let (_, messages) = app.get(&format!("/v1/dialogs/{dialog_id}/messages")).await;
+    let reply = &messages["items"][1];
+    assert_eq!(reply["status"], "failed", "{reply}");
+    assert!(reply["failure"].as_str().is_some_and(|f| f.contains("unavailable")), "{reply}");
+}

@@ -97,7 +97,7 @@ async fn tokens_and_webhook_secrets_appear_in_no_table_item_log_line_or_response
     }
 }
 
-/// Every tenant-scoped route with a placeholder for the id it names, and a body valid for it.
+/// Every route that names a tenant's resource by id, with a body valid for it.
 fn routes() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("GET", "/v1/channels/{channel}", Value::Null),
@@ -105,6 +105,19 @@ fn routes() -> Vec<(&'static str, &'static str, Value)> {
         ("POST", "/v1/channels/{channel}/disconnect", json!({"confirm": true})),
         ("GET", "/v1/dialogs/{dialog}", Value::Null),
         ("GET", "/v1/dialogs/{dialog}/messages", Value::Null),
+        ("POST", "/v1/dialogs/{dialog}/messages", json!({"text": "hijack"})),
+        ("POST", "/v1/dialogs/{dialog}/close", Value::Null),
+        ("POST", "/v1/dialogs/{dialog}/accept", Value::Null),
+        ("POST", "/v1/dialogs/{dialog}/transfer", json!({"employee_id": "{employee}"})),
+        ("GET", "/v1/employees/{employee}", Value::Null),
+        ("PUT", "/v1/employees/{employee}", json!({"name": "taken over"})),
+        ("DELETE", "/v1/employees/{employee}", Value::Null),
+        ("GET", "/v1/groups/{group}", Value::Null),
+        ("PUT", "/v1/groups/{group}", json!({"name": "taken over"})),
+        ("DELETE", "/v1/groups/{group}", Value::Null),
+        ("GET", "/v1/chatbots/{chatbot}", Value::Null),
+        ("PUT", "/v1/chatbots/{chatbot}", json!({"name": "taken over"})),
+        ("DELETE", "/v1/chatbots/{chatbot}", Value::Null),
     ]
 }
 
@@ -122,11 +135,45 @@ async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
     let (_, dialogs) = app.get("/v1/dialogs").await;
     let dialog_id = dialogs["items"][0]["id"].as_str().expect("a dialog").to_owned();
 
+    let created = |path: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            let (status, item) = app.post(path, &body).await;
+            assert_eq!(status, 201, "{path}: {item}");
+            item["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let employee = created("/v1/employees", json!({"name": "Anna"})).await;
+    let group = created("/v1/groups", json!({"name": "Sales"})).await;
+    let chatbot =
+        created("/v1/chatbots", json!({"name": "Bot", "webhook_url": "https://bots.example/x"})).await;
+
     let (_, other_key) =
         tenants::create_tenant(&app.running().context, "Other", Features::default()).await.expect("tenant");
     let other_key = other_key.expose().to_owned();
+    // An employee of the other tenant, for the routes only employees may call.
+    let as_other = |path: &str, body: Value| {
+        let (app, key) = (&app, other_key.clone());
+        let path = path.to_owned();
+        async move {
+            read(app.http.post(app.url(&path)).bearer_auth(key).json(&body).send().await.expect("POST")).await
+        }
+    };
+    let (_, other_employee) = as_other("/v1/employees", json!({"name": "Mallory"})).await;
+    let (status, other_employee_key) =
+        as_other("/v1/api-keys", json!({"role": "employee", "employee_id": other_employee["id"]})).await;
+    assert_eq!(status, 201, "{other_employee_key}");
+    let other_employee_key = other_employee_key["key"].as_str().expect("key").to_owned();
+    let fill = |text: &str| {
+        text.replace("{channel}", &channel_id)
+            .replace("{dialog}", &dialog_id)
+            .replace("{employee}", &employee)
+            .replace("{group}", &group)
+            .replace("{chatbot}", &chatbot)
+    };
     for (method, template, body) in routes() {
-        let path = template.replace("{channel}", &channel_id).replace("{dialog}", &dialog_id);
+        let path = fill(template);
+        let body: Value = serde_json::from_str(&fill(&body.to_string())).expect("json");
         let request = |key: &str| {
             let builder = match method {
                 "GET" => app.http.get(app.url(&path)),
@@ -136,22 +183,43 @@ async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
             };
             builder.bearer_auth(key.to_owned())
         };
-        let (status, response) = read(request(&other_key).send().await.expect("request")).await;
-        assert_eq!(status, 404, "{method} {path} as another tenant: {response}");
-        assert_eq!(response["error"]["code"], "not_found");
+        for key in [&other_key, &other_employee_key] {
+            let (status, response) = read(request(key).send().await.expect("request")).await;
+            let employee_only = response["error"]["code"] == "employee_key_required";
+            if key == &other_key && employee_only {
+                continue;
+            }
+            assert_eq!(status, 404, "{method} {path} as another tenant: {response}");
+            assert_eq!(response["error"]["code"], "not_found");
+        }
         // And the route does exist for the owner (so the 404 above is isolation, not a missing route).
         if method == "GET" {
             let (status, _) = read(request(omnichat_tests::ADMIN_KEY).send().await.expect("request")).await;
             assert_eq!(status, 200, "{method} {path} as the owner");
         }
     }
-    for list in ["/v1/channels", "/v1/dialogs"] {
+    for list in ["/v1/channels", "/v1/dialogs", "/v1/employees", "/v1/groups", "/v1/chatbots"] {
         let response = app.http.get(app.url(list)).bearer_auth(&other_key).send().await.expect("GET");
         let (status, body): (u16, Value) = read(response).await;
         assert_eq!(status, 200);
-        assert_eq!(body["items"], json!([]), "{list} leaks another tenant's data");
+        let owned = [&channel_id, &dialog_id, &employee, &group, &chatbot];
+        let leaked: Vec<&Value> = body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|item| owned.iter().any(|id| item["id"] == id.as_str()))
+            .collect();
+        assert!(leaked.is_empty(), "{list} leaks another tenant's data: {leaked:?}");
     }
     // Nothing changed for the owner.
     let (_, still) = app.get(&format!("/v1/channels/{channel_id}")).await;
     assert_eq!((still["status"].as_str(), still["name"].as_str()), (Some("active"), Some("Support bot")));
+    for path in [
+        format!("/v1/employees/{employee}"),
+        format!("/v1/groups/{group}"),
+        format!("/v1/chatbots/{chatbot}"),
+    ] {
+        let (status, item) = app.get(&path).await;
+        assert_eq!((status, item["name"].as_str().is_some_and(|n| n != "taken over")), (200, true), "{path}");
+    }
 }

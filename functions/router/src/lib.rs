@@ -1,6 +1,6 @@
 //! The router Lambda's handler, separate from `main` so tests feed it the events Lambda delivers.
 //!
-//! - An event of the omnichat bus (source `omnichat`, the domain event in `detail`): `DialogOpened` routes
+//! - An event of the omnichat bus (source `omnichat`, the versioned domain event in `detail`): `DialogOpened` routes
 //!   the dialog, `DialogClosed` serves the queues of the employee it freed, `MessageReceived` forwards the
 //!   message to the dialog's chatbot if one has it (`usecases::routing::handle_event`).
 //! - The schedule's `Scheduled Event` (source `aws.events`): the routing sweep, which reads only what is
@@ -8,7 +8,7 @@
 //!
 //! A failure is answered as an error, so Lambda retries the event; routing is idempotent.
 
-use omnichat::ports::events::{DomainEvent, EVENT_SOURCE};
+use omnichat::ports::events::{DomainEvent, EVENT_SOURCE, EVENT_VERSION};
 use omnichat::usecases::{Context, routing};
 use serde_json::{Value, json};
 
@@ -45,9 +45,12 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value, HandlerError> 
         }
         (EVENT_SOURCE, _) => {
             let detail = event.get("detail").cloned().unwrap_or(Value::Null);
-            let domain: DomainEvent = serde_json::from_value(detail).map_err(|error| {
+            let (version, domain) = DomainEvent::from_detail(detail).map_err(|error| {
                 HandlerError::Malformed { detail_type: detail_type.to_owned(), reason: error.to_string() }
             })?;
+            if version != EVENT_VERSION {
+                tracing::warn!(version, detail_type, "event of another version; read as far as it matches");
+            }
             routing::handle_event(ctx, &domain).await?;
             Ok(json!({"handled": domain.detail_type()}))
         }

@@ -182,6 +182,14 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
                 set.insert("provider_message_id".into(), Value::String(id));
             }
             finish(ctx, &entry, &token, set, extra).await?;
+            let event = DomainEvent::MessageSent {
+                tenant_id: entry.tenant_id.clone(),
+                dialog_id: entry.dialog_id.clone(),
+                message_id: entry.message_id.clone(),
+            };
+            if let Err(error) = ctx.bus.publish(&[event]).await {
+                tracing::warn!(%error, message = %entry.message_id, "MessageSent not published");
+            }
             Ok(Attempt::Sent)
         }
         Err(error) if error.is_retryable() && entry.attempts < MAX_ATTEMPTS => {

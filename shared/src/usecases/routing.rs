@@ -491,6 +491,8 @@ async fn decide(
 /// What to do once a transition is committed.
 enum After {
     Nothing,
+    /// Tell integrators (`DialogAssigned`).
+    Publish(DomainEvent),
     Recheck(TenantId, Queue),
     ForwardToChatbot(DialogId),
 }
@@ -549,7 +551,13 @@ async fn transition_with(
                     condition: Condition::Equals("status".into(), to_value(&EmployeeStatus::Online)?),
                 });
             }
-            (Routed::Assigned(employee), After::Nothing)
+            let assigned = DomainEvent::DialogAssigned {
+                tenant_id: dialog.tenant_id.clone(),
+                channel_id: dialog.channel_id.clone(),
+                dialog_id: dialog.id.clone(),
+                employee_id: employee.clone(),
+            };
+            (Routed::Assigned(employee), After::Publish(assigned))
         }
         Decision::Offer { group, members } => {
             release(&mut dialog, Some(group.clone()));
@@ -614,6 +622,12 @@ async fn transition_with(
     }
     match after {
         After::Nothing => {}
+        After::Publish(event) => {
+            // Committed already: a lost event is logged, never a failed assignment.
+            if let Err(error) = ctx.bus.publish(std::slice::from_ref(&event)).await {
+                tracing::warn!(%error, dialog = %dialog.id, "{} not published", event.detail_type());
+            }
+        }
         After::Recheck(tenant, queue) => ensure_recheck(ctx, &tenant, &queue).await?,
         After::ForwardToChatbot(dialog_id) => {
             if let Err(error) = chatbot::forward_new_messages(ctx, &dialog_id).await {
