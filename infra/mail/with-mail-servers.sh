@@ -102,6 +102,8 @@ info_log_path = $work/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2
+# Refused logins answer at once (the default waits 2 s): tests try wrong credentials on purpose.
+auth_failure_delay = 0
 default_login_user = $login_user
 default_internal_user = $internal_user
 first_valid_uid = $mail_uid
@@ -134,6 +136,7 @@ EOF
 # ---------------------------------------------------------------- start, stop on exit
 dovecot_pid=""
 smtp_pid=""
+# shellcheck disable=SC2317  # called by the EXIT trap
 stop_servers() {
     for pid in "$smtp_pid" "$dovecot_pid"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
@@ -193,7 +196,15 @@ export OMNICHAT_TEST_MAILDIR_ROOT="$work/mail"
 
 status=0
 "$@" || status=$?
-if [[ $status -ne 0 && -n "${OMNICHAT_MAIL_LOGS:-}" ]]; then
-    cat "$work/dovecot.log" "$work/smtp.log" >&2 2>/dev/null || true
+if [[ $status -ne 0 ]]; then
+    # The servers' side of a failure; all of it with OMNICHAT_MAIL_LOGS=1.
+    lines=40
+    if [[ -n "${OMNICHAT_MAIL_LOGS:-}" ]]; then lines=100000; fi
+    for log in "$work/dovecot.log" "$work/smtp.log"; do
+        if [[ -s "$log" ]]; then
+            say "last lines of $(basename "$log"):"
+            tail -n "$lines" "$log" >&2 || true
+        fi
+    done
 fi
 exit "$status"

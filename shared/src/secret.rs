@@ -22,6 +22,12 @@ impl Secret {
         self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
     }
 
+    /// `text` with every occurrence of this secret replaced by `****` (provider error messages may echo
+    /// the credential they refused).
+    pub fn redacted(&self, text: &str) -> String {
+        if self.0.is_empty() { text.to_owned() } else { text.replace(&self.0, "****") }
+    }
+
     /// What an API response may show: the last 4 characters at most, and nothing of a short secret.
     pub fn masked(&self) -> String {
         let chars: Vec<char> = self.0.chars().collect();

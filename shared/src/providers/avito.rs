@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, WebhookError,
-    WebhookRequest, required_credential, transport_error,
+    WebhookRequest, required_credential, retry_after_header, text_with_options, transport_error,
 };
 use crate::domain::{
     Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, Provider,
@@ -36,7 +36,6 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 /// Used when the token answer carries no `expires_in` (Avito's tokens live a day).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const INVALID_CLIENT: &str =
     "Avito did not accept this client_id and client_secret / Avito не принял client_id и client_secret";
 
@@ -257,7 +256,7 @@ impl AvitoClient {
         ];
         let response = self.http.post(url).form(&form).send().await.map_err(transport_error)?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after_header(response.headers());
         let bytes = response.bytes().await.map_err(transport_error)?;
         let answer: TokenAnswer =
             interpret(status, retry_after, &bytes, Purpose::CredentialCheck, &[client_id, client_secret])?;
@@ -402,7 +401,7 @@ impl AvitoClient {
         }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after_header(response.headers());
         let bytes = response.bytes().await.map_err(transport_error)?;
         let outcome = interpret(status, retry_after, &bytes, Purpose::Operation, &[token]);
         if let Err(error) = &outcome {
@@ -486,7 +485,7 @@ fn interpret<T: DeserializeOwned>(
                 v.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
             })
         })
-        .map(|d| secrets.iter().fold(d, |text, secret| redact(&text, secret)))
+        .map(|d| secrets.iter().fold(d, |text, secret| secret.redacted(&text)))
         .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
     match (status.as_u16(), purpose) {
         (429, _) => {
@@ -501,25 +500,6 @@ fn interpret<T: DeserializeOwned>(
         (400..=499, _) => Err(ProviderError::Rejected(description)),
         _ => Err(ProviderError::Unavailable(description)),
     }
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-}
-
-fn redact(text: &str, secret: &Secret) -> String {
-    let exposed = secret.expose();
-    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
-}
-
-fn text_with_options(text: &str, buttons: &[String]) -> String {
-    if buttons.is_empty() {
-        return text.to_owned();
-    }
-    let options: Vec<String> =
-        buttons.iter().enumerate().map(|(i, label)| format!("{}. {label}", i + 1)).collect();
-    format!("{text}\n\n{}", options.join("\n"))
 }
 
 /// Avito is for answering buyers: the business cannot open a chat. Always false.

@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, StatusUpdate,
-    WebhookError, WebhookRequest, required_credential, transport_error,
+    WebhookError, WebhookRequest, required_credential, retry_after_header, text_with_options,
+    transport_error,
 };
 use crate::domain::{
     Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus,
@@ -35,7 +36,6 @@ pub const CASCADE_ID: &str = "cascade_id";
 
 const PROVIDER: &str = "whatsapp-edna";
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const INVALID_KEY: &str = "edna refused the API key / edna не приняла API-ключ";
 
 // --- verification and parsing ---
@@ -406,7 +406,7 @@ impl EdnaClient {
         }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after_header(response.headers());
         let bytes = response.bytes().await.map_err(transport_error)?;
         let outcome = interpret(status, retry_after, &bytes, purpose, api_key);
         if let Err(error) = &outcome {
@@ -449,7 +449,7 @@ fn interpret<T: DeserializeOwned>(
                 .iter()
                 .find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned))
         })
-        .map(|d| redact(&d, api_key))
+        .map(|d| api_key.redacted(&d))
         .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
     match status.as_u16() {
         429 => Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }),
@@ -459,25 +459,6 @@ fn interpret<T: DeserializeOwned>(
         400..=499 => Err(ProviderError::Rejected(description)),
         _ => Err(ProviderError::Unavailable(description)),
     }
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-}
-
-fn redact(text: &str, secret: &Secret) -> String {
-    let exposed = secret.expose();
-    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
-}
-
-fn text_with_options(text: &str, buttons: &[String]) -> String {
-    if buttons.is_empty() {
-        return text.to_owned();
-    }
-    let options: Vec<String> =
-        buttons.iter().enumerate().map(|(i, label)| format!("{}. {label}", i + 1)).collect();
-    format!("{text}\n\n{}", options.join("\n"))
 }
 
 fn number_secret(secrets: &ChannelSecrets, name: &str) -> Option<i64> {

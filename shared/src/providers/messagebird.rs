@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, StatusUpdate,
-    WebhookError, WebhookRequest, required_credential, transport_error,
+    WebhookError, WebhookRequest, required_credential, retry_after_header, text_with_options,
+    transport_error,
 };
 use crate::domain::{
     Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus,
@@ -45,7 +46,6 @@ const ISSUER: &str = "MessageBird";
 const MAX_SKEW_SECONDS: i64 = 1;
 /// Used when a 429 carries no `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// The webhook list is paged; a channel has a handful of webhooks, so a few pages are plenty.
 const WEBHOOK_PAGE_SIZE: usize = 20;
 const WEBHOOK_MAX_PAGES: usize = 50;
@@ -701,7 +701,7 @@ impl MessageBirdClient {
         }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after_header(response.headers());
         let bytes = response.bytes().await.map_err(transport_error)?;
         if !status.is_success() {
             tracing::warn!(path, status = status.as_u16(), "messagebird call failed");
@@ -771,7 +771,7 @@ fn interpret<T: DeserializeOwned>(
     let description = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|e| e.errors.into_iter().find_map(|e| e.description))
-        .map(|d| redact(&d, access_key))
+        .map(|d| access_key.redacted(&d))
         .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
     match status.as_u16() {
         429 => Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }),
@@ -781,26 +781,6 @@ fn interpret<T: DeserializeOwned>(
         400..=499 => Err(ProviderError::Rejected(description)),
         _ => Err(ProviderError::Unavailable(description)),
     }
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-}
-
-fn redact(text: &str, secret: &Secret) -> String {
-    let exposed = secret.expose();
-    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
-}
-
-/// Quick replies as numbered options under the text, for messengers (or APIs) without buttons.
-fn text_with_options(text: &str, buttons: &[String]) -> String {
-    if buttons.is_empty() {
-        return text.to_owned();
-    }
-    let options: Vec<String> =
-        buttons.iter().enumerate().map(|(i, label)| format!("{}. {label}", i + 1)).collect();
-    format!("{text}\n\n{}", options.join("\n"))
 }
 
 /// Whether the business may write first on this channel: only with a namespace (template messages).

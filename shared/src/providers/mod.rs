@@ -314,6 +314,25 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// The longest `Retry-After` honoured: a provider asking for more is tried again after an hour anyway.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A `Retry-After` header in seconds, capped at `MAX_RETRY_AFTER`.
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// Quick replies as numbered options under the text, for messengers (or APIs) without buttons.
+pub(crate) fn text_with_options(text: &str, buttons: &[String]) -> String {
+    if buttons.is_empty() {
+        return text.to_owned();
+    }
+    let options: Vec<String> =
+        buttons.iter().enumerate().map(|(i, label)| format!("{}. {label}", i + 1)).collect();
+    format!("{text}\n\n{}", options.join("\n"))
+}
+
 /// A provider's API base URL: the environment variable when set (local fakes, self-hosted gateways),
 /// else the real API.
 pub fn base_url_from_env(variable: &str, default: &str) -> String {

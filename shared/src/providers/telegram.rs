@@ -484,7 +484,7 @@ fn interpret<T: DeserializeOwned>(
     let code = error_code.unwrap_or(status.as_u16());
     // Descriptions never contain the token today; redacting keeps it that way if one ever echoes the URL.
     let description =
-        description.map(|d| redact(&d, token)).unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+        description.map(|d| token.redacted(&d)).unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
 
     match code {
         429 => Err(ProviderError::RateLimited {
@@ -499,11 +499,6 @@ fn interpret<T: DeserializeOwned>(
         // 5xx, or something that is not the Bot API talking (a gateway page): worth another try.
         _ => Err(ProviderError::Unavailable(description)),
     }
-}
-
-fn redact(text: &str, token: &Secret) -> String {
-    let exposed = token.expose();
-    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
 }
 
 /// The channel's credentials: the bot token, and the `secret_token` Telegram echoes in its header.

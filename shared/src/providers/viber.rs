@@ -401,7 +401,7 @@ fn interpret<T: DeserializeOwned>(
         .map_err(|_| ProviderError::Unavailable("unreadable answer from Viber".into()))?;
     let envelope = Envelope::deserialize(&value)
         .map_err(|_| ProviderError::Unavailable("unreadable answer from Viber".into()))?;
-    let message = redact(&envelope.status_message, token);
+    let message = token.redacted(&envelope.status_message);
     match envelope.status {
         0 => serde_json::from_value(value)
             .map_err(|_| ProviderError::Unavailable("unexpected answer from Viber".into())),
@@ -413,11 +413,6 @@ fn interpret<T: DeserializeOwned>(
         ))),
         code => Err(ProviderError::Rejected(format!("Viber status {code}: {message}"))),
     }
-}
-
-fn redact(text: &str, token: &Secret) -> String {
-    let exposed = token.expose();
-    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
 }
 
 #[async_trait]

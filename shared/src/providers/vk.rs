@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Reply, Sent,
-    WebhookError, WebhookRequest, required_credential, transport_error,
+    WebhookError, WebhookRequest, required_credential, retry_after_header, transport_error,
 };
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
 use crate::error::{Error, Result as AppResult};
@@ -567,7 +567,7 @@ impl VkClient {
         form.push(("v", API_VERSION));
         let response = self.http.post(url).form(&form).send().await.map_err(transport_error)?;
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after_header(response.headers());
         let bytes = response.bytes().await.map_err(transport_error)?;
         let outcome = interpret(status, &bytes, retry_after, token);
         if let Err(failure) = &outcome {
@@ -576,11 +576,6 @@ impl VkClient {
         }
         outcome
     }
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 #[derive(Deserialize)]
@@ -616,7 +611,7 @@ fn interpret<T: DeserializeOwned>(
     }
     match serde_json::from_slice::<ApiEnvelope>(body) {
         Ok(ApiEnvelope { error: Some(error), .. }) => {
-            let message = redact(&error.error_msg, token);
+            let message = token.redacted(&error.error_msg);
             Err(VkFailure { code: Some(error.error_code), error: api_error(error.error_code, message) })
         }
         Ok(ApiEnvelope { response: Some(response), .. }) => serde_json::from_value(response)
@@ -636,11 +631,6 @@ fn api_error(code: i64, message: String) -> ProviderError {
         1 | 10 => ProviderError::Unavailable(format!("VK error {code}: {message}")),
         _ => ProviderError::Rejected(format!("VK error {code}: {message}")),
     }
-}
-
-fn redact(text: &str, token: &Secret) -> String {
-    let exposed = token.expose();
-    if exposed.is_empty() { text.to_owned() } else { text.replace(exposed, "****") }
 }
 
 /// The community id from the admin's input: `123`, `"123"`, `"-123"`, `"club123"` or `"public123"`.
