@@ -186,12 +186,12 @@ pub async fn poll_channel(
         return Ok(None);
     };
     let mailbox = Mailbox::from_secrets(&secrets)?;
-    let Some((state, token)) = claim(ctx, &channel.id).await? else {
+    let Some((mut state, token)) = claim(ctx, &channel.id).await? else {
         return Ok(None);
     };
-    let mut progress = state.clone();
-    let outcome = sync(ctx, email, &channel, &mailbox, &mut progress).await;
-    release(ctx, &channel.id, &token, progress).await?;
+    // The progress is saved whatever the outcome: a failure keeps what was done before it.
+    let outcome = sync(ctx, email, &channel, &mailbox, &mut state).await;
+    release(ctx, &channel.id, &token, state).await?;
     // A token endpoint that rotates refresh tokens (Microsoft) gave a new one: keep it.
     if let Some(rotated) = email.rotated_secrets(&secrets)
         && let Err(error) = ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &rotated).await
@@ -258,7 +258,7 @@ async fn release(ctx: &Context, channel: &ChannelId, token: &str, mut state: Syn
 }
 
 /// Fetches what is new since `state`, ingests it in UID order and records the progress in `state` as it
-/// goes (so a failure keeps what was done).
+/// goes.
 async fn sync(
     ctx: &Context,
     email: &EmailProvider,
@@ -305,21 +305,37 @@ async fn sync_inbox(
     let mut report = MailReport::default();
     let mut handled_all = true;
     for (index, uid) in candidates.iter().copied().enumerate() {
+        // Where the next poll starts when this one stops at `uid` (after a resync too: never from UID 1
+        // of the whole mailbox).
+        let resume_before =
+            |state: &mut SyncState| state.last_uid = state.last_uid.max(uid.saturating_sub(1));
         if index >= BATCH || started.elapsed() > MAILBOX_BUDGET {
-            // The next poll starts here (after a resync too: never from UID 1 of the whole mailbox).
-            state.last_uid = state.last_uid.max(uid.saturating_sub(1));
+            resume_before(state);
             handled_all = false;
             break;
         }
-        let Some(fetched) = inbox.fetch(uid).await.map_err(imap)? else {
-            state.last_uid = state.last_uid.max(uid);
-            continue;
+        let fetched = match inbox.fetch(uid).await {
+            Ok(Some(fetched)) => fetched,
+            // Expunged meanwhile.
+            Ok(None) => {
+                state.last_uid = state.last_uid.max(uid);
+                continue;
+            }
+            Err(error) => {
+                resume_before(state);
+                return Err(imap(error));
+            }
         };
         report.fetched += 1;
         let reference = |section: &str| format!("imap:{uid_validity}:{uid}:{section}");
         match mail::parse(&fetched.raw, &mailbox.address, reference) {
             Some(parsed) => {
-                handle_mail(ctx, channel, mailbox, parsed, fetched.internal_date, &mut report).await?
+                let handled =
+                    handle_mail(ctx, channel, mailbox, parsed, fetched.internal_date, &mut report).await;
+                if let Err(error) = handled {
+                    resume_before(state);
+                    return Err(error);
+                }
             }
             None => {
                 tracing::warn!(channel = %channel.id, uid, "a mail without readable headers; skipped");

@@ -227,9 +227,9 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
 /// The cost figure of invariant 5: with many dialogs whose timers are far away and `DUE` whose are
 /// due, one tick of each job reads the due index entries and the due dialogs only.
 pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
-    // 10,000 on the embedded store; moto serves one request at a time and is slow with large
-    // transactions, so it gets 2,000 (the figure it reports is the same: what is due, not what exists).
-    let existing: usize = if set.0 == "aws" { 2_000 } else { 10_000 };
+    // 10,000 on the embedded store; moto serves one request at a time, slower as its table grows, while
+    // the rest of the suite shares it, so it gets 500 (the figure is the same: what is due, not what exists).
+    let existing: usize = if set.0 == "aws" { 500 } else { 10_000 };
     const DUE: usize = 10;
     let counting = Arc::new(CountingStore {
         inner: set.1.clone(),
@@ -251,7 +251,15 @@ pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
         })
         .collect();
     for chunk in far.chunks(25) {
-        set.1.transact(chunk.to_vec()).await.expect("bulk timers");
+        // Puts without conditions: repeating one after a time-out of a busy emulator changes nothing.
+        let mut written = set.1.transact(chunk.to_vec()).await;
+        for _ in 0..3 {
+            if !matches!(written, Err(StoreError::Unavailable(_))) {
+                break;
+            }
+            written = set.1.transact(chunk.to_vec()).await;
+        }
+        written.expect("bulk timers");
     }
     s.advance(1800);
     counting.reset();
