@@ -410,3 +410,93 @@ async fn an_infobip_base_url_that_is_not_infobips_is_refused() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "credentials.base_url");
 }
+
+async fn fake_infobip_senders() -> MockServer {
+    let infobip = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/whatsapp/2/senders"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [
+            {"sender": "1234", "displayName": "Acme", "connectionStatus": "CONNECTED"},
+            {"sender": "5678", "displayName": "Acme 2", "connectionStatus": "CONNECTED"}]})))
+        .mount(&infobip)
+        .await;
+    infobip
+}
+
+#[tokio::test]
+async fn infobip_numbers_are_listed_to_pick_one_and_other_providers_have_nothing_to_pick() {
+    let infobip = fake_infobip_senders().await;
+    let app = TestApp::spawn_with(|providers| {
+        providers.with(
+            Provider::WhatsappInfobip,
+            Arc::new(InfobipClient::new(omnichat::providers::http_client()).allowing_loopback()),
+        )
+    })
+    .await;
+    let body = json!({"provider": "whatsapp", "whatsapp_provider": "infobip",
+                      "credentials": {"api_key": IB_KEY, "base_url": infobip.uri()}});
+    let (status, accounts) = app.post("/v1/channels/accounts", &body).await;
+    assert_eq!(status, 200, "{accounts}");
+    assert_eq!(accounts["items"], json!([{"id": "1234", "name": "+1234"}, {"id": "5678", "name": "+5678"}]));
+    assert!(!accounts.to_string().contains(IB_KEY));
+    let (status, answer) = app
+        .post("/v1/channels/accounts", &json!({"provider": "telegram", "credentials": {"token": "1:x"}}))
+        .await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("nothing_to_pick")), "{answer}");
+    let (_, listed) = app.get("/v1/channels").await;
+    assert_eq!(listed["items"], json!([]), "listing accounts saves nothing");
+}
+
+#[tokio::test]
+async fn changing_provider_keeps_the_channel_and_its_settings_and_moves_the_webhook() {
+    let edna = fake_edna().await;
+    let infobip = fake_infobip_senders().await;
+    let edna_base = edna.uri();
+    let app = TestApp::spawn_with(move |providers| {
+        providers
+            .with(
+                Provider::WhatsappEdna,
+                Arc::new(EdnaClient::new(omnichat::providers::http_client(), edna_base)),
+            )
+            .with(
+                Provider::WhatsappInfobip,
+                Arc::new(InfobipClient::new(omnichat::providers::http_client()).allowing_loopback()),
+            )
+    })
+    .await;
+    let edna_channel =
+        connect(&app, "edna", json!({"subject": "test_subject_WA", "api_key": EDNA_KEY})).await;
+    let id = edna_channel["id"].as_str().expect("id").to_owned();
+    let settings = json!({"settings": {"auto_close": {"after": 3, "unit": "days"}}});
+    assert_eq!(app.http_put(&format!("/v1/channels/{id}"), &settings).await.0, 200);
+    let old_path = webhook_path(&edna_channel);
+
+    // Wrong new credentials change nothing.
+    let bad = json!({"whatsapp_provider": "infobip", "credentials": {"api_key": IB_KEY, "base_url": infobip.uri(), "sender": "9999"}});
+    let (status, answer) = app.post(&format!("/v1/channels/{id}/provider"), &bad).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("credentials.sender")), "{answer}");
+    let (_, unchanged) = app.get(&format!("/v1/channels/{id}")).await;
+    assert_eq!(unchanged["whatsapp_provider"], "edna");
+
+    let good = json!({"whatsapp_provider": "infobip", "credentials": {"api_key": IB_KEY, "base_url": infobip.uri(), "sender": "1234"}});
+    let (status, moved) = app.post(&format!("/v1/channels/{id}/provider"), &good).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (moved["id"].as_str(), moved["whatsapp_provider"].as_str()),
+        (Some(id.as_str()), Some("infobip"))
+    );
+    assert_eq!(moved["account"]["id"], "1234");
+    assert_eq!(moved["settings"]["auto_close"], json!({"after": 3, "unit": "days"}));
+    assert!(!moved.to_string().contains(IB_KEY) && !moved.to_string().contains(EDNA_KEY));
+    let new_path = webhook_path(&moved);
+    assert!(new_path.starts_with(&format!("/webhooks/whatsapp-infobip/{id}/")), "{new_path}");
+    // edna's callbacks were cleared; its URL no longer reaches the channel; Infobip's does.
+    let requests = edna.received_requests().await.unwrap_or_default();
+    assert_eq!(bodies_to(&requests, "/api/callback/set").len(), 2, "registered once, cleared once");
+    assert_eq!(app.deliver(&old_path, &[], fixture("edna_text.json")).await, 404);
+    assert_eq!(app.deliver(&new_path, &[], fixture("infobip_text.json")).await, 200);
+    assert_eq!(dialogs(&app).await.len(), 1);
+    // Only WhatsApp channels change provider, and only to another one.
+    let (status, answer) = app.post(&format!("/v1/channels/{id}/provider"), &good).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("whatsapp_provider")));
+}

@@ -325,6 +325,29 @@ pub struct NewChannel {
     pub settings: Option<ChannelSettings>,
 }
 
+/// Credentials to list the accounts they reach (Infobip: `{"api_key", "base_url"}`).
+#[derive(Deserialize, ToSchema)]
+pub struct AccountsQuery {
+    pub provider: ChannelKind,
+    pub whatsapp_provider: Option<WhatsappProvider>,
+    #[schema(value_type = Object)]
+    pub credentials: serde_json::Value,
+}
+
+/// The accounts credentials reach.
+#[derive(Serialize, ToSchema)]
+pub struct AccountList {
+    pub items: Vec<Account>,
+}
+
+/// A WhatsApp channel's new provider and its credentials.
+#[derive(Deserialize, ToSchema)]
+pub struct ChangeProvider {
+    pub whatsapp_provider: WhatsappProvider,
+    #[schema(value_type = Object)]
+    pub credentials: serde_json::Value,
+}
+
 /// Change a channel: the fields sent replace the current ones; without credentials the stored secret is
 /// kept.
 #[derive(Deserialize, ToSchema)]

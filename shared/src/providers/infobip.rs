@@ -273,6 +273,18 @@ pub struct InfobipClient {
 }
 
 impl InfobipClient {
+    /// The API key and the validated base URL from the admin's credentials.
+    fn api_access(&self, credentials: &Map<String, Value>) -> AppResult<(Secret, String)> {
+        let api_key = required_credential(credentials, API_KEY)?;
+        let base_url = required_credential(credentials, BASE_URL)?;
+        let base_url = normalize_base_url(base_url.expose(), self.allow_loopback).ok_or_else(|| {
+            Error::rule("invalid_base_url", format!("credentials.{BASE_URL}"), INVALID_BASE_URL)
+        })?;
+        Ok((api_key, base_url))
+    }
+}
+
+impl InfobipClient {
     /// Accepts only Infobip's https hosts as base URLs.
     pub fn new(http: reqwest::Client) -> Self {
         Self { http, allow_loopback: false }
@@ -492,13 +504,22 @@ fn interpret<T: DeserializeOwned>(
 
 #[async_trait]
 impl ChannelProvider for InfobipClient {
+    async fn list_accounts(&self, credentials: &Map<String, Value>) -> AppResult<Vec<Account>> {
+        let (api_key, base_url) = self.api_access(credentials)?;
+        match self.list_senders(&api_key, &base_url).await {
+            Ok(senders) => {
+                Ok(senders.into_iter().map(|n| Account { name: format!("+{n}"), id: n }).collect())
+            }
+            Err(ProviderError::InvalidCredentials(_)) => {
+                Err(Error::rule("invalid_api_key", format!("credentials.{API_KEY}"), INVALID_KEY))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
     async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
-        let api_key = required_credential(credentials, API_KEY)?;
-        let base_url = required_credential(credentials, BASE_URL)?;
+        let (api_key, base_url) = self.api_access(credentials)?;
         let sender = required_credential(credentials, SENDER)?;
-        let base_url = normalize_base_url(base_url.expose(), self.allow_loopback).ok_or_else(|| {
-            Error::rule("invalid_base_url", format!("credentials.{BASE_URL}"), INVALID_BASE_URL)
-        })?;
         let unknown_sender =
             || Error::rule("unknown_sender", format!("credentials.{SENDER}"), UNKNOWN_SENDER);
         let sender = normalize_sender(sender.expose()).ok_or_else(unknown_sender)?;

@@ -29,6 +29,16 @@ pub trait ChannelProvider: Send + Sync {
     /// violations naming the credential at fault (422), or the provider's trouble.
     async fn connect(&self, credentials: &Map<String, Value>) -> Result<Connection>;
 
+    /// The accounts the credentials give access to, for the admin to pick one (Infobip: the account's
+    /// WhatsApp numbers). Most providers connect exactly the account of their credentials.
+    async fn list_accounts(&self, _credentials: &Map<String, Value>) -> Result<Vec<Account>> {
+        Err(Error::rule(
+            "nothing_to_pick",
+            "provider",
+            "these credentials connect exactly one account; create the channel with them",
+        ))
+    }
+
     /// The URL the provider must call. Providers that sign nothing get the channel's `webhook_secret` as
     /// an extra, unguessable path segment.
     fn webhook_url(
@@ -66,6 +76,11 @@ pub trait ChannelProvider: Send + Sync {
 
     /// The e-mail module, whose mail the poller fetches (nothing is pushed); `None` for the others.
     fn as_email(&self) -> Option<&email::EmailProvider> {
+        None
+    }
+
+    /// The VK module, whose OAuth connect flow the API offers; `None` for the others.
+    fn as_vk(&self) -> Option<&vk::VkClient> {
         None
     }
 }

@@ -403,3 +403,113 @@ fn valid_name(name: &str) -> Result<String> {
     }
     Ok(name.to_owned())
 }
+
+fn check_provider_allowed(tenant: &Tenant, provider: Provider) -> Result<()> {
+    if provider.is_whatsapp() && !tenant.features.contact_center {
+        return Err(Error::rule(
+            "contact_center_off",
+            "provider",
+            "WhatsApp needs the contact-center service / WhatsApp доступен только с услугой контакт-центра",
+        ));
+    }
+    Ok(())
+}
+
+/// The accounts an admin's credentials reach, to pick one before connecting (Infobip: the WhatsApp
+/// numbers of the account). Nothing is saved.
+pub async fn list_provider_accounts(
+    ctx: &Context,
+    principal: &Principal,
+    provider: Provider,
+    credentials: &Map<String, Value>,
+) -> Result<Vec<crate::domain::Account>> {
+    principal.require_admin()?;
+    check_provider_allowed(&tenants::get_tenant(ctx, &principal.tenant_id).await?, provider)?;
+    ctx.providers.get(provider)?.list_accounts(credentials).await
+}
+
+/// "Change provider": a WhatsApp channel moves to another of the three providers. It keeps its id, name
+/// and settings; the new credentials are checked first (nothing changes when they fail), the new webhook
+/// is registered, then the old provider's webhook and credentials are removed.
+pub async fn change_whatsapp_provider(
+    ctx: &Context,
+    principal: &Principal,
+    id: &str,
+    provider: Provider,
+    credentials: &Map<String, Value>,
+) -> Result<Channel> {
+    let mut channel = get_channel(ctx, principal, id).await?;
+    if !channel.provider.is_whatsapp() {
+        return Err(Error::rule("not_whatsapp", "provider", "only a WhatsApp channel changes its provider"));
+    }
+    if !provider.is_whatsapp() || provider == channel.provider {
+        return Err(Error::rule(
+            "same_provider",
+            "whatsapp_provider",
+            "choose another of edna, messagebird and infobip",
+        ));
+    }
+    if channel.status != ChannelStatus::Active {
+        return Err(Error::rule(
+            "channel_not_active",
+            "status",
+            "only an active channel changes its provider",
+        ));
+    }
+    check_provider_allowed(&tenants::get_tenant(ctx, &principal.tenant_id).await?, provider)?;
+    let module = ctx.providers.get(provider)?;
+    let mut connection = module.connect(credentials).await?;
+    let claim_key = records::account_claim_key(&channel.tenant_id, provider, &connection.account.id);
+    if let Some(holder) =
+        ctx.store.get(&claim_key).await?.map(records::from_item::<AccountClaim>).transpose()?
+    {
+        return Err(Error::rule(
+            "account_in_use",
+            "credentials",
+            format!("this number is connected in channel {}; disconnect it first", holder.channel_id),
+        ));
+    }
+    connection.secrets = connection.secrets.with(ChannelSecrets::WEBHOOK_SECRET, Secret::generate(48));
+    let webhook_url = module.webhook_url(&ctx.public_base_url, provider, &channel.id, &connection.secrets);
+    module.register_webhook(&connection.secrets, &webhook_url).await?;
+    let old_secrets = ctx.channel_secrets(&channel.tenant_id, &channel.id).await?;
+    let (old_provider, old_account) = (channel.provider, channel.account.id.clone());
+    let previous_update = channel.updated_at;
+    channel.provider = provider;
+    channel.account = connection.account;
+    channel.webhook_url = webhook_url;
+    channel.credentials_masked = connection.masked;
+    channel.updated_at = ctx.clock.now().max(previous_update);
+    let writes = vec![
+        Write::Put {
+            item: channel_item(&channel)?,
+            condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
+        },
+        Write::Put {
+            item: records::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?,
+            condition: Condition::NotExists,
+        },
+        Write::Delete {
+            key: records::account_claim_key(&channel.tenant_id, old_provider, &old_account),
+            condition: Condition::Always,
+        },
+    ];
+    if let Err(error) = ctx.store.transact(writes).await {
+        if let Err(cleanup) = module.remove_webhook(&connection.secrets).await {
+            tracing::warn!(error = %cleanup, channel = %channel.id, "the new provider's webhook was not removed");
+        }
+        return Err(match error {
+            crate::ports::StoreError::Conflict { .. } => {
+                Error::Conflict("the channel changed meanwhile; read it again and retry".into())
+            }
+            other => other.into(),
+        });
+    }
+    ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &connection.secrets).await?;
+    if let Some(old) = old_secrets {
+        if let Err(error) = ctx.providers.get(old_provider)?.remove_webhook(&old).await {
+            tracing::warn!(%error, channel = %channel.id, "the old provider's webhook could not be removed");
+        }
+    }
+    Ok(channel)
+}

@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 mod channels;
+mod connect;
 mod dialogs;
 mod hours;
 mod people;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(tenant::router())
         .merge(channels::router())
+        .merge(connect::router())
         .merge(dialogs::router())
         .merge(people::router())
         .merge(hours::router())
@@ -38,6 +40,7 @@ pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut docs = tenant::Docs::openapi();
     docs.merge(channels::Docs::openapi());
+    docs.merge(connect::Docs::openapi());
     docs.merge(dialogs::Docs::openapi());
     docs.merge(people::Docs::openapi());
     docs.merge(hours::Docs::openapi());
