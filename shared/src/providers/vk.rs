@@ -20,6 +20,7 @@ use crate::error::{Error, Result as AppResult};
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE: &str = "https://api.vk.com";
+pub const DEFAULT_OAUTH_BASE: &str = "https://oauth.vk.com";
 /// The API version of every call and of the events VK sends to our callback server.
 pub const API_VERSION: &str = "5.199";
 
@@ -393,6 +394,25 @@ pub struct Community {
     pub deactivated: Option<String>,
 }
 
+/// A community the user administers, as `groups.get` (`extended=1`) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AdminCommunity {
+    pub id: i64,
+    pub name: String,
+}
+
+/// The community access key in the answer of a community-token code exchange: `access_token_<id>`, or
+/// (newer answers) `{"groups": [{"group_id", "access_token"}]}`.
+pub fn community_token(answer: &Map<String, Value>, group_id: i64) -> Option<Secret> {
+    let flat = answer.get(&format!("access_token_{group_id}")).and_then(Value::as_str);
+    let listed = || {
+        answer.get("groups")?.as_array()?.iter().find_map(|group| {
+            (group.get("group_id")?.as_i64()? == group_id).then(|| group.get("access_token")?.as_str())?
+        })
+    };
+    flat.or_else(listed).filter(|token| !token.is_empty()).map(Secret::new)
+}
+
 /// One of the community's Callback API servers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CallbackServer {
@@ -427,18 +447,104 @@ impl From<ProviderError> for VkFailure {
 pub struct VkClient {
     http: reqwest::Client,
     base: String,
+    oauth_base: String,
 }
 
 impl VkClient {
     pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
         let base = base.into().trim_end_matches('/').to_owned();
-        Self { http, base }
+        Self { http, base, oauth_base: DEFAULT_OAUTH_BASE.to_owned() }
     }
 
-    /// `VK_API_BASE` points the client at a fake (local runner, tests).
+    /// Where the OAuth authorize and code-exchange endpoints are (`https://oauth.vk.com`).
+    pub fn with_oauth_base(mut self, oauth_base: impl Into<String>) -> Self {
+        self.oauth_base = oauth_base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// `VK_API_BASE` and `VK_OAUTH_BASE` point the client at fakes (local runner, tests).
     pub fn from_env(http: reqwest::Client) -> Self {
         let base = super::base_url_from_env("VK_API_BASE", DEFAULT_API_BASE);
-        Self::new(http, base)
+        let oauth_base = super::base_url_from_env("VK_OAUTH_BASE", DEFAULT_OAUTH_BASE);
+        Self::new(http, base).with_oauth_base(oauth_base)
+    }
+
+    /// The OAuth authorize URL the admin's browser is sent to. Without `group_id`: the user flow (scope
+    /// `groups`), whose token lists the communities the user administers. With it: the community-token
+    /// flow (scope `messages,manage`), whose code exchanges for that community's access key.
+    pub fn authorize_url(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        state: &str,
+        group_id: Option<i64>,
+    ) -> AppResult<String> {
+        let mut params = vec![("client_id", client_id.to_owned()), ("redirect_uri", redirect_uri.to_owned())];
+        match group_id {
+            Some(id) => {
+                params.push(("group_ids", id.to_string()));
+                params.push(("scope", "messages,manage".to_owned()));
+            }
+            None => params.push(("scope", "groups".to_owned())),
+        }
+        params.push(("response_type", "code".to_owned()));
+        params.push(("v", API_VERSION.to_owned()));
+        params.push(("state", state.to_owned()));
+        reqwest::Url::parse_with_params(&format!("{}/authorize", self.oauth_base), &params)
+            .map(String::from)
+            .map_err(|_| Error::Internal("VK_OAUTH_BASE is not a URL".into()))
+    }
+
+    /// Exchanges an OAuth code at `<oauth>/access_token`. VK's own refusals (`{"error",
+    /// "error_description"}`: an expired or used code, a wrong secret or redirect URI) are
+    /// `ProviderError::Rejected` with VK's description; the answer is the token object otherwise.
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        redirect_uri: &str,
+        code: &Secret,
+    ) -> Result<Map<String, Value>, ProviderError> {
+        let url = format!("{}/access_token", self.oauth_base);
+        let query = [
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose()),
+            ("redirect_uri", redirect_uri),
+            ("code", code.expose()),
+        ];
+        let url = reqwest::Url::parse_with_params(&url, &query)
+            .map_err(|_| ProviderError::Unavailable("VK_OAUTH_BASE is not a URL".into()))?;
+        let response = self.http.get(url).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(ProviderError::Unavailable(format!("VK OAuth: HTTP {}", status.as_u16())));
+        }
+        let body: Map<String, Value> = serde_json::from_slice(&bytes)
+            .map_err(|_| ProviderError::Unavailable("unreadable answer from VK OAuth".into()))?;
+        if let Some(error) = body.get("error") {
+            let description = body.get("error_description").and_then(Value::as_str).unwrap_or_default();
+            let error = error.as_str().unwrap_or("error");
+            let reason = client_secret.redacted(&code.redacted(&format!("{error}: {description}")));
+            tracing::warn!(status = status.as_u16(), %reason, "vk oauth code exchange refused");
+            return Err(ProviderError::Rejected(reason));
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Rejected(format!("VK OAuth: HTTP {}", status.as_u16())));
+        }
+        Ok(body)
+    }
+
+    /// The communities the user of a user token administers (`groups.get`, `filter=admin`).
+    pub async fn admin_communities(&self, user_token: &Secret) -> Result<Vec<AdminCommunity>, VkFailure> {
+        #[derive(Deserialize)]
+        struct Groups {
+            #[serde(default)]
+            items: Vec<AdminCommunity>,
+        }
+        let params = [("filter", "admin".to_owned()), ("extended", "1".to_owned())];
+        let groups: Groups = self.call(user_token, "groups.get", &params).await?;
+        Ok(groups.items)
     }
 
     pub async fn community(&self, token: &Secret, group_id: i64) -> Result<Community, VkFailure> {
@@ -787,6 +893,10 @@ impl ChannelProvider for VkClient {
     /// VK drops a second `messages.send` with the same `random_id`, which derives from the idempotency key.
     fn idempotent_sends(&self) -> bool {
         true
+    }
+
+    fn as_vk(&self) -> Option<&VkClient> {
+        Some(self)
     }
 }
 
@@ -1450,6 +1560,22 @@ mod tests {
     #[test]
     fn sends_are_idempotent_through_random_id() {
         assert!(client().idempotent_sends());
+    }
+
+    #[test]
+    fn the_community_key_is_read_from_either_answer_shape() {
+        let flat = json!({"access_token_42": "key42", "expires_in": 0});
+        assert_eq!(
+            community_token(flat.as_object().unwrap(), 42).map(|k| k.expose().to_owned()),
+            Some("key42".into())
+        );
+        assert!(community_token(flat.as_object().unwrap(), 7).is_none());
+        let listed = json!({"groups": [{"group_id": 7, "access_token": "key7"}]});
+        assert_eq!(
+            community_token(listed.as_object().unwrap(), 7).map(|k| k.expose().to_owned()),
+            Some("key7".into())
+        );
+        assert!(community_token(listed.as_object().unwrap(), 42).is_none());
     }
 
     #[test]

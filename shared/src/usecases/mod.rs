@@ -14,6 +14,7 @@ pub mod routing;
 pub mod scheduled;
 pub mod tenants;
 pub mod timers;
+pub mod vk_connect;
 pub mod webhooks;
 pub mod workspace;
 

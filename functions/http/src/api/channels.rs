@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{PageParams, caller, json_body, page_response};
@@ -14,18 +14,32 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
 use omnichat::domain::{Channel, ChannelSettings, Provider};
+use omnichat::secret::Secret;
 use omnichat::usecases::channels::{self, ChannelUpdate, NewChannel};
+use omnichat::usecases::vk_connect::{self, OAuthApp};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/channels", get(list_channels).post(create_channel))
         .route("/v1/channels/{id}", get(get_channel).put(update_channel))
         .route("/v1/channels/{id}/disconnect", post(disconnect_channel))
+        .route("/v1/channels/vk/authorize", get(vk_authorize))
+        .route("/v1/channels/vk/communities", post(vk_communities))
+        .route("/v1/channels/vk/community-token", post(vk_community_token))
 }
 
 /// The documentation of the routes above (`crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_channels, create_channel, get_channel, update_channel, disconnect_channel))]
+#[openapi(paths(
+    list_channels,
+    create_channel,
+    get_channel,
+    update_channel,
+    disconnect_channel,
+    vk_authorize,
+    vk_communities,
+    vk_community_token
+))]
 pub(crate) struct Docs;
 
 /// A channel as the API shows it: WhatsApp as one kind with its provider, credentials masked.
@@ -208,4 +222,160 @@ async fn disconnect_channel(
     let principal = caller(&ctx, &headers).await?;
     let body: DisconnectBody = if body.is_empty() { DisconnectBody::default() } else { json_body(&body)? };
     Ok(Json(channel_json(&channels::disconnect_channel(&ctx, &principal, &id, body.confirm).await?)))
+}
+
+/// `?client_id&redirect_uri[&group_ids]` of the VK authorize URL.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct VkAuthorizeQuery {
+    /// The id of the admin's VK application.
+    client_id: String,
+    /// The application's redirect URI; VK sends the browser there with `?code=`.
+    redirect_uri: String,
+    /// A community id: builds the community-token URL (scope `messages,manage`) instead of the user one.
+    group_ids: Option<i64>,
+}
+
+/// The URL to send the admin's browser to.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VkAuthorizeUrl {
+    url: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/channels/vk/authorize",
+    tag = "channels",
+    summary = "The VK OAuth authorize URL (admin)",
+    description = "Connecting a VK community takes two authorizations as a community administrator. First \
+        without `group_ids`: the user authorization (scope `groups`); its code, posted to \
+        `/v1/channels/vk/communities`, lists the communities the account administers. Then with \
+        `group_ids=<community id>`: the community-token authorization (scope `messages,manage`); its code, \
+        posted to `/v1/channels/vk/community-token`, connects the channel with the community's access key. \
+        A community access key may also be given directly to `POST /v1/channels` (`{\"access_token\", \
+        \"group_id\"}`), for scripts. `state` is random; VK returns it with the code.",
+    params(VkAuthorizeQuery),
+    responses(
+        (status = 200, description = "The authorize URL", body = VkAuthorizeUrl),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn vk_authorize(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<VkAuthorizeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let url =
+        vk_connect::authorize_url(&ctx, &principal, &query.client_id, &query.redirect_uri, query.group_ids)?;
+    Ok(Json(json!({ "url": url })))
+}
+
+/// A VK OAuth code with the application it was issued to.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct VkCode {
+    client_id: String,
+    client_secret: String,
+    redirect_uri: String,
+    /// The `code` VK added to the redirect URI.
+    code: String,
+}
+
+impl VkCode {
+    fn app(&self) -> OAuthApp {
+        OAuthApp {
+            client_id: self.client_id.clone(),
+            client_secret: Secret::new(self.client_secret.clone()),
+            redirect_uri: self.redirect_uri.clone(),
+        }
+    }
+}
+
+/// A community the VK account administers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VkCommunity {
+    group_id: i64,
+    name: String,
+}
+
+/// The communities the VK account administers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VkCommunities {
+    items: Vec<VkCommunity>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/channels/vk/communities",
+    tag = "channels",
+    summary = "List the communities a VK account administers (admin)",
+    description = "Exchanges the code of the user authorization (`GET /v1/channels/vk/authorize` without \
+        `group_ids`) and lists the communities the account administers. The user's token is used for this \
+        request only and never kept. A code VK refuses → 422 `code_rejected`; an account that administers \
+        no community → 422 `not_community_admin`.",
+    request_body = VkCode,
+    responses(
+        (status = 200, description = "The communities", body = VkCommunities),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
+    )
+)]
+async fn vk_communities(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body: VkCode = json_body(&body)?;
+    let communities = vk_connect::admin_communities(&ctx, &principal, &body.app(), &body.code).await?;
+    let items: Vec<Value> = communities.iter().map(|c| json!({"group_id": c.id, "name": c.name})).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// A community-token code, and the channel to make with the key it exchanges for.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct VkCommunityCode {
+    #[serde(flatten)]
+    code: VkCode,
+    /// The community the authorization was for (`group_ids` of the authorize URL).
+    group_id: i64,
+    /// Defaults to `vk`.
+    #[schema(min_length = 1, max_length = 100)]
+    name: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/channels/vk/community-token",
+    tag = "channels",
+    summary = "Connect a VK community with a community-token code (admin)",
+    description = "Exchanges the code of the community-token authorization (`GET /v1/channels/vk/authorize` \
+        with `group_ids`) for the community's access key and connects the channel with it, as \
+        `POST /v1/channels` does; the key is never shown.",
+    request_body = VkCommunityCode,
+    responses(
+        (status = 201, description = "The channel, and the channel it displaced", body = doc::ChannelCreated),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
+    )
+)]
+async fn vk_community_token(
+    State(ctx): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = caller(&ctx, &headers).await?;
+    let body: VkCommunityCode = json_body(&body)?;
+    let created = vk_connect::connect_community(
+        &ctx,
+        &principal,
+        &body.code.app(),
+        &body.code.code,
+        body.group_id,
+        body.name,
+    )
+    .await?;
+    let mut channel = channel_json(&created.channel);
+    channel["displaced"] = json!(created.displaced);
+    Ok((StatusCode::CREATED, Json(channel)).into_response())
 }
