@@ -1,11 +1,13 @@
 """The SMTP server of the e-mail tests (aiosmtpd, a real SMTP implementation) and the token introspection
 endpoint dovecot asks about OAuth access tokens.
 
-    smtp_server.py --smtp-port P --introspection-port Q --outbox DIR --password PW --token-prefix PREFIX
+    smtp_server.py --smtp-port P --smtps-port S --introspection-port Q --outbox DIR --password PW \
+        --token-prefix PREFIX --cert CERT --key KEY
 
-SMTP on 127.0.0.1:P requires AUTH (without TLS: it is a loopback test server): PLAIN or LOGIN with any user
-and the password PW, or XOAUTH2 with the access token PREFIX + user. Every accepted message is saved as
-DIR/<n>.eml (the bytes as received) with DIR/<n>.json (envelope sender, recipients, the login).
+SMTP on 127.0.0.1:P (STARTTLS offered, not required) and with implicit TLS on 127.0.0.1:S requires AUTH
+(also without TLS: it is a loopback test server): PLAIN or LOGIN with any user and the password PW, or
+XOAUTH2 with the access token PREFIX + user. Every accepted message is saved as DIR/<n>.eml (the bytes as
+received) with DIR/<n>.json (envelope sender, recipients, the login, whether the session was encrypted).
 
 HTTP on 127.0.0.1:Q answers dovecot's `oauth2` passdb (introspection_mode = post): a token PREFIX + user
 is active for that user; anything else is not. It stands in for the provider's authorization server,
@@ -19,6 +21,7 @@ import itertools
 import json
 import os
 import signal
+import ssl
 import threading
 import urllib.parse
 import warnings
@@ -30,6 +33,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 def parse_args():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smtp-port", type=int, required=True)
+    parser.add_argument("--smtps-port", type=int, required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
     parser.add_argument("--introspection-port", type=int, required=True)
     parser.add_argument("--outbox", required=True)
     parser.add_argument("--password", required=True)
@@ -84,7 +90,12 @@ class Handler:
         stem = os.path.join(self.outbox, f"{number:06d}")
         # Written under a temporary name, then renamed: a reader never sees half a message.
         with open(stem + ".json.tmp", "w") as meta:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "login": login}, meta)
+            transport = server.transport
+            encrypted = transport is not None and transport.get_extra_info("ssl_object") is not None
+            json.dump(
+                {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "login": login, "tls": encrypted},
+                meta,
+            )
         os.rename(stem + ".json.tmp", stem + ".json")
         with open(stem + ".eml.tmp", "wb") as message:
             message.write(envelope.original_content or envelope.content)
@@ -124,22 +135,27 @@ def main():
     args = parse_args()
     os.makedirs(args.outbox, exist_ok=True)
     handler = Handler(args.outbox, args.password, args.token_prefix)
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=args.smtp_port,
-        authenticator=handler.authenticate,
-        auth_required=True,
-        auth_require_tls=False,
-    )
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(args.cert, args.key)
+    common = dict(hostname="127.0.0.1", authenticator=handler.authenticate, auth_required=True, auth_require_tls=False)
+    controllers = [
+        Controller(handler, port=args.smtp_port, tls_context=tls, require_starttls=False, **common),
+        Controller(handler, port=args.smtps_port, ssl_context=tls, **common),
+    ]
     introspection = introspection_server(args.introspection_port, args.token_prefix)
-    controller.start()
+    for controller in controllers:
+        controller.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"smtp on 127.0.0.1:{args.smtp_port}, introspection on 127.0.0.1:{args.introspection_port}", flush=True)
+    print(
+        f"smtp on 127.0.0.1:{args.smtp_port} (STARTTLS), smtps on :{args.smtps_port}, "
+        f"introspection on :{args.introspection_port}",
+        flush=True,
+    )
     stop.wait()
-    controller.stop()
+    for controller in controllers:
+        controller.stop()
     introspection.shutdown()
 
 

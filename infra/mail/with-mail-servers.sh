@@ -8,7 +8,12 @@
 # (below), runs the command and stops both on exit (also on failure or interrupt). Answers the command's
 # exit code. OMNICHAT_MAIL_SERVERS=1 tells the e-mail tests to fail, not skip, when a server is unreachable.
 #
-# Exported: OMNICHAT_TEST_IMAP_HOST/_PORT, OMNICHAT_TEST_SMTP_HOST/_PORT, OMNICHAT_TEST_MAIL_PASSWORD (any
+# Both offer TLS with a certificate for "localhost" from a throwaway CA: STARTTLS on the IMAP and SMTP ports,
+# TLS from the first byte on the IMAPS and SMTPS ports. SSL_CERT_FILE (the system's roots plus that CA) makes
+# the command trust it, as rustls' platform verifier reads SSL_CERT_FILE on Linux.
+#
+# Exported: OMNICHAT_TEST_IMAP_HOST/_PORT, OMNICHAT_TEST_SMTP_HOST/_PORT, OMNICHAT_TEST_IMAPS_PORT,
+# OMNICHAT_TEST_SMTPS_PORT, OMNICHAT_TEST_TLS_HOST (localhost), OMNICHAT_TEST_MAIL_PASSWORD (any
 # user name logs in with it, on both servers; each user name is its own mailbox), OMNICHAT_TEST_SMTP_OUTBOX
 # (the folder where the SMTP server saves every message it accepts, <n>.eml with <n>.json beside it), and
 # OMNICHAT_TEST_OAUTH_TOKEN_PREFIX (the access token "<prefix><user>" logs <user> in with XOAUTH2 on both),
@@ -62,6 +67,8 @@ free_port() {
 }
 imap_port="$(free_port)"
 smtp_port="$(free_port)"
+imaps_port="$(free_port)"
+smtps_port="$(free_port)"
 introspection_port="$(free_port)"
 password="mail-test-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 token_prefix="test-access-token:"
@@ -69,7 +76,20 @@ token_prefix="test-access-token:"
 work="$(mktemp -d "${TMPDIR:-/tmp}/omnichat-mail.XXXXXX")"
 # dovecot's unprivileged processes must traverse the folder to reach its sockets and the mail.
 chmod 0755 "$work"
-mkdir -p "$work/run" "$work/state" "$work/mail" "$work/outbox"
+mkdir -p "$work/run" "$work/state" "$work/mail" "$work/outbox" "$work/tls"
+
+# A CA for this run only, and the servers' certificate for localhost (no IP address in it: a client that
+# connects to 127.0.0.1 by number must refuse it).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=omnichat test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    -keyout "$work/tls/ca.key" -out "$work/tls/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$work/tls/server.key" -out "$work/tls/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >"$work/tls/server.ext"
+openssl x509 -req -in "$work/tls/server.csr" -CA "$work/tls/ca.pem" -CAkey "$work/tls/ca.key" -CAcreateserial \
+    -days 2 -extfile "$work/tls/server.ext" -out "$work/tls/server.pem" 2>/dev/null
+system_roots="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
+cat "$system_roots" "$work/tls/ca.pem" >"$work/tls/roots.pem" 2>/dev/null || cp "$work/tls/ca.pem" "$work/tls/roots.pem"
 
 if [[ $(id -u) -eq 0 ]]; then
     login_user=dovenull
@@ -99,7 +119,9 @@ base_dir = $work/run
 state_dir = $work/state
 log_path = $work/dovecot.log
 info_log_path = $work/dovecot.log
-ssl = no
+ssl = yes
+ssl_cert = <$work/tls/server.pem
+ssl_key = <$work/tls/server.key
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2
 # Refused logins answer at once (the default waits 2 s): tests try wrong credentials on purpose.
@@ -128,7 +150,8 @@ service imap-login {
     port = $imap_port
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $imaps_port
   }
 }
 EOF
@@ -153,8 +176,9 @@ trap 'exit 143' TERM
 "$dovecot_bin" -F -c "$work/dovecot.conf" >"$work/dovecot.out" 2>&1 &
 dovecot_pid=$!
 "$venv/bin/python" "$repo_root/infra/mail/smtp_server.py" \
-    --smtp-port "$smtp_port" --introspection-port "$introspection_port" --outbox "$work/outbox" \
-    --password "$password" --token-prefix "$token_prefix" >"$work/smtp.log" 2>&1 &
+    --smtp-port "$smtp_port" --smtps-port "$smtps_port" --introspection-port "$introspection_port" \
+    --outbox "$work/outbox" --password "$password" --token-prefix "$token_prefix" \
+    --cert "$work/tls/server.pem" --key "$work/tls/server.key" >"$work/smtp.log" 2>&1 &
 smtp_pid=$!
 
 # Ready when each greets: IMAP "* OK", SMTP "220".
@@ -189,6 +213,10 @@ export OMNICHAT_TEST_IMAP_HOST=127.0.0.1
 export OMNICHAT_TEST_IMAP_PORT="$imap_port"
 export OMNICHAT_TEST_SMTP_HOST=127.0.0.1
 export OMNICHAT_TEST_SMTP_PORT="$smtp_port"
+export OMNICHAT_TEST_IMAPS_PORT="$imaps_port"
+export OMNICHAT_TEST_SMTPS_PORT="$smtps_port"
+export OMNICHAT_TEST_TLS_HOST=localhost
+export SSL_CERT_FILE="$work/tls/roots.pem"
 export OMNICHAT_TEST_MAIL_PASSWORD="$password"
 export OMNICHAT_TEST_SMTP_OUTBOX="$work/outbox"
 export OMNICHAT_TEST_OAUTH_TOKEN_PREFIX="$token_prefix"

@@ -3,6 +3,9 @@
 //! local runner's timer polls it (every second in tests); replies are read back from the SMTP server's
 //! folder.
 //!
+//! Both servers also speak TLS (STARTTLS and TLS from the first byte) with a certificate the script's CA
+//! signed; the script puts that CA in `SSL_CERT_FILE`, which the platform verifier reads.
+//!
 //! Without the servers these tests print "skipped: mail servers not running" and pass; with
 //! `OMNICHAT_MAIL_SERVERS=1` (set by the script) an unreachable server fails them.
 
@@ -27,6 +30,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 struct MailServers {
     imap_port: u16,
     smtp_port: u16,
+    /// TLS from the first byte; the plain ports offer STARTTLS. The certificate names `localhost` only.
+    imaps_port: u16,
+    smtps_port: u16,
     password: String,
     outbox: PathBuf,
     token_prefix: String,
@@ -44,6 +50,8 @@ async fn mail_servers() -> Option<MailServers> {
         Some(MailServers {
             imap_port: env("OMNICHAT_TEST_IMAP_PORT")?.parse().ok()?,
             smtp_port: env("OMNICHAT_TEST_SMTP_PORT")?.parse().ok()?,
+            imaps_port: env("OMNICHAT_TEST_IMAPS_PORT")?.parse().ok()?,
+            smtps_port: env("OMNICHAT_TEST_SMTPS_PORT")?.parse().ok()?,
             password: env("OMNICHAT_TEST_MAIL_PASSWORD")?,
             outbox: env("OMNICHAT_TEST_SMTP_OUTBOX")?.into(),
             token_prefix: env("OMNICHAT_TEST_OAUTH_TOKEN_PREFIX")?,
@@ -55,7 +63,7 @@ async fn mail_servers() -> Option<MailServers> {
         eprintln!("skipped: mail servers not running (run under infra/mail/with-mail-servers.sh)");
         return None;
     };
-    for port in [servers.imap_port, servers.smtp_port] {
+    for port in [servers.imap_port, servers.smtp_port, servers.imaps_port, servers.smtps_port] {
         if let Err(error) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             assert!(!required, "mail server on 127.0.0.1:{port} unreachable: {error}");
             eprintln!("skipped: mail servers not running (127.0.0.1:{port}: {error})");
@@ -556,4 +564,88 @@ async fn an_oauth_mailbox_reads_and_answers_with_xoauth2() {
     let sent = servers.sent_to(&customer);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0["login"], user, "SMTP AUTH XOAUTH2 as the mailbox's user");
+}
+
+#[tokio::test]
+async fn tls_and_starttls_are_used_and_the_certificate_is_checked() {
+    let Some(servers) = mail_servers().await else { return };
+    let app = spawn(EmailProvider::new(omnichat::providers::http_client()).allowing_loopback()).await;
+    let with_servers = |user: &str, imap: Value, smtp: Value| {
+        let mut credentials = servers.credentials(user);
+        credentials["imap"] = imap;
+        credentials["smtp"] = smtp;
+        credentials
+    };
+
+    // IMAP with TLS from the first byte, SMTP upgraded with STARTTLS.
+    let user = servers.new_user();
+    let address = format!("{user}@shop.example");
+    connect(
+        &app,
+        with_servers(
+            &user,
+            json!({"host": "localhost", "port": servers.imaps_port, "tls": "tls"}),
+            json!({"host": "localhost", "port": servers.smtp_port, "tls": "starttls"}),
+        ),
+    )
+    .await;
+    // Delivered over IMAP STARTTLS.
+    let starttls =
+        Endpoint { host: "localhost".into(), port: servers.imap_port, security: Security::StartTls };
+    let secret = LoginSecret::Password(Secret::new(servers.password.clone()));
+    let mut inbox = imap::open_inbox(&starttls, &user, &secret).await.expect("IMAP STARTTLS login");
+    let customer = format!("tess-{user}@example.com");
+    inbox
+        .append(&mail(&customer, &address, &format!("t-{user}@example.com"), "TLS?", "", "Hi"))
+        .await
+        .expect("APPEND");
+    inbox.logout().await;
+    let found = settled(&app, 1, 1).await;
+    let dialog_id = found[0]["id"].as_str().unwrap();
+    let (status, reply) =
+        app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "Encrypted"})).await;
+    assert_eq!((status, &reply["status"]), (201, &json!("sent")), "{reply}");
+    let sent = servers.sent_to(&customer);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0["tls"], true, "the reply went over STARTTLS");
+
+    // IMAP STARTTLS, SMTP with TLS from the first byte: connecting logs in to both.
+    let other = servers.new_user();
+    connect(
+        &app,
+        with_servers(
+            &other,
+            json!({"host": "localhost", "port": servers.imap_port, "tls": "starttls"}),
+            json!({"host": "localhost", "port": servers.smtps_port, "tls": "tls"}),
+        ),
+    )
+    .await;
+
+    // The certificate names localhost, not 127.0.0.1: a client that checks it refuses the connection.
+    let refused = |imap: Value, smtp: Value| {
+        let credentials = with_servers(&servers.new_user(), imap, smtp);
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post("/v1/channels", &json!({"provider": "email", "name": "m", "credentials": credentials}))
+                .await;
+            assert_eq!(status, 422, "{body}");
+            body["error"]["field"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let good_smtp = json!({"host": "localhost", "port": servers.smtps_port, "tls": "tls"});
+    let good_imap = json!({"host": "localhost", "port": servers.imaps_port, "tls": "tls"});
+    assert_eq!(
+        refused(json!({"host": "127.0.0.1", "port": servers.imaps_port, "tls": "tls"}), good_smtp.clone())
+            .await,
+        "credentials.imap"
+    );
+    assert_eq!(
+        refused(json!({"host": "127.0.0.1", "port": servers.imap_port, "tls": "starttls"}), good_smtp).await,
+        "credentials.imap"
+    );
+    assert_eq!(
+        refused(good_imap, json!({"host": "127.0.0.1", "port": servers.smtps_port, "tls": "tls"})).await,
+        "credentials.smtp"
+    );
 }
