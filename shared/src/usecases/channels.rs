@@ -506,10 +506,10 @@ pub async fn change_whatsapp_provider(
         });
     }
     ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &connection.secrets).await?;
-    if let Some(old) = old_secrets {
-        if let Err(error) = ctx.providers.get(old_provider)?.remove_webhook(&old).await {
-            tracing::warn!(%error, channel = %channel.id, "the old provider's webhook could not be removed");
-        }
+    if let Some(old) = old_secrets
+        && let Err(error) = ctx.providers.get(old_provider)?.remove_webhook(&old).await
+    {
+        tracing::warn!(%error, channel = %channel.id, "the old provider's webhook could not be removed");
     }
     Ok(channel)
 }

@@ -1222,10 +1222,10 @@ pub async fn transfer(ctx: &Context, principal: &Principal, id: &str, to: Transf
     }
     let routed = route(ctx, &visible.id, true).await?;
     tracing::info!(dialog = %visible.id, ?routed, "dialog transferred");
-    if let Some(previous) = previous {
-        if let Err(error) = employee_available(ctx, tenant, &previous).await {
-            tracing::warn!(%error, employee = %previous, "serving the queues after a transfer failed");
-        }
+    if let Some(previous) = previous
+        && let Err(error) = employee_available(ctx, tenant, &previous).await
+    {
+        tracing::warn!(%error, employee = %previous, "serving the queues after a transfer failed");
     }
     load_dialog(ctx, &visible.id).await?.ok_or(Error::NotFound { what: "dialog" })
 }
