@@ -35,7 +35,6 @@ pub const SUBJECT_ID: &str = "subject_id";
 pub const CASCADE_ID: &str = "cascade_id";
 
 const PROVIDER: &str = "whatsapp-edna";
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 const INVALID_KEY: &str = "edna refused the API key / edna не приняла API-ключ";
 
 // --- verification and parsing ---
@@ -451,14 +450,8 @@ fn interpret<T: DeserializeOwned>(
         })
         .map(|d| api_key.redacted(&d))
         .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
-    match status.as_u16() {
-        429 => Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }),
-        401 | 403 if purpose == Purpose::CredentialCheck => {
-            Err(ProviderError::InvalidCredentials(INVALID_KEY.into()))
-        }
-        400..=499 => Err(ProviderError::Rejected(description)),
-        _ => Err(ProviderError::Unavailable(description)),
-    }
+    let refused = (purpose == Purpose::CredentialCheck).then_some(INVALID_KEY);
+    Err(super::http_failure(status.as_u16(), description, retry_after, refused))
 }
 
 fn number_secret(secrets: &ChannelSecrets, name: &str) -> Option<i64> {

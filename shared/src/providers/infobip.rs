@@ -38,7 +38,6 @@ const BUTTON_TITLE_MAX_CHARS: usize = 20;
 const BUTTON_ID_MAX_BYTES: usize = 256;
 const BUTTON_BODY_MAX_CHARS: usize = 1024;
 const SENDERS_PAGE_SIZE: usize = 200;
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 const INVALID_KEY: &str = "Infobip refused the API key / Infobip не принял API-ключ";
 const INVALID_BASE_URL: &str = "must be the account's Infobip base URL, like https://xxxxx.api.infobip.com / \
                                 укажите Base URL аккаунта Infobip, например https://xxxxx.api.infobip.com";
@@ -492,14 +491,8 @@ fn interpret<T: DeserializeOwned>(
         })
         .map(|d| api_key.redacted(&d))
         .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
-    match status.as_u16() {
-        429 => Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }),
-        401 | 403 if purpose == Purpose::CredentialCheck => {
-            Err(ProviderError::InvalidCredentials(INVALID_KEY.into()))
-        }
-        400..=499 => Err(ProviderError::Rejected(description)),
-        _ => Err(ProviderError::Unavailable(description)),
-    }
+    let refused = (purpose == Purpose::CredentialCheck).then_some(INVALID_KEY);
+    Err(super::http_failure(status.as_u16(), description, retry_after, refused))
 }
 
 #[async_trait]

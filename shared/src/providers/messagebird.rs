@@ -45,7 +45,6 @@ const ISSUER: &str = "MessageBird";
 /// The clock skew the official SDKs tolerate on `nbf` and `exp`.
 const MAX_SKEW_SECONDS: i64 = 1;
 /// Used when a 429 carries no `Retry-After`.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// The webhook list is paged; a channel has a handful of webhooks, so a few pages are plenty.
 const WEBHOOK_PAGE_SIZE: usize = 20;
 const WEBHOOK_MAX_PAGES: usize = 50;
@@ -773,14 +772,8 @@ fn interpret<T: DeserializeOwned>(
         .and_then(|e| e.errors.into_iter().find_map(|e| e.description))
         .map(|d| access_key.redacted(&d))
         .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
-    match status.as_u16() {
-        429 => Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) }),
-        401 | 403 if purpose == Purpose::CredentialCheck => {
-            Err(ProviderError::InvalidCredentials(INVALID_KEY.into()))
-        }
-        400..=499 => Err(ProviderError::Rejected(description)),
-        _ => Err(ProviderError::Unavailable(description)),
-    }
+    let refused = (purpose == Purpose::CredentialCheck).then_some(INVALID_KEY);
+    Err(super::http_failure(status.as_u16(), description, retry_after, refused))
 }
 
 /// Whether the business may write first on this channel: only with a namespace (template messages).
@@ -1581,7 +1574,7 @@ mod tests {
         assert_eq!(r(401, "{}", Purpose::Operation), Err(ProviderError::Rejected("HTTP 401".into())));
         assert_eq!(
             r(429, "{}", Purpose::Operation),
-            Err(ProviderError::RateLimited { retry_after: DEFAULT_RETRY_AFTER })
+            Err(ProviderError::RateLimited { retry_after: crate::providers::DEFAULT_RETRY_AFTER })
         );
         assert!(matches!(r(200, "<html>", Purpose::Operation), Err(ProviderError::Unavailable(_))));
         assert!(matches!(r(502, "<html>", Purpose::Operation), Err(ProviderError::Unavailable(_))));

@@ -332,6 +332,26 @@ pub fn http_client() -> reqwest::Client {
 /// The longest `Retry-After` honoured: a provider asking for more is tried again after an hour anyway.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// The wait when a provider throttles without saying how long.
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The error of an HTTP provider's non-2xx answer: 429 is throttling (its Retry-After, else 1 s); 401/403
+/// mean refused credentials when `refused_credentials` carries the message for a credential check; other
+/// 4xx are refusals for good; everything else is worth retrying.
+pub(crate) fn http_failure(
+    status: u16,
+    description: String,
+    retry_after: Option<Duration>,
+    refused_credentials: Option<&str>,
+) -> ProviderError {
+    match (status, refused_credentials) {
+        (429, _) => ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) },
+        (401 | 403, Some(message)) => ProviderError::InvalidCredentials(message.to_owned()),
+        (400..=499, _) => ProviderError::Rejected(description),
+        _ => ProviderError::Unavailable(description),
+    }
+}
+
 /// A `Retry-After` header in seconds, capped at `MAX_RETRY_AFTER`.
 pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
