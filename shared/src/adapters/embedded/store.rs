@@ -5,6 +5,13 @@
 //! atomic, and compiles with the rest of the workspace (no C toolchain, unlike SQLite). It keeps the same
 //! item model as DynamoDB: one table keyed by (pk, sk) holding JSON items, and one table per secondary
 //! index keyed by (index pk, index sk, pk, sk), maintained in the same transaction as the item.
+//!
+//! Writes go through one writer thread that commits in groups: it takes every transaction waiting (up to
+//! [`MAX_GROUP`]), applies each in turn inside one redb write transaction (each sees the ones before it, so
+//! the outcome is that of running them one by one; one whose conditions fail writes nothing and gets its
+//! `Conflict`), commits once with `Durability::Immediate` (fsync), and only then answers every caller.
+//! An acknowledged write is on disk; the cost of the fsync is shared by everything that waited for it.
+//! Reads run on the blocking pool against the last committed state.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -31,9 +38,48 @@ fn index_table(
 /// Sorts after every sort key the records use (they are ASCII and UUIDs).
 const MAX_KEY: &str = "\u{10FFFF}";
 
+/// The most transactions committed together.
+const MAX_GROUP: usize = 512;
+/// Transactions that may wait for the writer before callers wait to enqueue (back-pressure).
+const QUEUE: usize = 4096;
+
 #[derive(Clone)]
 pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+/// The database and its writer; dropping the last handle stops the writer and waits for it, so the file
+/// is released (and can be reopened) when the store is gone.
+struct Inner {
     db: Arc<Database>,
+    jobs: Option<tokio::sync::mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// One caller's write, with the way back to it.
+struct Job {
+    work: Work,
+    reply: tokio::sync::oneshot::Sender<Result<Done, StoreError>>,
+}
+
+enum Work {
+    Transact(Vec<Write>),
+    Increment { key: Key, attribute: String, by: i64 },
+}
+
+/// What a job did: a transaction applied, or the counter's new value.
+enum Done {
+    Applied,
+    Counted(i64),
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -58,17 +104,113 @@ impl RedbStore {
             }
         }
         txn.commit().map_err(db_error("commit"))?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let (jobs, queue) = tokio::sync::mpsc::channel(QUEUE);
+        let writer_db = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
+            .name("redb-writer".into())
+            .spawn(move || run_writer(&writer_db, queue))
+            .map_err(|error| StoreError::Unavailable(format!("cannot start the writer: {error}")))?;
+        Ok(Self { inner: Arc::new(Inner { db, jobs: Some(jobs), writer: Some(writer) }) })
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
+        let db = Arc::clone(&self.inner.db);
         tokio::task::spawn_blocking(move || work(&db))
             .await
             .map_err(|error| StoreError::Unavailable(format!("store task failed: {error}")))?
+    }
+
+    async fn write(&self, work: Work) -> Result<Done, StoreError> {
+        let gone = || StoreError::Unavailable("the store's writer has stopped".into());
+        let jobs = self.inner.jobs.as_ref().ok_or_else(gone)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        jobs.send(Job { work, reply }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// The writer thread: one group of waiting jobs per write transaction, until every handle is dropped.
+fn run_writer(db: &Database, mut queue: tokio::sync::mpsc::Receiver<Job>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = apply_group(db, &group);
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            // A caller that gave up waiting dropped its receiver: nothing to tell.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Applies every job in one write transaction and commits it. A job's own failure (a condition that does
+/// not hold, an invalid item) is its answer alone; a storage failure fails the whole group, nothing of
+/// which was committed.
+fn apply_group(db: &Database, group: &[Job]) -> Vec<Result<Done, StoreError>> {
+    let failed_all = |error: StoreError| group.iter().map(|_| Err(error.clone())).collect();
+    let txn = match db.begin_write().map_err(db_error("begin write")) {
+        Ok(txn) => txn,
+        Err(error) => return failed_all(error),
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    let applied = (|| -> Result<(), StoreError> {
+        let mut tables = Tables::open(&txn)?;
+        for job in group {
+            outcomes.push(match &job.work {
+                Work::Transact(writes) => run_transaction(&mut tables, writes)?.map(|()| Done::Applied),
+                Work::Increment { key, attribute, by } => {
+                    Ok(Done::Counted(run_increment(&mut tables, key, attribute, *by)?))
+                }
+            });
+        }
+        Ok(())
+    })();
+    if let Err(error) = applied {
+        let _ = txn.abort();
+        return failed_all(error);
+    }
+    match txn.commit().map_err(db_error("commit")) {
+        Ok(()) => outcomes,
+        Err(error) => failed_all(error),
+    }
+}
+
+/// The item table and the index tables, opened once per write transaction.
+struct Tables<'txn> {
+    items: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    indexes: Vec<(Index, redb::Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>)>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, StoreError> {
+        let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+        let indexes = Index::ALL
+            .into_iter()
+            .map(|index| Ok((index, txn.open_table(index_table(index)).map_err(db_error("open index"))?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self { items, indexes })
+    }
+
+    fn index(
+        &mut self,
+        index: Index,
+    ) -> Result<
+        &mut redb::Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>,
+        StoreError,
+    > {
+        self.indexes
+            .iter_mut()
+            .find(|(i, _)| *i == index)
+            .map(|(_, table)| table)
+            .ok_or_else(|| StoreError::Unavailable("index table missing".into()))
     }
 }
 
@@ -101,33 +243,32 @@ fn index_entries(item: &Item, key: &Key) -> Vec<(Index, String, String, Key)> {
         .collect()
 }
 
-/// Replaces the item at `key` (or deletes it with `None`), keeping the index tables in step.
+/// Replaces the item at `key` (or deletes it with `None`), keeping the index tables in step. `new` comes
+/// encoded already, so nothing here fails but storage.
 fn store_item(
-    txn: &redb::WriteTransaction,
+    tables: &mut Tables<'_>,
     key: &Key,
     old: Option<&Item>,
-    new: Option<&Item>,
+    new: Option<(&Item, &[u8])>,
 ) -> Result<(), StoreError> {
-    let mut items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
     for (index, ipk, isk, k) in old.map(|item| index_entries(item, key)).unwrap_or_default() {
-        let mut table = txn.open_table(index_table(index)).map_err(db_error("open index"))?;
-        table
+        tables
+            .index(index)?
             .remove((ipk.as_str(), isk.as_str(), k.pk.as_str(), k.sk.as_str()))
             .map_err(db_error("unindex"))?;
     }
     match new {
-        Some(item) => {
-            let bytes = encode(item)?;
-            items.insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice()).map_err(db_error("insert"))?;
+        Some((item, bytes)) => {
+            tables.items.insert((key.pk.as_str(), key.sk.as_str()), bytes).map_err(db_error("insert"))?;
             for (index, ipk, isk, k) in index_entries(item, key) {
-                let mut table = txn.open_table(index_table(index)).map_err(db_error("open index"))?;
-                table
+                tables
+                    .index(index)?
                     .insert((ipk.as_str(), isk.as_str(), k.pk.as_str(), k.sk.as_str()), ())
                     .map_err(db_error("index"))?;
             }
         }
         None => {
-            items.remove((key.pk.as_str(), key.sk.as_str())).map_err(db_error("remove"))?;
+            tables.items.remove((key.pk.as_str(), key.sk.as_str())).map_err(db_error("remove"))?;
         }
     }
     Ok(())
@@ -297,49 +438,49 @@ fn run_query(db: &Database, query: &Query) -> Result<Page, StoreError> {
     Ok(Page { items: found.into_iter().map(|(_, item)| item).collect(), next })
 }
 
-fn run_transaction(db: &Database, writes: &[Write]) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(db_error("begin write"))?;
+/// One caller's transaction inside the group's write transaction: the outer error is a storage failure
+/// (the group fails), the inner one this transaction's own answer (it wrote nothing).
+fn run_transaction(tables: &mut Tables<'_>, writes: &[Write]) -> Result<Result<(), StoreError>, StoreError> {
     let mut planned = Vec::with_capacity(writes.len());
     let mut failed = Vec::new();
-    {
-        let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
-        for (position, write) in writes.iter().enumerate() {
-            let key = write.key().ok_or_else(|| StoreError::Invalid("an item without pk/sk".into()))?;
-            let current = read_item(&items, &key)?;
-            if !holds(write.condition(), current.as_ref()) {
-                failed.push(position);
-                continue;
-            }
-            if !matches!(write, Write::Check { .. }) {
-                let new = apply(write, &key, current.as_ref());
-                planned.push((key, current, new));
-            }
+    for (position, write) in writes.iter().enumerate() {
+        let Some(key) = write.key() else {
+            return Ok(Err(StoreError::Invalid("an item without pk/sk".into())));
+        };
+        let current = read_item(&tables.items, &key)?;
+        if !holds(write.condition(), current.as_ref()) {
+            failed.push(position);
+            continue;
+        }
+        if !matches!(write, Write::Check { .. }) {
+            let new = apply(write, &key, current.as_ref());
+            let bytes = match new.as_ref().map(encode).transpose() {
+                Ok(bytes) => bytes,
+                Err(error) => return Ok(Err(error)),
+            };
+            planned.push((key, current, new, bytes));
         }
     }
     if !failed.is_empty() {
-        txn.abort().map_err(db_error("abort"))?;
-        return Err(StoreError::Conflict { failed });
+        return Ok(Err(StoreError::Conflict { failed }));
     }
-    for (key, old, new) in &planned {
-        store_item(&txn, key, old.as_ref(), new.as_ref())?;
+    for (key, old, new, bytes) in &planned {
+        let new = new.as_ref().zip(bytes.as_deref());
+        store_item(tables, key, old.as_ref(), new)?;
     }
-    txn.commit().map_err(db_error("commit"))
+    Ok(Ok(()))
 }
 
-fn run_increment(db: &Database, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError> {
-    let txn = db.begin_write().map_err(db_error("begin write"))?;
-    let current = {
-        let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
-        read_item(&items, key)?
-    };
+fn run_increment(tables: &mut Tables<'_>, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError> {
+    let current = read_item(&tables.items, key)?;
     let value =
         current.as_ref().and_then(|item| item.get(attribute)).and_then(Value::as_i64).unwrap_or(0) + by;
     let mut set = Item::new();
     set.insert(attribute.to_owned(), Value::from(value));
     let write = Write::Update { key: key.clone(), set, remove: Vec::new(), condition: Condition::Always };
     let new = apply(&write, key, current.as_ref());
-    store_item(&txn, key, current.as_ref(), new.as_ref())?;
-    txn.commit().map_err(db_error("commit"))?;
+    let bytes = new.as_ref().map(encode).transpose()?;
+    store_item(tables, key, current.as_ref(), new.as_ref().zip(bytes.as_deref()))?;
     Ok(value)
 }
 
@@ -357,7 +498,7 @@ impl Store for RedbStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         check_transaction(&writes)?;
-        self.blocking(move |db| run_transaction(db, &writes)).await
+        self.write(Work::Transact(writes)).await.map(|_| ())
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
@@ -367,6 +508,9 @@ impl Store for RedbStore {
 
     async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError> {
         let (key, attribute) = (key.clone(), attribute.to_owned());
-        self.blocking(move |db| run_increment(db, &key, &attribute, by)).await
+        match self.write(Work::Increment { key, attribute, by }).await? {
+            Done::Counted(value) => Ok(value),
+            Done::Applied => Err(StoreError::Unavailable("the writer answered an increment wrongly".into())),
+        }
     }
 }
