@@ -41,6 +41,9 @@ impl<T: Store> Store for InTempDir<T> {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         self.adapter.get(key).await
     }
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.adapter.get_many(keys).await
+    }
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.adapter.transact(writes).await
     }
@@ -203,6 +206,9 @@ conformance!(
         increment_from_missing_is_by,
         concurrent_increments_are_distinct,
         concurrent_not_exists_puts_admit_one,
+        concurrent_transactions_fail_alone,
+        get_many_answers_in_the_order_asked,
+        get_many_refuses_repeats_and_oversize,
     ]
 );
 
@@ -758,6 +764,64 @@ mod store_cases {
         let winner = answers.iter().position(Result::is_ok).unwrap();
         assert_eq!(store.get(&Key::new("MSG#1", "M")).await.unwrap().unwrap()["writer"], winner);
     }
+    /// Transactions arriving together (the embedded store commits them as one group) stand or fall each on
+    /// its own conditions.
+    pub async fn concurrent_transactions_fail_alone(store: Arc<dyn Store>) {
+        let answers = all_at_once(20, |writer| {
+            let store = Arc::clone(&store);
+            async move {
+                let own =
+                    put(json!({"pk": format!("W#{writer}"), "sk": "W", "writer": writer}), Condition::Always);
+                let mut writes = vec![own];
+                if writer % 2 == 1 {
+                    writes
+                        .push(Write::Check { key: Key::new("W#missing", "W"), condition: Condition::Exists });
+                }
+                store.transact(writes).await
+            }
+        })
+        .await;
+        for (writer, answer) in answers.iter().enumerate() {
+            let stored = store.get(&Key::new(format!("W#{writer}"), "W")).await.expect("get");
+            if writer % 2 == 1 {
+                assert_eq!(*answer, conflict(&[1]), "writer {writer}");
+                assert_eq!(stored, None, "writer {writer}'s failed transaction wrote nothing");
+            } else {
+                assert_eq!(*answer, Ok(()), "writer {writer}");
+                assert_eq!(stored.expect("stored")["writer"], writer);
+            }
+        }
+    }
+
+    pub async fn get_many_answers_in_the_order_asked(store: Arc<dyn Store>) {
+        for n in 1..=3 {
+            store
+                .transact(vec![put(json!({"pk": "B#1", "sk": format!("S#{n}"), "n": n}), Condition::Always)])
+                .await
+                .expect("put");
+        }
+        let keys = [
+            Key::new("B#1", "S#2"),
+            Key::new("B#1", "S#missing"),
+            Key::new("B#1", "S#1"),
+            Key::new("B#1", "S#3"),
+        ];
+        let found = store.get_many(&keys).await.expect("get_many");
+        let numbers: Vec<Option<i64>> =
+            found.iter().map(|item| item.as_ref().and_then(|item| item["n"].as_i64())).collect();
+        assert_eq!(numbers, vec![Some(2), None, Some(1), Some(3)]);
+        assert_eq!(store.get_many(&[]).await, Ok(Vec::new()));
+        let hundred: Vec<Key> = (0..100).map(|n| Key::new("B#1", format!("S#{n}"))).collect();
+        let found = store.get_many(&hundred).await.expect("a hundred keys");
+        assert_eq!(found.iter().filter(|item| item.is_some()).count(), 3);
+    }
+
+    pub async fn get_many_refuses_repeats_and_oversize(store: Arc<dyn Store>) {
+        let key = Key::new("B#1", "S#1");
+        assert!(matches!(store.get_many(&[key.clone(), key]).await, Err(StoreError::Invalid(_))));
+        let too_many: Vec<Key> = (0..101).map(|n| Key::new("B#1", format!("S#{n}"))).collect();
+        assert!(matches!(store.get_many(&too_many).await, Err(StoreError::Invalid(_))));
+    }
 }
 
 // =========================================================================================================
@@ -917,6 +981,7 @@ conformance!(
         racing_first_messages_share_one_dialog,
         a_failure_at_any_store_call_then_the_retry_stores_exactly_once,
         a_message_after_the_dialog_closed_opens_a_new_one,
+        a_stale_channel_stores_nothing_and_a_repeat_costs_one_read,
     ]
 );
 

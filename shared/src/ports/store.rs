@@ -216,9 +216,34 @@ pub const MAX_TRANSACTION_WRITES: usize = 100;
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// Several items in one round trip (strongly consistent, like `get`), answered in the order asked.
+    /// At most [`MAX_BATCH_GET`] keys, no key twice.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        check_batch_get(keys)?;
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(self.get(key).await?);
+        }
+        Ok(found)
+    }
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
     async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError>;
+}
+
+/// The most keys one `get_many` may ask for (DynamoDB's BatchGetItem limit).
+pub const MAX_BATCH_GET: usize = 100;
+
+/// The checks every adapter makes before a batch read reaches its database.
+pub fn check_batch_get(keys: &[Key]) -> Result<(), StoreError> {
+    if keys.len() > MAX_BATCH_GET {
+        return Err(StoreError::Invalid(format!("a batch read asks for at most {MAX_BATCH_GET} keys")));
+    }
+    let distinct: std::collections::BTreeSet<&Key> = keys.iter().collect();
+    if distinct.len() != keys.len() {
+        return Err(StoreError::Invalid("a batch read asks for the same item twice".into()));
+    }
+    Ok(())
 }
 
 /// The checks every adapter makes before a transaction reaches its database.

@@ -152,7 +152,12 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
             None => writes.push(Write::Put { item: claim, condition: Condition::NotExists }),
         }
         match ctx.store.transact(writes).await {
-            Ok(()) => return Ok(previous.map(|old| old.channel_id)),
+            Ok(()) => {
+                if let Some(old) = &previous {
+                    ctx.forget_channel(&old.channel_id);
+                }
+                return Ok(previous.map(|old| old.channel_id));
+            }
             Err(crate::ports::StoreError::Conflict { failed }) if failed == [2] => {
                 // The previous holder is no longer active (disconnected): take the claim without displacing.
                 let claim =
@@ -178,7 +183,8 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
     Err(Error::Conflict("the account was being connected concurrently; try again".into()))
 }
 
-pub(crate) fn channel_item(channel: &Channel) -> Result<Item> {
+/// The stored form of a channel.
+pub fn channel_item(channel: &Channel) -> Result<Item> {
     records::to_item(
         channel,
         &records::channel_key(&channel.id),
@@ -328,7 +334,10 @@ pub async fn update_channel(
         condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
     };
     match ctx.store.transact(vec![write]).await {
-        Ok(()) => Ok(channel),
+        Ok(()) => {
+            ctx.forget_channel(&channel.id);
+            Ok(channel)
+        }
         Err(crate::ports::StoreError::Conflict { .. }) => {
             Err(Error::Conflict("the channel was changed meanwhile; read it again and retry".into()))
         }
@@ -392,6 +401,7 @@ pub async fn disconnect_channel(
         }
         Err(other) => return Err(other.into()),
     }
+    ctx.forget_channel(&channel.id);
     ctx.delete_channel_secrets(&channel.tenant_id, &channel.id).await?;
     Ok(channel)
 }
@@ -505,6 +515,7 @@ pub async fn change_whatsapp_provider(
             other => other.into(),
         });
     }
+    ctx.forget_channel(&channel.id);
     ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &connection.secrets).await?;
     if let Some(old) = old_secrets
         && let Err(error) = ctx.providers.get(old_provider)?.remove_webhook(&old).await

@@ -6,13 +6,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
-use crate::domain::{ChannelId, TenantId};
+use crate::domain::{Channel, ChannelId, TenantId};
 use crate::error::Result;
 use crate::ports::{EventBus, SecretStore, Store};
 use crate::providers::{ChannelSecrets, Providers};
 
 /// How long a channel's credentials are kept in memory before they are read from the secret store again.
 const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+/// How long an active channel is kept in memory for its webhooks. Staleness cannot store a message into a
+/// changed channel (ingest checks the channel's `updated_at` in its transaction); the bound keeps memory
+/// fresh for what is only read (the webhook URL, the provider).
+const CHANNEL_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Channels kept at most; past it the cache starts over (a container serves few channels).
+const CHANNEL_CACHE_MAX: usize = 10_000;
 
 pub struct Context {
     pub store: Arc<dyn Store>,
@@ -23,6 +29,7 @@ pub struct Context {
     /// The HTTPS base URL providers call (`PUBLIC_BASE_URL`), without a trailing slash.
     pub public_base_url: String,
     secret_cache: Mutex<HashMap<ChannelId, (Instant, ChannelSecrets)>>,
+    channel_cache: Mutex<HashMap<ChannelId, (Instant, Channel)>>,
 }
 
 impl Context {
@@ -42,7 +49,37 @@ impl Context {
             providers,
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             secret_cache: Mutex::new(HashMap::new()),
+            channel_cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// An active channel from this container's memory if read recently, else from the store. Only for
+    /// paths that check the channel again where it matters (ingest does, in its transaction).
+    pub async fn recent_channel(&self, id: &ChannelId) -> Result<Option<Channel>> {
+        if let Some((at, channel)) = lock(&self.channel_cache).get(id)
+            && at.elapsed() < CHANNEL_CACHE_TTL
+        {
+            return Ok(Some(channel.clone()));
+        }
+        let channel = crate::usecases::channels::load_channel(self, id).await?;
+        let mut cache = lock(&self.channel_cache);
+        match &channel {
+            Some(active) if active.is_active() => {
+                if cache.len() >= CHANNEL_CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(id.clone(), (Instant::now(), active.clone()));
+            }
+            _ => {
+                cache.remove(id);
+            }
+        }
+        Ok(channel)
+    }
+
+    /// Drops a channel from the memory of this container (it changed).
+    pub fn forget_channel(&self, id: &ChannelId) {
+        lock(&self.channel_cache).remove(id);
     }
 
     /// A channel's credentials, from the secret store or the short-lived in-memory cache.
@@ -82,8 +119,12 @@ impl Context {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelId, (Instant, ChannelSecrets)>> {
-        self.secret_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.secret_cache)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One secret per channel, holding every credential of it.

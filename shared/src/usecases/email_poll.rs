@@ -408,6 +408,11 @@ async fn handle_mail(
             // Stored by an earlier poll that may have stopped before recording the thread: record it again.
             stored_delivery(ctx, &channel.id, &inbound.dedup_key).await?
         }
+        IngestOutcome::ChannelChanged => {
+            return Err(Error::Conflict(
+                "the channel changed while polling; the next poll takes the mail".into(),
+            ));
+        }
     };
     // Replies thread under the customer's own mail, not under an out-of-office notice.
     if let (Some((dialog_id, message_id)), MailClass::Personal) = (stored, mail.class) {

@@ -1,8 +1,9 @@
 //! Ingest: a verified, normalized inbound message becomes exactly one stored message in the customer's one
 //! open dialog (ARCHITECTURE.md invariants 1 and 2).
 //!
-//! One read and one transaction per message. The read finds the customer's open-dialog pointer; the
-//! transaction puts the delivery record (`attribute_not_exists`: a provider retry fails here and is
+//! One read and one transaction per message. The read (one batch) finds the customer's open-dialog pointer
+//! and whether the delivery record exists already (then it is a repeat and costs that read alone); the
+//! transaction checks the channel is unchanged since the caller read it (callers may cache channels), puts the delivery record (`attribute_not_exists`: a provider retry fails here and is
 //! acknowledged without writing), the message, and either updates the dialog (checking the pointer still
 //! names it) or, for a customer without an open dialog, puts the dialog and the pointer (both
 //! `attribute_not_exists`). Two racing first messages: one transaction loses on the pointer, the loop
@@ -33,6 +34,9 @@ pub enum IngestOutcome {
     },
     /// The provider delivered this message before: nothing written.
     Duplicate,
+    /// The channel changed (or was disconnected) since the caller read it: nothing was stored; reload the
+    /// channel and ingest again.
+    ChannelChanged,
 }
 
 /// The delivery record: proof that this delivery is stored, and where.
@@ -66,12 +70,32 @@ pub(crate) fn replied_write(pointer: Key, dialog: &DialogId) -> Write {
 
 /// Where a write sits in the transaction: the delivery record is always first.
 const DELIVERY_WRITE: usize = 0;
+/// Where the check that the channel is unchanged sits.
+const CHANNEL_CHECK: usize = 1;
+
+/// Holds while the channel's stored `updated_at` is the one of `channel` (every change of a channel
+/// moves it).
+fn channel_unchanged(channel: &Channel) -> Write {
+    Write::Check {
+        key: records::channel_key(&channel.id),
+        condition: Condition::Equals("updated_at".into(), Value::String(channel.updated_at.to_string())),
+    }
+}
 
 pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) -> Result<IngestOutcome> {
     let pointer_key = records::open_dialog_key(&channel.id, &inbound.customer.id);
+    let delivery_key = records::delivery_key(&channel.id, &inbound.dedup_key);
     for attempt in 1..=MAX_ATTEMPTS {
         let now = ctx.clock.now();
-        let pointer = ctx.store.get(&pointer_key).await?;
+        // One read for both: the customer's open dialog, and whether this delivery was stored before (then
+        // a repeated delivery costs this read alone).
+        let [pointer, delivered] = <[Option<Item>; 2]>::try_from(
+            ctx.store.get_many(&[pointer_key.clone(), delivery_key.clone()]).await?,
+        )
+        .map_err(|_| Error::Internal("the store answered a batch read with the wrong count".into()))?;
+        if delivered.is_some() {
+            return Ok(IngestOutcome::Duplicate);
+        }
         let existing = pointer.map(records::from_item::<OpenDialog>).transpose()?;
         let (dialog_id, mut writes, opened) = match existing {
             Some(open) => {
@@ -135,10 +159,13 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
             Message::inbound(channel.tenant_id.clone(), channel.id.clone(), dialog_id.clone(), inbound, now);
         let delivery = Delivery { message_id: message.id.clone(), dialog_id: dialog_id.clone() };
         let delivery_item = records::with_expiry(
-            records::to_item(&delivery, &records::delivery_key(&channel.id, &inbound.dedup_key), &[])?,
+            records::to_item(&delivery, &delivery_key, &[])?,
             now.as_second() + records::DELIVERY_TTL_SECONDS,
         );
         writes.insert(DELIVERY_WRITE, Write::Put { item: delivery_item, condition: Condition::NotExists });
+        // The channel as this ingest saw it (possibly from a container's cache) must still be the stored one:
+        // a channel disconnected or changed since then stores nothing here, and the caller reloads it.
+        writes.insert(CHANNEL_CHECK, channel_unchanged(channel));
         writes.push(Write::Put { item: message_item(&message)?, condition: Condition::NotExists });
 
         match ctx.store.transact(writes).await {
@@ -151,6 +178,7 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                 });
             }
             Err(conflict) if conflict.failed_at(DELIVERY_WRITE) => return Ok(IngestOutcome::Duplicate),
+            Err(conflict) if conflict.failed_at(CHANNEL_CHECK) => return Ok(IngestOutcome::ChannelChanged),
             // The pointer moved (a racing first message opened the dialog, or it was closed): read it again.
             Err(StoreError::Conflict { .. }) => continue,
             Err(StoreError::Unavailable(reason)) if attempt < MAX_ATTEMPTS => {

@@ -23,10 +23,8 @@ pub async fn receive_webhook(
 ) -> Result<WebhookReply> {
     let not_found = || Error::NotFound { what: "channel" };
     let channel_id = ChannelId::parse(channel_id).ok_or_else(not_found)?;
-    let channel = channels::load_channel(ctx, &channel_id)
-        .await?
-        .filter(|c| c.provider == provider)
-        .ok_or_else(not_found)?;
+    let mut channel =
+        ctx.recent_channel(&channel_id).await?.filter(|c| c.provider == provider).ok_or_else(not_found)?;
     // A channel that was disconnected has no credentials left: nothing can be verified.
     let secrets = ctx
         .channel_secrets(&channel.tenant_id, &channel.id)
@@ -41,7 +39,20 @@ pub async fn receive_webhook(
     }
     let mut outcomes = Vec::with_capacity(delivery.messages.len());
     for inbound in &delivery.messages {
-        outcomes.push(ingest::ingest(ctx, &channel, inbound).await?);
+        let mut outcome = ingest::ingest(ctx, &channel, inbound).await?;
+        if outcome == IngestOutcome::ChannelChanged {
+            // The remembered channel is out of date: read it again and go on with the stored one.
+            ctx.forget_channel(&channel.id);
+            channel = channels::load_channel(ctx, &channel.id).await?.ok_or_else(not_found)?;
+            if !channel.is_active() {
+                break;
+            }
+            outcome = ingest::ingest(ctx, &channel, inbound).await?;
+            if outcome == IngestOutcome::ChannelChanged {
+                return Err(Error::Conflict("the channel is changing; the provider will retry".into()));
+            }
+        }
+        outcomes.push(outcome);
     }
     for status in &delivery.statuses {
         if !crate::usecases::outbox::apply_status(ctx, &channel.id, status).await? {

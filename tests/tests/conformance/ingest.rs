@@ -12,7 +12,7 @@ use omnichat::domain::{
     Account, Channel, ChannelId, ChannelSettings, ChannelStatus, Customer, Dialog, InboundKind,
     InboundMessage, Provider, TenantId,
 };
-use omnichat::ports::{Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write};
+use omnichat::ports::{Condition, Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write};
 use omnichat::providers::Providers;
 use omnichat::usecases::Context;
 use omnichat::usecases::ingest::{self, IngestOutcome};
@@ -30,9 +30,10 @@ fn context(store: Arc<dyn Store>, set: &AdapterSet) -> Context {
     )
 }
 
-fn channel() -> Channel {
+/// A channel, stored: ingest checks the stored one is still the one it was given.
+async fn channel(store: &dyn Store) -> Channel {
     let now = Timestamp::now();
-    Channel {
+    let channel = Channel {
         id: ChannelId::generate(),
         tenant_id: TenantId::generate(),
         provider: Provider::Telegram,
@@ -45,7 +46,10 @@ fn channel() -> Channel {
         displaced_by: None,
         created_at: now,
         updated_at: now,
-    }
+    };
+    let item = omnichat::usecases::channels::channel_item(&channel).expect("channel item");
+    store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("store channel");
+    channel
 }
 
 fn inbound(dedup_key: &str, customer: &str, text: &str) -> InboundMessage {
@@ -81,7 +85,7 @@ async fn stored(store: &dyn Store, tenant: &TenantId) -> Vec<(Dialog, Vec<String
 
 pub async fn twenty_identical_deliveries_store_one_message(set: AdapterSet) {
     let ctx = Arc::new(context(set.1.clone(), &set));
-    let channel = Arc::new(channel());
+    let channel = Arc::new(channel(set.1.as_ref()).await);
     let message = inbound("update-1", "42", "hello");
     let outcomes = crate::all_at_once(20, |_| {
         let (ctx, channel, message) = (ctx.clone(), channel.clone(), message.clone());
@@ -97,7 +101,7 @@ pub async fn twenty_identical_deliveries_store_one_message(set: AdapterSet) {
 
 pub async fn racing_first_messages_share_one_dialog(set: AdapterSet) {
     let ctx = Arc::new(context(set.1.clone(), &set));
-    let channel = Arc::new(channel());
+    let channel = Arc::new(channel(set.1.as_ref()).await);
     // Ten new customers, each sending two different first messages at the same moment.
     let outcomes = crate::all_at_once(20, |i| {
         let (ctx, channel) = (ctx.clone(), channel.clone());
@@ -149,6 +153,10 @@ impl Store for FailingStore {
         self.run(self.inner.get(key)).await
     }
 
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.run(self.inner.get_many(keys)).await
+    }
+
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.run(self.inner.transact(writes)).await
     }
@@ -163,13 +171,13 @@ impl Store for FailingStore {
 }
 
 pub async fn a_failure_at_any_store_call_then_the_retry_stores_exactly_once(set: AdapterSet) {
-    let channel = channel();
+    let channel = channel(set.1.as_ref()).await;
     let healthy = context(set.1.clone(), &set);
     // The customer of `existing` already has an open dialog; the one of `new` has none yet.
     ingest::ingest(&healthy, &channel, &inbound("first", "existing", "first")).await.expect("ingest");
     let mut expected_messages = 1;
     let mut seen_new = false;
-    // Ingest makes two store calls per attempt (read the pointer, write the transaction), and retries an
+    // Ingest makes two store calls per attempt (read the pointer and the delivery record, write the transaction), and retries an
     // unavailable transaction itself: failing call n covers every gap between two writes.
     for fail_at in 1..=3 {
         for applied in [false, true] {
@@ -202,7 +210,7 @@ pub async fn a_failure_at_any_store_call_then_the_retry_stores_exactly_once(set:
 
 pub async fn a_message_after_the_dialog_closed_opens_a_new_one(set: AdapterSet) {
     let ctx = context(set.1.clone(), &set);
-    let channel = channel();
+    let channel = channel(set.1.as_ref()).await;
     let first = ingest::ingest(&ctx, &channel, &inbound("a", "c", "before")).await.expect("ingest");
     let IngestOutcome::Stored { dialog_id, opened_dialog: true, .. } = first else { panic!("{first:?}") };
     let item =
@@ -216,4 +224,32 @@ pub async fn a_message_after_the_dialog_closed_opens_a_new_one(set: AdapterSet) 
     assert_ne!(new_dialog, dialog_id);
     let found = stored(set.1.as_ref(), &channel.tenant_id).await;
     assert_eq!(found.len(), 2);
+}
+
+/// Ingest may be handed a channel a container remembered: if the stored channel changed since (settings,
+/// disconnect), nothing is stored and the caller is told to read it again. A repeated delivery is found by
+/// the one batch read and costs nothing more.
+pub async fn a_stale_channel_stores_nothing_and_a_repeat_costs_one_read(set: AdapterSet) {
+    let counting = Arc::new(omnichat::adapters::counting::CountingStore::new(set.1.clone()));
+    let ctx = context(counting.clone(), &set);
+    let channel = channel(set.1.as_ref()).await;
+    let first = ingest::ingest(&ctx, &channel, &inbound("a", "c", "first")).await.expect("ingest");
+    assert!(matches!(first, IngestOutcome::Stored { .. }), "{first:?}");
+
+    counting.reset();
+    let again = ingest::ingest(&ctx, &channel, &inbound("a", "c", "first")).await.expect("ingest");
+    assert_eq!(again, IngestOutcome::Duplicate);
+    let counts = counting.counts();
+    assert_eq!((counts.reads, counts.writes), (1, 0), "a repeat costs one read: {counts:?}");
+
+    let mut changed = channel.clone();
+    changed.updated_at = channel.updated_at + jiff::SignedDuration::from_secs(1);
+    changed.status = ChannelStatus::Disconnected;
+    let item = omnichat::usecases::channels::channel_item(&changed).expect("item");
+    set.1.transact(vec![Write::Put { item, condition: Condition::Exists }]).await.expect("disconnect");
+    let stale = ingest::ingest(&ctx, &channel, &inbound("b", "c", "after the change")).await.expect("ingest");
+    assert_eq!(stale, IngestOutcome::ChannelChanged);
+    let found = stored(set.1.as_ref(), &channel.tenant_id).await;
+    let texts: Vec<&String> = found.iter().flat_map(|(_, texts)| texts).collect();
+    assert_eq!(texts, vec!["first"], "nothing stored through the stale channel");
 }

@@ -31,8 +31,8 @@ use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetad
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -47,6 +47,9 @@ type Attributes = HashMap<String, AttributeValue>;
 /// An attribute an empty `Update` removes: DynamoDB needs an update expression inside a transaction, and
 /// removing an attribute no item has creates the missing item with its key only, as the port asks.
 const NOOP_ATTRIBUTE: &str = "_omnichat_noop";
+
+/// Rounds of `BatchGetItem` before keys DynamoDB keeps leaving unprocessed are an error.
+const BATCH_GET_ATTEMPTS: u32 = 4;
 
 /// How long [`create_table`] waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -148,6 +151,51 @@ impl Store for DynamoStore {
             .await
             .map_err(|err| sdk_error("GetItem", err))?;
         output.item().map(from_attributes).transpose()
+    }
+
+    /// One `BatchGetItem` (consistent reads); keys DynamoDB leaves unprocessed are asked again, a bounded
+    /// number of times with a short backoff.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        store::check_batch_get(keys)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found: HashMap<Key, Item> = HashMap::with_capacity(keys.len());
+        let mut pending: Vec<Attributes> = keys.iter().map(key_attributes).collect();
+        for attempt in 0..BATCH_GET_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_error)?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|err| sdk_error("BatchGetItem", err))?;
+            for attributes in output.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                let item = from_attributes(attributes)?;
+                let key = item_key(&item)?;
+                found.insert(key, item);
+            }
+            pending = output
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(keys.iter().map(|key| found.remove(key)).collect());
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "BatchGetItem left {} key(s) unprocessed after {BATCH_GET_ATTEMPTS} attempts",
+            pending.len()
+        )))
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
@@ -692,6 +740,15 @@ fn to_attribute(value: &Value) -> AttributeValue {
         Value::String(string) => AttributeValue::S(string.clone()),
         Value::Array(values) => AttributeValue::L(values.iter().map(to_attribute).collect()),
         Value::Object(object) => AttributeValue::M(to_attributes(object)),
+    }
+}
+
+/// The key of an item DynamoDB returned.
+fn item_key(item: &Item) -> Result<Key, StoreError> {
+    let part = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
+    match (part(PK), part(SK)) {
+        (Some(pk), Some(sk)) => Ok(Key::new(pk, sk)),
+        _ => Err(StoreError::Unavailable("an item came back without its pk/sk".into())),
     }
 }
 

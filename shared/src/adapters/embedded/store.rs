@@ -24,7 +24,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 
 use crate::ports::store::{
-    Condition, Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write, check_transaction,
+    Condition, Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write, check_batch_get,
+    check_transaction,
 };
 
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
@@ -183,10 +184,13 @@ fn apply_group(db: &Database, group: &[Job]) -> Vec<Result<Done, StoreError>> {
     }
 }
 
+/// An index table: (index pk, index sk, item pk, item sk) → nothing.
+type IndexTable<'txn> = redb::Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>;
+
 /// The item table and the index tables, opened once per write transaction.
 struct Tables<'txn> {
     items: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
-    indexes: Vec<(Index, redb::Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>)>,
+    indexes: Vec<(Index, IndexTable<'txn>)>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -199,13 +203,7 @@ impl<'txn> Tables<'txn> {
         Ok(Self { items, indexes })
     }
 
-    fn index(
-        &mut self,
-        index: Index,
-    ) -> Result<
-        &mut redb::Table<'txn, (&'static str, &'static str, &'static str, &'static str), ()>,
-        StoreError,
-    > {
+    fn index(&mut self, index: Index) -> Result<&mut IndexTable<'txn>, StoreError> {
         self.indexes
             .iter_mut()
             .find(|(i, _)| *i == index)
@@ -492,6 +490,17 @@ impl Store for RedbStore {
             let txn = db.begin_read().map_err(db_error("begin read"))?;
             let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
             read_item(&items, &key)
+        })
+        .await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        check_batch_get(keys)?;
+        let keys = keys.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(db_error("begin read"))?;
+            let items = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+            keys.iter().map(|key| read_item(&items, key)).collect()
         })
         .await
     }
