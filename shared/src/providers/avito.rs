@@ -71,6 +71,10 @@ pub fn parse_event(body: &[u8], account_id: Option<&str>) -> Result<Option<Inbou
         tracing::warn!(user_id = message.user_id, "an Avito message for another account was ignored");
         return Ok(None);
     }
+    // The id is the dedup key and the chat the customer: neither may be empty (found by fuzzing).
+    if message.id.is_empty() || message.chat_id.is_empty() {
+        return Err(malformed("a message without an id or a chat".into()));
+    }
     Ok(normalize(message))
 }
 
@@ -998,6 +1002,24 @@ mod tests {
                 !text.contains(SECRET) && !text.contains("tok-1") && !text.contains(HOOK_SECRET),
                 "{text}"
             );
+        }
+    }
+
+    /// Found by fuzzing (fuzz/regressions/avito/): an empty message id became the dedup key and an empty
+    /// chat id the customer id.
+    #[test]
+    fn a_message_without_an_id_or_a_chat_is_refused() {
+        let event = |id: &str, chat: &str| {
+            format!(
+                r#"{{"id":"e","version":"v3.0.0","timestamp":1712220290,"payload":{{"type":"message",
+                "value":{{"id":"{id}","chat_id":"{chat}","user_id":375811020,"author_id":1000676,
+                "created":1712220290,"type":"text","chat_type":"u2i","content":{{"text":"hi"}}}}}}}}"#
+            )
+        };
+        assert!(matches!(parse_event(event("m1", "u2i-1").as_bytes(), None), Ok(Some(_))));
+        for (id, chat) in [("", "u2i-1"), ("m1", "")] {
+            let parsed = parse_event(event(id, chat).as_bytes(), None);
+            assert!(matches!(parsed, Err(WebhookError::Malformed { .. })), "{id:?} {chat:?}: {parsed:?}");
         }
     }
 }

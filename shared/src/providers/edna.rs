@@ -72,6 +72,10 @@ pub fn parse_callback(body: &[u8]) -> Result<Parsed, WebhookError> {
     };
     if object.contains_key("messageContent") {
         let inbound = EdnaInbound::deserialize(&value).map_err(|e| malformed(e.to_string()))?;
+        // The subscriber is the customer: with an empty one every such message would share one dialog.
+        if inbound.subscriber.identifier.is_empty() {
+            return Err(malformed("a message without a subscriber".into()));
+        }
         return Ok(Parsed {
             messages: normalize_inbound(inbound).into_iter().collect(),
             statuses: Vec::new(),
@@ -239,6 +243,10 @@ struct EdnaStatus {
 }
 
 fn status_update(status: EdnaStatus) -> Option<StatusUpdate> {
+    // No request id: it cannot be about any message of ours.
+    if status.request_id.is_empty() {
+        return None;
+    }
     let mapped = match status.status.to_ascii_uppercase().as_str() {
         "SENT" => OutStatus::Sent,
         "DELIVERED" | "READ" => OutStatus::Delivered,
@@ -964,5 +972,16 @@ mod tests {
         }
         let missing = client.send(&ChannelSecrets::default(), &outgoing(&[])).await.unwrap_err();
         assert!(matches!(missing, ProviderError::InvalidCredentials(_)));
+    }
+
+    /// Found by fuzzing (fuzz/regressions/edna/): an empty subscriber became the customer id, and a status
+    /// with an empty request id was reported.
+    #[test]
+    fn a_message_without_a_subscriber_is_refused_and_a_status_without_a_request_id_ignored() {
+        let message = br#"{"id":101,"subject":"s","subscriber":{"identifier":""},
+            "messageContent":{"type":"TEXT","text":"hi"}}"#;
+        assert!(matches!(parse_callback(message), Err(WebhookError::Malformed { .. })));
+        let status = br#"{"requestId":"","status":"DELIVERED"}"#;
+        assert_eq!(parse_callback(status), Ok(Parsed::default()));
     }
 }

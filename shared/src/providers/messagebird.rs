@@ -342,6 +342,10 @@ fn normalize_conversations_message(
     message: CbMessage,
     contact: Option<CbContact>,
 ) -> Result<Option<InboundMessage>, WebhookError> {
+    // The id is the dedup key: with an empty one, a second such message would pass for a retry.
+    if message.id.is_empty() {
+        return Err(malformed("a message without an id".into()));
+    }
     let msisdn = contact.as_ref().and_then(|c| c.msisdn.as_ref()).and_then(|m| match m {
         Value::Number(n) => Some(format!("+{n}")),
         Value::String(s) if !s.is_empty() => {
@@ -437,6 +441,9 @@ fn normalize_conversations_message(
 }
 
 fn status_of(message: &CbMessage) -> Option<StatusUpdate> {
+    if message.id.is_empty() {
+        return None;
+    }
     let status = match message.status.as_deref()? {
         "sent" => OutStatus::Sent,
         "delivered" | "read" => OutStatus::Delivered,
@@ -1578,5 +1585,18 @@ mod tests {
         );
         assert!(matches!(r(200, "<html>", Purpose::Operation), Err(ProviderError::Unavailable(_))));
         assert!(matches!(r(502, "<html>", Purpose::Operation), Err(ProviderError::Unavailable(_))));
+    }
+
+    /// Found by fuzzing (fuzz/regressions/messagebird/): an empty message id became the dedup key, so every
+    /// later message with an empty id would have passed for a retry of the first.
+    #[test]
+    fn a_message_without_an_id_is_refused_and_its_status_ignored() {
+        let received = br#"{"type":"message.created","contact":{"msisdn":393383342437},
+            "message":{"id":"","from":"+393383342437","direction":"received","type":"text",
+            "content":{"text":"hi"}}}"#;
+        assert!(matches!(parse_event(received), Err(WebhookError::Malformed { .. })));
+        let updated = br#"{"type":"message.updated",
+            "message":{"id":"","direction":"sent","status":"delivered","content":{}}}"#;
+        assert_eq!(parse_event(updated), Ok(Parsed::default()));
     }
 }

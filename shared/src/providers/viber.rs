@@ -162,7 +162,11 @@ fn message_token(value: Option<&Value>) -> Result<String, WebhookError> {
 
 fn normalize_message(raw: RawCallback) -> Result<Callback, WebhookError> {
     let token = message_token(raw.message_token.as_ref())?;
-    let sender = raw.sender.ok_or_else(|| malformed("a message without sender".into()))?;
+    // The sender's id is the customer: an empty one is no sender (found by fuzzing).
+    let sender = raw
+        .sender
+        .filter(|s| !s.id.is_empty())
+        .ok_or_else(|| malformed("a message without sender".into()))?;
     let message = raw.message.ok_or_else(|| malformed("a message event without message".into()))?;
     let media = |kind: AttachmentKind| {
         message.media.clone().filter(|m| !m.is_empty()).map(|file_ref| Attachment {
@@ -967,5 +971,13 @@ mod tests {
             interpret::<Value>(StatusCode::FORBIDDEN, b"", None, &t),
             Err(ProviderError::Rejected("HTTP 403".into()))
         );
+    }
+
+    /// Found by fuzzing (fuzz/regressions/viber/): a sender with an empty id became the customer id.
+    #[test]
+    fn a_message_from_a_sender_without_an_id_is_refused() {
+        let body = br#"{"event":"message","timestamp":1457764197627,"message_token":4912661846655238145,
+            "sender":{"id":"","name":"John McClane"},"message":{"type":"text","text":"hi"}}"#;
+        assert!(matches!(parse_callback(body), Err(WebhookError::Malformed { .. })));
     }
 }
