@@ -28,7 +28,12 @@ pub struct Config {
     pub providers: Option<Providers>,
     /// How often the scheduled jobs run (`OMNICHAT_TICK_SECONDS`, default 60).
     pub tick: Duration,
+    /// Requests served at once (`OMNICHAT_MAX_CONCURRENT_REQUESTS`, default 256); more wait their turn.
+    pub max_concurrent_requests: usize,
 }
+
+/// The default bound on requests served at once.
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 impl Config {
     pub fn from_env() -> Result<Self, String> {
@@ -52,7 +57,26 @@ impl Config {
             },
             Err(_) => Duration::from_secs(60),
         };
-        Ok(Self { port, data_dir, admin_key, public_base_url, providers: None, tick })
+        let max_concurrent_requests = match std::env::var("OMNICHAT_MAX_CONCURRENT_REQUESTS") {
+            Ok(raw) => match raw.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(format!(
+                        "OMNICHAT_MAX_CONCURRENT_REQUESTS must be a number > 0, not {raw:?}"
+                    ));
+                }
+            },
+            Err(_) => MAX_CONCURRENT_REQUESTS,
+        };
+        Ok(Self {
+            port,
+            data_dir,
+            admin_key,
+            public_base_url,
+            providers: None,
+            tick,
+            max_concurrent_requests,
+        })
     }
 }
 
@@ -119,7 +143,9 @@ pub async fn start(
     let timer = tokio::spawn(run_timer(Arc::clone(&context), config.tick, timer_stopped));
     let (stop_router, router_stopped) = oneshot::channel::<()>();
     let router = tokio::spawn(run_router(Arc::clone(&context), events, router_stopped));
-    let app = omnichat_http::app(Arc::clone(&context));
+    // One bound for the whole process: past it, requests queue instead of piling onto the store.
+    let app = omnichat_http::app(Arc::clone(&context))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests));
     let server = tokio::spawn(async move {
         let signal = async move {
             tokio::select! {
@@ -187,11 +213,12 @@ async fn run_router(
             received = events.recv() => match received {
                 Ok(event) => {
                     let context = Arc::clone(&context);
-                    running.spawn(async move {
+                    let span = omnichat::logging::event_span(event.detail_type(), None);
+                    running.spawn(tracing::Instrument::instrument(async move {
                         if let Err(error) = routing::handle_event(&context, &event).await {
                             tracing::warn!(%error, event = event.detail_type(), "router failed; the sweep retries");
                         }
-                    });
+                    }, span));
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "router fell behind; the sweep routes what it missed");

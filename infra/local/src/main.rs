@@ -5,13 +5,29 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    if let Err(error) = init_logging() {
+        eprintln!("omnichat-local: {error}");
+        std::process::exit(2);
+    }
     if let Err(error) = run().await {
         eprintln!("omnichat-local: {error}");
         std::process::exit(1);
     }
+}
+
+/// Logs on stdout, filtered by `RUST_LOG` (default `info`): human-readable text, or with
+/// `OMNICHAT_LOG_FORMAT=json` one JSON object per line with the span fields (`request_id`, `run_id`), as
+/// the Lambdas log.
+fn init_logging() -> Result<(), String> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let format = std::env::var("OMNICHAT_LOG_FORMAT").unwrap_or_default();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format.trim().to_ascii_lowercase().as_str() {
+        "" | "text" => builder.init(),
+        "json" => builder.json().with_current_span(false).with_ansi(false).init(),
+        other => return Err(format!("OMNICHAT_LOG_FORMAT must be text or json, not {other:?}")),
+    }
+    Ok(())
 }
 
 async fn run() -> Result<(), String> {

@@ -3,7 +3,8 @@
 
 use crate::domain::{ChannelId, Provider};
 use crate::error::{Error, Result};
-use crate::providers::{Reply, WebhookRequest};
+use crate::limits::{MAX_JSON_DEPTH, json_too_deep};
+use crate::providers::{Reply, WebhookError, WebhookRequest};
 use crate::usecases::ingest::{self, IngestOutcome};
 use crate::usecases::{Context, channels};
 
@@ -21,15 +22,18 @@ pub async fn receive_webhook(
     channel_id: &str,
     mut request: WebhookRequest,
 ) -> Result<WebhookReply> {
+    if json_too_deep(&request.body, MAX_JSON_DEPTH) {
+        // Refused before anything reads the store or parses the body.
+        let reason = format!("nested deeper than {MAX_JSON_DEPTH} levels");
+        return Err(WebhookError::Malformed { provider: provider.slug(), reason }.into());
+    }
     let not_found = || Error::NotFound { what: "channel" };
     let channel_id = ChannelId::parse(channel_id).ok_or_else(not_found)?;
     let mut channel =
         ctx.recent_channel(&channel_id).await?.filter(|c| c.provider == provider).ok_or_else(not_found)?;
     // A channel that was disconnected has no credentials left: nothing can be verified.
-    let secrets = ctx
-        .channel_secrets(&channel.tenant_id, &channel.id)
-        .await?
-        .ok_or(crate::providers::WebhookError::Unauthorized)?;
+    let secrets =
+        ctx.channel_secrets(&channel.tenant_id, &channel.id).await?.ok_or(WebhookError::Unauthorized)?;
     let module = ctx.providers.get(provider)?;
     request.webhook_url.clone_from(&channel.webhook_url);
     let delivery = module.receive(&secrets, &request)?;
