@@ -1,0 +1,354 @@
+"""The Lambda-process parts of the benchmark (run by infra/bench/run.sh, inside infra/moto/with-moto.sh with
+the counting proxy in front of moto): every function binary runs as a process against runtime_api.py.
+
+    python3 lambdas.py cold-start  --bins DIR --seed SEED.json --runs 11 --out cold-start.json
+    python3 lambdas.py memory      --bins DIR --seed SEED.json --out memory.json
+    python3 lambdas.py roundtrips  --bins DIR --seed SEED.json --proxy URL --out roundtrips.json
+
+The environment is the functions' (TABLE_NAME, EVENT_BUS_NAME, PUBLIC_BASE_URL, TELEGRAM_API_BASE,
+AWS_ENDPOINT_URL, credentials): run.sh exports it. SEED.json: {tenant_id, channel_id, secret, admin_key}.
+
+cold-start: per function, RUNS fresh processes, each fed one realistic event; per start the time from the
+spawn to the first `next` (init), to the response POST (first answer), and a second, warm invocation of a
+similar event. memory: per function, the largest event (the biggest fixture of its provider), peak RSS
+(VmHWM) read from /proc just before the process is killed. roundtrips: webhook-telegram in one warm process,
+the AWS calls per delivered message (by service and operation), from the proxy's counters.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+from runtime_api import RuntimeApi
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.environ.get("OMNICHAT_FIXTURES", os.path.join(os.path.dirname(REPO), "shared", "fixtures"))
+ANSWER_TIMEOUT = 30
+# The functions of template.yaml, in the order the cold-start table lists them. hello-lambda is the
+# baseline (an HTTP hello world, fed the Telegram webhook event).
+FUNCTIONS = ["webhook-telegram", "webhook-vk", "webhook-viber", "webhook-whatsapp", "webhook-avito", "api",
+             "router", "auto-reply", "inactivity-close", "email-poller"]
+BASELINE = "hello-lambda"
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def event_file(function, name):
+    with open(os.path.join(REPO, "functions", function, "events", name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def fill(template, replacements):
+    for old, new in replacements.items():
+        template = template.replace(old, new)
+    return json.loads(template)
+
+
+class Events:
+    """Realistic events per function. Telegram: the connected channel, a fresh update id per event (and a
+    fresh customer unless `customer` is given), so that every delivery is stored, never a duplicate. The
+    other webhooks: their event files (real fixtures) at a channel id that is not connected (only Telegram
+    has a fake provider to connect against), so they answer after the channel lookup."""
+
+    def __init__(self, seed):
+        self.seed = seed
+        self.counter = int(time.time() * 1000) % 1_000_000_000
+        self.unknown_channel = str(uuid.uuid4())
+        self.dialog_id = None
+
+    def next_id(self):
+        self.counter += 1
+        return self.counter
+
+    def telegram(self, fixture_name="telegram_text.json", customer=None, update_id=None):
+        update = json.loads(fixture(fixture_name))
+        update["update_id"] = update_id if update_id is not None else self.next_id()
+        customer = customer if customer is not None else 500_000_000 + self.next_id()
+        for key in ("message", "edited_message", "callback_query"):
+            if key in update:
+                part = update[key]
+                message = part.get("message", part)
+                if "chat" in message:
+                    message["chat"]["id"] = customer
+                if "from" in part:
+                    part["from"]["id"] = customer
+                if "message_id" in message:
+                    message["message_id"] = self.next_id()
+        event = fill(event_file("webhook-telegram", "telegram-text.json"),
+                     {"CHANNEL_ID": self.seed["channel_id"], "WEBHOOK_SECRET": self.seed["secret"]})
+        event["body"] = json.dumps(update)
+        return event
+
+    def http(self, function, name):
+        return fill(event_file(function, name),
+                    {"CHANNEL_ID": self.unknown_channel, "WEBHOOK_SECRET": "bench-not-a-secret",
+                     "SIGNATURE": "0" * 64})
+
+    def api(self, path="/v1/dialogs", query="limit=50"):
+        event = fill(event_file("webhook-telegram", "telegram-text.json"),
+                     {"CHANNEL_ID": "x", "WEBHOOK_SECRET": "x"})
+        event["routeKey"] = event["requestContext"]["routeKey"] = "ANY /v1/{proxy+}"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["rawQueryString"] = query
+        event["queryStringParameters"] = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        event["pathParameters"] = {"proxy": path.removeprefix("/v1/")}
+        event["requestContext"]["http"]["method"] = "GET"
+        event["headers"] = {"host": event["headers"]["host"], "x-forwarded-proto": "https",
+                            "authorization": f"Bearer {self.seed['admin_key']}"}
+        event.pop("body", None)
+        return event
+
+    def router(self):
+        event = json.loads(event_file("router", "dialog-opened.json"))
+        detail = event["detail"]
+        detail["tenant_id"] = self.seed["tenant_id"]
+        detail["channel_id"] = self.seed["channel_id"]
+        if self.dialog_id:
+            detail["dialog_id"] = self.dialog_id
+        return event
+
+    def scheduled(self):
+        return json.loads(event_file("email-poller", "scheduled.json"))
+
+    def for_function(self, function, largest=False):
+        """(description, event) for one invocation of FUNCTION."""
+        if function in ("webhook-telegram", BASELINE):
+            name = "telegram_document.json" if largest else "telegram_text.json"
+            return f"POST telegram webhook, {name}, new customer", self.telegram(name)
+        if function == "webhook-vk":
+            return "POST vk message_new (unknown channel)", self.http(function, "vk-message-new.json")
+        if function == "webhook-viber":
+            return "POST viber message (unknown channel)", self.http(function, "viber-text.json")
+        if function == "webhook-whatsapp":
+            name = "messagebird-text.json" if largest else "edna-text.json"
+            return f"POST {name.split('-')[0]} message (unknown channel)", self.http(function, name)
+        if function == "webhook-avito":
+            return "POST avito message (unknown channel)", self.http(function, "avito-text.json")
+        if function == "api":
+            limit = 500 if largest else 50
+            return f"GET /v1/dialogs?limit={limit}", self.api(query=f"limit={limit}")
+        if function == "router":
+            return "DialogOpened of a stored dialog", self.router()
+        return "Scheduled Event", self.scheduled()
+
+
+def function_env(name, runtime_address):
+    env = dict(os.environ)
+    env.update({
+        "AWS_LAMBDA_RUNTIME_API": runtime_address,
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]bench",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "LAMBDA_TASK_ROOT": os.path.dirname(os.path.abspath(name)),
+    })
+    env.setdefault("RUST_LOG", "info")
+    return env
+
+
+def vm_hwm_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class Process:
+    """One Lambda container: a process of BINARY against API, its output in LOG."""
+
+    def __init__(self, api, binary, name, log):
+        self.api = api
+        api.new_process()
+        self.log = log
+        self.spawned_ns = time.perf_counter_ns()
+        self.proc = subprocess.Popen([binary], env=function_env(name, api.address), stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        """Peak RSS in KiB (read just before the kill), then SIGKILL and reap."""
+        hwm = vm_hwm_kib(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        return hwm
+
+
+def answer_summary(invocation):
+    if invocation.outcome is None:
+        return "no answer"
+    if invocation.outcome == "error":
+        return "error: " + (invocation.body or b"")[:200].decode(errors="replace")
+    try:
+        body = json.loads(invocation.body or b"null")
+    except ValueError:
+        return "response"
+    if isinstance(body, dict) and "statusCode" in body:
+        return f"HTTP {body['statusCode']}"
+    return "ok"
+
+
+def ms(ns):
+    return round(ns / 1e6, 2)
+
+
+def cold_start(args, api, events, logs):
+    results = {}
+    for function in [BASELINE] + FUNCTIONS:
+        binary = os.path.join(args.bins, function)
+        runs = []
+        for run in range(args.runs):
+            description, event = events.for_function(function)
+            _, warm_event = events.for_function(function)
+            with open(os.path.join(logs, f"{function}.log"), "ab") as log:
+                process = Process(api, binary, function, log)
+                first = api.invoke(event, function, timeout=ANSWER_TIMEOUT)
+                init_ns = (api.first_next_ns or 0) - process.spawned_ns
+                warm = api.invoke(warm_event, function, timeout=ANSWER_TIMEOUT) if first.outcome else None
+                hwm = process.stop()
+            if first.outcome is None:
+                raise SystemExit(f"{function}: no answer within {ANSWER_TIMEOUT}s (see {logs}/{function}.log)")
+            if function == "api" and events.dialog_id is None and first.outcome == "response":
+                try:
+                    page = json.loads(json.loads(first.body)["body"])
+                    events.dialog_id = page["items"][0]["id"] if page["items"] else None
+                except (ValueError, KeyError, TypeError):
+                    pass
+            runs.append({
+                "init_ms": ms(init_ns),
+                "first_answer_ms": ms(first.answered_ns - process.spawned_ns),
+                "handler_ms": ms(first.answered_ns - first.delivered_ns),
+                "warm_handler_ms": ms(warm.answered_ns - warm.delivered_ns) if warm and warm.answered_ns else None,
+                "answer": answer_summary(first),
+                "vm_hwm_kib": hwm,
+            })
+        warm_values = [r["warm_handler_ms"] for r in runs if r["warm_handler_ms"] is not None]
+        results[function] = {
+            "event": description,
+            "runs": runs,
+            "median_init_ms": statistics.median(r["init_ms"] for r in runs),
+            "median_first_answer_ms": statistics.median(r["first_answer_ms"] for r in runs),
+            "median_handler_ms": statistics.median(r["handler_ms"] for r in runs),
+            "median_warm_handler_ms": statistics.median(warm_values) if warm_values else None,
+            "answers": sorted({r["answer"] for r in runs}),
+        }
+        print(f"cold-start {function}: init {results[function]['median_init_ms']} ms, first answer "
+              f"{results[function]['median_first_answer_ms']} ms ({', '.join(results[function]['answers'])})",
+              file=sys.stderr, flush=True)
+    return results
+
+
+def memory(args, api, events, logs):
+    results = {}
+    for function in [BASELINE] + FUNCTIONS:
+        binary = os.path.join(args.bins, function)
+        peaks, answers = [], set()
+        for _ in range(args.runs):
+            description, event = events.for_function(function, largest=True)
+            with open(os.path.join(logs, f"{function}.memory.log"), "ab") as log:
+                process = Process(api, binary, function, log)
+                invocation = api.invoke(event, function, timeout=ANSWER_TIMEOUT)
+                hwm = process.stop()
+            answers.add(answer_summary(invocation))
+            peaks.append(hwm)
+        results[function] = {"event": description, "peak_rss_kib": max(p for p in peaks if p is not None),
+                             "runs_kib": peaks, "answers": sorted(answers)}
+        print(f"memory {function}: {results[function]['peak_rss_kib']} KiB", file=sys.stderr, flush=True)
+    return results
+
+
+def proxy_call(proxy, path, method="GET"):
+    request = urllib.request.Request(proxy + path, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def roundtrips(args, api, events, logs):
+    proxy = args.proxy.rstrip("/")
+    function = "webhook-telegram"
+    steady_runs = args.runs
+    cases = []
+
+    def deliver(case, event):
+        proxy_call(proxy, "/__bench/reset", "POST")
+        invocation = api.invoke(event, function, timeout=ANSWER_TIMEOUT)
+        counted = proxy_call(proxy, "/__bench/counts")
+        cases.append({"case": case, "answer": answer_summary(invocation), "counts": counted["counts"],
+                      "calls": [f"{c['service']}.{c['operation']} {c['status']}" for c in counted["calls"]],
+                      "total": len(counted["calls"])})
+        print(f"roundtrips {case}: {counted['counts']} ({answer_summary(invocation)})", file=sys.stderr,
+              flush=True)
+
+    with open(os.path.join(logs, f"{function}.roundtrips.log"), "ab") as log:
+        proxy_call(proxy, "/__bench/reset", "POST")
+        process = Process(api, os.path.join(args.bins, function), function, log)
+        try:
+            first_customer = 700_000_000 + events.next_id()
+            deliver("cold container: a new customer's first message",
+                    events.telegram(customer=first_customer))
+            customer = 700_000_000 + events.next_id()
+            deliver("warm container: a new customer's first message", events.telegram(customer=customer))
+            last = None
+            for run in range(steady_runs):
+                last = events.telegram(customer=customer)
+                deliver(f"steady state: same customer, next message ({run + 1}/{steady_runs})", last)
+            deliver("duplicate delivery of the last message", last)
+        finally:
+            process.stop()
+    return {"function": function, "cases": cases}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("part", choices=["cold-start", "memory", "roundtrips"])
+    parser.add_argument("--bins", required=True)
+    parser.add_argument("--seed", required=True)
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--proxy")
+    parser.add_argument("--logs", default=os.environ.get("TMPDIR", "/tmp"))
+    parser.add_argument("--dialog-id")
+    parser.add_argument("--functions", help="comma-separated subset of the functions (default: all)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    if args.functions:
+        chosen = args.functions.split(",")
+        FUNCTIONS[:] = [f for f in FUNCTIONS if f in chosen]
+    events = Events(read_json(args.seed))
+    events.dialog_id = args.dialog_id
+    api = RuntimeApi().start()
+    try:
+        part = {"cold-start": cold_start, "memory": memory, "roundtrips": roundtrips}[args.part]
+        result = part(args, api, events, args.logs)
+    finally:
+        api.stop()
+    with open(args.out, "w", encoding="utf-8") as out:
+        json.dump(result, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()

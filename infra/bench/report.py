@@ -1,0 +1,281 @@
+"""Writes BENCHMARKS.md (to stdout) from the results infra/bench/run.sh leaves in RESULTS_DIR.
+
+    python3 report.py RESULTS_DIR REPO_ROOT > BENCHMARKS.md
+
+A part without results (not run yet) gets a marked slot. Each part's results say when they were measured;
+every figure's baseline comes from the same run as the figure.
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+MB = 1024 * 1024
+
+
+def load(results, name):
+    path = os.path.join(results, name)
+    if not os.path.exists(path):
+        return None, None
+    measured = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
+    with open(path, encoding="utf-8") as handle:
+        data = handle.read() if name.endswith(".md") else json.loads(handle.read())
+    return data, measured.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def command(args, cwd=None):
+    try:
+        return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def machine(repo):
+    cpu = "?"
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = "?"
+    with open("/proc/meminfo", encoding="utf-8") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    commit = command(["git", "rev-parse", "--short=12", "HEAD"], repo)
+    dirty = command(["git", "status", "--porcelain", "--untracked-files=no"], repo)
+    return [
+        f"- Machine: {os.cpu_count()} CPUs ({cpu}), {ram} RAM, Linux {platform.release()}",
+        f"- Toolchain: {command(['rustc', '--version'])}",
+        f"- Report written: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- Git commit: {commit}" + (" (with uncommitted changes in the working tree)" if dirty else ""),
+    ]
+
+
+def met(ok):
+    return "yes" if ok else "**no**"
+
+
+def ratio(value, baseline):
+    return f"{value / baseline:.2f}×" if baseline else "n/a"
+
+
+def cold_start(results):
+    data, when = load(results, "cold-start.json")
+    out = ["## 1. Cold start", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh cold-start`._", ""]
+    base = data["hello-lambda"]
+    runs = len(base["runs"])
+    out += [
+        f"Measured {when}. Host x86_64 release build of each function as a process against a local Lambda Runtime "
+        f"API (infra/bench/runtime_api.py), moto behind the counting proxy; median of {runs} fresh processes "
+        "each. *First answer*: process spawn → the response POST received (the goal's figure). *Init*: spawn → "
+        "the runtime's first `GET /next` (start-up done). *Handler*: event delivered → answer, in the cold "
+        "process and in a second (warm) invocation of the same process. Baseline: `hello-lambda` (hello-world "
+        "`lambda_http`, same profile and features) fed the Telegram event. Goal: first answer ≤ 1.3× the baseline.",
+        "",
+        "| function | event | answer | first answer (ms) | baseline (ms) | ratio | goal ≤ 1.3× | init (ms) | "
+        "init ratio | cold handler (ms) | warm handler (ms) |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, result in data.items():
+        first, init = result["median_first_answer_ms"], result["median_init_ms"]
+        warm = result["median_warm_handler_ms"]
+        baseline = "—" if name == "hello-lambda" else f"{base['median_first_answer_ms']:.2f}"
+        goal = "(baseline)" if name == "hello-lambda" else met(first <= 1.3 * base["median_first_answer_ms"])
+        out.append(
+            f"| {name} | {result['event']} | {', '.join(result['answers'])} | {first:.2f} | {baseline} | "
+            f"{ratio(first, base['median_first_answer_ms'])} | {goal} | {init:.2f} | "
+            f"{ratio(init, base['median_init_ms'])} | {result['median_handler_ms']:.2f} | "
+            f"{'—' if warm is None else f'{warm:.2f}'} |")
+    return out + [""]
+
+
+def package_size(results):
+    data, when = load(results, "package-size.json")
+    out = ["## 2. Package size", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh package-size`._", ""]
+    base = data.get("hello-lambda")
+    out += [
+        f"Measured {when}. `cargo lambda build --release --arm64 --output-format zip` (the workspace release "
+        "profile), `target/lambda/<bin>/bootstrap.zip`. Baseline: `hello-lambda`. Goal: ≤ 6 MB zipped each.",
+        "",
+        "| function | zipped (MB) | unzipped (MB) | baseline zipped (MB) | ratio | goal ≤ 6 MB |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, size in data.items():
+        baseline = "—" if name == "hello-lambda" or not base else f"{base['zipped'] / MB:.2f}"
+        goal = "(baseline)" if name == "hello-lambda" else met(size["zipped"] <= 6 * MB)
+        out.append(f"| {name} | {size['zipped'] / MB:.2f} | {size['unzipped'] / MB:.2f} | {baseline} | "
+                   f"{ratio(size['zipped'], base['zipped'] if base else 0)} | {goal} |")
+    return out + [""]
+
+
+def ingest(results):
+    data, when = load(results, "ingest.json")
+    out = ["## 3. Ingest throughput (omnichat-local, Telegram webhook)", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh ingest`._", ""]
+    runs, settings, verify = data["runs"], data["settings"], data["verify"]
+
+    def rate(run):
+        return run["requests"] / (run["duration_us"] / 1e6)
+
+    def ok2xx(run):
+        return sum(n for status, n in run["statuses"].items() if 200 <= int(status) < 300)
+
+    def other(run):
+        errors = sum(run["errors"].values())
+        non2xx = run["requests"] - ok2xx(run)
+        return f"{non2xx} non-2xx, {errors} socket errors"
+
+    bare, full = runs["bare-full"], runs["omnichat-full"]
+    half, bare_half = runs["omnichat-half"], runs["bare-half"]
+    out += [
+        f"Measured {when}. wrk 4 (`infra/bench/telegram.lua`): `-t{settings['threads']} "
+        f"-c{settings['connections']} -d{settings['duration']}`, every request a Telegram update with a unique "
+        f"update_id from one of {settings['customers']} customers, with the channel's secret token; the same "
+        "requests against `bare-axum` (an axum server answering 200). Then both at half omnichat's rate "
+        f"(target {settings['half_rate_target']:.0f} req/s: {settings['half_rate_connections']} connections, "
+        f"each waiting {settings['half_rate_delay_ms']} ms after every answer, wrk's `delay()`, the connections set by a 3 s calibration run). omnichat-local "
+        "release build, fresh data dir, `RUST_LOG=info` to a file, the machine's other load as it was. "
+        "Goals: ≥ 25% of the bare server's req/s; p99 ≤ 10 ms at half that rate.",
+        "",
+        "| run | req/s | p50 (ms) | p99 (ms) | max (ms) | errors | baseline req/s (bare-axum) | ratio | goal |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---|",
+        f"| bare-axum, full rate (baseline) | {rate(bare):.0f} | {bare['latency_us']['p50'] / 1000:.2f} | "
+        f"{bare['latency_us']['p99'] / 1000:.2f} | {bare['latency_us']['max'] / 1000:.2f} | {other(bare)} | — | — | "
+        "(baseline) |",
+        f"| omnichat-local, full rate | {rate(full):.0f} | {full['latency_us']['p50'] / 1000:.2f} | "
+        f"{full['latency_us']['p99'] / 1000:.2f} | {full['latency_us']['max'] / 1000:.2f} | {other(full)} | "
+        f"{rate(bare):.0f} | {rate(full) / rate(bare) * 100:.1f}% | ≥ 25%: {met(rate(full) >= 0.25 * rate(bare))} |",
+        f"| bare-axum, half rate (baseline) | {rate(bare_half):.0f} | {bare_half['latency_us']['p50'] / 1000:.2f} | "
+        f"{bare_half['latency_us']['p99'] / 1000:.2f} | {bare_half['latency_us']['max'] / 1000:.2f} | "
+        f"{other(bare_half)} | — | — | (baseline) |",
+        f"| omnichat-local, half rate | {rate(half):.0f} | {half['latency_us']['p50'] / 1000:.2f} | "
+        f"{half['latency_us']['p99'] / 1000:.2f} | {half['latency_us']['max'] / 1000:.2f} | {other(half)} | "
+        f"p99 {bare_half['latency_us']['p99'] / 1000:.2f} ms | p99 "
+        f"{ratio(half['latency_us']['p99'], bare_half['latency_us']['p99'])} | p99 ≤ 10 ms: "
+        f"{met(half['latency_us']['p99'] <= 10_000)} |",
+        "",
+        "Exactly once (`verify_stored.py`, every dialog and message listed through the API; the update id is "
+        "the message id, each wrk thread sends one contiguous range):",
+        "",
+        "| omnichat run | sent | acknowledged 2xx | stored | sent, not stored | sent, not acknowledged |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in verify["runs"]:
+        out.append(f"| {run['run'].removeprefix('ingest-').removesuffix('.json')} | {run['sent']} | "
+                   f"{run['acknowledged_2xx']} | {run['stored']} | {run['sent_not_stored']} | "
+                   f"{run['sent_not_acknowledged']} |")
+    out += [
+        "",
+        f"In all: {verify['inbound_messages']} inbound messages in {verify['dialogs']} dialogs, "
+        f"{verify['distinct_message_ids']} distinct message ids, {verify['duplicates']} stored twice, "
+        f"{verify['stored_but_never_sent']} stored but never sent; {verify['acknowledged_2xx']} acknowledged "
+        "(with the delivery by hand). A sent but unacknowledged request was in flight when its run ended; "
+        "it may or may not be stored. Every acknowledged update stored exactly once: "
+        f"**{'yes' if verify['exactly_once'] else 'NO'}**.",
+        "",
+    ]
+    return out
+
+
+def roundtrips(results):
+    data, when = load(results, "roundtrips.json")
+    out = ["## 4. AWS round trips per message (webhook-telegram)", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh roundtrips`._", ""]
+    out += [
+        f"Measured {when}. The webhook-telegram binary as one Lambda process (one container) against the local "
+        "Runtime API; moto behind `counting_proxy.py`, which counts every call by `X-Amz-Target`. Cases in "
+        "order, one process: its first invocation (a new customer), a second new customer, then the same "
+        "customer's next messages, then a duplicate delivery of the last one. Goal: steady state ≤ 1 DynamoDB "
+        "read + 1 DynamoDB write + 1 PutEvents and no Secrets Manager call; a duplicate costs 1 call.",
+        "",
+        "| case | answer | DynamoDB reads | DynamoDB writes | EventBridge | Secrets Manager | total | calls |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    reads = {"GetItem", "Query", "BatchGetItem", "Scan", "TransactGetItems"}
+    steady = []
+    duplicate = None
+    for case in data["cases"]:
+        counts = case["counts"]
+
+        def total(service, only=None, skip=None):
+            return sum(n for name, n in counts.items() if name.startswith(service + ".")
+                       and (only is None or name.split(".", 1)[1] in only)
+                       and (skip is None or name.split(".", 1)[1] not in skip))
+
+        row = {"reads": total("DynamoDB", only=reads), "writes": total("DynamoDB", skip=reads),
+               "events": total("EventBridge"), "secrets": total("SecretsManager"), "total": case["total"]}
+        if case["case"].startswith("steady state"):
+            steady.append(row)
+        if case["case"].startswith("duplicate"):
+            duplicate = row
+        detail = ", ".join(f"{name} ×{n}" for name, n in sorted(counts.items()))
+        out.append(f"| {case['case']} | {case['answer']} | {row['reads']} | {row['writes']} | {row['events']} | "
+                   f"{row['secrets']} | {row['total']} | {detail} |")
+    if steady:
+        worst = max(steady, key=lambda r: r["total"])
+        ok = worst["reads"] <= 1 and worst["writes"] <= 1 and worst["events"] <= 1 and worst["secrets"] == 0
+        out += ["", f"Steady state per message (worst of {len(steady)}): {worst['reads']} read(s) + "
+                f"{worst['writes']} write(s) to DynamoDB, {worst['events']} PutEvents, {worst['secrets']} Secrets "
+                f"Manager call(s); goal ≤ 1 + 1 + 1, no Secrets Manager: **{met(ok)}**."]
+    if duplicate:
+        out.append(f"Duplicate delivery: {duplicate['total']} call(s); goal 1: **{met(duplicate['total'] <= 1)}**.")
+    return out + [""]
+
+
+def tick_cost(results):
+    data, when = load(results, "tick-cost.md")
+    out = ["## 5. Tick cost", ""]
+    if not data:
+        return out + ["<!-- TICK-COST SLOT: filled by the lead (`cargo run --release -p omnichat-bench --bin "
+                      "tick-cost` prints the table; infra/bench/run.sh tick-cost puts it here). -->",
+                      "_Slot for the lead's table: the `tick-cost` binary does not exist yet._", ""]
+    return out + [f"Measured {when} (`cargo run --release -p omnichat-bench --bin tick-cost`).", "",
+                  data.strip(), ""]
+
+
+def memory(results):
+    data, when = load(results, "memory.json")
+    out = ["## 6. Memory", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh memory`._", ""]
+    base = data["hello-lambda"]["peak_rss_kib"]
+    runs = len(data["hello-lambda"]["runs_kib"])
+    out += [
+        f"Measured {when}. Peak RSS (`VmHWM` from /proc/<pid>/status, read just before the process is killed) "
+        f"of each function process after its first invocation with its largest event; highest of {runs} fresh "
+        "processes. Host x86_64 release build. Baseline: `hello-lambda`. Goal: under 64 MB.",
+        "",
+        "| function | event | answer | peak RSS (MB) | baseline (MB) | ratio | goal < 64 MB |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for name, result in data.items():
+        peak = result["peak_rss_kib"] / 1024
+        baseline = "—" if name == "hello-lambda" else f"{base / 1024:.1f}"
+        goal = "(baseline)" if name == "hello-lambda" else met(peak < 64)
+        out.append(f"| {name} | {result['event']} | {', '.join(result['answers'])} | {peak:.1f} | {baseline} | "
+                   f"{ratio(result['peak_rss_kib'], base)} | {goal} |")
+    return out + [""]
+
+
+def main():
+    results, repo = sys.argv[1], sys.argv[2]
+    lines = ["# Benchmarks", "", "Written by `infra/bench/run.sh` (issue 9); re-run it to refresh. Everything runs on "
+             "127.0.0.1 of one machine, shared with whatever else it was doing.", ""]
+    lines += machine(repo) + [""]
+    for part in (cold_start, package_size, ingest, roundtrips, tick_cost, memory):
+        lines += part(results)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
