@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it: formatting, lints, the template checks, all Rust tests
 # (unit, handler, end-to-end, and the conformance suite against the embedded adapters and against
-# DynamoDB / Secrets Manager / EventBridge on moto's server), and schemathesis against omnichat-local.
+# DynamoDB / Secrets Manager / EventBridge on moto's server), schemathesis against omnichat-local, a
+# smoke run of every fuzz target, and the crash-and-retry harness at reduced size.
 # Installs what it needs into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,5 +27,11 @@ infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --locked --test e2e
 
 step "schemathesis against omnichat-local (the OpenAPI document against the running API)"
 infra/api/schemathesis.sh
+
+step "fuzz smoke: every fuzz target (providers, e-mail MIME, settings, API bodies), 20,000 executions or 10 s each"
+infra/fuzz/run.sh --smoke -j 2
+
+step "crash-and-retry harness, reduced size (SIGKILLs under provider load; infra/crash/run.sh --quick)"
+CRASH_PROFILE=debug infra/crash/run.sh --quick
 
 printf '\nAll checks passed in %ss.\n' "$(( $(date +%s) - started ))"

@@ -12,7 +12,9 @@ use crate::usecases::{Context, Providers};
 
 /// Logs as one JSON object per line on stdout, which Lambda sends to CloudWatch. The filter is `RUST_LOG`
 /// (template.yaml sets it from the `LogLevel` parameter; `info` when unset or unreadable). No timestamps:
-/// CloudWatch stamps every line itself. A second call keeps the first subscriber.
+/// CloudWatch stamps every line itself. A second call keeps the first subscriber. Each line lists its spans
+/// (`spans`): the runtime's invocation span (`requestId`), the HTTP glue's (`request_id`, the API Gateway
+/// request id, echoed in `x-request-id`), a job run's or router event's (`run_id`; see `crate::logging`).
 pub fn init_lambda_logging() {
     use tracing_subscriber::EnvFilter;
 

@@ -3,6 +3,7 @@
 //! of the webhook functions' handler tests.
 
 pub mod lambda;
+pub mod logs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use omnichat::clock::{Clock, SystemClock};
 use omnichat::domain::Provider;
+use omnichat::net::OutboundPolicy;
 use omnichat::providers::telegram::TelegramClient;
 use omnichat::secret::Secret;
 use omnichat::usecases::Providers;
@@ -31,16 +33,23 @@ pub struct Fakes {
     pub telegram: MockServer,
     /// Provider modules a test added, pointed at its own fakes.
     extra: Option<Providers>,
+    /// For admin-supplied URLs (chatbot webhooks): loopback allowed, as the local runner's development
+    /// setting does, unless a test asks for the production policy.
+    outbound: OutboundPolicy,
 }
 
 impl Fakes {
     pub async fn start() -> Self {
-        Self { telegram: MockServer::start().await, extra: None }
+        Self {
+            telegram: MockServer::start().await,
+            extra: None,
+            outbound: OutboundPolicy::allowing_loopback(),
+        }
     }
 
     fn providers(&self) -> Providers {
         let http = omnichat::providers::http_client();
-        let providers = self.extra.clone().unwrap_or_default();
+        let providers = self.extra.clone().unwrap_or_default().with_outbound_policy(self.outbound);
         providers.with(Provider::Telegram, Arc::new(TelegramClient::new(http, self.telegram.uri())))
     }
 
@@ -73,6 +82,7 @@ impl Fakes {
             .find_map(|r| {
                 serde_json::from_slice::<Value>(&r.body).ok()?["secret_token"].as_str().map(str::to_owned)
             })
+            .inspect(|secret| logs::register_secret(secret.clone()))
             .expect("setWebhook was called with a secret_token")
     }
 }
@@ -86,6 +96,8 @@ pub struct TestApp {
     data_dir: PathBuf,
     _dir: tempfile::TempDir,
     clock: Arc<dyn Clock>,
+    /// The request id of the probe request made at spawn: its debug line proves the log capture works.
+    log_probe: String,
 }
 
 impl TestApp {
@@ -106,12 +118,29 @@ impl TestApp {
         clock: Arc<dyn Clock>,
         extra: impl FnOnce(Providers) -> Providers,
     ) -> Self {
+        Self::spawn_with_everything(clock, extra, OutboundPolicy::allowing_loopback()).await
+    }
+
+    /// A bundle with the given policy for admin-supplied URLs (`OutboundPolicy::strict()`: production's,
+    /// without the local runner's development setting).
+    pub async fn spawn_with_outbound_policy(policy: OutboundPolicy) -> Self {
+        Self::spawn_with_everything(Arc::new(SystemClock), |providers| providers, policy).await
+    }
+
+    async fn spawn_with_everything(
+        clock: Arc<dyn Clock>,
+        extra: impl FnOnce(Providers) -> Providers,
+        outbound: OutboundPolicy,
+    ) -> Self {
+        logs::install();
+        logs::register_secret(ADMIN_KEY);
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let mut fakes = Fakes::start().await;
         fakes.extra = Some(extra(Providers::default()));
+        fakes.outbound = outbound;
         let running = start(&data_dir, &fakes, Arc::clone(&clock)).await;
-        Self {
+        let app = Self {
             base: format!("http://{}", running.address),
             fakes,
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
@@ -119,7 +148,29 @@ impl TestApp {
             data_dir,
             _dir: dir,
             clock,
-        }
+            log_probe: format!("log-probe-{}", uuid::Uuid::now_v7()),
+        };
+        let probe =
+            app.http.get(app.url("/openapi.json")).header("x-request-id", &app.log_probe).send().await;
+        let echoed = probe.ok().and_then(|r| r.headers().get("x-request-id").cloned());
+        assert_eq!(
+            echoed.as_ref().and_then(|v| v.to_str().ok()),
+            Some(app.log_probe.as_str()),
+            "the request id is echoed"
+        );
+        app
+    }
+
+    /// The secrets-in-logs check (also run when the app is dropped): the secrets this test handed the
+    /// bundle, and those in its secret file, appear in no captured log line.
+    pub fn assert_no_secret_logged(&self) {
+        logs::register_secrets_in_file(&self.data_dir.join("secrets.json"));
+        let logs = logs::captured();
+        assert!(
+            logs.lines().any(|line| line.contains(&self.log_probe) && line.contains("request started")),
+            "the debug line of this app's probe request was not captured: the log check would be vacuous"
+        );
+        logs::assert_no_secret_logged(&["omnichat-local listening"]);
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -150,12 +201,21 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        logs::register_secrets_in(body);
         let response =
             self.http.post(self.url(path)).bearer_auth(ADMIN_KEY).json(body).send().await.expect("POST");
-        read(response).await
+        let (status, answer) = read(response).await;
+        // A new API key is shown once, in the answer: a secret from then on.
+        if path == "/v1/api-keys"
+            && let Some(key) = answer["key"].as_str()
+        {
+            logs::register_secret(key);
+        }
+        (status, answer)
     }
 
     pub async fn http_put(&self, path: &str, body: &Value) -> (u16, Value) {
+        logs::register_secrets_in(body);
         let response =
             self.http.put(self.url(path)).bearer_auth(ADMIN_KEY).json(body).send().await.expect("PUT");
         read(response).await
@@ -179,9 +239,21 @@ impl TestApp {
         let mut request =
             self.http.post(self.url(path)).header("content-type", "application/json").body(body);
         for (name, value) in headers {
+            if logs::is_secret_name(name) {
+                logs::register_secret(*value);
+            }
             request = request.header(*name, *value);
         }
         request.send().await.expect("webhook POST").status().as_u16()
+    }
+}
+
+impl Drop for TestApp {
+    /// Every test that spawns a bundle ends with the secrets-in-logs check (unless it failed already).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_no_secret_logged();
+        }
     }
 }
 
@@ -193,6 +265,7 @@ async fn start(data_dir: &Path, fakes: &Fakes, clock: Arc<dyn Clock>) -> Running
         public_base_url: Some("https://omnichat.example.test".into()),
         providers: Some(fakes.providers()),
         tick: Duration::from_secs(1),
+        max_concurrent_requests: omnichat_local::MAX_CONCURRENT_REQUESTS,
     };
     omnichat_local::start(config, clock, std::future::pending()).await.expect("omnichat-local starts")
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnichat::domain::{ChannelId, Provider};
+use omnichat::net::OutboundPolicy;
 use omnichat::ports::store::{Condition, Write};
 use omnichat::providers::email::imap::{self, Inbox};
 use omnichat::providers::email::{EmailProvider, Endpoint, LoginSecret, Security};
@@ -101,9 +102,14 @@ impl MailServers {
     }
 
     async fn inbox(&self, user: &str) -> Inbox {
-        imap::open_inbox(&self.imap(), user, &LoginSecret::Password(Secret::new(self.password.clone())))
-            .await
-            .expect("IMAP login")
+        imap::open_inbox(
+            &self.imap(),
+            OutboundPolicy::allowing_loopback(),
+            user,
+            &LoginSecret::Password(Secret::new(self.password.clone())),
+        )
+        .await
+        .expect("IMAP login")
     }
 
     /// The messages the SMTP server accepted for `recipient`: (envelope and login, raw message).
@@ -593,7 +599,9 @@ async fn tls_and_starttls_are_used_and_the_certificate_is_checked() {
     let starttls =
         Endpoint { host: "localhost".into(), port: servers.imap_port, security: Security::StartTls };
     let secret = LoginSecret::Password(Secret::new(servers.password.clone()));
-    let mut inbox = imap::open_inbox(&starttls, &user, &secret).await.expect("IMAP STARTTLS login");
+    let mut inbox = imap::open_inbox(&starttls, OutboundPolicy::allowing_loopback(), &user, &secret)
+        .await
+        .expect("IMAP STARTTLS login");
     let customer = format!("tess-{user}@example.com");
     inbox
         .append(&mail(&customer, &address, &format!("t-{user}@example.com"), "TLS?", "", "Hi"))

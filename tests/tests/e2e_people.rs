@@ -74,6 +74,7 @@ async fn employee_key(app: &TestApp, employee: &Value) -> String {
     let key = auth::create_api_key(&app.running().context, &tenant, Role::Employee, Some(employee))
         .await
         .expect("an employee key");
+    omnichat_tests::logs::register_secret(key.expose());
     key.expose().to_owned()
 }
 

@@ -1,42 +1,10 @@
 //! Invariants 6 and 7 over HTTP: secrets never reach the table, the logs or an API response; no route of
 //! the API lets one tenant read or change another's data.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use omnichat::domain::Features;
 use omnichat::usecases::tenants;
 use omnichat_tests::{TestApp, fixture, read};
 use serde_json::{Value, json};
-
-/// Everything any test in this binary logs, at debug level and below, from every crate.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_ansi(false)
-            .with_writer(move || LogSink(Arc::clone(&sink)))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-}
-
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
@@ -44,7 +12,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test]
 async fn tokens_and_webhook_secrets_appear_in_no_table_item_log_line_or_response() {
-    let logs = captured_logs();
+    // The shared capture of every log line of this binary (omnichat_tests::logs), at debug level and below.
+    omnichat_tests::logs::install();
     let app = TestApp::spawn().await;
     let mut secrets = Vec::new();
     let mut responses = Vec::new();
@@ -85,7 +54,7 @@ async fn tokens_and_webhook_secrets_appear_in_no_table_item_log_line_or_response
     let database = std::fs::read(app.data_dir().join("omnichat.redb")).expect("database file");
     // The secret store does hold them: the check above would be vacuous if the names were wrong.
     let secret_file = std::fs::read(app.data_dir().join("secrets.json")).expect("secrets file");
-    let logged = logs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let logged = omnichat_tests::logs::captured().into_bytes();
     assert!(!logged.is_empty(), "the log capture saw nothing");
     for secret in &secrets {
         assert!(contains(&secret_file, secret), "the secret store lacks a secret: the test is looking wrong");

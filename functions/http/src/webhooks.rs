@@ -109,7 +109,7 @@ async fn handle(
         body: body.to_vec(),
     };
     let handled = webhooks::receive_webhook(ctx, provider, channel_id, request).await?;
-    tracing::debug!(provider = provider.slug(), outcomes = ?handled.outcomes, "webhook handled");
+    tracing::info!(provider = provider.slug(), outcomes = ?handled.outcomes, "webhook handled");
     let reply = handled.reply;
     if reply.body.is_empty() {
         return Ok(StatusCode::OK.into_response());

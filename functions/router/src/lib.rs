@@ -8,9 +8,11 @@
 //!
 //! A failure is answered as an error, so Lambda retries the event; routing is idempotent.
 
+use omnichat::logging::event_span;
 use omnichat::ports::events::{DomainEvent, EVENT_SOURCE, EVENT_VERSION};
-use omnichat::usecases::{Context, routing};
+use omnichat::usecases::{Context, routing, scheduled};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -34,13 +36,13 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 }
 
 /// Handles one event as Lambda delivers it and answers what was done.
+/// Each event runs in a span with a `run_id` (EventBridge's event id), the sweep in its job span.
 pub async fn handle(ctx: &Context, event: Value) -> Result<Value, HandlerError> {
     let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     match (source, detail_type) {
         ("aws.events", "Scheduled Event") => {
-            let report = routing::sweep(ctx, routing::SWEEP_BATCH).await?;
-            tracing::info!(dialogs = report.dialogs, queues = report.queues, "routing sweep");
+            let report = scheduled::sweep_routing(ctx).await?;
             Ok(json!({"swept": {"dialogs": report.dialogs, "queues": report.queues}}))
         }
         (EVENT_SOURCE, _) => {
@@ -51,7 +53,8 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value, HandlerError> 
             if version != EVENT_VERSION {
                 tracing::warn!(version, detail_type, "event of another version; read as far as it matches");
             }
-            routing::handle_event(ctx, &domain).await?;
+            let span = event_span(detail_type, event.get("id").and_then(Value::as_str));
+            routing::handle_event(ctx, &domain).instrument(span).await?;
             Ok(json!({"handled": domain.detail_type()}))
         }
         // A rule matching more than it should is a template mistake, not worth Lambda's retries.

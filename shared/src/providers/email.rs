@@ -9,7 +9,6 @@ pub mod mail;
 mod smtp;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use super::{
 };
 use crate::domain::{Account, ChannelId, Provider};
 use crate::error::{Error, Result as AppResult};
+use crate::net::{GuardedClient, OutboundPolicy};
 use crate::secret::Secret;
 
 pub use imap::Inbox;
@@ -201,8 +201,12 @@ fn valid_address(address: &str) -> bool {
 }
 
 fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    OutboundPolicy::names_loopback(host)
+}
+
+/// The outbound policy for the mailbox's hosts and token endpoint (`crate::net`).
+fn policy(allow_loopback: bool) -> OutboundPolicy {
+    if allow_loopback { OutboundPolicy::allowing_loopback() } else { OutboundPolicy::strict() }
 }
 
 fn valid_host(host: &str) -> bool {
@@ -348,10 +352,9 @@ fn oauth_settings(value: &Value, preset: Option<&Preset>, allow_loopback: bool) 
         }
     };
     let url = reqwest::Url::parse(&token_url).map_err(|_| invalid("oauth.token_url", "is not a URL"))?;
-    let loopback_http = allow_loopback && url.scheme() == "http" && url.host_str().is_some_and(is_loopback);
-    if url.scheme() != "https" && !loopback_http {
-        return Err(invalid("oauth.token_url", "must be an https:// URL"));
-    }
+    policy(allow_loopback)
+        .check_url(&url)
+        .map_err(|refusal| invalid("oauth.token_url", refusal.message()))?;
     Ok(OAuth {
         client_id: required("client_id")?,
         client_secret: text_field(oauth, "client_secret").map(Secret::new),
@@ -407,9 +410,9 @@ fn endpoint(
             .filter(|port| *port > 0)
             .ok_or_else(|| invalid(&format!("{name}.port"), "must be a port number"))?,
     };
-    if is_loopback(&host) && !allow_loopback {
-        return Err(invalid(&format!("{name}.host"), "must not be a loopback address"));
-    }
+    policy(allow_loopback)
+        .check_host(&host)
+        .map_err(|refusal| invalid(&format!("{name}.host"), refusal.message()))?;
     if security == Security::Plain && !is_loopback(&host) {
         // A password or token sent in clear over the internet: refuse rather than leak it.
         return Err(invalid(
@@ -434,7 +437,10 @@ pub fn xoauth2_response(user: &str, access_token: &Secret) -> String {
 
 /// Logs in to mailboxes: IMAP for the poller and connection checks, SMTP for replies, OAuth token refresh.
 pub struct EmailProvider {
+    /// For the operator's token URL override only.
     http: reqwest::Client,
+    /// For the admin's token endpoints: public https addresses only (`crate::net`).
+    guarded: GuardedClient,
     token_url_override: Option<String>,
     allow_loopback: bool,
     /// Access tokens by a digest of the refresh token that got them: one refresh per token lifetime and
@@ -458,6 +464,7 @@ impl EmailProvider {
     pub fn new(http: reqwest::Client) -> Self {
         Self {
             http,
+            guarded: policy(false).client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT),
             token_url_override: None,
             allow_loopback: false,
             tokens: Mutex::new(HashMap::new()),
@@ -471,16 +478,21 @@ impl EmailProvider {
         let mut provider = Self::new(http);
         provider.token_url_override =
             std::env::var(TOKEN_URL_ENV).ok().map(|url| url.trim().to_owned()).filter(|url| !url.is_empty());
-        if std::env::var(super::infobip::ALLOW_LOOPBACK_ENV).is_ok_and(|v| v.trim() == "1") {
-            provider.allow_loopback = true;
+        if OutboundPolicy::from_env().allows_loopback() {
+            provider = provider.allowing_loopback();
         }
         provider
     }
 
-    /// Mail servers on a loopback address, without TLS (tests, the local runner).
+    /// Mail servers and token endpoints on a loopback address, also without TLS (tests, the local runner).
     pub fn allowing_loopback(mut self) -> Self {
         self.allow_loopback = true;
+        self.guarded = policy(true).client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT);
         self
+    }
+
+    fn policy(&self) -> OutboundPolicy {
+        policy(self.allow_loopback)
     }
 
     /// Every token refresh goes to this URL instead of the provider's (a fake in tests).
@@ -492,7 +504,7 @@ impl EmailProvider {
     /// Logs in to the mailbox's IMAP server and selects the INBOX.
     pub async fn open_inbox(&self, mailbox: &Mailbox) -> Result<Inbox, ProviderError> {
         let secret = self.login_secret(mailbox).await?;
-        imap::open_inbox(&mailbox.imap, &mailbox.login, &secret)
+        imap::open_inbox(&mailbox.imap, self.policy(), &mailbox.login, &secret)
             .await
             .map_err(imap::ImapError::into_provider_error)
     }
@@ -532,7 +544,6 @@ impl EmailProvider {
 
     /// `grant_type=refresh_token` at the provider's token endpoint (RFC 6749 §6).
     async fn refresh(&self, oauth: &OAuth) -> Result<(Secret, Duration, Option<Secret>), ProviderError> {
-        let url = self.token_url_override.as_deref().unwrap_or(&oauth.token_url);
         let mut form = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", oauth.refresh_token.expose()),
@@ -544,7 +555,19 @@ impl EmailProvider {
         if let Some(scope) = &oauth.scope {
             form.push(("scope", scope.as_str()));
         }
-        let response = self.http.post(url).form(&form).send().await.map_err(transport_error)?;
+        // The operator's override (a local fake) is trusted; the admin's endpoint goes through the policy.
+        let request = match self.token_url_override.as_deref() {
+            Some(url) => self.http.post(url),
+            None => {
+                let url = reqwest::Url::parse(&oauth.token_url).map_err(|_| {
+                    ProviderError::InvalidCredentials("the OAuth token URL is not a URL".into())
+                })?;
+                self.guarded.request(reqwest::Method::POST, url).map_err(|refusal| {
+                    ProviderError::Rejected(format!("the OAuth token URL is refused: {refusal}"))
+                })?
+            }
+        };
+        let response = request.form(&form).send().await.map_err(transport_error)?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -588,11 +611,32 @@ impl EmailProvider {
         }
     }
 
+    /// The save-time check of the admin's servers and token endpoint: none may resolve to an address the
+    /// outbound policy refuses (a 422 naming the host, in English and Russian).
+    async fn check_addresses(&self, mailbox: &Mailbox) -> AppResult<()> {
+        let policy = self.policy();
+        for (name, endpoint) in [("imap", &mailbox.imap), ("smtp", &mailbox.smtp)] {
+            policy
+                .check_host_resolves(&endpoint.host, endpoint.port)
+                .await
+                .map_err(|refusal| invalid(&format!("{name}.host"), refusal.message()))?;
+        }
+        if let (Auth::OAuth(oauth), None) = (&mailbox.auth, &self.token_url_override)
+            && let Ok(url) = reqwest::Url::parse(&oauth.token_url)
+        {
+            policy
+                .check_url_resolves(&url)
+                .await
+                .map_err(|refusal| invalid("oauth.token_url", refusal.message()))?;
+        }
+        Ok(())
+    }
+
     /// Sends one reply by SMTP; the answer names the `Message-ID` we gave it (without angle brackets).
     pub async fn send_mail(&self, mailbox: &Mailbox, out: &Outgoing) -> Result<Sent, ProviderError> {
         let secret = self.login_secret(mailbox).await?;
         let message_id = smtp::message_id(&out.idempotency_key, mailbox.domain());
-        smtp::send(mailbox, &secret, out, &message_id).await?;
+        smtp::send(mailbox, self.policy(), &secret, out, &message_id).await?;
         Ok(Sent { provider_message_id: Some(message_id) })
     }
 }
@@ -628,6 +672,7 @@ impl ChannelProvider for EmailProvider {
     /// refused with a 422 naming `credentials.imap` or `credentials.smtp`.
     async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
         let mailbox = Mailbox::from_credentials(credentials, self.allow_loopback)?;
+        self.check_addresses(&mailbox).await?;
         let secret = match self.login_secret(&mailbox).await {
             Ok(secret) => secret,
             Err(ProviderError::InvalidCredentials(reason)) => {
@@ -635,11 +680,11 @@ impl ChannelProvider for EmailProvider {
             }
             Err(other) => return Err(other.into()),
         };
-        let inbox = imap::open_inbox(&mailbox.imap, &mailbox.login, &secret)
+        let inbox = imap::open_inbox(&mailbox.imap, self.policy(), &mailbox.login, &secret)
             .await
             .map_err(|e| refused("imap", e.into_provider_error()))?;
         inbox.logout().await;
-        smtp::check_login(&mailbox, &secret).await.map_err(|e| refused("smtp", e))?;
+        smtp::check_login(&mailbox, self.policy(), &secret).await.map_err(|e| refused("smtp", e))?;
         Ok(Connection {
             account: Account { id: mailbox.address.clone(), name: mailbox.address.clone() },
             masked: mailbox.masked(),

@@ -22,6 +22,7 @@ use crate::domain::{
     Provider,
 };
 use crate::error::{Error, Result as AppResult};
+use crate::net::{GuardedClient, OutboundPolicy};
 use crate::secret::Secret;
 
 /// The admin's credentials: the API key, the account's personal base URL, and the WhatsApp sender number.
@@ -29,7 +30,7 @@ pub const API_KEY: &str = "api_key";
 pub const BASE_URL: &str = "base_url";
 pub const SENDER: &str = "sender";
 /// Set to `1` to let the base URL point at a loopback fake (local runner against a simulated Infobip).
-pub const ALLOW_LOOPBACK_ENV: &str = "OMNICHAT_ALLOW_LOOPBACK_PROVIDERS";
+pub const ALLOW_LOOPBACK_ENV: &str = crate::net::ALLOW_LOOPBACK_ENV;
 
 const PROVIDER: &str = "whatsapp-infobip";
 /// WhatsApp's limits for reply buttons.
@@ -113,10 +114,15 @@ pub fn parse_batch(body: &[u8]) -> Result<Parsed, WebhookError> {
     for result in batch.results {
         if result.get("message").is_some_and(Value::is_object) {
             let inbound = IbInbound::deserialize(&result).map_err(|e| malformed(e.to_string()))?;
+            // The id is the dedup key and the sender the customer: neither may be empty (found by fuzzing).
+            if inbound.message_id.is_empty() || inbound.from.is_empty() {
+                return Err(malformed("a message without an id or a sender".into()));
+            }
             parsed.messages.extend(normalize_inbound(inbound));
         } else if result.get("status").is_some_and(Value::is_object) {
             let report = IbReport::deserialize(&result).map_err(|e| malformed(e.to_string()))?;
-            parsed.statuses.extend(status_update(report));
+            // A report without a message id cannot be about any message of ours.
+            parsed.statuses.extend(status_update(report).filter(|s| !s.provider_message_id.is_empty()));
         }
     }
     Ok(parsed)
@@ -264,34 +270,46 @@ fn status_update(report: IbReport) -> Option<StatusUpdate> {
 
 // --- client ---
 
-/// Calls an account's Infobip API. Key and base URL are per account, so both are passed per call.
+/// Calls an account's Infobip API. Key and base URL are per account, so both are passed per call. The
+/// base URL is the admin's: calls go through a client of the outbound policy (`crate::net`), which connects
+/// only to public addresses the host resolves to at call time, and follows no redirect.
 #[derive(Debug, Clone)]
 pub struct InfobipClient {
-    http: reqwest::Client,
+    http: GuardedClient,
     allow_loopback: bool,
 }
 
 impl InfobipClient {
-    /// The API key and the validated base URL from the admin's credentials.
-    fn api_access(&self, credentials: &Map<String, Value>) -> AppResult<(Secret, String)> {
+    /// The API key and the validated base URL from the admin's credentials: an Infobip host that resolves
+    /// to public addresses only.
+    async fn api_access(&self, credentials: &Map<String, Value>) -> AppResult<(Secret, String)> {
         let api_key = required_credential(credentials, API_KEY)?;
         let base_url = required_credential(credentials, BASE_URL)?;
-        let base_url = normalize_base_url(base_url.expose(), self.allow_loopback).ok_or_else(|| {
-            Error::rule("invalid_base_url", format!("credentials.{BASE_URL}"), INVALID_BASE_URL)
-        })?;
+        let invalid =
+            |message: String| Error::rule("invalid_base_url", format!("credentials.{BASE_URL}"), message);
+        let base_url = normalize_base_url(base_url.expose(), self.allow_loopback)
+            .ok_or_else(|| invalid(INVALID_BASE_URL.to_owned()))?;
+        let url = Url::parse(&base_url).map_err(|_| invalid(INVALID_BASE_URL.to_owned()))?;
+        self.http.policy().check_url_resolves(&url).await.map_err(|refusal| invalid(refusal.message()))?;
         Ok((api_key, base_url))
     }
 }
 
 impl InfobipClient {
-    /// Accepts only Infobip's https hosts as base URLs.
-    pub fn new(http: reqwest::Client) -> Self {
-        Self { http, allow_loopback: false }
+    /// Accepts only Infobip's https hosts on public addresses as base URLs. The shared client is not used:
+    /// the admin's base URL needs the outbound policy's own.
+    pub fn new(_shared: reqwest::Client) -> Self {
+        Self { http: Self::guarded(OutboundPolicy::strict()), allow_loopback: false }
+    }
+
+    fn guarded(policy: OutboundPolicy) -> GuardedClient {
+        policy.client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT)
     }
 
     /// Also accepts loopback base URLs, for tests and a local runner with a fake Infobip.
     pub fn allowing_loopback(mut self) -> Self {
         self.allow_loopback = true;
+        self.http = Self::guarded(OutboundPolicy::allowing_loopback());
         self
     }
 
@@ -378,8 +396,10 @@ impl InfobipClient {
         purpose: Purpose,
     ) -> Result<T, ProviderError> {
         let path = url.path().to_owned();
-        let mut request =
-            self.http.request(method, url).header("Authorization", format!("App {}", api_key.expose()));
+        let request = self.http.request(method, url).map_err(|refusal| {
+            ProviderError::Rejected(format!("the Infobip base URL is refused: {refusal}"))
+        })?;
+        let mut request = request.header("Authorization", format!("App {}", api_key.expose()));
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -498,7 +518,7 @@ fn interpret<T: DeserializeOwned>(
 #[async_trait]
 impl ChannelProvider for InfobipClient {
     async fn list_accounts(&self, credentials: &Map<String, Value>) -> AppResult<Vec<Account>> {
-        let (api_key, base_url) = self.api_access(credentials)?;
+        let (api_key, base_url) = self.api_access(credentials).await?;
         match self.list_senders(&api_key, &base_url).await {
             Ok(senders) => {
                 Ok(senders.into_iter().map(|n| Account { name: format!("+{n}"), id: n }).collect())
@@ -511,7 +531,7 @@ impl ChannelProvider for InfobipClient {
     }
 
     async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
-        let (api_key, base_url) = self.api_access(credentials)?;
+        let (api_key, base_url) = self.api_access(credentials).await?;
         let sender = required_credential(credentials, SENDER)?;
         let unknown_sender =
             || Error::rule("unknown_sender", format!("credentials.{SENDER}"), UNKNOWN_SENDER);
@@ -728,6 +748,27 @@ mod tests {
         assert_eq!(normalize_base_url("http://[::1]:9", true).as_deref(), Some("http://[::1]:9"));
         assert_eq!(normalize_base_url("http://10.0.0.1:9", true), None);
         assert_eq!(normalize_base_url("ftp://127.0.0.1:9", true), None);
+    }
+
+    #[tokio::test]
+    async fn without_the_development_setting_no_call_reaches_this_machine() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let strict = InfobipClient::new(reqwest::Client::new());
+        let error = strict.list_senders(&Secret::new(KEY), &server.uri()).await.unwrap_err();
+        assert!(matches!(error, ProviderError::Rejected(_)), "{error:?}");
+        let error = strict.connect(&credentials(&server.uri(), KEY, "+44 7860 099299")).await.unwrap_err();
+        match error {
+            Error::Rule(rule) => {
+                assert_eq!(rule.field, "credentials.base_url");
+                assert!(rule.message.contains(" / "), "English / Russian: {rule}");
+            }
+            other => panic!("expected a 422, got {other:?}"),
+        }
     }
 
     #[test]
@@ -986,5 +1027,24 @@ mod tests {
             let text = format!("{error} {error:?}");
             assert!(!text.contains(KEY) && !text.contains(HOOK_SECRET), "{text}");
         }
+    }
+
+    /// Found by fuzzing (fuzz/regressions/infobip/): an empty message id became the dedup key, an empty
+    /// sender the customer id, and a report with an empty message id was passed on.
+    #[test]
+    fn messages_without_an_id_or_a_sender_are_refused_and_reports_without_an_id_ignored() {
+        let message = |id: &str, from: &str| {
+            format!(
+                r#"{{"results":[{{"messageId":"{id}","from":"{from}","to":"441134960000",
+                "message":{{"type":"TEXT","text":"hi"}}}}]}}"#
+            )
+        };
+        assert!(parse_batch(message("ABC", "385919998888").as_bytes()).is_ok());
+        for (id, from) in [("", "385919998888"), ("ABC", "")] {
+            let parsed = parse_batch(message(id, from).as_bytes());
+            assert!(matches!(parsed, Err(WebhookError::Malformed { .. })), "{id:?} {from:?}: {parsed:?}");
+        }
+        let report = br#"{"results":[{"messageId":"","status":{"groupName":"DELIVERED"}}]}"#;
+        assert_eq!(parse_batch(report), Ok(Parsed::default()));
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::{Account, ChannelId, InboundMessage, OutStatus, Provider};
 use crate::error::{Error, Result};
+use crate::net::OutboundPolicy;
 use crate::secret::Secret;
 
 pub mod avito;
@@ -85,22 +86,31 @@ pub trait ChannelProvider: Send + Sync {
     }
 }
 
-/// The provider modules this process can use, by provider.
+/// The provider modules this process can use, by provider, and the policy for the URLs admins give it
+/// (chatbot webhooks; the Infobip and e-mail modules carry theirs).
 #[derive(Clone, Default)]
-pub struct Providers(HashMap<Provider, Arc<dyn ChannelProvider>>);
+pub struct Providers {
+    modules: HashMap<Provider, Arc<dyn ChannelProvider>>,
+    outbound: OutboundPolicy,
+}
 
 impl std::fmt::Debug for Providers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_struct("Providers")
+            .field("modules", &self.modules.keys().collect::<Vec<_>>())
+            .field("outbound", &self.outbound)
+            .finish()
     }
 }
 
 impl Providers {
     /// Every provider with its base URL from the environment (`TELEGRAM_API_BASE`, ...), defaulting to the
     /// real APIs. One HTTP client (one connection pool, one TLS setup) serves them all.
+    /// `OMNICHAT_ALLOW_LOOPBACK_PROVIDERS=1` lets admin-supplied URLs point at this machine.
     pub fn from_env() -> Self {
         let http = http_client();
         Self::default()
+            .with_outbound_policy(OutboundPolicy::from_env())
             .with(Provider::Telegram, Arc::new(telegram::TelegramClient::from_env(http.clone())))
             .with(Provider::Vk, Arc::new(vk::VkClient::from_env(http.clone())))
             .with(Provider::Viber, Arc::new(viber::ViberClient::from_env(http.clone())))
@@ -115,12 +125,22 @@ impl Providers {
     }
 
     pub fn with(mut self, provider: Provider, module: Arc<dyn ChannelProvider>) -> Self {
-        self.0.insert(provider, module);
+        self.modules.insert(provider, module);
         self
     }
 
+    /// The policy for admin-supplied URLs (strict unless set: public https addresses only).
+    pub fn with_outbound_policy(mut self, policy: OutboundPolicy) -> Self {
+        self.outbound = policy;
+        self
+    }
+
+    pub fn outbound_policy(&self) -> OutboundPolicy {
+        self.outbound
+    }
+
     pub fn get(&self, provider: Provider) -> Result<&dyn ChannelProvider> {
-        self.0.get(&provider).map(|module| module.as_ref()).ok_or_else(|| {
+        self.modules.get(&provider).map(|module| module.as_ref()).ok_or_else(|| {
             Error::rule(
                 "provider_not_available",
                 "provider",
@@ -375,8 +395,11 @@ pub fn base_url_from_env(variable: &str, default: &str) -> String {
 }
 
 /// Maps a transport-level failure of reqwest (no HTTP answer at all).
+/// The text never holds the URL (Telegram's carries the bot token): `without_url` drops it.
 pub(crate) fn transport_error(error: reqwest::Error) -> ProviderError {
-    if error.is_timeout() {
+    if crate::net::is_refused_address(&error) {
+        ProviderError::Rejected("the host resolves to an address the outbound policy refuses".into())
+    } else if error.is_timeout() {
         ProviderError::Unavailable("timed out".into())
     } else {
         ProviderError::Unavailable(format!("request failed: {}", error.without_url()))

@@ -7,6 +7,9 @@
 //! The answer (synchronous, in the response body; an empty body or 204 means no answer):
 //! `{"text": "...", "buttons": ["...", ...], "handoff": false}`, every field optional.
 //!
+//! The webhook URL is the admin's: it must be https to a public address (`crate::net`), checked when it is
+//! saved and again, against the addresses it resolves to, at every call.
+//!
 //! Each message is forwarded at most once (a claim item written before the call, removed again if the
 //! call fails so the next message's forwarding retries it), in order, from a cursor kept per dialog.
 
@@ -17,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::people::Chatbot;
 use crate::domain::{ChannelId, Customer, Dialog, DialogId, Direction, Message, MessageId};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::net::{GuardedClient, OutboundPolicy, Refusal, is_refused_address};
 use crate::ports::store::{Condition, Query, SkRange, StoreError, Write};
 use crate::records;
 use crate::usecases::dialogs::{MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS};
@@ -31,17 +35,25 @@ const BATCH: usize = 20;
 /// How long a forwarding claim is kept (far longer than any retry of the same message).
 const CLAIM_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            // The URL was checked when the admin saved it; a redirect could lead anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
+/// The client for the policy: one per process each (a strict one in production, a loopback-allowing one
+/// in tests and the local runner). It never follows a redirect and connects only to checked addresses.
+fn client(policy: OutboundPolicy) -> &'static GuardedClient {
+    static STRICT: OnceLock<GuardedClient> = OnceLock::new();
+    static LOOPBACK: OnceLock<GuardedClient> = OnceLock::new();
+    let cell = if policy.allows_loopback() { &LOOPBACK } else { &STRICT };
+    cell.get_or_init(|| policy.client(CONNECT_TIMEOUT, REQUEST_TIMEOUT))
+}
+
+/// The save-time check of a chatbot's webhook URL under the process's outbound policy: https to a public
+/// address (also after DNS), or a 422 on `webhook_url` in English and Russian.
+pub async fn check_webhook_url(ctx: &Context, raw: &str) -> Result<()> {
+    let refused = |message: String| Error::rule("invalid_webhook_url", "webhook_url", message);
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| refused(Refusal::NotHttps.message()))?;
+    ctx.providers
+        .outbound_policy()
+        .check_url_resolves(&url)
+        .await
+        .map_err(|refusal| refused(refusal.message()))
 }
 
 #[derive(Debug, Serialize)]
@@ -132,10 +144,11 @@ pub async fn forward_new_messages(ctx: &Context, dialog_id: &DialogId) -> Result
             Err(StoreError::Conflict { .. }) => continue,
             Err(other) => return Err(other.into()),
         }
-        let answer = match call(&chatbot, &dialog, &message).await {
+        let policy = ctx.providers.outbound_policy();
+        let answer = match call(policy, &chatbot, &dialog, &message).await {
             Ok(answer) => answer,
             Err(reason) => {
-                tracing::warn!(dialog = %dialog.id, message = %message.id, %reason, "chatbot call failed");
+                tracing::warn!(dialog = %dialog.id, message_id = %message.id, %reason, "chatbot call failed");
                 let release = Write::Delete {
                     key: records::chatbot_forward_key(&message.id),
                     condition: Condition::Always,
@@ -165,8 +178,10 @@ async fn load_dialog(ctx: &Context, id: &DialogId) -> Result<Option<Dialog>> {
 }
 
 /// One forwarded message: a second try after a short pause when the chatbot could not be reached or
-/// answered 5xx/429. The reason of a failure is for the logs (the URL may be the admin's, not ours).
+/// answered 5xx/429. The reason of a failure is for the logs, never with the URL in it (the admin's URL may
+/// carry a token in its path or query).
 async fn call(
+    policy: OutboundPolicy,
     chatbot: &Chatbot,
     dialog: &Dialog,
     message: &Message,
@@ -178,15 +193,25 @@ async fn call(
         customer: &dialog.customer,
         message,
     };
+    let url = reqwest::Url::parse(chatbot.webhook_url.trim()).map_err(|_| "not a URL".to_owned())?;
+    let refused = |refusal: Refusal| format!("the webhook URL is refused by the outbound policy: {refusal}");
     let mut last = String::new();
     for attempt in 0..2 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let response = match client().post(&chatbot.webhook_url).json(&body).send().await {
+        let request = client(policy).request(reqwest::Method::POST, url.clone()).map_err(refused)?;
+        let response = match request.json(&body).send().await {
             Ok(response) => response,
+            Err(error) if is_refused_address(&error) => {
+                return Err("the webhook's host resolves to an address the outbound policy refuses".into());
+            }
             Err(error) => {
-                last = if error.is_timeout() { "timed out".into() } else { format!("unreachable: {error}") };
+                last = if error.is_timeout() {
+                    "timed out".into()
+                } else {
+                    format!("unreachable: {}", error.without_url())
+                };
                 continue;
             }
         };
@@ -198,7 +223,8 @@ async fn call(
         if !status.is_success() {
             return Err(format!("answered {status}"));
         }
-        let bytes = response.bytes().await.map_err(|error| format!("answer not read: {error}"))?;
+        let bytes =
+            response.bytes().await.map_err(|error| format!("answer not read: {}", error.without_url()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(ChatbotAnswer::default());
         }

@@ -188,7 +188,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
                 message_id: entry.message_id.clone(),
             };
             if let Err(error) = ctx.bus.publish(&[event]).await {
-                tracing::warn!(%error, message = %entry.message_id, "MessageSent not published");
+                tracing::warn!(%error, message_id = %entry.message_id, "MessageSent not published");
             }
             Ok(Attempt::Sent)
         }
@@ -201,7 +201,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
                 condition: Condition::Equals("claim".into(), Value::String(token)),
             };
             ctx.store.transact(vec![release]).await?;
-            tracing::info!(message = %entry.message_id, attempt = entry.attempts, %error, "send failed; will retry");
+            tracing::info!(message_id = %entry.message_id, attempt = entry.attempts, %error, "send failed; will retry");
             Ok(Attempt::Retrying { at })
         }
         Err(error) => fail(ctx, &entry, &token, error.to_string()).await,
@@ -251,7 +251,7 @@ async fn fail(ctx: &Context, entry: &OutboxEntry, token: &str, reason: String) -
     set.insert("status".into(), serde_json::to_value(OutStatus::Failed).unwrap_or_default());
     set.insert("failure".into(), Value::String(reason.clone()));
     finish(ctx, entry, token, set, Vec::new()).await?;
-    tracing::warn!(message = %entry.message_id, %reason, "outgoing message failed");
+    tracing::warn!(message_id = %entry.message_id, %reason, "outgoing message failed");
     let event = DomainEvent::MessageFailed {
         tenant_id: entry.tenant_id.clone(),
         dialog_id: entry.dialog_id.clone(),
@@ -280,7 +280,7 @@ pub async fn deliver_due(ctx: &Context, limit: usize) -> Result<Vec<Attempt>> {
             };
             match deliver(ctx, &message_id).await {
                 Ok(attempt) => attempts.push(attempt),
-                Err(error) => tracing::error!(%error, message = %message_id, "delivery attempt failed"),
+                Err(error) => tracing::error!(%error, message_id = %message_id, "delivery attempt failed"),
             }
         }
     }
@@ -319,7 +319,7 @@ pub async fn send_in_dialog(
         Err(other) => return Err(other.into()),
     }
     if let Err(error) = deliver(ctx, &message.id).await {
-        tracing::warn!(%error, message = %message.id, "first send attempt failed; the retry will pick it up");
+        tracing::warn!(%error, message_id = %message.id, "first send attempt failed; the retry will pick it up");
     }
     Ok(load_message(ctx, &message.dialog_id, &message.id).await?.unwrap_or(message))
 }

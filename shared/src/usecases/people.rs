@@ -330,6 +330,7 @@ pub async fn create_chatbot(
         ));
     }
     let chatbot = Chatbot::create(tenant.id, changes, ctx.clock.now())?;
+    crate::usecases::chatbot::check_webhook_url(ctx, &chatbot.webhook_url).await?;
     let item = records::to_item(&chatbot, &records::chatbot_key(&chatbot.tenant_id, &chatbot.id), &[])?;
     ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await?;
     Ok(chatbot)
@@ -342,6 +343,9 @@ pub async fn update_chatbot(
     changes: ChatbotChanges,
 ) -> Result<Chatbot> {
     let mut chatbot = read_chatbot(ctx, principal, id).await?;
+    if let Some(url) = &changes.webhook_url {
+        crate::usecases::chatbot::check_webhook_url(ctx, url).await?;
+    }
     let key = records::chatbot_key(&chatbot.tenant_id, &chatbot.id);
     chatbot.apply(changes.clone(), ctx.clock.now());
     let mut set = Item::new();

@@ -47,7 +47,7 @@ async fn world() -> World {
         Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
         Arc::new(DropEverything),
         clock.clone(),
-        Providers::default(),
+        Providers::default().with_outbound_policy(crate::net::OutboundPolicy::allowing_loopback()),
         "https://example.test",
     ));
     let (tenant, _) = tenants::create_tenant(&ctx, "Acme", Features::default()).await.expect("tenant");

@@ -1,8 +1,11 @@
 //! The scheduled jobs, as one tick: what the EventBridge schedules trigger on AWS and what the local
 //! runner's timer runs every `OMNICHAT_TICK_SECONDS`.
 
+use tracing::Instrument;
+
 use crate::error::Result;
-use crate::usecases::{Context, email_poll, outbox, timers};
+use crate::logging::job_span;
+use crate::usecases::{Context, email_poll, outbox, routing, timers};
 
 /// Outbox entries one tick sends at most (per due-index shard); the rest wait for the next tick.
 pub const OUTBOX_BATCH: usize = 100;
@@ -12,8 +15,12 @@ pub async fn retry_outbox(ctx: &Context) -> Result<usize> {
     Ok(outbox::deliver_due(ctx, OUTBOX_BATCH).await?.len())
 }
 
-/// The auto-reply function's job: due auto-replies, then due outbox retries.
+/// The auto-reply function's job: due auto-replies, then due outbox retries. One run, one span.
 pub async fn send_auto_replies_and_retries(ctx: &Context) -> Result<()> {
+    auto_reply_run(ctx).instrument(job_span("auto-reply")).await
+}
+
+async fn auto_reply_run(ctx: &Context) -> Result<()> {
     let tick = timers::send_due_auto_replies(ctx).await?;
     let retried = retry_outbox(ctx).await?;
     tracing::info!(
@@ -28,13 +35,36 @@ pub async fn send_auto_replies_and_retries(ctx: &Context) -> Result<()> {
 
 /// The inactivity-close function's job.
 pub async fn close_inactive_dialogs(ctx: &Context) -> Result<()> {
-    let closed = timers::close_inactive_dialogs(ctx).await?;
-    tracing::info!(closed, "inactivity-close tick");
-    Ok(())
+    async {
+        let closed = timers::close_inactive_dialogs(ctx).await?;
+        tracing::info!(closed, "inactivity-close tick");
+        Ok(())
+    }
+    .instrument(job_span("inactivity-close"))
+    .await
+}
+
+/// The routing sweep's run (the router's schedule, the local runner's tick).
+pub async fn sweep_routing(ctx: &Context) -> Result<routing::SweepReport> {
+    async {
+        let report = routing::sweep(ctx, routing::SWEEP_BATCH).await?;
+        if report.dialogs > 0 || report.queues > 0 {
+            tracing::info!(dialogs = report.dialogs, queues = report.queues, "routing sweep");
+        } else {
+            tracing::debug!("routing sweep: nothing due");
+        }
+        Ok(report)
+    }
+    .instrument(job_span("routing-sweep"))
+    .await
 }
 
 /// The e-mail poller's job: the new mail of every active e-mail channel.
 pub async fn poll_mailboxes(ctx: &Context) -> Result<()> {
+    poll_run(ctx).instrument(job_span("email-poll")).await
+}
+
+async fn poll_run(ctx: &Context) -> Result<()> {
     let report = email_poll::poll_mailboxes(ctx).await?;
     if report.mail.fetched > 0 || report.failed_mailboxes > 0 {
         tracing::info!(
@@ -60,7 +90,7 @@ pub async fn run_local_tick(ctx: &Context) {
     if let Err(error) = close_inactive_dialogs(ctx).await {
         tracing::error!(%error, "inactivity-close tick failed");
     }
-    if let Err(error) = crate::usecases::routing::sweep(ctx, crate::usecases::routing::SWEEP_BATCH).await {
+    if let Err(error) = sweep_routing(ctx).await {
         tracing::error!(%error, "routing sweep failed");
     }
     if let Err(error) = poll_mailboxes(ctx).await {

@@ -61,7 +61,7 @@ pub fn channel_json(channel: &Channel) -> Value {
 }
 
 #[derive(Debug, Deserialize)]
-struct CreateChannelBody {
+pub struct CreateChannelBody {
     provider: String,
     whatsapp_provider: Option<String>,
     name: Option<String>,
@@ -159,7 +159,7 @@ async fn get_channel(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateChannelBody {
+pub struct UpdateChannelBody {
     name: Option<String>,
     settings: Option<Value>,
     credentials: Option<Map<String, Value>>,
@@ -193,7 +193,7 @@ async fn update_channel(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct DisconnectBody {
+pub struct DisconnectBody {
     #[serde(default)]
     confirm: bool,
 }
@@ -273,7 +273,7 @@ async fn vk_authorize(
 
 /// A VK OAuth code with the application it was issued to.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-struct VkCode {
+pub struct VkCode {
     client_id: String,
     client_secret: String,
     redirect_uri: String,
@@ -334,7 +334,7 @@ async fn vk_communities(
 
 /// A community-token code, and the channel to make with the key it exchanges for.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-struct VkCommunityCode {
+pub struct VkCommunityCode {
     #[serde(flatten)]
     code: VkCode,
     /// The community the authorization was for (`group_ids` of the authorize URL).

@@ -34,7 +34,7 @@ fn unknown_provider(field: &str) -> ApiError {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AccountsBody {
+pub struct AccountsBody {
     provider: String,
     whatsapp_provider: Option<String>,
     #[serde(default)]
@@ -71,7 +71,7 @@ async fn list_accounts(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangeProviderBody {
+pub struct ChangeProviderBody {
     whatsapp_provider: String,
     #[serde(default)]
     credentials: Map<String, Value>,

@@ -144,7 +144,7 @@ async fn close_dialog(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplyBody {
+pub struct ReplyBody {
     text: String,
     #[serde(default)]
     buttons: Vec<String>,

@@ -13,13 +13,18 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 
-mod channels;
-mod connect;
-mod dialogs;
+#[doc(hidden)]
+pub mod channels;
+#[doc(hidden)]
+pub mod connect;
+#[doc(hidden)]
+pub mod dialogs;
 mod hours;
 mod people;
-mod tenant;
-mod workspace;
+#[doc(hidden)]
+pub mod tenant;
+#[doc(hidden)]
+pub mod workspace;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
@@ -59,7 +64,19 @@ pub(crate) async fn caller(ctx: &AppState, headers: &HeaderMap) -> Result<Princi
 
 /// A JSON body, or 400 with our error body (not axum's plain-text rejection).
 pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| {
+    use omnichat::limits::{MAX_JSON_DEPTH, json_too_deep};
+    if json_too_deep(body, MAX_JSON_DEPTH) {
+        return Err(ApiError::bad_request(
+            "json_too_deep",
+            format!("the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
+    // JSON is UTF-8: serde_json checks only the strings it keeps, so invalid bytes in an ignored field
+    // would otherwise pass (found by fuzzing, fuzz/regressions/api_bodies/).
+    let text = std::str::from_utf8(body).map_err(|error| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON (not UTF-8): {error}"))
+    })?;
+    serde_json::from_str(text).map_err(|error| {
         ApiError::bad_request("malformed_json", format!("the body is not valid JSON for this route: {error}"))
     })
 }
@@ -90,4 +107,22 @@ impl PageParams {
 
 pub(crate) fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<String>) -> Json<Value> {
     Json(json!({"items": items, "next": next}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (fuzz/regressions/api_bodies/): invalid UTF-8 in a field the route ignores was
+    /// accepted, though such a body is not JSON.
+    #[test]
+    fn a_body_with_invalid_utf8_in_an_ignored_field_is_malformed() {
+        let body =
+            Bytes::from_static(b"{\"provider\":\"telegram\",\"credentyals\":{\"\xc1oken\":\"123:abc\"}}");
+        let error = json_body::<channels::CreateChannelBody>(&body).expect_err("not JSON");
+        assert_eq!((error.status.as_u16(), error.code.as_str()), (400, "malformed_json"));
+        let valid =
+            Bytes::from_static(b"{\"provider\":\"telegram\",\"credentyals\":{\"token\":\"123:abc\"}}");
+        assert!(json_body::<channels::CreateChannelBody>(&valid).is_ok());
+    }
 }

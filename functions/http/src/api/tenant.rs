@@ -49,7 +49,7 @@ async fn get_tenant(State(ctx): State<AppState>, headers: HeaderMap) -> Result<J
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TenantBody {
+pub struct TenantBody {
     features: Features,
 }
 
@@ -76,7 +76,7 @@ async fn update_tenant(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ApiKeyBody {
+pub struct ApiKeyBody {
     role: Role,
     employee_id: Option<String>,
 }

@@ -164,7 +164,8 @@ async fn transfer(
     Ok(Json(json!(routing::transfer(&ctx, &principal, &id, target).await?)))
 }
 
-fn transfer_target(body: &Map<String, Value>) -> Result<TransferTarget, ApiError> {
+#[doc(hidden)]
+pub fn transfer_target(body: &Map<String, Value>) -> Result<TransferTarget, ApiError> {
     let rule = |code: &'static str, field: &str, message: &str| {
         ApiError::from(omnichat::Error::rule(code, field, message))
     };

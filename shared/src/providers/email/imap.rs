@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::{Endpoint, LoginSecret, Security, xoauth2_response};
+use crate::net::OutboundPolicy;
 use crate::providers::ProviderError;
 
 /// Connecting (TCP and TLS handshake) and the greeting.
@@ -160,9 +161,12 @@ async fn read_greeting(client: &mut Client<ImapIo>) -> Result<(), ImapError> {
     }
 }
 
-async fn connect(endpoint: &Endpoint) -> Result<Client<ImapIo>, ImapError> {
-    let address = (endpoint.host.trim_start_matches('[').trim_end_matches(']'), endpoint.port);
-    let tcp = TcpStream::connect(address).await.map_err(|e| {
+async fn connect(endpoint: &Endpoint, policy: OutboundPolicy) -> Result<Client<ImapIo>, ImapError> {
+    // Resolved once and checked: the connection goes to one of these addresses, never to the name again.
+    let addresses = policy.resolve(&endpoint.host, endpoint.port).await.map_err(|refusal| {
+        ImapError::Unreachable(format!("{}:{} is refused: {refusal}", endpoint.host, endpoint.port))
+    })?;
+    let tcp = TcpStream::connect(&addresses[..]).await.map_err(|e| {
         ImapError::Unreachable(format!("cannot connect to {}:{}: {e}", endpoint.host, endpoint.port))
     })?;
     match endpoint.security {
@@ -240,8 +244,14 @@ pub struct Fetched {
 }
 
 /// Logs in and selects the INBOX.
-pub async fn open_inbox(endpoint: &Endpoint, user: &str, secret: &LoginSecret) -> Result<Inbox, ImapError> {
-    let client = timed(CONNECT_TIMEOUT, "connecting", connect(endpoint)).await?;
+/// The connection goes only to an address of the host that passed the outbound `policy`.
+pub async fn open_inbox(
+    endpoint: &Endpoint,
+    policy: OutboundPolicy,
+    user: &str,
+    secret: &LoginSecret,
+) -> Result<Inbox, ImapError> {
+    let client = timed(CONNECT_TIMEOUT, "connecting", connect(endpoint, policy)).await?;
     let mut session = timed(COMMAND_TIMEOUT, "login", login(client, user, secret)).await?;
     let selected = timed(COMMAND_TIMEOUT, "SELECT INBOX", async {
         session.select("INBOX").await.map_err(command_error)

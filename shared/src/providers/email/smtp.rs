@@ -6,10 +6,12 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox as MailAddress, MessageBuilder};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{LoginSecret, Mailbox, Security};
+use crate::net::{OutboundPolicy, Refusal};
 use crate::providers::{MailThread, Outgoing, ProviderError};
 
 /// Connecting, each command, and the message data: lettre applies it to each step.
@@ -30,18 +32,35 @@ pub fn message_id(idempotency_key: &str, domain: &str) -> String {
     format!("{local}.omnichat@{domain}")
 }
 
-fn transport(
+/// The transport connects to an address of the host that passed the outbound `policy` (resolved once,
+/// here), while TLS still verifies the certificate against the host name.
+async fn transport(
     mailbox: &Mailbox,
+    policy: OutboundPolicy,
     secret: &LoginSecret,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, ProviderError> {
     let endpoint = &mailbox.smtp;
     let host = endpoint.host.trim_start_matches('[').trim_end_matches(']');
+    let address = policy
+        .resolve(host, endpoint.port)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Unresolvable => ProviderError::Unavailable(format!("{host}: {refusal}")),
+            refusal => ProviderError::Rejected(format!("{host} is refused: {refusal}")),
+        })?
+        .first()
+        .map(|address| address.ip().to_string())
+        .ok_or_else(|| ProviderError::Unavailable(format!("{host} does not resolve")))?;
+    let tls = |host: &str| {
+        TlsParameters::new(host.to_owned())
+            .map_err(|e| ProviderError::Unavailable(format!("SMTP over TLS is not available: {e}")))
+    };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address);
     let builder = match endpoint.security {
-        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-        Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-        Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
-    }
-    .map_err(|e| ProviderError::Unavailable(format!("SMTP over TLS is not available: {e}")))?;
+        Security::Tls => builder.tls(Tls::Wrapper(tls(host)?)),
+        Security::StartTls => builder.tls(Tls::Required(tls(host)?)),
+        Security::Plain => builder,
+    };
     let (credentials, mechanisms) = match secret {
         LoginSecret::Password(password) => (
             Credentials::new(mailbox.login.clone(), password.expose().to_owned()),
@@ -76,8 +95,12 @@ fn classify(error: lettre::transport::smtp::Error) -> ProviderError {
 }
 
 /// Connects, says EHLO, upgrades to TLS where asked and logs in, then quits.
-pub async fn check_login(mailbox: &Mailbox, secret: &LoginSecret) -> Result<(), ProviderError> {
-    let transport = transport(mailbox, secret)?;
+pub async fn check_login(
+    mailbox: &Mailbox,
+    policy: OutboundPolicy,
+    secret: &LoginSecret,
+) -> Result<(), ProviderError> {
+    let transport = transport(mailbox, policy, secret).await?;
     match transport.test_connection().await {
         Ok(true) => Ok(()),
         Ok(false) => Err(ProviderError::Unavailable("the server did not answer NOOP".into())),
@@ -158,11 +181,12 @@ pub fn build(mailbox: &Mailbox, out: &Outgoing, message_id: &str) -> Result<Mess
 
 pub async fn send(
     mailbox: &Mailbox,
+    policy: OutboundPolicy,
     secret: &LoginSecret,
     out: &Outgoing,
     message_id: &str,
 ) -> Result<(), ProviderError> {
     let message = build(mailbox, out, message_id)?;
-    let transport = transport(mailbox, secret)?;
+    let transport = transport(mailbox, policy, secret).await?;
     transport.send(message).await.map(drop).map_err(classify)
 }

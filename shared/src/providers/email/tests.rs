@@ -224,7 +224,7 @@ async fn access_tokens_are_refreshed_once_and_cached() {
         .expect(1)
         .mount(&server)
         .await;
-    let provider = EmailProvider::new(reqwest::Client::new());
+    let provider = EmailProvider::new(reqwest::Client::new()).allowing_loopback();
     let settings = oauth(&format!("{}/token", server.uri()));
     assert_eq!(provider.access_token(&settings).await.unwrap().expose(), "ya29.fresh");
     assert_eq!(provider.access_token(&settings).await.unwrap().expose(), "ya29.fresh", "from the cache");
@@ -240,7 +240,7 @@ async fn a_rotated_refresh_token_replaces_the_kept_one_once() {
         ))
         .mount(&server)
         .await;
-    let provider = EmailProvider::new(reqwest::Client::new());
+    let provider = EmailProvider::new(reqwest::Client::new()).allowing_loopback();
     let mailbox = Mailbox::from_credentials(
         &credentials(json!({"address": "desk@outlook.com", "oauth": {
             "client_id": "app", "refresh_token": "M.R3_BAY.original", "token_url": format!("{}/token", server.uri())}})),
@@ -415,4 +415,61 @@ fn a_customer_id_that_is_no_address_is_refused_for_good() {
     let mut out = outgoing(None);
     out.customer_id = "not an address".into();
     assert!(matches!(smtp::build(&mailbox(), &out, "x@gmail.com"), Err(ProviderError::Rejected(_))));
+}
+
+#[tokio::test]
+async fn mail_servers_and_token_endpoints_on_internal_addresses_are_refused_in_both_languages() {
+    for (host, field) in [
+        ("127.0.0.1", "credentials.imap.host"),
+        ("localhost", "credentials.imap.host"),
+        ("10.1.2.3", "credentials.imap.host"),
+        ("169.254.169.254", "credentials.imap.host"),
+        ("[::ffff:169.254.169.254]", "credentials.imap.host"),
+        ("[fd00::1]", "credentials.imap.host"),
+        ("100.64.0.1", "credentials.imap.host"),
+    ] {
+        let error = Mailbox::from_credentials(
+            &credentials(json!({"address": "help@shop.example", "password": "p",
+                "imap": {"host": host, "port": 993, "tls": "tls"},
+                "smtp": {"host": "smtp.shop.example", "port": 465, "tls": "tls"}})),
+            false,
+        )
+        .unwrap_err();
+        let violation = rule(error);
+        assert_eq!(violation.field, field, "{host}: {violation}");
+        assert!(violation.message.contains(" / "), "English / Russian: {violation}");
+    }
+    // With loopback allowed (tests, the local runner), other internal ranges stay refused.
+    let error = Mailbox::from_credentials(
+        &credentials(json!({"address": "help@shop.example", "password": "p",
+            "imap": {"host": "imap.shop.example"},
+            "smtp": {"host": "192.168.0.10", "port": 465, "tls": "tls"}})),
+        true,
+    )
+    .unwrap_err();
+    assert_eq!(field_of(error), "credentials.smtp.host");
+    let oauth = json!({"client_id": "c", "refresh_token": "r", "token_url": "https://169.254.169.254/token"});
+    let error = Mailbox::from_credentials(
+        &credentials(json!({"address": "help@shop.example", "oauth": oauth,
+            "imap": {"host": "imap.shop.example"}, "smtp": {"host": "smtp.shop.example"}})),
+        true,
+    )
+    .unwrap_err();
+    assert_eq!(field_of(error), "credentials.oauth.token_url");
+}
+
+#[tokio::test]
+async fn a_token_endpoint_on_this_machine_is_never_called_without_the_development_setting() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": "t"})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let provider = EmailProvider::new(reqwest::Client::new());
+    let error = provider.access_token(&oauth(&format!("{}/token", server.uri()))).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Rejected(_)), "{error:?}");
+    let named = format!("{}/token", server.uri().replace("127.0.0.1", "localhost"));
+    let error = provider.access_token(&oauth(&named)).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Rejected(_)), "{error:?}");
 }
