@@ -92,6 +92,10 @@ def cold_start(results):
             f"{ratio(first, base['median_first_answer_ms'])} | {goal} | {init:.2f} | "
             f"{ratio(init, base['median_init_ms'])} | {result['median_handler_ms']:.2f} | "
             f"{'—' if warm is None else f'{warm:.2f}'} |")
+    failed = {name: len(r.get("failed_starts", [])) for name, r in data.items() if r.get("failed_starts")}
+    if failed:
+        out += ["", "Starts that got no answer within 30 s (retried, not in the medians): "
+                + ", ".join(f"{name} {n}" for name, n in failed.items()) + "."]
     return out + [""]
 
 
