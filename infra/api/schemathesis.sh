@@ -128,6 +128,7 @@ admin_key="ock_schemathesis_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 env PORT="$port" OMNICHAT_DATA_DIR="$work/data" OMNICHAT_ADMIN_KEY="$admin_key" PUBLIC_BASE_URL="$base" \
     TELEGRAM_API_BASE="$stub" VK_API_BASE="$stub" VK_OAUTH_BASE="$stub" VIBER_API_BASE="$stub" \
     EDNA_API_BASE="$stub" MESSAGEBIRD_API_BASE="$stub" AVITO_API_BASE="$stub" RUST_LOG="${RUST_LOG:-warn}" \
+    OMNICHAT_ALLOW_LOOPBACK_PROVIDERS=1 \
     "$binary" >"$work/server.log" 2>&1 &
 server_pid=$!
 wait_for "omnichat-local" "$server_pid" "$work/server.log" curl -fsS -o /dev/null "$base/openapi.json"
