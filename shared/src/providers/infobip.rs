@@ -22,6 +22,8 @@ use crate::domain::{
     Provider,
 };
 use crate::error::{Error, Result as AppResult};
+use std::sync::OnceLock;
+
 use crate::net::{GuardedClient, OutboundPolicy};
 use crate::secret::Secret;
 
@@ -275,8 +277,10 @@ fn status_update(report: IbReport) -> Option<StatusUpdate> {
 /// only to public addresses the host resolves to at call time, and follows no redirect.
 #[derive(Debug, Clone)]
 pub struct InfobipClient {
-    http: GuardedClient,
-    allow_loopback: bool,
+    policy: OutboundPolicy,
+    /// Built on the first call, not at start-up: most containers never serve an Infobip channel, and a
+    /// client's TLS set-up reads the system's certificate store.
+    http: OnceLock<GuardedClient>,
 }
 
 impl InfobipClient {
@@ -287,10 +291,10 @@ impl InfobipClient {
         let base_url = required_credential(credentials, BASE_URL)?;
         let invalid =
             |message: String| Error::rule("invalid_base_url", format!("credentials.{BASE_URL}"), message);
-        let base_url = normalize_base_url(base_url.expose(), self.allow_loopback)
+        let base_url = normalize_base_url(base_url.expose(), self.policy.allows_loopback())
             .ok_or_else(|| invalid(INVALID_BASE_URL.to_owned()))?;
         let url = Url::parse(&base_url).map_err(|_| invalid(INVALID_BASE_URL.to_owned()))?;
-        self.http.policy().check_url_resolves(&url).await.map_err(|refusal| invalid(refusal.message()))?;
+        self.policy.check_url_resolves(&url).await.map_err(|refusal| invalid(refusal.message()))?;
         Ok((api_key, base_url))
     }
 }
@@ -299,18 +303,16 @@ impl InfobipClient {
     /// Accepts only Infobip's https hosts on public addresses as base URLs. The shared client is not used:
     /// the admin's base URL needs the outbound policy's own.
     pub fn new(_shared: reqwest::Client) -> Self {
-        Self { http: Self::guarded(OutboundPolicy::strict()), allow_loopback: false }
+        Self { policy: OutboundPolicy::strict(), http: OnceLock::new() }
     }
 
-    fn guarded(policy: OutboundPolicy) -> GuardedClient {
-        policy.client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT)
+    fn http(&self) -> &GuardedClient {
+        self.http.get_or_init(|| self.policy.client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT))
     }
 
     /// Also accepts loopback base URLs, for tests and a local runner with a fake Infobip.
-    pub fn allowing_loopback(mut self) -> Self {
-        self.allow_loopback = true;
-        self.http = Self::guarded(OutboundPolicy::allowing_loopback());
-        self
+    pub fn allowing_loopback(self) -> Self {
+        Self { policy: OutboundPolicy::allowing_loopback(), http: OnceLock::new() }
     }
 
     /// `OMNICHAT_ALLOW_LOOPBACK_PROVIDERS=1` lets base URLs point at a loopback fake.
@@ -376,7 +378,7 @@ impl InfobipClient {
     }
 
     fn endpoint(&self, base_url: &str, segments: &[&str]) -> Result<Url, ProviderError> {
-        let base = normalize_base_url(base_url, self.allow_loopback)
+        let base = normalize_base_url(base_url, self.policy.allows_loopback())
             .ok_or_else(|| ProviderError::Rejected("the Infobip base URL is not acceptable".into()))?;
         let mut url = Url::parse(&base)
             .map_err(|_| ProviderError::Rejected("the Infobip base URL is not a URL".into()))?;
@@ -396,7 +398,7 @@ impl InfobipClient {
         purpose: Purpose,
     ) -> Result<T, ProviderError> {
         let path = url.path().to_owned();
-        let request = self.http.request(method, url).map_err(|refusal| {
+        let request = self.http().request(method, url).map_err(|refusal| {
             ProviderError::Rejected(format!("the Infobip base URL is refused: {refusal}"))
         })?;
         let mut request = request.header("Authorization", format!("App {}", api_key.expose()));
