@@ -39,11 +39,10 @@ pub async fn aws_context() -> Result<Context, String> {
     let bus = required("EVENT_BUS_NAME")?;
     let secret_prefix = std::env::var("SECRET_PREFIX").unwrap_or_else(|_| "omnichat/".into());
     let public_base_url = required("PUBLIC_BASE_URL")?;
-    // The provider clients' TLS set-up runs beside the SDK's configuration, not after it: both are once
-    // per container, and the cold start waits for the slower of the two only.
-    let providers = tokio::task::spawn_blocking(Providers::from_env);
+    // Cheap: the provider clients share one TLS configuration whose certificate roots are read at the first
+    // handshake (`crate::tls`), so a function that never calls a provider never reads them.
+    let providers = Providers::from_env();
     let sdk = load_sdk_config().await;
-    let providers = providers.await.map_err(|error| format!("provider clients not built: {error}"))?;
     Ok(Context::new(
         Arc::new(DynamoStore::from_config(&sdk, table)),
         Arc::new(SecretsManagerStore::from_config(&sdk, secret_prefix)),

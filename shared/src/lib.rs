@@ -16,6 +16,7 @@ pub mod ports;
 pub mod providers;
 pub mod records;
 pub mod secret;
+pub mod tls;
 pub mod usecases;
 
 pub use error::Error;

@@ -273,10 +273,9 @@ impl OutboundPolicy {
     /// (a proxy would resolve the name itself). Address literals skip the resolver: `GuardedClient` checks
     /// every URL before sending.
     pub fn client(self, connect_timeout: Duration, timeout: Duration) -> GuardedClient {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client_builder()
             .connect_timeout(connect_timeout)
             .timeout(timeout)
-            .user_agent(concat!("omnichat/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { policy: self }))

@@ -339,12 +339,12 @@ pub struct Sent {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The HTTP client provider modules share: built once per process, with time-outs.
+/// The HTTP client provider modules share: built once per process, with time-outs, on the process's one
+/// TLS configuration (`crate::tls`).
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::tls::http_client_builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("omnichat/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -122,22 +121,9 @@ impl AsyncWrite for ImapIo {
     }
 }
 
-/// The TLS client configuration, built once per process: aws-lc-rs, the platform's certificate roots.
-fn tls_connector() -> Result<TlsConnector, ImapError> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .and_then(|builder| builder.with_platform_verifier())
-            .map(|builder| Arc::new(builder.with_no_client_auth()))
-            .map_err(|e| e.to_string())
-    });
-    match config {
-        Ok(config) => Ok(TlsConnector::from(Arc::clone(config))),
-        Err(reason) => Err(ImapError::Unreachable(format!("TLS is not available: {reason}"))),
-    }
+/// The process's one TLS configuration (`crate::tls`), without ALPN.
+fn tls_connector() -> TlsConnector {
+    TlsConnector::from(crate::tls::client_config())
 }
 
 async fn start_tls(tcp: TcpStream, host: &str) -> Result<ImapIo, ImapError> {
@@ -145,7 +131,7 @@ async fn start_tls(tcp: TcpStream, host: &str) -> Result<ImapIo, ImapError> {
         host.trim_start_matches('[').trim_end_matches(']').to_owned(),
     )
     .map_err(|_| ImapError::Unreachable(format!("{host} is not a valid TLS server name")))?;
-    let stream = tls_connector()?
+    let stream = tls_connector()
         .connect(name, tcp)
         .await
         .map_err(|e| ImapError::Unreachable(format!("TLS with {host} failed: {e}")))?;
