@@ -23,7 +23,8 @@ fn init_logging() -> Result<(), String> {
     let format = std::env::var("OMNICHAT_LOG_FORMAT").unwrap_or_default();
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format.trim().to_ascii_lowercase().as_str() {
-        "" | "text" => builder.init(),
+        // Colours only on a terminal: escape codes in a log file are noise, and cost time on every line.
+        "" | "text" => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).init(),
         "json" => builder.json().with_current_span(false).with_ansi(false).init(),
         other => return Err(format!("OMNICHAT_LOG_FORMAT must be text or json, not {other:?}")),
     }
