@@ -9,7 +9,8 @@ operation is the `X-Amz-Target` header (`DynamoDB_20120810.GetItem`, `AWSEvents.
 (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`) and the operation from an `Action` parameter.
 
 Own endpoints (not forwarded):
-    GET  /__bench/counts   {"calls": [{"service", "operation", "status"}...], "counts": {"Service.Op": n}}
+    GET  /__bench/counts   {"calls": [{"service", "operation", "status", "ms"}...], "counts": {"Service.Op": n}}
+                           (ms: the call's time upstream, as the function waited for it, less the proxy's own)
     POST /__bench/reset    forgets the calls so far
 """
 
@@ -19,6 +20,7 @@ import os
 import re
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -97,6 +99,7 @@ class Proxy(BaseHTTPRequestHandler):
         if self.path.startswith("/__bench/") and self.own():
             return
         service, operation = classify(self.headers, self.path, body)
+        started = time.perf_counter()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         for attempt in (1, 2):
             conn = connection()
@@ -112,7 +115,8 @@ class Proxy(BaseHTTPRequestHandler):
                     self.reply(502, b'{"message":"upstream unreachable"}')
                     return
         with calls_lock:
-            calls.append({"service": service, "operation": operation, "status": response.status})
+            calls.append({"service": service, "operation": operation, "status": response.status,
+                          "ms": round((time.perf_counter() - started) * 1000, 3)})
         out = [(k, v) for k, v in response.getheaders()
                if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
         self.reply(response.status, payload, out)

@@ -217,6 +217,7 @@ def ms(ns):
 
 
 def cold_start(args, api, events, logs):
+    proxy = args.proxy.rstrip("/") if args.proxy else None
     results = {}
     for function in [BASELINE] + FUNCTIONS:
         binary = os.path.join(args.bins, function)
@@ -228,9 +229,13 @@ def cold_start(args, api, events, logs):
             description, event = events.for_function(function)
             _, warm_event = events.for_function(function)
             with open(os.path.join(logs, f"{function}.log"), "ab") as log:
+                if proxy:
+                    proxy_call(proxy, "/__bench/reset", "POST")
                 process = Process(api, binary, function, log)
                 first = api.invoke(event, function, timeout=ANSWER_TIMEOUT)
                 init_ns = (api.first_next_ns or 0) - process.spawned_ns
+                # The AWS calls of the cold invocation and the time the function waited on them (moto's).
+                aws = proxy_call(proxy, "/__bench/counts")["calls"] if proxy else []
                 warm = api.invoke(warm_event, function, timeout=ANSWER_TIMEOUT) if first.outcome else None
                 alive = process.proc.poll() is None
                 hwm = process.stop()
@@ -251,6 +256,8 @@ def cold_start(args, api, events, logs):
                 "init_ms": ms(init_ns),
                 "first_answer_ms": ms(first.answered_ns - process.spawned_ns),
                 "handler_ms": ms(first.answered_ns - first.delivered_ns),
+                "aws_calls": len(aws),
+                "aws_wait_ms": round(sum(call.get("ms", 0) for call in aws), 2),
                 "warm_handler_ms": ms(warm.answered_ns - warm.delivered_ns) if warm and warm.answered_ns else None,
                 "answer": answer_summary(first),
                 "vm_hwm_kib": hwm,
@@ -262,6 +269,9 @@ def cold_start(args, api, events, logs):
             "median_init_ms": statistics.median(r["init_ms"] for r in runs),
             "median_first_answer_ms": statistics.median(r["first_answer_ms"] for r in runs),
             "median_handler_ms": statistics.median(r["handler_ms"] for r in runs),
+            "median_aws_calls": statistics.median(r["aws_calls"] for r in runs),
+            "median_aws_wait_ms": statistics.median(r["aws_wait_ms"] for r in runs),
+            "median_own_first_answer_ms": statistics.median(r["first_answer_ms"] - r["aws_wait_ms"] for r in runs),
             "median_warm_handler_ms": statistics.median(warm_values) if warm_values else None,
             "answers": sorted({r["answer"] for r in runs}),
             "failed_starts": failed,

@@ -18,7 +18,8 @@
 #                 run against bare-axum; then both at half omnichat's rate; then the exactly-once check
 #   roundtrips    webhook-telegram in one warm process against moto: AWS calls per delivered message
 #   memory        peak RSS (VmHWM) of every function after its largest event
-#   tick-cost     `cargo run --release -p omnichat-bench --bin tick-cost` (its markdown table), when it exists
+#   tick-cost     the tick-cost binary's markdown table: embedded store at BENCH_TICK_SIZES (1000,10000,100000)
+#                 open dialogs, moto at BENCH_TICK_MOTO_SIZES (10000)
 #
 # Knobs: BENCH_COLD_RUNS (11), BENCH_MEMORY_RUNS (3), BENCH_STEADY_RUNS (5), BENCH_DURATION (12s),
 # BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_CUSTOMERS (1000); BENCH_FUNCTIONS (a comma-separated subset
@@ -319,14 +320,13 @@ PY
 # ---- tick cost (the lead's binary) ----
 
 tick_cost() {
-    if [[ -f "$bench/src/bin/tick-cost.rs" || -f "$bench/src/bin/tick-cost/main.rs" ]]; then
-        say "cargo run --release -p omnichat-bench --bin tick-cost"
-        cargo run --release --locked -p omnichat-bench --bin tick-cost >"$results/tick-cost.md.tmp"
-        mv "$results/tick-cost.md.tmp" "$results/tick-cost.md"
-    else
-        say "tick-cost: no such binary yet; BENCHMARKS.md keeps a marked slot"
-        rm -f "$results/tick-cost.md"
-    fi
+    # The embedded store at 1,000, 10,000 and 100,000 open dialogs, then moto at 10,000 (with-moto.sh starts
+    # moto for this run only).
+    say "tick-cost: embedded at ${BENCH_TICK_SIZES:-1000,10000,100000}, moto at ${BENCH_TICK_MOTO_SIZES:-10000}"
+    cargo build --release --locked -p omnichat-bench --bin tick-cost
+    infra/moto/with-moto.sh "$bins/tick-cost" --store embedded --sizes "${BENCH_TICK_SIZES:-1000,10000,100000}" \
+        --store moto --sizes "${BENCH_TICK_MOTO_SIZES:-10000}" >"$results/tick-cost.md.tmp"
+    mv "$results/tick-cost.md.tmp" "$results/tick-cost.md"
 }
 
 # ---- main ----

@@ -3,7 +3,7 @@
 //! (dialog, open-dialog pointer, message, auto-reply and inactivity timers), so the store holds what
 //! production holds. Prints a markdown table.
 //!
-//!   tick-cost [--store embedded|moto] [--sizes 1000,10000,100000]
+//!   tick-cost [--store embedded|moto] [--sizes 1000,10000,100000] [--store moto --sizes 10000 ...]
 //!
 //! `--store moto` needs the AWS environment of infra/moto/with-moto.sh (`AWS_ENDPOINT_URL`, credentials).
 
@@ -257,46 +257,65 @@ fn print(rows: &[Row]) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let mut store = "embedded".to_owned();
-    let mut sizes = vec![1_000, 10_000, 100_000];
+/// `--store S` starts a run on store S (its sizes default to 1,000, 10,000 and 100,000); `--sizes` sets
+/// the sizes of the run before it (of an embedded run when none was named). Runs go in the order given.
+fn plans() -> Result<Vec<(String, Vec<usize>)>, String> {
+    let mut plans: Vec<(String, Vec<usize>)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--store" => store = args.next().unwrap_or_default(),
+            "--store" => plans.push((args.next().unwrap_or_default(), vec![1_000, 10_000, 100_000])),
             "--sizes" => {
-                sizes = args
+                let sizes: Vec<usize> = args
                     .next()
                     .unwrap_or_default()
                     .split(',')
-                    .filter_map(|n| n.trim().replace('_', "").parse().ok())
-                    .collect();
+                    .map(|n| n.trim().replace('_', "").parse().map_err(|_| format!("not a size: {n:?}")))
+                    .collect::<Result<_, _>>()?;
+                if plans.is_empty() {
+                    plans.push(("embedded".to_owned(), Vec::new()));
+                }
+                if let Some((_, planned)) = plans.last_mut() {
+                    *planned = sizes;
+                }
             }
-            other => {
-                eprintln!("tick-cost: unknown argument {other:?}");
-                std::process::exit(2);
-            }
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    if plans.is_empty() {
+        plans.push(("embedded".to_owned(), vec![1_000, 10_000, 100_000]));
+    }
+    Ok(plans)
+}
+
+#[tokio::main]
+async fn main() {
+    let plans = plans().unwrap_or_else(|error| {
+        eprintln!("tick-cost: {error}");
+        std::process::exit(2);
+    });
     let mut rows = Vec::new();
-    for (run, &open) in sizes.iter().enumerate() {
-        let result = match store.as_str() {
-            "embedded" => match embedded() {
-                Ok(ports) => measure("embedded (redb)", ports, open).await,
-                Err(error) => Err(error),
-            },
-            "moto" => match moto(run).await {
-                Ok(ports) => measure("moto (DynamoDB API)", ports, open).await,
-                Err(error) => Err(error),
-            },
-            other => Err(format!("unknown store {other:?}: embedded or moto")),
-        };
-        match result {
-            Ok(mut measured) => rows.append(&mut measured),
-            Err(error) => {
-                eprintln!("tick-cost: {error}");
-                std::process::exit(1);
+    let mut run = 0;
+    for (store, sizes) in &plans {
+        for &open in sizes {
+            let result = match store.as_str() {
+                "embedded" => match embedded() {
+                    Ok(ports) => measure("embedded (redb)", ports, open).await,
+                    Err(error) => Err(error),
+                },
+                "moto" => match moto(run).await {
+                    Ok(ports) => measure("moto (DynamoDB API)", ports, open).await,
+                    Err(error) => Err(error),
+                },
+                other => Err(format!("unknown store {other:?}: embedded or moto")),
+            };
+            run += 1;
+            match result {
+                Ok(mut measured) => rows.append(&mut measured),
+                Err(error) => {
+                    eprintln!("tick-cost: {error}");
+                    std::process::exit(1);
+                }
             }
         }
     }
