@@ -31,8 +31,11 @@ use omnichat::usecases::{Context, auth, scheduled, tenants};
 use serde_json::{Map, Value, json};
 
 const DUE: usize = 10;
-/// Dialogs ingested at once while seeding.
+/// Dialogs ingested at once while seeding the embedded store (its group commit takes them together).
 const SEED_CONCURRENCY: usize = 128;
+/// ... and moto, which answers one request at a time: more in flight would only queue there, past the SDK's
+/// 5 s attempt time-out.
+const MOTO_SEED_CONCURRENCY: usize = 4;
 
 /// A provider that accepts (and counts) every send: the tick's cost is the store's, not a network's.
 #[derive(Default)]
@@ -68,6 +71,7 @@ struct Ports {
     store: Arc<dyn Store>,
     secrets: Arc<dyn SecretStore>,
     bus: Arc<dyn EventBus>,
+    seed_concurrency: usize,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -79,6 +83,7 @@ fn embedded() -> Result<Ports, String> {
         store: Arc::new(store),
         secrets: Arc::new(secrets),
         bus: Arc::new(InProcessBus::new(1 << 16)),
+        seed_concurrency: SEED_CONCURRENCY,
         _dir: Some(dir),
     })
 }
@@ -92,7 +97,13 @@ async fn moto(run: usize) -> Result<Ports, String> {
     let bus = EventBridgeBus::from_config(&sdk, format!("tick-bench-{suffix}"));
     aws::create_event_bus(bus.client(), bus.bus_name()).await.map_err(|e| format!("create bus: {e:?}"))?;
     let secrets = SecretsManagerStore::from_config(&sdk, format!("tick-bench-{suffix}/"));
-    Ok(Ports { store: Arc::new(store), secrets: Arc::new(secrets), bus: Arc::new(bus), _dir: None })
+    Ok(Ports {
+        store: Arc::new(store),
+        secrets: Arc::new(secrets),
+        bus: Arc::new(bus),
+        seed_concurrency: MOTO_SEED_CONCURRENCY,
+        _dir: None,
+    })
 }
 
 struct Row {
@@ -140,13 +151,14 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
     // T0: the due customers write; T0+30 min: everybody else, half on each channel. At T0+61 min exactly
     // the first ones are due (auto-reply after 45 min, close after 1 hour); the others' timers fall at
     // T0+75 and T0+90 min.
-    seed(&ctx, &closing, 0..DUE).await?;
-    seed(&ctx, &replying, DUE..2 * DUE).await?;
+    let concurrency = ports.seed_concurrency;
+    seed(&ctx, &closing, 0..DUE, concurrency).await?;
+    seed(&ctx, &replying, DUE..2 * DUE, concurrency).await?;
     clock.advance(SignedDuration::from_mins(30));
     let seeding = Instant::now();
     let rest = open.saturating_sub(2 * DUE);
-    seed(&ctx, &closing, 2 * DUE..2 * DUE + rest / 2).await?;
-    seed(&ctx, &replying, 2 * DUE + rest / 2..2 * DUE + rest).await?;
+    seed(&ctx, &closing, 2 * DUE..2 * DUE + rest / 2, concurrency).await?;
+    seed(&ctx, &replying, 2 * DUE + rest / 2..2 * DUE + rest, concurrency).await?;
     eprintln!("[{store_name}] seeded {open} open dialogs in {:.1} s", seeding.elapsed().as_secs_f64());
     clock.advance(SignedDuration::from_mins(31));
 
@@ -205,10 +217,11 @@ async fn seed(
     ctx: &Arc<Context>,
     channel: &Arc<omnichat::domain::Channel>,
     customers: std::ops::Range<usize>,
+    concurrency: usize,
 ) -> Result<(), String> {
     let mut running = tokio::task::JoinSet::new();
     for customer in customers {
-        if running.len() >= SEED_CONCURRENCY
+        if running.len() >= concurrency
             && let Some(done) = running.join_next().await
         {
             done.map_err(|e| e.to_string())??;
