@@ -133,6 +133,9 @@ class RuntimeApi(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: the status line and headers go out in one write and the body in another; with Nagle's
+    # algorithm the body waits for the client's delayed ACK of the first (40 ms on Linux), on every answer.
+    disable_nagle_algorithm = True
     server: RuntimeApi
 
     def log_message(self, *args):
