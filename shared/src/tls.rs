@@ -23,7 +23,8 @@ pub fn client_config() -> Arc<ClientConfig> {
             |builder| builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth(),
         );
         // `with_safe_default_protocol_versions` fails only for a provider without cipher suites; aws-lc-rs's
-        // default provider has them. Should it ever fail, rustls' own defaults still verify every peer.
+        // default provider has them. Should it ever fail, the fallback trusts no root: every handshake fails
+        // (closed, never open).
         Arc::new(config.unwrap_or_else(|_| {
             ClientConfig::builder()
                 .with_root_certificates(rustls::RootCertStore::empty())
