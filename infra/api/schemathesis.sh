@@ -17,7 +17,7 @@ SCHEMATHESIS_VERSION="4.32.5"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
 # Fixed by default so that CI is repeatable; set SCHEMATHESIS_SEED to explore.
 SEED="${SCHEMATHESIS_SEED:-1}"
-READY_TIMEOUT_SECONDS=30
+READY_TIMEOUT_SECONDS=30 # read by wait_for (infra/processes.sh)
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 venv="$repo_root/.venv"
@@ -75,21 +75,13 @@ binary="${CARGO_TARGET_DIR:-$repo_root/target}/debug/omnichat-local"
 work="$(mktemp -d "${TMPDIR:-/tmp}/omnichat-schemathesis.XXXXXX")"
 server_pid=""
 stub_pid=""
+# shellcheck source=infra/processes.sh
+source infra/processes.sh
 # Run by the EXIT trap. SIGTERM first (omnichat-local finishes its requests in flight), SIGKILL after 10 s.
 # shellcheck disable=SC2317
 stop_all() {
-    local pid _
-    for pid in "$server_pid" "$stub_pid"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            for _ in {1..50}; do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.2
-            done
-            kill -9 "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
+    stop_pid "$server_pid" 10
+    stop_pid "$stub_pid" 10
     rm -rf "$work"
 }
 trap stop_all EXIT
@@ -97,32 +89,12 @@ trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Waits until COMMAND succeeds, for at most READY_TIMEOUT_SECONDS, while PID lives. Arguments: NAME PID LOG
-# COMMAND...
-wait_for() {
-    local name="$1" pid="$2" log="$3" deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
-    shift 3
-    until "$@" >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            say "$name exited before it was ready:"
-            cat "$log" >&2
-            exit 1
-        fi
-        if ((SECONDS >= deadline)); then
-            say "$name not ready after ${READY_TIMEOUT_SECONDS}s:"
-            cat "$log" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
-}
-
 "$venv/bin/python" infra/api/provider_stub.py "$work/stub.port" "$work/webhooks.txt" >"$work/stub.log" 2>&1 &
 stub_pid=$!
 wait_for "the provider stub" "$stub_pid" "$work/stub.log" test -s "$work/stub.port"
 stub="http://127.0.0.1:$(cat "$work/stub.port")"
 
-port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+port="$(free_port "$venv/bin/python")"
 base="http://127.0.0.1:$port"
 admin_key="ock_schemathesis_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 env PORT="$port" OMNICHAT_DATA_DIR="$work/data" OMNICHAT_ADMIN_KEY="$admin_key" PUBLIC_BASE_URL="$base" \

@@ -59,63 +59,18 @@ python_bin() {
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/omnichat-bench.XXXXXX")"
 pids=()
+# shellcheck source=infra/processes.sh
+source infra/processes.sh
 # shellcheck disable=SC2317
 stop_all() {
-    local pid _
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            for _ in {1..50}; do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -9 "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
+    local pid
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
     pids=()
     if [[ -z "${BENCH_KEEP_WORK:-}" ]]; then rm -rf "$work"; fi
 }
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Stops one process started here (SIGTERM, SIGKILL after 5 s).
-stop_pid() {
-    local pid="$1" _
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        for _ in {1..50}; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-}
-
-# Waits until COMMAND succeeds, for at most READY_TIMEOUT_SECONDS, while PID lives. NAME PID LOG COMMAND...
-wait_for() {
-    local name="$1" pid="$2" log="$3" deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
-    shift 3
-    until "$@" >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            say "$name exited before it was ready:"
-            cat "$log" >&2
-            exit 1
-        fi
-        if ((SECONDS >= deadline)); then
-            say "$name not ready after ${READY_TIMEOUT_SECONDS}s:"
-            cat "$log" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-}
-
-free_port() {
-    "$(python_bin)" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 # The provider stub (infra/api/provider_stub.py): Telegram's Bot API for a valid token; every setWebhook's
 # secret_token lands in $work/webhooks.txt. Sets $stub.
@@ -245,7 +200,7 @@ ingest() {
     build_host_bins
     start_stub
     local port base admin_key channel secret omnichat_pid axum_port axum_pid rps half connections delay
-    port="$(free_port)"
+    port="$(free_port "$(python_bin)")"
     base="http://127.0.0.1:$port"
     admin_key="ock_bench_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     env PORT="$port" OMNICHAT_DATA_DIR="$work/data" OMNICHAT_ADMIN_KEY="$admin_key" PUBLIC_BASE_URL="$base" \
@@ -266,7 +221,7 @@ ingest() {
         -H "X-Telegram-Bot-Api-Secret-Token: $secret" --data "$(<"$repo_root/../shared/fixtures/telegram_text.json")" \
         "$webhook"
 
-    axum_port="$(free_port)"
+    axum_port="$(free_port "$(python_bin)")"
     "$bins/bare-axum" "$axum_port" >"$work/bare-axum.log" 2>&1 &
     axum_pid=$!
     pids+=("$axum_pid")

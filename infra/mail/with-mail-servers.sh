@@ -62,14 +62,13 @@ fi
 ) 9<"$venv"
 
 # ---------------------------------------------------------------- configure
-free_port() {
-    "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-imap_port="$(free_port)"
-smtp_port="$(free_port)"
-imaps_port="$(free_port)"
-smtps_port="$(free_port)"
-introspection_port="$(free_port)"
+# shellcheck source=infra/processes.sh
+source "$repo_root/infra/processes.sh"
+imap_port="$(free_port "$venv/bin/python")"
+smtp_port="$(free_port "$venv/bin/python")"
+imaps_port="$(free_port "$venv/bin/python")"
+smtps_port="$(free_port "$venv/bin/python")"
+introspection_port="$(free_port "$venv/bin/python")"
 password="mail-test-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 token_prefix="test-access-token:"
 
@@ -161,12 +160,8 @@ dovecot_pid=""
 smtp_pid=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 stop_servers() {
-    for pid in "$smtp_pid" "$dovecot_pid"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
+    stop_pid "$smtp_pid"
+    stop_pid "$dovecot_pid"
     rm -rf "$work"
 }
 trap stop_servers EXIT
