@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use fuzz_support::{Checks, Mode, WEBHOOK_SECRET, check_receive, http, request, secrets, split};
+use fuzz_support::{Checks, WEBHOOK_SECRET, check_receive, http, request, secrets, split};
 use libfuzzer_sys::fuzz_target;
 use omnichat::providers::ChannelSecrets;
 use omnichat::providers::infobip::InfobipClient;
@@ -12,10 +12,7 @@ fuzz_target!(|data: &[u8]| {
     static CLIENT: OnceLock<InfobipClient> = OnceLock::new();
     let client = CLIENT.get_or_init(|| InfobipClient::new(http()));
     let input = split(data);
-    let path_secret = match input.mode {
-        Mode::Valid => Some(WEBHOOK_SECRET.to_owned()),
-        Mode::Arbitrary => (input.variant & 1 == 0).then(|| input.credential.clone()),
-    };
+    let path_secret = input.shared_secret(WEBHOOK_SECRET);
     let accepted = path_secret.as_deref() == Some(WEBHOOK_SECRET);
     let secrets = secrets(&[
         (ChannelSecrets::WEBHOOK_SECRET, WEBHOOK_SECRET),

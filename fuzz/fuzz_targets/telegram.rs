@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use fuzz_support::{Checks, Mode, WEBHOOK_SECRET, check_receive, http, request, secrets, split};
+use fuzz_support::{Checks, WEBHOOK_SECRET, check_receive, http, request, secrets, split};
 use libfuzzer_sys::fuzz_target;
 use omnichat::providers::ChannelSecrets;
 use omnichat::providers::telegram::TelegramClient;
@@ -12,11 +12,8 @@ fuzz_target!(|data: &[u8]| {
     static CLIENT: OnceLock<TelegramClient> = OnceLock::new();
     let client = CLIENT.get_or_init(|| TelegramClient::new(http(), "http://127.0.0.1:9"));
     let input = split(data);
-    let header = match input.mode {
-        Mode::Valid => Some(WEBHOOK_SECRET.to_owned()),
-        // Variant 0: a header with the fuzzer's value; otherwise no header at all.
-        Mode::Arbitrary => (input.variant & 1 == 0).then(|| input.credential.clone()),
-    };
+    // Arbitrary mode: a header with the fuzzer's value, or no header at all.
+    let header = input.shared_secret(WEBHOOK_SECRET);
     let accepted = header.as_deref() == Some(WEBHOOK_SECRET);
     let headers: Vec<(String, String)> =
         header.into_iter().map(|value| ("x-telegram-bot-api-secret-token".to_owned(), value)).collect();

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         Mode::Valid if input.variant & 1 == 0 => Some(correct.clone()),
         // Viber sends lower-case hex; upper case and surrounding blanks are accepted too.
         Mode::Valid => Some(format!(" {} ", correct.to_uppercase())),
-        Mode::Arbitrary => (input.variant & 1 == 0).then(|| input.credential.clone()),
+        Mode::Arbitrary => input.arbitrary_credential(),
     };
     let accepted = header.as_deref().is_some_and(|h| h.trim().eq_ignore_ascii_case(&correct));
     let headers: Vec<(String, String)> =

@@ -40,6 +40,22 @@ pub struct Split<'a> {
     pub body: &'a [u8],
 }
 
+impl Split<'_> {
+    /// For a credential the request carries as it is (a path segment, a secret header): the right one in
+    /// `Valid` mode, else `arbitrary_credential`.
+    pub fn shared_secret(&self, expected: &str) -> Option<String> {
+        match self.mode {
+            Mode::Valid => Some(expected.to_owned()),
+            Mode::Arbitrary => self.arbitrary_credential(),
+        }
+    }
+
+    /// In `Arbitrary` mode: the fuzzer's credential for an even variant, none at all for an odd one.
+    pub fn arbitrary_credential(&self) -> Option<String> {
+        (self.variant & 1 == 0).then(|| self.credential.clone())
+    }
+}
+
 pub fn split(data: &[u8]) -> Split<'_> {
     let Some((&first, rest)) = data.split_first() else {
         return Split { mode: Mode::Valid, variant: 0, credential: String::new(), body: &[] };
