@@ -14,7 +14,7 @@ pub mod logging;
 pub mod net;
 pub mod ports;
 pub mod providers;
-pub mod records;
+pub mod repo;
 pub mod secret;
 pub mod tls;
 pub mod usecases;

@@ -19,7 +19,7 @@ use omnichat::net::OutboundPolicy;
 use omnichat::ports::store::{Condition, Write};
 use omnichat::providers::email::imap::{self, Inbox};
 use omnichat::providers::email::{EmailProvider, Endpoint, LoginSecret, Security};
-use omnichat::records;
+use omnichat::repo;
 use omnichat::secret::Secret;
 use omnichat::usecases::email_poll;
 use omnichat_tests::{TestApp, fixture};
@@ -335,7 +335,7 @@ async fn a_customer_mail_becomes_a_dialog_the_reply_threads_and_the_answer_joins
     assert_eq!((again.fetched, again.stored), (0, 0), "{again:?}");
     let ctx = &app.running().context;
     let id = ChannelId::parse(channel["id"].as_str().unwrap()).unwrap();
-    let forget = Write::Delete { key: records::mailbox_sync_key(&id), condition: Condition::Always };
+    let forget = Write::Delete { key: repo::mailbox_sync_key(&id), condition: Condition::Always };
     ctx.store.transact(vec![forget]).await.expect("state dropped");
     let refetched = poll_once(&app, &channel).await;
     assert_eq!((refetched.fetched, refetched.stored, refetched.duplicates), (2, 0, 2), "{refetched:?}");
@@ -378,7 +378,7 @@ async fn a_changed_uidvalidity_stores_nothing_twice() {
     let ctx = &app.running().context;
     let channel_id = ChannelId::parse(channel["id"].as_str().unwrap()).unwrap();
     let state = eventually("the sync state with the new UIDVALIDITY", || async {
-        let item = ctx.store.get(&records::mailbox_sync_key(&channel_id)).await.expect("get")?;
+        let item = ctx.store.get(&repo::mailbox_sync_key(&channel_id)).await.expect("get")?;
         (item["uid_validity"] == json!(after)).then_some(item)
     })
     .await;

@@ -5,7 +5,7 @@
 use omnichat::domain::people::{Group, GroupChanges};
 use omnichat::domain::{EmployeeId, Features, TenantId};
 use omnichat::ports::store::{Condition, Write};
-use omnichat::records;
+use omnichat::repo;
 use omnichat::usecases::auth::{self, Principal, Role};
 use omnichat::usecases::{hours, people, tenants};
 use omnichat_tests::{ADMIN_KEY, TestApp, read};
@@ -583,7 +583,7 @@ async fn a_group_checked_before_a_delete_cannot_be_saved_after_it() {
     // ...loses: its transaction carries the guard, which the delete moved on.
     let changes = GroupChanges::from_json(&json!({"name": "G", "members": [id(&anna)]})).expect("valid");
     let group = Group::create(tenant.clone(), changes, jiff::Timestamp::now()).expect("valid");
-    let item = records::to_item(&group, &records::group_key(&tenant, &group.id), &[]).expect("item");
+    let item = repo::to_item(&group, &repo::group_key(&tenant, &group.id), &[]).expect("item");
     let writes = vec![Write::Put { item, condition: Condition::NotExists }, guard.write()];
     let error = ctx.store.transact(writes).await.expect_err("the guard moved");
     assert!(error.failed_at(1), "{error:?}");

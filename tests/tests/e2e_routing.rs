@@ -17,7 +17,7 @@ use omnichat::domain::{
 };
 use omnichat::ports::events::{DomainEvent, EventBus, EventError};
 use omnichat::ports::store::{Condition, Index, Write};
-use omnichat::records;
+use omnichat::repo;
 use omnichat::usecases::auth::{Principal, Role};
 use omnichat::usecases::ingest::{self, IngestOutcome};
 use omnichat::usecases::{Context, Providers, people, routing, tenants};
@@ -488,10 +488,10 @@ async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
         created_at: now,
         updated_at: now,
     };
-    let item = records::to_item(
+    let item = repo::to_item(
         &channel,
-        &records::channel_key(&channel.id),
-        &[(Index::Gsi1, records::channels_of(&channel.tenant_id), channel.id.to_string())],
+        &repo::channel_key(&channel.id),
+        &[(Index::Gsi1, repo::channels_of(&channel.tenant_id), channel.id.to_string())],
     )
     .expect("item");
     ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("channel");
@@ -510,8 +510,8 @@ async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
         panic!("stored")
     };
     let read = async |ctx: &Context| {
-        let item = ctx.store.get(&records::dialog_key(&dialog_id)).await.expect("read").expect("exists");
-        records::from_item::<omnichat::domain::Dialog>(item).expect("dialog")
+        let item = ctx.store.get(&repo::dialog_key(&dialog_id)).await.expect("read").expect("exists");
+        repo::from_item::<omnichat::domain::Dialog>(item).expect("dialog")
     };
     assert_eq!(read(&ctx).await.status, DialogStatus::Open);
     assert_eq!(routing::sweep(&ctx, routing::SWEEP_BATCH).await.expect("sweep").dialogs, 0, "not due yet");

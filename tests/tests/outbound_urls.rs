@@ -9,8 +9,7 @@ use std::time::Duration;
 use omnichat::domain::{ChatbotId, TenantId};
 use omnichat::net::OutboundPolicy;
 use omnichat::ports::store::{Condition, Write};
-use omnichat::records;
-use omnichat::usecases::people;
+use omnichat::repo;
 use omnichat_tests::{TestApp, fixture};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
@@ -128,9 +127,10 @@ async fn without_the_development_setting_a_chatbot_webhook_on_this_machine_is_re
     let (_, tenant) = app.get("/v1/tenant").await;
     let tenant = TenantId::parse(tenant["id"].as_str().expect("tenant id")).expect("tenant id");
     let id = ChatbotId::parse(&chatbot_id).expect("chatbot id");
-    let mut chatbot = people::get_chatbot(ctx, &tenant, &id).await.expect("read").expect("the chatbot");
+    let mut chatbot =
+        repo::get_chatbot(ctx.store.as_ref(), &tenant, &id).await.expect("read").expect("the chatbot");
     chatbot.webhook_url = format!("https://localhost:{listening}/hook");
-    let item = records::to_item(&chatbot, &records::chatbot_key(&tenant, &id), &[]).expect("item");
+    let item = repo::to_item(&chatbot, &repo::chatbot_key(&tenant, &id), &[]).expect("item");
     ctx.store.transact(vec![Write::Put { item, condition: Condition::Always }]).await.expect("planted");
 
     let (channel_id, secret) = channel_handled_by(&app, &chatbot_id, 777_300_001).await;

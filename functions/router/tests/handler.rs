@@ -14,7 +14,7 @@ use omnichat::domain::{
     Features, InboundKind, InboundMessage, Provider,
 };
 use omnichat::ports::store::{Condition, Index, Write};
-use omnichat::records;
+use omnichat::repo;
 use omnichat::usecases::auth::{Principal, Role};
 use omnichat::usecases::ingest::{self, IngestOutcome};
 use omnichat::usecases::{Context, Providers, people, routing, tenants};
@@ -68,10 +68,10 @@ async fn harness() -> Harness {
         created_at: now,
         updated_at: now,
     };
-    let item = records::to_item(
+    let item = repo::to_item(
         &channel,
-        &records::channel_key(&channel.id),
-        &[(Index::Gsi1, records::channels_of(&channel.tenant_id), channel.id.to_string())],
+        &repo::channel_key(&channel.id),
+        &[(Index::Gsi1, repo::channels_of(&channel.tenant_id), channel.id.to_string())],
     )
     .expect("item");
     ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("channel");
@@ -105,8 +105,8 @@ impl Harness {
     }
 
     async fn dialog(&self, id: &DialogId) -> Dialog {
-        let item = self.ctx.store.get(&records::dialog_key(id)).await.expect("read").expect("exists");
-        records::from_item(item).expect("dialog")
+        let item = self.ctx.store.get(&repo::dialog_key(id)).await.expect("read").expect("exists");
+        repo::from_item(item).expect("dialog")
     }
 }
 

@@ -21,6 +21,17 @@ pub enum DialogStatus {
     Closed,
 }
 
+impl DialogStatus {
+    /// The name as stored and shown (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialogStatus::Open => "open",
+            DialogStatus::Assigned => "assigned",
+            DialogStatus::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dialog {
     pub id: DialogId,

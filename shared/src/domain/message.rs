@@ -5,6 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChannelId, Customer, Dialog, DialogId, EmployeeId, MessageId, TenantId};
 
+/// The longest outgoing text (a reply, an auto-reply, a chatbot's answer), in characters.
+pub const MAX_REPLY_CHARS: usize = 4096;
+/// Quick-reply buttons one outgoing message may carry.
+pub const MAX_BUTTONS: usize = 10;
+/// The longest button label, in characters.
+pub const MAX_BUTTON_CHARS: usize = 64;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {

@@ -14,7 +14,10 @@ pub mod tenant;
 pub use channel::{Account, Channel, ChannelStatus, Provider};
 pub use dialog::{Customer, Dialog, DialogStatus};
 pub use ids::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, TenantId};
-pub use message::{Attachment, AttachmentKind, Direction, InboundKind, InboundMessage, Message, OutStatus};
+pub use message::{
+    Attachment, AttachmentKind, Direction, InboundKind, InboundMessage, MAX_BUTTON_CHARS, MAX_BUTTONS,
+    MAX_REPLY_CHARS, Message, OutStatus,
+};
 pub use settings::ChannelSettings;
 pub use tenant::{Features, Tenant};
 

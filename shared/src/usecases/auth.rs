@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::{EmployeeId, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::store::{Condition, Index, Key, Query, Write};
-use crate::records;
+use crate::repo;
 use crate::secret::Secret;
 use crate::usecases::Context;
 
@@ -54,8 +54,8 @@ pub fn hash_key(key: &str) -> String {
 /// The caller behind `Authorization: Bearer <key>`, or `Unauthorized`.
 pub async fn authenticate(ctx: &Context, bearer: Option<&str>) -> Result<Principal> {
     let key = bearer.map(str::trim).filter(|k| !k.is_empty() && k.len() <= 256).ok_or(Error::Unauthorized)?;
-    let item = ctx.store.get(&records::api_key_key(&hash_key(key))).await?.ok_or(Error::Unauthorized)?;
-    let record: ApiKeyRecord = records::from_item(item)?;
+    let item = ctx.store.get(&repo::api_key_key(&hash_key(key))).await?.ok_or(Error::Unauthorized)?;
+    let record: ApiKeyRecord = repo::from_item(item)?;
     Ok(Principal { tenant_id: record.tenant_id, role: record.role, employee_id: record.employee_id })
 }
 
@@ -78,10 +78,10 @@ pub(crate) fn api_key_write(
         employee_id: employee,
         created_at: at,
     };
-    let item = records::to_item(
+    let item = repo::to_item(
         &record,
-        &records::api_key_key(&hash_key(key.expose())),
-        &[(Index::Gsi1, keys_of(tenant), id)],
+        &repo::api_key_key(&hash_key(key.expose())),
+        &[(Index::Gsi1, repo::api_keys_of(tenant), id)],
     )?;
     Ok(Write::Put { item, condition: Condition::NotExists })
 }
@@ -110,7 +110,7 @@ pub async fn create_api_key(
             ));
         }
         (Role::Employee, Some(id)) => {
-            if crate::usecases::people::get_employee(ctx, tenant, id).await?.is_none() {
+            if repo::get_employee(ctx.store.as_ref(), tenant, id).await?.is_none() {
                 return Err(Error::rule("not_found", "employee_id", "no such employee in this tenant"));
             }
         }
@@ -121,21 +121,17 @@ pub async fn create_api_key(
     Ok(key)
 }
 
-fn keys_of(tenant: &TenantId) -> String {
-    format!("T#{tenant}#KEYS")
-}
-
 /// Deletes every API key tied to the employee (when the employee is deleted).
 pub async fn revoke_employee_keys(ctx: &Context, tenant: &TenantId, employee: &EmployeeId) -> Result<usize> {
     let mut revoked = 0;
     let mut page = None;
     // Bounded: a tenant has few keys; 100 pages of 100 is far beyond any real tenant.
     for _ in 0..100 {
-        let query = Query::index(Index::Gsi1, keys_of(tenant)).limit(100).after(page);
+        let query = Query::index(Index::Gsi1, repo::api_keys_of(tenant)).limit(100).after(page);
         let found = ctx.store.query(&query).await?;
         for item in found.items {
             let key = Key::of(&item);
-            let record: ApiKeyRecord = records::from_item(item)?;
+            let record: ApiKeyRecord = repo::from_item(item)?;
             if let (Some(key), Some(owner)) = (key, record.employee_id.as_ref())
                 && owner == employee
             {

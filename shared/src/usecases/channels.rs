@@ -10,10 +10,10 @@ use crate::domain::{Channel, ChannelId, ChannelSettings, ChannelStatus, Provider
 use crate::error::{Error, Result};
 use crate::ports::store::{Condition, Index, Item, Query, Write};
 use crate::providers::ChannelSecrets;
-use crate::records;
+use crate::repo;
 use crate::secret::Secret;
+use crate::usecases::Context;
 use crate::usecases::auth::Principal;
-use crate::usecases::{Context, people, tenants};
 
 pub const MAX_NAME_CHARS: usize = 100;
 
@@ -40,7 +40,7 @@ struct AccountClaim {
 
 pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChannel) -> Result<Created> {
     principal.require_admin()?;
-    let tenant = tenants::get_tenant(ctx, &principal.tenant_id).await?;
+    let tenant = repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?;
     let name = valid_name(&new.name)?;
     if new.provider.is_whatsapp() && !tenant.features.contact_center {
         return Err(Error::rule(
@@ -73,9 +73,9 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
     };
     // The channel exists (pending) before the provider hears of its URL: Viber and VK call the URL while
     // it is being registered, and a pending channel answers their checks without storing anything.
-    let pending = Write::Put { item: channel_item(&channel)?, condition: Condition::NotExists };
+    let pending = Write::Put { item: repo::channel_item(&channel)?, condition: Condition::NotExists };
     let mut writes = vec![pending];
-    writes.extend(crate::usecases::email_poll::channel_index_writes(&channel)?);
+    writes.extend(repo::email_channel_writes(&channel)?);
     if let Err(error) = ctx.store.transact(writes).await {
         forget_secrets(ctx, &tenant.id, &channel.id).await;
         return Err(error.into());
@@ -100,7 +100,7 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
 /// Undoes a connect that did not finish: the pending channel and its credentials go.
 async fn forget_pending(ctx: &Context, channel: &Channel) {
     let pending = Write::Delete {
-        key: records::channel_key(&channel.id),
+        key: repo::channel_key(&channel.id),
         condition: Condition::Equals("status".into(), Value::String("pending".into())),
     };
     if let Err(error) = ctx.store.transact(vec![pending]).await {
@@ -118,12 +118,11 @@ async fn forget_secrets(ctx: &Context, tenant: &TenantId, channel: &ChannelId) {
 /// Activates the pending channel and claims its account, displacing the account's previous channel in the
 /// same transaction.
 async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<ChannelId>> {
-    let claim_key = records::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
-    let channel_item = channel_item(channel)?;
+    let claim_key = repo::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
+    let channel_item = repo::channel_item(channel)?;
     for _ in 0..5 {
-        let previous =
-            ctx.store.get(&claim_key).await?.map(records::from_item::<AccountClaim>).transpose()?;
-        let claim = records::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
+        let previous = ctx.store.get(&claim_key).await?.map(repo::from_item::<AccountClaim>).transpose()?;
+        let claim = repo::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
         let activate = Condition::Equals("status".into(), Value::String("pending".into()));
         let mut writes = vec![Write::Put { item: channel_item.clone(), condition: activate.clone() }];
         match &previous {
@@ -143,7 +142,7 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
                 set.insert("displaced_by".into(), Value::String(channel.id.to_string()));
                 set.insert("updated_at".into(), Value::String(channel.created_at.to_string()));
                 writes.push(Write::Update {
-                    key: records::channel_key(&old.channel_id),
+                    key: repo::channel_key(&old.channel_id),
                     set,
                     remove: Vec::new(),
                     condition: Condition::Equals("status".into(), Value::String("active".into())),
@@ -160,8 +159,7 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
             }
             Err(crate::ports::StoreError::Conflict { failed }) if failed == [2] => {
                 // The previous holder is no longer active (disconnected): take the claim without displacing.
-                let claim =
-                    records::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
+                let claim = repo::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
                 let old = previous.map(|o| o.channel_id.to_string()).unwrap_or_default();
                 let writes = vec![
                     Write::Put { item: channel_item.clone(), condition: activate },
@@ -183,26 +181,14 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
     Err(Error::Conflict("the account was being connected concurrently; try again".into()))
 }
 
-/// The stored form of a channel.
-pub fn channel_item(channel: &Channel) -> Result<Item> {
-    records::to_item(
-        channel,
-        &records::channel_key(&channel.id),
-        &[(Index::Gsi1, records::channels_of(&channel.tenant_id), channel.id.to_string())],
-    )
-}
-
 /// A channel by id, as seen by one tenant: another tenant's channel is "not found".
 pub async fn get_channel(ctx: &Context, principal: &Principal, id: &str) -> Result<Channel> {
     principal.require_admin()?;
     let channel = ChannelId::parse(id).ok_or(Error::NotFound { what: "channel" })?;
-    let found = load_channel(ctx, &channel).await?.filter(|c| c.tenant_id == principal.tenant_id);
+    let found = repo::load_channel(ctx.store.as_ref(), &channel)
+        .await?
+        .filter(|c| c.tenant_id == principal.tenant_id);
     found.ok_or(Error::NotFound { what: "channel" })
-}
-
-/// A channel by id, whatever its tenant (webhooks identify the channel, not the tenant).
-pub async fn load_channel(ctx: &Context, id: &ChannelId) -> Result<Option<Channel>> {
-    ctx.store.get(&records::channel_key(id)).await?.map(records::from_item).transpose()
 }
 
 pub async fn list_channels(
@@ -212,10 +198,9 @@ pub async fn list_channels(
     page: Option<String>,
 ) -> Result<(Vec<Channel>, Option<String>)> {
     principal.require_admin()?;
-    let query =
-        Query::index(Index::Gsi1, records::channels_of(&principal.tenant_id)).limit(limit).after(page);
+    let query = Query::index(Index::Gsi1, repo::channels_of(&principal.tenant_id)).limit(limit).after(page);
     let page = ctx.store.query(&query).await?;
-    let channels = page.items.into_iter().map(records::from_item).collect::<Result<Vec<Channel>>>()?;
+    let channels = page.items.into_iter().map(repo::from_item).collect::<Result<Vec<Channel>>>()?;
     Ok((channels, page.next))
 }
 
@@ -232,11 +217,11 @@ pub async fn check_settings_references(
     match &settings.handling {
         None => {}
         Some(Handling::Employee { employee_id }) => {
-            let found = people::get_employee(ctx, &tenant.id, employee_id).await?;
+            let found = repo::get_employee(ctx.store.as_ref(), &tenant.id, employee_id).await?;
             found.ok_or_else(|| missing("handling.employee_id", "employee"))?;
         }
         Some(Handling::Group { group_id }) => {
-            let found = people::get_group(ctx, &tenant.id, group_id).await?;
+            let found = repo::get_group(ctx.store.as_ref(), &tenant.id, group_id).await?;
             found.ok_or_else(|| missing("handling.group_id", "group"))?;
         }
         Some(Handling::Chatbot { chatbot_id }) => {
@@ -272,7 +257,7 @@ async fn check_chatbot(
             "chatbots need the chatbot service / чат-боты доступны только с услугой чат-ботов",
         ));
     }
-    if people::get_chatbot(ctx, &tenant.id, chatbot).await?.is_none() {
+    if repo::get_chatbot(ctx.store.as_ref(), &tenant.id, chatbot).await?.is_none() {
         return Err(Error::rule("not_found", field, "no such chatbot in this tenant"));
     }
     Ok(())
@@ -301,7 +286,7 @@ pub async fn update_channel(
             "a disconnected channel cannot be changed",
         ));
     }
-    let tenant = tenants::get_tenant(ctx, &principal.tenant_id).await?;
+    let tenant = repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?;
     let previous_update = channel.updated_at;
     if let Some(name) = update.name {
         channel.name = valid_name(&name)?;
@@ -330,7 +315,7 @@ pub async fn update_channel(
     }
     channel.updated_at = ctx.clock.now().max(previous_update);
     let write = Write::Put {
-        item: channel_item(&channel)?,
+        item: repo::channel_item(&channel)?,
         condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
     };
     match ctx.store.transact(vec![write]).await {
@@ -379,14 +364,14 @@ pub async fn disconnect_channel(
     let previous_update = channel.updated_at;
     channel.status = ChannelStatus::Disconnected;
     channel.updated_at = ctx.clock.now().max(previous_update);
-    let claim_key = records::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
+    let claim_key = repo::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
     let release_claim = Write::Delete {
         key: claim_key,
         condition: Condition::Equals("channel_id".into(), Value::String(channel.id.to_string())),
     };
     let save = || -> Result<Write> {
         Ok(Write::Put {
-            item: channel_item(&channel)?,
+            item: repo::channel_item(&channel)?,
             condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
         })
     };
@@ -434,7 +419,7 @@ pub async fn list_provider_accounts(
     credentials: &Map<String, Value>,
 ) -> Result<Vec<crate::domain::Account>> {
     principal.require_admin()?;
-    check_provider_allowed(&tenants::get_tenant(ctx, &principal.tenant_id).await?, provider)?;
+    check_provider_allowed(&repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?, provider)?;
     ctx.providers.get(provider)?.list_accounts(credentials).await
 }
 
@@ -466,13 +451,11 @@ pub async fn change_whatsapp_provider(
             "only an active channel changes its provider",
         ));
     }
-    check_provider_allowed(&tenants::get_tenant(ctx, &principal.tenant_id).await?, provider)?;
+    check_provider_allowed(&repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?, provider)?;
     let module = ctx.providers.get(provider)?;
     let mut connection = module.connect(credentials).await?;
-    let claim_key = records::account_claim_key(&channel.tenant_id, provider, &connection.account.id);
-    if let Some(holder) =
-        ctx.store.get(&claim_key).await?.map(records::from_item::<AccountClaim>).transpose()?
-    {
+    let claim_key = repo::account_claim_key(&channel.tenant_id, provider, &connection.account.id);
+    if let Some(holder) = ctx.store.get(&claim_key).await?.map(repo::from_item::<AccountClaim>).transpose()? {
         return Err(Error::rule(
             "account_in_use",
             "credentials",
@@ -492,15 +475,15 @@ pub async fn change_whatsapp_provider(
     channel.updated_at = ctx.clock.now().max(previous_update);
     let writes = vec![
         Write::Put {
-            item: channel_item(&channel)?,
+            item: repo::channel_item(&channel)?,
             condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
         },
         Write::Put {
-            item: records::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?,
+            item: repo::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?,
             condition: Condition::NotExists,
         },
         Write::Delete {
-            key: records::account_claim_key(&channel.tenant_id, old_provider, &old_account),
+            key: repo::account_claim_key(&channel.tenant_id, old_provider, &old_account),
             condition: Condition::Always,
         },
     ];

@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::people::Chatbot;
 use crate::domain::{ChannelId, Customer, Dialog, DialogId, Direction, Message, MessageId};
+use crate::domain::{MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS};
 use crate::error::{Error, Result};
 use crate::net::{GuardedClient, OutboundPolicy, Refusal, is_refused_address};
 use crate::ports::store::{Condition, Query, SkRange, StoreError, Write};
-use crate::records;
-use crate::usecases::dialogs::{MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS};
-use crate::usecases::{Context, channels, outbox, people, routing};
+use crate::repo;
+use crate::usecases::{Context, outbox};
 
 /// The whole call, answer included: a chatbot slower than this leaves the message unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,39 +101,48 @@ struct Cursor {
     through: MessageId,
 }
 
+/// What forwarding did: how many messages the chatbot got, and whether the dialog is to go to people now
+/// (the chatbot asked for it, or the dialog's chatbot is gone); routing does that.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    pub forwarded: usize,
+    pub hand_to_people: bool,
+}
+
 /// Forwards the dialog's customer messages the chatbot has not seen yet, if a chatbot has the dialog, and
-/// sends its answers. Answers how many messages were forwarded.
-pub async fn forward_new_messages(ctx: &Context, dialog_id: &DialogId) -> Result<usize> {
-    let Some(dialog) = load_dialog(ctx, dialog_id).await? else {
-        return Ok(0);
+/// sends its answers.
+pub async fn forward_new_messages(ctx: &Context, dialog_id: &DialogId) -> Result<Forwarding> {
+    let nothing = Forwarding::default();
+    let Some(dialog) = repo::load_dialog(ctx.store.as_ref(), dialog_id).await? else {
+        return Ok(nothing);
     };
     let Some(chatbot_id) = dialog.chatbot_id.clone().filter(|_| !dialog.is_closed()) else {
-        return Ok(0);
+        return Ok(nothing);
     };
-    let chatbot = people::get_chatbot(ctx, &dialog.tenant_id, &chatbot_id).await?.filter(|c| c.enabled);
+    let chatbot =
+        repo::get_chatbot(ctx.store.as_ref(), &dialog.tenant_id, &chatbot_id).await?.filter(|c| c.enabled);
     let Some(chatbot) = chatbot else {
         tracing::warn!(dialog = %dialog.id, chatbot = %chatbot_id, "the dialog's chatbot is gone; handing to people");
-        Box::pin(routing::hand_to_people(ctx, &dialog.id)).await?;
-        return Ok(0);
+        return Ok(Forwarding { forwarded: 0, hand_to_people: true });
     };
-    let cursor_key = records::chatbot_cursor_key(&dialog.id);
-    let cursor: Option<Cursor> = ctx.store.get(&cursor_key).await?.map(records::from_item).transpose()?;
-    let prefix = records::MESSAGE_SK_PREFIX;
+    let cursor_key = repo::chatbot_cursor_key(&dialog.id);
+    let cursor: Option<Cursor> = ctx.store.get(&cursor_key).await?.map(repo::from_item).transpose()?;
+    let prefix = repo::MESSAGE_SK_PREFIX;
     let range = match &cursor {
         Some(cursor) => SkRange::Between(format!("{prefix}{}", cursor.through), format!("{prefix}~")),
         None => SkRange::BeginsWith(prefix.into()),
     };
-    let query = Query::table(records::messages_of(&dialog.id)).range(range).limit(BATCH + 1);
+    let query = Query::table(repo::messages_of(&dialog.id)).range(range).limit(BATCH + 1);
     let mut forwarded = 0;
     for item in ctx.store.query(&query).await?.items {
-        let message: Message = records::from_item(item)?;
+        let message: Message = repo::from_item(item)?;
         if message.direction != Direction::In || cursor.as_ref().is_some_and(|c| c.through == message.id) {
             continue;
         }
-        let claim = records::with_expiry(
-            records::to_item(
+        let claim = repo::with_expiry(
+            repo::to_item(
                 &Cursor { through: message.id.clone() },
-                &records::chatbot_forward_key(&message.id),
+                &repo::chatbot_forward_key(&message.id),
                 &[],
             )?,
             ctx.clock.now().as_second() + CLAIM_TTL_SECONDS,
@@ -150,31 +159,26 @@ pub async fn forward_new_messages(ctx: &Context, dialog_id: &DialogId) -> Result
             Err(reason) => {
                 tracing::warn!(dialog = %dialog.id, message_id = %message.id, %reason, "chatbot call failed");
                 let release = Write::Delete {
-                    key: records::chatbot_forward_key(&message.id),
+                    key: repo::chatbot_forward_key(&message.id),
                     condition: Condition::Always,
                 };
                 ctx.store.transact(vec![release]).await?;
-                return Ok(forwarded);
+                return Ok(Forwarding { forwarded, hand_to_people: false });
             }
         };
         forwarded += 1;
         let cursor = Cursor { through: message.id.clone() };
-        let item = records::to_item(&cursor, &cursor_key, &[])?;
+        let item = repo::to_item(&cursor, &cursor_key, &[])?;
         ctx.store.transact(vec![Write::Put { item, condition: Condition::Always }]).await?;
         if let Err(error) = answer_customer(ctx, &dialog, &answer).await {
             tracing::warn!(%error, dialog = %dialog.id, "the chatbot's answer was not sent");
         }
         if answer.handoff {
-            let routed = Box::pin(routing::hand_to_people(ctx, &dialog.id)).await?;
-            tracing::info!(dialog = %dialog.id, ?routed, "chatbot handed the dialog to people");
-            break;
+            tracing::info!(dialog = %dialog.id, "the chatbot hands the dialog to people");
+            return Ok(Forwarding { forwarded, hand_to_people: true });
         }
     }
-    Ok(forwarded)
-}
-
-async fn load_dialog(ctx: &Context, id: &DialogId) -> Result<Option<Dialog>> {
-    ctx.store.get(&records::dialog_key(id)).await?.map(records::from_item).transpose()
+    Ok(Forwarding { forwarded, hand_to_people: false })
 }
 
 /// One forwarded message: a second try after a short pause when the chatbot could not be reached or
@@ -240,12 +244,13 @@ async fn answer_customer(ctx: &Context, dialog: &Dialog, answer: &ChatbotAnswer)
     let Some((text, buttons)) = answer.outgoing() else {
         return Ok(());
     };
-    let Some(channel) = channels::load_channel(ctx, &dialog.channel_id).await?.filter(|c| c.is_active())
+    let Some(channel) =
+        repo::load_channel(ctx.store.as_ref(), &dialog.channel_id).await?.filter(|c| c.is_active())
     else {
         return Ok(());
     };
     // The dialog as it is now: the send is conditioned on its status.
-    let dialog = load_dialog(ctx, &dialog.id).await?.unwrap_or_else(|| dialog.clone());
+    let dialog = repo::load_dialog(ctx.store.as_ref(), &dialog.id).await?.unwrap_or_else(|| dialog.clone());
     let message = Message::outbound(&dialog, text, buttons, None, ctx.clock.now());
     outbox::send_in_dialog(ctx, &dialog, &channel, message, Vec::new()).await?;
     Ok(())

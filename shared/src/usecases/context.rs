@@ -10,6 +10,7 @@ use crate::domain::{Channel, ChannelId, TenantId};
 use crate::error::Result;
 use crate::ports::{EventBus, SecretStore, Store};
 use crate::providers::{ChannelSecrets, Providers};
+use crate::repo;
 
 /// How long a channel's credentials are kept in memory before they are read from the secret store again.
 const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -61,7 +62,7 @@ impl Context {
         {
             return Ok(Some(channel.clone()));
         }
-        let channel = crate::usecases::channels::load_channel(self, id).await?;
+        let channel = repo::load_channel(self.store.as_ref(), id).await?;
         let mut cache = lock(&self.channel_cache);
         match &channel {
             Some(active) if active.is_active() => {

@@ -7,10 +7,9 @@ use crate::domain::{Dialog, DialogId, DialogStatus, EmployeeId, Message};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Query, SkRange, Write};
-use crate::records;
-use crate::usecases::Context;
+use crate::repo;
 use crate::usecases::auth::{Principal, Role};
-use crate::usecases::timers::{self, TimerKind};
+use crate::usecases::{Context, outbox, routing};
 
 #[derive(Debug, Default, Clone)]
 pub struct DialogFilter {
@@ -28,11 +27,11 @@ pub async fn list_dialogs(
 ) -> Result<(Vec<Dialog>, Option<String>)> {
     let tenant = &principal.tenant_id;
     let query = match filter.status {
-        Some(status) => Query::index(Index::Gsi2, records::dialogs_with_status(tenant, status_name(status))),
-        None => Query::index(Index::Gsi1, records::dialogs_of(tenant)),
+        Some(status) => Query::index(Index::Gsi2, repo::dialogs_with_status(tenant, status.as_str())),
+        None => Query::index(Index::Gsi1, repo::dialogs_of(tenant)),
     };
     let page = ctx.store.query(&query.descending().limit(limit).after(page)).await?;
-    let mut dialogs = page.items.into_iter().map(records::from_item).collect::<Result<Vec<Dialog>>>()?;
+    let mut dialogs = page.items.into_iter().map(repo::from_item).collect::<Result<Vec<Dialog>>>()?;
     let assignee = match principal.role {
         Role::Admin => filter.assignee.clone(),
         Role::Employee => principal.employee_id.clone(),
@@ -44,36 +43,14 @@ pub async fn list_dialogs(
     Ok((dialogs, page.next))
 }
 
-pub(crate) fn status_name(status: DialogStatus) -> &'static str {
-    match status {
-        DialogStatus::Open => "open",
-        DialogStatus::Assigned => "assigned",
-        DialogStatus::Closed => "closed",
-    }
-}
-
 /// A dialog by id, whatever its tenant (the scheduled jobs act for the system).
 pub async fn load(ctx: &Context, id: &DialogId) -> Result<Option<Dialog>> {
-    ctx.store.get(&records::dialog_key(id)).await?.map(records::from_item).transpose()
+    repo::load_dialog(ctx.store.as_ref(), id).await
 }
 
+/// A dialog by id as the caller may see it (see `routing::visible_dialog`).
 pub async fn get_dialog(ctx: &Context, principal: &Principal, id: &str) -> Result<Dialog> {
-    let not_found = Error::NotFound { what: "dialog" };
-    let dialog_id = DialogId::parse(id).ok_or(Error::NotFound { what: "dialog" })?;
-    let dialog = load(ctx, &dialog_id).await?.ok_or(Error::NotFound { what: "dialog" })?;
-    if dialog.tenant_id != principal.tenant_id {
-        return Err(not_found);
-    }
-    if principal.role == Role::Employee && dialog.assignee_id != principal.employee_id {
-        // Also visible: dialogs waiting in the employee's own queue or their groups' queues.
-        let Some(me) = &principal.employee_id else {
-            return Err(not_found);
-        };
-        if !crate::usecases::routing::visible_to(ctx, &dialog, me).await? {
-            return Err(not_found);
-        }
-    }
-    Ok(dialog)
+    routing::visible_dialog(ctx, principal, id).await
 }
 
 /// The dialog's messages, oldest first.
@@ -85,12 +62,12 @@ pub async fn list_messages(
     page: Option<String>,
 ) -> Result<(Vec<Message>, Option<String>)> {
     let dialog = get_dialog(ctx, principal, dialog_id).await?;
-    let query = Query::table(records::messages_of(&dialog.id))
-        .range(SkRange::BeginsWith(records::MESSAGE_SK_PREFIX.into()))
+    let query = Query::table(repo::messages_of(&dialog.id))
+        .range(SkRange::BeginsWith(repo::MESSAGE_SK_PREFIX.into()))
         .limit(limit)
         .after(page);
     let page = ctx.store.query(&query).await?;
-    let messages = page.items.into_iter().map(records::from_item).collect::<Result<Vec<Message>>>()?;
+    let messages = page.items.into_iter().map(repo::from_item).collect::<Result<Vec<Message>>>()?;
     Ok((messages, page.next))
 }
 
@@ -114,26 +91,23 @@ pub async fn close_if_due(ctx: &Context, mut dialog: Dialog, close_timer: Condit
     if dialog.is_closed() {
         return Ok(dialog);
     }
-    let previous = status_name(dialog.status);
+    let previous = dialog.status.as_str();
     dialog.close(ctx.clock.now())?;
     let save = Write::Put {
-        item: crate::usecases::ingest::dialog_item(&dialog)?,
+        item: repo::dialog_item(&dialog)?,
         condition: Condition::Equals("status".into(), Value::String(previous.into())),
     };
     let release = Write::Delete {
-        key: records::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
+        key: repo::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
         condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
     };
-    let end_auto_replies = Write::Delete {
-        key: timers::timer_key(&dialog.id, TimerKind::AutoReply),
-        condition: Condition::Always,
-    };
+    let end_auto_replies = repo::cancel_auto_replies_write(&dialog.id);
     let end_close =
-        Write::Delete { key: timers::timer_key(&dialog.id, TimerKind::Close), condition: close_timer };
+        Write::Delete { key: repo::timer_key(&dialog.id, repo::TimerKind::Close), condition: close_timer };
     let mut writes = vec![save, release, end_auto_replies, end_close];
     // The assignee's capacity slot is freed in the same transaction; its condition failing means the
     // dialog was transferred or moved on meanwhile.
-    writes.extend(crate::usecases::routing::release_writes(&dialog));
+    writes.extend(repo::release_writes(&dialog));
     match ctx.store.transact(writes).await {
         Ok(()) => {}
         Err(conflict) if conflict.failed_at(0) || conflict.failed_at(3) || conflict.failed_at(4) => {
@@ -155,9 +129,7 @@ pub async fn close_if_due(ctx: &Context, mut dialog: Dialog, close_timer: Condit
     Ok(dialog)
 }
 
-pub const MAX_REPLY_CHARS: usize = 4096;
-pub const MAX_BUTTONS: usize = 10;
-pub const MAX_BUTTON_CHARS: usize = 64;
+pub use crate::domain::{MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS};
 
 /// An employee's (or admin's) reply: written to the outbox and sent through the channel's provider.
 pub async fn reply(
@@ -188,7 +160,7 @@ pub async fn reply(
             ));
         }
     }
-    let channel = crate::usecases::channels::load_channel(ctx, &dialog.channel_id)
+    let channel = repo::load_channel(ctx.store.as_ref(), &dialog.channel_id)
         .await?
         .filter(|c| c.is_active())
         .ok_or_else(|| {
@@ -198,12 +170,8 @@ pub async fn reply(
         Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), ctx.clock.now());
     // The reply cancels the pending auto-replies in its own transaction: a due auto-reply racing it either
     // went out before (and the reply still goes) or finds its timer gone and sends nothing.
-    let pointer = records::open_dialog_key(&dialog.channel_id, &dialog.customer.id);
-    let extra = vec![
-        timers::cancel_auto_replies_write(&dialog.id),
-        crate::usecases::ingest::replied_write(pointer, &dialog.id),
-    ];
-    crate::usecases::outbox::send_in_dialog(ctx, &dialog, &channel, message, extra).await
+    let extra = vec![repo::cancel_auto_replies_write(&dialog.id), repo::replied_write(&dialog)];
+    outbox::send_in_dialog(ctx, &dialog, &channel, message, extra).await
 }
 
 /// An employee acts on a dialog once it is theirs: a queued dialog their group can see is accepted first.

@@ -22,16 +22,14 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{
-    Channel, ChannelId, ChannelStatus, DialogId, Message, MessageId, OutStatus, Provider, TenantId,
-};
+use crate::domain::{Channel, ChannelId, ChannelStatus, DialogId, Message, MessageId, OutStatus, Provider};
 use crate::error::{Error, Result};
 use crate::ports::store::{Condition, Query, SkRange, StoreError, Write};
+use crate::providers::StatusUpdate;
 use crate::providers::email::{EmailProvider, Inbox, MailClass, Mailbox, ParsedMail, mail};
-use crate::providers::{MailThread, StatusUpdate};
-use crate::records;
+use crate::repo;
 use crate::usecases::ingest::{IngestOutcome, ingest};
-use crate::usecases::{Context, channels, outbox};
+use crate::usecases::{Context, outbox};
 
 /// Mails handled per mailbox and poll; the rest wait for the next poll (every minute).
 pub const BATCH: usize = 50;
@@ -49,13 +47,6 @@ const RESYNC_SLACK: SignedDuration = SignedDuration::from_hours(24);
 /// Messages of a dialog looked at to decide whether an automatic mail answers one of them.
 const THREAD_LOOKBACK: usize = 500;
 
-/// The entry of an e-mail channel in the poller's list.
-#[derive(Debug, Serialize, Deserialize)]
-struct EmailChannelEntry {
-    channel_id: ChannelId,
-    tenant_id: TenantId,
-}
-
 /// What the poller knows of one mailbox.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SyncState {
@@ -68,18 +59,6 @@ struct SyncState {
     /// Set while a poll holds the mailbox.
     claim: Option<String>,
     claimed_until: Option<Timestamp>,
-}
-
-/// The thread of one inbound mail: what a reply to it refers to.
-#[derive(Debug, Serialize, Deserialize)]
-struct ThreadRecord {
-    tenant_id: TenantId,
-    message_id: MessageId,
-    /// The mail's Message-ID, without angle brackets.
-    mail_id: String,
-    subject: Option<String>,
-    /// The mail's `References` (or `In-Reply-To`), oldest first.
-    references: Vec<String>,
 }
 
 /// What one poll did.
@@ -113,17 +92,6 @@ impl MailReport {
     }
 }
 
-/// The writes that list a new e-mail channel for the poller (none for other providers): part of the
-/// transaction that creates the channel, so no e-mail channel is ever missing from the list.
-pub fn channel_index_writes(channel: &Channel) -> Result<Vec<Write>> {
-    if channel.provider != Provider::Email {
-        return Ok(Vec::new());
-    }
-    let entry = EmailChannelEntry { channel_id: channel.id.clone(), tenant_id: channel.tenant_id.clone() };
-    let item = records::to_item(&entry, &records::email_channel_key(&channel.id), &[])?;
-    Ok(vec![Write::Put { item, condition: Condition::Always }])
-}
-
 /// Fetches and ingests the new mail of every active e-mail channel. A mailbox that fails is logged and
 /// counted; the others are still polled.
 pub async fn poll_mailboxes(ctx: &Context) -> Result<PollReport> {
@@ -133,10 +101,10 @@ pub async fn poll_mailboxes(ctx: &Context) -> Result<PollReport> {
     let mut channels = Vec::new();
     let mut page = None;
     loop {
-        let query = Query::table(records::EMAIL_CHANNELS).limit(500).after(page);
+        let query = Query::table(repo::EMAIL_CHANNELS).limit(500).after(page);
         let found = ctx.store.query(&query).await?;
         for item in found.items {
-            channels.push(records::from_item::<EmailChannelEntry>(item)?.channel_id);
+            channels.push(repo::from_item::<repo::EmailChannelEntry>(item)?.channel_id);
         }
         match found.next {
             Some(next) => page = Some(next),
@@ -169,7 +137,7 @@ pub async fn poll_channel(
     email: &EmailProvider,
     id: &ChannelId,
 ) -> Result<Option<MailReport>> {
-    let Some(channel) = channels::load_channel(ctx, id).await? else {
+    let Some(channel) = repo::load_channel(ctx.store.as_ref(), id).await? else {
         forget(ctx, id).await?;
         return Ok(None);
     };
@@ -204,8 +172,8 @@ pub async fn poll_channel(
 /// Stops polling a channel that is gone: its list entry and sync state go.
 async fn forget(ctx: &Context, channel: &ChannelId) -> Result<()> {
     let writes = vec![
-        Write::Delete { key: records::email_channel_key(channel), condition: Condition::Always },
-        Write::Delete { key: records::mailbox_sync_key(channel), condition: Condition::Always },
+        Write::Delete { key: repo::email_channel_key(channel), condition: Condition::Always },
+        Write::Delete { key: repo::mailbox_sync_key(channel), condition: Condition::Always },
     ];
     ctx.store.transact(writes).await?;
     Ok(())
@@ -213,12 +181,12 @@ async fn forget(ctx: &Context, channel: &ChannelId) -> Result<()> {
 
 /// Takes the mailbox for one poll, or `None` while another poll holds it.
 async fn claim(ctx: &Context, channel: &ChannelId) -> Result<Option<(SyncState, String)>> {
-    let key = records::mailbox_sync_key(channel);
+    let key = repo::mailbox_sync_key(channel);
     let now = ctx.clock.now();
     let (mut state, condition) = match ctx.store.get(&key).await? {
         None => (SyncState::default(), Condition::NotExists),
         Some(item) => {
-            let state: SyncState = records::from_item(item)?;
+            let state: SyncState = repo::from_item(item)?;
             if state.claimed_until.is_some_and(|until| until > now) {
                 return Ok(None);
             }
@@ -230,7 +198,7 @@ async fn claim(ctx: &Context, channel: &ChannelId) -> Result<Option<(SyncState, 
     state.version += 1;
     state.claim = Some(token.clone());
     state.claimed_until = Some(now + LEASE);
-    let item = records::to_item(&state, &key, &[])?;
+    let item = repo::to_item(&state, &key, &[])?;
     match ctx.store.transact(vec![Write::Put { item, condition }]).await {
         Ok(()) => Ok(Some((state, token))),
         Err(StoreError::Conflict { .. }) => Ok(None),
@@ -243,7 +211,7 @@ async fn release(ctx: &Context, channel: &ChannelId, token: &str, mut state: Syn
     state.version += 1;
     state.claim = None;
     state.claimed_until = None;
-    let item = records::to_item(&state, &records::mailbox_sync_key(channel), &[])?;
+    let item = repo::to_item(&state, &repo::mailbox_sync_key(channel), &[])?;
     let condition = Condition::Equals("claim".into(), Value::String(token.to_owned()));
     match ctx.store.transact(vec![Write::Put { item, condition }]).await {
         Ok(()) => Ok(()),
@@ -427,7 +395,7 @@ async fn stored_delivery(
     channel: &ChannelId,
     dedup_key: &str,
 ) -> Result<Option<(DialogId, MessageId)>> {
-    let Some(item) = ctx.store.get(&records::delivery_key(channel, dedup_key)).await? else {
+    let Some(item) = ctx.store.get(&repo::delivery_key(channel, dedup_key)).await? else {
         return Ok(None);
     };
     let id = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
@@ -448,15 +416,15 @@ async fn record_thread(
     };
     let references =
         if mail.references.is_empty() { mail.in_reply_to.clone() } else { mail.references.clone() };
-    let record = ThreadRecord {
-        tenant_id: channel.tenant_id.clone(),
-        message_id: message.clone(),
+    let write = repo::email_thread_write(
+        &channel.tenant_id,
+        dialog,
+        message,
         mail_id,
-        subject: mail.subject.clone(),
+        mail.subject.clone(),
         references,
-    };
-    let item = records::to_item(&record, &records::email_thread_key(dialog, message), &[])?;
-    ctx.store.transact(vec![Write::Put { item, condition: Condition::Always }]).await?;
+    )?;
+    ctx.store.transact(vec![write]).await?;
     Ok(())
 }
 
@@ -466,7 +434,7 @@ async fn answers_open_dialog(ctx: &Context, channel: &Channel, mail: &ParsedMail
     let Some(customer) = mail.customer.as_ref().filter(|_| !parents.is_empty()) else {
         return Ok(false);
     };
-    let pointer = ctx.store.get(&records::open_dialog_key(&channel.id, &customer.id)).await?;
+    let pointer = ctx.store.get(&repo::open_dialog_key(&channel.id, &customer.id)).await?;
     let Some(dialog) = pointer
         .as_ref()
         .and_then(|item| item.get("dialog_id"))
@@ -475,46 +443,15 @@ async fn answers_open_dialog(ctx: &Context, channel: &Channel, mail: &ParsedMail
     else {
         return Ok(false);
     };
-    let query = Query::table(records::messages_of(&dialog))
-        .range(SkRange::BeginsWith(records::MESSAGE_SK_PREFIX.into()))
+    let query = Query::table(repo::messages_of(&dialog))
+        .range(SkRange::BeginsWith(repo::MESSAGE_SK_PREFIX.into()))
         .descending()
         .limit(THREAD_LOOKBACK);
     for item in ctx.store.query(&query).await?.items {
-        let message: Message = records::from_item(item)?;
+        let message: Message = repo::from_item(item)?;
         if message.provider_message_id.as_deref().is_some_and(|id| parents.contains(&id)) {
             return Ok(true);
         }
     }
     Ok(false)
-}
-
-/// What an e-mail reply in the dialog answers: the customer's last mail. `None` for other channels, for
-/// a dialog without a kept mail, and when the lookup fails (the reply then goes out unthreaded rather
-/// than not at all).
-pub async fn reply_thread(ctx: &Context, channel: &Channel, dialog: &DialogId) -> Option<MailThread> {
-    if channel.provider != Provider::Email {
-        return None;
-    }
-    let query = Query::table(records::messages_of(dialog))
-        .range(SkRange::BeginsWith(records::EMAIL_THREAD_SK_PREFIX.into()))
-        .descending()
-        .limit(1);
-    let record = match ctx.store.query(&query).await {
-        Ok(page) => page.items.into_iter().next().map(records::from_item::<ThreadRecord>),
-        Err(error) => {
-            tracing::warn!(%error, %dialog, "the e-mail thread could not be read; replying unthreaded");
-            return None;
-        }
-    };
-    let record = match record? {
-        Ok(record) => record,
-        Err(error) => {
-            tracing::warn!(%error, %dialog, "unreadable e-mail thread record; replying unthreaded");
-            return None;
-        }
-    };
-    let mut references = record.references;
-    references.retain(|id| id != &record.mail_id);
-    references.push(record.mail_id.clone());
-    Some(MailThread { subject: record.subject, in_reply_to: Some(record.mail_id), references })
 }

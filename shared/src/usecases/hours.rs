@@ -2,29 +2,17 @@
 //! working from non-working time. A tenant that never set them is always open.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use crate::domain::TenantId;
 use crate::domain::hours::WorkingHours;
 use crate::error::Result;
-use crate::ports::store::{Condition, Write};
-use crate::records;
+use crate::repo;
 use crate::usecases::Context;
 use crate::usecases::auth::Principal;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct HoursRecord {
-    tenant_id: TenantId,
-    hours: WorkingHours,
-    updated_at: Timestamp,
-}
-
 /// The tenant's hours, or `WorkingHours::always_open()` until they are set.
 pub async fn get_working_hours(ctx: &Context, tenant: &TenantId) -> Result<WorkingHours> {
-    match ctx.store.get(&records::working_hours_key(tenant)).await? {
-        Some(item) => Ok(records::from_item::<HoursRecord>(item)?.hours),
-        None => Ok(WorkingHours::always_open()),
-    }
+    repo::get_working_hours(ctx.store.as_ref(), tenant).await
 }
 
 /// Whether the tenant's contact center is open at this instant.
@@ -44,8 +32,7 @@ pub async fn put_working_hours(
     hours: WorkingHours,
 ) -> Result<WorkingHours> {
     principal.require_admin()?;
-    let record = HoursRecord { tenant_id: principal.tenant_id.clone(), hours, updated_at: ctx.clock.now() };
-    let item = records::to_item(&record, &records::working_hours_key(&principal.tenant_id), &[])?;
-    ctx.store.transact(vec![Write::Put { item, condition: Condition::Always }]).await?;
-    Ok(record.hours)
+    let write = repo::working_hours_write(&principal.tenant_id, &hours, ctx.clock.now())?;
+    ctx.store.transact(vec![write]).await?;
+    Ok(hours)
 }

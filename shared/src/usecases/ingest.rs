@@ -18,9 +18,9 @@ use serde_json::Value;
 use crate::domain::{Channel, Dialog, DialogId, InboundMessage, Message, MessageId};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
-use crate::ports::store::{Condition, Index, Item, Key, StoreError, Write};
-use crate::records;
-use crate::usecases::{Context, routing, timers};
+use crate::ports::store::{Condition, Item, StoreError, Write};
+use crate::repo;
+use crate::usecases::{Context, routing};
 
 /// Pointer races and transient store trouble are retried this often before the provider is told to retry.
 const MAX_ATTEMPTS: u32 = 8;
@@ -46,28 +46,6 @@ struct Delivery {
     dialog_id: DialogId,
 }
 
-/// The customer's open-dialog pointer.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct OpenDialog {
-    pub dialog_id: DialogId,
-    /// An auto-reply sequence was started for the customer and no employee has replied since: further
-    /// customer messages do not start another one.
-    #[serde(default)]
-    pub awaiting_reply: bool,
-}
-
-/// After an employee's reply the customer's next message starts the auto-replies again.
-pub(crate) fn replied_write(pointer: Key, dialog: &DialogId) -> Write {
-    let mut set = Item::new();
-    set.insert("awaiting_reply".into(), Value::Bool(false));
-    Write::Update {
-        key: pointer,
-        set,
-        remove: Vec::new(),
-        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.to_string())),
-    }
-}
-
 /// Where a write sits in the transaction: the delivery record is always first.
 const DELIVERY_WRITE: usize = 0;
 /// Where the check that the channel is unchanged sits.
@@ -77,14 +55,14 @@ const CHANNEL_CHECK: usize = 1;
 /// moves it).
 fn channel_unchanged(channel: &Channel) -> Write {
     Write::Check {
-        key: records::channel_key(&channel.id),
+        key: repo::channel_key(&channel.id),
         condition: Condition::Equals("updated_at".into(), Value::String(channel.updated_at.to_string())),
     }
 }
 
 pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) -> Result<IngestOutcome> {
-    let pointer_key = records::open_dialog_key(&channel.id, &inbound.customer.id);
-    let delivery_key = records::delivery_key(&channel.id, &inbound.dedup_key);
+    let pointer_key = repo::open_dialog_key(&channel.id, &inbound.customer.id);
+    let delivery_key = repo::delivery_key(&channel.id, &inbound.dedup_key);
     for attempt in 1..=MAX_ATTEMPTS {
         let now = ctx.clock.now();
         // One read for both: the customer's open dialog, and whether this delivery was stored before (then
@@ -96,7 +74,7 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         if delivered.is_some() {
             return Ok(IngestOutcome::Duplicate);
         }
-        let existing = pointer.map(records::from_item::<OpenDialog>).transpose()?;
+        let existing = pointer.map(repo::from_item::<repo::OpenDialog>).transpose()?;
         let (dialog_id, mut writes, opened) = match existing {
             Some(open) => {
                 let dialog_id = open.dialog_id;
@@ -106,7 +84,7 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     Condition::Equals("dialog_id".into(), Value::String(dialog_id.to_string()));
                 let start_auto_replies = match open.awaiting_reply {
                     true => None,
-                    false => timers::auto_reply_start_write(&dialog_id, channel, now)?,
+                    false => repo::auto_reply_start_write(&dialog_id, channel, now)?,
                 };
                 let mut writes = match start_auto_replies {
                     Some(start) => {
@@ -123,12 +101,12 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     None => vec![Write::Check { key: pointer_key.clone(), condition: pointer_holds }],
                 };
                 writes.push(Write::Update {
-                    key: records::dialog_key(&dialog_id),
+                    key: repo::dialog_key(&dialog_id),
                     set,
                     remove: Vec::new(),
                     condition: Condition::Exists,
                 });
-                writes.push(timers::close_timer_write(&dialog_id, channel, now)?);
+                writes.push(repo::close_timer_write(&dialog_id, channel, now)?);
                 (dialog_id, writes, false)
             }
             None => {
@@ -138,16 +116,18 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     inbound.customer.clone(),
                     now,
                 );
-                let start_auto_replies = timers::auto_reply_start_write(&dialog.id, channel, now)?;
-                let pointer =
-                    OpenDialog { dialog_id: dialog.id.clone(), awaiting_reply: start_auto_replies.is_some() };
+                let start_auto_replies = repo::auto_reply_start_write(&dialog.id, channel, now)?;
+                let pointer = repo::OpenDialog {
+                    dialog_id: dialog.id.clone(),
+                    awaiting_reply: start_auto_replies.is_some(),
+                };
                 let mut writes = vec![
                     Write::Put {
-                        item: records::to_item(&pointer, &pointer_key, &[])?,
+                        item: repo::to_item(&pointer, &pointer_key, &[])?,
                         condition: Condition::NotExists,
                     },
-                    Write::Put { item: dialog_item(&dialog)?, condition: Condition::NotExists },
-                    timers::close_timer_write(&dialog.id, channel, now)?,
+                    Write::Put { item: repo::dialog_item(&dialog)?, condition: Condition::NotExists },
+                    repo::close_timer_write(&dialog.id, channel, now)?,
                 ];
                 writes.extend(start_auto_replies);
                 // Invariant 3: if the DialogOpened event is lost, the router's sweep finds this marker.
@@ -158,15 +138,15 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         let message =
             Message::inbound(channel.tenant_id.clone(), channel.id.clone(), dialog_id.clone(), inbound, now);
         let delivery = Delivery { message_id: message.id.clone(), dialog_id: dialog_id.clone() };
-        let delivery_item = records::with_expiry(
-            records::to_item(&delivery, &delivery_key, &[])?,
-            now.as_second() + records::DELIVERY_TTL_SECONDS,
+        let delivery_item = repo::with_expiry(
+            repo::to_item(&delivery, &delivery_key, &[])?,
+            now.as_second() + repo::DELIVERY_TTL_SECONDS,
         );
         writes.insert(DELIVERY_WRITE, Write::Put { item: delivery_item, condition: Condition::NotExists });
         // The channel as this ingest saw it (possibly from a container's cache) must still be the stored one:
         // a channel disconnected or changed since then stores nothing here, and the caller reloads it.
         writes.insert(CHANNEL_CHECK, channel_unchanged(channel));
-        writes.push(Write::Put { item: message_item(&message)?, condition: Condition::NotExists });
+        writes.push(Write::Put { item: repo::message_item(&message)?, condition: Condition::NotExists });
 
         match ctx.store.transact(writes).await {
             Ok(()) => {
@@ -223,27 +203,4 @@ async fn publish_received(
     if let Err(error) = ctx.bus.publish(&events).await {
         tracing::error!(%error, dialog = %dialog_id, "events not published; the sweep will pick the dialog up");
     }
-}
-
-pub(crate) fn dialog_item(dialog: &Dialog) -> Result<Item> {
-    let status = serde_json::to_value(dialog.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    records::to_item(
-        dialog,
-        &records::dialog_key(&dialog.id),
-        &[
-            (Index::Gsi1, records::dialogs_of(&dialog.tenant_id), dialog.id.to_string()),
-            (Index::Gsi2, records::dialogs_with_status(&dialog.tenant_id, &status), dialog.id.to_string()),
-        ],
-    )
-}
-
-pub(crate) fn message_item(message: &Message) -> Result<Item> {
-    let key = Key::new(
-        records::messages_of(&message.dialog_id),
-        format!("{}{}", records::MESSAGE_SK_PREFIX, message.id),
-    );
-    records::to_item(message, &key, &[])
 }

@@ -17,10 +17,10 @@ use serde_json::Value;
 use crate::domain::{Channel, ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
-use crate::ports::store::{Condition, Index, Item, Key, Query, SkRange, StoreError, Write};
+use crate::ports::store::{Condition, Index, Item, Query, SkRange, StoreError, Write};
 use crate::providers::{Outgoing, ProviderError};
-use crate::records;
-use crate::usecases::{Context, channels};
+use crate::repo;
+use crate::usecases::Context;
 
 /// Sends tried per message before it is marked failed.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -43,30 +43,11 @@ struct OutboxEntry {
     last_error: Option<String>,
 }
 
-fn entry_key(message: &MessageId) -> Key {
-    Key::new(format!("OUTBOX#{message}"), "OUTBOX")
-}
-
-fn shard_of(message: &MessageId) -> u32 {
-    message.as_str().bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % SHARDS
-}
-
-fn due_pk(shard: u32) -> String {
-    format!("DUE#OUTBOX#{shard}")
-}
-
-/// Sorts by time: milliseconds, zero-padded, then the message id.
-fn due_sk(at: Timestamp, message: &MessageId) -> String {
-    format!("{:015}#{message}", at.as_millisecond().max(0))
-}
-
 fn entry_item(entry: &OutboxEntry, due: Timestamp) -> Result<Item> {
-    let shard = shard_of(&entry.message_id);
-    records::to_item(
-        entry,
-        &entry_key(&entry.message_id),
-        &[(Index::Gsi3, due_pk(shard), due_sk(due, &entry.message_id))],
-    )
+    let message = entry.message_id.as_str();
+    let due_index =
+        (Index::Gsi3, repo::outbox_due_pk(repo::due_shard(message, SHARDS)), repo::due_sk(due, message));
+    repo::to_item(entry, &repo::outbox_key(&entry.message_id), &[due_index])
 }
 
 /// The writes that put an outgoing message and its outbox entry (due now); callers add their own writes
@@ -82,13 +63,9 @@ pub fn enqueue_writes(message: &Message, now: Timestamp) -> Result<Vec<Write>> {
         last_error: None,
     };
     Ok(vec![
-        Write::Put { item: crate::usecases::ingest::message_item(message)?, condition: Condition::NotExists },
+        Write::Put { item: repo::message_item(message)?, condition: Condition::NotExists },
         Write::Put { item: entry_item(&entry, now)?, condition: Condition::NotExists },
     ])
-}
-
-fn message_key(dialog: &DialogId, message: &MessageId) -> Key {
-    Key::new(records::messages_of(dialog), format!("{}{message}", records::MESSAGE_SK_PREFIX))
 }
 
 /// What became of one delivery attempt.
@@ -108,24 +85,19 @@ pub enum Attempt {
 
 /// Claims the message's outbox entry and sends it once. Safe to call from any number of places at once.
 pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
-    let key = entry_key(message_id);
+    let key = repo::outbox_key(message_id);
     let Some(item) = ctx.store.get(&key).await? else {
         return Ok(Attempt::Skipped);
     };
     let now = ctx.clock.now();
     let observed_due = item.get(Index::Gsi3.sk_attr()).cloned().unwrap_or(Value::Null);
-    let due_at = observed_due
-        .as_str()
-        .and_then(|sk| sk.split('#').next())
-        .and_then(|ms| ms.parse::<i64>().ok())
-        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
-        .unwrap_or(now);
+    let due_at = observed_due.as_str().and_then(repo::due_at_of).unwrap_or(now);
     if due_at > now {
         return Ok(Attempt::Skipped);
     }
-    let mut entry: OutboxEntry = records::from_item(item)?;
+    let mut entry: OutboxEntry = repo::from_item(item)?;
     let interrupted = entry.claim.is_some();
-    let channel = channels::load_channel(ctx, &entry.channel_id).await?;
+    let channel = repo::load_channel(ctx.store.as_ref(), &entry.channel_id).await?;
 
     // Claim: move the due time to the end of the lease, on condition nobody moved it since we read it.
     let token = uuid::Uuid::now_v7().to_string();
@@ -165,7 +137,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
         text: message.text.clone().unwrap_or_default(),
         buttons: message.buttons.clone(),
         idempotency_key: message.id.to_string(),
-        thread: crate::usecases::email_poll::reply_thread(ctx, &channel, &message.dialog_id).await,
+        thread: repo::reply_thread(ctx.store.as_ref(), &channel, &message.dialog_id).await,
     };
     match module.send(&secrets, &outgoing).await {
         Ok(sent) => {
@@ -177,7 +149,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
                 // Delivery reports name the provider's id: keep the way back to our message.
                 let lookup =
                     SentLookup { dialog_id: entry.dialog_id.clone(), message_id: entry.message_id.clone() };
-                let item = records::to_item(&lookup, &sent_key(&entry.channel_id, &id), &[])?;
+                let item = repo::to_item(&lookup, &repo::sent_key(&entry.channel_id, &id), &[])?;
                 extra.push(Write::Put { item, condition: Condition::Always });
                 set.insert("provider_message_id".into(), Value::String(id));
             }
@@ -219,20 +191,20 @@ fn retry_delay(attempt: u32, error: &ProviderError) -> SignedDuration {
 }
 
 pub async fn load_message(ctx: &Context, dialog: &DialogId, message: &MessageId) -> Result<Option<Message>> {
-    ctx.store.get(&message_key(dialog, message)).await?.map(records::from_item).transpose()
+    repo::load_message(ctx.store.as_ref(), dialog, message).await
 }
 
 /// Records the outcome on the message and removes the entry, on condition we still hold the claim.
 async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item, extra: Vec<Write>) -> Result<()> {
     let mut writes = vec![
         Write::Update {
-            key: message_key(&entry.dialog_id, &entry.message_id),
+            key: repo::message_key(&entry.dialog_id, &entry.message_id),
             set,
             remove: Vec::new(),
             condition: Condition::Exists,
         },
         Write::Delete {
-            key: entry_key(&entry.message_id),
+            key: repo::outbox_key(&entry.message_id),
             condition: Condition::Equals("claim".into(), Value::String(token.to_owned())),
         },
     ];
@@ -269,8 +241,8 @@ pub async fn deliver_due(ctx: &Context, limit: usize) -> Result<Vec<Attempt>> {
     let now = ctx.clock.now();
     let mut attempts = Vec::new();
     for shard in 0..SHARDS {
-        let query = Query::index(Index::Gsi3, due_pk(shard))
-            .range(SkRange::AtMost(format!("{:015}#~", now.as_millisecond().max(0))))
+        let query = Query::index(Index::Gsi3, repo::outbox_due_pk(shard))
+            .range(SkRange::AtMost(repo::due_until(now)))
             .limit(limit);
         let page = ctx.store.query(&query).await?;
         for item in page.items {
@@ -298,17 +270,14 @@ pub async fn send_in_dialog(
 ) -> Result<Message> {
     let now = ctx.clock.now();
     let mut writes = enqueue_writes(&message, now)?;
-    writes.push(crate::usecases::timers::close_timer_write(&dialog.id, channel, now)?);
+    writes.push(repo::close_timer_write(&dialog.id, channel, now)?);
     let mut touch = Item::new();
     touch.insert("last_activity_at".into(), Value::String(now.to_string()));
     writes.push(Write::Update {
-        key: records::dialog_key(&dialog.id),
+        key: repo::dialog_key(&dialog.id),
         set: touch,
         remove: Vec::new(),
-        condition: Condition::Equals(
-            "status".into(),
-            Value::String(crate::usecases::dialogs::status_name(dialog.status).into()),
-        ),
+        condition: Condition::Equals("status".into(), Value::String(dialog.status.as_str().into())),
     });
     writes.extend(extra);
     match ctx.store.transact(writes).await {
@@ -331,10 +300,6 @@ struct SentLookup {
     message_id: MessageId,
 }
 
-fn sent_key(channel: &ChannelId, provider_message_id: &str) -> Key {
-    Key::new(format!("SENT#{channel}#{provider_message_id}"), "SENT")
-}
-
 /// Applies a provider's delivery report to our outgoing message: `sent` may become `delivered` or
 /// `failed`; a report never moves a message back, and a report on a message we do not know is ignored.
 pub async fn apply_status(
@@ -342,10 +307,10 @@ pub async fn apply_status(
     channel: &ChannelId,
     update: &crate::providers::StatusUpdate,
 ) -> Result<bool> {
-    let Some(item) = ctx.store.get(&sent_key(channel, &update.provider_message_id)).await? else {
+    let Some(item) = ctx.store.get(&repo::sent_key(channel, &update.provider_message_id)).await? else {
         return Ok(false);
     };
-    let lookup: SentLookup = records::from_item(item)?;
+    let lookup: SentLookup = repo::from_item(item)?;
     let mut set = Item::new();
     set.insert("status".into(), serde_json::to_value(update.status).unwrap_or_default());
     if let Some(reason) = &update.reason {
@@ -354,7 +319,7 @@ pub async fn apply_status(
     let from_sent =
         Condition::Equals("status".into(), serde_json::to_value(OutStatus::Sent).unwrap_or_default());
     let write = Write::Update {
-        key: message_key(&lookup.dialog_id, &lookup.message_id),
+        key: repo::message_key(&lookup.dialog_id, &lookup.message_id),
         set,
         remove: Vec::new(),
         condition: from_sent,

@@ -5,7 +5,7 @@
 //!
 //! References stay whole: a group names only employees of its tenant, and an employee, group or chatbot
 //! that a group or a channel still names cannot be deleted (409). Group writes and deletes bump one
-//! per-tenant version item in their transaction (`records::people_version_key`), so a group cannot be saved
+//! per-tenant version item in their transaction (`repo::people_version_key`), so a group cannot be saved
 //! naming an employee that a concurrent delete removed.
 
 use serde_json::Value;
@@ -15,32 +15,15 @@ use crate::domain::settings::Handling;
 use crate::domain::{Channel, ChannelStatus, ChatbotId, EmployeeId, GroupId, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::StoreError;
-use crate::ports::store::{Condition, Item, Key, Query, Write};
-use crate::records;
+use crate::ports::store::{Condition, Item, Key, Write};
+use crate::repo;
 use crate::usecases::auth::{Principal, Role};
-use crate::usecases::{Context, channels, tenants};
+use crate::usecases::{Context, channels};
 
 /// How often a write that lost a race with another group write or delete is tried again.
 const ATTEMPTS: usize = 3;
 /// Page size of the internal scans (employees of a group check, channels naming a person).
 const SCAN_PAGE: usize = 500;
-
-// ---- helpers other use cases call ----
-
-/// The tenant's employee, or `None` (also for another tenant's id).
-pub async fn get_employee(ctx: &Context, tenant: &TenantId, id: &EmployeeId) -> Result<Option<Employee>> {
-    load(ctx, &records::employee_key(tenant, id)).await
-}
-
-/// The tenant's group, or `None` (also for another tenant's id).
-pub async fn get_group(ctx: &Context, tenant: &TenantId, id: &GroupId) -> Result<Option<Group>> {
-    load(ctx, &records::group_key(tenant, id)).await
-}
-
-/// The tenant's chatbot, or `None` (also for another tenant's id).
-pub async fn get_chatbot(ctx: &Context, tenant: &TenantId, id: &ChatbotId) -> Result<Option<Chatbot>> {
-    load(ctx, &records::chatbot_key(tenant, id)).await
-}
 
 /// What a write that names employees, groups or chatbots carries to stay consistent with deletes: read it
 /// before checking the references, put `write()` into the same transaction; if that write fails its
@@ -53,7 +36,7 @@ pub struct PeopleGuard {
 
 impl PeopleGuard {
     pub async fn read(ctx: &Context, tenant: &TenantId) -> Result<Self> {
-        let key = records::people_version_key(tenant);
+        let key = repo::people_version_key(tenant);
         let seen = ctx.store.get(&key).await?.and_then(|item| item.get("version").and_then(Value::as_i64));
         Ok(Self { key, seen })
     }
@@ -77,13 +60,15 @@ pub async fn list_employees(
     limit: usize,
     page: Option<String>,
 ) -> Result<(Vec<Employee>, Option<String>)> {
-    list(ctx, records::employees_of(&principal.tenant_id), limit, page).await
+    repo::list(ctx.store.as_ref(), repo::employees_of(&principal.tenant_id), limit, page).await
 }
 
 /// One employee of the caller's tenant (admins and employee keys).
 pub async fn read_employee(ctx: &Context, principal: &Principal, id: &str) -> Result<Employee> {
     let id = EmployeeId::parse(id).ok_or(Error::NotFound { what: "employee" })?;
-    get_employee(ctx, &principal.tenant_id, &id).await?.ok_or(Error::NotFound { what: "employee" })
+    repo::get_employee(ctx.store.as_ref(), &principal.tenant_id, &id)
+        .await?
+        .ok_or(Error::NotFound { what: "employee" })
 }
 
 pub async fn create_employee(
@@ -93,7 +78,7 @@ pub async fn create_employee(
 ) -> Result<Employee> {
     principal.require_admin()?;
     let employee = Employee::create(principal.tenant_id.clone(), changes, ctx.clock.now())?;
-    let item = records::to_item(&employee, &records::employee_key(&employee.tenant_id, &employee.id), &[])?;
+    let item = repo::to_item(&employee, &repo::employee_key(&employee.tenant_id, &employee.id), &[])?;
     ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await?;
     Ok(employee)
 }
@@ -118,25 +103,27 @@ pub async fn update_employee(
             ));
         }
     }
-    let key = records::employee_key(&principal.tenant_id, &id);
-    let mut employee: Employee = load(ctx, &key).await?.ok_or(Error::NotFound { what: "employee" })?;
+    let key = repo::employee_key(&principal.tenant_id, &id);
+    let mut employee: Employee =
+        repo::load(ctx.store.as_ref(), &key).await?.ok_or(Error::NotFound { what: "employee" })?;
     employee.apply(changes.clone(), ctx.clock.now());
     let mut set = Item::new();
     if changes.name.is_some() {
-        set.insert("name".into(), to_value(&employee.name)?);
+        set.insert("name".into(), repo::to_value(&employee.name)?);
     }
     let came_online = changes.status == Some(crate::domain::people::EmployeeStatus::Online);
     if changes.status.is_some() {
-        set.insert("status".into(), to_value(&employee.status)?);
+        set.insert("status".into(), repo::to_value(&employee.status)?);
     }
     if changes.max_dialogs.is_some() {
-        set.insert("max_dialogs".into(), to_value(&employee.max_dialogs)?);
+        set.insert("max_dialogs".into(), repo::to_value(&employee.max_dialogs)?);
     }
-    set.insert("updated_at".into(), to_value(&employee.updated_at)?);
+    set.insert("updated_at".into(), repo::to_value(&employee.updated_at)?);
     // Only the fields sent are written, so an admin renaming and the employee going online at the same
     // moment do not undo each other.
     update_existing(ctx, key.clone(), set, "employee").await?;
-    let updated: Employee = load(ctx, &key).await?.ok_or(Error::NotFound { what: "employee" })?;
+    let updated: Employee =
+        repo::load(ctx.store.as_ref(), &key).await?.ok_or(Error::NotFound { what: "employee" })?;
     if came_online && updated.status == crate::domain::people::EmployeeStatus::Online {
         // Coming online (by the employee or an admin) serves the queues the employee can take from.
         match crate::usecases::routing::employee_available(ctx, &updated.tenant_id, &updated.id).await {
@@ -152,7 +139,7 @@ pub async fn update_employee(
 pub async fn delete_employee(ctx: &Context, principal: &Principal, id: &str) -> Result<()> {
     principal.require_admin()?;
     let employee = read_employee(ctx, principal, id).await?;
-    let key = records::employee_key(&employee.tenant_id, &employee.id);
+    let key = repo::employee_key(&employee.tenant_id, &employee.id);
     for _ in 0..ATTEMPTS {
         let guard = PeopleGuard::read(ctx, &employee.tenant_id).await?;
         if let Some(group) = groups_of_tenant(ctx, &employee.tenant_id)
@@ -193,19 +180,21 @@ pub async fn list_groups(
     limit: usize,
     page: Option<String>,
 ) -> Result<(Vec<Group>, Option<String>)> {
-    list(ctx, records::groups_of(&principal.tenant_id), limit, page).await
+    repo::list(ctx.store.as_ref(), repo::groups_of(&principal.tenant_id), limit, page).await
 }
 
 /// One group of the caller's tenant (admins and employee keys).
 pub async fn read_group(ctx: &Context, principal: &Principal, id: &str) -> Result<Group> {
     let id = GroupId::parse(id).ok_or(Error::NotFound { what: "group" })?;
-    get_group(ctx, &principal.tenant_id, &id).await?.ok_or(Error::NotFound { what: "group" })
+    repo::get_group(ctx.store.as_ref(), &principal.tenant_id, &id)
+        .await?
+        .ok_or(Error::NotFound { what: "group" })
 }
 
 pub async fn create_group(ctx: &Context, principal: &Principal, changes: GroupChanges) -> Result<Group> {
     principal.require_admin()?;
     let group = Group::create(principal.tenant_id.clone(), changes, ctx.clock.now())?;
-    let item = records::to_item(&group, &records::group_key(&group.tenant_id, &group.id), &[])?;
+    let item = repo::to_item(&group, &repo::group_key(&group.tenant_id, &group.id), &[])?;
     for _ in 0..ATTEMPTS {
         let guard = PeopleGuard::read(ctx, &group.tenant_id).await?;
         check_members(ctx, &group.tenant_id, &group.members).await?;
@@ -231,22 +220,22 @@ pub async fn update_group(
 ) -> Result<Group> {
     principal.require_admin()?;
     let mut group = read_group(ctx, principal, id).await?;
-    let key = records::group_key(&group.tenant_id, &group.id);
+    let key = repo::group_key(&group.tenant_id, &group.id);
     group.apply(changes.clone(), ctx.clock.now());
     let mut set = Item::new();
     if changes.name.is_some() {
-        set.insert("name".into(), to_value(&group.name)?);
+        set.insert("name".into(), repo::to_value(&group.name)?);
     }
     if changes.members.is_some() {
-        set.insert("members".into(), to_value(&group.members)?);
+        set.insert("members".into(), repo::to_value(&group.members)?);
     }
     if changes.distribution.is_some() {
-        set.insert("distribution".into(), to_value(&group.distribution)?);
+        set.insert("distribution".into(), repo::to_value(&group.distribution)?);
     }
     if changes.wait_seconds.is_some() {
-        set.insert("wait_seconds".into(), to_value(&group.wait_seconds)?);
+        set.insert("wait_seconds".into(), repo::to_value(&group.wait_seconds)?);
     }
-    set.insert("updated_at".into(), to_value(&group.updated_at)?);
+    set.insert("updated_at".into(), repo::to_value(&group.updated_at)?);
     for _ in 0..ATTEMPTS {
         let guard = PeopleGuard::read(ctx, &group.tenant_id).await?;
         if let Some(members) = &changes.members {
@@ -262,7 +251,9 @@ pub async fn update_group(
             guard.write(),
         ];
         match ctx.store.transact(writes).await {
-            Ok(()) => return load(ctx, &key).await?.ok_or(Error::NotFound { what: "group" }),
+            Ok(()) => {
+                return repo::load(ctx.store.as_ref(), &key).await?.ok_or(Error::NotFound { what: "group" });
+            }
             Err(conflict) if conflict.failed_at(0) => return Err(Error::NotFound { what: "group" }),
             Err(StoreError::Conflict { .. }) => continue,
             Err(other) => return Err(other.into()),
@@ -275,7 +266,7 @@ pub async fn update_group(
 pub async fn delete_group(ctx: &Context, principal: &Principal, id: &str) -> Result<()> {
     principal.require_admin()?;
     let group = read_group(ctx, principal, id).await?;
-    let key = records::group_key(&group.tenant_id, &group.id);
+    let key = repo::group_key(&group.tenant_id, &group.id);
     for _ in 0..ATTEMPTS {
         let guard = PeopleGuard::read(ctx, &group.tenant_id).await?;
         if let Some(channel) = channel_naming(
@@ -305,13 +296,15 @@ pub async fn list_chatbots(
     page: Option<String>,
 ) -> Result<(Vec<Chatbot>, Option<String>)> {
     principal.require_admin()?;
-    list(ctx, records::chatbots_of(&principal.tenant_id), limit, page).await
+    repo::list(ctx.store.as_ref(), repo::chatbots_of(&principal.tenant_id), limit, page).await
 }
 
 pub async fn read_chatbot(ctx: &Context, principal: &Principal, id: &str) -> Result<Chatbot> {
     principal.require_admin()?;
     let id = ChatbotId::parse(id).ok_or(Error::NotFound { what: "chatbot" })?;
-    get_chatbot(ctx, &principal.tenant_id, &id).await?.ok_or(Error::NotFound { what: "chatbot" })
+    repo::get_chatbot(ctx.store.as_ref(), &principal.tenant_id, &id)
+        .await?
+        .ok_or(Error::NotFound { what: "chatbot" })
 }
 
 /// A new chatbot; only where the tenant's chatbot service is on.
@@ -321,7 +314,7 @@ pub async fn create_chatbot(
     changes: ChatbotChanges,
 ) -> Result<Chatbot> {
     principal.require_admin()?;
-    let tenant = tenants::get_tenant(ctx, &principal.tenant_id).await?;
+    let tenant = repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?;
     if !tenant.features.chatbots {
         return Err(Error::rule(
             "chatbots_off",
@@ -331,7 +324,7 @@ pub async fn create_chatbot(
     }
     let chatbot = Chatbot::create(tenant.id, changes, ctx.clock.now())?;
     crate::usecases::chatbot::check_webhook_url(ctx, &chatbot.webhook_url).await?;
-    let item = records::to_item(&chatbot, &records::chatbot_key(&chatbot.tenant_id, &chatbot.id), &[])?;
+    let item = repo::to_item(&chatbot, &repo::chatbot_key(&chatbot.tenant_id, &chatbot.id), &[])?;
     ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await?;
     Ok(chatbot)
 }
@@ -346,27 +339,27 @@ pub async fn update_chatbot(
     if let Some(url) = &changes.webhook_url {
         crate::usecases::chatbot::check_webhook_url(ctx, url).await?;
     }
-    let key = records::chatbot_key(&chatbot.tenant_id, &chatbot.id);
+    let key = repo::chatbot_key(&chatbot.tenant_id, &chatbot.id);
     chatbot.apply(changes.clone(), ctx.clock.now());
     let mut set = Item::new();
     if changes.name.is_some() {
-        set.insert("name".into(), to_value(&chatbot.name)?);
+        set.insert("name".into(), repo::to_value(&chatbot.name)?);
     }
     if changes.webhook_url.is_some() {
-        set.insert("webhook_url".into(), to_value(&chatbot.webhook_url)?);
+        set.insert("webhook_url".into(), repo::to_value(&chatbot.webhook_url)?);
     }
     if changes.enabled.is_some() {
-        set.insert("enabled".into(), to_value(&chatbot.enabled)?);
+        set.insert("enabled".into(), repo::to_value(&chatbot.enabled)?);
     }
-    set.insert("updated_at".into(), to_value(&chatbot.updated_at)?);
+    set.insert("updated_at".into(), repo::to_value(&chatbot.updated_at)?);
     update_existing(ctx, key.clone(), set, "chatbot").await?;
-    load(ctx, &key).await?.ok_or(Error::NotFound { what: "chatbot" })
+    repo::load(ctx.store.as_ref(), &key).await?.ok_or(Error::NotFound { what: "chatbot" })
 }
 
 /// Deletes a chatbot no channel names, for handling or outside working hours (409 otherwise).
 pub async fn delete_chatbot(ctx: &Context, principal: &Principal, id: &str) -> Result<()> {
     let chatbot = read_chatbot(ctx, principal, id).await?;
-    let key = records::chatbot_key(&chatbot.tenant_id, &chatbot.id);
+    let key = repo::chatbot_key(&chatbot.tenant_id, &chatbot.id);
     for _ in 0..ATTEMPTS {
         let guard = PeopleGuard::read(ctx, &chatbot.tenant_id).await?;
         if let Some(channel) = channel_naming(ctx, principal, |handling, off_hours_bot| {
@@ -387,25 +380,6 @@ pub async fn delete_chatbot(ctx: &Context, principal: &Principal, id: &str) -> R
 }
 
 // ---- internals ----
-
-async fn load<T: serde::de::DeserializeOwned>(ctx: &Context, key: &Key) -> Result<Option<T>> {
-    ctx.store.get(key).await?.map(records::from_item).transpose()
-}
-
-async fn list<T: serde::de::DeserializeOwned>(
-    ctx: &Context,
-    partition: String,
-    limit: usize,
-    page: Option<String>,
-) -> Result<(Vec<T>, Option<String>)> {
-    let page = ctx.store.query(&Query::table(partition).limit(limit).after(page)).await?;
-    let items = page.items.into_iter().map(records::from_item).collect::<Result<Vec<T>>>()?;
-    Ok((items, page.next))
-}
-
-fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
-    serde_json::to_value(value).map_err(|error| Error::Internal(format!("not serializable: {error}")))
-}
 
 async fn update_existing(ctx: &Context, key: Key, set: Item, what: &'static str) -> Result<()> {
     let write = Write::Update { key, set, remove: Vec::new(), condition: Condition::Exists };
@@ -448,7 +422,8 @@ async fn groups_of_tenant(ctx: &Context, tenant: &TenantId) -> Result<Vec<Group>
     let mut groups = Vec::new();
     let mut page = None;
     loop {
-        let (mut more, next) = list(ctx, records::groups_of(tenant), SCAN_PAGE, page).await?;
+        let (mut more, next) =
+            repo::list(ctx.store.as_ref(), repo::groups_of(tenant), SCAN_PAGE, page).await?;
         groups.append(&mut more);
         match next {
             Some(token) => page = Some(token),
@@ -466,7 +441,8 @@ async fn check_members(ctx: &Context, tenant: &TenantId, members: &[EmployeeId])
     let mut known = std::collections::HashSet::new();
     let mut page = None;
     loop {
-        let (employees, next) = list::<Employee>(ctx, records::employees_of(tenant), SCAN_PAGE, page).await?;
+        let (employees, next) =
+            repo::list::<Employee>(ctx.store.as_ref(), repo::employees_of(tenant), SCAN_PAGE, page).await?;
         known.extend(employees.into_iter().map(|employee| employee.id));
         match next {
             Some(token) => page = Some(token),

@@ -3,17 +3,15 @@
 use serde_json::Value;
 
 use crate::domain::{Features, Tenant, TenantId};
-use crate::error::{Error, Result};
-use crate::ports::store::{Condition, Item, Key, Write};
-use crate::records;
+use crate::error::Result;
+use crate::ports::store::{Condition, Item, Write};
+use crate::repo;
 use crate::secret::Secret;
 use crate::usecases::Context;
 use crate::usecases::auth::{self, Principal, Role};
 
 pub async fn get_tenant(ctx: &Context, tenant: &TenantId) -> Result<Tenant> {
-    let item =
-        ctx.store.get(&records::tenant_key(tenant)).await?.ok_or(Error::NotFound { what: "tenant" })?;
-    records::from_item(item)
+    repo::get_tenant(ctx.store.as_ref(), tenant).await
 }
 
 /// On the very first start of a store: one tenant with both services on and an admin key (the given one,
@@ -22,7 +20,7 @@ pub async fn bootstrap_first_tenant(
     ctx: &Context,
     preset_key: Option<Secret>,
 ) -> Result<Option<(Tenant, Secret)>> {
-    let marker = Key::new("BOOTSTRAP", "BOOTSTRAP");
+    let marker = repo::bootstrap_marker_key();
     if ctx.store.get(&marker).await?.is_some() {
         return Ok(None);
     }
@@ -37,9 +35,9 @@ pub async fn bootstrap_first_tenant(
     let mut marker_item = Item::new();
     marker_item.insert("tenant_id".into(), Value::String(tenant.id.to_string()));
     let writes = vec![
-        Write::Put { item: records::to_item(&marker_item, &marker, &[])?, condition: Condition::NotExists },
+        Write::Put { item: repo::to_item(&marker_item, &marker, &[])?, condition: Condition::NotExists },
         Write::Put {
-            item: records::to_item(&tenant, &records::tenant_key(&tenant.id), &[])?,
+            item: repo::to_item(&tenant, &repo::tenant_key(&tenant.id), &[])?,
             condition: Condition::NotExists,
         },
         auth::api_key_write(&key, &tenant.id, Role::Admin, None, now)?,
@@ -58,7 +56,7 @@ pub async fn create_tenant(ctx: &Context, name: &str, features: Features) -> Res
     let key = auth::generate_key();
     let writes = vec![
         Write::Put {
-            item: records::to_item(&tenant, &records::tenant_key(&tenant.id), &[])?,
+            item: repo::to_item(&tenant, &repo::tenant_key(&tenant.id), &[])?,
             condition: Condition::NotExists,
         },
         auth::api_key_write(&key, &tenant.id, Role::Admin, None, tenant.created_at)?,
@@ -72,7 +70,7 @@ pub async fn update_features(ctx: &Context, principal: &Principal, features: Fea
     principal.require_admin()?;
     let mut tenant = get_tenant(ctx, &principal.tenant_id).await?;
     tenant.features = features;
-    let item = records::to_item(&tenant, &records::tenant_key(&tenant.id), &[])?;
+    let item = repo::to_item(&tenant, &repo::tenant_key(&tenant.id), &[])?;
     ctx.store.transact(vec![Write::Put { item, condition: Condition::Exists }]).await?;
     Ok(tenant)
 }

@@ -5,8 +5,9 @@ use crate::domain::{ChannelId, Provider};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_JSON_DEPTH, json_too_deep};
 use crate::providers::{Reply, WebhookError, WebhookRequest};
+use crate::repo;
+use crate::usecases::Context;
 use crate::usecases::ingest::{self, IngestOutcome};
-use crate::usecases::{Context, channels};
 
 /// What to answer the provider: always a 2xx once the request is verified and understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub async fn receive_webhook(
         if outcome == IngestOutcome::ChannelChanged {
             // The remembered channel is out of date: read it again and go on with the stored one.
             ctx.forget_channel(&channel.id);
-            channel = channels::load_channel(ctx, &channel.id).await?.ok_or_else(not_found)?;
+            channel = repo::load_channel(ctx.store.as_ref(), &channel.id).await?.ok_or_else(not_found)?;
             if !channel.is_active() {
                 break;
             }

@@ -10,12 +10,12 @@ use crate::domain::people::{Employee, EmployeeChanges};
 use crate::domain::{Dialog, DialogId, DialogStatus};
 use crate::error::{Error, Result};
 use crate::ports::store::{Index, Query};
-use crate::records;
+use crate::repo;
 use crate::usecases::auth::Principal;
 use crate::usecases::{Context, people, routing};
 
 async fn load_dialog(ctx: &Context, id: &DialogId) -> Result<Option<Dialog>> {
-    ctx.store.get(&records::dialog_key(id)).await?.map(records::from_item).transpose()
+    ctx.store.get(&repo::dialog_key(id)).await?.map(repo::from_item).transpose()
 }
 
 fn dialog_id_of(item: &crate::ports::store::Item) -> Option<DialogId> {
@@ -31,7 +31,7 @@ pub async fn my_dialogs(
     page: Option<String>,
 ) -> Result<(Vec<Dialog>, Option<String>)> {
     let me = routing::employee_of(principal)?;
-    let query = Query::table(records::slots_of(&principal.tenant_id, &me)).limit(limit).after(page);
+    let query = Query::table(repo::slots_of(&principal.tenant_id, &me)).limit(limit).after(page);
     let found = ctx.store.query(&query).await?;
     let mut dialogs = Vec::with_capacity(found.items.len());
     for id in found.items.iter().filter_map(dialog_id_of) {
@@ -80,7 +80,7 @@ pub async fn my_queue(
     let mut dialogs = Vec::new();
     while let Some(queue) = queues.get(position.queue) {
         let wanted = limit - dialogs.len();
-        let query = Query::index(Index::Gsi1, records::queue_of(&principal.tenant_id, &queue.id()))
+        let query = Query::index(Index::Gsi1, repo::queue_of(&principal.tenant_id, &queue.id()))
             .limit(wanted)
             .after(position.after.take());
         let found = ctx.store.query(&query).await?;

@@ -47,7 +47,7 @@ async fn channel(store: &dyn Store) -> Channel {
         created_at: now,
         updated_at: now,
     };
-    let item = omnichat::usecases::channels::channel_item(&channel).expect("channel item");
+    let item = omnichat::repo::channel_item(&channel).expect("channel item");
     store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("store channel");
     channel
 }
@@ -245,7 +245,7 @@ pub async fn a_stale_channel_stores_nothing_and_a_repeat_costs_one_read(set: Ada
     let mut changed = channel.clone();
     changed.updated_at = channel.updated_at + jiff::SignedDuration::from_secs(1);
     changed.status = ChannelStatus::Disconnected;
-    let item = omnichat::usecases::channels::channel_item(&changed).expect("item");
+    let item = omnichat::repo::channel_item(&changed).expect("item");
     set.1.transact(vec![Write::Put { item, condition: Condition::Exists }]).await.expect("disconnect");
     let stale = ingest::ingest(&ctx, &channel, &inbound("b", "c", "after the change")).await.expect("ingest");
     assert_eq!(stale, IngestOutcome::ChannelChanged);

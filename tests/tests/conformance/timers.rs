@@ -205,7 +205,7 @@ pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
     let now = omnichat::clock::Clock::now(s.clock.as_ref());
     let far: Vec<Write> = (0..existing)
         .map(|_| {
-            timers::close_timer_write(&omnichat::domain::DialogId::generate(), &s.channel, now)
+            omnichat::repo::close_timer_write(&omnichat::domain::DialogId::generate(), &s.channel, now)
                 .expect("timer")
         })
         .collect();

@@ -17,7 +17,7 @@ use crate::domain::people::{ChatbotChanges, EmployeeChanges, GroupChanges};
 use crate::domain::settings::{ChannelSettings, OffHours};
 use crate::domain::{Account, Channel, ChannelId, ChannelStatus, Customer, Features, Provider};
 use crate::ports::events::{EventBus, EventError};
-use crate::usecases::{Providers, tenants, workspace};
+use crate::usecases::{Providers, dialogs, people, tenants, workspace};
 
 /// 2026-01-01T12:00:00Z.
 const T0: i64 = 1_767_268_800;
@@ -74,10 +74,10 @@ async fn world() -> World {
 
 impl World {
     async fn save_channel(&self) {
-        let item = records::to_item(
+        let item = repo::to_item(
             &self.channel,
-            &records::channel_key(&self.channel.id),
-            &[(Index::Gsi1, records::channels_of(&self.channel.tenant_id), self.channel.id.to_string())],
+            &repo::channel_key(&self.channel.id),
+            &[(Index::Gsi1, repo::channels_of(&self.channel.tenant_id), self.channel.id.to_string())],
         )
         .expect("item");
         self.ctx
@@ -142,13 +142,13 @@ impl World {
         for i in 0..n {
             let customer = Customer { id: format!("customer-{i}-{}", uuid::Uuid::now_v7()), name: None };
             let dialog = Dialog::open(self.tenant().clone(), self.channel.id.clone(), customer, now);
-            let pointer = records::open_dialog_key(&dialog.channel_id, &dialog.customer.id);
+            let pointer = repo::open_dialog_key(&dialog.channel_id, &dialog.customer.id);
             writes.push(Write::Put {
-                item: records::to_item(&json!({ "dialog_id": dialog.id }), &pointer, &[]).expect("item"),
+                item: repo::to_item(&json!({ "dialog_id": dialog.id }), &pointer, &[]).expect("item"),
                 condition: Condition::NotExists,
             });
             writes.push(Write::Put {
-                item: crate::usecases::ingest::dialog_item(&dialog).expect("item"),
+                item: repo::dialog_item(&dialog).expect("item"),
                 condition: Condition::NotExists,
             });
             writes.extend(unrouted_marker_writes(&dialog, now).expect("marker"));
@@ -164,7 +164,7 @@ impl World {
     }
 
     async fn dialog(&self, id: &DialogId) -> Dialog {
-        load_dialog(&self.ctx, id).await.expect("read").expect("exists")
+        repo::load_dialog(self.ctx.store.as_ref(), id).await.expect("read").expect("exists")
     }
 
     async fn state(&self, id: &DialogId) -> RouteState {
@@ -177,12 +177,12 @@ impl World {
         let mut closed = before.clone();
         closed.close(self.clock.now()).expect("open");
         let mut writes = vec![Write::Update {
-            key: records::dialog_key(id),
+            key: repo::dialog_key(id),
             set: dialog_fields(&closed).expect("fields"),
             remove: Vec::new(),
-            condition: Condition::Equals("status".into(), json!(status_name(before.status))),
+            condition: Condition::Equals("status".into(), json!(before.status.as_str())),
         }];
-        writes.extend(release_writes(&before));
+        writes.extend(repo::release_writes(&before));
         self.ctx.store.transact(writes).await.expect("closed");
     }
 
@@ -190,11 +190,10 @@ impl World {
         let mut dialogs = Vec::new();
         let mut page = None;
         loop {
-            let query = Query::index(Index::Gsi1, records::dialogs_of(self.tenant())).limit(500).after(page);
+            let query = Query::index(Index::Gsi1, repo::dialogs_of(self.tenant())).limit(500).after(page);
             let found = self.ctx.store.query(&query).await.expect("query");
-            dialogs.extend(
-                found.items.into_iter().map(|item| records::from_item::<Dialog>(item).expect("dialog")),
-            );
+            dialogs
+                .extend(found.items.into_iter().map(|item| repo::from_item::<Dialog>(item).expect("dialog")));
             match found.next {
                 Some(next) => page = Some(next),
                 None => return dialogs,
@@ -229,11 +228,11 @@ impl World {
             let page = self
                 .ctx
                 .store
-                .query(&Query::table(records::slots_of(self.tenant(), member)).limit(500))
+                .query(&Query::table(repo::slots_of(self.tenant(), member)).limit(500))
                 .await
                 .expect("slots");
             for item in page.items {
-                let record: SlotRecord = records::from_item(item).expect("slot");
+                let record: SlotRecord = repo::from_item(item).expect("slot");
                 let dialog = assigned.get(&record.dialog_id).expect("a slot holds an assigned dialog");
                 assert_eq!(dialog.assignee_id.as_ref(), Some(member));
                 assert_eq!(dialog.slot, Some(record.slot));
@@ -319,7 +318,7 @@ async fn several_routers_never_assign_a_dialog_twice_nor_fill_anybody_past_capac
             .ctx
             .store
             .query(
-                &Query::index(Index::Gsi1, records::queue_of(world.tenant(), &Queue::Group(group).id()))
+                &Query::index(Index::Gsi1, repo::queue_of(world.tenant(), &Queue::Group(group).id()))
                     .limit(500),
             )
             .await
@@ -553,7 +552,7 @@ async fn the_queue_recheck_serves_a_queue_whose_trigger_was_lost() {
     // She comes online but the trigger is lost (the process died right after saving her status).
     let mut set = crate::ports::store::Item::new();
     set.insert("status".into(), serde_json::Value::String("online".into()));
-    let key = crate::records::employee_key(&world.admin.tenant_id, &anna);
+    let key = crate::repo::employee_key(&world.admin.tenant_id, &anna);
     let write = Write::Update { key, set, remove: Vec::new(), condition: Condition::Exists };
     world.ctx.store.transact(vec![write]).await.expect("status saved");
     assert_eq!(world.dialog(&ids[0]).await.assignee_id, None);
@@ -655,7 +654,7 @@ async fn off_hours_the_chatbot_takes_the_dialog_until_it_hands_it_to_people() {
         },
         world.clock.now(),
     );
-    let item = crate::usecases::ingest::message_item(&message).expect("item");
+    let item = repo::message_item(&message).expect("item");
     world
         .ctx
         .store
@@ -674,7 +673,7 @@ async fn off_hours_the_chatbot_takes_the_dialog_until_it_hands_it_to_people() {
     assert_eq!((dialog.chatbot_id, dialog.assignee_id.as_ref()), (None, Some(&anna)));
     assert!(world.state(&ids[0]).await.handed_off);
     // A later message of the same dialog is not forwarded: the chatbot is out of it.
-    assert_eq!(chatbot::forward_new_messages(&world.ctx, &ids[0]).await.expect("forwarded"), 0);
+    assert_eq!(chatbot::forward_new_messages(&world.ctx, &ids[0]).await.expect("forwarded").forwarded, 0);
     assert_eq!(bot.received_requests().await.expect("recorded").len(), 1);
 }
 

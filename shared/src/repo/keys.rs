@@ -1,0 +1,241 @@
+//! Every key of the single-table design: no key string is built outside this file.
+
+use jiff::Timestamp;
+
+use crate::domain::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, Provider, TenantId};
+use crate::ports::store::Key;
+
+pub fn tenant_key(tenant: &TenantId) -> Key {
+    Key::new(format!("T#{tenant}"), "TENANT")
+}
+
+pub fn api_key_key(key_hash: &str) -> Key {
+    Key::new(format!("KEY#{key_hash}"), "KEY")
+}
+
+pub fn channel_key(channel: &ChannelId) -> Key {
+    Key::new(format!("CHAN#{channel}"), "CHANNEL")
+}
+
+pub fn channels_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#CHANNELS")
+}
+
+pub fn account_claim_key(tenant: &TenantId, provider: Provider, account_id: &str) -> Key {
+    Key::new(format!("T#{tenant}#ACCT#{}#{account_id}", provider.slug()), "ACCOUNT")
+}
+
+pub fn dialog_key(dialog: &DialogId) -> Key {
+    Key::new(format!("DLG#{dialog}"), "DIALOG")
+}
+
+pub fn dialogs_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#DIALOGS")
+}
+
+pub fn dialogs_with_status(tenant: &TenantId, status: &str) -> String {
+    format!("T#{tenant}#DIALOGS#{status}")
+}
+
+pub fn messages_of(dialog: &DialogId) -> String {
+    format!("DLG#{dialog}")
+}
+
+pub const MESSAGE_SK_PREFIX: &str = "MSG#";
+
+pub fn open_dialog_key(channel: &ChannelId, customer_id: &str) -> Key {
+    Key::new(format!("OPEN#{channel}#{customer_id}"), "OPEN")
+}
+
+pub fn delivery_key(channel: &ChannelId, dedup_key: &str) -> Key {
+    Key::new(format!("IN#{channel}#{dedup_key}"), "IN")
+}
+
+/// How long a delivery record outlives the message: longer than any provider retries (Telegram: 24 h).
+pub const DELIVERY_TTL_SECONDS: i64 = 30 * 24 * 3600;
+
+// People and hours: one partition per tenant and kind, so a list is a strongly consistent Query of the
+// table (contact centers have tens to hundreds of employees, far below one partition's limits).
+
+pub fn employees_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#EMP")
+}
+
+pub fn employee_key(tenant: &TenantId, employee: &EmployeeId) -> Key {
+    Key::new(employees_of(tenant), employee.as_str())
+}
+
+pub fn groups_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#GRP")
+}
+
+pub fn group_key(tenant: &TenantId, group: &GroupId) -> Key {
+    Key::new(groups_of(tenant), group.as_str())
+}
+
+pub fn chatbots_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#BOT")
+}
+
+pub fn chatbot_key(tenant: &TenantId, chatbot: &ChatbotId) -> Key {
+    Key::new(chatbots_of(tenant), chatbot.as_str())
+}
+
+pub fn working_hours_key(tenant: &TenantId) -> Key {
+    Key::new(format!("T#{tenant}"), "HOURS")
+}
+
+/// A counter every group write and every delete of an employee bumps in its transaction, so a group can
+/// never be saved naming an employee deleted meanwhile.
+pub fn people_version_key(tenant: &TenantId) -> Key {
+    Key::new(format!("T#{tenant}"), "PEOPLE")
+}
+
+// Routing (usecases::routing). A queue is `G#{group}` (a group's) or `E#{employee}` (one employee's).
+
+pub fn route_key(dialog: &DialogId) -> Key {
+    Key::new(format!("ROUTE#{dialog}"), "ROUTE")
+}
+
+pub fn chatbot_cursor_key(dialog: &DialogId) -> Key {
+    Key::new(format!("ROUTE#{dialog}"), "BOT")
+}
+
+/// The gsi1 partition listing a queue's waiting dialogs, oldest first.
+pub fn queue_of(tenant: &TenantId, queue: &str) -> String {
+    format!("T#{tenant}#QUEUE#{queue}")
+}
+
+const QUEUE_RECHECK_SK: &str = "RECHECK";
+
+pub fn queue_recheck_key(tenant: &TenantId, queue: &str) -> Key {
+    Key::new(queue_of(tenant, queue), QUEUE_RECHECK_SK)
+}
+
+pub fn slots_of(tenant: &TenantId, employee: &EmployeeId) -> String {
+    format!("T#{tenant}#SLOT#{employee}")
+}
+
+pub fn slot_key(tenant: &TenantId, employee: &EmployeeId, slot: u32) -> Key {
+    Key::new(slots_of(tenant, employee), format!("{slot:03}"))
+}
+
+pub fn round_robin_key(tenant: &TenantId, group: &GroupId) -> Key {
+    Key::new(format!("T#{tenant}#RR"), group.as_str())
+}
+
+pub fn route_due_pk(shard: u32) -> String {
+    format!("DUE#ROUTE#{shard}")
+}
+
+pub fn chatbot_forward_key(message: &MessageId) -> Key {
+    Key::new(format!("FWD#{message}"), "FWD")
+}
+
+// E-mail (usecases::email_poll). The channels' list is one small partition: a poll reads it with one Query.
+
+pub const EMAIL_CHANNELS: &str = "EMAIL_CHANNELS";
+
+pub fn email_channel_key(channel: &ChannelId) -> Key {
+    Key::new(EMAIL_CHANNELS, channel.as_str())
+}
+
+pub fn mailbox_sync_key(channel: &ChannelId) -> Key {
+    Key::new(format!("MAILBOX#{channel}"), "INBOX")
+}
+
+pub const EMAIL_THREAD_SK_PREFIX: &str = "EMAIL#";
+
+pub fn email_thread_key(dialog: &DialogId, message: &MessageId) -> Key {
+    Key::new(messages_of(dialog), format!("{EMAIL_THREAD_SK_PREFIX}{message}"))
+}
+
+// API keys (usecases::auth).
+
+/// The gsi1 partition listing a tenant's API keys.
+pub fn api_keys_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#KEYS")
+}
+
+/// Written once by the first start of a deployment, so two racing first starts create one tenant.
+pub fn bootstrap_marker_key() -> Key {
+    Key::new("BOOTSTRAP", "BOOTSTRAP")
+}
+
+// Messages and the outbox (usecases::outbox).
+
+pub fn message_key(dialog: &DialogId, message: &MessageId) -> Key {
+    Key::new(messages_of(dialog), format!("{MESSAGE_SK_PREFIX}{message}"))
+}
+
+pub fn outbox_key(message: &MessageId) -> Key {
+    Key::new(format!("OUTBOX#{message}"), "OUTBOX")
+}
+
+pub fn outbox_due_pk(shard: u32) -> String {
+    format!("DUE#OUTBOX#{shard}")
+}
+
+/// From a provider's message id back to our outgoing message (delivery reports).
+pub fn sent_key(channel: &ChannelId, provider_message_id: &str) -> Key {
+    Key::new(format!("SENT#{channel}#{provider_message_id}"), "SENT")
+}
+
+// Timers (usecases::timers): one per dialog and kind, beside the dialog's messages.
+
+/// The kinds of per-dialog timer; the name is the timer's key and due partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    AutoReply,
+    Close,
+}
+
+impl TimerKind {
+    fn name(self) -> &'static str {
+        match self {
+            TimerKind::AutoReply => "AUTOREPLY",
+            TimerKind::Close => "CLOSE",
+        }
+    }
+}
+
+pub fn timer_key(dialog: &DialogId, kind: TimerKind) -> Key {
+    Key::new(messages_of(dialog), format!("TIMER#{}", kind.name()))
+}
+
+pub fn timer_due_pk(kind: TimerKind, shard: u32) -> String {
+    format!("DUE#{}#{shard}", kind.name())
+}
+
+// The sparse due index (gsi3), shared by the timers, the outbox and routing.
+
+/// The due shard of an id: spreads a busy table's due writes over several index partitions.
+pub fn due_shard(id: &str, shards: u32) -> u32 {
+    id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % shards.max(1)
+}
+
+/// A due sort key: milliseconds, zero-padded so they sort as text, then the id.
+pub fn due_sk(at: Timestamp, id: &str) -> String {
+    format!("{:015}#{id}", at.as_millisecond().max(0))
+}
+
+/// The highest due sort key at `now`: a range `..=due_until(now)` reads what is due.
+pub fn due_until(now: Timestamp) -> String {
+    format!("{:015}#~", now.as_millisecond().max(0))
+}
+
+/// The time a due sort key stands for (None for what is not one).
+pub fn due_at_of(sk: &str) -> Option<Timestamp> {
+    let millis = sk.split('#').next()?.parse::<i64>().ok()?;
+    Timestamp::from_millisecond(millis).ok()
+}
+
+/// The id a queue re-check stands under in the due index (beside dialog ids).
+pub fn queue_recheck_due_id(queue: &str) -> String {
+    format!("Q#{queue}")
+}
+
+/// Whether a due item of routing is a queue re-check (else it is a dialog's routing state).
+pub fn is_queue_recheck(item: &crate::ports::store::Item) -> bool {
+    item.get(crate::ports::store::SK).and_then(serde_json::Value::as_str) == Some(QUEUE_RECHECK_SK)
+}

@@ -1,0 +1,106 @@
+//! The loaders the use cases share: one record by its id, as stored. Tenant-owned records are read under
+//! the tenant's own partition or compared with it by the caller; `None` means missing.
+
+use serde::de::DeserializeOwned;
+
+use super::{from_item, keys};
+use crate::domain::hours::WorkingHours;
+use crate::domain::people::{Chatbot, Employee, Group};
+use crate::domain::{
+    Channel, ChannelId, ChatbotId, Dialog, DialogId, EmployeeId, GroupId, Message, MessageId,
+};
+use crate::domain::{Provider, Tenant, TenantId};
+use crate::error::{Error, Result};
+use crate::ports::store::{Key, Query, SkRange, Store};
+use crate::providers::MailThread;
+
+/// Any record by its key.
+pub async fn load<T: DeserializeOwned>(store: &dyn Store, key: &Key) -> Result<Option<T>> {
+    store.get(key).await?.map(from_item).transpose()
+}
+
+/// One page of the records of a table partition, in key order.
+pub async fn list<T: DeserializeOwned>(
+    store: &dyn Store,
+    partition: String,
+    limit: usize,
+    page: Option<String>,
+) -> Result<(Vec<T>, Option<String>)> {
+    let page = store.query(&Query::table(partition).limit(limit).after(page)).await?;
+    let items = page.items.into_iter().map(from_item).collect::<Result<Vec<T>>>()?;
+    Ok((items, page.next))
+}
+
+pub async fn get_tenant(store: &dyn Store, tenant: &TenantId) -> Result<Tenant> {
+    load(store, &keys::tenant_key(tenant)).await?.ok_or(Error::NotFound { what: "tenant" })
+}
+
+/// A channel by id, whatever its tenant (webhooks identify the channel, not the tenant).
+pub async fn load_channel(store: &dyn Store, id: &ChannelId) -> Result<Option<Channel>> {
+    load(store, &keys::channel_key(id)).await
+}
+
+/// A dialog by id, whatever its tenant (the scheduled jobs act for the system).
+pub async fn load_dialog(store: &dyn Store, id: &DialogId) -> Result<Option<Dialog>> {
+    load(store, &keys::dialog_key(id)).await
+}
+
+pub async fn load_message(
+    store: &dyn Store,
+    dialog: &DialogId,
+    message: &MessageId,
+) -> Result<Option<Message>> {
+    load(store, &keys::message_key(dialog, message)).await
+}
+
+/// The tenant's employee, or `None` (also for another tenant's id).
+pub async fn get_employee(store: &dyn Store, tenant: &TenantId, id: &EmployeeId) -> Result<Option<Employee>> {
+    load(store, &keys::employee_key(tenant, id)).await
+}
+
+/// The tenant's group, or `None` (also for another tenant's id).
+pub async fn get_group(store: &dyn Store, tenant: &TenantId, id: &GroupId) -> Result<Option<Group>> {
+    load(store, &keys::group_key(tenant, id)).await
+}
+
+/// The tenant's chatbot, or `None` (also for another tenant's id).
+pub async fn get_chatbot(store: &dyn Store, tenant: &TenantId, id: &ChatbotId) -> Result<Option<Chatbot>> {
+    load(store, &keys::chatbot_key(tenant, id)).await
+}
+
+/// The tenant's hours, or `WorkingHours::always_open()` until they are set.
+pub async fn get_working_hours(store: &dyn Store, tenant: &TenantId) -> Result<WorkingHours> {
+    let record: Option<super::HoursRecord> = load(store, &keys::working_hours_key(tenant)).await?;
+    Ok(record.map_or_else(WorkingHours::always_open, |record| record.hours))
+}
+
+/// What an e-mail reply in the dialog answers: the customer's last mail. `None` for other channels, for
+/// a dialog without a kept mail, and when the lookup fails (the reply then goes out unthreaded rather
+/// than not at all).
+pub async fn reply_thread(store: &dyn Store, channel: &Channel, dialog: &DialogId) -> Option<MailThread> {
+    if channel.provider != Provider::Email {
+        return None;
+    }
+    let query = Query::table(keys::messages_of(dialog))
+        .range(SkRange::BeginsWith(keys::EMAIL_THREAD_SK_PREFIX.into()))
+        .descending()
+        .limit(1);
+    let record = match store.query(&query).await {
+        Ok(page) => page.items.into_iter().next().map(from_item::<super::ThreadRecord>),
+        Err(error) => {
+            tracing::warn!(%error, %dialog, "the e-mail thread could not be read; replying unthreaded");
+            return None;
+        }
+    };
+    let record = match record? {
+        Ok(record) => record,
+        Err(error) => {
+            tracing::warn!(%error, %dialog, "unreadable e-mail thread record; replying unthreaded");
+            return None;
+        }
+    };
+    let mut references = record.references;
+    references.retain(|id| id != &record.mail_id);
+    references.push(record.mail_id.clone());
+    Some(MailThread { subject: record.subject, in_reply_to: Some(record.mail_id), references })
+}

@@ -1,0 +1,225 @@
+//! The records several use cases write, as items and as the writes they put into their transactions.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{keys, to_item};
+use crate::domain::hours::WorkingHours;
+use crate::domain::{Channel, ChannelId, Dialog, DialogId, Message, MessageId, Provider, TenantId};
+use crate::error::Result;
+use crate::ports::store::{Condition, Index, Item, Write};
+
+/// The stored form of a channel, listed under its tenant.
+pub fn channel_item(channel: &Channel) -> Result<Item> {
+    to_item(
+        channel,
+        &keys::channel_key(&channel.id),
+        &[(Index::Gsi1, keys::channels_of(&channel.tenant_id), channel.id.to_string())],
+    )
+}
+
+/// A dialog, listed under its tenant (gsi1) and under its tenant and status (gsi2).
+pub fn dialog_item(dialog: &Dialog) -> Result<Item> {
+    let status = dialog.status.as_str();
+    to_item(
+        dialog,
+        &keys::dialog_key(&dialog.id),
+        &[
+            (Index::Gsi1, keys::dialogs_of(&dialog.tenant_id), dialog.id.to_string()),
+            (Index::Gsi2, keys::dialogs_with_status(&dialog.tenant_id, status), dialog.id.to_string()),
+        ],
+    )
+}
+
+/// The gsi2 attributes of a dialog in `status`: an update that changes the status sets them too.
+pub fn dialog_status_index(dialog: &Dialog) -> [(String, Value); 2] {
+    [
+        (
+            Index::Gsi2.pk_attr().into(),
+            Value::String(keys::dialogs_with_status(&dialog.tenant_id, dialog.status.as_str())),
+        ),
+        (Index::Gsi2.sk_attr().into(), Value::String(dialog.id.to_string())),
+    ]
+}
+
+pub fn message_item(message: &Message) -> Result<Item> {
+    to_item(message, &keys::message_key(&message.dialog_id, &message.id), &[])
+}
+
+/// The customer's open-dialog pointer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OpenDialog {
+    pub dialog_id: DialogId,
+    /// An auto-reply sequence was started for the customer and no employee has replied since: further
+    /// customer messages do not start another one.
+    #[serde(default)]
+    pub awaiting_reply: bool,
+}
+
+/// After an employee's reply the customer's next message starts the auto-replies again.
+pub fn replied_write(dialog: &Dialog) -> Write {
+    let mut set = Item::new();
+    set.insert("awaiting_reply".into(), Value::Bool(false));
+    Write::Update {
+        key: keys::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
+        set,
+        remove: Vec::new(),
+        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
+    }
+}
+
+/// Frees the capacity slot of the dialog's assignee: every transaction that takes a dialog away from its
+/// assignee (closing it) includes these writes. The slot is deleted on condition it still holds this
+/// dialog: if that fails, the dialog was re-routed meanwhile (read it again).
+pub fn release_writes(dialog: &Dialog) -> Vec<Write> {
+    match (&dialog.assignee_id, dialog.slot) {
+        (Some(employee), Some(slot)) => vec![Write::Delete {
+            key: keys::slot_key(&dialog.tenant_id, employee, slot),
+            condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// A tenant's working hours as stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HoursRecord {
+    pub tenant_id: TenantId,
+    pub hours: WorkingHours,
+    pub updated_at: Timestamp,
+}
+
+pub fn working_hours_write(tenant: &TenantId, hours: &WorkingHours, now: Timestamp) -> Result<Write> {
+    let record = HoursRecord { tenant_id: tenant.clone(), hours: hours.clone(), updated_at: now };
+    let item = to_item(&record, &keys::working_hours_key(tenant), &[])?;
+    Ok(Write::Put { item, condition: Condition::Always })
+}
+
+// ---- e-mail ----
+
+/// An e-mail channel in the poller's list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmailChannelEntry {
+    pub channel_id: ChannelId,
+    pub tenant_id: TenantId,
+}
+
+/// The writes that list a new e-mail channel for the poller (none for other providers): part of the
+/// transaction that creates the channel, so no e-mail channel is ever missing from the list.
+pub fn email_channel_writes(channel: &Channel) -> Result<Vec<Write>> {
+    if channel.provider != Provider::Email {
+        return Ok(Vec::new());
+    }
+    let entry = EmailChannelEntry { channel_id: channel.id.clone(), tenant_id: channel.tenant_id.clone() };
+    let item = to_item(&entry, &keys::email_channel_key(&channel.id), &[])?;
+    Ok(vec![Write::Put { item, condition: Condition::Always }])
+}
+
+/// The thread of one inbound mail: what a reply to it refers to.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ThreadRecord {
+    pub tenant_id: TenantId,
+    pub message_id: MessageId,
+    /// The mail's Message-ID, without angle brackets.
+    pub mail_id: String,
+    pub subject: Option<String>,
+    /// The mail's `References` (or `In-Reply-To`), oldest first.
+    pub references: Vec<String>,
+}
+
+/// Keeps what a reply to an inbound mail refers to, beside the dialog's messages.
+pub fn email_thread_write(
+    tenant: &TenantId,
+    dialog: &DialogId,
+    message: &MessageId,
+    mail_id: String,
+    subject: Option<String>,
+    references: Vec<String>,
+) -> Result<Write> {
+    let record =
+        ThreadRecord { tenant_id: tenant.clone(), message_id: message.clone(), mail_id, subject, references };
+    let item = to_item(&record, &keys::email_thread_key(dialog, message), &[])?;
+    Ok(Write::Put { item, condition: Condition::Always })
+}
+
+// ---- timers ----
+
+/// Due-index shards per timer kind: spreads a busy table's timer writes over several index partitions.
+pub const TIMER_SHARDS: u32 = 4;
+
+/// A dialog's timer as stored: when it is due is its gsi3 sort key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timer {
+    pub dialog_id: DialogId,
+    pub channel_id: ChannelId,
+    pub tenant_id: TenantId,
+    /// Auto-replies: the customer message the sequence counts from, and which reply is next.
+    #[serde(default)]
+    pub anchor: Option<Timestamp>,
+    #[serde(default)]
+    pub next: usize,
+}
+
+/// Puts the timer, due at `due`.
+pub fn timer_put(
+    kind: keys::TimerKind,
+    timer: &Timer,
+    due: Timestamp,
+    condition: Condition,
+) -> Result<Write> {
+    let dialog = timer.dialog_id.as_str();
+    let item = to_item(
+        timer,
+        &keys::timer_key(&timer.dialog_id, kind),
+        &[(
+            Index::Gsi3,
+            keys::timer_due_pk(kind, keys::due_shard(dialog, TIMER_SHARDS)),
+            keys::due_sk(due, dialog),
+        )],
+    )?;
+    Ok(Write::Put { item, condition })
+}
+
+/// (Re)sets the inactivity close of a dialog to `auto_close` after `now`: every message either way does.
+pub fn close_timer_write(dialog_id: &DialogId, channel: &Channel, now: Timestamp) -> Result<Write> {
+    let timer = Timer {
+        dialog_id: dialog_id.clone(),
+        channel_id: channel.id.clone(),
+        tenant_id: channel.tenant_id.clone(),
+        anchor: None,
+        next: 0,
+    };
+    let due = now.saturating_add(delay(channel.settings.auto_close.seconds())).unwrap_or(now);
+    timer_put(keys::TimerKind::Close, &timer, due, Condition::Always)
+}
+
+/// Starts the channel's auto-reply sequence for a customer message at `now`, if the channel has any.
+pub fn auto_reply_start_write(
+    dialog_id: &DialogId,
+    channel: &Channel,
+    now: Timestamp,
+) -> Result<Option<Write>> {
+    let Some(first) = channel.settings.auto_replies.first() else {
+        return Ok(None);
+    };
+    let timer = Timer {
+        dialog_id: dialog_id.clone(),
+        channel_id: channel.id.clone(),
+        tenant_id: channel.tenant_id.clone(),
+        anchor: Some(now),
+        next: 0,
+    };
+    let due = now + delay(first.delay_seconds);
+    Ok(Some(timer_put(keys::TimerKind::AutoReply, &timer, due, Condition::Always)?))
+}
+
+/// A delay in seconds from the settings as a duration (settings bound it far below the cap).
+pub fn delay(seconds: u64) -> SignedDuration {
+    SignedDuration::from_secs(i64::try_from(seconds).unwrap_or(i64::MAX / 2))
+}
+
+/// An employee's reply cancels the pending auto-replies; put in the reply's own transaction.
+pub fn cancel_auto_replies_write(dialog: &DialogId) -> Write {
+    Write::Delete { key: keys::timer_key(dialog, keys::TimerKind::AutoReply), condition: Condition::Always }
+}

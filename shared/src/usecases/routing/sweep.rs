@@ -1,0 +1,140 @@
+//! The sweep of the due index: unrouted dialogs, wait times run out, queue re-checks.
+
+use super::*;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Dialogs whose due item was handled (routed, moved on after the wait time, or found settled).
+    pub dialogs: usize,
+    /// Queues re-checked.
+    pub queues: usize,
+}
+
+/// The scheduled sweep: reads only what is due in the routing part of the due index (never the table),
+/// at most `limit` per shard: unrouted dialogs, wait times run out, queue re-checks.
+pub async fn sweep(ctx: &Context, limit: usize) -> Result<SweepReport> {
+    let now = ctx.clock.now();
+    let mut report = SweepReport::default();
+    for shard in 0..SHARDS {
+        let query = Query::index(Index::Gsi3, repo::route_due_pk(shard))
+            .range(SkRange::AtMost(repo::due_until(now)))
+            .limit(limit);
+        for item in ctx.store.query(&query).await?.items {
+            let is_queue = repo::is_queue_recheck(&item);
+            if is_queue {
+                match recheck(ctx, item).await {
+                    Ok(()) => report.queues += 1,
+                    Err(error) => tracing::error!(%error, "queue re-check failed"),
+                }
+                continue;
+            }
+            let Some(dialog_id) = item.get("dialog_id").and_then(Value::as_str).and_then(DialogId::parse)
+            else {
+                continue;
+            };
+            match due_dialog(ctx, &dialog_id).await {
+                Ok(_) => report.dialogs += 1,
+                Err(error) => {
+                    tracing::error!(%error, dialog = %dialog_id, "routing sweep failed on a dialog")
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A dialog whose routing state is due: route it (unrouted), or move it on (wait time over).
+pub(super) async fn due_dialog(ctx: &Context, dialog_id: &DialogId) -> Result<Routed> {
+    let now = ctx.clock.now();
+    let mut drawn = None;
+    for attempt in 1..=ATTEMPTS {
+        let Some(snapshot) = Snapshot::load(ctx, dialog_id).await? else {
+            let key = repo::route_key(dialog_id);
+            ignore_conflict(
+                ctx.store.transact(vec![Write::Delete { key, condition: Condition::Always }]).await,
+            )?;
+            return Ok(Routed::Missing);
+        };
+        let Some(state) = snapshot.state.clone() else {
+            return Ok(Routed::Missing);
+        };
+        if state.due_at.is_none_or(|due| due > now) {
+            return Ok(Routed::AlreadyHandled);
+        }
+        if snapshot.is_waiting() {
+            return route(ctx, dialog_id, false).await;
+        }
+        let dialog = &snapshot.dialog;
+        let (Some(assignee), Phase::Assigned) = (&dialog.assignee_id, state.phase) else {
+            settle(ctx, &snapshot).await?;
+            return Ok(Routed::AlreadyHandled);
+        };
+        if answered(ctx, dialog, assignee).await? {
+            accept_writes(ctx, &snapshot).await?;
+            return Ok(Routed::AlreadyHandled);
+        }
+        let group = match &dialog.group_id {
+            Some(id) => repo::get_group(ctx.store.as_ref(), &dialog.tenant_id, id).await?,
+            None => None,
+        };
+        let Some(group) = group else {
+            accept_writes(ctx, &snapshot).await?;
+            return Ok(Routed::AlreadyHandled);
+        };
+        let mut passed = state.tried.clone();
+        if !passed.contains(assignee) {
+            passed.push(assignee.clone());
+        }
+        // The next member; with nobody new available it goes back to the group's queue.
+        let decision = decide_in_group(ctx, &group, &passed, true, &mut drawn).await?;
+        tracing::info!(dialog = %dialog_id, %assignee, "not taken within the wait time; moving on");
+        if let Some(routed) = transition(ctx, &snapshot, decision).await? {
+            return Ok(routed);
+        }
+        backoff(attempt).await;
+    }
+    Err(kept_changing())
+}
+
+/// Whether the assignee has written in the dialog since it was assigned to them: that is taking it.
+pub(super) async fn answered(ctx: &Context, dialog: &Dialog, assignee: &EmployeeId) -> Result<bool> {
+    let since = dialog.assigned_at.unwrap_or(dialog.opened_at);
+    let query = Query::table(repo::messages_of(&dialog.id))
+        .range(SkRange::BeginsWith(repo::MESSAGE_SK_PREFIX.into()))
+        .descending()
+        .limit(ANSWER_LOOKBACK);
+    for item in ctx.store.query(&query).await?.items {
+        let message: Message = repo::from_item(item)?;
+        if message.received_at < since {
+            break;
+        }
+        if message.direction == Direction::Out && message.author_id.as_ref() == Some(assignee) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The assignee took the dialog: its wait time no longer runs.
+pub(super) async fn accept_writes(ctx: &Context, snapshot: &Snapshot) -> Result<bool> {
+    let Some(state) = &snapshot.state else {
+        return Ok(true);
+    };
+    if state.due_at.is_none() && state.phase == Phase::Assigned {
+        return Ok(true);
+    }
+    let mut next = snapshot.next_state();
+    next.phase = Phase::Assigned;
+    next.queue = None;
+    next.due_at = None;
+    let writes = vec![
+        Write::Put { item: state_item(&next)?, condition: snapshot.state_condition() },
+        Write::Check { key: repo::dialog_key(&snapshot.dialog.id), condition: snapshot.dialog_condition() },
+    ];
+    match ctx.store.transact(writes).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}
