@@ -7,7 +7,7 @@ use crate::adapters::aws::dynamodb::DynamoStore;
 use crate::adapters::aws::eventbridge::EventBridgeBus;
 use crate::adapters::aws::load_sdk_config;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
-use crate::clock::SystemClock;
+use crate::ports::clock::SystemClock;
 use crate::usecases::{Context, Providers};
 
 /// Logs as one JSON object per line on stdout, which Lambda sends to CloudWatch. The filter is `RUST_LOG`

@@ -6,7 +6,6 @@
 pub mod adapters;
 #[cfg(feature = "aws")]
 pub mod bootstrap;
-pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod limits;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnichat::clock::{Clock, SystemClock};
 use omnichat::domain::Provider;
 use omnichat::net::OutboundPolicy;
+use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::providers::telegram::TelegramClient;
 use omnichat::secret::Secret;
 use omnichat::usecases::Providers;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnichat::domain::{ChannelId, Provider};
+use omnichat::domain::ChannelId;
 use omnichat::net::OutboundPolicy;
 use omnichat::ports::store::{Condition, Write};
 use omnichat::providers::email::imap::{self, Inbox};
@@ -153,7 +153,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: imp
 
 async fn spawn(provider: EmailProvider) -> TestApp {
     let provider = Arc::new(provider);
-    TestApp::spawn_with(move |providers| providers.with(Provider::Email, provider)).await
+    TestApp::spawn_with(move |providers| providers.with_email(provider)).await
 }
 
 async fn connect(app: &TestApp, credentials: Value) -> Value {
@@ -196,10 +196,10 @@ async fn settled(app: &TestApp, count: usize, messages_in_all: usize) -> Vec<Val
 /// held by the timer's is retried).
 async fn poll_once(app: &TestApp, channel: &Value) -> email_poll::MailReport {
     let ctx = &app.running().context;
-    let email = ctx.providers.get(Provider::Email).expect("e-mail module").as_email().expect("e-mail");
+    let mailboxes = ctx.providers.mailboxes().expect("the e-mail module reads mailboxes");
     let id = ChannelId::parse(channel["id"].as_str().expect("id")).expect("channel id");
     eventually("a poll of our own", || async {
-        email_poll::poll_channel(ctx, email, &id).await.expect("poll")
+        email_poll::poll_channel(ctx, mailboxes, &id).await.expect("poll")
     })
     .await
 }

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use omnichat::adapters::embedded::{FileSecretStore, RedbStore};
-use omnichat::clock::{Clock, ManualClock};
 use omnichat::domain::people::{EmployeeChanges, EmployeeStatus};
 use omnichat::domain::settings::{ChannelSettings, Handling};
 use omnichat::domain::{
     Account, Channel, ChannelId, ChannelStatus, Customer, DialogStatus, Features, InboundKind,
     InboundMessage, Provider,
 };
+use omnichat::ports::clock::{Clock, ManualClock};
 use omnichat::ports::events::{DomainEvent, EventBus, EventError};
 use omnichat::ports::store::{Condition, Index, Write};
 use omnichat::repo;

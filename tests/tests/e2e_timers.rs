@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use omnichat::clock::ManualClock;
+use omnichat::ports::clock::ManualClock;
 use omnichat::usecases::scheduled;
 use omnichat_tests::{TestApp, fixture};
 use serde_json::{Value, json};
@@ -49,7 +49,7 @@ impl Scene {
     /// overlapping ticks must not matter).
     async fn at(&self, seconds_after_start: i64) {
         let target = Timestamp::from_second(1_800_000_000 + seconds_after_start).expect("valid");
-        let now = omnichat::clock::Clock::now(self.clock.as_ref());
+        let now = omnichat::ports::clock::Clock::now(self.clock.as_ref());
         self.clock.advance(target.duration_since(now));
         scheduled::run_local_tick(&self.app.running().context).await;
     }

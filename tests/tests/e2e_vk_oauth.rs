@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use omnichat::domain::Provider;
 use omnichat::providers::vk::VkClient;
 use omnichat_tests::TestApp;
 use serde_json::{Value, json};
@@ -32,7 +31,7 @@ async fn spawn(fakes: &Fakes) -> TestApp {
     let (api, oauth) = (fakes.api.uri(), fakes.oauth.uri());
     TestApp::spawn_with(move |providers| {
         let client = VkClient::new(omnichat::providers::http_client(), api).with_oauth_base(oauth);
-        providers.with(Provider::Vk, Arc::new(client))
+        providers.with_vk(Arc::new(client))
     })
     .await
 }

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use omnichat::clock::{Clock, SystemClock};
 use omnichat::domain::Provider;
+use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::providers::edna::EdnaClient;
 use omnichat::providers::infobip::InfobipClient;
 use omnichat::providers::messagebird::{self, MessageBirdClient};

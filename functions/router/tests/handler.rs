@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
-use omnichat::clock::{Clock, ManualClock};
 use omnichat::domain::people::{EmployeeChanges, EmployeeStatus};
 use omnichat::domain::settings::{ChannelSettings, Handling};
 use omnichat::domain::{
     Account, Channel, ChannelId, ChannelStatus, Customer, Dialog, DialogId, DialogStatus, EmployeeId,
     Features, InboundKind, InboundMessage, Provider,
 };
+use omnichat::ports::clock::{Clock, ManualClock};
 use omnichat::ports::store::{Condition, Index, Write};
 use omnichat::repo;
 use omnichat::usecases::auth::{Principal, Role};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
-use omnichat::clock::{Clock, SystemClock};
+use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::ports::events::DomainEvent;
 use omnichat::secret::Secret;
 use omnichat::usecases::{Context, Providers, routing, tenants};

@@ -14,12 +14,11 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, WebhookError,
-    WebhookRequest, required_credential, retry_after_header, text_with_options, transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Purpose, Sent,
+    WebhookError, WebhookRequest, failure_description, first_string_at, json_answer, required_credential,
+    retry_after_header, text_with_options, transport_error,
 };
-use crate::domain::{
-    Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, Provider,
-};
+use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
 use crate::error::{Error, Result as AppResult};
 use crate::secret::Secret;
 
@@ -455,15 +454,6 @@ struct SentMessage {
     id: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    /// The token request: 400/401/403 mean the client id or secret is wrong.
-    CredentialCheck,
-    /// Calls with a token: 401 means the token is no longer good (renew it); 403 that the account lacks
-    /// the messenger (a tariff matter), which is a refusal.
-    Operation,
-}
-
 /// The one place an Avito answer becomes a result or a `ProviderError`.
 fn interpret<T: DeserializeOwned>(
     status: StatusCode,
@@ -473,24 +463,10 @@ fn interpret<T: DeserializeOwned>(
     secrets: &[&Secret],
 ) -> Result<T, ProviderError> {
     if status.is_success() {
-        let value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|_| ProviderError::Unavailable("unreadable answer from Avito".into()))?
-        };
-        return serde_json::from_value(value)
-            .map_err(|_| ProviderError::Unavailable("unexpected answer from Avito".into()));
+        return json_answer(body, "Avito");
     }
-    let description = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            ["/error/message", "/error_description", "/message", "/error"].iter().find_map(|p| {
-                v.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
-            })
-        })
-        .map(|d| secrets.iter().fold(d, |text, secret| secret.redacted(&text)))
-        .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
+    let found = first_string_at(body, &["/error/message", "/error_description", "/message", "/error"]);
+    let description = failure_description(status.as_u16(), found, secrets);
     match (status.as_u16(), purpose) {
         (429, _) => {
             Err(ProviderError::RateLimited { retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER) })
@@ -552,17 +528,8 @@ impl ChannelProvider for AvitoClient {
         Ok(Connection { account: Account { id, name }, secrets, masked })
     }
 
-    fn webhook_url(
-        &self,
-        base: &str,
-        provider: Provider,
-        channel: &ChannelId,
-        secrets: &ChannelSecrets,
-    ) -> String {
-        match secrets.get(ChannelSecrets::WEBHOOK_SECRET) {
-            Some(secret) => format!("{base}/webhooks/{}/{channel}/{}", provider.slug(), secret.expose()),
-            None => format!("{base}/webhooks/{}/{channel}", provider.slug()),
-        }
+    fn secret_in_webhook_path(&self) -> bool {
+        true
     }
 
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
@@ -600,6 +567,7 @@ impl ChannelProvider for AvitoClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{ChannelId, Provider};
     use wiremock::matchers::{body_json, body_string_contains, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

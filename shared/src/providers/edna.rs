@@ -12,14 +12,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, StatusUpdate,
-    WebhookError, WebhookRequest, required_credential, retry_after_header, text_with_options,
-    transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Purpose, Sent,
+    StatusUpdate, WebhookError, WebhookRequest, failure_description, first_string_at, json_answer,
+    required_credential, retry_after_header, text_with_options, transport_error,
 };
-use crate::domain::{
-    Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus,
-    Provider,
-};
+use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
 use crate::error::{Error, Result as AppResult};
 use crate::secret::Secret;
 
@@ -423,14 +420,8 @@ impl EdnaClient {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    /// Connecting: 401/403 mean the API key is wrong, which the admin is told.
-    CredentialCheck,
-    Operation,
-}
-
-/// The one place an edna answer becomes a result or a `ProviderError`.
+/// The one place an edna answer becomes a result or a `ProviderError`. edna's error bodies are not
+/// documented in one shape: the first readable description is taken.
 fn interpret<T: DeserializeOwned>(
     status: StatusCode,
     retry_after: Option<Duration>,
@@ -439,27 +430,11 @@ fn interpret<T: DeserializeOwned>(
     api_key: &Secret,
 ) -> Result<T, ProviderError> {
     if status.is_success() {
-        let value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|_| ProviderError::Unavailable("unreadable answer from edna".into()))?
-        };
-        return serde_json::from_value(value)
-            .map_err(|_| ProviderError::Unavailable("unexpected answer from edna".into()));
+        return json_answer(body, "edna");
     }
-    // edna's error bodies are not documented in one shape: take the first readable description.
-    let description = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            ["detail", "message", "error", "title", "code"]
-                .iter()
-                .find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned))
-        })
-        .map(|d| api_key.redacted(&d))
-        .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
-    let refused = (purpose == Purpose::CredentialCheck).then_some(INVALID_KEY);
-    Err(super::http_failure(status.as_u16(), description, retry_after, refused))
+    let found = first_string_at(body, &["/detail", "/message", "/error", "/title", "/code"]);
+    let description = failure_description(status.as_u16(), found, &[api_key]);
+    Err(super::http_failure(status.as_u16(), description, retry_after, purpose.refusal(INVALID_KEY)))
 }
 
 fn number_secret(secrets: &ChannelSecrets, name: &str) -> Option<i64> {
@@ -517,17 +492,8 @@ impl ChannelProvider for EdnaClient {
         Ok(Connection { account: Account { id: account_id.clone(), name: account_id }, secrets, masked })
     }
 
-    fn webhook_url(
-        &self,
-        base: &str,
-        provider: Provider,
-        channel: &ChannelId,
-        secrets: &ChannelSecrets,
-    ) -> String {
-        match secrets.get(ChannelSecrets::WEBHOOK_SECRET) {
-            Some(secret) => format!("{base}/webhooks/{}/{channel}/{}", provider.slug(), secret.expose()),
-            None => format!("{base}/webhooks/{}/{channel}", provider.slug()),
-        }
+    fn secret_in_webhook_path(&self) -> bool {
+        true
     }
 
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
@@ -573,6 +539,7 @@ impl ChannelProvider for EdnaClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{ChannelId, Provider};
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

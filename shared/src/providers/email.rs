@@ -25,10 +25,11 @@ use super::{
 use crate::domain::{Account, ChannelId, Provider};
 use crate::error::{Error, Result as AppResult};
 use crate::net::{GuardedClient, OutboundPolicy};
+use crate::ports::mailbox::{FetchedMail, Inbox as InboxPort, Mailboxes};
 use crate::secret::Secret;
 
+pub use crate::ports::mailbox::{MailClass, ParsedMail};
 pub use imap::Inbox;
-pub use mail::{MailClass, ParsedMail};
 
 const PROVIDER: &str = "email";
 /// `OMNICHAT_EMAIL_OAUTH_TOKEN_URL` sends every token refresh to one URL (a local fake of the providers'
@@ -718,9 +719,62 @@ impl ChannelProvider for EmailProvider {
         let mailbox = Mailbox::from_secrets(secrets)?;
         self.send_mail(&mailbox, out).await
     }
+}
 
-    fn as_email(&self) -> Option<&EmailProvider> {
-        Some(self)
+#[async_trait]
+impl Mailboxes for EmailProvider {
+    async fn open(&self, secrets: &ChannelSecrets) -> AppResult<Box<dyn InboxPort>> {
+        let mailbox = Mailbox::from_secrets(secrets)?;
+        let inbox = self.open_inbox(&mailbox).await?;
+        Ok(Box::new(ImapInbox { inbox, address: mailbox.address }))
+    }
+
+    fn rotated_secrets(&self, secrets: &ChannelSecrets) -> Option<ChannelSecrets> {
+        EmailProvider::rotated_secrets(self, secrets)
+    }
+}
+
+/// A logged-in INBOX as the poller reads it: each message parsed, its attachments referred to by IMAP part
+/// (`imap:{uidvalidity}:{uid}:{section}`).
+struct ImapInbox {
+    inbox: Inbox,
+    address: String,
+}
+
+#[async_trait]
+impl InboxPort for ImapInbox {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn uid_validity(&self) -> u32 {
+        self.inbox.uid_validity
+    }
+
+    fn uid_next(&self) -> Option<u32> {
+        self.inbox.uid_next
+    }
+
+    async fn uids_after(&mut self, last_uid: u32) -> Result<Vec<u32>, ProviderError> {
+        self.inbox.uids_after(last_uid).await.map_err(imap::ImapError::into_provider_error)
+    }
+
+    async fn uids_since(&mut self, since: jiff::Timestamp) -> Result<Vec<u32>, ProviderError> {
+        self.inbox.uids_since(since).await.map_err(imap::ImapError::into_provider_error)
+    }
+
+    async fn fetch(&mut self, uid: u32) -> Result<Option<FetchedMail>, ProviderError> {
+        let Some(fetched) = self.inbox.fetch(uid).await.map_err(imap::ImapError::into_provider_error)? else {
+            return Ok(None);
+        };
+        let uid_validity = self.inbox.uid_validity;
+        let reference = |section: &str| format!("imap:{uid_validity}:{uid}:{section}");
+        let mail = mail::parse(&fetched.raw, &self.address, reference);
+        Ok(Some(FetchedMail { mail, arrived: fetched.internal_date }))
+    }
+
+    async fn logout(self: Box<Self>) {
+        self.inbox.logout().await;
     }
 }
 

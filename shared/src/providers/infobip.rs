@@ -13,14 +13,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, StatusUpdate,
-    WebhookError, WebhookRequest, required_credential, retry_after_header, text_with_options,
-    transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Purpose, Sent,
+    StatusUpdate, WebhookError, WebhookRequest, failure_description, first_string_at, json_answer,
+    required_credential, retry_after_header, text_with_options, transport_error,
 };
-use crate::domain::{
-    Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus,
-    Provider,
-};
+use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
 use crate::error::{Error, Result as AppResult};
 use std::sync::OnceLock;
 
@@ -478,14 +475,8 @@ struct SendResponse {
     message_id: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    /// Connecting: 401/403 mean the API key is wrong, which the admin is told.
-    CredentialCheck,
-    Operation,
-}
-
-/// The one place an Infobip answer becomes a result or a `ProviderError`.
+/// The one place an Infobip answer becomes a result or a `ProviderError`. Classic APIs describe errors at
+/// requestError.serviceException.text; newer ones in description / errorCode.
 fn interpret<T: DeserializeOwned>(
     status: StatusCode,
     retry_after: Option<Duration>,
@@ -494,27 +485,11 @@ fn interpret<T: DeserializeOwned>(
     api_key: &Secret,
 ) -> Result<T, ProviderError> {
     if status.is_success() {
-        let value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|_| ProviderError::Unavailable("unreadable answer from Infobip".into()))?
-        };
-        return serde_json::from_value(value)
-            .map_err(|_| ProviderError::Unavailable("unexpected answer from Infobip".into()));
+        return json_answer(body, "Infobip");
     }
-    // Classic APIs: requestError.serviceException.text; newer ones: description / errorCode.
-    let description = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            ["/requestError/serviceException/text", "/description", "/errorCode"].iter().find_map(|p| {
-                v.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
-            })
-        })
-        .map(|d| api_key.redacted(&d))
-        .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
-    let refused = (purpose == Purpose::CredentialCheck).then_some(INVALID_KEY);
-    Err(super::http_failure(status.as_u16(), description, retry_after, refused))
+    let found = first_string_at(body, &["/requestError/serviceException/text", "/description", "/errorCode"]);
+    let description = failure_description(status.as_u16(), found, &[api_key]);
+    Err(super::http_failure(status.as_u16(), description, retry_after, purpose.refusal(INVALID_KEY)))
 }
 
 #[async_trait]
@@ -565,17 +540,8 @@ impl ChannelProvider for InfobipClient {
 
     /// Infobip has no API here to register the URL: the admin pastes this URL (secret included) into the
     /// sender's inbound and delivery-report settings.
-    fn webhook_url(
-        &self,
-        base: &str,
-        provider: Provider,
-        channel: &ChannelId,
-        secrets: &ChannelSecrets,
-    ) -> String {
-        match secrets.get(ChannelSecrets::WEBHOOK_SECRET) {
-            Some(secret) => format!("{base}/webhooks/{}/{channel}/{}", provider.slug(), secret.expose()),
-            None => format!("{base}/webhooks/{}/{channel}", provider.slug()),
-        }
+    fn secret_in_webhook_path(&self) -> bool {
+        true
     }
 
     fn receive(&self, secrets: &ChannelSecrets, request: &WebhookRequest) -> Result<Delivery, WebhookError> {
@@ -599,6 +565,7 @@ impl ChannelProvider for InfobipClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{ChannelId, Provider};
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -16,14 +16,11 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, StatusUpdate,
-    WebhookError, WebhookRequest, required_credential, retry_after_header, text_with_options,
-    transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Purpose, Sent,
+    StatusUpdate, WebhookError, WebhookRequest, failure_description, json_answer, required_credential,
+    retry_after_header, text_with_options, transport_error,
 };
-use crate::domain::{
-    Account, Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus,
-    Provider,
-};
+use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
 use crate::error::{Error, Result as AppResult};
 use crate::secret::Secret;
 
@@ -738,13 +735,6 @@ struct WebhookItem {
     channel_id: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Purpose {
-    /// Connecting: 401/403 mean the access key is wrong, which the admin is told.
-    CredentialCheck,
-    Operation,
-}
-
 #[derive(Deserialize)]
 struct ErrorBody {
     #[serde(default)]
@@ -765,22 +755,13 @@ fn interpret<T: DeserializeOwned>(
     access_key: &Secret,
 ) -> Result<T, ProviderError> {
     if status.is_success() {
-        let value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|_| ProviderError::Unavailable("unreadable answer from MessageBird".into()))?
-        };
-        return serde_json::from_value(value)
-            .map_err(|_| ProviderError::Unavailable("unexpected answer from MessageBird".into()));
+        return json_answer(body, "MessageBird");
     }
-    let description = serde_json::from_slice::<ErrorBody>(body)
+    let found = serde_json::from_slice::<ErrorBody>(body)
         .ok()
-        .and_then(|e| e.errors.into_iter().find_map(|e| e.description))
-        .map(|d| access_key.redacted(&d))
-        .map_or_else(|| format!("HTTP {}", status.as_u16()), |d| format!("HTTP {}: {d}", status.as_u16()));
-    let refused = (purpose == Purpose::CredentialCheck).then_some(INVALID_KEY);
-    Err(super::http_failure(status.as_u16(), description, retry_after, refused))
+        .and_then(|e| e.errors.into_iter().find_map(|e| e.description));
+    let description = failure_description(status.as_u16(), found, &[access_key]);
+    Err(super::http_failure(status.as_u16(), description, retry_after, purpose.refusal(INVALID_KEY)))
 }
 
 /// Whether the business may write first on this channel: only with a namespace (template messages).
@@ -864,17 +845,8 @@ impl ChannelProvider for MessageBirdClient {
 
     /// MessageBird signs its requests, but the URL still carries the channel's webhook secret: it is how
     /// `remove_webhook` recognizes this channel's webhook among those of the same MessageBird channel.
-    fn webhook_url(
-        &self,
-        base: &str,
-        provider: Provider,
-        channel: &ChannelId,
-        secrets: &ChannelSecrets,
-    ) -> String {
-        match secrets.get(ChannelSecrets::WEBHOOK_SECRET) {
-            Some(secret) => format!("{base}/webhooks/{}/{channel}/{}", provider.slug(), secret.expose()),
-            None => format!("{base}/webhooks/{}/{channel}", provider.slug()),
-        }
+    fn secret_in_webhook_path(&self) -> bool {
+        true
     }
 
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
@@ -914,6 +886,7 @@ impl ChannelProvider for MessageBirdClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{ChannelId, Provider};
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 

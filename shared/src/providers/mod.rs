@@ -1,19 +1,26 @@
 //! One module per provider: verify and parse an inbound webhook into normalized messages, send a message,
 //! check a credential and name the account. Base URLs are configurable so tests run against local fakes.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::domain::{Account, ChannelId, InboundMessage, OutStatus, Provider};
+use crate::domain::Provider;
 use crate::error::{Error, Result};
 use crate::net::OutboundPolicy;
 use crate::secret::Secret;
 
+pub use crate::error::{ProviderError, WebhookError};
+pub use crate::ports::channel::{
+    ChannelProvider, ChannelSecrets, Connection, Delivery, MailThread, Outgoing, Reply, Sent, StatusUpdate,
+    WebhookRequest,
+};
+pub use crate::ports::outbound::Providers;
+
 pub mod avito;
+pub mod chatbot;
 pub mod edna;
 pub mod email;
 pub mod infobip;
@@ -22,84 +29,10 @@ pub mod telegram;
 pub mod viber;
 pub mod vk;
 
-/// What every provider module offers the use cases. `receive` is pure (no I/O): it verifies and parses
-/// one inbound request with the channel's credentials.
-#[async_trait]
-pub trait ChannelProvider: Send + Sync {
-    /// Checks the admin's credentials with the provider and names the account. Errors are rule
-    /// violations naming the credential at fault (422), or the provider's trouble.
-    async fn connect(&self, credentials: &Map<String, Value>) -> Result<Connection>;
-
-    /// The accounts the credentials give access to, for the admin to pick one (Infobip: the account's
-    /// WhatsApp numbers). Most providers connect exactly the account of their credentials.
-    async fn list_accounts(&self, _credentials: &Map<String, Value>) -> Result<Vec<Account>> {
-        Err(Error::rule(
-            "nothing_to_pick",
-            "provider",
-            "these credentials connect exactly one account; create the channel with them",
-        ))
-    }
-
-    /// The URL the provider must call. Providers that sign nothing get the channel's `webhook_secret` as
-    /// an extra, unguessable path segment.
-    fn webhook_url(
-        &self,
-        base: &str,
-        provider: Provider,
-        channel: &ChannelId,
-        _secrets: &ChannelSecrets,
-    ) -> String {
-        format!("{base}/webhooks/{}/{channel}", provider.slug())
-    }
-
-    /// Registers the webhook with the provider, where its API allows it.
-    async fn register_webhook(&self, _secrets: &ChannelSecrets, _url: &str) -> Result<()> {
-        Ok(())
-    }
-
-    /// Removes the webhook from the provider (disconnect).
-    async fn remove_webhook(&self, _secrets: &ChannelSecrets) -> Result<()> {
-        Ok(())
-    }
-
-    /// Verifies one inbound request and parses it. Nothing is written when this fails.
-    fn receive(&self, secrets: &ChannelSecrets, request: &WebhookRequest) -> Result<Delivery, WebhookError>;
-
-    /// Sends one message to a customer.
-    async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError>;
-
-    /// Whether the provider drops a repeated send with the same `Outgoing::idempotency_key` (VK
-    /// `random_id`, edna `requestId`). Where it does not, a send whose outcome is unknown (the sender died
-    /// mid-call) is marked failed rather than repeated: at most once beats twice.
-    fn idempotent_sends(&self) -> bool {
-        false
-    }
-
-    /// The e-mail module, whose mail the poller fetches (nothing is pushed); `None` for the others.
-    fn as_email(&self) -> Option<&email::EmailProvider> {
-        None
-    }
-
-    /// The VK module, whose OAuth connect flow the API offers; `None` for the others.
-    fn as_vk(&self) -> Option<&vk::VkClient> {
-        None
-    }
-}
-
-/// The provider modules this process can use, by provider, and the policy for the URLs admins give it
-/// (chatbot webhooks; the Infobip and e-mail modules carry theirs).
-#[derive(Clone, Default)]
-pub struct Providers {
-    modules: HashMap<Provider, Arc<dyn ChannelProvider>>,
-    outbound: OutboundPolicy,
-}
-
-impl std::fmt::Debug for Providers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Providers")
-            .field("modules", &self.modules.keys().collect::<Vec<_>>())
-            .field("outbound", &self.outbound)
-            .finish()
+/// No channel module yet; chatbot webhooks under the strict outbound policy.
+impl Default for Providers {
+    fn default() -> Self {
+        Providers::new(Arc::new(chatbot::HttpChatbots::default()))
     }
 }
 
@@ -112,7 +45,7 @@ impl Providers {
         Self::default()
             .with_outbound_policy(OutboundPolicy::from_env())
             .with(Provider::Telegram, Arc::new(telegram::TelegramClient::from_env(http.clone())))
-            .with(Provider::Vk, Arc::new(vk::VkClient::from_env(http.clone())))
+            .with_vk(Arc::new(vk::VkClient::from_env(http.clone())))
             .with(Provider::Viber, Arc::new(viber::ViberClient::from_env(http.clone())))
             .with(Provider::WhatsappEdna, Arc::new(edna::EdnaClient::from_env(http.clone())))
             .with(
@@ -121,144 +54,23 @@ impl Providers {
             )
             .with(Provider::WhatsappInfobip, Arc::new(infobip::InfobipClient::from_env(http.clone())))
             .with(Provider::Avito, Arc::new(avito::AvitoClient::from_env(http.clone())))
-            .with(Provider::Email, Arc::new(email::EmailProvider::from_env(http.clone())))
+            .with_email(Arc::new(email::EmailProvider::from_env(http.clone())))
     }
 
-    pub fn with(mut self, provider: Provider, module: Arc<dyn ChannelProvider>) -> Self {
-        self.modules.insert(provider, module);
-        self
+    /// The policy for the URLs admins give (chatbot webhooks; the Infobip and e-mail modules carry theirs):
+    /// strict unless set, public https addresses only.
+    pub fn with_outbound_policy(self, policy: OutboundPolicy) -> Self {
+        self.with_chatbots(Arc::new(chatbot::HttpChatbots::new(policy)))
     }
 
-    /// The policy for admin-supplied URLs (strict unless set: public https addresses only).
-    pub fn with_outbound_policy(mut self, policy: OutboundPolicy) -> Self {
-        self.outbound = policy;
-        self
+    /// The VK module, as the VK channel and as the OAuth connect flow.
+    pub fn with_vk(self, vk: Arc<vk::VkClient>) -> Self {
+        self.with(Provider::Vk, vk.clone()).with_vk_oauth(vk)
     }
 
-    pub fn outbound_policy(&self) -> OutboundPolicy {
-        self.outbound
-    }
-
-    pub fn get(&self, provider: Provider) -> Result<&dyn ChannelProvider> {
-        self.modules.get(&provider).map(|module| module.as_ref()).ok_or_else(|| {
-            Error::rule(
-                "provider_not_available",
-                "provider",
-                format!("{} channels are not available yet", provider.slug()),
-            )
-        })
-    }
-}
-
-/// The parts of an HTTP request a provider module looks at.
-#[derive(Debug, Clone, Default)]
-pub struct WebhookRequest {
-    pub method: String,
-    /// Header names in lower case.
-    pub headers: Vec<(String, String)>,
-    /// The raw body, exactly as received (signatures are over these bytes).
-    pub body: Vec<u8>,
-    /// The extra path segment of providers that sign nothing.
-    pub path_secret: Option<String>,
-    /// The channel's webhook URL as registered with the provider (signatures may cover it); filled in by
-    /// the webhook use case once it knows the channel.
-    pub webhook_url: String,
-}
-
-impl WebhookRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// What one verified inbound request carries, and what to answer the provider.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Delivery {
-    pub messages: Vec<InboundMessage>,
-    /// Delivery reports on our outgoing messages.
-    pub statuses: Vec<StatusUpdate>,
-    /// The body the provider expects (VK: `ok` or the confirmation code); empty for a bare 200.
-    pub reply: Reply,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reply {
-    pub content_type: &'static str,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn text(body: impl Into<String>) -> Self {
-        Self { content_type: "text/plain; charset=utf-8", body: body.into() }
-    }
-
-    pub fn json(body: impl Into<String>) -> Self {
-        Self { content_type: "application/json", body: body.into() }
-    }
-}
-
-/// A provider's report on one of our outgoing messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusUpdate {
-    pub provider_message_id: String,
-    pub status: OutStatus,
-    pub reason: Option<String>,
-}
-
-/// What a provider's connect step hands back.
-#[derive(Debug, Clone)]
-pub struct Connection {
-    pub account: Account,
-    /// Every credential to keep (the admin's and any the module generated), for the secret store only.
-    pub secrets: ChannelSecrets,
-    /// The credentials as an API response may show them.
-    pub masked: BTreeMap<String, String>,
-}
-
-/// A channel's credentials (token, webhook secret, ...), kept together in one secret.
-#[derive(Clone, Default)]
-pub struct ChannelSecrets(BTreeMap<String, Secret>);
-
-impl std::fmt::Debug for ChannelSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-impl ChannelSecrets {
-    /// The name under which the generated webhook secret is kept.
-    pub const WEBHOOK_SECRET: &'static str = "webhook_secret";
-
-    pub fn with(mut self, name: &str, value: Secret) -> Self {
-        self.0.insert(name.to_owned(), value);
-        self
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Secret> {
-        self.0.get(name)
-    }
-
-    /// The credential, or an internal error: a connected channel has the ones it was made with.
-    pub fn require(&self, name: &str) -> Result<&Secret> {
-        self.get(name).ok_or_else(|| Error::Internal(format!("the channel's credentials lack {name}")))
-    }
-
-    /// The credential for verifying a webhook: a channel without it cannot verify anything.
-    pub fn for_verifying(&self, name: &str) -> std::result::Result<&Secret, WebhookError> {
-        self.get(name).filter(|s| !s.expose().is_empty()).ok_or(WebhookError::Unauthorized)
-    }
-
-    pub fn encode(&self) -> Result<Secret> {
-        let clear: BTreeMap<&str, &str> = self.0.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
-        serde_json::to_string(&clear)
-            .map(Secret::new)
-            .map_err(|_| Error::Internal("credentials not serializable".into()))
-    }
-
-    pub fn decode(secret: &Secret) -> Result<Self> {
-        let clear: BTreeMap<String, String> = serde_json::from_str(secret.expose())
-            .map_err(|_| Error::Internal("a channel secret is not a JSON object of strings".into()))?;
-        Ok(Self(clear.into_iter().map(|(k, v)| (k, Secret::new(v))).collect()))
+    /// The e-mail module, as the e-mail channel and as the mailbox reader.
+    pub fn with_email(self, email: Arc<email::EmailProvider>) -> Self {
+        self.with(Provider::Email, email.clone()).with_mailboxes(email)
     }
 }
 
@@ -268,71 +80,6 @@ pub fn required_credential(credentials: &Map<String, Value>, name: &str) -> Resu
         Some(value) if !value.is_empty() && value.len() <= 4096 => Ok(Secret::new(value)),
         _ => Err(Error::rule("credential_missing", format!("credentials.{name}"), "is required")),
     }
-}
-
-/// Why an inbound webhook request was refused. Either way nothing is written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
-    /// The request cannot be shown to come from the provider (missing or wrong secret or signature).
-    #[error("the request could not be verified as coming from the provider")]
-    Unauthorized,
-    /// The body is not the provider's format.
-    #[error("not a valid {provider} webhook body: {reason}")]
-    Malformed { provider: &'static str, reason: String },
-}
-
-/// What went wrong calling a provider's API.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
-    /// The credential was refused (Telegram 401/404 on getMe, Viber status 2, ...).
-    #[error("the provider refused the credentials: {0}")]
-    InvalidCredentials(String),
-    /// Throttled: try again after the delay the provider asked for.
-    #[error("rate limited by the provider; retry after {retry_after:?}")]
-    RateLimited { retry_after: Duration },
-    /// The provider answered, but refused this request for good (a 4xx other than throttling).
-    #[error("the provider rejected the request: {0}")]
-    Rejected(String),
-    /// 5xx, time-out, connection trouble: worth retrying.
-    #[error("the provider is unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl ProviderError {
-    /// Whether the same request may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Unavailable(_))
-    }
-}
-
-/// A message to send to a customer through a provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    /// Where it goes: the customer's id on the provider (chat id, peer id, number).
-    pub customer_id: String,
-    pub text: String,
-    /// Quick-reply buttons, where the messenger supports them.
-    pub buttons: Vec<String>,
-    /// Our outgoing message id: the idempotency key for providers that take one.
-    pub idempotency_key: String,
-    /// E-mail only: what the reply answers, so the customer's client threads it.
-    pub thread: Option<MailThread>,
-}
-
-/// The customer's last mail in the dialog, as an e-mail reply refers to it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MailThread {
-    pub subject: Option<String>,
-    /// Its Message-ID (without angle brackets).
-    pub in_reply_to: Option<String>,
-    /// Its `References` followed by its Message-ID: the thread up to it, oldest first.
-    pub references: Vec<String>,
-}
-
-/// What the provider answered to a send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
-    pub provider_message_id: Option<String>,
 }
 
 /// Time-outs for every outbound call: a slow provider must not hold a Lambda (or the local runner) hostage.
@@ -369,6 +116,50 @@ pub(crate) fn http_failure(
         (401 | 403, Some(message)) => ProviderError::InvalidCredentials(message.to_owned()),
         (400..=499, _) => ProviderError::Rejected(description),
         _ => ProviderError::Unavailable(description),
+    }
+}
+
+/// Why an HTTP provider is called: to check the admin's credentials (a 401/403 then means they are wrong,
+/// which the admin is told) or to use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    CredentialCheck,
+    Operation,
+}
+
+impl Purpose {
+    /// What `http_failure` tells the admin on a 401/403 of a credential check.
+    pub(crate) fn refusal(self, message: &str) -> Option<&str> {
+        (self == Purpose::CredentialCheck).then_some(message)
+    }
+}
+
+/// The body of a 2xx answer of a JSON API as `T` (an empty body reads as `null`).
+pub(crate) fn json_answer<T: DeserializeOwned>(body: &[u8], provider: &str) -> Result<T, ProviderError> {
+    let value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|_| ProviderError::Unavailable(format!("unreadable answer from {provider}")))?
+    };
+    serde_json::from_value(value)
+        .map_err(|_| ProviderError::Unavailable(format!("unexpected answer from {provider}")))
+}
+
+/// The first non-empty string at one of the JSON pointers, in order, in an error answer's body.
+pub(crate) fn first_string_at(body: &[u8], pointers: &[&str]) -> Option<String> {
+    let value = serde_json::from_slice::<Value>(body).ok()?;
+    pointers.iter().find_map(|pointer| {
+        value.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+    })
+}
+
+/// How an error answer is described: `HTTP {status}: {description}` with every secret redacted from the
+/// provider's description (some echo the request), or `HTTP {status}` without one.
+pub(crate) fn failure_description(status: u16, description: Option<String>, secrets: &[&Secret]) -> String {
+    match description.map(|d| secrets.iter().fold(d, |text, secret| secret.redacted(&text))) {
+        Some(description) => format!("HTTP {status}: {description}"),
+        None => format!("HTTP {status}"),
     }
 }
 

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::oauth::VkOAuth;
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE: &str = "https://api.vk.com";
@@ -395,11 +396,7 @@ pub struct Community {
 }
 
 /// A community the user administers, as `groups.get` (`extended=1`) reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct AdminCommunity {
-    pub id: i64,
-    pub name: String,
-}
+pub use crate::ports::oauth::AdminCommunity;
 
 /// The community access key in the answer of a community-token code exchange: `access_token_<id>`, or
 /// (newer answers) `{"groups": [{"group_id", "access_token"}]}`.
@@ -894,9 +891,36 @@ impl ChannelProvider for VkClient {
     fn idempotent_sends(&self) -> bool {
         true
     }
+}
 
-    fn as_vk(&self) -> Option<&VkClient> {
-        Some(self)
+#[async_trait]
+impl VkOAuth for VkClient {
+    fn authorize_url(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        state: &str,
+        group_id: Option<i64>,
+    ) -> AppResult<String> {
+        VkClient::authorize_url(self, client_id, redirect_uri, state, group_id)
+    }
+
+    async fn exchange_code(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        redirect_uri: &str,
+        code: &Secret,
+    ) -> Result<Map<String, Value>, ProviderError> {
+        VkClient::exchange_code(self, client_id, client_secret, redirect_uri, code).await
+    }
+
+    async fn admin_communities(&self, user_token: &Secret) -> Result<Vec<AdminCommunity>, ProviderError> {
+        VkClient::admin_communities(self, user_token).await.map_err(|failure| failure.error)
+    }
+
+    fn community_token(&self, answer: &Map<String, Value>, group_id: i64) -> Option<Secret> {
+        community_token(answer, group_id)
     }
 }
 

@@ -11,8 +11,8 @@ use crate::domain::{
 };
 use crate::domain::{Provider, Tenant, TenantId};
 use crate::error::{Error, Result};
+use crate::ports::channel::MailThread;
 use crate::ports::store::{Key, Query, SkRange, Store};
-use crate::providers::MailThread;
 
 /// Any record by its key.
 pub async fn load<T: DeserializeOwned>(store: &dyn Store, key: &Key) -> Result<Option<T>> {

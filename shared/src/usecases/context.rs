@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::clock::Clock;
 use crate::domain::{Channel, ChannelId, TenantId};
 use crate::error::Result;
+use crate::ports::channel::ChannelSecrets;
+use crate::ports::clock::Clock;
+use crate::ports::outbound::Providers;
 use crate::ports::{EventBus, SecretStore, Store};
-use crate::providers::{ChannelSecrets, Providers};
 use crate::repo;
 
 /// How long a channel's credentials are kept in memory before they are read from the secret store again.

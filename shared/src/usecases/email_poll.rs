@@ -22,11 +22,11 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Channel, ChannelId, ChannelStatus, DialogId, Message, MessageId, OutStatus, Provider};
+use crate::domain::{Channel, ChannelId, ChannelStatus, DialogId, Message, MessageId, OutStatus};
 use crate::error::{Error, Result};
+use crate::ports::channel::{ChannelSecrets, StatusUpdate};
+use crate::ports::mailbox::{Inbox, MailClass, Mailboxes, ParsedMail};
 use crate::ports::store::{Condition, Query, SkRange, StoreError, Write};
-use crate::providers::StatusUpdate;
-use crate::providers::email::{EmailProvider, Inbox, MailClass, Mailbox, ParsedMail, mail};
 use crate::repo;
 use crate::usecases::ingest::{IngestOutcome, ingest};
 use crate::usecases::{Context, outbox};
@@ -95,7 +95,7 @@ impl MailReport {
 /// Fetches and ingests the new mail of every active e-mail channel. A mailbox that fails is logged and
 /// counted; the others are still polled.
 pub async fn poll_mailboxes(ctx: &Context) -> Result<PollReport> {
-    let Some(email) = ctx.providers.get(Provider::Email).ok().and_then(|module| module.as_email()) else {
+    let Some(mailboxes) = ctx.providers.mailboxes() else {
         return Ok(PollReport::default());
     };
     let mut channels = Vec::new();
@@ -113,7 +113,7 @@ pub async fn poll_mailboxes(ctx: &Context) -> Result<PollReport> {
     }
     let mut report = PollReport::default();
     let mut polls = futures::stream::iter(channels)
-        .map(|channel| async move { (poll_channel(ctx, email, &channel).await, channel) })
+        .map(|channel| async move { (poll_channel(ctx, mailboxes, &channel).await, channel) })
         .buffer_unordered(CONCURRENCY);
     while let Some((outcome, channel)) = polls.next().await {
         match outcome {
@@ -134,7 +134,7 @@ pub async fn poll_mailboxes(ctx: &Context) -> Result<PollReport> {
 /// Polls one channel's mailbox; `None` when there was nothing to poll (not active, held by another poll).
 pub async fn poll_channel(
     ctx: &Context,
-    email: &EmailProvider,
+    mailboxes: &dyn Mailboxes,
     id: &ChannelId,
 ) -> Result<Option<MailReport>> {
     let Some(channel) = repo::load_channel(ctx.store.as_ref(), id).await? else {
@@ -153,15 +153,14 @@ pub async fn poll_channel(
         tracing::warn!(channel = %channel.id, "an active e-mail channel without credentials");
         return Ok(None);
     };
-    let mailbox = Mailbox::from_secrets(&secrets)?;
     let Some((mut state, token)) = claim(ctx, &channel.id).await? else {
         return Ok(None);
     };
     // The progress is saved whatever the outcome: a failure keeps what was done before it.
-    let outcome = sync(ctx, email, &channel, &mailbox, &mut state).await;
+    let outcome = sync(ctx, mailboxes, &channel, &secrets, &mut state).await;
     release(ctx, &channel.id, &token, state).await?;
     // A token endpoint that rotates refresh tokens (Microsoft) gave a new one: keep it.
-    if let Some(rotated) = email.rotated_secrets(&secrets)
+    if let Some(rotated) = mailboxes.rotated_secrets(&secrets)
         && let Err(error) = ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &rotated).await
     {
         tracing::warn!(%error, channel = %channel.id, "the rotated refresh token was not kept");
@@ -229,13 +228,13 @@ async fn release(ctx: &Context, channel: &ChannelId, token: &str, mut state: Syn
 /// goes.
 async fn sync(
     ctx: &Context,
-    email: &EmailProvider,
+    mailboxes: &dyn Mailboxes,
     channel: &Channel,
-    mailbox: &Mailbox,
+    secrets: &ChannelSecrets,
     state: &mut SyncState,
 ) -> Result<MailReport> {
-    let mut inbox = email.open_inbox(mailbox).await?;
-    let outcome = sync_inbox(ctx, channel, mailbox, &mut inbox, state).await;
+    let mut inbox = mailboxes.open(secrets).await?;
+    let outcome = sync_inbox(ctx, channel, inbox.as_mut(), state).await;
     inbox.logout().await;
     outcome
 }
@@ -243,14 +242,12 @@ async fn sync(
 async fn sync_inbox(
     ctx: &Context,
     channel: &Channel,
-    mailbox: &Mailbox,
-    inbox: &mut Inbox,
+    inbox: &mut dyn Inbox,
     state: &mut SyncState,
 ) -> Result<MailReport> {
-    let imap = |e: crate::providers::email::imap::ImapError| Error::Provider(e.into_provider_error());
-    let uid_validity = inbox.uid_validity;
+    let uid_validity = inbox.uid_validity();
     let (candidates, floor) = if state.uid_validity == Some(uid_validity) {
-        (inbox.uids_after(state.last_uid).await.map_err(imap)?, state.last_uid)
+        (inbox.uids_after(state.last_uid).await?, state.last_uid)
     } else {
         let since = match (state.uid_validity, state.last_arrival) {
             (Some(_), Some(last)) => last - RESYNC_SLACK,
@@ -259,11 +256,11 @@ async fn sync_inbox(
         if state.uid_validity.is_some() {
             tracing::info!(channel = %channel.id, uid_validity, "UIDVALIDITY changed; resyncing by date");
         }
-        let candidates = inbox.uids_since(since).await.map_err(imap)?;
+        let candidates = inbox.uids_since(since).await?;
         // Older mail below the newest UID now is not new to the channel.
-        let floor = match inbox.uid_next {
+        let floor = match inbox.uid_next() {
             Some(next) => next.saturating_sub(1),
-            None => inbox.uids_after(0).await.map_err(imap)?.last().copied().unwrap_or(0),
+            None => inbox.uids_after(0).await?.last().copied().unwrap_or(0),
         };
         state.uid_validity = Some(uid_validity);
         state.last_uid = 0;
@@ -291,15 +288,14 @@ async fn sync_inbox(
             }
             Err(error) => {
                 resume_before(state);
-                return Err(imap(error));
+                return Err(error.into());
             }
         };
         report.fetched += 1;
-        let reference = |section: &str| format!("imap:{uid_validity}:{uid}:{section}");
-        match mail::parse(&fetched.raw, &mailbox.address, reference) {
+        match fetched.mail {
             Some(parsed) => {
                 let handled =
-                    handle_mail(ctx, channel, mailbox, parsed, fetched.internal_date, &mut report).await;
+                    handle_mail(ctx, channel, inbox.address(), parsed, fetched.arrived, &mut report).await;
                 if let Err(error) = handled {
                     resume_before(state);
                     return Err(error);
@@ -311,7 +307,7 @@ async fn sync_inbox(
             }
         }
         state.last_uid = state.last_uid.max(uid);
-        if let Some(arrived) = fetched.internal_date {
+        if let Some(arrived) = fetched.arrived {
             state.last_arrival = Some(state.last_arrival.map_or(arrived, |last| last.max(arrived)));
         }
     }
@@ -325,12 +321,12 @@ async fn sync_inbox(
 async fn handle_mail(
     ctx: &Context,
     channel: &Channel,
-    mailbox: &Mailbox,
+    own_address: &str,
     mail: ParsedMail,
     arrived: Option<Timestamp>,
     report: &mut MailReport,
 ) -> Result<()> {
-    if mail.from.as_deref() == Some(mailbox.address.as_str()) {
+    if mail.from.as_deref() == Some(own_address) {
         // Our own mail (a copy of a reply, a loop through a forwarding rule) is no customer's.
         report.ignored += 1;
         return Ok(());

@@ -18,5 +18,5 @@ pub mod vk_connect;
 pub mod webhooks;
 pub mod workspace;
 
-pub use crate::providers::Providers;
+pub use crate::ports::outbound::Providers;
 pub use context::Context;

@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{Channel, ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
+use crate::error::ProviderError;
 use crate::error::{Error, Result};
+use crate::ports::channel::{Outgoing, StatusUpdate};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Item, Query, SkRange, StoreError, Write};
-use crate::providers::{Outgoing, ProviderError};
 use crate::repo;
 use crate::usecases::Context;
 
@@ -302,11 +303,7 @@ struct SentLookup {
 
 /// Applies a provider's delivery report to our outgoing message: `sent` may become `delivered` or
 /// `failed`; a report never moves a message back, and a report on a message we do not know is ignored.
-pub async fn apply_status(
-    ctx: &Context,
-    channel: &ChannelId,
-    update: &crate::providers::StatusUpdate,
-) -> Result<bool> {
+pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpdate) -> Result<bool> {
     let Some(item) = ctx.store.get(&repo::sent_key(channel, &update.provider_message_id)).await? else {
         return Ok(false);
     };

@@ -5,9 +5,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::{ChannelSettings, Provider};
+use crate::error::ProviderError;
 use crate::error::{Error, Result};
-use crate::providers::ProviderError;
-use crate::providers::vk::{self, AdminCommunity, VkClient};
+use crate::ports::oauth::{AdminCommunity, VkOAuth};
 use crate::secret::Secret;
 use crate::usecases::Context;
 use crate::usecases::auth::Principal;
@@ -22,12 +22,6 @@ pub struct OAuthApp {
     pub client_id: String,
     pub client_secret: Secret,
     pub redirect_uri: String,
-}
-
-fn vk_client(ctx: &Context) -> Result<&VkClient> {
-    ctx.providers.get(Provider::Vk)?.as_vk().ok_or_else(|| {
-        Error::rule("provider_not_available", "provider", "VK OAuth is not available / VK OAuth недоступен")
-    })
 }
 
 fn valid_client_id(client_id: &str) -> Result<&str> {
@@ -73,11 +67,11 @@ pub fn authorize_url(
         return Err(Error::rule("invalid_group_id", "group_ids", "a community's numeric id is required"));
     }
     let state = Secret::generate(32);
-    vk_client(ctx)?.authorize_url(client_id, redirect_uri, state.expose(), group_id)
+    ctx.providers.vk_oauth()?.authorize_url(client_id, redirect_uri, state.expose(), group_id)
 }
 
 /// Exchanges the code; VK's refusal of it is the admin's to fix (422 naming `code`).
-async fn exchange(client: &VkClient, app: &OAuthApp, code: &str) -> Result<Map<String, Value>> {
+async fn exchange(client: &dyn VkOAuth, app: &OAuthApp, code: &str) -> Result<Map<String, Value>> {
     let client_id = valid_client_id(&app.client_id)?;
     let redirect_uri = valid_redirect_uri(&app.redirect_uri)?;
     let client_secret = required(app.client_secret.expose(), "client_secret")?;
@@ -101,7 +95,7 @@ pub async fn admin_communities(
     code: &str,
 ) -> Result<Vec<AdminCommunity>> {
     principal.require_admin()?;
-    let client = vk_client(ctx)?;
+    let client = ctx.providers.vk_oauth()?;
     let answer = exchange(client, app, code).await?;
     let user_token = answer
         .get("access_token")
@@ -109,7 +103,7 @@ pub async fn admin_communities(
         .filter(|t| !t.is_empty())
         .map(Secret::new)
         .ok_or_else(|| ProviderError::Unavailable("VK OAuth answered no access_token".into()))?;
-    let communities = client.admin_communities(&user_token).await.map_err(|failure| match failure.error {
+    let communities = client.admin_communities(&user_token).await.map_err(|error| match error {
         ProviderError::InvalidCredentials(_) => Error::rule(
             "code_rejected",
             "code",
@@ -137,9 +131,9 @@ pub async fn connect_community(
     if group_id <= 0 {
         return Err(Error::rule("invalid_group_id", "group_id", "a community's numeric id is required"));
     }
-    let client = vk_client(ctx)?;
+    let client = ctx.providers.vk_oauth()?;
     let answer = exchange(client, app, code).await?;
-    let token = vk::community_token(&answer, group_id).ok_or_else(|| {
+    let token = client.community_token(&answer, group_id).ok_or_else(|| {
         Error::rule(
             "not_community_admin",
             "code",

@@ -2,9 +2,10 @@
 //! A request that cannot be verified or parsed writes nothing.
 
 use crate::domain::{ChannelId, Provider};
+use crate::error::WebhookError;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_JSON_DEPTH, json_too_deep};
-use crate::providers::{Reply, WebhookError, WebhookRequest};
+use crate::ports::channel::{Reply, WebhookRequest};
 use crate::repo;
 use crate::usecases::Context;
 use crate::usecases::ingest::{self, IngestOutcome};

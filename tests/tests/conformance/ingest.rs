@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use omnichat::clock::SystemClock;
 use omnichat::domain::{
     Account, Channel, ChannelId, ChannelSettings, ChannelStatus, Customer, Dialog, InboundKind,
     InboundMessage, Provider, TenantId,
 };
+use omnichat::ports::clock::SystemClock;
 use omnichat::ports::{Condition, Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write};
 use omnichat::providers::Providers;
 use omnichat::usecases::Context;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use omnichat::adapters::counting::{CountingStore, StoreCounts};
-use omnichat::clock::ManualClock;
 use omnichat::domain::{Account, Channel, Customer, Features, InboundKind, InboundMessage, Provider};
+use omnichat::ports::clock::ManualClock;
 use omnichat::ports::{Key, Store, StoreError, Write};
 use omnichat::providers::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Providers, Sent,
@@ -202,7 +202,7 @@ pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
     }
     s.advance(1800);
     // The rest: their inactivity timers (the same items ingest writes), written in bulk to save time.
-    let now = omnichat::clock::Clock::now(s.clock.as_ref());
+    let now = omnichat::ports::clock::Clock::now(s.clock.as_ref());
     let far: Vec<Write> = (0..existing)
         .map(|_| {
             omnichat::repo::close_timer_write(&omnichat::domain::DialogId::generate(), &s.channel, now)

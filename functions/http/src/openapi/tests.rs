@@ -11,11 +11,11 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use jiff::Timestamp;
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
-use omnichat::clock::SystemClock;
 use omnichat::domain::{
     Account, Attachment, AttachmentKind, ChannelId, Customer, Dialog, EmployeeId, GroupId, InboundKind,
     InboundMessage, Message, OutStatus, Provider, TenantId,
 };
+use omnichat::ports::clock::SystemClock;
 use omnichat::providers::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, WebhookError,
     WebhookRequest,

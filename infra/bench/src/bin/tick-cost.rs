@@ -15,10 +15,10 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use omnichat::adapters::counting::CountingStore;
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
-use omnichat::clock::ManualClock;
 use omnichat::domain::{
     Account, ChannelSettings, Customer, DialogStatus, Features, InboundKind, InboundMessage, Provider,
 };
+use omnichat::ports::clock::ManualClock;
 use omnichat::ports::{EventBus, SecretStore, Store};
 use omnichat::providers::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Providers, Sent,

@@ -8,87 +8,13 @@ use jiff::Timestamp;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
+use crate::domain::{Attachment, AttachmentKind, Customer};
+use crate::ports::mailbox::{MailClass, ParsedMail};
 
 /// Text kept per mail: a long newsletter-like body must not blow the item size (DynamoDB: 400 KB).
 pub const MAX_TEXT_CHARS: usize = 20_000;
 /// Message-IDs longer than this go into the dedup key as a digest (keys have a size limit).
 const MAX_ID_IN_KEY: usize = 200;
-
-/// Who or what sent a mail, by its headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailClass {
-    /// Written by a person: may open a dialog.
-    Personal,
-    /// An automatic answer (`Auto-Submitted`, `X-Autoreply`, `Precedence: auto_reply`, a null sender):
-    /// joins the customer's open dialog when it answers one of its messages, never opens one.
-    AutoReply,
-    /// A mailing list or bulk mail (`Precedence: bulk|list|junk`, `List-Id`): same rule as auto-replies.
-    Bulk,
-    /// A non-delivery report (MAILER-DAEMON, postmaster, `multipart/report; report-type=delivery-status`):
-    /// marks our outgoing message failed, never stored as a customer message.
-    Bounce,
-}
-
-/// A mail as the poller sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedMail {
-    /// Without angle brackets.
-    pub message_id: Option<String>,
-    /// The same mail fetched twice (another poll, a changed UIDVALIDITY) has the same key.
-    pub dedup_key: String,
-    /// The address replies go to (`Reply-To`, else `From`), lower case, with the sender's name.
-    pub customer: Option<Customer>,
-    /// The `From` address, lower case.
-    pub from: Option<String>,
-    pub subject: Option<String>,
-    pub in_reply_to: Vec<String>,
-    pub references: Vec<String>,
-    /// The body as text (HTML converted), the quoted original of a reply cut off; for a new conversation
-    /// (not a reply) the subject comes first, as it often is the message.
-    pub text: Option<String>,
-    pub attachments: Vec<Attachment>,
-    pub sent_at: Option<Timestamp>,
-    pub class: MailClass,
-    /// For a bounce: the Message-IDs of the mail that could not be delivered (ours, hopefully).
-    pub bounced: Vec<String>,
-    pub bounce_reason: Option<String>,
-}
-
-impl ParsedMail {
-    /// Whether it answers another mail (`In-Reply-To` or `References`).
-    pub fn is_reply(&self) -> bool {
-        !self.in_reply_to.is_empty() || !self.references.is_empty()
-    }
-
-    /// Every Message-ID it names as its parents, nearest first.
-    pub fn parents(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = self.in_reply_to.iter().map(String::as_str).collect();
-        for id in self.references.iter().rev() {
-            if !ids.contains(&id.as_str()) {
-                ids.push(id);
-            }
-        }
-        ids
-    }
-
-    /// The normalized inbound message, or `None` when there is no sender or nothing to show.
-    pub fn inbound(&self) -> Option<InboundMessage> {
-        let customer = self.customer.clone()?;
-        if self.text.is_none() && self.attachments.is_empty() {
-            return None;
-        }
-        Some(InboundMessage {
-            dedup_key: self.dedup_key.clone(),
-            kind: InboundKind::Message,
-            customer,
-            provider_message_id: self.message_id.clone(),
-            text: self.text.clone(),
-            attachments: self.attachments.clone(),
-            sent_at: self.sent_at,
-        })
-    }
-}
 
 /// Parses one raw mail. `own_address` (the channel's, lower case) is never taken as the customer;
 /// `attachment_ref` turns an IMAP body section (`2`, `1.2`) into the reference kept for an attachment.

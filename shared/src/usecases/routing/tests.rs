@@ -11,11 +11,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::adapters::embedded::{FileSecretStore, RedbStore};
-use crate::clock::{Clock, ManualClock};
 use crate::domain::hours::WorkingHours;
 use crate::domain::people::{ChatbotChanges, EmployeeChanges, GroupChanges};
 use crate::domain::settings::{ChannelSettings, OffHours};
 use crate::domain::{Account, Channel, ChannelId, ChannelStatus, Customer, Features, Provider};
+use crate::ports::clock::{Clock, ManualClock};
 use crate::ports::events::{EventBus, EventError};
 use crate::usecases::{Providers, dialogs, people, tenants, workspace};
 

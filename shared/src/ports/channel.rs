@@ -1,0 +1,215 @@
+//! The channel port: what every provider module offers the use cases (verify and parse an inbound webhook,
+//! send, connect an account), and the words they share.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::domain::{Account, ChannelId, InboundMessage, OutStatus, Provider};
+use crate::error::{Error, ProviderError, Result, WebhookError};
+use crate::secret::Secret;
+
+/// What every provider module offers the use cases. `receive` is pure (no I/O): it verifies and parses
+/// one inbound request with the channel's credentials.
+#[async_trait]
+pub trait ChannelProvider: Send + Sync {
+    /// Checks the admin's credentials with the provider and names the account. Errors are rule
+    /// violations naming the credential at fault (422), or the provider's trouble.
+    async fn connect(&self, credentials: &Map<String, Value>) -> Result<Connection>;
+
+    /// The accounts the credentials give access to, for the admin to pick one (Infobip: the account's
+    /// WhatsApp numbers). Most providers connect exactly the account of their credentials.
+    async fn list_accounts(&self, _credentials: &Map<String, Value>) -> Result<Vec<Account>> {
+        Err(Error::rule(
+            "nothing_to_pick",
+            "provider",
+            "these credentials connect exactly one account; create the channel with them",
+        ))
+    }
+
+    /// Whether the webhook URL carries the channel's `webhook_secret` as an extra, unguessable path segment
+    /// (providers that sign nothing, or whose webhooks must be told apart by URL).
+    fn secret_in_webhook_path(&self) -> bool {
+        false
+    }
+
+    /// The URL the provider must call.
+    fn webhook_url(
+        &self,
+        base: &str,
+        provider: Provider,
+        channel: &ChannelId,
+        secrets: &ChannelSecrets,
+    ) -> String {
+        match secrets.get(ChannelSecrets::WEBHOOK_SECRET).filter(|_| self.secret_in_webhook_path()) {
+            Some(secret) => format!("{base}/webhooks/{}/{channel}/{}", provider.slug(), secret.expose()),
+            None => format!("{base}/webhooks/{}/{channel}", provider.slug()),
+        }
+    }
+
+    /// Registers the webhook with the provider, where its API allows it.
+    async fn register_webhook(&self, _secrets: &ChannelSecrets, _url: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Removes the webhook from the provider (disconnect).
+    async fn remove_webhook(&self, _secrets: &ChannelSecrets) -> Result<()> {
+        Ok(())
+    }
+
+    /// Verifies one inbound request and parses it. Nothing is written when this fails.
+    fn receive(&self, secrets: &ChannelSecrets, request: &WebhookRequest) -> Result<Delivery, WebhookError>;
+
+    /// Sends one message to a customer.
+    async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError>;
+
+    /// Whether the provider drops a repeated send with the same `Outgoing::idempotency_key` (VK
+    /// `random_id`, edna `requestId`). Where it does not, a send whose outcome is unknown (the sender died
+    /// mid-call) is marked failed rather than repeated: at most once beats twice.
+    fn idempotent_sends(&self) -> bool {
+        false
+    }
+}
+
+/// The parts of an HTTP request a provider module looks at.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookRequest {
+    pub method: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The raw body, exactly as received (signatures are over these bytes).
+    pub body: Vec<u8>,
+    /// The extra path segment of providers that sign nothing.
+    pub path_secret: Option<String>,
+    /// The channel's webhook URL as registered with the provider (signatures may cover it); filled in by
+    /// the webhook use case once it knows the channel.
+    pub webhook_url: String,
+}
+
+impl WebhookRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What one verified inbound request carries, and what to answer the provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub messages: Vec<InboundMessage>,
+    /// Delivery reports on our outgoing messages.
+    pub statuses: Vec<StatusUpdate>,
+    /// The body the provider expects (VK: `ok` or the confirmation code); empty for a bare 200.
+    pub reply: Reply,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn text(body: impl Into<String>) -> Self {
+        Self { content_type: "text/plain; charset=utf-8", body: body.into() }
+    }
+
+    pub fn json(body: impl Into<String>) -> Self {
+        Self { content_type: "application/json", body: body.into() }
+    }
+}
+
+/// A provider's report on one of our outgoing messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    pub provider_message_id: String,
+    pub status: OutStatus,
+    pub reason: Option<String>,
+}
+
+/// What a provider's connect step hands back.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub account: Account,
+    /// Every credential to keep (the admin's and any the module generated), for the secret store only.
+    pub secrets: ChannelSecrets,
+    /// The credentials as an API response may show them.
+    pub masked: BTreeMap<String, String>,
+}
+
+/// A channel's credentials (token, webhook secret, ...), kept together in one secret.
+#[derive(Clone, Default)]
+pub struct ChannelSecrets(BTreeMap<String, Secret>);
+
+impl std::fmt::Debug for ChannelSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl ChannelSecrets {
+    /// The name under which the generated webhook secret is kept.
+    pub const WEBHOOK_SECRET: &'static str = "webhook_secret";
+
+    pub fn with(mut self, name: &str, value: Secret) -> Self {
+        self.0.insert(name.to_owned(), value);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.0.get(name)
+    }
+
+    /// The credential, or an internal error: a connected channel has the ones it was made with.
+    pub fn require(&self, name: &str) -> Result<&Secret> {
+        self.get(name).ok_or_else(|| Error::Internal(format!("the channel's credentials lack {name}")))
+    }
+
+    /// The credential for verifying a webhook: a channel without it cannot verify anything.
+    pub fn for_verifying(&self, name: &str) -> std::result::Result<&Secret, WebhookError> {
+        self.get(name).filter(|s| !s.expose().is_empty()).ok_or(WebhookError::Unauthorized)
+    }
+
+    pub fn encode(&self) -> Result<Secret> {
+        let clear: BTreeMap<&str, &str> = self.0.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        serde_json::to_string(&clear)
+            .map(Secret::new)
+            .map_err(|_| Error::Internal("credentials not serializable".into()))
+    }
+
+    pub fn decode(secret: &Secret) -> Result<Self> {
+        let clear: BTreeMap<String, String> = serde_json::from_str(secret.expose())
+            .map_err(|_| Error::Internal("a channel secret is not a JSON object of strings".into()))?;
+        Ok(Self(clear.into_iter().map(|(k, v)| (k, Secret::new(v))).collect()))
+    }
+}
+
+/// A message to send to a customer through a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where it goes: the customer's id on the provider (chat id, peer id, number).
+    pub customer_id: String,
+    pub text: String,
+    /// Quick-reply buttons, where the messenger supports them.
+    pub buttons: Vec<String>,
+    /// Our outgoing message id: the idempotency key for providers that take one.
+    pub idempotency_key: String,
+    /// E-mail only: what the reply answers, so the customer's client threads it.
+    pub thread: Option<MailThread>,
+}
+
+/// The customer's last mail in the dialog, as an e-mail reply refers to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailThread {
+    pub subject: Option<String>,
+    /// Its Message-ID (without angle brackets).
+    pub in_reply_to: Option<String>,
+    /// Its `References` followed by its Message-ID: the thread up to it, oldest first.
+    pub references: Vec<String>,
+}
+
+/// What the provider answered to a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub provider_message_id: Option<String>,
+}
