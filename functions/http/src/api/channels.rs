@@ -2,14 +2,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{PageParams, caller, json_body, page_response};
+use super::{PageParams, Principal, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -88,10 +88,9 @@ pub struct CreateChannelBody {
 )]
 async fn create_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: CreateChannelBody = json_body(&body)?;
     let provider =
         Provider::from_kind(&body.provider, body.whatsapp_provider.as_deref()).ok_or_else(|| {
@@ -128,10 +127,9 @@ async fn create_channel(
 )]
 async fn list_channels(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let (items, next) =
         channels::list_channels(&ctx, &principal, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items.iter().map(channel_json).collect(), next))
@@ -150,10 +148,9 @@ async fn list_channels(
 )]
 async fn get_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     Ok(Json(channel_json(&channels::get_channel(&ctx, &principal, &id).await?)))
 }
 
@@ -180,11 +177,10 @@ pub struct UpdateChannelBody {
 )]
 async fn update_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: UpdateChannelBody = json_body(&body)?;
     let settings =
         body.settings.as_ref().map(ChannelSettings::from_json).transpose().map_err(omnichat::Error::from)?;
@@ -215,11 +211,10 @@ pub struct DisconnectBody {
 )]
 async fn disconnect_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: DisconnectBody = if body.is_empty() { DisconnectBody::default() } else { json_body(&body)? };
     Ok(Json(channel_json(&channels::disconnect_channel(&ctx, &principal, &id, body.confirm).await?)))
 }
@@ -262,10 +257,9 @@ struct VkAuthorizeUrl {
 )]
 async fn vk_authorize(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<VkAuthorizeQuery>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let url =
         vk_connect::authorize_url(&ctx, &principal, &query.client_id, &query.redirect_uri, query.group_ids)?;
     Ok(Json(json!({ "url": url })))
@@ -322,10 +316,9 @@ struct VkCommunities {
 )]
 async fn vk_communities(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: VkCode = json_body(&body)?;
     let communities = vk_connect::admin_communities(&ctx, &principal, &body.app(), &body.code).await?;
     let items: Vec<Value> = communities.iter().map(|c| json!({"group_id": c.id, "name": c.name})).collect();
@@ -361,10 +354,9 @@ pub struct VkCommunityCode {
 )]
 async fn vk_community_token(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: VkCommunityCode = json_body(&body)?;
     let created = vk_connect::connect_community(
         &ctx,

@@ -3,7 +3,6 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use omnichat::domain::Provider;
@@ -12,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::channels::channel_json;
-use super::{caller, json_body};
+use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -56,10 +55,9 @@ pub struct AccountsBody {
 )]
 async fn list_accounts(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: AccountsBody = json_body(&body)?;
     let provider =
         Provider::from_kind(&body.provider, body.whatsapp_provider.as_deref()).ok_or_else(|| {
@@ -95,11 +93,10 @@ pub struct ChangeProviderBody {
 )]
 async fn change_provider(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: ChangeProviderBody = json_body(&body)?;
     let provider = Provider::from_kind("whatsapp", Some(&body.whatsapp_provider))
         .ok_or_else(|| unknown_provider("whatsapp_provider"))?;

@@ -2,13 +2,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{PageParams, caller, json_body, page_response};
+use super::{PageParams, Principal, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -49,10 +49,9 @@ struct DialogParams {
 )]
 async fn list_dialogs(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<DialogParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some("open") => Some(DialogStatus::Open),
@@ -92,10 +91,9 @@ async fn list_dialogs(
 )]
 async fn get_dialog(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     Ok(Json(json!(dialogs::get_dialog(&ctx, &principal, &id).await?)))
 }
 
@@ -112,11 +110,10 @@ async fn get_dialog(
 )]
 async fn list_messages(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Query<PageParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let (items, next) =
         dialogs::list_messages(&ctx, &principal, &id, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items, next))
@@ -135,10 +132,9 @@ async fn list_messages(
 )]
 async fn close_dialog(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     Ok(Json(json!(dialogs::close_dialog(&ctx, &principal, &id).await?)))
 }
 
@@ -165,11 +161,10 @@ pub struct ReplyBody {
 )]
 async fn reply(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: ReplyBody = json_body(&body)?;
     let message = dialogs::reply(&ctx, &principal, &id, &body.text, body.buttons).await?;
     Ok((StatusCode::CREATED, Json(json!(message))))

@@ -3,12 +3,11 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value};
 
-use super::{caller, json_body};
+use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -35,8 +34,10 @@ pub(crate) struct Docs;
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
-async fn get_working_hours(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+async fn get_working_hours(
+    State(ctx): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(hours::read_working_hours(&ctx, &principal).await?.to_json()))
 }
 
@@ -53,10 +54,9 @@ async fn get_working_hours(State(ctx): State<AppState>, headers: HeaderMap) -> R
 )]
 async fn put_working_hours(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
     // Anything but a JSON object is a malformed request (400); a broken rule is 422 naming the field.
     let body = Value::Object(json_body::<Map<String, Value>>(&body)?);

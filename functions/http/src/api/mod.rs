@@ -4,8 +4,10 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, header};
-use omnichat::usecases::auth::{self, Principal};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use omnichat::usecases::auth;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -53,13 +55,31 @@ pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     docs
 }
 
-/// The caller, from `Authorization: Bearer <key>`.
-pub(crate) async fn caller(ctx: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    Ok(auth::authenticate(ctx, bearer).await?)
+/// The caller, from `Authorization: Bearer <key>`: an extractor, so that no handler can forget to ask.
+/// Handlers take it after their path and query (a malformed query still answers 400 before the key is
+/// looked up) and before their body.
+#[derive(Debug)]
+pub struct Principal(pub auth::Principal);
+
+impl std::ops::Deref for Principal {
+    type Target = auth::Principal;
+
+    fn deref(&self) -> &auth::Principal {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        Ok(Self(auth::authenticate(ctx, bearer).await?))
+    }
 }
 
 /// A JSON body, or 400 with our error body (not axum's plain-text rejection).

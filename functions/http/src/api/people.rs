@@ -3,13 +3,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::{PageParams, caller, json_body, page_response};
+use super::{PageParams, Principal, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -99,10 +99,9 @@ fn created(body: Value) -> Response {
 )]
 async fn list_employees(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let (items, next) =
         people::list_employees(&ctx, &principal, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items.iter().map(employee_json).collect(), next))
@@ -121,10 +120,9 @@ async fn list_employees(
 )]
 async fn create_employee(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
     let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok(created(employee_json(&people::create_employee(&ctx, &principal, changes).await?)))
@@ -143,10 +141,9 @@ async fn create_employee(
 )]
 async fn get_employee(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     Ok(Json(employee_json(&people::read_employee(&ctx, &principal, &id).await?)))
 }
 
@@ -164,11 +161,10 @@ async fn get_employee(
 )]
 async fn update_employee(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok(Json(employee_json(&people::update_employee(&ctx, &principal, &id, changes).await?)))
 }
@@ -186,10 +182,9 @@ async fn update_employee(
 )]
 async fn delete_employee(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<StatusCode, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     people::delete_employee(&ctx, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -209,10 +204,9 @@ async fn delete_employee(
 )]
 async fn list_groups(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let (items, next) = people::list_groups(&ctx, &principal, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items.iter().map(group_json).collect(), next))
 }
@@ -230,10 +224,9 @@ async fn list_groups(
 )]
 async fn create_group(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
     let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok(created(group_json(&people::create_group(&ctx, &principal, changes).await?)))
@@ -252,10 +245,9 @@ async fn create_group(
 )]
 async fn get_group(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     Ok(Json(group_json(&people::read_group(&ctx, &principal, &id).await?)))
 }
 
@@ -273,11 +265,10 @@ async fn get_group(
 )]
 async fn update_group(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
     let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok(Json(group_json(&people::update_group(&ctx, &principal, &id, changes).await?)))
@@ -296,10 +287,9 @@ async fn update_group(
 )]
 async fn delete_group(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<StatusCode, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     people::delete_group(&ctx, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -319,10 +309,9 @@ async fn delete_group(
 )]
 async fn list_chatbots(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let (items, next) = people::list_chatbots(&ctx, &principal, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items.iter().map(chatbot_json).collect(), next))
 }
@@ -340,10 +329,9 @@ async fn list_chatbots(
 )]
 async fn create_chatbot(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
     let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok(created(chatbot_json(&people::create_chatbot(&ctx, &principal, changes).await?)))
@@ -362,10 +350,9 @@ async fn create_chatbot(
 )]
 async fn get_chatbot(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     Ok(Json(chatbot_json(&people::read_chatbot(&ctx, &principal, &id).await?)))
 }
 
@@ -383,11 +370,10 @@ async fn get_chatbot(
 )]
 async fn update_chatbot(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
     let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok(Json(chatbot_json(&people::update_chatbot(&ctx, &principal, &id, changes).await?)))
@@ -406,10 +392,9 @@ async fn update_chatbot(
 )]
 async fn delete_chatbot(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<StatusCode, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     people::delete_chatbot(&ctx, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use omnichat::domain::{EmployeeId, Features, Tenant};
@@ -11,7 +11,7 @@ use omnichat::usecases::tenants;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{caller, json_body};
+use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -41,8 +41,7 @@ fn tenant_json(tenant: &Tenant) -> Json<Value> {
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
-async fn get_tenant(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+async fn get_tenant(State(ctx): State<AppState>, principal: Principal) -> Result<Json<Value>, ApiError> {
     principal.require_admin()?;
     Ok(tenant_json(&tenants::get_tenant(&ctx, &principal.tenant_id).await?))
 }
@@ -66,10 +65,9 @@ pub struct TenantBody {
 )]
 async fn update_tenant(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: TenantBody = json_body(&body)?;
     Ok(tenant_json(&tenants::update_features(&ctx, &principal, body.features).await?))
 }
@@ -95,10 +93,9 @@ pub struct ApiKeyBody {
 )]
 async fn create_api_key(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     principal.require_admin()?;
     let body: ApiKeyBody = json_body(&body)?;
     let employee = match body.employee_id.as_deref() {

@@ -3,14 +3,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::people::employee_json;
-use super::{PageParams, caller, json_body, page_response};
+use super::{PageParams, Principal, json_body, page_response};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -66,10 +65,9 @@ struct TransferInput {
 )]
 async fn my_dialogs(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let (items, next) = workspace::my_dialogs(&ctx, &principal, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items, next))
 }
@@ -87,10 +85,9 @@ async fn my_dialogs(
 )]
 async fn my_queue(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let (items, next) = workspace::my_queue(&ctx, &principal, params.limit()?, params.page.clone()).await?;
     Ok(page_response(items, next))
 }
@@ -109,10 +106,9 @@ async fn my_queue(
 )]
 async fn set_my_status(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body = Value::Object(json_body::<Map<String, Value>>(&body)?);
     Ok(Json(employee_json(&workspace::set_my_status(&ctx, &principal, &body).await?)))
 }
@@ -132,10 +128,9 @@ async fn set_my_status(
 )]
 async fn accept(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     Ok(Json(json!(routing::accept(&ctx, &principal, &id).await?)))
 }
 
@@ -154,11 +149,10 @@ async fn accept(
 )]
 async fn transfer(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body = json_body::<Map<String, Value>>(&body)?;
     let target = transfer_target(&body)?;
     Ok(Json(json!(routing::transfer(&ctx, &principal, &id, target).await?)))
