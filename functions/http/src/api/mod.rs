@@ -1,7 +1,6 @@
 //! The REST API under `/v1` (API.md): authentication, JSON bodies and pages here; rules in the use cases.
 //! One module per resource.
 
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::FromRequestParts;
@@ -10,7 +9,6 @@ use axum::http::request::Parts;
 use omnichat::usecases::auth;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -25,6 +23,7 @@ mod hours;
 mod people;
 #[doc(hidden)]
 pub mod tenant;
+pub mod wire;
 #[doc(hidden)]
 pub mod workspace;
 
@@ -101,9 +100,14 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// `?limit` and `?page` of every list. `limit` is read by hand, so that a bad one names its parameter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Items per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<String>,
+    /// The `next` token of the previous page (opaque).
     pub page: Option<String>,
 }
 
@@ -125,8 +129,12 @@ impl PageParams {
     }
 }
 
-pub(crate) fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<String>) -> Json<Value> {
-    Json(json!({"items": items, "next": next}))
+/// `{id}` in a path: a UUID (anything else is 404).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    #[param(format = "uuid")]
+    pub id: String,
 }
 
 #[cfg(test)]

@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::{PageParams, Principal, json_body, page_response};
+use super::wire::{Chatbot, Distribution, Employee, EmployeeStatus, Group, Page};
+use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
-use omnichat::domain::people::{Chatbot, ChatbotChanges, Employee, EmployeeChanges, Group, GroupChanges};
+use omnichat::domain::people::{ChatbotChanges, EmployeeChanges, GroupChanges};
 use omnichat::usecases::people;
 
 pub fn router() -> Router<AppState> {
@@ -47,40 +48,12 @@ pub fn router() -> Router<AppState> {
 ))]
 pub(crate) struct Docs;
 
-pub fn employee_json(employee: &Employee) -> Value {
-    json!({
-        "id": employee.id,
-        "name": employee.name,
-        "status": employee.status,
-        "max_dialogs": employee.max_dialogs,
-    })
-}
-
-pub fn group_json(group: &Group) -> Value {
-    json!({
-        "id": group.id,
-        "name": group.name,
-        "members": group.members,
-        "distribution": group.distribution,
-        "wait_seconds": group.wait_seconds,
-    })
-}
-
-pub fn chatbot_json(chatbot: &Chatbot) -> Value {
-    json!({
-        "id": chatbot.id,
-        "name": chatbot.name,
-        "webhook_url": chatbot.webhook_url,
-        "enabled": chatbot.enabled,
-    })
-}
-
 /// The body as a JSON object: anything else is a malformed request (400), like bad JSON.
 fn object_body(body: &Bytes) -> Result<Value, ApiError> {
     json_body::<Map<String, Value>>(body).map(Value::Object)
 }
 
-fn created(body: Value) -> Response {
+fn created<T: serde::Serialize>(body: T) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
@@ -91,9 +64,9 @@ fn created(body: Value) -> Response {
     path = "/v1/employees",
     tag = "people",
     summary = "List the tenant's employees",
-    params(doc::PageQuery),
+    params(PageParams),
     responses(
-        (status = 200, description = "A page of employees", body = doc::EmployeePage),
+        (status = 200, description = "A page of employees", body = Page<Employee>),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
@@ -101,10 +74,10 @@ async fn list_employees(
     State(ctx): State<AppState>,
     Query(params): Query<PageParams>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Employee>>, ApiError> {
     let (items, next) =
         people::list_employees(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items.iter().map(employee_json).collect(), next))
+    Ok(Json(Page::<Employee>::of(items, next)))
 }
 
 #[utoipa::path(
@@ -112,9 +85,9 @@ async fn list_employees(
     path = "/v1/employees",
     tag = "people",
     summary = "Create an employee (admin)",
-    request_body = doc::EmployeeInput,
+    request_body = EmployeeInput,
     responses(
-        (status = 201, description = "The new employee", body = doc::Employee),
+        (status = 201, description = "The new employee", body = Employee),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
@@ -125,7 +98,7 @@ async fn create_employee(
 ) -> Result<Response, ApiError> {
     principal.require_admin()?;
     let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(created(employee_json(&people::create_employee(&ctx, &principal, changes).await?)))
+    Ok(created(Employee::from(people::create_employee(&ctx, &principal, changes).await?)))
 }
 
 #[utoipa::path(
@@ -133,18 +106,18 @@ async fn create_employee(
     path = "/v1/employees/{id}",
     tag = "people",
     summary = "Read an employee",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
-        (status = 200, description = "The employee", body = doc::Employee),
+        (status = 200, description = "The employee", body = Employee),
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn get_employee(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(employee_json(&people::read_employee(&ctx, &principal, &id).await?)))
+) -> Result<Json<Employee>, ApiError> {
+    Ok(Json(people::read_employee(&ctx, &principal, &id).await?.into()))
 }
 
 #[utoipa::path(
@@ -152,21 +125,21 @@ async fn get_employee(
     path = "/v1/employees/{id}",
     tag = "people",
     summary = "Change an employee (an employee key: its own status only)",
-    params(doc::IdPath),
-    request_body = doc::EmployeeInput,
+    params(IdPath),
+    request_body = EmployeeInput,
     responses(
-        (status = 200, description = "The employee as it is now", body = doc::Employee),
+        (status = 200, description = "The employee as it is now", body = Employee),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn update_employee(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Employee>, ApiError> {
     let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(Json(employee_json(&people::update_employee(&ctx, &principal, &id, changes).await?)))
+    Ok(Json(people::update_employee(&ctx, &principal, &id, changes).await?.into()))
 }
 
 #[utoipa::path(
@@ -174,7 +147,7 @@ async fn update_employee(
     path = "/v1/employees/{id}",
     tag = "people",
     summary = "Delete an employee no group or channel names (admin)",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
         (status = 204, description = "Deleted"),
         doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
@@ -182,7 +155,7 @@ async fn update_employee(
 )]
 async fn delete_employee(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
     people::delete_employee(&ctx, &principal, &id).await?;
@@ -196,9 +169,9 @@ async fn delete_employee(
     path = "/v1/groups",
     tag = "people",
     summary = "List the tenant's groups",
-    params(doc::PageQuery),
+    params(PageParams),
     responses(
-        (status = 200, description = "A page of groups", body = doc::GroupPage),
+        (status = 200, description = "A page of groups", body = Page<Group>),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
@@ -206,9 +179,9 @@ async fn list_groups(
     State(ctx): State<AppState>,
     Query(params): Query<PageParams>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Group>>, ApiError> {
     let (items, next) = people::list_groups(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items.iter().map(group_json).collect(), next))
+    Ok(Json(Page::<Group>::of(items, next)))
 }
 
 #[utoipa::path(
@@ -216,9 +189,9 @@ async fn list_groups(
     path = "/v1/groups",
     tag = "people",
     summary = "Create a group (admin)",
-    request_body = doc::GroupInput,
+    request_body = GroupInput,
     responses(
-        (status = 201, description = "The new group", body = doc::Group),
+        (status = 201, description = "The new group", body = Group),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
@@ -229,7 +202,7 @@ async fn create_group(
 ) -> Result<Response, ApiError> {
     principal.require_admin()?;
     let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(created(group_json(&people::create_group(&ctx, &principal, changes).await?)))
+    Ok(created(Group::from(people::create_group(&ctx, &principal, changes).await?)))
 }
 
 #[utoipa::path(
@@ -237,18 +210,18 @@ async fn create_group(
     path = "/v1/groups/{id}",
     tag = "people",
     summary = "Read a group",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
-        (status = 200, description = "The group", body = doc::Group),
+        (status = 200, description = "The group", body = Group),
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn get_group(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(group_json(&people::read_group(&ctx, &principal, &id).await?)))
+) -> Result<Json<Group>, ApiError> {
+    Ok(Json(people::read_group(&ctx, &principal, &id).await?.into()))
 }
 
 #[utoipa::path(
@@ -256,22 +229,22 @@ async fn get_group(
     path = "/v1/groups/{id}",
     tag = "people",
     summary = "Change a group (admin)",
-    params(doc::IdPath),
-    request_body = doc::GroupInput,
+    params(IdPath),
+    request_body = GroupInput,
     responses(
-        (status = 200, description = "The group as it is now", body = doc::Group),
+        (status = 200, description = "The group as it is now", body = Group),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn update_group(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Group>, ApiError> {
     principal.require_admin()?;
     let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(Json(group_json(&people::update_group(&ctx, &principal, &id, changes).await?)))
+    Ok(Json(people::update_group(&ctx, &principal, &id, changes).await?.into()))
 }
 
 #[utoipa::path(
@@ -279,7 +252,7 @@ async fn update_group(
     path = "/v1/groups/{id}",
     tag = "people",
     summary = "Delete a group no group or channel names (admin)",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
         (status = 204, description = "Deleted"),
         doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
@@ -287,7 +260,7 @@ async fn update_group(
 )]
 async fn delete_group(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
     people::delete_group(&ctx, &principal, &id).await?;
@@ -301,9 +274,9 @@ async fn delete_group(
     path = "/v1/chatbots",
     tag = "people",
     summary = "List the tenant's chatbots",
-    params(doc::PageQuery),
+    params(PageParams),
     responses(
-        (status = 200, description = "A page of chatbots", body = doc::ChatbotPage),
+        (status = 200, description = "A page of chatbots", body = Page<Chatbot>),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
@@ -311,9 +284,9 @@ async fn list_chatbots(
     State(ctx): State<AppState>,
     Query(params): Query<PageParams>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Chatbot>>, ApiError> {
     let (items, next) = people::list_chatbots(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items.iter().map(chatbot_json).collect(), next))
+    Ok(Json(Page::<Chatbot>::of(items, next)))
 }
 
 #[utoipa::path(
@@ -321,9 +294,9 @@ async fn list_chatbots(
     path = "/v1/chatbots",
     tag = "people",
     summary = "Create a chatbot (admin)",
-    request_body = doc::ChatbotInput,
+    request_body = ChatbotInput,
     responses(
-        (status = 201, description = "The new chatbot", body = doc::Chatbot),
+        (status = 201, description = "The new chatbot", body = Chatbot),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
@@ -334,7 +307,7 @@ async fn create_chatbot(
 ) -> Result<Response, ApiError> {
     principal.require_admin()?;
     let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(created(chatbot_json(&people::create_chatbot(&ctx, &principal, changes).await?)))
+    Ok(created(Chatbot::from(people::create_chatbot(&ctx, &principal, changes).await?)))
 }
 
 #[utoipa::path(
@@ -342,18 +315,18 @@ async fn create_chatbot(
     path = "/v1/chatbots/{id}",
     tag = "people",
     summary = "Read a chatbot",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
-        (status = 200, description = "The chatbot", body = doc::Chatbot),
+        (status = 200, description = "The chatbot", body = Chatbot),
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn get_chatbot(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(chatbot_json(&people::read_chatbot(&ctx, &principal, &id).await?)))
+) -> Result<Json<Chatbot>, ApiError> {
+    Ok(Json(people::read_chatbot(&ctx, &principal, &id).await?.into()))
 }
 
 #[utoipa::path(
@@ -361,22 +334,22 @@ async fn get_chatbot(
     path = "/v1/chatbots/{id}",
     tag = "people",
     summary = "Change a chatbot (admin)",
-    params(doc::IdPath),
-    request_body = doc::ChatbotInput,
+    params(IdPath),
+    request_body = ChatbotInput,
     responses(
-        (status = 200, description = "The chatbot as it is now", body = doc::Chatbot),
+        (status = 200, description = "The chatbot as it is now", body = Chatbot),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn update_chatbot(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Chatbot>, ApiError> {
     principal.require_admin()?;
     let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(Json(chatbot_json(&people::update_chatbot(&ctx, &principal, &id, changes).await?)))
+    Ok(Json(people::update_chatbot(&ctx, &principal, &id, changes).await?.into()))
 }
 
 #[utoipa::path(
@@ -384,7 +357,7 @@ async fn update_chatbot(
     path = "/v1/chatbots/{id}",
     tag = "people",
     summary = "Delete a chatbot no group or channel names (admin)",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
         (status = 204, description = "Deleted"),
         doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
@@ -392,9 +365,67 @@ async fn update_chatbot(
 )]
 async fn delete_chatbot(
     State(ctx): State<AppState>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
     people::delete_chatbot(&ctx, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- the bodies, read by the domain (`*Changes::from_json`) so that a broken rule names its field ----
+//
+// They are schemas only: serde would answer a wrong type or an unknown field with a 400 naming nothing.
+// Their bounds are the domain's constants (the `openapi` tests hold them to it).
+
+/// An employee as sent: `POST` needs `name`; `PUT` changes the fields sent (an employee key may change
+/// only its own `status`). `id` is ignored, so what `GET` answers can be sent back.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only, for the reason above
+struct EmployeeInput {
+    /// Ignored.
+    id: Option<String>,
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    name: Option<String>,
+    /// Default `offline`.
+    status: Option<EmployeeStatus>,
+    /// Default 5.
+    #[schema(minimum = 1, maximum = 100)]
+    max_dialogs: Option<u32>,
+}
+
+/// A group as sent: `POST` needs `name`; `PUT` changes the fields sent (`members` replaces the list).
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only, for the reason above
+struct GroupInput {
+    /// Ignored.
+    id: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    name: Option<String>,
+    /// Employees of the tenant, each once.
+    #[schema(max_items = 200, format = "uuid")]
+    members: Option<Vec<String>>,
+    /// Default `round_robin`.
+    distribution: Option<Distribution>,
+    /// Default 60.
+    #[schema(minimum = 1, maximum = 86400)]
+    wait_seconds: Option<u32>,
+}
+
+/// A chatbot as sent: `POST` needs `name` and `webhook_url`; `PUT` changes the fields sent.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only, for the reason above
+struct ChatbotInput {
+    /// Ignored.
+    id: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    name: Option<String>,
+    /// https:// (plain http only to localhost, 127.0.0.0/8 and ::1), no credentials in it.
+    #[schema(max_length = 2048, format = "uri", pattern = r"^(https://|http://(localhost|127\.|\[::1\]))")]
+    webhook_url: Option<String>,
+    /// Default true.
+    enabled: Option<bool>,
 }
