@@ -17,6 +17,28 @@ use omnichat::usecases::auth;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// A wire enum of snake_case names and its conversion from the domain enum of the same variants (an
+/// exhaustive match: a variant the domain adds does not compile until it is here).
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident from $domain:path { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl From<$domain> for $name {
+            fn from(value: $domain) -> Self {
+                type Domain = $domain;
+                match value {
+                    $(Domain::$variant => Self::$variant),+
+                }
+            }
+        }
+    };
+}
+
 /// A page of a list; pass `next` as `?page=` for the one after it.
 #[derive(Serialize, ToSchema)]
 pub struct Page<T> {
@@ -134,27 +156,14 @@ pub fn kind_of(provider: Provider) -> (ChannelKind, Option<WhatsappProvider>) {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelStatus {
+wire_enum!(ChannelStatus from domain::ChannelStatus {
     /// Being connected (the provider is registering its webhook).
     Pending,
     Active,
     /// Another channel of the tenant took its account over.
     Displaced,
     Disconnected,
-}
-
-impl From<domain::ChannelStatus> for ChannelStatus {
-    fn from(status: domain::ChannelStatus) -> Self {
-        match status {
-            domain::ChannelStatus::Pending => Self::Pending,
-            domain::ChannelStatus::Active => Self::Active,
-            domain::ChannelStatus::Displaced => Self::Displaced,
-            domain::ChannelStatus::Disconnected => Self::Disconnected,
-        }
-    }
-}
+});
 
 /// The provider account behind a channel.
 #[derive(Serialize, ToSchema)]
@@ -380,23 +389,7 @@ pub enum DaysUnit {
 
 // ---- people ----
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EmployeeStatus {
-    Online,
-    Away,
-    Offline,
-}
-
-impl From<domain_people::EmployeeStatus> for EmployeeStatus {
-    fn from(status: domain_people::EmployeeStatus) -> Self {
-        match status {
-            domain_people::EmployeeStatus::Online => Self::Online,
-            domain_people::EmployeeStatus::Away => Self::Away,
-            domain_people::EmployeeStatus::Offline => Self::Offline,
-        }
-    }
-}
+wire_enum!(EmployeeStatus from domain_people::EmployeeStatus { Online, Away, Offline });
 
 #[derive(Serialize, ToSchema)]
 pub struct Employee {
@@ -419,23 +412,7 @@ impl From<domain_people::Employee> for Employee {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Distribution {
-    RoundRobin,
-    LeastBusy,
-    AllAtOnce,
-}
-
-impl From<domain_people::Distribution> for Distribution {
-    fn from(distribution: domain_people::Distribution) -> Self {
-        match distribution {
-            domain_people::Distribution::RoundRobin => Self::RoundRobin,
-            domain_people::Distribution::LeastBusy => Self::LeastBusy,
-            domain_people::Distribution::AllAtOnce => Self::AllAtOnce,
-        }
-    }
-}
+wire_enum!(Distribution from domain_people::Distribution { RoundRobin, LeastBusy, AllAtOnce });
 
 #[derive(Serialize, ToSchema)]
 pub struct Group {
@@ -565,23 +542,7 @@ pub struct ExtraDay {
 
 // ---- dialogs and messages ----
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DialogStatus {
-    Open,
-    Assigned,
-    Closed,
-}
-
-impl From<domain::DialogStatus> for DialogStatus {
-    fn from(status: domain::DialogStatus) -> Self {
-        match status {
-            domain::DialogStatus::Open => Self::Open,
-            domain::DialogStatus::Assigned => Self::Assigned,
-            domain::DialogStatus::Closed => Self::Closed,
-        }
-    }
-}
+wire_enum!(DialogStatus from domain::DialogStatus { Open, Assigned, Closed });
 
 /// The person writing to the business, as the provider identifies them.
 #[derive(Serialize, ToSchema)]
@@ -643,43 +604,12 @@ impl From<domain::Dialog> for Dialog {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    In,
-    Out,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageKind {
-    Message,
-    Edit,
-    ButtonReply,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutStatus {
-    Pending,
-    Sent,
-    Delivered,
-    Failed,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AttachmentKind {
-    Image,
-    Video,
-    Audio,
-    Voice,
-    Document,
-    Sticker,
-    Location,
-    Contact,
-    Other,
-}
+wire_enum!(Direction from domain::Direction { In, Out });
+wire_enum!(MessageKind from domain::InboundKind { Message, Edit, ButtonReply });
+wire_enum!(OutStatus from domain::OutStatus { Pending, Sent, Delivered, Failed });
+wire_enum!(AttachmentKind from domain::AttachmentKind {
+    Image, Video, Audio, Voice, Document, Sticker, Location, Contact, Other,
+});
 
 /// A file the provider holds: its reference, not its bytes.
 #[derive(Serialize, ToSchema)]
@@ -696,20 +626,8 @@ pub struct Attachment {
 
 impl From<domain::Attachment> for Attachment {
     fn from(attachment: domain::Attachment) -> Self {
-        use domain::AttachmentKind as Kind;
-        let kind = match attachment.kind {
-            Kind::Image => AttachmentKind::Image,
-            Kind::Video => AttachmentKind::Video,
-            Kind::Audio => AttachmentKind::Audio,
-            Kind::Voice => AttachmentKind::Voice,
-            Kind::Document => AttachmentKind::Document,
-            Kind::Sticker => AttachmentKind::Sticker,
-            Kind::Location => AttachmentKind::Location,
-            Kind::Contact => AttachmentKind::Contact,
-            Kind::Other => AttachmentKind::Other,
-        };
         Self {
-            kind,
+            kind: attachment.kind.into(),
             file_ref: attachment.file_ref,
             mime: attachment.mime,
             size: attachment.size,
@@ -758,28 +676,13 @@ pub struct Message {
 
 impl From<domain::Message> for Message {
     fn from(message: domain::Message) -> Self {
-        let direction = match message.direction {
-            domain::Direction::In => Direction::In,
-            domain::Direction::Out => Direction::Out,
-        };
-        let kind = match message.kind {
-            domain::InboundKind::Message => MessageKind::Message,
-            domain::InboundKind::Edit => MessageKind::Edit,
-            domain::InboundKind::ButtonReply => MessageKind::ButtonReply,
-        };
-        let status = message.status.map(|status| match status {
-            domain::OutStatus::Pending => OutStatus::Pending,
-            domain::OutStatus::Sent => OutStatus::Sent,
-            domain::OutStatus::Delivered => OutStatus::Delivered,
-            domain::OutStatus::Failed => OutStatus::Failed,
-        });
         Self {
             id: message.id,
             tenant_id: message.tenant_id,
             channel_id: message.channel_id,
             dialog_id: message.dialog_id,
-            direction,
-            kind,
+            direction: message.direction.into(),
+            kind: message.kind.into(),
             customer_id: message.customer_id,
             text: message.text,
             attachments: message.attachments.into_iter().map(Attachment::from).collect(),
@@ -787,7 +690,7 @@ impl From<domain::Message> for Message {
             provider_message_id: message.provider_message_id,
             sent_at: message.sent_at,
             received_at: message.received_at,
-            status,
+            status: message.status.map(OutStatus::from),
             author_id: message.author_id,
             failure: message.failure,
         }
