@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use omnichat::Error;
 use omnichat::ports::StoreError;
 use omnichat::providers::{ProviderError, WebhookError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -78,9 +79,26 @@ impl From<Error> for ApiError {
     }
 }
 
+/// Every error answers this body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code (`not_found`, `invalid_limit`, `auto_close_out_of_range`, ...).
+    pub code: String,
+    pub message: String,
+    /// The field or setting at fault (`auto_close.after`, `auto_replies[0].text`), or null.
+    #[schema(required = true)]
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         (self.status, Json(body)).into_response()
     }
 }

@@ -10,6 +10,9 @@ use axum::routing::post;
 use omnichat::domain::Provider;
 use omnichat::providers::WebhookRequest;
 use omnichat::usecases::webhooks;
+use serde::Deserialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -26,6 +29,60 @@ pub fn router() -> Router<AppState> {
 #[openapi(paths(receive, receive_with_secret, url_check))]
 pub struct Docs;
 
+/// `{provider}/{channel_id}` of a webhook route. The provider is matched by hand (an unknown one is 404).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct WebhookPath {
+    #[param(value_type = WebhookProvider, inline)]
+    provider: String,
+    /// The channel's id.
+    #[param(format = "uuid")]
+    channel_id: String,
+}
+
+/// `{provider}/{channel_id}/{secret}` of the routes of providers that sign nothing.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct WebhookSecretPath {
+    #[param(value_type = WebhookProvider, inline)]
+    provider: String,
+    /// The channel's id.
+    #[param(format = "uuid")]
+    channel_id: String,
+    /// The channel's secret path segment (part of its `webhook_url`).
+    secret: String,
+}
+
+/// The providers that call webhooks, by their route segment: every provider but e-mail (fetched, not
+/// pushed), read from the domain's list.
+struct WebhookProvider;
+
+impl utoipa::PartialSchema for WebhookProvider {
+    fn schema() -> RefOr<Schema> {
+        let slugs = Provider::ALL.into_iter().filter(|p| *p != Provider::Email).map(Provider::slug);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The providers that call webhooks (e-mail is fetched, not pushed)."))
+            .enum_values(Some(slugs))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WebhookProvider {}
+
+/// The provider's own payload, exactly as it sends it (opaque here: each provider module parses its own).
+struct WebhookPayload;
+
+impl utoipa::PartialSchema for WebhookPayload {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .description(Some("The provider's own payload, exactly as the provider sends it"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WebhookPayload {}
+
 /// Providers that sign nothing check that the URL answers before they use it.
 #[utoipa::path(
     get,
@@ -33,7 +90,7 @@ pub struct Docs;
     tag = "webhooks",
     summary = "URL check of providers that sign nothing",
     security(()),
-    params(doc::WebhookSecretPath),
+    params(WebhookSecretPath),
     responses((status = 200, description = "The URL answers"))
 )]
 async fn url_check() -> StatusCode {
@@ -46,8 +103,8 @@ async fn url_check() -> StatusCode {
     tag = "webhooks",
     summary = "An event from a provider that signs nothing (the secret path segment authenticates it)",
     security(()),
-    params(doc::WebhookSecretPath),
-    request_body(content = doc::WebhookPayload, description = "The provider's payload"),
+    params(WebhookSecretPath),
+    request_body(content = WebhookPayload, description = "The provider's payload"),
     responses(
         (status = 200, description = "Acknowledged in the provider's way (empty, `ok`, or a JSON reply)"),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
@@ -55,7 +112,7 @@ async fn url_check() -> StatusCode {
 )]
 async fn receive_with_secret(
     State(ctx): State<AppState>,
-    Path((provider, channel_id, secret)): Path<(String, String, String)>,
+    Path(WebhookSecretPath { provider, channel_id, secret }): Path<WebhookSecretPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -71,8 +128,8 @@ async fn receive_with_secret(
         nothing, a body that is not the provider's format 400; an event type the product does not use is \
         acknowledged and ignored.",
     security(()),
-    params(doc::WebhookPath),
-    request_body(content = doc::WebhookPayload, description = "The provider's payload"),
+    params(WebhookPath),
+    request_body(content = WebhookPayload, description = "The provider's payload"),
     responses(
         (status = 200, description = "Acknowledged in the provider's way (empty, `ok`, or a JSON reply)"),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
@@ -80,7 +137,7 @@ async fn receive_with_secret(
 )]
 async fn receive(
     State(ctx): State<AppState>,
-    Path((provider, channel_id)): Path<(String, String)>,
+    Path(WebhookPath { provider, channel_id }): Path<WebhookPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::domain::{Dialog, DialogId, DialogStatus, EmployeeId, Message};
+use crate::domain::{
+    Dialog, DialogId, DialogStatus, EmployeeId, MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS, Message,
+};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Query, SkRange, Write};
@@ -128,8 +130,6 @@ pub async fn close_if_due(ctx: &Context, mut dialog: Dialog, close_timer: Condit
     }
     Ok(dialog)
 }
-
-pub use crate::domain::{MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS};
 
 /// An employee's (or admin's) reply: written to the outbox and sent through the channel's provider.
 pub async fn reply(

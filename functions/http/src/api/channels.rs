@@ -2,18 +2,19 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::{PageParams, caller, json_body, page_response};
+use super::wire::{self, Channel, ChannelCreated, ChannelKind, Page, WhatsappProvider};
+use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
-use omnichat::domain::{Channel, ChannelSettings, Provider};
+use omnichat::domain::{ChannelSettings, Provider};
 use omnichat::secret::Secret;
 use omnichat::usecases::channels::{self, ChannelUpdate, NewChannel};
 use omnichat::usecases::vk_connect::{self, OAuthApp};
@@ -42,32 +43,28 @@ pub fn router() -> Router<AppState> {
 ))]
 pub(crate) struct Docs;
 
-/// A channel as the API shows it: WhatsApp as one kind with its provider, credentials masked.
-pub fn channel_json(channel: &Channel) -> Value {
-    json!({
-        "id": channel.id,
-        "provider": channel.provider.kind(),
-        "whatsapp_provider": channel.provider.whatsapp_provider(),
-        "name": channel.name,
-        "account": channel.account,
-        "status": channel.status,
-        "displaced_by": channel.displaced_by,
-        "webhook_url": channel.webhook_url,
-        "settings": channel.settings,
-        "credentials": channel.credentials_masked,
-        "created_at": channel.created_at,
-        "updated_at": channel.updated_at,
-    })
-}
-
-#[derive(Debug, Deserialize)]
+/// Connect a channel. Credentials are provider-specific: Telegram and Viber `{"token"}`; VK
+/// `{"access_token", "group_id"}`; WhatsApp edna `{"subject", "api_key"}`, MessageBird `{"access_key",
+/// "channel_id", "signing_key", "namespace_id"?}`, Infobip `{"api_key", "base_url", "sender"}`; Avito
+/// `{"client_id", "client_secret"}`.
+// The provider and the settings are read by hand (`Provider::from_kind`, `ChannelSettings::from_json`), so
+// that a wrong one is a 422 naming its field rather than serde's 400.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewChannel)]
 pub struct CreateChannelBody {
+    #[schema(value_type = ChannelKind)]
     provider: String,
+    /// Required when `provider` is `whatsapp`.
+    #[schema(value_type = Option<WhatsappProvider>)]
     whatsapp_provider: Option<String>,
+    /// Defaults to the provider's name.
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     credentials: Map<String, Value>,
     #[serde(default)]
+    #[schema(value_type = Option<wire::ChannelSettings>)]
     settings: Value,
 }
 
@@ -79,19 +76,18 @@ pub struct CreateChannelBody {
     description = "Checks the credentials with the provider, keeps them in the secret store and registers \
         the webhook where the provider allows it. Connecting an account another channel of the tenant holds \
         displaces that channel.",
-    request_body = doc::NewChannel,
+    request_body = CreateChannelBody,
     responses(
-        (status = 201, description = "The channel, and the channel it displaced", body = doc::ChannelCreated),
+        (status = 201, description = "The channel, and the channel it displaced", body = ChannelCreated),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
         doc::Unavailable
     )
 )]
 async fn create_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: CreateChannelBody = json_body(&body)?;
     let provider =
         Provider::from_kind(&body.provider, body.whatsapp_provider.as_deref()).ok_or_else(|| {
@@ -110,9 +106,7 @@ async fn create_channel(
         settings,
     };
     let created = channels::create_channel(&ctx, &principal, new).await?;
-    let mut channel = channel_json(&created.channel);
-    channel["displaced"] = json!(created.displaced);
-    Ok((StatusCode::CREATED, Json(channel)).into_response())
+    Ok((StatusCode::CREATED, Json(ChannelCreated::from(created))).into_response())
 }
 
 #[utoipa::path(
@@ -120,21 +114,20 @@ async fn create_channel(
     path = "/v1/channels",
     tag = "channels",
     summary = "List the tenant's channels (admin)",
-    params(doc::PageQuery),
+    params(PageParams),
     responses(
-        (status = 200, description = "A page of channels", body = doc::ChannelPage),
+        (status = 200, description = "A page of channels", body = Page<Channel>),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn list_channels(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+    principal: Principal,
+) -> Result<Json<Page<Channel>>, ApiError> {
     let (items, next) =
         channels::list_channels(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items.iter().map(channel_json).collect(), next))
+    Ok(Json(Page::of(items, next)))
 }
 
 #[utoipa::path(
@@ -142,26 +135,32 @@ async fn list_channels(
     path = "/v1/channels/{id}",
     tag = "channels",
     summary = "Read a channel (admin)",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
-        (status = 200, description = "The channel", body = doc::Channel),
+        (status = 200, description = "The channel", body = Channel),
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn get_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(channel_json(&channels::get_channel(&ctx, &principal, &id).await?)))
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
+) -> Result<Json<Channel>, ApiError> {
+    Ok(Json(channels::get_channel(&ctx, &principal, &id).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+/// Change a channel: the fields sent replace the current ones; without credentials the stored secret is
+/// kept.
+// The settings are read by hand, as on connecting.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ChannelUpdate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannelBody {
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
+    #[schema(value_type = Option<wire::ChannelSettings>)]
     settings: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     credentials: Option<Map<String, Value>>,
 }
 
@@ -170,29 +169,30 @@ pub struct UpdateChannelBody {
     path = "/v1/channels/{id}",
     tag = "channels",
     summary = "Change a channel's name, settings or credentials (admin)",
-    params(doc::IdPath),
-    request_body = doc::ChannelUpdate,
+    params(IdPath),
+    request_body = UpdateChannelBody,
     responses(
-        (status = 200, description = "The channel as it is now", body = doc::Channel),
+        (status = 200, description = "The channel as it is now", body = Channel),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
         doc::Unavailable
     )
 )]
 async fn update_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<Json<Channel>, ApiError> {
     let body: UpdateChannelBody = json_body(&body)?;
     let settings =
         body.settings.as_ref().map(ChannelSettings::from_json).transpose().map_err(omnichat::Error::from)?;
     let update = ChannelUpdate { name: body.name, settings, credentials: body.credentials };
-    Ok(Json(channel_json(&channels::update_channel(&ctx, &principal, &id, update).await?)))
+    Ok(Json(channels::update_channel(&ctx, &principal, &id, update).await?.into()))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Disconnecting needs `{"confirm": true}`; without it nothing changes (422).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = Disconnect)]
 pub struct DisconnectBody {
     #[serde(default)]
     confirm: bool,
@@ -205,23 +205,22 @@ pub struct DisconnectBody {
     summary = "Disconnect a channel (admin)",
     description = "Needs `{\"confirm\": true}`; then the provider's webhook is removed, the channel neither \
         receives nor sends, and its secret is scheduled for deletion.",
-    params(doc::IdPath),
-    request_body(content = doc::Disconnect, description = "An empty body counts as `{}` (then 422)"),
+    params(IdPath),
+    request_body(content = DisconnectBody, description = "An empty body counts as `{}` (then 422)"),
     responses(
-        (status = 200, description = "The disconnected channel", body = doc::Channel),
+        (status = 200, description = "The disconnected channel", body = Channel),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
         doc::Unavailable
     )
 )]
 async fn disconnect_channel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<Json<Channel>, ApiError> {
     let body: DisconnectBody = if body.is_empty() { DisconnectBody::default() } else { json_body(&body)? };
-    Ok(Json(channel_json(&channels::disconnect_channel(&ctx, &principal, &id, body.confirm).await?)))
+    Ok(Json(channels::disconnect_channel(&ctx, &principal, &id, body.confirm).await?.into()))
 }
 
 /// `?client_id&redirect_uri[&group_ids]` of the VK authorize URL.
@@ -262,13 +261,12 @@ struct VkAuthorizeUrl {
 )]
 async fn vk_authorize(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<VkAuthorizeQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+    principal: Principal,
+) -> Result<Json<VkAuthorizeUrl>, ApiError> {
     let url =
         vk_connect::authorize_url(&ctx, &principal, &query.client_id, &query.redirect_uri, query.group_ids)?;
-    Ok(Json(json!({ "url": url })))
+    Ok(Json(VkAuthorizeUrl { url }))
 }
 
 /// A VK OAuth code with the application it was issued to.
@@ -322,14 +320,13 @@ struct VkCommunities {
 )]
 async fn vk_communities(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<Json<VkCommunities>, ApiError> {
     let body: VkCode = json_body(&body)?;
     let communities = vk_connect::admin_communities(&ctx, &principal, &body.app(), &body.code).await?;
-    let items: Vec<Value> = communities.iter().map(|c| json!({"group_id": c.id, "name": c.name})).collect();
-    Ok(Json(json!({ "items": items })))
+    let items = communities.into_iter().map(|c| VkCommunity { group_id: c.id, name: c.name }).collect();
+    Ok(Json(VkCommunities { items }))
 }
 
 /// A community-token code, and the channel to make with the key it exchanges for.
@@ -354,17 +351,16 @@ pub struct VkCommunityCode {
         `POST /v1/channels` does; the key is never shown.",
     request_body = VkCommunityCode,
     responses(
-        (status = 201, description = "The channel, and the channel it displaced", body = doc::ChannelCreated),
+        (status = 201, description = "The channel, and the channel it displaced", body = ChannelCreated),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
         doc::Unavailable
     )
 )]
 async fn vk_community_token(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
     let body: VkCommunityCode = json_body(&body)?;
     let created = vk_connect::connect_community(
         &ctx,
@@ -375,7 +371,5 @@ async fn vk_community_token(
         body.name,
     )
     .await?;
-    let mut channel = channel_json(&created.channel);
-    channel["displaced"] = json!(created.displaced);
-    Ok((StatusCode::CREATED, Json(channel)).into_response())
+    Ok((StatusCode::CREATED, Json(ChannelCreated::from(created))).into_response())
 }

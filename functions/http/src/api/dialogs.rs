@@ -2,13 +2,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::{PageParams, caller, json_body, page_response};
+use super::wire::{self, Dialog, Message, Page};
+use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -28,12 +28,15 @@ pub fn router() -> Router<AppState> {
 #[openapi(paths(list_dialogs, get_dialog, list_messages, reply, close_dialog))]
 pub(crate) struct Docs;
 
-#[derive(Debug, Deserialize)]
+/// `?status` and `?assignee` of the dialog list, read by hand so that a wrong one names its parameter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DialogParams {
+    #[param(value_type = Option<wire::DialogStatus>, inline)]
     status: Option<String>,
+    /// An employee id.
+    #[param(format = "uuid")]
     assignee: Option<String>,
-    #[serde(flatten)]
-    page: PageParams,
 }
 
 #[utoipa::path(
@@ -41,18 +44,18 @@ struct DialogParams {
     path = "/v1/dialogs",
     tag = "dialogs",
     summary = "List dialogs, by status and assignee",
-    params(doc::DialogQuery, doc::PageQuery),
+    params(DialogParams, PageParams),
     responses(
-        (status = 200, description = "A page of dialogs", body = doc::DialogPage),
+        (status = 200, description = "A page of dialogs", body = Page<Dialog>),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn list_dialogs(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<DialogParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+    Query(page): Query<PageParams>,
+    principal: Principal,
+) -> Result<Json<Page<Dialog>>, ApiError> {
     let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some("open") => Some(DialogStatus::Open),
@@ -73,10 +76,8 @@ async fn list_dialogs(
         })?),
     };
     let filter = DialogFilter { status, assignee };
-    let (items, next) =
-        dialogs::list_dialogs(&ctx, &principal, &filter, params.page.limit()?, params.page.page.clone())
-            .await?;
-    Ok(page_response(items, next))
+    let (items, next) = dialogs::list_dialogs(&ctx, &principal, &filter, page.limit()?, page.page).await?;
+    Ok(Json(Page::of(items, next)))
 }
 
 #[utoipa::path(
@@ -84,19 +85,18 @@ async fn list_dialogs(
     path = "/v1/dialogs/{id}",
     tag = "dialogs",
     summary = "Read a dialog",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
-        (status = 200, description = "The dialog", body = doc::Dialog),
+        (status = 200, description = "The dialog", body = Dialog),
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn get_dialog(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(json!(dialogs::get_dialog(&ctx, &principal, &id).await?)))
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
+) -> Result<Json<Dialog>, ApiError> {
+    Ok(Json(dialogs::get_dialog(&ctx, &principal, &id).await?.into()))
 }
 
 #[utoipa::path(
@@ -104,22 +104,20 @@ async fn get_dialog(
     path = "/v1/dialogs/{id}/messages",
     tag = "dialogs",
     summary = "List a dialog's messages, oldest first",
-    params(doc::IdPath, doc::PageQuery),
+    params(IdPath, PageParams),
     responses(
-        (status = 200, description = "A page of messages", body = doc::MessagePage),
+        (status = 200, description = "A page of messages", body = Page<Message>),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
 async fn list_messages(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    let (items, next) =
-        dialogs::list_messages(&ctx, &principal, &id, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items, next))
+    principal: Principal,
+) -> Result<Json<Page<Message>>, ApiError> {
+    let (items, next) = dialogs::list_messages(&ctx, &principal, &id, params.limit()?, params.page).await?;
+    Ok(Json(Page::of(items, next)))
 }
 
 #[utoipa::path(
@@ -127,50 +125,73 @@ async fn list_messages(
     path = "/v1/dialogs/{id}/close",
     tag = "dialogs",
     summary = "Close a dialog",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
-        (status = 200, description = "The closed dialog", body = doc::Dialog),
+        (status = 200, description = "The closed dialog", body = Dialog),
         doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn close_dialog(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(json!(dialogs::close_dialog(&ctx, &principal, &id).await?)))
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
+) -> Result<Json<Dialog>, ApiError> {
+    Ok(Json(dialogs::close_dialog(&ctx, &principal, &id).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+/// An employee's reply, sent through the channel's provider.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewReply)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyBody {
+    /// Not blank.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"\S")]
     text: String,
+    /// Quick-reply buttons, 1 to 64 characters each.
     #[serde(default)]
-    buttons: Vec<String>,
+    #[schema(max_items = 10)]
+    buttons: Vec<ButtonLabel>,
 }
+
+/// A button's label: 1 to 64 characters, not blank (the use case checks; serde takes any string).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct ButtonLabel(String);
+
+impl utoipa::PartialSchema for ButtonLabel {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(64))
+            .pattern(Some(r"\S"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ButtonLabel {}
 
 #[utoipa::path(
     post,
     path = "/v1/dialogs/{id}/messages",
     tag = "dialogs",
     summary = "Reply to the customer through the channel's provider",
-    params(doc::IdPath),
-    request_body = doc::NewReply,
+    params(IdPath),
+    request_body = ReplyBody,
     responses(
-        (status = 201, description = "The outgoing message", body = doc::Message),
+        (status = 201, description = "The outgoing message", body = Message),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
         doc::Unavailable
     )
 )]
 async fn reply(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<(StatusCode, Json<Message>), ApiError> {
     let body: ReplyBody = json_body(&body)?;
-    let message = dialogs::reply(&ctx, &principal, &id, &body.text, body.buttons).await?;
-    Ok((StatusCode::CREATED, Json(json!(message))))
+    let buttons = body.buttons.into_iter().map(|ButtonLabel(label)| label).collect();
+    let message = dialogs::reply(&ctx, &principal, &id, &body.text, buttons).await?;
+    Ok((StatusCode::CREATED, Json(message.into())))
 }

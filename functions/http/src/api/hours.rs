@@ -3,17 +3,17 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value};
 
-use super::{caller, json_body};
+use super::wire::WorkingHours;
+use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
-use omnichat::domain::hours::WorkingHours;
-use omnichat::usecases::hours;
+use omnichat::domain::hours;
+use omnichat::usecases::hours as usecase;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/working-hours", get(get_working_hours).put(put_working_hours))
@@ -31,13 +31,15 @@ pub(crate) struct Docs;
     summary = "The tenant's working hours",
     description = "Until they are set the tenant is always open: every day 00:00-24:00 in UTC.",
     responses(
-        (status = 200, description = "The working hours in effect", body = doc::WorkingHours),
+        (status = 200, description = "The working hours in effect", body = WorkingHours),
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
-async fn get_working_hours(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(hours::read_working_hours(&ctx, &principal).await?.to_json()))
+async fn get_working_hours(
+    State(ctx): State<AppState>,
+    principal: Principal,
+) -> Result<Json<WorkingHours>, ApiError> {
+    Ok(Json(WorkingHours::try_from(&usecase::read_working_hours(&ctx, &principal).await?)?))
 }
 
 #[utoipa::path(
@@ -45,21 +47,21 @@ async fn get_working_hours(State(ctx): State<AppState>, headers: HeaderMap) -> R
     path = "/v1/working-hours",
     tag = "hours",
     summary = "Replace the tenant's working hours (admin)",
-    request_body = doc::WorkingHours,
+    request_body = WorkingHours,
     responses(
-        (status = 200, description = "The working hours now in effect", body = doc::WorkingHours),
+        (status = 200, description = "The working hours now in effect", body = WorkingHours),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn put_working_hours(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<Json<WorkingHours>, ApiError> {
     principal.require_admin()?;
-    // Anything but a JSON object is a malformed request (400); a broken rule is 422 naming the field.
+    // Anything but a JSON object is a malformed request (400); a broken rule is 422 naming the field, which
+    // is why the domain reads the body rather than serde.
     let body = Value::Object(json_body::<Map<String, Value>>(&body)?);
-    let working_hours = WorkingHours::from_json(&body).map_err(omnichat::Error::from)?;
-    Ok(Json(hours::put_working_hours(&ctx, &principal, working_hours).await?.to_json()))
+    let working_hours = hours::WorkingHours::from_json(&body).map_err(omnichat::Error::from)?;
+    Ok(Json(WorkingHours::try_from(&usecase::put_working_hours(&ctx, &principal, working_hours).await?)?))
 }

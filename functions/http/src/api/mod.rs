@@ -1,14 +1,14 @@
 //! The REST API under `/v1` (API.md): authentication, JSON bodies and pages here; rules in the use cases.
 //! One module per resource.
 
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, header};
-use omnichat::usecases::auth::{self, Principal};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use omnichat::usecases::auth;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -23,6 +23,7 @@ mod hours;
 mod people;
 #[doc(hidden)]
 pub mod tenant;
+pub mod wire;
 #[doc(hidden)]
 pub mod workspace;
 
@@ -53,13 +54,31 @@ pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     docs
 }
 
-/// The caller, from `Authorization: Bearer <key>`.
-pub(crate) async fn caller(ctx: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    Ok(auth::authenticate(ctx, bearer).await?)
+/// The caller, from `Authorization: Bearer <key>`: an extractor, so that no handler can forget to ask.
+/// Handlers take it after their path and query (a malformed query still answers 400 before the key is
+/// looked up) and before their body.
+#[derive(Debug)]
+pub struct Principal(pub auth::Principal);
+
+impl std::ops::Deref for Principal {
+    type Target = auth::Principal;
+
+    fn deref(&self) -> &auth::Principal {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        Ok(Self(auth::authenticate(ctx, bearer).await?))
+    }
 }
 
 /// A JSON body, or 400 with our error body (not axum's plain-text rejection).
@@ -81,9 +100,14 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// `?limit` and `?page` of every list. `limit` is read by hand, so that a bad one names its parameter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Items per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<String>,
+    /// The `next` token of the previous page (opaque).
     pub page: Option<String>,
 }
 
@@ -105,8 +129,12 @@ impl PageParams {
     }
 }
 
-pub(crate) fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<String>) -> Json<Value> {
-    Json(json!({"items": items, "next": next}))
+/// `{id}` in a path: a UUID (anything else is 404).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    #[param(format = "uuid")]
+    pub id: String,
 }
 
 #[cfg(test)]

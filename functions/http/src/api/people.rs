@@ -1,78 +1,96 @@
-//! `/v1/employees`, `/v1/groups`, `/v1/chatbots`: the contact center's people. A `PUT` changes the fields
-//! its body names and keeps the others.
+//! `/v1/employees`, `/v1/groups`, `/v1/chatbots`: the contact center's people. One set of generic handlers
+//! serves the three kinds (`Kind`); `kind!` gives each route its own documented handler over them. A `PUT`
+//! changes the fields its body names and keeps the others.
+
+use std::future::Future;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use omnichat::domain::RuleViolation;
+use omnichat::domain::people::{self as domain, ChatbotChanges, EmployeeChanges, GroupChanges};
+use omnichat::error::Result as UseCaseResult;
+use omnichat::usecases::{Context, auth, people};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::{PageParams, caller, json_body, page_response};
+use super::wire::{Chatbot, Distribution, Employee, EmployeeStatus, Group, Page};
+use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
-use omnichat::domain::people::{Chatbot, ChatbotChanges, Employee, EmployeeChanges, Group, GroupChanges};
-use omnichat::usecases::people;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/employees", get(list_employees).post(create_employee))
-        .route("/v1/employees/{id}", get(get_employee).put(update_employee).delete(delete_employee))
-        .route("/v1/groups", get(list_groups).post(create_group))
-        .route("/v1/groups/{id}", get(get_group).put(update_group).delete(delete_group))
-        .route("/v1/chatbots", get(list_chatbots).post(create_chatbot))
-        .route("/v1/chatbots/{id}", get(get_chatbot).put(update_chatbot).delete(delete_chatbot))
+        .route("/v1/employees", get(employees::list).post(employees::create))
+        .route("/v1/employees/{id}", get(employees::read).put(employees::update).delete(employees::delete))
+        .route("/v1/groups", get(groups::list).post(groups::create))
+        .route("/v1/groups/{id}", get(groups::read).put(groups::update).delete(groups::delete))
+        .route("/v1/chatbots", get(chatbots::list).post(chatbots::create))
+        .route("/v1/chatbots/{id}", get(chatbots::read).put(chatbots::update).delete(chatbots::delete))
 }
 
 /// The documentation of the routes above (`crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
-    list_employees,
-    create_employee,
-    get_employee,
-    update_employee,
-    delete_employee,
-    list_groups,
-    create_group,
-    get_group,
-    update_group,
-    delete_group,
-    list_chatbots,
-    create_chatbot,
-    get_chatbot,
-    update_chatbot,
-    delete_chatbot,
+    employees::list,
+    employees::create,
+    employees::read,
+    employees::update,
+    employees::delete,
+    groups::list,
+    groups::create,
+    groups::read,
+    groups::update,
+    groups::delete,
+    chatbots::list,
+    chatbots::create,
+    chatbots::read,
+    chatbots::update,
+    chatbots::delete,
 ))]
 pub(crate) struct Docs;
 
-pub fn employee_json(employee: &Employee) -> Value {
-    json!({
-        "id": employee.id,
-        "name": employee.name,
-        "status": employee.status,
-        "max_dialogs": employee.max_dialogs,
-    })
-}
+/// One kind of people: how its body is read, its use cases, and what the API shows of it.
+trait Kind {
+    type Item: Send;
+    type Changes: Send;
+    type Wire: Serialize + From<Self::Item>;
+    /// Whether a `PUT` needs an admin key before its body is read (an employee key may change its own
+    /// employee's status; the use case checks that).
+    const ADMIN_UPDATES: bool;
 
-pub fn group_json(group: &Group) -> Value {
-    json!({
-        "id": group.id,
-        "name": group.name,
-        "members": group.members,
-        "distribution": group.distribution,
-        "wait_seconds": group.wait_seconds,
-    })
-}
-
-pub fn chatbot_json(chatbot: &Chatbot) -> Value {
-    json!({
-        "id": chatbot.id,
-        "name": chatbot.name,
-        "webhook_url": chatbot.webhook_url,
-        "enabled": chatbot.enabled,
-    })
+    /// The domain reads the body, so that a broken rule is a 422 naming its field.
+    fn changes(body: &Value) -> Result<Self::Changes, RuleViolation>;
+    fn list(
+        ctx: &Context,
+        principal: &auth::Principal,
+        limit: usize,
+        page: Option<String>,
+    ) -> impl Future<Output = UseCaseResult<(Vec<Self::Item>, Option<String>)>> + Send;
+    fn create(
+        ctx: &Context,
+        principal: &auth::Principal,
+        changes: Self::Changes,
+    ) -> impl Future<Output = UseCaseResult<Self::Item>> + Send;
+    fn read(
+        ctx: &Context,
+        principal: &auth::Principal,
+        id: &str,
+    ) -> impl Future<Output = UseCaseResult<Self::Item>> + Send;
+    fn update(
+        ctx: &Context,
+        principal: &auth::Principal,
+        id: &str,
+        changes: Self::Changes,
+    ) -> impl Future<Output = UseCaseResult<Self::Item>> + Send;
+    fn delete(
+        ctx: &Context,
+        principal: &auth::Principal,
+        id: &str,
+    ) -> impl Future<Output = UseCaseResult<()>> + Send;
 }
 
 /// The body as a JSON object: anything else is a malformed request (400), like bad JSON.
@@ -80,336 +98,323 @@ fn object_body(body: &Bytes) -> Result<Value, ApiError> {
     json_body::<Map<String, Value>>(body).map(Value::Object)
 }
 
-fn created(body: Value) -> Response {
-    (StatusCode::CREATED, Json(body)).into_response()
-}
-
-// ---- employees ----
-
-#[utoipa::path(
-    get,
-    path = "/v1/employees",
-    tag = "people",
-    summary = "List the tenant's employees",
-    params(doc::PageQuery),
-    responses(
-        (status = 200, description = "A page of employees", body = doc::EmployeePage),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
-    )
-)]
-async fn list_employees(
+async fn list<K: Kind>(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    let (items, next) =
-        people::list_employees(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items.iter().map(employee_json).collect(), next))
+    principal: Principal,
+) -> Result<Json<Page<K::Wire>>, ApiError> {
+    let (items, next) = K::list(&ctx, &principal, params.limit()?, params.page).await?;
+    Ok(Json(Page::of(items, next)))
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/employees",
-    tag = "people",
-    summary = "Create an employee (admin)",
-    request_body = doc::EmployeeInput,
-    responses(
-        (status = 201, description = "The new employee", body = doc::Employee),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
-    )
-)]
-async fn create_employee(
+async fn create<K: Kind>(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<(StatusCode, Json<K::Wire>), ApiError> {
     principal.require_admin()?;
-    let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(created(employee_json(&people::create_employee(&ctx, &principal, changes).await?)))
+    let changes = K::changes(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok((StatusCode::CREATED, Json(K::create(&ctx, &principal, changes).await?.into())))
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/employees/{id}",
-    tag = "people",
-    summary = "Read an employee",
-    params(doc::IdPath),
-    responses(
-        (status = 200, description = "The employee", body = doc::Employee),
-        doc::Unauthorized, doc::NotFound, doc::Unavailable
-    )
-)]
-async fn get_employee(
+async fn read<K: Kind>(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(employee_json(&people::read_employee(&ctx, &principal, &id).await?)))
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
+) -> Result<Json<K::Wire>, ApiError> {
+    Ok(Json(K::read(&ctx, &principal, &id).await?.into()))
 }
 
-#[utoipa::path(
-    put,
-    path = "/v1/employees/{id}",
-    tag = "people",
-    summary = "Change an employee (an employee key: its own status only)",
-    params(doc::IdPath),
-    request_body = doc::EmployeeInput,
-    responses(
-        (status = 200, description = "The employee as it is now", body = doc::Employee),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
-    )
-)]
-async fn update_employee(
+async fn update<K: Kind>(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    let changes = EmployeeChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(Json(employee_json(&people::update_employee(&ctx, &principal, &id, changes).await?)))
+) -> Result<Json<K::Wire>, ApiError> {
+    if K::ADMIN_UPDATES {
+        principal.require_admin()?;
+    }
+    let changes = K::changes(&object_body(&body)?).map_err(omnichat::Error::from)?;
+    Ok(Json(K::update(&ctx, &principal, &id, changes).await?.into()))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/v1/employees/{id}",
-    tag = "people",
-    summary = "Delete an employee no group or channel names (admin)",
-    params(doc::IdPath),
-    responses(
-        (status = 204, description = "Deleted"),
-        doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
-    )
-)]
-async fn delete_employee(
+async fn delete<K: Kind>(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
 ) -> Result<StatusCode, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    people::delete_employee(&ctx, &principal, &id).await?;
+    K::delete(&ctx, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-// ---- groups ----
+/// A kind of people: its `Kind` (the use cases it forwards to), and a module of five documented handlers
+/// over the generic ones, named `list`, `create`, `read`, `update`, `delete` (operation ids as they were:
+/// `list_employees`, `create_employee`, `get_employee`, ...).
+macro_rules! kind {
+    (
+        $module:ident: $kind:ident, $wire:ident, $input:ident, $changes:ident, admin_updates = $admin:literal,
+        uses ($list_uc:ident, $create_uc:ident, $read_uc:ident, $update_uc:ident, $delete_uc:ident),
+        paths ($collection:literal, $item:literal), noun $noun:literal,
+        summaries ($list:literal, $create:literal, $read:literal, $update:literal, $delete:literal $(,)?) $(,)?
+    ) => {
+        struct $kind;
 
-#[utoipa::path(
-    get,
-    path = "/v1/groups",
-    tag = "people",
-    summary = "List the tenant's groups",
-    params(doc::PageQuery),
-    responses(
-        (status = 200, description = "A page of groups", body = doc::GroupPage),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
-    )
-)]
-async fn list_groups(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    let (items, next) = people::list_groups(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items.iter().map(group_json).collect(), next))
+        impl Kind for $kind {
+            type Item = domain::$wire;
+            type Changes = $changes;
+            type Wire = $wire;
+            const ADMIN_UPDATES: bool = $admin;
+
+            fn changes(body: &Value) -> Result<$changes, RuleViolation> {
+                $changes::from_json(body)
+            }
+
+            fn list(
+                ctx: &Context,
+                principal: &auth::Principal,
+                limit: usize,
+                page: Option<String>,
+            ) -> impl Future<Output = UseCaseResult<(Vec<domain::$wire>, Option<String>)>> + Send {
+                people::$list_uc(ctx, principal, limit, page)
+            }
+
+            fn create(
+                ctx: &Context,
+                principal: &auth::Principal,
+                changes: $changes,
+            ) -> impl Future<Output = UseCaseResult<domain::$wire>> + Send {
+                people::$create_uc(ctx, principal, changes)
+            }
+
+            fn read(
+                ctx: &Context,
+                principal: &auth::Principal,
+                id: &str,
+            ) -> impl Future<Output = UseCaseResult<domain::$wire>> + Send {
+                people::$read_uc(ctx, principal, id)
+            }
+
+            fn update(
+                ctx: &Context,
+                principal: &auth::Principal,
+                id: &str,
+                changes: $changes,
+            ) -> impl Future<Output = UseCaseResult<domain::$wire>> + Send {
+                people::$update_uc(ctx, principal, id, changes)
+            }
+
+            fn delete(
+                ctx: &Context,
+                principal: &auth::Principal,
+                id: &str,
+            ) -> impl Future<Output = UseCaseResult<()>> + Send {
+                people::$delete_uc(ctx, principal, id)
+            }
+        }
+
+        mod $module {
+            use super::*;
+
+            #[utoipa::path(
+                get,
+                path = $collection,
+                tag = "people",
+                operation_id = concat!("list_", stringify!($module)),
+                summary = $list,
+                params(PageParams),
+                responses(
+                    (status = 200, description = concat!("A page of ", stringify!($module)), body = Page<$wire>),
+                    doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
+                )
+            )]
+            pub(super) async fn list(
+                ctx: State<AppState>,
+                params: Query<PageParams>,
+                principal: Principal,
+            ) -> Result<Json<Page<$wire>>, ApiError> {
+                super::list::<$kind>(ctx, params, principal).await
+            }
+
+            #[utoipa::path(
+                post,
+                path = $collection,
+                tag = "people",
+                operation_id = concat!("create_", $noun),
+                summary = $create,
+                request_body = $input,
+                responses(
+                    (status = 201, description = concat!("The new ", $noun), body = $wire),
+                    doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable,
+                    doc::Unavailable
+                )
+            )]
+            pub(super) async fn create(
+                ctx: State<AppState>,
+                principal: Principal,
+                body: Bytes,
+            ) -> Result<(StatusCode, Json<$wire>), ApiError> {
+                super::create::<$kind>(ctx, principal, body).await
+            }
+
+            #[utoipa::path(
+                get,
+                path = $item,
+                tag = "people",
+                operation_id = concat!("get_", $noun),
+                summary = $read,
+                params(IdPath),
+                responses(
+                    (status = 200, description = concat!("The ", $noun), body = $wire),
+                    doc::Unauthorized, doc::NotFound, doc::Unavailable
+                )
+            )]
+            pub(super) async fn read(
+                ctx: State<AppState>,
+                id: Path<IdPath>,
+                principal: Principal,
+            ) -> Result<Json<$wire>, ApiError> {
+                super::read::<$kind>(ctx, id, principal).await
+            }
+
+            #[utoipa::path(
+                put,
+                path = $item,
+                tag = "people",
+                operation_id = concat!("update_", $noun),
+                summary = $update,
+                params(IdPath),
+                request_body = $input,
+                responses(
+                    (status = 200, description = concat!("The ", $noun, " as it is now"), body = $wire),
+                    doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable,
+                    doc::Unavailable
+                )
+            )]
+            pub(super) async fn update(
+                ctx: State<AppState>,
+                id: Path<IdPath>,
+                principal: Principal,
+                body: Bytes,
+            ) -> Result<Json<$wire>, ApiError> {
+                super::update::<$kind>(ctx, id, principal, body).await
+            }
+
+            #[utoipa::path(
+                delete,
+                path = $item,
+                tag = "people",
+                operation_id = concat!("delete_", $noun),
+                summary = $delete,
+                params(IdPath),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
+                )
+            )]
+            pub(super) async fn delete(
+                ctx: State<AppState>,
+                id: Path<IdPath>,
+                principal: Principal,
+            ) -> Result<StatusCode, ApiError> {
+                super::delete::<$kind>(ctx, id, principal).await
+            }
+        }
+    };
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/groups",
-    tag = "people",
-    summary = "Create a group (admin)",
-    request_body = doc::GroupInput,
-    responses(
-        (status = 201, description = "The new group", body = doc::Group),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
-    )
-)]
-async fn create_group(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    principal.require_admin()?;
-    let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(created(group_json(&people::create_group(&ctx, &principal, changes).await?)))
+kind!(
+    employees: Employees, Employee, EmployeeInput, EmployeeChanges, admin_updates = false,
+    uses (list_employees, create_employee, read_employee, update_employee, delete_employee),
+    paths ("/v1/employees", "/v1/employees/{id}"), noun "employee",
+    summaries (
+        "List the tenant's employees",
+        "Create an employee (admin)",
+        "Read an employee",
+        "Change an employee (an employee key: its own status only)",
+        "Delete an employee no group or channel names (admin)",
+    ),
+);
+
+kind!(
+    groups: Groups, Group, GroupInput, GroupChanges, admin_updates = true,
+    uses (list_groups, create_group, read_group, update_group, delete_group),
+    paths ("/v1/groups", "/v1/groups/{id}"), noun "group",
+    summaries (
+        "List the tenant's groups",
+        "Create a group (admin)",
+        "Read a group",
+        "Change a group (admin)",
+        "Delete a group no group or channel names (admin)",
+    ),
+);
+
+kind!(
+    chatbots: Chatbots, Chatbot, ChatbotInput, ChatbotChanges, admin_updates = true,
+    uses (list_chatbots, create_chatbot, read_chatbot, update_chatbot, delete_chatbot),
+    paths ("/v1/chatbots", "/v1/chatbots/{id}"), noun "chatbot",
+    summaries (
+        "List the tenant's chatbots",
+        "Create a chatbot (admin)",
+        "Read a chatbot",
+        "Change a chatbot (admin)",
+        "Delete a chatbot no group or channel names (admin)",
+    ),
+);
+
+// ---- the bodies, read by the domain (`*Changes::from_json`) so that a broken rule names its field ----
+//
+// They are schemas only: serde would answer a wrong type or an unknown field with a 400 naming nothing.
+// Their bounds are the domain's constants (the `openapi` tests hold them to it).
+
+/// An employee as sent: `POST` needs `name`; `PUT` changes the fields sent (an employee key may change
+/// only its own `status`). `id` is ignored, so what `GET` answers can be sent back.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only, for the reason above
+struct EmployeeInput {
+    /// Ignored.
+    id: Option<String>,
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    name: Option<String>,
+    /// Default `offline`.
+    status: Option<EmployeeStatus>,
+    /// Default 5.
+    #[schema(minimum = 1, maximum = 100)]
+    max_dialogs: Option<u32>,
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/groups/{id}",
-    tag = "people",
-    summary = "Read a group",
-    params(doc::IdPath),
-    responses(
-        (status = 200, description = "The group", body = doc::Group),
-        doc::Unauthorized, doc::NotFound, doc::Unavailable
-    )
-)]
-async fn get_group(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(group_json(&people::read_group(&ctx, &principal, &id).await?)))
+/// A group as sent: `POST` needs `name`; `PUT` changes the fields sent (`members` replaces the list).
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only, for the reason above
+struct GroupInput {
+    /// Ignored.
+    id: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    name: Option<String>,
+    /// Employees of the tenant, each once.
+    #[schema(max_items = 200, format = "uuid")]
+    members: Option<Vec<String>>,
+    /// Default `round_robin`.
+    distribution: Option<Distribution>,
+    /// Default 60.
+    #[schema(minimum = 1, maximum = 86400)]
+    wait_seconds: Option<u32>,
 }
 
-#[utoipa::path(
-    put,
-    path = "/v1/groups/{id}",
-    tag = "people",
-    summary = "Change a group (admin)",
-    params(doc::IdPath),
-    request_body = doc::GroupInput,
-    responses(
-        (status = 200, description = "The group as it is now", body = doc::Group),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
-    )
-)]
-async fn update_group(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    principal.require_admin()?;
-    let changes = GroupChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(Json(group_json(&people::update_group(&ctx, &principal, &id, changes).await?)))
-}
-
-#[utoipa::path(
-    delete,
-    path = "/v1/groups/{id}",
-    tag = "people",
-    summary = "Delete a group no group or channel names (admin)",
-    params(doc::IdPath),
-    responses(
-        (status = 204, description = "Deleted"),
-        doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
-    )
-)]
-async fn delete_group(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    people::delete_group(&ctx, &principal, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-// ---- chatbots ----
-
-#[utoipa::path(
-    get,
-    path = "/v1/chatbots",
-    tag = "people",
-    summary = "List the tenant's chatbots",
-    params(doc::PageQuery),
-    responses(
-        (status = 200, description = "A page of chatbots", body = doc::ChatbotPage),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
-    )
-)]
-async fn list_chatbots(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    let (items, next) = people::list_chatbots(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items.iter().map(chatbot_json).collect(), next))
-}
-
-#[utoipa::path(
-    post,
-    path = "/v1/chatbots",
-    tag = "people",
-    summary = "Create a chatbot (admin)",
-    request_body = doc::ChatbotInput,
-    responses(
-        (status = 201, description = "The new chatbot", body = doc::Chatbot),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
-    )
-)]
-async fn create_chatbot(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    principal.require_admin()?;
-    let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(created(chatbot_json(&people::create_chatbot(&ctx, &principal, changes).await?)))
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/chatbots/{id}",
-    tag = "people",
-    summary = "Read a chatbot",
-    params(doc::IdPath),
-    responses(
-        (status = 200, description = "The chatbot", body = doc::Chatbot),
-        doc::Unauthorized, doc::NotFound, doc::Unavailable
-    )
-)]
-async fn get_chatbot(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(chatbot_json(&people::read_chatbot(&ctx, &principal, &id).await?)))
-}
-
-#[utoipa::path(
-    put,
-    path = "/v1/chatbots/{id}",
-    tag = "people",
-    summary = "Change a chatbot (admin)",
-    params(doc::IdPath),
-    request_body = doc::ChatbotInput,
-    responses(
-        (status = 200, description = "The chatbot as it is now", body = doc::Chatbot),
-        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
-    )
-)]
-async fn update_chatbot(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    principal.require_admin()?;
-    let changes = ChatbotChanges::from_json(&object_body(&body)?).map_err(omnichat::Error::from)?;
-    Ok(Json(chatbot_json(&people::update_chatbot(&ctx, &principal, &id, changes).await?)))
-}
-
-#[utoipa::path(
-    delete,
-    path = "/v1/chatbots/{id}",
-    tag = "people",
-    summary = "Delete a chatbot no group or channel names (admin)",
-    params(doc::IdPath),
-    responses(
-        (status = 204, description = "Deleted"),
-        doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unavailable
-    )
-)]
-async fn delete_chatbot(
-    State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    people::delete_chatbot(&ctx, &principal, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+/// A chatbot as sent: `POST` needs `name` and `webhook_url`; `PUT` changes the fields sent.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only, for the reason above
+struct ChatbotInput {
+    /// Ignored.
+    id: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    name: Option<String>,
+    /// https:// (plain http only to localhost, 127.0.0.0/8 and ::1), no credentials in it.
+    #[schema(max_length = 2048, format = "uri", pattern = r"^(https://|http://(localhost|127\.|\[::1\]))")]
+    webhook_url: Option<String>,
+    /// Default true.
+    enabled: Option<bool>,
 }

@@ -2,16 +2,15 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use omnichat::domain::{EmployeeId, Features, Tenant};
-use omnichat::usecases::auth::{self, Role};
-use omnichat::usecases::tenants;
+use omnichat::domain::EmployeeId;
+use omnichat::usecases::{auth, tenants};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::{caller, json_body};
+use super::wire::{ApiKey, Features, Role, Tenant};
+use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -27,27 +26,24 @@ pub fn router() -> Router<AppState> {
 #[openapi(paths(get_tenant, update_tenant, create_api_key))]
 pub(crate) struct Docs;
 
-fn tenant_json(tenant: &Tenant) -> Json<Value> {
-    Json(json!({"id": tenant.id, "name": tenant.name, "features": tenant.features}))
-}
-
 #[utoipa::path(
     get,
     path = "/v1/tenant",
     tag = "tenant",
     summary = "The tenant and its services (admin)",
     responses(
-        (status = 200, description = "The tenant", body = doc::Tenant),
+        (status = 200, description = "The tenant", body = Tenant),
         doc::Unauthorized, doc::NotFound, doc::Unavailable
     )
 )]
-async fn get_tenant(State(ctx): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+async fn get_tenant(State(ctx): State<AppState>, principal: Principal) -> Result<Json<Tenant>, ApiError> {
     principal.require_admin()?;
-    Ok(tenant_json(&tenants::get_tenant(&ctx, &principal.tenant_id).await?))
+    Ok(Json(tenants::get_tenant(&ctx, &principal.tenant_id).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+/// The tenant's services, switched on or off.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantUpdate)]
 #[serde(deny_unknown_fields)]
 pub struct TenantBody {
     features: Features,
@@ -58,26 +54,29 @@ pub struct TenantBody {
     path = "/v1/tenant",
     tag = "tenant",
     summary = "Switch the tenant's services on or off (admin)",
-    request_body = doc::TenantUpdate,
+    request_body = TenantBody,
     responses(
-        (status = 200, description = "The tenant as it is now", body = doc::Tenant),
+        (status = 200, description = "The tenant as it is now", body = Tenant),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn update_tenant(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<Json<Tenant>, ApiError> {
     let body: TenantBody = json_body(&body)?;
-    Ok(tenant_json(&tenants::update_features(&ctx, &principal, body.features).await?))
+    Ok(Json(tenants::update_features(&ctx, &principal, body.features.into()).await?.into()))
 }
 
-#[derive(Debug, Deserialize)]
+/// A key for an admin, or for an employee of the tenant.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewApiKey)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyBody {
     role: Role,
+    /// For an employee key: the employee it belongs to.
+    #[schema(format = "uuid")]
     employee_id: Option<String>,
 }
 
@@ -87,18 +86,17 @@ pub struct ApiKeyBody {
     path = "/v1/api-keys",
     tag = "tenant",
     summary = "Create an API key for an admin or an employee (admin)",
-    request_body = doc::NewApiKey,
+    request_body = ApiKeyBody,
     responses(
-        (status = 201, description = "The key, shown this once", body = doc::ApiKey),
+        (status = 201, description = "The key, shown this once", body = ApiKey),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn create_api_key(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<(StatusCode, Json<ApiKey>), ApiError> {
     principal.require_admin()?;
     let body: ApiKeyBody = json_body(&body)?;
     let employee = match body.employee_id.as_deref() {
@@ -111,6 +109,7 @@ async fn create_api_key(
             ))
         })?),
     };
-    let key = auth::create_api_key(&ctx, &principal.tenant_id, body.role, employee.clone()).await?;
-    Ok((StatusCode::CREATED, Json(json!({"key": key.expose(), "role": body.role, "employee_id": employee}))))
+    let key = auth::create_api_key(&ctx, &principal.tenant_id, body.role.into(), employee.clone()).await?;
+    let key = ApiKey { key: key.expose().to_owned(), role: body.role, employee_id: employee };
+    Ok((StatusCode::CREATED, Json(key)))
 }

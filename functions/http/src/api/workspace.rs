@@ -3,14 +3,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::people::employee_json;
-use super::{PageParams, caller, json_body, page_response};
+use super::wire::{self, Dialog, Employee, Page};
+use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi as doc;
@@ -33,17 +31,20 @@ pub fn router() -> Router<AppState> {
 pub(crate) struct Docs;
 
 /// The caller's new status.
-#[derive(Deserialize, utoipa::ToSchema)]
+// A schema only: the use case validates the body by hand, naming the field at fault (serde would answer 400
+// without one).
+#[derive(utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // documentation only: the handler validates by hand, naming the field at fault
+#[allow(dead_code)] // a schema only, for the reason above
 struct StatusInput {
-    status: doc::EmployeeStatus,
+    status: wire::EmployeeStatus,
 }
 
 /// Where the dialog goes: exactly one of the two.
-#[derive(Deserialize, utoipa::ToSchema)]
+// A schema only: `transfer_target` validates the body by hand, naming the field at fault.
+#[derive(utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // documentation only: the handler validates by hand, naming the field at fault
+#[allow(dead_code)] // a schema only, for the reason above
 struct TransferInput {
     /// An employee of the tenant: assigned if online with room, else waiting in their queue.
     #[schema(format = "uuid", nullable = false)]
@@ -58,20 +59,19 @@ struct TransferInput {
     path = "/v1/me/dialogs",
     tag = "workspace",
     summary = "My open dialogs (employee keys)",
-    params(doc::PageQuery),
+    params(PageParams),
     responses(
-        (status = 200, description = "A page of the dialogs assigned to the caller", body = doc::DialogPage),
+        (status = 200, description = "A page of the dialogs assigned to the caller", body = Page<Dialog>),
         doc::BadRequest, doc::Unauthorized, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn my_dialogs(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    let (items, next) = workspace::my_dialogs(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items, next))
+    principal: Principal,
+) -> Result<Json<Page<Dialog>>, ApiError> {
+    let (items, next) = workspace::my_dialogs(&ctx, &principal, params.limit()?, params.page).await?;
+    Ok(Json(Page::of(items, next)))
 }
 
 #[utoipa::path(
@@ -79,20 +79,19 @@ async fn my_dialogs(
     path = "/v1/me/queue",
     tag = "workspace",
     summary = "Dialogs waiting in my queue and my groups' queues (employee keys)",
-    params(doc::PageQuery),
+    params(PageParams),
     responses(
-        (status = 200, description = "A page of waiting dialogs, each can be accepted", body = doc::DialogPage),
+        (status = 200, description = "A page of waiting dialogs, each can be accepted", body = Page<Dialog>),
         doc::BadRequest, doc::Unauthorized, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn my_queue(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    let (items, next) = workspace::my_queue(&ctx, &principal, params.limit()?, params.page.clone()).await?;
-    Ok(page_response(items, next))
+    principal: Principal,
+) -> Result<Json<Page<Dialog>>, ApiError> {
+    let (items, next) = workspace::my_queue(&ctx, &principal, params.limit()?, params.page).await?;
+    Ok(Json(Page::of(items, next)))
 }
 
 /// `{"status": "online" | "away" | "offline"}`.
@@ -103,18 +102,17 @@ async fn my_queue(
     summary = "Set my status; coming online assigns waiting dialogs at once (employee keys)",
     request_body = StatusInput,
     responses(
-        (status = 200, description = "The caller's employee", body = doc::Employee),
+        (status = 200, description = "The caller's employee", body = Employee),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn set_my_status(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<Json<Employee>, ApiError> {
     let body = Value::Object(json_body::<Map<String, Value>>(&body)?);
-    Ok(Json(employee_json(&workspace::set_my_status(&ctx, &principal, &body).await?)))
+    Ok(Json(workspace::set_my_status(&ctx, &principal, &body).await?.into()))
 }
 
 #[utoipa::path(
@@ -122,21 +120,20 @@ async fn set_my_status(
     path = "/v1/dialogs/{id}/accept",
     tag = "workspace",
     summary = "Take a waiting dialog, or confirm one assigned to me (employee keys); the first to accept has it",
-    params(doc::IdPath),
+    params(IdPath),
     responses(
-        (status = 200, description = "The dialog, assigned to the caller", body = doc::Dialog),
+        (status = 200, description = "The dialog, assigned to the caller", body = Dialog),
         doc::Unauthorized, doc::NotFound,
-        (status = 409, description = "Someone else took it first, or the caller is at capacity", body = doc::ErrorBody),
+        (status = 409, description = "Someone else took it first, or the caller is at capacity", body = crate::error::ErrorBody),
         doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn accept(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
-    Ok(Json(json!(routing::accept(&ctx, &principal, &id).await?)))
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
+) -> Result<Json<Dialog>, ApiError> {
+    Ok(Json(routing::accept(&ctx, &principal, &id).await?.into()))
 }
 
 /// `{"employee_id": "..."}` or `{"group_id": "..."}`, exactly one.
@@ -145,23 +142,22 @@ async fn accept(
     path = "/v1/dialogs/{id}/transfer",
     tag = "workspace",
     summary = "Transfer a dialog to an employee or a group (admins: any open dialog; employees: their own)",
-    params(doc::IdPath),
+    params(IdPath),
     request_body = TransferInput,
     responses(
-        (status = 200, description = "The dialog after routing", body = doc::Dialog),
+        (status = 200, description = "The dialog after routing", body = Dialog),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::Unavailable
     )
 )]
 async fn transfer(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let principal = caller(&ctx, &headers).await?;
+) -> Result<Json<Dialog>, ApiError> {
     let body = json_body::<Map<String, Value>>(&body)?;
     let target = transfer_target(&body)?;
-    Ok(Json(json!(routing::transfer(&ctx, &principal, &id, target).await?)))
+    Ok(Json(routing::transfer(&ctx, &principal, &id, target).await?.into()))
 }
 
 #[doc(hidden)]
