@@ -1,6 +1,6 @@
 //! Routing: who handles a dialog — one employee, a member of a group by the group's distribution, or a
-//! chatbot outside working hours (SPEC.md "Who handles a dialog", "Non-working hours") — and the sweep that
-//! routes whatever an event did not (ARCHITECTURE.md invariant 3).
+//! chatbot outside working hours (docs/SPEC.md "Who handles a dialog", "Non-working hours") — and the sweep
+//! that routes whatever an event did not (docs/ARCHITECTURE.md invariant 3).
 //!
 //! What it keeps in the item store (`records`):
 //! - **routing state** per dialog (`ROUTE#{dialog}`): a generation every routing write bumps, the queue the

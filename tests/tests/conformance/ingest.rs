@@ -1,5 +1,5 @@
-//! Ingest on every adapter set (ARCHITECTURE.md invariants 1 and 2): retried and racing deliveries are one
-//! message, racing first messages are one dialog, and a failure between any two store calls followed by
+//! Ingest on every adapter set (docs/ARCHITECTURE.md invariants 1 and 2): retried and racing deliveries are
+//! one message, racing first messages are one dialog, and a failure between any two store calls followed by
 //! the provider's retry leaves exactly one message.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Timers on every adapter set (ARCHITECTURE.md invariants 4 and 5): overlapping ticks send each
+//! Timers on every adapter set (docs/ARCHITECTURE.md invariants 4 and 5): overlapping ticks send each
 //! auto-reply once, an employee's reply racing a due auto-reply wins cleanly, and a tick reads only
 //! what is due, not what exists.
 
