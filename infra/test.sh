@@ -23,7 +23,7 @@ step "cargo test (moto started on 127.0.0.1 for the AWS adapters)"
 infra/moto/with-moto.sh cargo test --workspace --locked --no-fail-fast
 
 step "e-mail end to end against real servers on 127.0.0.1 (dovecot IMAP, aiosmtpd SMTP)"
-infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --locked --test e2e_email
+infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --locked --test integration e2e_email
 
 step "schemathesis against omnichat-local (the OpenAPI document against the running API)"
 infra/api/schemathesis.sh

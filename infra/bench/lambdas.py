@@ -30,7 +30,7 @@ from runtime_api import RuntimeApi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-FIXTURES = os.environ.get("OMNICHAT_FIXTURES", os.path.join(os.path.dirname(REPO), "shared", "fixtures"))
+FIXTURES = os.path.join(REPO, "tests", "fixtures")
 ANSWER_TIMEOUT = 30
 # The functions of template.yaml, in the order the cold-start table lists them. hello-lambda is the
 # baseline (an HTTP hello world, fed the Telegram webhook event).

@@ -218,7 +218,7 @@ ingest() {
     local webhook="$base/webhooks/telegram/$channel"
     # One delivery by hand first: a wrong secret or route fails here, not as 12 s of 4xx.
     curl -sS --fail-with-body --max-time 10 -o /dev/null -H 'Content-Type: application/json' \
-        -H "X-Telegram-Bot-Api-Secret-Token: $secret" --data "$(<"$repo_root/../shared/fixtures/telegram_text.json")" \
+        -H "X-Telegram-Bot-Api-Secret-Token: $secret" --data "$(<"$repo_root/tests/fixtures/telegram_text.json")" \
         "$webhook"
 
     axum_port="$(free_port "$(python_bin)")"

@@ -3,7 +3,7 @@
 # verification + parsing (telegram vk viber edna messagebird infobip avito), the e-mail MIME path
 # (email_mime), the domain's validation of settings, hours, people and routing (settings) and the API's
 # JSON bodies (api_bodies). Targets live in fuzz/ (its own cargo workspace), seeds come from
-# ../shared/fixtures (infra/fuzz/seed.sh).
+# tests/fixtures (infra/fuzz/seed.sh).
 #
 #   infra/fuzz/run.sh [--smoke] [--runs N] [--max-time S] [--sanitizer address|none] [-j N] [targets...]
 #
@@ -61,7 +61,7 @@ build_started=$(date +%s)
 RUSTC_BOOTSTRAP=1 "$cargo_fuzz" build --fuzz-dir fuzz -O --sanitizer "$sanitizer" --target-dir "$target_dir"
 echo "    built in $(( $(date +%s) - build_started )) s"
 
-echo "==> seeding the corpora from ../shared/fixtures"
+echo "==> seeding the corpora from tests/fixtures"
 infra/fuzz/seed.sh > /dev/null
 
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"

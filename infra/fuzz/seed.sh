@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Seeds the fuzz corpora: fuzz/corpus/<target>/seed-* from the shared fixtures (../shared/fixtures
-# relative to the repository root) and from the small hand-written seeds in fuzz/seeds/<target>/.
+# Seeds the fuzz corpora: fuzz/corpus/<target>/seed-* from the providers' fixtures (tests/fixtures) and
+# from the small hand-written seeds in fuzz/seeds/<target>/.
 # Idempotent: seeds are rewritten, whatever the fuzzer added to the corpus stays.
 #
 # Provider inputs start with a mode byte (fuzz/src/lib.rs): 0x00 = signed/verified validly by the target
@@ -8,10 +8,10 @@
 # MessageBird, 0x02 = valid with the HMAC scheme instead of the JWT, 0x03 = a fuzzed HMAC signature.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-fixtures="${OMNICHAT_FIXTURES:-$root/../shared/fixtures}"
+fixtures="$root/tests/fixtures"
 corpus="$root/fuzz/corpus"
 if [[ ! -d "$fixtures" ]]; then
-    echo "seed.sh: no fixtures at $fixtures (expected ../shared/fixtures beside the repository)" >&2
+    echo "seed.sh: no fixtures at $fixtures (part of the repository: is the checkout complete?)" >&2
     exit 1
 fi
 

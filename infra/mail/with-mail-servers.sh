@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against a real IMAP server (dovecot) and a real SMTP server (aiosmtpd) on 127.0.0.1.
 #
-#   infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --test e2e_email
+#   infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --test integration e2e_email
 #
 # Installs what is missing (Debian's dovecot-imapd; a pinned aiosmtpd into the repo's .venv), starts both
 # on free loopback ports with a configuration of their own in a temporary directory, exports where they are

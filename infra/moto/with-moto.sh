@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against a local moto server (AWS emulation for DynamoDB, Secrets Manager, EventBridge).
 #
-#   infra/moto/with-moto.sh cargo test -p omnichat-tests --test conformance
+#   infra/moto/with-moto.sh cargo test -p omnichat-tests --test integration conformance
 #
 # Creates (once) a virtualenv at .venv in the repo root with a pinned moto, starts moto's server on a free
 # loopback port (serving one request at a time, see below), points the AWS SDK at it (AWS_ENDPOINT_URL,

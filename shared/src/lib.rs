@@ -18,4 +18,7 @@ pub mod secret;
 pub mod tls;
 pub mod usecases;
 
+#[cfg(test)]
+mod test_support;
+
 pub use error::Error;

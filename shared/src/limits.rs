@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn every_fixture_is_within_the_limit() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+        let dir = crate::test_support::fixtures_dir();
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).expect("fixtures dir") {
             let path = entry.expect("entry").path();

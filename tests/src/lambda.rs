@@ -99,7 +99,7 @@ pub fn body(event: &Value) -> Vec<u8> {
     event["body"].as_str().expect("a text body").as_bytes().to_vec()
 }
 
-/// The event carries the provider's real payload (`../shared/fixtures/<name>`), byte for byte.
+/// The event carries the provider's real payload (`tests/fixtures/<name>`), byte for byte.
 pub fn assert_carries_fixture(event: &Value, name: &str) {
     assert!(body(event) == crate::fixture(name), "the event's body is not the fixture {name}");
 }

@@ -1,5 +1,5 @@
 //! Helpers of the integration tests: an isolated `omnichat-local` per test (its own data dir, port and
-//! fake providers), fixtures from `../shared/fixtures`, and small HTTP conveniences. `lambda`: the harness
+//! fake providers), fixtures from `tests/fixtures`, and small HTTP conveniences. `lambda`: the harness
 //! of the webhook functions' handler tests.
 
 pub mod lambda;
@@ -24,7 +24,7 @@ pub const ADMIN_KEY: &str = "ock_test_admin_key_0123456789abcdefghijklmnop";
 
 /// A real webhook payload as the provider publishes it.
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 

@@ -3,8 +3,8 @@
 //! Each case is one async function taking the port (`Arc<dyn Store>`, `Arc<dyn SecretStore>`,
 //! `Arc<dyn EventBus>`); `conformance!` runs it once per adapter: `<port>_embedded::<case>` always, and
 //! `<port>_aws::<case>` against moto when `AWS_ENDPOINT_URL` is set (`infra/moto/with-moto.sh cargo test
-//! -p omnichat-tests --test conformance`). With `OMNICHAT_MOTO=1` and no reachable endpoint the AWS cases
-//! fail; with neither they pass without running and the run prints "skipped: moto not running".
+//! -p omnichat-tests --test integration conformance`). With `OMNICHAT_MOTO=1` and no reachable endpoint the
+//! AWS cases fail; with neither they pass without running and the run prints "skipped: moto not running".
 //!
 //! Every AWS case gets its own table, secret prefix and event bus (a fresh UUID), so cases run in parallel.
 
@@ -119,7 +119,7 @@ fn note_skipped() {
         let _ = writeln!(
             std::io::stderr(),
             "skipped: moto not running (AWS_ENDPOINT_URL unset): the *_aws conformance cases did not run; \
-             run `infra/moto/with-moto.sh cargo test -p omnichat-tests --test conformance`"
+             run `infra/moto/with-moto.sh cargo test -p omnichat-tests --test integration conformance`"
         );
     });
 }
@@ -162,7 +162,7 @@ macro_rules! conformance {
         [$($case:ident),+ $(,)?]
     ) => {
         mod $embedded_mod {
-            use crate::*;
+            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
@@ -171,7 +171,7 @@ macro_rules! conformance {
             )+
         }
         mod $aws_mod {
-            use crate::*;
+            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
@@ -959,9 +959,7 @@ async fn adapters_agree_on_one_script() {
 // =========================================================================================================
 // Use cases over every adapter set: ingest (invariants 1 and 2) and timers (invariants 4 and 5).
 
-#[path = "conformance/ingest.rs"]
 mod ingest;
-#[path = "conformance/timers.rs"]
 mod timers;
 
 fn embedded_set() -> AdapterSet {

@@ -449,7 +449,7 @@ impl EventBus for DropEverything {
     }
 }
 
-/// ARCHITECTURE.md invariant 3 on the real ingest path: the bus loses `DialogOpened`, the sweep routes.
+/// docs/ARCHITECTURE.md invariant 3 on the real ingest path: the bus loses `DialogOpened`, the sweep routes.
 #[tokio::test]
 async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
     let dir = tempfile::tempdir().expect("temp dir");

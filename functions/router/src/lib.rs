@@ -4,7 +4,7 @@
 //!   the dialog, `DialogClosed` serves the queues of the employee it freed, `MessageReceived` forwards the
 //!   message to the dialog's chatbot if one has it (`usecases::routing::handle_event`).
 //! - The schedule's `Scheduled Event` (source `aws.events`): the routing sweep, which reads only what is
-//!   due (ARCHITECTURE.md invariants 3 and 5).
+//!   due (docs/ARCHITECTURE.md invariants 3 and 5).
 //!
 //! A failure is answered as an error, so Lambda retries the event; routing is idempotent.
 

@@ -15,7 +15,7 @@ use omnichat::usecases::{Context, Providers, routing, tenants};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-/// Configuration, read once (API.md "Local run").
+/// Configuration, read once (docs/API.md "Local run").
 #[derive(Debug, Clone)]
 pub struct Config {
     /// 0 picks a free port (tests).

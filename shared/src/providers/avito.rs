@@ -568,6 +568,7 @@ impl ChannelProvider for AvitoClient {
 mod tests {
     use super::*;
     use crate::domain::{ChannelId, Provider};
+    use crate::test_support::fixture;
     use wiremock::matchers::{body_json, body_string_contains, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -575,11 +576,6 @@ mod tests {
     const SECRET: &str = "avito-client-secret-0123456789";
     const HOOK_SECRET: &str = "HookSecret0123456789HookSecret0123456789HookSecr";
     const CHAT: &str = "u2i-5u1BZROboeSAFX7u00euug";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     #[test]
     fn parses_the_text_fixture() {

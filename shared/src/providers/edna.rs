@@ -540,16 +540,12 @@ impl ChannelProvider for EdnaClient {
 mod tests {
     use super::*;
     use crate::domain::{ChannelId, Provider};
+    use crate::test_support::fixture;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const KEY: &str = "edna-api-key-0123456789abcdef";
     const HOOK_SECRET: &str = "HookSecret0123456789HookSecret0123456789HookSecr";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     fn ts(text: &str) -> Option<Timestamp> {
         Some(text.parse().unwrap())

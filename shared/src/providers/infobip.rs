@@ -566,16 +566,12 @@ impl ChannelProvider for InfobipClient {
 mod tests {
     use super::*;
     use crate::domain::{ChannelId, Provider};
+    use crate::test_support::fixture;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3c9a";
     const HOOK_SECRET: &str = "HookSecret0123456789HookSecret0123456789HookSecr";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     #[test]
     fn parses_the_text_fixture() {

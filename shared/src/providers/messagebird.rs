@@ -887,6 +887,7 @@ impl ChannelProvider for MessageBirdClient {
 mod tests {
     use super::*;
     use crate::domain::{ChannelId, Provider};
+    use crate::test_support::fixture;
     use wiremock::matchers::{body_json, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -895,11 +896,6 @@ mod tests {
     const CHANNEL: &str = "11a976e320d04baaa01382783727e8c5";
     const HOOK_SECRET: &str = "HookSecret0123456789HookSecret0123456789HookSecr";
     const URL: &str = "https://omnichat.example.test/webhooks/whatsapp-messagebird/chan-1/HookSecret";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     fn ts(text: &str) -> Timestamp {
         text.parse().unwrap()

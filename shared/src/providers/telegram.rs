@@ -559,15 +559,11 @@ impl ChannelProvider for TelegramClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::fixture;
     use wiremock::matchers::{body_partial_json, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const TOKEN: &str = "123456:AAE-secretTokenValue_xyz";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     fn parsed(body: &[u8]) -> InboundMessage {
         parse_update(body).unwrap().expect("a message")

@@ -471,15 +471,11 @@ impl ChannelProvider for ViberClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::fixture;
     use wiremock::matchers::{body_json, body_partial_json, header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const BOT_TOKEN: &str = "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/");
-        std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
 
     /// What Viber puts in `X-Viber-Content-Signature`.
     fn sign(body: &[u8], key: &str) -> String {

@@ -927,16 +927,12 @@ impl VkOAuth for VkClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::fixture;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
     const TOKEN: &str = "vk1.a.communityKeySecretValue_0123456789";
     const HOOK_SECRET: &str = "HookSecret0123456789abcdefghijklmnopqrstuvwxyzABCD";
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/");
-        std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
 
     /// A Bots Long Poll item has the shape of a Callback API body minus `secret`: add it, as VK does for
     /// servers with a secret key.

@@ -8,7 +8,7 @@
 //!   on. With no state yet (a new channel) or a changed UIDVALIDITY, it resyncs by arrival date instead:
 //!   what arrived since the channel was connected, or since the last mail seen. Ingest's delivery record,
 //!   keyed by the Message-ID (a digest of the mail without one), drops whatever a resync fetches again.
-//! - "One open dialog per customer and channel" (ARCHITECTURE.md invariant 2) holds for e-mail too: the
+//! - "One open dialog per customer and channel" (docs/ARCHITECTURE.md invariant 2) holds for e-mail too: the
 //!   customer is the address replies go to, and a mail from a customer with an open dialog joins it, a
 //!   reply in the thread or not (a new subject is a new topic in the same conversation, as in the
 //!   messengers); a customer without an open dialog opens one. Threading decides for automatic mail:

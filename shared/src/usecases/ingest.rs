@@ -1,5 +1,5 @@
 //! Ingest: a verified, normalized inbound message becomes exactly one stored message in the customer's one
-//! open dialog (ARCHITECTURE.md invariants 1 and 2).
+//! open dialog (docs/ARCHITECTURE.md invariants 1 and 2).
 //!
 //! One read and one transaction per message. The read (one batch) finds the customer's open-dialog pointer
 //! and whether the delivery record exists already (then it is a repeat and costs that read alone); the

@@ -1,5 +1,5 @@
 //! The outbox: every outgoing message (an employee's reply, an auto-reply, a chatbot's answer) is first
-//! written as pending with an outbox entry, then sent (ARCHITECTURE.md invariant 4).
+//! written as pending with an outbox entry, then sent (docs/ARCHITECTURE.md invariant 4).
 //!
 //! The entry sits in the sparse due index (gsi3, `DUE#OUTBOX#{shard}` / `{due millis}#{message}`), so
 //! the scheduled retry reads only what is due. A sender claims an entry with a conditional update that

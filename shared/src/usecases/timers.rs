@@ -1,4 +1,4 @@
-//! Timers of a dialog: the pending auto-replies and the inactivity close (ARCHITECTURE.md invariants 4
+//! Timers of a dialog: the pending auto-replies and the inactivity close (docs/ARCHITECTURE.md invariants 4
 //! and 5).
 //!
 //! Each timer is one item beside its dialog (`DLG#{dialog}` / `TIMER#AUTOREPLY`, `TIMER#CLOSE`) carrying

@@ -1,5 +1,5 @@
-//! Ingest on every adapter set (ARCHITECTURE.md invariants 1 and 2): retried and racing deliveries are one
-//! message, racing first messages are one dialog, and a failure between any two store calls followed by
+//! Ingest on every adapter set (docs/ARCHITECTURE.md invariants 1 and 2): retried and racing deliveries are
+//! one message, racing first messages are one dialog, and a failure between any two store calls followed by
 //! the provider's retry leaves exactly one message.
 
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use omnichat::providers::Providers;
 use omnichat::usecases::Context;
 use omnichat::usecases::ingest::{self, IngestOutcome};
 
-use crate::AdapterSet;
+use super::AdapterSet;
 
 fn context(store: Arc<dyn Store>, set: &AdapterSet) -> Context {
     Context::new(
@@ -87,7 +87,7 @@ pub async fn twenty_identical_deliveries_store_one_message(set: AdapterSet) {
     let ctx = Arc::new(context(set.1.clone(), &set));
     let channel = Arc::new(channel(set.1.as_ref()).await);
     let message = inbound("update-1", "42", "hello");
-    let outcomes = crate::all_at_once(20, |_| {
+    let outcomes = super::all_at_once(20, |_| {
         let (ctx, channel, message) = (ctx.clone(), channel.clone(), message.clone());
         async move { ingest::ingest(&ctx, &channel, &message).await.expect("ingest") }
     })
@@ -103,7 +103,7 @@ pub async fn racing_first_messages_share_one_dialog(set: AdapterSet) {
     let ctx = Arc::new(context(set.1.clone(), &set));
     let channel = Arc::new(channel(set.1.as_ref()).await);
     // Ten new customers, each sending two different first messages at the same moment.
-    let outcomes = crate::all_at_once(20, |i| {
+    let outcomes = super::all_at_once(20, |i| {
         let (ctx, channel) = (ctx.clone(), channel.clone());
         let message = inbound(&format!("m-{i}"), &format!("customer-{}", i / 2), &format!("text {i}"));
         async move { ingest::ingest(&ctx, &channel, &message).await.expect("ingest") }

@@ -1,4 +1,4 @@
-//! Timers on every adapter set (ARCHITECTURE.md invariants 4 and 5): overlapping ticks send each
+//! Timers on every adapter set (docs/ARCHITECTURE.md invariants 4 and 5): overlapping ticks send each
 //! auto-reply once, an employee's reply racing a due auto-reply wins cleanly, and a tick reads only
 //! what is due, not what exists.
 
@@ -20,7 +20,7 @@ use omnichat::usecases::ingest::{self, IngestOutcome};
 use omnichat::usecases::{Context, dialogs, tenants, timers};
 use serde_json::{Map, Value, json};
 
-use crate::AdapterSet;
+use super::AdapterSet;
 
 /// A provider that accepts everything and counts what it was asked to send, per customer.
 #[derive(Default)]
@@ -127,7 +127,7 @@ pub async fn overlapping_ticks_send_each_auto_reply_once(set: AdapterSet) {
     }
     s.advance(5);
     let ctx = s.ctx.clone();
-    let ticks = crate::all_at_once(4, |_| {
+    let ticks = super::all_at_once(4, |_| {
         let ctx = ctx.clone();
         async move { timers::send_due_auto_replies(&ctx).await.expect("tick") }
     })
@@ -157,7 +157,7 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
         let ctx = ctx.clone();
         async move { timers::send_due_auto_replies(&ctx).await.expect("tick") }
     });
-    let answers = crate::all_at_once(replies.len(), |i| {
+    let answers = super::all_at_once(replies.len(), |i| {
         let (ctx, admin, id) = (ctx.clone(), admin.clone(), replies[i].clone());
         async move { dialogs::reply(&ctx, &admin, &id, "a human", Vec::new()).await.expect("reply") }
     })

@@ -1,5 +1,5 @@
-//! The REST API under `/v1` (API.md): authentication, JSON bodies and pages here; rules in the use cases.
-//! One module per resource.
+//! The REST API under `/v1` (docs/API.md): authentication, JSON bodies and pages here; rules in the use
+//! cases. One module per resource.
 
 use axum::Router;
 use axum::body::Bytes;

@@ -1,13 +1,9 @@
 //! Unit tests of mail parsing: the fixtures, charsets and encodings, threading ids, classification.
 
 use super::*;
+use crate::test_support::fixture;
 
 const OWN: &str = "support@shop.example";
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
-}
 
 fn parsed(raw: &str) -> ParsedMail {
     parse(raw.replace('\n', "\r\n").as_bytes(), OWN, |section| format!("imap:9:42:{section}"))
