@@ -6,7 +6,6 @@
 pub mod adapters;
 #[cfg(feature = "aws")]
 pub mod bootstrap;
-pub mod domain;
 pub mod error;
 pub mod limits;
 pub mod logging;
@@ -22,3 +21,6 @@ pub mod usecases;
 mod test_support;
 
 pub use error::Error;
+/// The domain is a crate of its own (`shared/domain`), so that it cannot import anything of the layers
+/// above it; it is re-exported here under its old path.
+pub use omnichat_domain as domain;

@@ -302,7 +302,7 @@ pub fn check_webhook_url(raw: &str) -> Result<(), RuleViolation> {
     if raw.chars().count() > MAX_WEBHOOK_URL_CHARS {
         return Err(bad(&format!("at most {MAX_WEBHOOK_URL_CHARS} characters")));
     }
-    let url = reqwest::Url::parse(raw.trim()).map_err(|_| bad("must be an absolute https:// URL"))?;
+    let url = url::Url::parse(raw.trim()).map_err(|_| bad("must be an absolute https:// URL"))?;
     let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("must name a host"))?;
     // The URL parser has normalized the host: IPv6 in brackets, IPv4 in dotted decimal, names lowercase.
     let loopback = match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
