@@ -18,6 +18,8 @@ pub mod tls;
 pub mod usecases;
 
 #[cfg(test)]
+mod layering_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use error::Error;

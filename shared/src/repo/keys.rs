@@ -93,6 +93,41 @@ pub fn people_version_key(tenant: &TenantId) -> Key {
 
 // Routing (usecases::routing). A queue is `G#{group}` (a group's) or `E#{employee}` (one employee's).
 
+/// Where a dialog waits for someone to take it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Queue {
+    Group(GroupId),
+    /// Dialogs of a channel handled by one employee, while they are offline or at capacity (or
+    /// transferred to them).
+    Employee(EmployeeId),
+}
+
+impl Queue {
+    /// The queue's id: the part of its keys that names it.
+    pub fn id(&self) -> String {
+        match self {
+            Queue::Group(group) => format!("G#{group}"),
+            Queue::Employee(employee) => format!("E#{employee}"),
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.split_once('#')? {
+            ("G", id) => GroupId::parse(id).map(Queue::Group),
+            ("E", id) => EmployeeId::parse(id).map(Queue::Employee),
+            _ => None,
+        }
+    }
+
+    /// The group of a group's queue.
+    pub fn group(&self) -> Option<GroupId> {
+        match self {
+            Queue::Group(group) => Some(group.clone()),
+            Queue::Employee(_) => None,
+        }
+    }
+}
+
 pub fn route_key(dialog: &DialogId) -> Key {
     Key::new(format!("ROUTE#{dialog}"), "ROUTE")
 }

@@ -38,7 +38,7 @@ fn valid_client_id(client_id: &str) -> Result<&str> {
 
 fn valid_redirect_uri(redirect_uri: &str) -> Result<&str> {
     let redirect_uri = redirect_uri.trim();
-    match reqwest::Url::parse(redirect_uri) {
+    match url::Url::parse(redirect_uri) {
         Ok(url) if matches!(url.scheme(), "https" | "http") && redirect_uri.len() <= 2048 => Ok(redirect_uri),
         _ => Err(Error::rule("invalid_redirect_uri", "redirect_uri", "an http(s) URL is required")),
     }

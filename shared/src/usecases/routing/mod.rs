@@ -78,38 +78,7 @@ const SLOT_PAGE: usize = 2 * crate::domain::people::MAX_DIALOGS_LIMIT as usize;
 /// Messages looked at to tell whether an assignee has answered.
 const ANSWER_LOOKBACK: usize = 20;
 
-/// Where a dialog waits for someone to take it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Queue {
-    Group(GroupId),
-    /// Dialogs of a channel handled by one employee, while they are offline or at capacity (or
-    /// transferred to them).
-    Employee(EmployeeId),
-}
-
-impl Queue {
-    pub fn id(&self) -> String {
-        match self {
-            Queue::Group(group) => format!("G#{group}"),
-            Queue::Employee(employee) => format!("E#{employee}"),
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.split_once('#')? {
-            ("G", id) => GroupId::parse(id).map(Queue::Group),
-            ("E", id) => EmployeeId::parse(id).map(Queue::Employee),
-            _ => None,
-        }
-    }
-
-    fn group(&self) -> Option<GroupId> {
-        match self {
-            Queue::Group(group) => Some(group.clone()),
-            Queue::Employee(_) => None,
-        }
-    }
-}
+pub use crate::repo::Queue;
 
 /// What routing did with a dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
