@@ -12,6 +12,7 @@ pub mod api;
 pub mod error;
 pub mod openapi;
 pub mod request_id;
+pub mod responses;
 pub mod webhooks;
 
 /// Request bodies larger than this are refused with 413 before parsing (providers send far less), unless

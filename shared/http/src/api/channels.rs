@@ -13,7 +13,7 @@ use super::wire::{self, Channel, ChannelCreated, ChannelKind, Page, WhatsappProv
 use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi as doc;
+use crate::responses as doc;
 use omnichat::domain::{ChannelSettings, Provider};
 use omnichat::secret::Secret;
 use omnichat::usecases::channels::{self, ChannelUpdate, NewChannel};
@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/channels/vk/community-token", post(vk_community_token))
 }
 
-/// The documentation of the routes above (`crate::openapi`).
+/// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     list_channels,

@@ -14,7 +14,7 @@ use super::wire::{Account, AccountList, Channel, ChannelKind, WhatsappProvider};
 use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi as doc;
+use crate::responses as doc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/channels/{id}/provider", post(change_provider))
 }
 
-/// The documentation of the routes above (`crate::openapi`).
+/// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(list_accounts, change_provider))]
 pub(crate) struct Docs;

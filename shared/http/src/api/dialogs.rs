@@ -11,7 +11,7 @@ use super::wire::{self, Dialog, Message, Page};
 use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi as doc;
+use crate::responses as doc;
 use omnichat::domain::{DialogStatus, EmployeeId};
 use omnichat::usecases::dialogs::{self, DialogFilter};
 
@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/dialogs/{id}/close", post(close_dialog))
 }
 
-/// The documentation of the routes above (`crate::openapi`).
+/// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(list_dialogs, get_dialog, list_messages, reply, close_dialog))]
 pub(crate) struct Docs;

@@ -11,7 +11,7 @@ use super::wire::WorkingHours;
 use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi as doc;
+use crate::responses as doc;
 use omnichat::domain::hours;
 use omnichat::usecases::hours as usecase;
 
@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/working-hours", get(get_working_hours).put(put_working_hours))
 }
 
-/// The documentation of the routes above (`crate::openapi`).
+/// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(get_working_hours, put_working_hours))]
 pub(crate) struct Docs;

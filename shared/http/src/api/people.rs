@@ -20,7 +20,7 @@ use super::wire::{Chatbot, Distribution, Employee, EmployeeStatus, Group, Page};
 use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi as doc;
+use crate::responses as doc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/chatbots/{id}", get(chatbots::read).put(chatbots::update).delete(chatbots::delete))
 }
 
-/// The documentation of the routes above (`crate::openapi`).
+/// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     employees::list,

@@ -13,7 +13,7 @@ use super::wire::{ApiKey, Features, Role, Tenant};
 use super::{Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi as doc;
+use crate::responses as doc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/api-keys", post(create_api_key))
 }
 
-/// The documentation of the routes above (`crate::openapi`).
+/// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(get_tenant, update_tenant, create_api_key))]
 pub(crate) struct Docs;

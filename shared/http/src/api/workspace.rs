@@ -11,7 +11,7 @@ use super::wire::{self, Dialog, Employee, Page};
 use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::openapi as doc;
+use crate::responses as doc;
 use omnichat::domain::{EmployeeId, GroupId};
 use omnichat::usecases::routing::{self, TransferTarget};
 use omnichat::usecases::workspace;
@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/dialogs/{id}/transfer", post(transfer))
 }
 
-/// The documentation of the routes above (`crate::openapi`).
+/// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(my_dialogs, my_queue, set_my_status, accept, transfer))]
 pub(crate) struct Docs;
