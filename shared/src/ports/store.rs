@@ -1,6 +1,6 @@
 //! The item store: one table of JSON items keyed by (`pk`, `sk`), three sparse secondary indexes and
 //! all-or-nothing conditional transactions. It is DynamoDB's single-table model, small enough that an
-//! embedded database can give exactly the same semantics; `records` maps the domain onto it.
+//! embedded database can give exactly the same semantics; `repo` maps the domain onto it.
 //!
 //! Contract every adapter keeps (the conformance suite checks each point):
 //! - `get` answers `Ok(None)` for a missing item, never an error.

@@ -1,4 +1,5 @@
-//! The use cases, written against the ports only: what each entry point calls.
+//! The use cases, written against the ports and the storage layer (`repo`) only: what each entry point
+//! calls. They call each other in one direction (docs/ARCHITECTURE.md; `layering_tests` checks it).
 
 pub mod auth;
 pub mod channels;

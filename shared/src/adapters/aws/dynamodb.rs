@@ -2,7 +2,7 @@
 //!
 //! ## The table (what `template.yaml` declares and [`create_table`] creates)
 //! - Key: `pk` (HASH) and `sk` (RANGE), both strings. What the key strings look like for each record (tenant,
-//!   channel, dialog, message, pointers, counters...) is laid out in [`crate::records`].
+//!   channel, dialog, message, pointers, counters...) is laid out in [`crate::repo`].
 //! - Three sparse global secondary indexes `gsi1`, `gsi2`, `gsi3`, each keyed by string attributes
 //!   (`gsiNpk` HASH, `gsiNsk` RANGE) with projection ALL. An item is in an index only while it carries both
 //!   of that index's attributes, so an index holds exactly the items a use case needs to find (due timers,

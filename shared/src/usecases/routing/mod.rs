@@ -38,6 +38,8 @@ use crate::repo;
 use crate::usecases::auth::{Principal, Role};
 use crate::usecases::{Context, chatbot, hours};
 
+// One module, split into files by job: they share the imports above and each other's `pub(super)` items
+// (`use super::*`); what other use cases call is re-exported below.
 mod decide;
 mod employees;
 mod handoff;
