@@ -50,6 +50,20 @@ async fn api_bodies_too_deep_or_too_big_are_refused_and_change_nothing() {
     assert_eq!(status, 413, "{body}");
     assert!(body["error"]["code"].is_string(), "a JSON error body: {body}");
     assert_eq!(channel_count(&app).await, 0);
+
+    // Without a key the caller is refused before its body is read at all.
+    let big = format!(r#"{{"provider":"telegram","name":"{}"}}"#, "x".repeat(1024 * 1024));
+    let response = app
+        .http
+        .post(app.url("/v1/channels"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("POST");
+    let (status, body) = omnichat_tests::read(response).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(channel_count(&app).await, 0);
 }
 
 #[tokio::test]
