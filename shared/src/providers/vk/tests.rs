@@ -1,7 +1,10 @@
 //! Unit tests of the VK module: Callback API fixtures through `receive`, the keyboard and `random_id`,
 //! and the API client against a local fake (wiremock).
 
+use jiff::Timestamp;
+
 use super::*;
+use crate::domain::{Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
 use crate::test_support::fixture;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
