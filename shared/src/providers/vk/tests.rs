@@ -1,8 +1,15 @@
 //! Unit tests of the VK module: Callback API fixtures through `receive`, the keyboard and `random_id`,
 //! and the API client against a local fake (wiremock).
 
-use jiff::Timestamp;
+use std::time::Duration;
 
+use jiff::Timestamp;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::client::{
+    FLOOD_CONTROL_RETRY, INLINE_MAX_BUTTONS, INLINE_MAX_ROWS, LABEL_MAX_CHARS, PAYLOAD_MAX_BYTES, interpret,
+};
 use super::*;
 use crate::domain::{Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
 use crate::test_support::fixture;
