@@ -1,6 +1,13 @@
 //! Unit tests of the MessageBird module: the official signature vectors and HMAC schemes, parsing of the
 //! fixtures, `receive`, and the API client against a local fake (wiremock).
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::signature::sha256_hex;
 use super::*;
 use crate::domain::{ChannelId, Provider};
 use crate::test_support::fixture;
