@@ -1,15 +1,24 @@
 //! Unit tests of the MessageBird module: the official signature vectors and HMAC schemes, parsing of the
 //! fixtures, `receive`, and the API client against a local fake (wiremock).
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
 use sha2::Sha256;
 
+use super::client::interpret;
 use super::signature::sha256_hex;
 use super::*;
-use crate::domain::{ChannelId, Provider};
+use crate::domain::{
+    Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus, Provider,
+};
+use crate::providers::Purpose;
 use crate::test_support::fixture;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
