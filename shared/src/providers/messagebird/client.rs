@@ -16,7 +16,6 @@ use crate::providers::{
 };
 use crate::secret::Secret;
 
-/// Used when a 429 carries no `Retry-After`.
 /// The webhook list is paged; a channel has a handful of webhooks, so a few pages are plenty.
 const WEBHOOK_PAGE_SIZE: usize = 20;
 const WEBHOOK_MAX_PAGES: usize = 50;
