@@ -1,7 +1,14 @@
 //! Unit tests of the Telegram module: updates normalized from the fixtures, the secret header and token
 //! shapes, and the Bot API client against a local fake (wiremock).
 
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::StatusCode;
+
+use super::client::{DEFAULT_RETRY_AFTER, Purpose, interpret, truncate_bytes};
 use super::*;
+use crate::domain::{Attachment, AttachmentKind, Customer, InboundMessage};
 use crate::test_support::fixture;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
