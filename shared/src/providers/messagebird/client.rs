@@ -1,0 +1,296 @@
+//! The Conversations API client: look up the channel, create and delete its webhooks, send text and
+//! template (HSM) messages; every answer is read in one place.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::{ACCESS_KEY, CHANNEL_ID, DEFAULT_API_BASE, INVALID_KEY, require_namespace};
+use crate::error::Result as AppResult;
+use crate::providers::{
+    ChannelSecrets, Outgoing, ProviderError, Purpose, Sent, failure_description, json_answer,
+    retry_after_header, text_with_options, transport_error,
+};
+use crate::secret::Secret;
+
+/// The webhook list is paged; a channel has a handful of webhooks, so a few pages are plenty.
+const WEBHOOK_PAGE_SIZE: usize = 20;
+const WEBHOOK_MAX_PAGES: usize = 50;
+
+/// A MessageBird channel as the Conversations API describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelInfo {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub platform_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// An approved WhatsApp template (HSM): the only message that may start a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateMessage {
+    pub template_name: String,
+    /// `en`, `en_US`, ...
+    pub language: String,
+    /// The placeholders' values, in order.
+    pub params: Vec<String>,
+}
+
+/// Calls the Conversations API. The access key is passed per call: one process serves many channels.
+#[derive(Debug, Clone)]
+pub struct MessageBirdClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl MessageBirdClient {
+    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
+        Self { http, base: base.into().trim_end_matches('/').to_owned() }
+    }
+
+    /// `MESSAGEBIRD_API_BASE` points the client at a fake (local runner, tests) or the WhatsApp sandbox.
+    pub fn from_env(http: reqwest::Client) -> Self {
+        let base = crate::providers::base_url_from_env("MESSAGEBIRD_API_BASE", DEFAULT_API_BASE);
+        Self::new(http, base)
+    }
+
+    /// The channel behind `channel_id`, or `None` when the key cannot see such a channel. A refused key is
+    /// `InvalidCredentials`.
+    pub async fn get_channel(
+        &self,
+        access_key: &Secret,
+        channel_id: &str,
+    ) -> Result<Option<ChannelInfo>, ProviderError> {
+        let url = self.endpoint(&["v1", "channels", channel_id])?;
+        let (status, retry_after, body) = self.call(Method::GET, url, access_key, None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        interpret(status, retry_after, &body, Purpose::CredentialCheck, access_key).map(Some)
+    }
+
+    /// Subscribes `url` to the channel's message events.
+    pub async fn create_webhook(
+        &self,
+        access_key: &Secret,
+        channel_id: &str,
+        url: &str,
+    ) -> Result<(), ProviderError> {
+        let body = json!({
+            "channelId": channel_id,
+            "events": ["message.created", "message.updated"],
+            "url": url,
+        });
+        let endpoint = self.endpoint(&["v1", "webhooks"])?;
+        self.request::<Value>(Method::POST, endpoint, access_key, Some(&body)).await.map(drop)
+    }
+
+    /// Deletes the channel's webhooks whose URL contains `needle` (the channel's webhook secret, so that
+    /// the webhook of another channel on the same MessageBird channel is left alone). Answers how many.
+    pub async fn delete_webhooks_matching(
+        &self,
+        access_key: &Secret,
+        channel_id: &str,
+        needle: &str,
+    ) -> Result<usize, ProviderError> {
+        if needle.is_empty() {
+            return Ok(0);
+        }
+        let mut doomed = Vec::new();
+        for page in 0..WEBHOOK_MAX_PAGES {
+            let mut url = self.endpoint(&["v1", "webhooks"])?;
+            url.query_pairs_mut()
+                .append_pair("limit", &WEBHOOK_PAGE_SIZE.to_string())
+                .append_pair("offset", &(page * WEBHOOK_PAGE_SIZE).to_string());
+            let list: WebhookList = self.request(Method::GET, url, access_key, None).await?;
+            let count = list.items.len();
+            doomed.extend(
+                list.items
+                    .into_iter()
+                    .filter(|w| w.channel_id.as_deref().is_none_or(|c| c == channel_id))
+                    .filter(|w| w.url.contains(needle))
+                    .map(|w| w.id),
+            );
+            if count < WEBHOOK_PAGE_SIZE
+                || list.total_count.is_some_and(|t| (page + 1) * WEBHOOK_PAGE_SIZE >= t)
+            {
+                break;
+            }
+        }
+        for id in &doomed {
+            let url = self.endpoint(&["v1", "webhooks", id])?;
+            self.request::<Value>(Method::DELETE, url, access_key, None).await?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Sends a text (quick replies become numbered options: the Conversations API's button format is not
+    /// confirmed).
+    pub async fn send_text(
+        &self,
+        access_key: &Secret,
+        channel_id: &str,
+        out: &Outgoing,
+    ) -> Result<Sent, ProviderError> {
+        let body = json!({
+            "to": out.customer_id,
+            "from": channel_id,
+            "type": "text",
+            "content": {"text": text_with_options(&out.text, &out.buttons)},
+        });
+        self.send_body(access_key, &body).await
+    }
+
+    /// Sends an approved template (HSM) from the channel's namespace: how a business starts a conversation.
+    pub async fn send_hsm(
+        &self,
+        access_key: &Secret,
+        channel_id: &str,
+        namespace: &Secret,
+        to: &str,
+        template: &TemplateMessage,
+    ) -> Result<Sent, ProviderError> {
+        let params: Vec<Value> = template.params.iter().map(|p| json!({ "default": p })).collect();
+        let body = json!({
+            "to": to,
+            "from": channel_id,
+            "type": "hsm",
+            "content": {"hsm": {
+                "namespace": namespace.expose(),
+                "templateName": template.template_name,
+                "language": {"policy": "deterministic", "code": template.language},
+                "params": params,
+            }},
+        });
+        self.send_body(access_key, &body).await
+    }
+
+    /// Starts a conversation with a template, which WhatsApp allows only from a namespace: without one the
+    /// answer is a 422 naming `credentials.namespace_id`.
+    pub async fn start_conversation(
+        &self,
+        secrets: &ChannelSecrets,
+        to: &str,
+        template: &TemplateMessage,
+    ) -> AppResult<Sent> {
+        let namespace = require_namespace(secrets)?;
+        let access_key = secrets.require(ACCESS_KEY)?;
+        let channel_id = secrets.require(CHANNEL_ID)?;
+        Ok(self.send_hsm(access_key, channel_id.expose(), namespace, to, template).await?)
+    }
+
+    async fn send_body(&self, access_key: &Secret, body: &Value) -> Result<Sent, ProviderError> {
+        let url = self.endpoint(&["v1", "send"])?;
+        let sent: SendResponse = self.request(Method::POST, url, access_key, Some(body)).await?;
+        Ok(Sent { provider_message_id: Some(sent.id) })
+    }
+
+    fn endpoint(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        let mut url = Url::parse(&self.base)
+            .map_err(|_| ProviderError::Unavailable("the MessageBird base URL is not a URL".into()))?;
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::Unavailable("the MessageBird base URL cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        access_key: &Secret,
+        body: Option<&Value>,
+    ) -> Result<T, ProviderError> {
+        let (status, retry_after, bytes) = self.call(method, url, access_key, body).await?;
+        interpret(status, retry_after, &bytes, Purpose::Operation, access_key)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        access_key: &Secret,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), ProviderError> {
+        let path = url.path().to_owned();
+        let mut request = self
+            .http
+            .request(method, url)
+            .header("Authorization", format!("AccessKey {}", access_key.expose()));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after_header(response.headers());
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        if !status.is_success() {
+            tracing::warn!(path, status = status.as_u16(), "messagebird call failed");
+        }
+        Ok((status, retry_after, bytes.to_vec()))
+    }
+}
+
+#[derive(Deserialize)]
+struct SendResponse {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookList {
+    #[serde(default)]
+    items: Vec<WebhookItem>,
+    total_count: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookItem {
+    id: String,
+    #[serde(default)]
+    url: String,
+    channel_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Deserialize)]
+struct ErrorItem {
+    description: Option<String>,
+}
+
+/// The one place a Conversations API answer becomes a result or a `ProviderError`.
+pub(super) fn interpret<T: DeserializeOwned>(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    purpose: Purpose,
+    access_key: &Secret,
+) -> Result<T, ProviderError> {
+    if status.is_success() {
+        return json_answer(body, "MessageBird");
+    }
+    let found = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|e| e.errors.into_iter().find_map(|e| e.description));
+    let description = failure_description(status.as_u16(), found, &[access_key]);
+    Err(crate::providers::http_failure(
+        status.as_u16(),
+        description,
+        retry_after,
+        purpose.refusal(INVALID_KEY),
+    ))
+}
