@@ -414,14 +414,7 @@ impl AvitoClient {
     }
 
     fn endpoint(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = Url::parse(&self.base)
-            .map_err(|_| ProviderError::Unavailable("the Avito base URL is not a URL".into()))?;
-        // Each segment is percent-encoded: a chat id cannot step into another path.
-        url.path_segments_mut()
-            .map_err(|_| ProviderError::Unavailable("the Avito base URL cannot have a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        super::endpoint(&self.base, "Avito", segments)
     }
 }
 

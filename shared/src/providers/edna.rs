@@ -386,13 +386,7 @@ impl EdnaClient {
     }
 
     fn endpoint(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = Url::parse(&self.base)
-            .map_err(|_| ProviderError::Unavailable("the edna base URL is not a URL".into()))?;
-        url.path_segments_mut()
-            .map_err(|_| ProviderError::Unavailable("the edna base URL cannot have a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        super::endpoint(&self.base, "edna", segments)
     }
 
     async fn call<T: DeserializeOwned>(

@@ -163,6 +163,18 @@ pub(crate) fn failure_description(status: u16, description: Option<String>, secr
     }
 }
 
+/// `base` with `segments` appended, each percent-encoded (an id from a webhook cannot step into another
+/// path). A base that is no URL is the deployment's mistake: unavailable, not the request's fault.
+pub(crate) fn endpoint(base: &str, provider: &str, segments: &[&str]) -> Result<reqwest::Url, ProviderError> {
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|_| ProviderError::Unavailable(format!("the {provider} base URL is not a URL")))?;
+    url.path_segments_mut()
+        .map_err(|_| ProviderError::Unavailable(format!("the {provider} base URL cannot have a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
 /// A `Retry-After` header in seconds, capped at `MAX_RETRY_AFTER`.
 pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;

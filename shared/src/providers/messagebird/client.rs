@@ -193,13 +193,7 @@ impl MessageBirdClient {
     }
 
     fn endpoint(&self, segments: &[&str]) -> Result<Url, ProviderError> {
-        let mut url = Url::parse(&self.base)
-            .map_err(|_| ProviderError::Unavailable("the MessageBird base URL is not a URL".into()))?;
-        url.path_segments_mut()
-            .map_err(|_| ProviderError::Unavailable("the MessageBird base URL cannot have a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        crate::providers::endpoint(&self.base, "MessageBird", segments)
     }
 
     async fn request<T: DeserializeOwned>(
