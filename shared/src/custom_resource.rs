@@ -89,11 +89,7 @@ pub enum AnswerError {
 /// Runs `work` for one request and PUTs its outcome to the request's `ResponseURL`: SUCCESS with what the
 /// work answered, or FAILED with its error as the reason. A request that does not parse is answered
 /// FAILED too, when it names a `ResponseURL`. Answers the status that was delivered.
-pub async fn answer<F, Fut, E>(
-    http: &reqwest::Client,
-    event: Value,
-    work: F,
-) -> Result<Status, AnswerError>
+pub async fn answer<F, Fut, E>(http: &reqwest::Client, event: Value, work: F) -> Result<Status, AnswerError>
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Done, E>>,

@@ -29,7 +29,14 @@ struct Setup {
 }
 
 fn context(store: Arc<dyn Store>, secrets: Arc<dyn SecretStore>) -> Context {
-    Context::new(store, secrets, Arc::new(InProcessBus::new(8)), Arc::new(SystemClock), Providers::default(), "")
+    Context::new(
+        store,
+        secrets,
+        Arc::new(InProcessBus::new(8)),
+        Arc::new(SystemClock),
+        Providers::default(),
+        "",
+    )
 }
 
 fn embedded() -> Setup {
@@ -54,7 +61,11 @@ async fn setups() -> Vec<Setup> {
 /// The stand-in for CloudFormation's presigned S3 URL: takes PUTs on /cfn-response.
 async fn response_url() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("PUT")).and(path("/cfn-response")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    Mock::given(method("PUT"))
+        .and(path("/cfn-response"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
     server
 }
 
@@ -79,11 +90,10 @@ fn request(kind: &str, server: &MockServer, physical: Option<&str>) -> Value {
 async fn invoke(ctx: Result<&Context, &str>, server: &MockServer, event: Value) -> Value {
     let before = server.received_requests().await.unwrap_or_default().len();
     let http = custom_resource::http_client().expect("client");
-    let delivered = custom_resource::answer(&http, event.clone(), |request| {
-        custom_resource::first_tenant(ctx, request)
-    })
-    .await
-    .expect("the answer is delivered");
+    let delivered =
+        custom_resource::answer(&http, event.clone(), |request| custom_resource::first_tenant(ctx, request))
+            .await
+            .expect("the answer is delivered");
     let requests = server.received_requests().await.unwrap_or_default();
     assert_eq!(requests.len(), before + 1, "exactly one answer per request");
     let answer = requests.last().expect("an answer");
@@ -167,7 +177,10 @@ async fn a_preset_admin_key_is_the_first_tenants_and_a_short_one_is_refused_chan
         assert!(auth::authenticate(ctx, Some("too-short")).await.is_err(), "{name}: no tenant was made");
 
         let preset = "ock_preset_first_admin_key_0123456789";
-        ctx.secrets.put(FIRST_ADMIN_KEY_SECRET, &omnichat::secret::Secret::new(preset)).await.expect("preset");
+        ctx.secrets
+            .put(FIRST_ADMIN_KEY_SECRET, &omnichat::secret::Secret::new(preset))
+            .await
+            .expect("preset");
         let created = invoke(Ok(ctx), &server, request("Create", &server, None)).await;
         assert_eq!(created["Status"], "SUCCESS", "{name}: {created}");
         let principal = auth::authenticate(ctx, Some(preset)).await.expect("the preset key works");
@@ -246,10 +259,11 @@ async fn an_answer_that_cannot_be_delivered_is_retried_then_an_error() {
     let server = MockServer::start().await;
     Mock::given(method("PUT")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
     let http = custom_resource::http_client().expect("client");
-    let answered = custom_resource::answer(&http, request("Delete", &server, Some("first-tenant-x")), |request| {
-        custom_resource::first_tenant(Ok(&setup.ctx), request)
-    })
-    .await;
+    let answered =
+        custom_resource::answer(&http, request("Delete", &server, Some("first-tenant-x")), |request| {
+            custom_resource::first_tenant(Ok(&setup.ctx), request)
+        })
+        .await;
     let Err(AnswerError::Undelivered(reason)) = answered else { panic!("an error: {answered:?}") };
     assert!(reason.contains("HTTP 500"), "{reason}");
     assert!(!reason.contains("X-Amz-Signature"), "the presigned URL is not in the error");

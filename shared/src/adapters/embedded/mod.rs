@@ -39,8 +39,8 @@ pub fn open_data_dir(dir: &Path) -> Result<DataDir, DataDirError> {
     let store = RedbStore::open_unless_in_use(&dir.join(DATABASE_FILE))
         .map_err(|e| DataDirError::Unavailable(e.to_string()))?
         .ok_or_else(|| DataDirError::InUse(dir.to_owned()))?;
-    let secrets =
-        FileSecretStore::open(&dir.join(SECRETS_FILE)).map_err(|e| DataDirError::Unavailable(e.to_string()))?;
+    let secrets = FileSecretStore::open(&dir.join(SECRETS_FILE))
+        .map_err(|e| DataDirError::Unavailable(e.to_string()))?;
     Ok(DataDir { store, secrets })
 }
 

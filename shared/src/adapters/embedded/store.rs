@@ -96,9 +96,8 @@ fn db_error<E: Into<redb::Error>>(context: &'static str) -> impl Fn(E) -> StoreE
 impl RedbStore {
     /// Opens (creating if needed) the database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_unless_in_use(path)?.ok_or_else(|| {
-            StoreError::Unavailable(format!("{} is open in another process", path.display()))
-        })
+        Self::open_unless_in_use(path)?
+            .ok_or_else(|| StoreError::Unavailable(format!("{} is open in another process", path.display())))
     }
 
     /// Opens like [`RedbStore::open`], answering `None` when another process (or another handle in this
