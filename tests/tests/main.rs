@@ -15,3 +15,4 @@ mod e2e_whatsapp;
 mod isolation;
 mod limits;
 mod outbound_urls;
+mod tenants;
