@@ -16,6 +16,9 @@ pub enum Error {
     BadRequest { code: &'static str, message: String },
     #[error("no or bad API key")]
     Unauthorized,
+    /// A valid caller asking for what only another role may do (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// Missing, or belonging to another tenant (404 either way).
     #[error("{what} not found")]
     NotFound { what: &'static str },

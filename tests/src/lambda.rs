@@ -40,7 +40,7 @@ impl WebhookHarness {
             providers,
             PUBLIC_BASE_URL,
         ));
-        let key = "ock_lambda_handler_test_key";
+        let key = "ock_lambda_handler_test_key_0123456789";
         tenants::bootstrap_first_tenant(&ctx, Some(Secret::new(key))).await.expect("tenant");
         let admin = auth::authenticate(&ctx, Some(key)).await.expect("admin");
         Self { ctx, admin, _dir: dir }

@@ -21,6 +21,8 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const ADMIN_KEY: &str = "ock_test_admin_key_0123456789abcdefghijklmnop";
+/// The platform operator's key of every test bundle.
+pub const OPERATOR_KEY: &str = "ock_test_operator_key_0123456789abcdefghijkl";
 
 /// A real webhook payload as the provider publishes it.
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -134,6 +136,7 @@ impl TestApp {
     ) -> Self {
         logs::install();
         logs::register_secret(ADMIN_KEY);
+        logs::register_secret(OPERATOR_KEY);
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let mut fakes = Fakes::start().await;
@@ -222,6 +225,20 @@ impl TestApp {
     }
 
     /// Connects a Telegram bot against the fake and answers (channel, webhook secret).
+    /// A request with the platform operator's key.
+    pub async fn as_operator(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(OPERATOR_KEY);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read(request.send().await.expect("operator request")).await
+    }
+
     pub async fn connect_telegram(&self, bot_id: i64, username: &str) -> (Value, String) {
         self.fakes.telegram_accepts_bot(bot_id, username).await;
         let (status, channel) = self
@@ -262,6 +279,7 @@ async fn start(data_dir: &Path, fakes: &Fakes, clock: Arc<dyn Clock>) -> Running
         port: 0,
         data_dir: data_dir.to_owned(),
         admin_key: Some(Secret::new(ADMIN_KEY)),
+        operator_key: Some(Secret::new(OPERATOR_KEY)),
         public_base_url: Some("https://omnichat.example.test".into()),
         providers: Some(fakes.providers()),
         tick: Duration::from_secs(1),

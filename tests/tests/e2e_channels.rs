@@ -55,9 +55,11 @@ async fn every_settings_rule_is_a_422_naming_the_field_and_saves_nothing() {
 #[tokio::test]
 async fn whatsapp_needs_the_contact_center_service() {
     let app = TestApp::spawn().await;
-    let (status, _) =
-        app.http_put("/v1/tenant", &json!({"features": {"contact_center": false, "chatbots": true}})).await;
-    assert_eq!(status, 200);
+    let (_, tenant) = app.get("/v1/tenant").await;
+    let path = format!("/v1/tenants/{}", tenant["id"].as_str().expect("tenant id"));
+    let features = json!({"features": {"contact_center": false, "chatbots": true}});
+    let (status, body) = app.as_operator(reqwest::Method::PUT, &path, Some(&features)).await;
+    assert_eq!((status, &body["features"]["contact_center"]), (200, &json!(false)), "{body}");
     let body = json!({"provider": "whatsapp", "whatsapp_provider": "edna", "name": "WA",
                       "credentials": {"subject": "acme", "api_key": "k"}});
     let (status, body) = app.post("/v1/channels", &body).await;

@@ -6,7 +6,7 @@ use omnichat::domain::people::{Group, GroupChanges};
 use omnichat::domain::{EmployeeId, Features, TenantId};
 use omnichat::ports::store::{Condition, Write};
 use omnichat::repo;
-use omnichat::usecases::auth::{self, Principal, Role};
+use omnichat::usecases::auth::{self, Role};
 use omnichat::usecases::{hours, people, tenants};
 use omnichat_tests::{ADMIN_KEY, TestApp, read};
 use reqwest::Method;
@@ -71,7 +71,7 @@ async fn tenant_id(app: &TestApp) -> TenantId {
 async fn employee_key(app: &TestApp, employee: &Value) -> String {
     let tenant = tenant_id(app).await;
     let employee = EmployeeId::parse(id(employee)).expect("an employee id");
-    let key = auth::create_api_key(&app.running().context, &tenant, Role::Employee, Some(employee))
+    let (key, _) = auth::create_api_key(&app.running().context, &tenant, Role::Employee, Some(employee))
         .await
         .expect("an employee key");
     omnichat_tests::logs::register_secret(key.expose());
@@ -347,10 +347,9 @@ async fn chatbots_are_managed_by_admins_and_their_webhook_is_https_or_local() {
 
     // Without the chatbot service, no new chatbots.
     let tenant = tenant_id(&app).await;
-    let principal = Principal { tenant_id: tenant, role: Role::Admin, employee_id: None };
-    tenants::update_features(
+    tenants::set_features(
         &app.running().context,
-        &principal,
+        &tenant,
         Features { contact_center: true, chatbots: false },
     )
     .await

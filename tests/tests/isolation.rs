@@ -1,9 +1,8 @@
 //! Invariants 6 and 7 over HTTP: secrets never reach the table, the logs or an API response; no route of
 //! the API lets one tenant read or change another's data.
 
-use omnichat::domain::Features;
-use omnichat::usecases::tenants;
 use omnichat_tests::{TestApp, fixture, read};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -87,6 +86,7 @@ fn routes() -> Vec<(&'static str, &'static str, Value)> {
         ("GET", "/v1/chatbots/{chatbot}", Value::Null),
         ("PUT", "/v1/chatbots/{chatbot}", json!({"name": "taken over"})),
         ("DELETE", "/v1/chatbots/{chatbot}", Value::Null),
+        ("DELETE", "/v1/api-keys/{api_key}", Value::Null),
     ]
 }
 
@@ -117,9 +117,13 @@ async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
     let chatbot =
         created("/v1/chatbots", json!({"name": "Bot", "webhook_url": "https://bots.example/x"})).await;
 
-    let (_, other_key) =
-        tenants::create_tenant(&app.running().context, "Other", Features::default()).await.expect("tenant");
-    let other_key = other_key.expose().to_owned();
+    // The other tenant, made as a deployment makes it: by the platform operator, over HTTP.
+    let (status, other) = app.as_operator(Method::POST, "/v1/tenants", Some(&json!({"name": "Other"}))).await;
+    assert_eq!(status, 201, "{other}");
+    let other_key = other["admin_key"].as_str().expect("the other tenant's admin key").to_owned();
+    omnichat_tests::logs::register_secret(other_key.clone());
+    let (_, own_keys) = app.get("/v1/api-keys").await;
+    let own_key_id = own_keys[0]["id"].as_str().expect("the owner's key id").to_owned();
     // An employee of the other tenant, for the routes only employees may call.
     let as_other = |path: &str, body: Value| {
         let (app, key) = (&app, other_key.clone());
@@ -139,6 +143,7 @@ async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
             .replace("{employee}", &employee)
             .replace("{group}", &group)
             .replace("{chatbot}", &chatbot)
+            .replace("{api_key}", &own_key_id)
     };
     for (method, template, body) in routes() {
         let path = fill(template);
@@ -167,19 +172,25 @@ async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
             assert_eq!(status, 200, "{method} {path} as the owner");
         }
     }
-    for list in ["/v1/channels", "/v1/dialogs", "/v1/employees", "/v1/groups", "/v1/chatbots"] {
+    for list in ["/v1/channels", "/v1/dialogs", "/v1/employees", "/v1/groups", "/v1/chatbots", "/v1/api-keys"]
+    {
         let response = app.http.get(app.url(list)).bearer_auth(&other_key).send().await.expect("GET");
         let (status, body): (u16, Value) = read(response).await;
         assert_eq!(status, 200);
-        let owned = [&channel_id, &dialog_id, &employee, &group, &chatbot];
+        let owned = [&channel_id, &dialog_id, &employee, &group, &chatbot, &own_key_id];
+        // Lists are pages (`items`), except the keys' (an array).
         let leaked: Vec<&Value> = body["items"]
             .as_array()
+            .or(body.as_array())
             .into_iter()
             .flatten()
             .filter(|item| owned.iter().any(|id| item["id"] == id.as_str()))
             .collect();
         assert!(leaked.is_empty(), "{list} leaks another tenant's data: {leaked:?}");
     }
+    // Nothing changed for the owner: its key still works.
+    let (status, _) = app.get("/v1/api-keys").await;
+    assert_eq!(status, 200, "the owner's key was not revoked by the other tenant");
     // Nothing changed for the owner.
     let (_, still) = app.get(&format!("/v1/channels/{channel_id}")).await;
     assert_eq!((still["status"].as_str(), still["name"].as_str()), (Some("active"), Some("Support bot")));

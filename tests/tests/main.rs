@@ -16,3 +16,4 @@ mod first_tenant;
 mod isolation;
 mod limits;
 mod outbound_urls;
+mod tenants;

@@ -55,8 +55,10 @@ async fn harness() -> Harness {
         ),
         "https://example.test",
     ));
-    tenants::bootstrap_first_tenant(&ctx, Some(Secret::new("ock_key"))).await.expect("tenant");
-    let admin = auth::authenticate(&ctx, Some("ock_key")).await.expect("admin");
+    tenants::bootstrap_first_tenant(&ctx, Some(Secret::new("ock_handler_test_key_0123456789abcdef")))
+        .await
+        .expect("tenant");
+    let admin = auth::authenticate(&ctx, Some("ock_handler_test_key_0123456789abcdef")).await.expect("admin");
     let credentials = json!({"token": "42:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"});
     let new = NewChannel {
         provider: Provider::Telegram,

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnichat::adapters::embedded::{DataDir, InProcessBus, open_data_dir};
+use omnichat::ports::SecretStore;
 use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::ports::events::DomainEvent;
 use omnichat::secret::Secret;
-use omnichat::usecases::{Context, Providers, routing, tenants};
+use omnichat::usecases::{Context, Providers, auth, routing, tenants};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
@@ -21,7 +22,11 @@ pub struct Config {
     /// 0 picks a free port (tests).
     pub port: u16,
     pub data_dir: PathBuf,
+    /// The first tenant's admin key at first start (`OMNICHAT_ADMIN_KEY`, at least 24 characters).
     pub admin_key: Option<Secret>,
+    /// The platform operator's key (`OMNICHAT_OPERATOR_KEY`, at least 24 characters): creates and lists
+    /// tenants. Unset: no operator routes open.
+    pub operator_key: Option<Secret>,
     /// The base of the webhook URLs registered with providers; defaults to the local address.
     pub public_base_url: Option<String>,
     /// Provider clients; `None` builds them from the environment (`TELEGRAM_API_BASE`, ...).
@@ -43,8 +48,8 @@ impl Config {
         };
         let data_dir =
             std::env::var_os("OMNICHAT_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".omnichat".into());
-        let admin_key =
-            std::env::var("OMNICHAT_ADMIN_KEY").ok().filter(|k| !k.trim().is_empty()).map(Secret::new);
+        let admin_key = preset_key("OMNICHAT_ADMIN_KEY")?;
+        let operator_key = preset_key("OMNICHAT_OPERATOR_KEY")?;
         let public_base_url = std::env::var("PUBLIC_BASE_URL").ok().filter(|u| !u.is_empty());
         let tick = match std::env::var("OMNICHAT_TICK_SECONDS") {
             Ok(raw) => match raw.parse::<u64>() {
@@ -72,11 +77,24 @@ impl Config {
             port,
             data_dir,
             admin_key,
+            operator_key,
             public_base_url,
             providers: None,
             tick,
             max_concurrent_requests,
         })
+    }
+}
+
+/// A key given in the environment: unset or empty is none; a short one is refused with the reason.
+fn preset_key(variable: &str) -> Result<Option<Secret>, String> {
+    match std::env::var(variable) {
+        Ok(raw) if !raw.trim().is_empty() => {
+            let key = Secret::new(raw);
+            auth::check_preset_key(&key, variable)?;
+            Ok(Some(key))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -114,6 +132,12 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running, String> {
+    // Keys from outside are checked before anything is created.
+    for (key, what) in [(&config.admin_key, "the admin key"), (&config.operator_key, "the operator key")] {
+        if let Some(key) = key {
+            auth::check_preset_key(key, what)?;
+        }
+    }
     let DataDir { store, secrets } = open_data_dir(&config.data_dir).map_err(|e| e.to_string())?;
     let bus = InProcessBus::new(1024);
     let events = bus.subscribe();
@@ -131,6 +155,7 @@ pub async fn start(
         config.providers.clone().unwrap_or_else(Providers::from_env),
         public_base_url,
     ));
+    set_operator_key(context.secrets.as_ref(), config.operator_key.as_ref()).await?;
     let first_admin_key = tenants::bootstrap_first_tenant(&context, config.admin_key.clone())
         .await
         .map_err(|e| e.to_string())?
@@ -163,6 +188,16 @@ pub async fn start(
     });
     tracing::info!(%address, data_dir = %config.data_dir.display(), "omnichat-local listening");
     Ok(Running { address, context, first_admin_key, shutdown: Some(stop), server })
+}
+
+/// The operator key of this start, in the secret store where the operator routes read it (as on AWS); a
+/// start without one removes the key an earlier start set.
+async fn set_operator_key(secrets: &dyn SecretStore, key: Option<&Secret>) -> Result<(), String> {
+    let written = match key {
+        Some(key) => secrets.put(auth::OPERATOR_KEY_SECRET, key).await,
+        None => secrets.delete(auth::OPERATOR_KEY_SECRET).await,
+    };
+    written.map_err(|e| format!("cannot set the operator key: {e}"))
 }
 
 /// The bundle with the wall clock (the binary's way).

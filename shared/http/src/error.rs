@@ -45,6 +45,7 @@ impl From<Error> for ApiError {
             Error::Unauthorized => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no or bad API key")
             }
+            Error::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
             Error::NotFound { what } => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
             }

@@ -43,6 +43,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
+        (name = "operator", description = "The platform operator's tenants (the operator key only)"),
         (name = "tenant", description = "The tenant's services and API keys"),
         (name = "channels", description = "Connected provider accounts and their settings"),
         (name = "people", description = "Employees, groups and chatbots"),
@@ -65,7 +66,10 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A tenant's API key (admin or employee role)"))
+                    .description(Some(
+                        "A tenant's API key (admin or employee role); on /v1/tenants, the platform \
+                         operator's key",
+                    ))
                     .build(),
             ),
         );

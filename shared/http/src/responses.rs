@@ -27,6 +27,7 @@ macro_rules! error_response {
 
 error_response!(BadRequest, "400", "Malformed request: not JSON, a wrong type, or a bad query parameter");
 error_response!(Unauthorized, "401", "No or bad API key (webhooks: the request is not verifiable)");
+error_response!(Forbidden, "403", "The caller's role may not do this (e.g. only the platform operator)");
 error_response!(
     NotFound,
     "404",

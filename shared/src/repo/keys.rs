@@ -192,6 +192,12 @@ pub fn api_keys_of(tenant: &TenantId) -> String {
     format!("T#{tenant}#KEYS")
 }
 
+/// The gsi1 partition listing every tenant of the deployment (the operator's list; tenants are few and
+/// rarely written, so one partition holds them all).
+pub fn tenants_index() -> &'static str {
+    "TENANTS"
+}
+
 /// Written once by the first start of a deployment, so two racing first starts create one tenant.
 pub fn bootstrap_marker_key() -> Key {
     Key::new("BOOTSTRAP", "BOOTSTRAP")

@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::domain::{Provider, Tenant, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::channel::MailThread;
-use crate::ports::store::{Key, Query, SkRange, Store};
+use crate::ports::store::{Index, Key, Query, SkRange, Store};
 
 /// Any record by its key.
 pub async fn load<T: DeserializeOwned>(store: &dyn Store, key: &Key) -> Result<Option<T>> {
@@ -27,6 +27,19 @@ pub async fn list<T: DeserializeOwned>(
     page: Option<String>,
 ) -> Result<(Vec<T>, Option<String>)> {
     let page = store.query(&Query::table(partition).limit(limit).after(page)).await?;
+    let items = page.items.into_iter().map(from_item).collect::<Result<Vec<T>>>()?;
+    Ok((items, page.next))
+}
+
+/// A page of the records an index partition lists.
+pub async fn list_index<T: DeserializeOwned>(
+    store: &dyn Store,
+    index: Index,
+    partition: String,
+    limit: usize,
+    page: Option<String>,
+) -> Result<(Vec<T>, Option<String>)> {
+    let page = store.query(&Query::index(index, partition).limit(limit).after(page)).await?;
     let items = page.items.into_iter().map(from_item).collect::<Result<Vec<T>>>()?;
     Ok((items, page.next))
 }

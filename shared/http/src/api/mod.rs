@@ -20,6 +20,7 @@ pub mod connect;
 #[doc(hidden)]
 pub mod dialogs;
 mod hours;
+mod operator;
 mod people;
 #[doc(hidden)]
 pub mod tenant;
@@ -32,6 +33,7 @@ pub const MAX_PAGE_SIZE: usize = 500;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(operator::router())
         .merge(tenant::router())
         .merge(channels::router())
         .merge(connect::router())
@@ -44,7 +46,8 @@ pub fn router() -> Router<AppState> {
 /// The documentation of every route of `router()`, each module's next to its router.
 pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
-    let mut docs = tenant::Docs::openapi();
+    let mut docs = operator::Docs::openapi();
+    docs.merge(tenant::Docs::openapi());
     docs.merge(channels::Docs::openapi());
     docs.merge(connect::Docs::openapi());
     docs.merge(dialogs::Docs::openapi());
@@ -68,16 +71,32 @@ impl std::ops::Deref for Principal {
     }
 }
 
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-        Ok(Self(auth::authenticate(ctx, bearer).await?))
+        Ok(Self(auth::authenticate(ctx, bearer(parts)).await?))
+    }
+}
+
+/// The platform operator, from `Authorization: Bearer <operator key>`; any other key is 401.
+#[derive(Debug)]
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ApiError> {
+        auth::authenticate_operator(ctx, bearer(parts)).await?;
+        Ok(Self)
     }
 }
 

@@ -66,12 +66,26 @@ pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub features: Features,
+    #[schema(value_type = String, format = "date-time")]
+    pub created_at: Timestamp,
 }
 
 impl From<domain::Tenant> for Tenant {
     fn from(tenant: domain::Tenant) -> Self {
-        Self { id: tenant.id, name: tenant.name, features: tenant.features.into() }
+        Self {
+            id: tenant.id,
+            name: tenant.name,
+            features: tenant.features.into(),
+            created_at: tenant.created_at,
+        }
     }
+}
+
+/// A tenant the operator created, with its first admin key: shown this once, the service keeps its hash.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    pub tenant: Tenant,
+    pub admin_key: String,
 }
 
 /// The tenant's services.
@@ -111,9 +125,51 @@ impl From<Role> for auth::Role {
     }
 }
 
+impl From<auth::Role> for Role {
+    fn from(role: auth::Role) -> Self {
+        match role {
+            auth::Role::Admin => Role::Admin,
+            auth::Role::Employee => Role::Employee,
+        }
+    }
+}
+
+/// An API key as its tenant's admins see it: never the key itself.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKeyInfo)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub role: Role,
+    #[schema(value_type = Option<String>, format = "uuid", required = true)]
+    pub employee_id: Option<EmployeeId>,
+    #[schema(value_type = String, format = "date-time")]
+    pub created_at: Timestamp,
+    /// Within an hour; null until first used.
+    #[schema(value_type = Option<String>, format = "date-time", required = true)]
+    pub last_used_at: Option<Timestamp>,
+    /// The key's last 4 characters (null for keys made before they were kept).
+    #[schema(required = true)]
+    pub last4: Option<String>,
+}
+
+impl From<auth::ApiKeyInfo> for ApiKeyInfo {
+    fn from(key: auth::ApiKeyInfo) -> Self {
+        Self {
+            id: key.id,
+            role: key.role.into(),
+            employee_id: key.employee_id,
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            last4: key.last4,
+        }
+    }
+}
+
 /// The clear key is in this response only; the service keeps its hash.
 #[derive(Serialize, ToSchema)]
 pub struct ApiKey {
+    /// The key's id, to list or revoke it by (not the key).
+    pub id: String,
     pub key: String,
     pub role: Role,
     #[schema(value_type = Option<String>, format = "uuid", required = true)]

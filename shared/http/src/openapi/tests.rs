@@ -17,7 +17,7 @@ use omnichat::usecases::{Context, Providers, tenants};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const ADMIN_KEY: &str = "ock_openapi_test_key";
+const ADMIN_KEY: &str = "ock_openapi_test_key_0123456789abcdef";
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 fn document() -> Value {
