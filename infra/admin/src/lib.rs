@@ -15,6 +15,8 @@ use omnichat::ports::clock::SystemClock;
 use omnichat::usecases::{Context, Providers, auth, platform, tenants};
 use serde_json::{Value, json};
 
+mod remote;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "omnichat-admin",
@@ -23,8 +25,9 @@ use serde_json::{Value, json};
     long_about = "The omnichat platform operator's CLI: tenants, API keys and webhooks, without HTTP.\n\n\
         Store: with TABLE_NAME set, AWS (DynamoDB table TABLE_NAME, Secrets Manager under SECRET_PREFIX, \
         default \"omnichat/\"; region, credentials and AWS_ENDPOINT_URL the AWS SDK's usual way); else the \
-        local runner's embedded store in OMNICHAT_DATA_DIR (default ./.omnichat), which must not be in use \
-        by a running omnichat-local (use its HTTP API then). --store overrides the choice.\n\n\
+        local runner's embedded store in OMNICHAT_DATA_DIR (default ./.omnichat); while an omnichat-local \
+        runs on it, through that runner's HTTP API on 127.0.0.1 with the operator key it keeps in the data \
+        dir (every command but webhooks reregister). --store overrides the choice.\n\n\
         Output: JSON on stdout. Errors: a message on stderr and exit status 1 (2 for bad arguments)."
 )]
 struct Cli {
@@ -168,7 +171,10 @@ impl Outcome {
 async fn run(cli: Cli) -> Result<Outcome, String> {
     // Arguments are checked before the store is opened: bad input touches nothing.
     let command = Checked::from(cli.command)?;
-    let ctx = open(cli.store, &command).await?;
+    let ctx = match open(cli.store, &command).await? {
+        Target::Store(ctx) => ctx,
+        Target::Runner(runner) => return run_on(&runner, command).await,
+    };
     let failed = |e: omnichat::Error| e.to_string();
     match command {
         Checked::CreateTenant { name, features } => {
@@ -203,6 +209,31 @@ async fn run(cli: Cli) -> Result<Outcome, String> {
             Ok(Outcome { output, success })
         }
     }
+}
+
+/// A command through a running local runner's HTTP API.
+async fn run_on(runner: &remote::Runner, command: Checked) -> Result<Outcome, String> {
+    match command {
+        Checked::CreateTenant { name, features } => {
+            Ok(Outcome::ok(runner.create_tenant(&name, &features).await?))
+        }
+        Checked::ListTenants => Ok(Outcome::ok(runner.list_tenants().await?)),
+        Checked::ListKeys { tenant } => Ok(Outcome::ok(runner.list_keys(&tenant).await?)),
+        Checked::RevokeKey { tenant, key_id } => {
+            runner.revoke_key(&tenant, &key_id).await?;
+            Ok(Outcome::ok(json!({"revoked": key_id, "tenant_id": tenant.to_string()})))
+        }
+        Checked::Reregister { .. } => Err("webhooks reregister needs the data dir itself (it reads every \
+                                           channel's secrets, which the HTTP API never answers): stop the \
+                                           running omnichat-local and run it again"
+            .into()),
+    }
+}
+
+/// Where a command runs: on a store this process opened, or through the local runner holding it.
+enum Target {
+    Store(Box<Context>),
+    Runner(remote::Runner),
 }
 
 /// A command with its arguments checked.
@@ -253,8 +284,8 @@ fn tenant_id(raw: &str) -> Result<TenantId, String> {
     TenantId::parse(raw.trim()).ok_or_else(|| format!("--tenant {raw:?} is not a tenant id (a UUID)"))
 }
 
-/// The context on the chosen store.
-async fn open(kind: Option<StoreKind>, command: &Checked) -> Result<Context, String> {
+/// The context on the chosen store, or the running local runner that holds it.
+async fn open(kind: Option<StoreKind>, command: &Checked) -> Result<Target, String> {
     let public_base_url = std::env::var("PUBLIC_BASE_URL").unwrap_or_default();
     if command.needs_public_url() && public_base_url.trim().is_empty() {
         return Err("PUBLIC_BASE_URL is not set: set it to the public base URL providers must call \
@@ -267,7 +298,7 @@ async fn open(kind: Option<StoreKind>, command: &Checked) -> Result<Context, Str
             if !table_set {
                 return Err("--store aws needs TABLE_NAME (the DynamoDB table of the stack)".into());
             }
-            omnichat::bootstrap::aws_platform_context().await
+            omnichat::bootstrap::aws_platform_context().await.map(|ctx| Target::Store(Box::new(ctx)))
         }
         StoreKind::Embedded => {
             let dir = std::env::var_os("OMNICHAT_DATA_DIR")
@@ -282,21 +313,19 @@ async fn open(kind: Option<StoreKind>, command: &Checked) -> Result<Context, Str
                     dir.display()
                 ));
             }
-            let DataDir { store, secrets } = open_data_dir(&dir).map_err(|error| match error {
-                DataDirError::InUse(dir) => format!(
-                    "the data dir {} is in use by a running omnichat-local; stop it or use the HTTP API",
-                    dir.display()
-                ),
-                other => other.to_string(),
-            })?;
-            Ok(Context::new(
+            let DataDir { store, secrets } = match open_data_dir(&dir) {
+                Ok(opened) => opened,
+                Err(DataDirError::InUse(dir)) => return remote::Runner::find(&dir).await.map(Target::Runner),
+                Err(other) => return Err(other.to_string()),
+            };
+            Ok(Target::Store(Box::new(Context::new(
                 Arc::new(store),
                 Arc::new(secrets),
                 Arc::new(InProcessBus::new(16)),
                 Arc::new(SystemClock),
                 Providers::from_env(),
                 public_base_url,
-            ))
+            ))))
         }
     }
 }

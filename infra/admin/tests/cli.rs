@@ -167,17 +167,95 @@ async fn bad_input_is_refused_with_a_message_and_changes_nothing() {
     }
 }
 
+/// While omnichat-local runs on the data dir (holding the database), the CLI works through the runner's
+/// HTTP API, with the operator key the runner keeps in the data dir (none set: a random one). Multi-thread:
+/// the CLI runs blocking while the runner serves it from this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_local_runner_is_reached_through_its_api() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let config = omnichat_local::Config {
+        port: 0,
+        data_dir: data.clone(),
+        admin_key: None,
+        operator_key: None,
+        public_base_url: None,
+        providers: Some(Providers::default()),
+        tick: Duration::from_secs(60),
+        max_concurrent_requests: 16,
+    };
+    let running =
+        omnichat_local::start_with_system_clock(config, std::future::pending()).await.expect("starts");
+    let (name, value) = data_env(&data);
+    let env = [(name.as_str(), value.as_str())];
+
+    let created = admin(&["tenants", "create", "--name", "Acme", "--feature", "chatbots"], &env);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let created = stdout(&created);
+    let key = created["admin_key"].as_str().expect("admin_key").to_owned();
+    let tenant = created["tenant_id"].as_str().expect("tenant_id").to_owned();
+    let http = reqwest::Client::new();
+    let own = http
+        .get(format!("http://{}/v1/tenant", running.address))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(own.status().as_u16(), 200, "the printed key works at once");
+    let own: Value = own.json().await.expect("json");
+    assert_eq!(
+        (own["id"].as_str(), &own["features"]),
+        (Some(tenant.as_str()), &json!({"contact_center": false, "chatbots": true}))
+    );
+
+    let listed = admin(&["tenants", "list"], &env);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(stdout(&listed).as_array().map(Vec::len), Some(2), "{}", stdout(&listed));
+    let keys = admin(&["keys", "list", "--tenant", &tenant], &env);
+    assert!(keys.status.success(), "{}", stderr(&keys));
+    let key_id = stdout(&keys)[0]["id"].as_str().expect("a key id").to_owned();
+    assert!(!String::from_utf8_lossy(&keys.stdout).contains(&key), "no key material listed");
+    let revoked = admin(&["keys", "revoke", "--tenant", &tenant, &key_id], &env);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let refused = http
+        .get(format!("http://{}/v1/tenant", running.address))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(refused.status().as_u16(), 401, "revoked through the runner");
+
+    // Bad input through the runner: a clear error naming the field, nothing created.
+    let bad = admin(&["tenants", "create", "--name", "   "], &env);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("name"), "{}", stderr(&bad));
+    // Re-registering reads channel secrets: not through the API.
+    let refused =
+        admin(&["webhooks", "reregister"], &[env[0], ("PUBLIC_BASE_URL", "https://new.example.test")]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("stop the running omnichat-local"), "{}", stderr(&refused));
+    let listed = admin(&["tenants", "list"], &env);
+    assert_eq!(stdout(&listed).as_array().map(Vec::len), Some(2), "nothing was created by bad input");
+
+    running.stop().await.expect("stops");
+    assert!(!data.join("runner.json").exists(), "the runner file goes with the runner");
+    // Stopped: the CLI opens the data dir itself.
+    let listed = admin(&["tenants", "list"], &env);
+    assert_eq!(stdout(&listed).as_array().map(Vec::len), Some(2), "{}", stderr(&listed));
+}
+
+/// A data dir held by a process that left no `runner.json` (not a local runner): a clear refusal.
 #[tokio::test]
-async fn a_data_dir_held_by_a_running_local_runner_is_refused_clearly() {
+async fn a_data_dir_held_by_something_else_is_refused_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     data_dir_with_first_tenant(&data).await;
-    let held = open_data_dir(&data).expect("held, as omnichat-local holds it");
+    let held = open_data_dir(&data).expect("held");
     let (name, value) = data_env(&data);
     let output = admin(&["tenants", "create", "--name", "Acme"], &[(&name, &value)]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("is in use by a running omnichat-local; stop it or use the HTTP API"),
+        stderr(&output).contains("is in use by a running omnichat-local, which left no runner.json"),
         "{}",
         stderr(&output)
     );

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnichat::adapters::embedded::{DataDir, InProcessBus, open_data_dir};
-use omnichat::ports::SecretStore;
+use omnichat::adapters::embedded::{DataDir, InProcessBus, RUNNER_FILE, open_data_dir};
 use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::ports::events::DomainEvent;
 use omnichat::secret::Secret;
@@ -25,7 +24,8 @@ pub struct Config {
     /// The first tenant's admin key at first start (`OMNICHAT_ADMIN_KEY`, at least 24 characters).
     pub admin_key: Option<Secret>,
     /// The platform operator's key (`OMNICHAT_OPERATOR_KEY`, at least 24 characters): creates and lists
-    /// tenants. Unset: no operator routes open.
+    /// tenants. Unset: a random key per start, never shown, which only `omnichat-admin` on this machine
+    /// reads (from the 0600 secrets file) to reach a running runner.
     pub operator_key: Option<Secret>,
     /// The base of the webhook URLs registered with providers; defaults to the local address.
     pub public_base_url: Option<String>,
@@ -155,7 +155,15 @@ pub async fn start(
         config.providers.clone().unwrap_or_else(Providers::from_env),
         public_base_url,
     ));
-    set_operator_key(context.secrets.as_ref(), config.operator_key.as_ref()).await?;
+    let operator_key = config.operator_key.clone().unwrap_or_else(auth::generate_key);
+    context
+        .secrets
+        .put(auth::OPERATOR_KEY_SECRET, &operator_key)
+        .await
+        .map_err(|e| format!("cannot set the operator key: {e}"))?;
+    // Where omnichat-admin finds this runner while it holds the data dir.
+    let runner_file = config.data_dir.join(RUNNER_FILE);
+    write_runner_file(&runner_file, address)?;
     let first_admin_key = tenants::bootstrap_first_tenant(&context, config.admin_key.clone())
         .await
         .map_err(|e| e.to_string())?
@@ -180,6 +188,7 @@ pub async fn start(
             .with_graceful_shutdown(signal)
             .await
             .map_err(|e| format!("server failed: {e}"));
+        let _ = std::fs::remove_file(&runner_file);
         let _ = stop_timer.send(());
         let _ = timer.await;
         let _ = stop_router.send(());
@@ -190,14 +199,21 @@ pub async fn start(
     Ok(Running { address, context, first_admin_key, shutdown: Some(stop), server })
 }
 
-/// The operator key of this start, in the secret store where the operator routes read it (as on AWS); a
-/// start without one removes the key an earlier start set.
-async fn set_operator_key(secrets: &dyn SecretStore, key: Option<&Secret>) -> Result<(), String> {
-    let written = match key {
-        Some(key) => secrets.put(auth::OPERATOR_KEY_SECRET, key).await,
-        None => secrets.delete(auth::OPERATOR_KEY_SECRET).await,
-    };
-    written.map_err(|e| format!("cannot set the operator key: {e}"))
+/// `runner.json` in the data dir: this runner's address, for `omnichat-admin` (0600, like the secrets).
+fn write_runner_file(path: &std::path::Path, address: SocketAddr) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let body = serde_json::json!({"address": address.to_string(), "pid": std::process::id()}).to_string();
+    let temporary = path.with_extension("tmp");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(body.as_bytes()))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    written.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// The bundle with the wall clock (the binary's way).

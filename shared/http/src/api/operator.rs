@@ -5,13 +5,13 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use omnichat::domain::TenantId;
-use omnichat::usecases::tenants;
+use omnichat::usecases::{auth, tenants};
 use serde::Deserialize;
 
-use super::wire::{CreatedTenant, Features, Page, Tenant};
+use super::wire::{ApiKeyInfo, CreatedTenant, Features, Page, Tenant};
 use super::{IdPath, Operator, PageParams, json_body};
 use crate::AppState;
 use crate::error::ApiError;
@@ -21,11 +21,20 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tenants/{id}", get(get_tenant).put(update_tenant))
+        .route("/v1/tenants/{id}/api-keys", get(list_tenant_keys))
+        .route("/v1/tenants/{id}/api-keys/{key_id}", delete(revoke_tenant_key))
 }
 
 /// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_tenants, create_tenant, get_tenant, update_tenant))]
+#[openapi(paths(
+    list_tenants,
+    create_tenant,
+    get_tenant,
+    update_tenant,
+    list_tenant_keys,
+    revoke_tenant_key
+))]
 pub(crate) struct Docs;
 
 /// A new tenant: its name, and its services (both on when not given).
@@ -133,4 +142,55 @@ async fn update_tenant(
     let tenant = tenant_id(&id)?;
     let body: TenantBody = json_body(&body)?;
     Ok(Json(tenants::set_features(&ctx, &tenant, body.features.into()).await?.into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/api-keys",
+    tag = "operator",
+    summary = "A tenant's API keys, never the keys themselves (platform operator)",
+    params(IdPath),
+    responses(
+        (status = 200, description = "Every key of the tenant, oldest first", body = Vec<ApiKeyInfo>),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
+async fn list_tenant_keys(
+    State(ctx): State<AppState>,
+    Path(IdPath { id }): Path<IdPath>,
+    _operator: Operator,
+) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
+    let tenant = tenants::get_tenant(&ctx, &tenant_id(&id)?).await?;
+    let keys = auth::list_api_keys(&ctx, &tenant.id).await?;
+    Ok(Json(keys.into_iter().map(ApiKeyInfo::from).collect()))
+}
+
+/// `{id}` of a tenant and `{key_id}` of one of its keys.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantKeyPath {
+    /// The tenant's id.
+    #[param(format = "uuid")]
+    pub id: String,
+    /// The key's id (not the key).
+    #[param(format = "uuid")]
+    pub key_id: String,
+}
+
+/// For a tenant locked out of its own keys (a leaked admin key): from the next request on, refused.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{id}/api-keys/{key_id}",
+    tag = "operator",
+    summary = "Revoke one of a tenant's API keys (platform operator)",
+    params(TenantKeyPath),
+    responses((status = 204, description = "Revoked"), doc::Unauthorized, doc::NotFound, doc::Unavailable)
+)]
+async fn revoke_tenant_key(
+    State(ctx): State<AppState>,
+    Path(TenantKeyPath { id, key_id }): Path<TenantKeyPath>,
+    _operator: Operator,
+) -> Result<StatusCode, ApiError> {
+    auth::revoke_api_key(&ctx, &tenant_id(&id)?, &key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

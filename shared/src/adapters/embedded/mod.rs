@@ -14,6 +14,9 @@ pub use store::RedbStore;
 pub const DATABASE_FILE: &str = "omnichat.redb";
 /// The secrets file inside a data dir.
 pub const SECRETS_FILE: &str = "secrets.json";
+/// Written by a running `omnichat-local` into its data dir: `{"address", "pid"}`, removed when it stops.
+/// `omnichat-admin` reaches that runner over HTTP through it, since the runner holds the database.
+pub const RUNNER_FILE: &str = "runner.json";
 
 /// A data dir's store and secrets, as the local runner and the operator's CLI open them.
 #[derive(Debug)]
