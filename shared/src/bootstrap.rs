@@ -8,6 +8,7 @@ use crate::adapters::aws::eventbridge::EventBridgeBus;
 use crate::adapters::aws::load_sdk_config;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
 use crate::ports::clock::SystemClock;
+use crate::repo::Retention;
 use crate::usecases::{Context, Providers};
 
 /// Logs as one JSON object per line on stdout, which Lambda sends to CloudWatch. The filter is `RUST_LOG`
@@ -32,13 +33,26 @@ fn required(name: &str) -> Result<String, String> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| format!("{name} is not set"))
 }
 
-/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX` and `PUBLIC_BASE_URL` from the environment (set by
-/// template.yaml); AWS endpoint and credentials the SDK's usual way (`AWS_ENDPOINT_URL` for moto).
+/// `MESSAGE_RETENTION_DAYS`: whole days message records are kept before the table's TTL deletes them;
+/// unset, empty or `0` keeps them for ever. Anything else stops the start-up with the reason.
+pub fn message_retention_from_env() -> Result<Retention, String> {
+    const NAME: &str = "MESSAGE_RETENTION_DAYS";
+    match std::env::var(NAME) {
+        Err(std::env::VarError::NotPresent) => Ok(Retention::FOREVER),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{NAME} is not text")),
+        Ok(text) => Retention::parse(&text).map_err(|reason| format!("{NAME}: {reason}")),
+    }
+}
+
+/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX`, `PUBLIC_BASE_URL` and `MESSAGE_RETENTION_DAYS` from the
+/// environment (set by template.yaml); AWS endpoint and credentials the SDK's usual way
+/// (`AWS_ENDPOINT_URL` for moto).
 pub async fn aws_context() -> Result<Context, String> {
     let table = required("TABLE_NAME")?;
     let bus = required("EVENT_BUS_NAME")?;
     let secret_prefix = std::env::var("SECRET_PREFIX").unwrap_or_else(|_| "omnichat/".into());
     let public_base_url = required("PUBLIC_BASE_URL")?;
+    let retention = message_retention_from_env()?;
     // Cheap: the provider clients share one TLS configuration whose certificate roots are read at the first
     // handshake (`crate::tls`), so a function that never calls a provider never reads them.
     let providers = Providers::from_env();
@@ -50,5 +64,6 @@ pub async fn aws_context() -> Result<Context, String> {
         Arc::new(SystemClock),
         providers,
         public_base_url,
-    ))
+    )
+    .with_message_retention(retention))
 }

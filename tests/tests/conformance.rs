@@ -981,6 +981,7 @@ conformance!(
         a_failure_at_any_store_call_then_the_retry_stores_exactly_once,
         a_message_after_the_dialog_closed_opens_a_new_one,
         a_stale_channel_stores_nothing_and_a_repeat_costs_one_read,
+        messages_carry_expires_at_only_with_a_retention,
     ]
 );
 

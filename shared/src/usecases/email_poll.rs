@@ -412,13 +412,14 @@ async fn record_thread(
     };
     let references =
         if mail.references.is_empty() { mail.in_reply_to.clone() } else { mail.references.clone() };
+    let parts = repo::ThreadRecordParts { mail_id, subject: mail.subject.clone(), references };
     let write = repo::email_thread_write(
         &channel.tenant_id,
         dialog,
         message,
-        mail_id,
-        mail.subject.clone(),
-        references,
+        parts,
+        ctx.message_retention,
+        ctx.clock.now(),
     )?;
     ctx.store.transact(vec![write]).await?;
     Ok(())
