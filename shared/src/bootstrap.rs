@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::adapters::aws::dynamodb::DynamoStore;
 use crate::adapters::aws::eventbridge::EventBridgeBus;
-use crate::adapters::aws::load_sdk_config;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
+use crate::adapters::aws::{DEFAULT_FUNCTION_TIMEOUT, load_sdk_config_for};
 use crate::ports::clock::SystemClock;
 use crate::repo::Retention;
 use crate::usecases::{Context, Providers};
@@ -44,7 +44,22 @@ pub fn message_retention_from_env() -> Result<Retention, String> {
     }
 }
 
-/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX`, `PUBLIC_BASE_URL` and `MESSAGE_RETENTION_DAYS` from the
+/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS`: the function's configured time-out (template.yaml's `Timeout`), which
+/// the AWS SDK's time-outs are derived from; unset, the shortest of the template's (10 s).
+pub fn function_timeout_from_env() -> Result<std::time::Duration, String> {
+    const NAME: &str = "OMNICHAT_FUNCTION_TIMEOUT_SECONDS";
+    match std::env::var(NAME) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_FUNCTION_TIMEOUT),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{NAME} is not text")),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(seconds @ 1..=900) => Ok(std::time::Duration::from_secs(seconds)),
+            _ => Err(format!("{NAME}: {text:?} is not a number of seconds from 1 to 900 (Lambda's limit)")),
+        },
+    }
+}
+
+/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX`, `PUBLIC_BASE_URL`, `MESSAGE_RETENTION_DAYS` and
+/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS` from the
 /// environment (set by template.yaml); AWS endpoint and credentials the SDK's usual way
 /// (`AWS_ENDPOINT_URL` for moto).
 pub async fn aws_context() -> Result<Context, String> {
@@ -53,10 +68,11 @@ pub async fn aws_context() -> Result<Context, String> {
     let secret_prefix = std::env::var("SECRET_PREFIX").unwrap_or_else(|_| "omnichat/".into());
     let public_base_url = required("PUBLIC_BASE_URL")?;
     let retention = message_retention_from_env()?;
+    let function_timeout = function_timeout_from_env()?;
     // Cheap: the provider clients share one TLS configuration whose certificate roots are read at the first
     // handshake (`crate::tls`), so a function that never calls a provider never reads them.
     let providers = Providers::from_env();
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config_for(function_timeout).await;
     Ok(Context::new(
         Arc::new(DynamoStore::from_config(&sdk, table)),
         Arc::new(SecretsManagerStore::from_config(&sdk, secret_prefix)),
