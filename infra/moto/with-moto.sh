@@ -60,10 +60,14 @@ trap stop_moto EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# moto's own `moto_server -H 127.0.0.1 -p PORT`, with one difference: requests are handled one at a time.
-# moto's DynamoDB keeps no lock of its own, so two concurrent `ADD`s (or conditional puts) on one item can
-# interleave and lose an update, which DynamoDB never does; serving requests in turn restores DynamoDB's
-# per-item atomicity. Connections are still served on threads, so keep-alive works as with moto_server.
+# moto's own `moto_server -H 127.0.0.1 -p PORT`, with two differences that make it behave as AWS does:
+# - Requests are handled one at a time. moto's DynamoDB keeps no lock of its own, so two concurrent `ADD`s
+#   (or conditional puts) on one item can interleave and lose an update, which DynamoDB never does; serving
+#   requests in turn restores DynamoDB's per-item atomicity. Connections are still served on threads, so
+#   keep-alive works as with moto_server.
+# - PutSecretValue on a secret scheduled for deletion answers InvalidRequestException, as Secrets Manager
+#   does ("A parameter value is not valid for the current state of the resource. Possible causes: The secret
+#   is scheduled for deletion."); moto 5.2 stores the value and leaves the secret deleted.
 "$venv/bin/python" - 127.0.0.1 "$port" >"$log_file" 2>&1 <<'PY' &
 import os
 import sys
@@ -75,6 +79,22 @@ from werkzeug.serving import run_simple
 host, port = sys.argv[1], int(sys.argv[2])
 os.environ.setdefault("MOTO_PORT", str(port))
 moto_app = DomainDispatcherApplication(create_backend_app)
+
+from moto.secretsmanager.exceptions import InvalidRequestException
+from moto.secretsmanager.models import SecretsManagerBackend
+
+moto_put_secret_value = SecretsManagerBackend.put_secret_value
+
+
+def put_secret_value(self, secret_id, *args, **kwargs):
+    if self._is_valid_identifier(secret_id) and self.secrets[secret_id].is_deleted():
+        raise InvalidRequestException(
+            "You can't perform this operation on the secret because it was marked for deletion."
+        )
+    return moto_put_secret_value(self, secret_id, *args, **kwargs)
+
+
+SecretsManagerBackend.put_secret_value = put_secret_value
 one_at_a_time = threading.Lock()
 
 

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use crate::adapters::aws::dynamodb::DynamoStore;
 use crate::adapters::aws::eventbridge::EventBridgeBus;
-use crate::adapters::aws::load_sdk_config;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
+use crate::adapters::aws::{DEFAULT_FUNCTION_TIMEOUT, load_sdk_config_for};
 use crate::ports::clock::SystemClock;
 use crate::ports::events::{DomainEvent, EventBus, EventError};
+use crate::repo::Retention;
 use crate::usecases::{Context, Providers};
 
 /// Logs as one JSON object per line on stdout, which Lambda sends to CloudWatch. The filter is `RUST_LOG`
@@ -33,8 +34,35 @@ fn required(name: &str) -> Result<String, String> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| format!("{name} is not set"))
 }
 
-/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX` and `PUBLIC_BASE_URL` from the environment (set by
-/// template.yaml); AWS endpoint and credentials the SDK's usual way (`AWS_ENDPOINT_URL` for moto).
+/// `MESSAGE_RETENTION_DAYS`: whole days message records are kept before the table's TTL deletes them;
+/// unset, empty or `0` keeps them for ever. Anything else stops the start-up with the reason.
+pub fn message_retention_from_env() -> Result<Retention, String> {
+    const NAME: &str = "MESSAGE_RETENTION_DAYS";
+    match std::env::var(NAME) {
+        Err(std::env::VarError::NotPresent) => Ok(Retention::FOREVER),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{NAME} is not text")),
+        Ok(text) => Retention::parse(&text).map_err(|reason| format!("{NAME}: {reason}")),
+    }
+}
+
+/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS`: the function's configured time-out (template.yaml's `Timeout`), which
+/// the AWS SDK's time-outs are derived from; unset, the shortest of the template's (10 s).
+pub fn function_timeout_from_env() -> Result<std::time::Duration, String> {
+    const NAME: &str = "OMNICHAT_FUNCTION_TIMEOUT_SECONDS";
+    match std::env::var(NAME) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_FUNCTION_TIMEOUT),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{NAME} is not text")),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(seconds @ 1..=900) => Ok(std::time::Duration::from_secs(seconds)),
+            _ => Err(format!("{NAME}: {text:?} is not a number of seconds from 1 to 900 (Lambda's limit)")),
+        },
+    }
+}
+
+/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX`, `PUBLIC_BASE_URL`, `MESSAGE_RETENTION_DAYS` and
+/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS` from the
+/// environment (set by template.yaml); AWS endpoint and credentials the SDK's usual way
+/// (`AWS_ENDPOINT_URL` for moto).
 pub async fn aws_context() -> Result<Context, String> {
     let bus = required("EVENT_BUS_NAME")?;
     let public_base_url = required("PUBLIC_BASE_URL")?;
@@ -55,10 +83,12 @@ pub async fn aws_platform_context() -> Result<Context, String> {
 async fn build_context(bus: Option<String>, public_base_url: String) -> Result<Context, String> {
     let table = required("TABLE_NAME")?;
     let secret_prefix = std::env::var("SECRET_PREFIX").unwrap_or_else(|_| "omnichat/".into());
+    let retention = message_retention_from_env()?;
+    let function_timeout = function_timeout_from_env()?;
     // Cheap: the provider clients share one TLS configuration whose certificate roots are read at the first
     // handshake (`crate::tls`), so a function that never calls a provider never reads them.
     let providers = Providers::from_env();
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config_for(function_timeout).await;
     let bus: Arc<dyn EventBus> = match bus {
         Some(bus) => Arc::new(EventBridgeBus::from_config(&sdk, bus)),
         None => Arc::new(NoEventBus),
@@ -70,7 +100,8 @@ async fn build_context(bus: Option<String>, public_base_url: String) -> Result<C
         Arc::new(SystemClock),
         providers,
         public_base_url,
-    ))
+    )
+    .with_message_retention(retention))
 }
 
 /// The bus of a context built without `EVENT_BUS_NAME`: every publish is refused, saying why.

@@ -7,6 +7,7 @@ pub mod adapters;
 #[cfg(feature = "aws")]
 pub mod bootstrap;
 pub mod custom_resource;
+pub mod deadline;
 pub mod error;
 pub mod limits;
 pub mod logging;

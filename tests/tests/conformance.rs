@@ -960,6 +960,7 @@ async fn adapters_agree_on_one_script() {
 // Use cases over every adapter set: ingest (invariants 1 and 2) and timers (invariants 4 and 5).
 
 mod ingest;
+mod secret_rotation;
 mod timers;
 
 fn embedded_set() -> AdapterSet {
@@ -980,6 +981,7 @@ conformance!(
         a_failure_at_any_store_call_then_the_retry_stores_exactly_once,
         a_message_after_the_dialog_closed_opens_a_new_one,
         a_stale_channel_stores_nothing_and_a_repeat_costs_one_read,
+        messages_carry_expires_at_only_with_a_retention,
     ]
 );
 
@@ -993,3 +995,20 @@ conformance!(
         a_tick_reads_what_is_due_not_what_exists,
     ]
 );
+
+/// Secrets Manager only: the e-mail poller's role (no `CreateSecret`) saving a rotated refresh token.
+mod secret_rotation_aws {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_update_needs_no_create_secret() {
+        let Some(config) = moto().await else { return };
+        secret_rotation::an_update_needs_no_create_secret(config).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_pollers_rotated_refresh_token_lands_as_a_new_version() {
+        let Some(config) = moto().await else { return };
+        secret_rotation::the_pollers_rotated_refresh_token_lands_as_a_new_version(config).await;
+    }
+}

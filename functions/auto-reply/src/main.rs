@@ -2,6 +2,7 @@
 //! retries the due outgoing messages of the outbox.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use omnichat::usecases::{Context, scheduled};
@@ -11,9 +12,14 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     omnichat::bootstrap::init_lambda_logging();
     let ctx = Arc::new(omnichat::bootstrap::aws_context().await?);
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| handle(Arc::clone(&ctx)))).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        handle(Arc::clone(&ctx), omnichat::deadline::from_epoch_millis(event.context.deadline))
+    }))
+    .await
 }
 
-async fn handle(ctx: Arc<Context>) -> Result<(), Error> {
-    Ok(scheduled::send_auto_replies_and_retries(&ctx).await?)
+/// The job, stopped before the invocation's deadline (the rest stays due for the next run).
+async fn handle(ctx: Arc<Context>, deadline: Option<Instant>) -> Result<(), Error> {
+    let job = scheduled::send_auto_replies_and_retries(&ctx);
+    Ok(scheduled::within_invocation("auto-reply", deadline, job).await?)
 }

@@ -2,13 +2,16 @@
 //! is turned into a request by `lambda_http` and answered by the same router the function runs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use http_body_util::BodyExt;
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
 use omnichat::domain::Provider;
 use omnichat::ports::clock::SystemClock;
-use omnichat::ports::{Index, Query, SkRange};
+use omnichat::ports::{Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write};
 use omnichat::providers::telegram::TelegramClient;
 use omnichat::secret::Secret;
 use omnichat::usecases::auth::{self, Principal};
@@ -22,8 +25,47 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const EVENT: &str = include_str!("../events/telegram-text.json");
 
+/// The embedded store, which stops answering while `hangs` is set (a store call that never returns).
+struct HangingStore {
+    inner: RedbStore,
+    hangs: Arc<AtomicBool>,
+}
+
+impl HangingStore {
+    async fn maybe_hang(&self) {
+        if self.hangs.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for HangingStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.maybe_hang().await;
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.maybe_hang().await;
+        self.inner.get_many(keys).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.maybe_hang().await;
+        self.inner.transact(writes).await
+    }
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        self.maybe_hang().await;
+        self.inner.query(query).await
+    }
+    async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError> {
+        self.maybe_hang().await;
+        self.inner.increment(key, attribute, by).await
+    }
+}
+
 struct Harness {
     ctx: Arc<Context>,
+    store_hangs: Arc<AtomicBool>,
     admin: Principal,
     channel_id: String,
     secret: String,
@@ -44,8 +86,13 @@ async fn harness() -> Harness {
         .mount(&telegram)
         .await;
     let dir = tempfile::tempdir().expect("temp dir");
+    let store_hangs = Arc::new(AtomicBool::new(false));
+    let store = HangingStore {
+        inner: RedbStore::open(&dir.path().join("db.redb")).expect("store"),
+        hangs: store_hangs.clone(),
+    };
     let ctx = Arc::new(Context::new(
-        Arc::new(RedbStore::open(&dir.path().join("db.redb")).expect("store")),
+        Arc::new(store),
         Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
         Arc::new(InProcessBus::new(16)),
         Arc::new(SystemClock),
@@ -72,6 +119,7 @@ async fn harness() -> Harness {
     let body: Value = serde_json::from_slice(&set_webhook.body).expect("json");
     Harness {
         ctx,
+        store_hangs,
         admin,
         channel_id: created.channel.id.to_string(),
         secret: body["secret_token"].as_str().expect("secret").to_owned(),
@@ -94,11 +142,30 @@ fn event(h: &Harness, secret: &str, base64: bool) -> Value {
 }
 
 async fn invoke(h: &Harness, event: &Value) -> (u16, String) {
-    let request = lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
+    let (status, _, body) = invoke_until(h, event, None).await;
+    (status, body)
+}
+
+/// An invocation as the runtime hands it over: with the invocation's deadline (epoch milliseconds) in the
+/// Lambda context. Answers the status, the `Retry-After` header and the body.
+async fn invoke_until(h: &Harness, event: &Value, deadline_ms: Option<u64>) -> (u16, Option<String>, String) {
+    let mut request =
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event");
+    if let Some(deadline) = deadline_ms {
+        let mut context = lambda_http::Context::default();
+        context.deadline = deadline;
+        request.extensions_mut().insert(context);
+    }
     let response = omnichat_http::webhooks_app(h.ctx.clone()).oneshot(request).await.expect("infallible");
     let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = response.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (status, retry_after, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn epoch_ms_in(after: Duration) -> u64 {
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970") + after;
+    u64::try_from(at.as_millis()).expect("fits")
 }
 
 /// Messages stored in all of the tenant's dialogs.
@@ -147,4 +214,32 @@ async fn a_body_that_is_not_an_update_is_400_and_writes_nothing() {
     let (status, body) = invoke(&h, &event).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(stored_messages(&h).await, 0);
+}
+
+/// A store that does not answer must not hold the webhook until Lambda kills it: shortly before the
+/// invocation's deadline the function answers 503 with Retry-After (Telegram delivers again), nothing is
+/// stored, and the delivery that follows stores the message once.
+#[tokio::test]
+async fn a_hanging_store_answers_a_retryable_503_before_the_deadline() {
+    let h = harness().await;
+    let update = event(&h, &h.secret, false);
+    h.store_hangs.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    // Bounded here too, so that a handler without the guard fails this test instead of hanging it.
+    let invocation = invoke_until(&h, &update, Some(epoch_ms_in(Duration::from_secs(2))));
+    let (status, retry_after, body) =
+        tokio::time::timeout(Duration::from_secs(5), invocation).await.expect("an answer, not a hang");
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(took < Duration::from_secs(2), "answered after the deadline: {took:?}");
+    assert!(took >= Duration::from_millis(1_300), "gave up before it had to: {took:?}");
+
+    h.store_hangs.store(false, Ordering::SeqCst);
+    assert_eq!(stored_messages(&h).await, 0, "nothing stored");
+    let (status, _, body) = invoke_until(&h, &update, Some(epoch_ms_in(Duration::from_secs(10)))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stored_messages(&h).await, 1, "the redelivery stores it once");
 }

@@ -9,6 +9,7 @@ use axum::{Router, middleware};
 use omnichat::usecases::Context;
 
 pub mod api;
+pub mod deadline;
 pub mod error;
 pub mod openapi;
 pub mod request_id;
@@ -46,6 +47,7 @@ pub fn app(ctx: AppState) -> Router {
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes()))
         .layer(middleware::map_response(error::json_refusals))
+        .layer(middleware::from_fn(deadline::answer_before_deadline))
         .layer(middleware::from_fn(request_id::trace_request))
         .with_state(ctx)
 }
@@ -56,6 +58,7 @@ pub fn webhooks_app(ctx: AppState) -> Router {
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes()))
         .layer(middleware::map_response(error::json_refusals))
+        .layer(middleware::from_fn(deadline::answer_before_deadline))
         .layer(middleware::from_fn(request_id::trace_request))
         .with_state(ctx)
 }

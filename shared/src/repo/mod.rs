@@ -11,7 +11,7 @@
 //! | channel | `CHAN#{channel}` | `CHANNEL` | gsi1 `T#{tenant}#CHANNELS` / `{channel}` |
 //! | account claim (one account, one channel) | `T#{tenant}#ACCT#{provider}#{account}` | `ACCOUNT` | |
 //! | dialog | `DLG#{dialog}` | `DIALOG` | gsi1 `T#{tenant}#DIALOGS` / `{dialog}`; gsi2 `T#{tenant}#DIALOGS#{status}` / `{dialog}` |
-//! | message | `DLG#{dialog}` | `MSG#{message}` | |
+//! | message | `DLG#{dialog}` | `MSG#{message}` | TTL `expires_at` when `MESSAGE_RETENTION_DAYS` is set |
 //! | open-dialog pointer | `OPEN#{channel}#{customer}` | `OPEN` | |
 //! | inbound delivery (dedup) | `IN#{channel}#{dedup key}` | `IN` | TTL `expires_at` |
 //! | employee | `T#{tenant}#EMP` | `{employee}` | |
@@ -31,7 +31,7 @@
 //! | message forwarded to a chatbot (at most once) | `FWD#{message}` | `FWD` | TTL `expires_at` |
 //! | e-mail channel (the poller's list of mailboxes; no scan) | `EMAIL_CHANNELS` | `{channel}` | |
 //! | mailbox sync state (UIDVALIDITY, last UID, poll lease) | `MAILBOX#{channel}` | `INBOX` | |
-//! | e-mail thread of an inbound mail (subject, Message-ID, References) | `DLG#{dialog}` | `EMAIL#{message}` | |
+//! | e-mail thread of an inbound mail (subject, Message-ID, References) | `DLG#{dialog}` | `EMAIL#{message}` | TTL `expires_at` as its message |
 //!
 //! Ids are UUIDv7, so `{dialog}` and `{message}` sort by creation time. Every tenant-owned record carries
 //! `tenant_id`, and reads by id compare it with the caller's tenant (another tenant's id is "not found").

@@ -43,8 +43,64 @@ pub fn dialog_status_index(dialog: &Dialog) -> [(String, Value); 2] {
     ]
 }
 
-pub fn message_item(message: &Message) -> Result<Item> {
-    to_item(message, &keys::message_key(&message.dialog_id, &message.id), &[])
+/// How long message records are kept (`MESSAGE_RETENTION_DAYS`): for ever, or whole days after they were
+/// stored, after which the table's TTL (`expires_at`) deletes them. Read once per process into the
+/// `Context`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    days: Option<u32>,
+}
+
+impl Retention {
+    /// Nothing expires (the default).
+    pub const FOREVER: Retention = Retention { days: None };
+    /// The longest retention taken: a hundred years.
+    pub const MAX_DAYS: u32 = 36_500;
+
+    /// `days` whole days; 0 keeps for ever.
+    pub fn days(days: u32) -> std::result::Result<Self, String> {
+        match days {
+            0 => Ok(Self::FOREVER),
+            1..=Self::MAX_DAYS => Ok(Self { days: Some(days) }),
+            _ => Err(format!("{days} days is more than {} (a hundred years)", Self::MAX_DAYS)),
+        }
+    }
+
+    /// The setting's text: whole days, `0` or empty for ever; anything else is refused with the reason.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Self::FOREVER);
+        }
+        let days = text
+            .parse::<u32>()
+            .map_err(|_| format!("{text:?} is not a whole number of days (0 keeps messages for ever)"))?;
+        Self::days(days)
+    }
+
+    /// The days kept, `None` for ever.
+    pub fn in_days(self) -> Option<u32> {
+        self.days
+    }
+
+    /// When a record stored at `stored` expires, in epoch seconds (the TTL attribute's unit).
+    pub fn expires_at(self, stored: Timestamp) -> Option<i64> {
+        self.days.map(|days| stored.as_second() + i64::from(days) * 86_400)
+    }
+
+    fn apply(self, item: Item, stored: Timestamp) -> Item {
+        match self.expires_at(stored) {
+            Some(at) => super::with_expiry(item, at),
+            None => item,
+        }
+    }
+}
+
+/// A message (inbound or outbound) as an item; with a retention it carries `expires_at`, counted from when
+/// it was stored (`received_at`).
+pub fn message_item(message: &Message, retention: Retention) -> Result<Item> {
+    let item = to_item(message, &keys::message_key(&message.dialog_id, &message.id), &[])?;
+    Ok(retention.apply(item, message.received_at))
 }
 
 /// The customer's open-dialog pointer.
@@ -128,19 +184,29 @@ pub(crate) struct ThreadRecord {
     pub references: Vec<String>,
 }
 
-/// Keeps what a reply to an inbound mail refers to, beside the dialog's messages.
+/// Keeps what a reply to an inbound mail refers to, beside the dialog's messages; it expires with its
+/// message (the subject is the customer's text too).
 pub fn email_thread_write(
     tenant: &TenantId,
     dialog: &DialogId,
     message: &MessageId,
-    mail_id: String,
-    subject: Option<String>,
-    references: Vec<String>,
+    mail: ThreadRecordParts,
+    retention: Retention,
+    now: Timestamp,
 ) -> Result<Write> {
+    let ThreadRecordParts { mail_id, subject, references } = mail;
     let record =
         ThreadRecord { tenant_id: tenant.clone(), message_id: message.clone(), mail_id, subject, references };
     let item = to_item(&record, &keys::email_thread_key(dialog, message), &[])?;
-    Ok(Write::Put { item, condition: Condition::Always })
+    Ok(Write::Put { item: retention.apply(item, now), condition: Condition::Always })
+}
+
+/// What an inbound mail's thread record keeps of the mail.
+#[derive(Debug, Clone)]
+pub struct ThreadRecordParts {
+    pub mail_id: String,
+    pub subject: Option<String>,
+    pub references: Vec<String>,
 }
 
 // ---- timers ----
@@ -222,4 +288,56 @@ pub fn delay(seconds: u64) -> SignedDuration {
 /// An employee's reply cancels the pending auto-replies; put in the reply's own transaction.
 pub fn cancel_auto_replies_write(dialog: &DialogId) -> Write {
     Write::Delete { key: keys::timer_key(dialog, keys::TimerKind::AutoReply), condition: Condition::Always }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::domain::{Customer, InboundKind, InboundMessage};
+    use crate::ports::store::EXPIRES_AT;
+
+    fn message(received_at: Timestamp) -> Message {
+        let inbound = InboundMessage {
+            dedup_key: "1".into(),
+            kind: InboundKind::Message,
+            customer: Customer { id: "c".into(), name: None },
+            provider_message_id: Some("1".into()),
+            text: Some("hello".into()),
+            attachments: Vec::new(),
+            sent_at: None,
+        };
+        Message::inbound(
+            TenantId::generate(),
+            ChannelId::generate(),
+            DialogId::generate(),
+            &inbound,
+            received_at,
+        )
+    }
+
+    #[test]
+    fn a_message_expires_the_retention_after_it_was_stored_and_never_without_one() {
+        let stored: Timestamp = "2025-03-01T10:00:00Z".parse().expect("time");
+        let message = message(stored);
+        let kept = message_item(&message, Retention::days(30).expect("30 days")).expect("item");
+        let thirty_days_later: Timestamp = "2025-03-31T10:00:00Z".parse().expect("time");
+        assert_eq!(kept.get(EXPIRES_AT), Some(&Value::from(thirty_days_later.as_second())));
+        let forever = message_item(&message, Retention::FOREVER).expect("item");
+        assert_eq!(forever.get(EXPIRES_AT), None);
+        assert_eq!(message_item(&message, Retention::days(0).expect("0")).expect("item"), forever);
+    }
+
+    #[test]
+    fn the_setting_is_whole_days_and_anything_else_is_refused_with_the_reason() {
+        assert_eq!(Retention::parse(""), Ok(Retention::FOREVER));
+        assert_eq!(Retention::parse(" 0 "), Ok(Retention::FOREVER));
+        assert_eq!(Retention::parse("365").map(Retention::in_days), Ok(Some(365)));
+        assert_eq!(Retention::parse("36500").map(Retention::in_days), Ok(Some(36_500)));
+        for bad in ["-1", "1.5", "30d", "thirty", "36501", "99999999999"] {
+            let refused = Retention::parse(bad).expect_err(bad);
+            assert!(refused.contains("days") || refused.contains("number"), "{bad}: {refused}");
+        }
+    }
 }

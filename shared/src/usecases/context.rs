@@ -30,6 +30,8 @@ pub struct Context {
     pub providers: Providers,
     /// The HTTPS base URL providers call (`PUBLIC_BASE_URL`), without a trailing slash.
     pub public_base_url: String,
+    /// How long message records are kept (`MESSAGE_RETENTION_DAYS` on AWS); for ever unless set.
+    pub message_retention: repo::Retention,
     secret_cache: Mutex<HashMap<ChannelId, (Instant, ChannelSecrets)>>,
     channel_cache: Mutex<HashMap<ChannelId, (Instant, Channel)>>,
 }
@@ -50,9 +52,16 @@ impl Context {
             clock,
             providers,
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
+            message_retention: repo::Retention::FOREVER,
             secret_cache: Mutex::new(HashMap::new()),
             channel_cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Message records written with this context expire after `retention`.
+    pub fn with_message_retention(mut self, retention: repo::Retention) -> Self {
+        self.message_retention = retention;
+        self
     }
 
     /// An active channel from this container's memory if read recently, else from the store. Only for

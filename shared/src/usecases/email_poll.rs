@@ -93,8 +93,10 @@ impl MailReport {
 }
 
 /// Fetches and ingests the new mail of every active e-mail channel. A mailbox that fails is logged and
-/// counted; the others are still polled.
-pub async fn poll_mailboxes(ctx: &Context) -> Result<PollReport> {
+/// counted; the others are still polled. With `until` (the invocation's time, `crate::deadline`), no
+/// mailbox is started after it and each one stops fetching at it, saving its progress: the rest waits for
+/// the next poll.
+pub async fn poll_mailboxes(ctx: &Context, until: Option<Instant>) -> Result<PollReport> {
     let Some(mailboxes) = ctx.providers.mailboxes() else {
         return Ok(PollReport::default());
     };
@@ -113,7 +115,12 @@ pub async fn poll_mailboxes(ctx: &Context) -> Result<PollReport> {
     }
     let mut report = PollReport::default();
     let mut polls = futures::stream::iter(channels)
-        .map(|channel| async move { (poll_channel(ctx, mailboxes, &channel).await, channel) })
+        .map(|channel| async move {
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return (Ok(None), channel);
+            }
+            (poll_channel_until(ctx, mailboxes, &channel, until).await, channel)
+        })
         .buffer_unordered(CONCURRENCY);
     while let Some((outcome, channel)) = polls.next().await {
         match outcome {
@@ -137,6 +144,15 @@ pub async fn poll_channel(
     mailboxes: &dyn Mailboxes,
     id: &ChannelId,
 ) -> Result<Option<MailReport>> {
+    poll_channel_until(ctx, mailboxes, id, None).await
+}
+
+async fn poll_channel_until(
+    ctx: &Context,
+    mailboxes: &dyn Mailboxes,
+    id: &ChannelId,
+    until: Option<Instant>,
+) -> Result<Option<MailReport>> {
     let Some(channel) = repo::load_channel(ctx.store.as_ref(), id).await? else {
         forget(ctx, id).await?;
         return Ok(None);
@@ -157,7 +173,7 @@ pub async fn poll_channel(
         return Ok(None);
     };
     // The progress is saved whatever the outcome: a failure keeps what was done before it.
-    let outcome = sync(ctx, mailboxes, &channel, &secrets, &mut state).await;
+    let outcome = sync(ctx, mailboxes, &channel, &secrets, &mut state, until).await;
     release(ctx, &channel.id, &token, state).await?;
     // A token endpoint that rotates refresh tokens (Microsoft) gave a new one: keep it.
     if let Some(rotated) = mailboxes.rotated_secrets(&secrets)
@@ -232,9 +248,10 @@ async fn sync(
     channel: &Channel,
     secrets: &ChannelSecrets,
     state: &mut SyncState,
+    until: Option<Instant>,
 ) -> Result<MailReport> {
     let mut inbox = mailboxes.open(secrets).await?;
-    let outcome = sync_inbox(ctx, channel, inbox.as_mut(), state).await;
+    let outcome = sync_inbox(ctx, channel, inbox.as_mut(), state, until).await;
     inbox.logout().await;
     outcome
 }
@@ -244,6 +261,7 @@ async fn sync_inbox(
     channel: &Channel,
     inbox: &mut dyn Inbox,
     state: &mut SyncState,
+    until: Option<Instant>,
 ) -> Result<MailReport> {
     let uid_validity = inbox.uid_validity();
     let (candidates, floor) = if state.uid_validity == Some(uid_validity) {
@@ -267,6 +285,7 @@ async fn sync_inbox(
         (candidates, floor)
     };
     let started = Instant::now();
+    let stop = until.map_or(started + MAILBOX_BUDGET, |until| until.min(started + MAILBOX_BUDGET));
     let mut report = MailReport::default();
     let mut handled_all = true;
     for (index, uid) in candidates.iter().copied().enumerate() {
@@ -274,7 +293,7 @@ async fn sync_inbox(
         // of the whole mailbox).
         let resume_before =
             |state: &mut SyncState| state.last_uid = state.last_uid.max(uid.saturating_sub(1));
-        if index >= BATCH || started.elapsed() > MAILBOX_BUDGET {
+        if index >= BATCH || Instant::now() >= stop {
             resume_before(state);
             handled_all = false;
             break;
@@ -412,13 +431,14 @@ async fn record_thread(
     };
     let references =
         if mail.references.is_empty() { mail.in_reply_to.clone() } else { mail.references.clone() };
+    let parts = repo::ThreadRecordParts { mail_id, subject: mail.subject.clone(), references };
     let write = repo::email_thread_write(
         &channel.tenant_id,
         dialog,
         message,
-        mail_id,
-        mail.subject.clone(),
-        references,
+        parts,
+        ctx.message_retention,
+        ctx.clock.now(),
     )?;
     ctx.store.transact(vec![write]).await?;
     Ok(())

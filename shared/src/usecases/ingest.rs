@@ -146,7 +146,8 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         // The channel as this ingest saw it (possibly from a container's cache) must still be the stored one:
         // a channel disconnected or changed since then stores nothing here, and the caller reloads it.
         writes.insert(CHANNEL_CHECK, channel_unchanged(channel));
-        writes.push(Write::Put { item: repo::message_item(&message)?, condition: Condition::NotExists });
+        let item = repo::message_item(&message, ctx.message_retention)?;
+        writes.push(Write::Put { item, condition: Condition::NotExists });
 
         match ctx.store.transact(writes).await {
             Ok(()) => {

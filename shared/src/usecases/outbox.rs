@@ -53,7 +53,7 @@ fn entry_item(entry: &OutboxEntry, due: Timestamp) -> Result<Item> {
 
 /// The writes that put an outgoing message and its outbox entry (due now); callers add their own writes
 /// (the dialog's update, cancelled auto-replies) to the same transaction.
-pub fn enqueue_writes(message: &Message, now: Timestamp) -> Result<Vec<Write>> {
+pub fn enqueue_writes(message: &Message, now: Timestamp, retention: repo::Retention) -> Result<Vec<Write>> {
     let entry = OutboxEntry {
         message_id: message.id.clone(),
         dialog_id: message.dialog_id.clone(),
@@ -64,7 +64,7 @@ pub fn enqueue_writes(message: &Message, now: Timestamp) -> Result<Vec<Write>> {
         last_error: None,
     };
     Ok(vec![
-        Write::Put { item: repo::message_item(message)?, condition: Condition::NotExists },
+        Write::Put { item: repo::message_item(message, retention)?, condition: Condition::NotExists },
         Write::Put { item: entry_item(&entry, now)?, condition: Condition::NotExists },
     ])
 }
@@ -270,7 +270,7 @@ pub async fn send_in_dialog(
     extra: Vec<Write>,
 ) -> Result<Message> {
     let now = ctx.clock.now();
-    let mut writes = enqueue_writes(&message, now)?;
+    let mut writes = enqueue_writes(&message, now, ctx.message_retention)?;
     writes.push(repo::close_timer_write(&dialog.id, channel, now)?);
     let mut touch = Item::new();
     touch.insert("last_activity_at".into(), Value::String(now.to_string()));

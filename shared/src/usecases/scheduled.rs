@@ -1,8 +1,12 @@
 //! The scheduled jobs, as one tick: what the EventBridge schedules trigger on AWS and what the local
 //! runner's timer runs every `OMNICHAT_TICK_SECONDS`.
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use tracing::Instrument;
 
+use crate::deadline;
 use crate::error::Result;
 use crate::logging::job_span;
 use crate::usecases::{Context, email_poll, outbox, routing, timers};
@@ -59,13 +63,14 @@ pub async fn sweep_routing(ctx: &Context) -> Result<routing::SweepReport> {
     .await
 }
 
-/// The e-mail poller's job: the new mail of every active e-mail channel.
-pub async fn poll_mailboxes(ctx: &Context) -> Result<()> {
-    poll_run(ctx).instrument(job_span("email-poll")).await
+/// The e-mail poller's job: the new mail of every active e-mail channel; with `until`, it starts no mailbox
+/// after it and stops fetching at it (the rest waits for the next poll).
+pub async fn poll_mailboxes(ctx: &Context, until: Option<Instant>) -> Result<()> {
+    poll_run(ctx, until).instrument(job_span("email-poll")).await
 }
 
-async fn poll_run(ctx: &Context) -> Result<()> {
-    let report = email_poll::poll_mailboxes(ctx).await?;
+async fn poll_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
+    let report = email_poll::poll_mailboxes(ctx, until).await?;
     if report.mail.fetched > 0 || report.failed_mailboxes > 0 {
         tracing::info!(
             mailboxes = report.mailboxes,
@@ -93,7 +98,36 @@ pub async fn run_local_tick(ctx: &Context) {
     if let Err(error) = sweep_routing(ctx).await {
         tracing::error!(%error, "routing sweep failed");
     }
-    if let Err(error) = poll_mailboxes(ctx).await {
+    if let Err(error) = poll_mailboxes(ctx, None).await {
         tracing::error!(%error, "e-mail poll failed");
     }
+}
+
+/// Runs a scheduled function's job within its invocation (`deadline`, from the Lambda runtime): stopped a
+/// margin before it (`crate::deadline`) instead of being killed at it. What it did is kept (each step is its
+/// own transaction) and what it did not do stays due for the next run, so stopping is no failure: a
+/// failed invocation would be retried and then land in the dead-letter queue for nothing.
+pub async fn within_invocation<F>(job: &str, deadline: Option<Instant>, work: F) -> Result<()>
+where
+    F: Future<Output = Result<()>>,
+{
+    match deadline::within(deadline, work).await {
+        Ok(outcome) => outcome,
+        Err(gave_up) => {
+            tracing::warn!(job, %gave_up, "stopped before the invocation's deadline; the rest stays due");
+            Ok(())
+        }
+    }
+}
+
+/// When a job stops taking new work in an invocation that ends at `deadline`: before [`within_invocation`]
+/// gives up, by a tenth of the time left (1 to 15 s), so the work in hand (one IMAP fetch and its ingest)
+/// can finish and record its progress.
+pub fn stop_taking_work_at(deadline: Option<Instant>) -> Option<Instant> {
+    deadline.map(|deadline| {
+        let hard = deadline::stop_at(deadline);
+        let left = hard.saturating_duration_since(Instant::now());
+        let slack = (left / 10).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        hard.checked_sub(slack).unwrap_or(hard)
+    })
 }

@@ -9,13 +9,16 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use omnichat::domain::{
     Account, Channel, ChannelId, ChannelSettings, ChannelStatus, Customer, Dialog, InboundKind,
-    InboundMessage, Provider, TenantId,
+    InboundMessage, Message, Provider, TenantId,
 };
 use omnichat::ports::clock::SystemClock;
+use omnichat::ports::store::EXPIRES_AT;
 use omnichat::ports::{Condition, Index, Item, Key, Page, Query, SkRange, Store, StoreError, Write};
 use omnichat::providers::Providers;
+use omnichat::repo::{self, Retention};
 use omnichat::usecases::Context;
 use omnichat::usecases::ingest::{self, IngestOutcome};
+use omnichat::usecases::outbox;
 
 use super::AdapterSet;
 
@@ -114,6 +117,44 @@ pub async fn racing_first_messages_share_one_dialog(set: AdapterSet) {
     assert_eq!(found.len(), 10, "one dialog per customer");
     for (dialog, texts) in &found {
         assert_eq!(texts.len(), 2, "dialog of {} has {texts:?}", dialog.customer.id);
+    }
+}
+
+/// With a retention (`MESSAGE_RETENTION_DAYS`) every message record, inbound and outbound, carries the
+/// table's TTL attribute `expires_at` = stored + the days, in epoch seconds; without one, none does.
+pub async fn messages_carry_expires_at_only_with_a_retention(set: AdapterSet) {
+    let retention = Retention::days(30).expect("30 days");
+    for (ctx, expected_days) in [
+        (context(set.1.clone(), &set).with_message_retention(retention), Some(30)),
+        (context(set.1.clone(), &set), None),
+    ] {
+        let channel = channel(set.1.as_ref()).await;
+        let before = Timestamp::now();
+        let IngestOutcome::Stored { dialog_id, message_id, .. } =
+            ingest::ingest(&ctx, &channel, &inbound("r-1", "42", "hello")).await.expect("ingest")
+        else {
+            panic!("stored expected");
+        };
+        let dialog = repo::load_dialog(set.1.as_ref(), &dialog_id).await.expect("load").expect("dialog");
+        let reply = Message::outbound(&dialog, "hi".into(), Vec::new(), None, ctx.clock.now());
+        // No provider is registered: the send fails and the reply stays pending, stored all the same.
+        let reply = outbox::send_in_dialog(&ctx, &dialog, &channel, reply, Vec::new()).await.expect("reply");
+        let after = Timestamp::now();
+        for (direction, id) in [("inbound", &message_id), ("outbound", &reply.id)] {
+            let item = set.1.get(&repo::message_key(&dialog_id, id)).await.expect("get").expect("message");
+            let expires_at = item.get(EXPIRES_AT).map(|v| v.as_i64().expect("epoch seconds"));
+            match expected_days {
+                None => assert_eq!(expires_at, None, "{direction} without retention"),
+                Some(days) => {
+                    let at = expires_at.unwrap_or_else(|| panic!("{direction} has no expires_at"));
+                    let span = i64::from(days) * 86_400;
+                    assert!(
+                        (before.as_second() + span..=after.as_second() + span).contains(&at),
+                        "{direction}: {at} is not {days} days after it was stored"
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! The Secrets Manager adapter of the [`SecretStore`] port: one secret per name, under a common prefix.
 //!
+//! `put` updates first (`PutSecretValue`: a new version of an existing secret, all that rotating a
+//! credential needs and all the e-mail poller's role may do) and creates only a secret that does not exist.
+//!
 //! A deleted secret is only scheduled for deletion (7 days' recovery window): while it is, Secrets Manager
-//! refuses to read it or to create one of the same name. This adapter reads it as missing and, when it is
-//! put again, restores it and writes the new value.
+//! refuses to read it, to give it a new value or to create one of the same name. This adapter reads it as
+//! missing and, when it is put again, restores it and writes the new value. (moto 5.2 would store a new
+//! value in a deleted secret and keep it deleted; `infra/moto/with-moto.sh` makes it refuse, as AWS does.)
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
@@ -54,6 +58,29 @@ impl SecretsManagerStore {
             .map_err(|err| sdk_error("RestoreSecret", err))
     }
 
+    /// A secret that did not exist when `PutSecretValue` was tried.
+    async fn create(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
+        match self.client.create_secret().name(id).secret_string(value.expose()).send().await {
+            Ok(_) => Ok(()),
+            // Created meanwhile by another writer; moto also answers this for a secret scheduled for
+            // deletion (and would keep it deleted), so a secret found here is checked before the update.
+            Err(err) if err.code() == Some(EXISTS) => {
+                if self.scheduled_for_deletion(id).await? {
+                    self.restore(id).await?;
+                }
+                self.put_value(id, value).await.map_err(|err| sdk_error("PutSecretValue", err))
+            }
+            // AWS refuses to create a secret whose name is scheduled for deletion.
+            Err(err) if err.code() == Some(INVALID_STATE) => self.restore_and_put(id, value).await,
+            Err(err) => Err(sdk_error("CreateSecret", err)),
+        }
+    }
+
+    async fn restore_and_put(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
+        self.restore(id).await?;
+        self.put_value(id, value).await.map_err(|err| sdk_error("PutSecretValue", err))
+    }
+
     /// Whether the secret exists but is scheduled for deletion: what an `InvalidRequestException` means here.
     async fn scheduled_for_deletion(&self, id: &str) -> Result<bool, SecretError> {
         match self.client.describe_secret().secret_id(id).send().await {
@@ -66,28 +93,16 @@ impl SecretsManagerStore {
 
 #[async_trait]
 impl SecretStore for SecretsManagerStore {
+    /// An update first (`PutSecretValue`, a new version): what a rotation needs, and all a role without
+    /// `secretsmanager:CreateSecret` (the e-mail poller's) can do. `CreateSecret` only when there is no
+    /// secret of the name.
     async fn put(&self, name: &str, value: &Secret) -> Result<(), SecretError> {
         let id = self.secret_id(name);
-        match self.client.create_secret().name(&id).secret_string(value.expose()).send().await {
-            Ok(_) => return Ok(()),
-            // moto answers "exists" for a secret scheduled for deletion too, and would then store the new
-            // value in a secret that stays deleted: a replacement checks first.
-            Err(err) if err.code() == Some(EXISTS) => {
-                if self.scheduled_for_deletion(&id).await? {
-                    self.restore(&id).await?;
-                }
-            }
-            // AWS refuses to create a secret whose name is scheduled for deletion.
-            Err(err) if err.code() == Some(INVALID_STATE) => self.restore(&id).await?,
-            Err(err) => return Err(sdk_error("CreateSecret", err)),
-        }
         match self.put_value(&id, value).await {
             Ok(()) => Ok(()),
-            // Deleted in between: AWS refuses the new value.
-            Err(err) if err.code() == Some(INVALID_STATE) => {
-                self.restore(&id).await?;
-                self.put_value(&id, value).await.map_err(|err| sdk_error("PutSecretValue", err))
-            }
+            Err(err) if err.code() == Some(NOT_FOUND) => self.create(&id, value).await,
+            // AWS refuses a new value for a secret scheduled for deletion: restore it, then write.
+            Err(err) if err.code() == Some(INVALID_STATE) => self.restore_and_put(&id, value).await,
             Err(err) => Err(sdk_error("PutSecretValue", err)),
         }
     }

@@ -654,7 +654,7 @@ async fn off_hours_the_chatbot_takes_the_dialog_until_it_hands_it_to_people() {
         },
         world.clock.now(),
     );
-    let item = repo::message_item(&message).expect("item");
+    let item = repo::message_item(&message, repo::Retention::FOREVER).expect("item");
     world
         .ctx
         .store

@@ -1,0 +1,161 @@
+//! Secrets Manager under the e-mail poller's role, which may update a channel's secret but not create one
+//! (no `secretsmanager:CreateSecret`): saving a rotated OAuth refresh token must take `PutSecretValue`
+//! alone. Against moto; the role is a client whose interceptor records every call and refuses
+//! `CreateSecret` before it is sent, as IAM would (moto enforces no IAM policies by default).
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
+use jiff::Timestamp;
+use omnichat::adapters::aws::{SdkConfig, SecretsManagerStore};
+use omnichat::domain::{Account, Channel, ChannelId, ChannelSettings, ChannelStatus, Provider, TenantId};
+use omnichat::ports::clock::SystemClock;
+use omnichat::ports::{Condition, SecretStore, Write};
+use omnichat::providers::ChannelSecrets;
+use omnichat::providers::email::{EmailProvider, Mailbox};
+use omnichat::secret::Secret;
+use omnichat::usecases::context::channel_secret_name;
+use omnichat::usecases::{Context, Providers, email_poll};
+use serde_json::json;
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::{embedded_bus, embedded_store, unique_name};
+
+const DENIED: &str = "AccessDeniedException: this role may not call secretsmanager:CreateSecret";
+
+/// The operations a client sent (`X-Amz-Target` without the service), each attempt once; `CreateSecret`
+/// refused before it leaves.
+#[derive(Debug, Clone, Default)]
+struct PollerRole {
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl PollerRole {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("calls").clone()
+    }
+}
+
+impl Intercept for PollerRole {
+    fn name(&self) -> &'static str {
+        "PollerRole"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
+        let operation = target.strip_prefix("secretsmanager.").unwrap_or(target).to_owned();
+        self.calls.lock().expect("calls").push(operation.clone());
+        if operation == "CreateSecret" {
+            return Err(DENIED.into());
+        }
+        Ok(())
+    }
+}
+
+/// The API's adapter (may create) and the poller's (may not) on one secret prefix, and the raw client.
+fn adapters(config: &SdkConfig) -> (SecretsManagerStore, SecretsManagerStore, PollerRole, String) {
+    let prefix = format!("{}/", unique_name("rotation"));
+    let api = SecretsManagerStore::from_config(config, prefix.clone());
+    let role = PollerRole::default();
+    let client = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(config).interceptor(role.clone()).build(),
+    );
+    (api, SecretsManagerStore::new(client, prefix.clone()), role, prefix)
+}
+
+async fn versions(config: &SdkConfig, id: &str) -> usize {
+    let client = aws_sdk_secretsmanager::Client::new(config);
+    let listed = client.list_secret_version_ids().secret_id(id).send().await.expect("list versions");
+    listed.versions().len()
+}
+
+/// Replacing an existing secret's value is one `PutSecretValue`, a new version; only a missing secret
+/// needs `CreateSecret`, which the role is refused (so the refusal is real, and is reported).
+pub async fn an_update_needs_no_create_secret(config: SdkConfig) {
+    let (api, poller, role, prefix) = adapters(&config);
+    api.put("channel/t/c", &Secret::new("first")).await.expect("the API creates the secret");
+
+    poller.put("channel/t/c", &Secret::new("second")).await.expect("the poller updates it");
+    assert_eq!(role.calls(), ["PutSecretValue"], "one update, no CreateSecret");
+    assert_eq!(api.get("channel/t/c").await.expect("get").expect("there").expose(), "second");
+    assert_eq!(versions(&config, &format!("{prefix}channel/t/c")).await, 2, "a new version");
+
+    let missing = poller.put("channel/t/missing", &Secret::new("x")).await.expect_err("may not create");
+    assert!(missing.to_string().contains("CreateSecret"), "{missing}");
+    assert_eq!(role.calls()[1..2], ["PutSecretValue".to_owned()], "the update is tried first");
+    assert!(role.calls().contains(&"CreateSecret".to_owned()), "{:?}", role.calls());
+    assert_eq!(api.get("channel/t/missing").await, Ok(None), "nothing was written");
+}
+
+/// The whole path: an Outlook-like token endpoint rotates the refresh token when the poller refreshes its
+/// access token; the poller keeps the new one in the channel's secret with its own role, even though the
+/// IMAP server then cannot be reached; the next read of the secret has it.
+pub async fn the_pollers_rotated_refresh_token_lands_as_a_new_version(config: SdkConfig) {
+    let (api, poller, role, prefix) = adapters(&config);
+    let tokens = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("refresh_token=M.R3_BAY.original"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "EwB.access", "expires_in": 3600, "refresh_token": "M.R3_BAY.rotated"}),
+        ))
+        .expect(1)
+        .mount(&tokens)
+        .await;
+    // A loopback port nothing listens on: the IMAP login fails after the token refresh.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let credentials = json!({
+        "address": "desk@example.com",
+        "imap": {"host": "127.0.0.1", "port": closed, "tls": "none"},
+        "smtp": {"host": "127.0.0.1", "port": closed, "tls": "none"},
+        "oauth": {"client_id": "app", "refresh_token": "M.R3_BAY.original",
+                  "token_url": format!("{}/token", tokens.uri())},
+    });
+    let mailbox = Mailbox::from_credentials(credentials.as_object().expect("object"), true).expect("mailbox");
+
+    let store = embedded_store();
+    let now = Timestamp::now();
+    let channel = Channel {
+        id: ChannelId::generate(),
+        tenant_id: TenantId::generate(),
+        provider: Provider::Email,
+        name: "desk".into(),
+        account: Account { id: "desk@example.com".into(), name: "desk@example.com".into() },
+        status: ChannelStatus::Active,
+        settings: ChannelSettings::default(),
+        webhook_url: String::new(),
+        credentials_masked: Default::default(),
+        displaced_by: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let item = omnichat::repo::channel_item(&channel).expect("channel item");
+    store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("store channel");
+    let name = channel_secret_name(&channel.tenant_id, &channel.id);
+    api.put(&name, &mailbox.to_secrets().encode().expect("encode")).await.expect("the API creates it");
+
+    let email = Arc::new(EmailProvider::new(reqwest::Client::new()).allowing_loopback());
+    let ctx = Context::new(
+        store,
+        Arc::new(poller),
+        embedded_bus(),
+        Arc::new(SystemClock),
+        Providers::default().with_email(email.clone()),
+        "https://x.test",
+    );
+    let polled = email_poll::poll_channel(&ctx, email.as_ref(), &channel.id).await;
+    assert!(polled.is_err(), "the IMAP server is unreachable: {polled:?}");
+
+    let kept = ChannelSecrets::decode(&api.get(&name).await.expect("get").expect("there")).expect("decode");
+    assert_eq!(kept.get("oauth_refresh_token").map(Secret::expose), Some("M.R3_BAY.rotated"));
+    assert_eq!(kept.get("address").map(Secret::expose), Some("desk@example.com"), "the rest is kept");
+    assert_eq!(versions(&config, &format!("{prefix}{name}")).await, 2, "a new version of the secret");
+    assert_eq!(role.calls(), ["GetSecretValue", "PutSecretValue"], "read once, updated once");
+}
