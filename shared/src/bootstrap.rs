@@ -8,6 +8,7 @@ use crate::adapters::aws::eventbridge::EventBridgeBus;
 use crate::adapters::aws::load_sdk_config;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
 use crate::ports::clock::SystemClock;
+use crate::ports::events::{DomainEvent, EventBus, EventError};
 use crate::usecases::{Context, Providers};
 
 /// Logs as one JSON object per line on stdout, which Lambda sends to CloudWatch. The filter is `RUST_LOG`
@@ -35,20 +36,52 @@ fn required(name: &str) -> Result<String, String> {
 /// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX` and `PUBLIC_BASE_URL` from the environment (set by
 /// template.yaml); AWS endpoint and credentials the SDK's usual way (`AWS_ENDPOINT_URL` for moto).
 pub async fn aws_context() -> Result<Context, String> {
-    let table = required("TABLE_NAME")?;
     let bus = required("EVENT_BUS_NAME")?;
-    let secret_prefix = std::env::var("SECRET_PREFIX").unwrap_or_else(|_| "omnichat/".into());
     let public_base_url = required("PUBLIC_BASE_URL")?;
+    build_context(Some(bus), public_base_url).await
+}
+
+/// The context of platform work outside the request paths (the first-tenant custom resource, the
+/// operator's CLI): `TABLE_NAME` is required, `SECRET_PREFIX` defaults to `omnichat/`, and
+/// `EVENT_BUS_NAME` and `PUBLIC_BASE_URL` are optional. Without a bus, publishing an event is refused
+/// with an error naming `EVENT_BUS_NAME` (none of that work publishes any); without a public URL the
+/// context's is empty, which the work that needs one refuses.
+pub async fn aws_platform_context() -> Result<Context, String> {
+    let bus = std::env::var("EVENT_BUS_NAME").ok().filter(|v| !v.is_empty());
+    let public_base_url = std::env::var("PUBLIC_BASE_URL").unwrap_or_default();
+    build_context(bus, public_base_url).await
+}
+
+async fn build_context(bus: Option<String>, public_base_url: String) -> Result<Context, String> {
+    let table = required("TABLE_NAME")?;
+    let secret_prefix = std::env::var("SECRET_PREFIX").unwrap_or_else(|_| "omnichat/".into());
     // Cheap: the provider clients share one TLS configuration whose certificate roots are read at the first
     // handshake (`crate::tls`), so a function that never calls a provider never reads them.
     let providers = Providers::from_env();
     let sdk = load_sdk_config().await;
+    let bus: Arc<dyn EventBus> = match bus {
+        Some(bus) => Arc::new(EventBridgeBus::from_config(&sdk, bus)),
+        None => Arc::new(NoEventBus),
+    };
     Ok(Context::new(
         Arc::new(DynamoStore::from_config(&sdk, table)),
         Arc::new(SecretsManagerStore::from_config(&sdk, secret_prefix)),
-        Arc::new(EventBridgeBus::from_config(&sdk, bus)),
+        bus,
         Arc::new(SystemClock),
         providers,
         public_base_url,
     ))
+}
+
+/// The bus of a context built without `EVENT_BUS_NAME`: every publish is refused, saying why.
+struct NoEventBus;
+
+#[async_trait::async_trait]
+impl EventBus for NoEventBus {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), EventError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        Err(EventError::Unavailable("no event bus configured (EVENT_BUS_NAME is not set)".into()))
+    }
 }

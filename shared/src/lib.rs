@@ -6,6 +6,7 @@
 pub mod adapters;
 #[cfg(feature = "aws")]
 pub mod bootstrap;
+pub mod custom_resource;
 pub mod error;
 pub mod limits;
 pub mod logging;

@@ -85,14 +85,14 @@ fn embedded_bus() -> Arc<InProcessBus> {
 }
 
 /// A name no other case uses: AWS resources are never shared between cases.
-fn unique_name(kind: &str) -> String {
+pub(crate) fn unique_name(kind: &str) -> String {
     format!("omnichat-test-{kind}-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// The SDK configuration for moto, or `None` when moto is not configured (the AWS cases then pass without
 /// running). Panics when `OMNICHAT_MOTO=1` promises moto and it is not there: a missing emulator must fail
 /// the run, never skip it silently.
-async fn moto() -> Option<SdkConfig> {
+pub(crate) async fn moto() -> Option<SdkConfig> {
     let required = std::env::var("OMNICHAT_MOTO").is_ok_and(|value| value == "1");
     let endpoint = std::env::var("AWS_ENDPOINT_URL").ok().filter(|value| !value.trim().is_empty());
     let Some(endpoint) = endpoint else {

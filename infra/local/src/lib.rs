@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
+use omnichat::adapters::embedded::{DataDir, InProcessBus, open_data_dir};
 use omnichat::ports::SecretStore;
 use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::ports::events::DomainEvent;
@@ -138,9 +138,7 @@ pub async fn start(
             auth::check_preset_key(key, what)?;
         }
     }
-    create_private_dir(&config.data_dir)?;
-    let store = RedbStore::open(&config.data_dir.join("omnichat.redb")).map_err(|e| e.to_string())?;
-    let secrets = FileSecretStore::open(&config.data_dir.join("secrets.json")).map_err(|e| e.to_string())?;
+    let DataDir { store, secrets } = open_data_dir(&config.data_dir).map_err(|e| e.to_string())?;
     let bus = InProcessBus::new(1024);
     let events = bus.subscribe();
     let address = SocketAddr::from(([127, 0, 0, 1], config.port));
@@ -208,15 +206,6 @@ pub async fn start_with_system_clock(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running, String> {
     start(config, Arc::new(SystemClock), shutdown).await
-}
-
-fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))
 }
 
 /// The local stand-in for the EventBridge schedules: one tick of every scheduled job per period, never

@@ -53,6 +53,20 @@ pub trait ChannelProvider: Send + Sync {
         Ok(())
     }
 
+    /// Whether `register_webhook` really tells the provider the URL. Where it does not (Infobip), the admin
+    /// pastes the URL into the provider's console, and a changed URL must be pasted again.
+    fn registers_webhook(&self) -> bool {
+        false
+    }
+
+    /// Points the provider at a new URL for an already connected channel (the public base changed),
+    /// leaving one registration, not one per URL the channel ever had. Providers whose registration
+    /// replaces the previous one (Telegram, Viber, edna) register again; those that add one per call
+    /// remove the channel's registrations first. Repeating it is harmless.
+    async fn reregister_webhook(&self, secrets: &ChannelSecrets, url: &str) -> Result<()> {
+        self.register_webhook(secrets, url).await
+    }
+
     /// Removes the webhook from the provider (disconnect).
     async fn remove_webhook(&self, _secrets: &ChannelSecrets) -> Result<()> {
         Ok(())

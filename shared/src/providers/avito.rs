@@ -525,6 +525,17 @@ impl ChannelProvider for AvitoClient {
         true
     }
 
+    fn registers_webhook(&self) -> bool {
+        true
+    }
+
+    /// Each registration is added beside the others: the channel's ones (found by its webhook secret) go
+    /// first, so exactly one, at the new URL, remains.
+    async fn reregister_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
+        self.remove_webhook(secrets).await?;
+        self.register_webhook(secrets, url).await
+    }
+
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
         Ok(self.subscribe(secrets.require(CLIENT_ID)?, secrets.require(CLIENT_SECRET)?, url).await?)
     }

@@ -490,6 +490,10 @@ impl ChannelProvider for EdnaClient {
         true
     }
 
+    fn registers_webhook(&self) -> bool {
+        true
+    }
+
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
         let subject_id = number_secret(secrets, SUBJECT_ID)
             .ok_or_else(|| Error::Internal("the channel's credentials lack subject_id".into()))?;

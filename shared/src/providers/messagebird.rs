@@ -126,6 +126,17 @@ impl ChannelProvider for MessageBirdClient {
         true
     }
 
+    fn registers_webhook(&self) -> bool {
+        true
+    }
+
+    /// Each registration is added beside the others: the channel's ones (found by its webhook secret) go
+    /// first, so exactly one, at the new URL, remains.
+    async fn reregister_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
+        self.remove_webhook(secrets).await?;
+        self.register_webhook(secrets, url).await
+    }
+
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
         let channel_id = secrets.require(CHANNEL_ID)?;
         Ok(self.create_webhook(secrets.require(ACCESS_KEY)?, channel_id.expose(), url).await?)

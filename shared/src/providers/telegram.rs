@@ -77,6 +77,10 @@ impl ChannelProvider for TelegramClient {
         })
     }
 
+    fn registers_webhook(&self) -> bool {
+        true
+    }
+
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
         let secret_token = secrets.require(ChannelSecrets::WEBHOOK_SECRET)?;
         Ok(self.set_webhook(secrets.require(TOKEN)?, url, secret_token).await?)

@@ -440,6 +440,10 @@ impl ChannelProvider for ViberClient {
         })
     }
 
+    fn registers_webhook(&self) -> bool {
+        true
+    }
+
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
         Ok(self.set_webhook(secrets.require(TOKEN)?, url).await?)
     }

@@ -11,6 +11,7 @@ pub mod hours;
 pub mod ingest;
 pub mod outbox;
 pub mod people;
+pub mod platform;
 pub mod routing;
 pub mod scheduled;
 pub mod tenants;

@@ -96,7 +96,18 @@ fn db_error<E: Into<redb::Error>>(context: &'static str) -> impl Fn(E) -> StoreE
 impl RedbStore {
     /// Opens (creating if needed) the database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(db_error("open database"))?;
+        Self::open_unless_in_use(path)?
+            .ok_or_else(|| StoreError::Unavailable(format!("{} is open in another process", path.display())))
+    }
+
+    /// Opens like [`RedbStore::open`], answering `None` when another process (or another handle in this
+    /// one) has the file open: redb locks it for one writer.
+    pub fn open_unless_in_use(path: &Path) -> Result<Option<Self>, StoreError> {
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Ok(None),
+            Err(other) => return Err(db_error("open database")(other)),
+        };
         let txn = db.begin_write().map_err(db_error("begin"))?;
         {
             txn.open_table(ITEMS).map_err(db_error("create items table"))?;
@@ -112,7 +123,7 @@ impl RedbStore {
             .name("redb-writer".into())
             .spawn(move || run_writer(&writer_db, queue))
             .map_err(|error| StoreError::Unavailable(format!("cannot start the writer: {error}")))?;
-        Ok(Self { inner: Arc::new(Inner { db, jobs: Some(jobs), writer: Some(writer) }) })
+        Ok(Some(Self { inner: Arc::new(Inner { db, jobs: Some(jobs), writer: Some(writer) }) }))
     }
 
     async fn blocking<T: Send + 'static>(
