@@ -66,6 +66,7 @@ trap 'exit 143' TERM
 # per-item atomicity. Connections are still served on threads, so keep-alive works as with moto_server.
 "$venv/bin/python" - 127.0.0.1 "$port" >"$log_file" 2>&1 <<'PY' &
 import os
+import runpy
 import sys
 import threading
 
@@ -75,6 +76,9 @@ from werkzeug.serving import run_simple
 host, port = sys.argv[1], int(sys.argv[2])
 os.environ.setdefault("MOTO_PORT", str(port))
 moto_app = DomainDispatcherApplication(create_backend_app)
+# OMNICHAT_MOTO_PLUGINS: files run in the server before it serves (':'-separated), e.g.
+# infra/moto/cfn_models.py, which adds CloudFormation resource types; what they define stays alive here.
+plugins = [runpy.run_path(path) for path in os.environ.get("OMNICHAT_MOTO_PLUGINS", "").split(":") if path]
 one_at_a_time = threading.Lock()
 
 
