@@ -3,7 +3,8 @@
 # CloudFormation, and a `sam build` of every function), all Rust tests
 # (unit, handler, end-to-end, and the conformance suite against the embedded adapters and against
 # DynamoDB / Secrets Manager / EventBridge on moto's server), schemathesis against omnichat-local, a
-# smoke run of every fuzz target, and the crash-and-retry harness at reduced size.
+# smoke run of every fuzz target, the crash-and-retry harness at reduced size, and every function invoked
+# through cargo lambda from its example events (infra/lambda/try.sh).
 # Installs what it needs into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,9 @@ infra/aws/moto-stack.sh
 
 step "cargo test (moto started on 127.0.0.1 for the AWS adapters)"
 infra/moto/with-moto.sh cargo test --workspace --locked --no-fail-fast
+
+step "cargo lambda: every function invoked from its example events against the dev stack on moto (infra/lambda/try.sh)"
+infra/lambda/try.sh
 
 step "e-mail end to end against real servers on 127.0.0.1 (dovecot IMAP, aiosmtpd SMTP)"
 infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --locked --test integration e2e_email
