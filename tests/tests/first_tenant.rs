@@ -10,16 +10,14 @@ use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
 use omnichat::custom_resource::{self, AnswerError, Status};
 use omnichat::ports::clock::SystemClock;
 use omnichat::ports::{SecretStore, Store};
-use omnichat::usecases::auth::{self, Role};
+use omnichat::usecases::auth::{self, OPERATOR_KEY_SECRET, Role};
+use omnichat::usecases::tenants::FIRST_ADMIN_KEY_SECRET;
 use omnichat::usecases::{Context, Providers, tenants};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::conformance::{moto, unique_name};
-
-const OPERATOR_KEY_SECRET: &str = "platform/operator-key";
-const FIRST_ADMIN_KEY_SECRET: &str = "platform/first-admin-key";
 
 /// A context on one way to run, with what keeps its files alive.
 struct Setup {

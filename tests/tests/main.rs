@@ -16,4 +16,5 @@ mod first_tenant;
 mod isolation;
 mod limits;
 mod outbound_urls;
+mod platform;
 mod tenants;
