@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every test of the project, as CI runs it: formatting, lints, the template checks, all Rust tests
+# Every test of the project, as CI runs it: formatting, lints, the template checks (lint, a stack on moto's
+# CloudFormation, and a `sam build` of every function), all Rust tests
 # (unit, handler, end-to-end, and the conformance suite against the embedded adapters and against
 # DynamoDB / Secrets Manager / EventBridge on moto's server), schemathesis against omnichat-local, a
-# smoke run of every fuzz target, and the crash-and-retry harness at reduced size.
+# smoke run of every fuzz target, the crash-and-retry harness at reduced size, and every function invoked
+# through cargo lambda from its example events (infra/lambda/try.sh).
 # Installs what it needs into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +21,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "template: sam validate --lint and cfn-lint"
 infra/aws/lint-template.sh
 
+step "template: a stack on moto's CloudFormation, its table, bus, rules, logs, alarms and grants checked"
+infra/aws/moto-stack.sh
+
 step "cargo test (moto started on 127.0.0.1 for the AWS adapters)"
 infra/moto/with-moto.sh cargo test --workspace --locked --no-fail-fast
+
+step "cargo lambda: every function invoked from its example events against the dev stack on moto (infra/lambda/try.sh)"
+infra/lambda/try.sh
 
 step "e-mail end to end against real servers on 127.0.0.1 (dovecot IMAP, aiosmtpd SMTP)"
 infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --locked --test integration e2e_email
@@ -30,6 +38,9 @@ infra/api/schemathesis.sh
 
 step "fuzz smoke: every fuzz target (providers, e-mail MIME, settings, API bodies), 20,000 executions or 10 s each"
 infra/fuzz/run.sh --smoke -j 2
+
+step "sam build: every function of the template, release arm64 through cargo lambda (infra/aws/build.sh)"
+infra/aws/build.sh
 
 step "crash-and-retry harness, reduced size (SIGKILLs under provider load; infra/crash/run.sh --quick)"
 CRASH_PROFILE=debug infra/crash/run.sh --quick

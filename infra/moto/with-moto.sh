@@ -70,6 +70,7 @@ trap 'exit 143' TERM
 #   is scheduled for deletion."); moto 5.2 stores the value and leaves the secret deleted.
 "$venv/bin/python" - 127.0.0.1 "$port" >"$log_file" 2>&1 <<'PY' &
 import os
+import runpy
 import sys
 import threading
 
@@ -95,6 +96,9 @@ def put_secret_value(self, secret_id, *args, **kwargs):
 
 
 SecretsManagerBackend.put_secret_value = put_secret_value
+# OMNICHAT_MOTO_PLUGINS: files run in the server before it serves (':'-separated), e.g.
+# infra/moto/cfn_models.py, which adds CloudFormation resource types; what they define stays alive here.
+plugins = [runpy.run_path(path) for path in os.environ.get("OMNICHAT_MOTO_PLUGINS", "").split(":") if path]
 one_at_a_time = threading.Lock()
 
 

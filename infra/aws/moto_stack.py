@@ -1,0 +1,445 @@
+"""Creates template.yaml as a CloudFormation stack on moto's server and checks what the stack made.
+
+Run by infra/aws/moto-stack.sh (under infra/moto/with-moto.sh, with infra/moto/cfn_models.py loaded into
+the server). Steps:
+
+1. The SAM template is translated to plain CloudFormation with samtranslator (what `sam deploy` has AWS
+   do), once with Tracing=Disabled and once with the parameters used below, and the translation is checked:
+   every function logs to its own log group, and SAM's X-Ray grant follows the Tracing parameter.
+2. Resources moto cannot create are removed, each printed with the reason; references to them become the
+   literal "dropped-<LogicalId>".
+3. The stack is created on moto (an SNS topic as AlarmTopicArn, LogRetentionDays=14), and then the services
+   are asked, through their own APIs, for the table, bus, rules, queue, functions, log groups, metric
+   filters, alarms and roles the template promises. Any one missing or different fails the run.
+"""
+
+import ast
+import copy
+import io
+import json
+import os
+import re
+import sys
+import zipfile
+
+import logging
+
+import boto3
+from samcli.yamlhelper import yaml_parse
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+# samtranslator warns of its own unpublished usage metrics; nothing is published from here.
+logging.getLogger("samtranslator").setLevel(logging.ERROR)
+
+STACK = "omnichat-moto"
+CODE_BUCKET = "omnichat-moto-code"
+LOG_RETENTION_DAYS = 14
+MESSAGE_RETENTION_DAYS = 90
+
+# Resource types moto 5.2.1's CloudFormation cannot create, and why.
+UNSUPPORTED = {
+    "AWS::ApiGatewayV2::Api": "moto's CloudFormation has no API Gateway v2 resources",
+    "AWS::ApiGatewayV2::Stage": "moto's CloudFormation has no API Gateway v2 resources",
+    "AWS::ApiGatewayV2::Integration": "moto's CloudFormation has no API Gateway v2 resources",
+    "AWS::ApiGatewayV2::Route": "moto's CloudFormation has no API Gateway v2 resources",
+    "AWS::ApiGatewayV2::DomainName": "moto's CloudFormation has no API Gateway v2 resources",
+    "AWS::ApiGatewayV2::ApiMapping": "moto's CloudFormation has no API Gateway v2 resources",
+    "Custom::FirstTenant": "a custom resource invokes its Lambda function, which moto runs only in Docker",
+}
+
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+    return condition
+
+
+def translate(template, parameters):
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    template = copy.deepcopy(template)
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            # Code from moto's S3 (uploaded below) instead of the local build.
+            name = resource["Metadata"]["BuildProperties"]["Binary"]
+            resource["Properties"]["CodeUri"] = {"Bucket": CODE_BUCKET, "Key": f"{name}.zip"}
+    translator = Translator(managed_policy_map=None, sam_parser=Parser())
+    return translator.translate(sam_template=template, parameter_values=dict(parameters))
+
+
+def functions_of(cfn):
+    return {k: r for k, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+
+
+def role_managed_policies(cfn, function):
+    role = cfn["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [json.dumps(arn) for arn in cfn["Resources"][role]["Properties"].get("ManagedPolicyArns", [])]
+
+
+def check_translation(sam, parameters):
+    disabled = translate(sam, {**parameters, "Tracing": "Disabled"})
+    active = translate(sam, {**parameters, "Tracing": "Active"})
+    for name, function in functions_of(disabled).items():
+        props = function["Properties"]
+        check("TracingConfig" not in props, f"{name}: TracingConfig with Tracing=Disabled")
+        check(
+            not any("AWSXrayWriteOnlyAccess" in p for p in role_managed_policies(disabled, name)),
+            f"{name}: X-Ray write grant with Tracing=Disabled",
+        )
+        group = props.get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
+        check(
+            group in disabled["Resources"] and disabled["Resources"][group]["Type"] == "AWS::Logs::LogGroup",
+            f"{name}: LoggingConfig.LogGroup does not name a log group of the template",
+        )
+    for name, function in functions_of(active).items():
+        check(
+            function["Properties"].get("TracingConfig") == {"Mode": {"Ref": "Tracing"}},
+            f"{name}: no TracingConfig with Tracing=Active",
+        )
+        check(
+            any("AWSXrayWriteOnlyAccess" in p for p in role_managed_policies(active, name)),
+            f"{name}: no X-Ray write grant with Tracing=Active",
+        )
+
+
+def drop_unsupported(cfn):
+    dropped = {k: r["Type"] for k, r in cfn["Resources"].items() if r["Type"] in UNSUPPORTED}
+    for name in dropped:
+        del cfn["Resources"][name]
+    print(f"moto-stack: dropped {len(dropped)} resource(s) moto cannot create:")
+    for name, kind in sorted(dropped.items()):
+        print(f"  {name} ({kind}): {UNSUPPORTED[kind]}")
+
+    def replace(node):
+        if isinstance(node, dict):
+            if set(node) == {"Ref"} and node["Ref"] in dropped:
+                return f"dropped-{node['Ref']}"
+            if set(node) == {"Fn::GetAtt"} and node["Fn::GetAtt"][0] in dropped:
+                return f"dropped-{node['Fn::GetAtt'][0]}"
+            if set(node) == {"Fn::Sub"}:
+                text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+                text = re.sub(
+                    r"\$\{([A-Za-z0-9]+)(\.[A-Za-z0-9.]+)?\}",
+                    lambda m: f"dropped-{m.group(1)}" if m.group(1) in dropped else m.group(0),
+                    text,
+                )
+                if isinstance(node["Fn::Sub"], str):
+                    return {"Fn::Sub": text}
+                return {"Fn::Sub": [text, replace(node["Fn::Sub"][1])]}
+            return {k: replace(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [replace(v) for v in node]
+        return node
+
+    for name, resource in cfn["Resources"].items():
+        depends = resource.get("DependsOn")
+        if depends:
+            depends = [depends] if isinstance(depends, str) else depends
+            resource["DependsOn"] = [d for d in depends if d not in dropped]
+        cfn["Resources"][name] = replace(resource)
+    cfn["Outputs"] = {k: v for k, v in replace(cfn.get("Outputs", {})).items()}
+    return dropped
+
+
+def main():
+    template_path = sys.argv[1]
+    with open(template_path, encoding="utf-8") as f:
+        sam = yaml_parse(f.read())
+    sam_functions = {
+        k: r for k, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
+    }
+
+    session = boto3.session.Session(region_name="us-east-1")
+    sns = session.client("sns")
+    topic = sns.create_topic(Name=f"{STACK}-alarms")["TopicArn"]
+    parameters = {
+        "AlarmTopicArn": topic,
+        "LogRetentionDays": str(LOG_RETENTION_DAYS),
+        "MessageRetentionDays": str(MESSAGE_RETENTION_DAYS),
+    }
+
+    check_translation(sam, parameters)
+    cfn = translate(sam, {**parameters, "Tracing": "Disabled"})
+    dropped = drop_unsupported(cfn)
+
+    # The functions' code: moto keeps it and never runs it (that needs Docker), so its content is moot.
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=CODE_BUCKET)
+    for resource in sam_functions.values():
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("bootstrap", "moto stores this package and never runs it\n")
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        s3.put_object(Bucket=CODE_BUCKET, Key=f"{binary}.zip", Body=buffer.getvalue())
+
+    cloudformation = session.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=STACK,
+        TemplateBody=json.dumps(cfn),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        sys.exit(f"moto-stack: stack {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+    created = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId")
+        for r in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
+    }
+    for name, resource in cfn["Resources"].items():
+        if "Condition" in resource:
+            continue
+        check(name in created, f"{name} ({resource['Type']}) is not among the stack's resources")
+    print(f"moto-stack: stack {STACK} created with {len(created)} resources")
+
+    check_table(session, created)
+    check_bus_and_rules(session, created, sam)
+    check_functions(session, created, sam_functions)
+    check_logs(session, created, sam_functions)
+    check_alarms(session, created, sam_functions, topic)
+    check_roles(session, created, cfn)
+
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    check(
+        outputs.get("OperatorKeySecretName") == f"omnichat/{STACK}/platform/operator-key",
+        f"output OperatorKeySecretName is {outputs.get('OperatorKeySecretName')!r}",
+    )
+    check(
+        outputs.get("FirstAdminKeySecretName") == f"omnichat/{STACK}/platform/first-admin-key",
+        f"output FirstAdminKeySecretName is {outputs.get('FirstAdminKeySecretName')!r}",
+    )
+
+    if failures:
+        print(f"moto-stack: {len(failures)} check(s) failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        sys.exit(1)
+    print(f"moto-stack: every check passed ({len(dropped)} resources dropped, listed above)")
+
+
+def check_table(session, created):
+    dynamodb = session.client("dynamodb")
+    table = dynamodb.describe_table(TableName=created["OmnichatTable"])["Table"]
+    indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
+    check(sorted(indexes) == ["gsi1", "gsi2", "gsi3"], f"table indexes: {sorted(indexes)}")
+    for name, index in indexes.items():
+        keys = [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]]
+        check(keys == [(f"{name}pk", "HASH"), (f"{name}sk", "RANGE")], f"table index {name}: {keys}")
+        check(index["Projection"]["ProjectionType"] == "ALL", f"table index {name}: not all attributes")
+    check(
+        table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST",
+        "table: not billed per request",
+    )
+    check(table.get("DeletionProtectionEnabled") is True, "table: deletion protection off")
+    ttl = dynamodb.describe_time_to_live(TableName=created["OmnichatTable"])["TimeToLiveDescription"]
+    check(
+        ttl.get("TimeToLiveStatus") == "ENABLED" and ttl.get("AttributeName") == "expires_at",
+        f"table TTL: {ttl}",
+    )
+    backups = dynamodb.describe_continuous_backups(TableName=created["OmnichatTable"])
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    check(pitr["PointInTimeRecoveryStatus"] == "ENABLED", "table: point-in-time recovery off")
+    print(f"moto-stack: table {created['OmnichatTable']}: 3 GSIs, TTL on expires_at, deletion protection, PITR")
+
+
+def check_bus_and_rules(session, created, sam):
+    events = session.client("events")
+    bus = events.describe_event_bus(Name=created["OmnichatBus"])
+    check(bus["Name"] == f"omnichat-{STACK}", f"bus name {bus['Name']}")
+    lambda_ = session.client("lambda")
+    arn_of = {
+        name: lambda_.get_function(FunctionName=created[name])["Configuration"]["FunctionArn"]
+        for name in created
+        if name.endswith("Function")
+    }
+    # Every event of every function in the SAM template: a rule with the function as its target.
+    expected = []
+    for name, resource in sam["Resources"].items():
+        for event_name, event in (resource.get("Properties", {}).get("Events") or {}).items():
+            expected.append((name, event_name, event))
+    rules = {}
+    for bus_name in ("default", created["OmnichatBus"]):
+        for rule in events.list_rules(EventBusName=bus_name)["Rules"]:
+            rules[rule["Name"]] = (bus_name, rule)
+    for function, event_name, event in expected:
+        logical = f"{function}{event_name}"
+        if not check(logical in created, f"rule {logical} of {function} not created"):
+            continue
+        bus_name, rule = rules.get(created[logical], (None, None))
+        if not check(rule is not None, f"rule {logical} not listed on its bus"):
+            continue
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus_name)["Targets"]
+        check(
+            [t["Arn"] for t in targets] == [arn_of[function]],
+            f"rule {logical}: targets {[t['Arn'] for t in targets]}, not {function}",
+        )
+        if event["Type"] == "Schedule":
+            check(
+                rule.get("ScheduleExpression") == event["Properties"]["Schedule"],
+                f"rule {logical}: schedule {rule.get('ScheduleExpression')}",
+            )
+        else:
+            check(bus_name == created["OmnichatBus"], f"rule {logical} is on {bus_name}, not the omnichat bus")
+            pattern = json.loads(rule["EventPattern"])
+            check(
+                pattern == event["Properties"]["Pattern"],
+                f"rule {logical}: pattern {pattern}",
+            )
+    print(f"moto-stack: bus {bus['Name']} and {len(expected)} rules, each targeting its function")
+
+
+def check_functions(session, created, sam_functions):
+    lambda_ = session.client("lambda")
+    sqs = session.client("sqs")
+    dlq_url = created["ScheduledJobsDeadLetterQueue"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with_dlq = 0
+    for name, resource in sam_functions.items():
+        config = lambda_.get_function(FunctionName=created[name])["Configuration"]
+        check(config["Runtime"] == "provided.al2023", f"{name}: runtime {config['Runtime']}")
+        check(config.get("Architectures") == ["arm64"], f"{name}: architectures {config.get('Architectures')}")
+        env = config.get("Environment", {}).get("Variables", {})
+        check(env.get("TABLE_NAME") == created["OmnichatTable"], f"{name}: TABLE_NAME {env.get('TABLE_NAME')}")
+        check(env.get("EVENT_BUS_NAME") == created["OmnichatBus"], f"{name}: EVENT_BUS_NAME")
+        check(env.get("SECRET_PREFIX") == f"omnichat/{STACK}/", f"{name}: SECRET_PREFIX {env.get('SECRET_PREFIX')}")
+        check(
+            str(env.get("MESSAGE_RETENTION_DAYS")) == str(MESSAGE_RETENTION_DAYS),
+            f"{name}: MESSAGE_RETENTION_DAYS {env.get('MESSAGE_RETENTION_DAYS')}",
+        )
+        if "EventInvokeConfig" in resource["Properties"]:
+            configs = lambda_.list_function_event_invoke_configs(FunctionName=created[name])
+            items = configs.get("FunctionEventInvokeConfigs", [])
+            destination = items[0].get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") if items else None
+            check(destination == dlq_arn, f"{name}: failed runs go to {destination}, not the dead-letter queue")
+            check(
+                bool(items) and int(items[0].get("MaximumRetryAttempts", -1)) == 1,
+                f"{name}: retries of a failed run: {items[0].get('MaximumRetryAttempts') if items else None}",
+            )
+            with_dlq += 1
+    check(with_dlq == 3, f"{with_dlq} functions send failed runs to the dead-letter queue, not 3")
+    print(f"moto-stack: {len(sam_functions)} functions (arm64, provided.al2023, environment), "
+          f"{with_dlq} with the dead-letter queue {dlq_arn.rsplit(':', 1)[1]}")
+
+
+def check_logs(session, created, sam_functions):
+    logs = session.client("logs")
+    groups = {
+        g["logGroupName"]: g
+        for page in logs.get_paginator("describe_log_groups").paginate()
+        for g in page["logGroups"]
+    }
+    for name, resource in sam_functions.items():
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        group = f"/aws/lambda/{STACK}-{binary}"
+        if check(group in groups, f"{name}: no log group {group}"):
+            check(
+                groups[group].get("retentionInDays") == LOG_RETENTION_DAYS,
+                f"{group}: retention {groups[group].get('retentionInDays')}",
+            )
+    access = f"/aws/apigateway/{STACK}-http-access"
+    check(access in groups and groups[access].get("retentionInDays") == LOG_RETENTION_DAYS, f"no {access}")
+    filters = logs.describe_metric_filters()["metricFilters"]
+    webhooks = sorted(r["Metadata"]["BuildProperties"]["Binary"] for r in sam_functions.values()
+                      if r["Metadata"]["BuildProperties"]["Binary"].startswith("webhook-"))
+    filtered = sorted(f["logGroupName"].removeprefix(f"/aws/lambda/{STACK}-") for f in filters
+                      if f["metricTransformations"][0]["metricName"] == "IngestFailures")
+    check(filtered == webhooks, f"ingest-failure filters on {filtered}, not on every webhook {webhooks}")
+    for f in filters:
+        check(f["filterPattern"] == '{ $.level = "ERROR" }', f"{f['filterName']}: pattern {f['filterPattern']}")
+    print(f"moto-stack: {len(sam_functions) + 1} log groups kept {LOG_RETENTION_DAYS} days, "
+          f"{len(filters)} ingest-failure metric filters")
+
+
+def check_alarms(session, created, sam_functions, topic):
+    cloudwatch = session.client("cloudwatch")
+    alarms = {
+        a["AlarmName"]: a
+        for page in cloudwatch.get_paginator("describe_alarms").paginate()
+        for a in page["MetricAlarms"]
+    }
+    expected = {
+        f"{STACK}-scheduled-jobs-dlq-not-empty",
+        f"{STACK}-table-throttled-requests",
+        f"{STACK}-table-system-errors",
+        f"{STACK}-http-api-5xx",
+        f"{STACK}-ingest-failures",
+    }
+    for name, resource in sam_functions.items():
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        for metric in ("errors", "throttles"):
+            alarm_name = f"{STACK}-{binary}-{metric}"
+            expected.add(alarm_name)
+            alarm = alarms.get(alarm_name)
+            if alarm:
+                dimensions = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+                check(
+                    dimensions == {"FunctionName": created[name]},
+                    f"{alarm_name}: on {dimensions}, not function {created[name]}",
+                )
+    check(not expected - set(alarms), f"alarms missing: {sorted(expected - set(alarms))}")
+    check(not set(alarms) - expected, f"alarms not expected: {sorted(set(alarms) - expected)}")
+    for name in expected & set(alarms):
+        alarm = alarms[name]
+        check(alarm.get("AlarmActions") == [topic], f"{name}: alarm actions {alarm.get('AlarmActions')}")
+        check(alarm.get("OKActions") == [topic], f"{name}: OK actions {alarm.get('OKActions')}")
+    dlq = alarms.get(f"{STACK}-scheduled-jobs-dlq-not-empty", {})
+    queue_name = created["ScheduledJobsDeadLetterQueue"].rsplit("/", 1)[1]
+    check(
+        {d["Name"]: d["Value"] for d in dlq.get("Dimensions", [])} == {"QueueName": queue_name},
+        f"dead-letter alarm on {dlq.get('Dimensions')}, not queue {queue_name}",
+    )
+    for metric in ("throttled-requests", "system-errors"):
+        table_alarm = alarms.get(f"{STACK}-table-{metric}", {})
+        tables = {
+            d["Value"]
+            for q in table_alarm.get("Metrics", [])
+            for d in q.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
+            if d["Name"] == "TableName"
+        }
+        check(tables == {created["OmnichatTable"]}, f"table alarm {metric} on tables {tables}")
+    print(f"moto-stack: {len(expected)} alarms, each notifying {topic.rsplit(':', 1)[1]} on ALARM and OK")
+
+
+def check_roles(session, created, cfn):
+    """The functions' inline policies: secrets only under the stack's channel/ or platform/ names, the
+    webhooks without Query or the indexes. Prints every grant (the table of the template's comments)."""
+    iam = session.client("iam")
+    secret_prefix = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:omnichat/{STACK}/"
+    print("moto-stack: grants per function (inline policies of the roles moto created):")
+    for name, function in sorted(functions_of(cfn).items()):
+        role_logical = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = created[role_logical]
+        grants = []
+        for policy_name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+            if isinstance(document, str):
+                # moto keeps a policy a stack created as the Python repr of its dict, not as JSON.
+                document = ast.literal_eval(document) if document.startswith("{'") else json.loads(document)
+            for statement in document["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                grants.append((statement.get("Sid", "?"), actions, resources))
+                for resource in resources:
+                    check(resource != "*", f"{name}: {actions} on every resource")
+                    if any(a.startswith("secretsmanager:") for a in actions):
+                        scope = resource.removeprefix(secret_prefix)
+                        check(
+                            resource.startswith(secret_prefix)
+                            and (scope == "channel/*" or scope.startswith("platform/")),
+                            f"{name}: secrets grant on {resource}",
+                        )
+                if name.startswith("Webhook"):
+                    check("dynamodb:Query" not in actions, f"{name}: a webhook may Query")
+                    check(
+                        not any("/index/" in r for r in resources),
+                        f"{name}: a webhook may read an index",
+                    )
+        for sid, actions, resources in grants:
+            short = [r.replace(secret_prefix, "secret:omnichat/<stack>/").split(":table/")[-1] for r in resources]
+            print(f"  {name:28} {sid:20} {', '.join(a.split(':')[1] for a in actions)}  on  {', '.join(short)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""Invokes the functions through `cargo lambda invoke` against the dev stack (infra/lambda/dev-stack.sh), from
+their example events (`functions/<name>/events/*.json`), and checks each answer.
+
+    python infra/lambda/lambda_try.py seed     # run by dev-stack.sh: first tenant, Telegram channel, events
+    python infra/lambda/lambda_try.py check    # run by try.sh inside dev-stack.sh: every function, every event
+
+Reads DEV_STACK_DIR, DEV_STACK_PORT and DEV_STACK_FAKES (set by dev-stack.sh), and for `check` the table
+name from DEV_STACK_DIR/watch.env (the table is only counted, never written). Prints one line per
+invocation; the first surprise ends the run with exit 1 and says what was expected.
+
+Placeholders in the checked-in events, filled here into copies under DEV_STACK_DIR/events/<function>/:
+`CHANNEL_ID` and `WEBHOOK_SECRET` (as the handler tests fill them), `DIALOG_ID`; the router's events get
+this stack's tenant, channel and dialog ids in `detail`, the first-tenant events a ResponseURL on the fakes.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+FUNCTIONS = os.path.join(REPO, "functions")
+# The first invocation of a function builds it (cargo lambda watch): minutes on a cold target dir.
+INVOKE_TIMEOUT_SECONDS = 900
+DEV_ADMIN_KEY = "ock_dev_admin_key_0123456789ab"
+# The fake's bot: telegram_bot_id() of infra/crash/fake_providers.py is the token's digits before ':'.
+TELEGRAM_EVENT = "connect-telegram.json"
+
+DIR = os.environ.get("DEV_STACK_DIR", "")
+PORT = os.environ.get("DEV_STACK_PORT", "")
+FAKES = os.environ.get("DEV_STACK_FAKES", "")
+
+
+class Surprise(Exception):
+    pass
+
+
+def expect(condition, what):
+    if not condition:
+        raise Surprise(what)
+
+
+def fake_state():
+    with urllib.request.urlopen(f"{FAKES}/_fake/state", timeout=10) as answer:
+        return json.load(answer)
+
+
+def event_path(function, name):
+    return os.path.join(FUNCTIONS, function, "events", name)
+
+
+def load_event(function, name):
+    with open(event_path(function, name), encoding="utf-8") as f:
+        return f.read()
+
+
+def write_filled(function, name, text):
+    folder = os.path.join(DIR, "events", function)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, name)
+    json.loads(text)  # still JSON
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def invoke(function, path):
+    """`cargo lambda invoke`; answers (seconds, the answer as JSON or None for a null answer)."""
+    started = time.monotonic()
+    command = ["cargo", "lambda", "invoke", function, "--invoke-address", "127.0.0.1", "--invoke-port", PORT,
+               "--data-file", path, "--output-format", "json"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=INVOKE_TIMEOUT_SECONDS, cwd=REPO)
+    except subprocess.TimeoutExpired as error:
+        raise Surprise(f"cargo lambda invoke {function} gave no answer in {INVOKE_TIMEOUT_SECONDS}s") from error
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise Surprise(f"cargo lambda invoke {function} failed ({done.returncode}): "
+                       f"{(done.stderr or done.stdout).strip()[-2000:]}")
+    text = done.stdout.strip()
+    try:
+        return seconds, json.loads(text) if text else None
+    except ValueError as error:
+        raise Surprise(f"{function} answered something that is not JSON: {text[:500]!r}") from error
+
+
+def http_answer(answer):
+    """An API Gateway v2 proxy answer: (status, body as JSON or text)."""
+    expect(isinstance(answer, dict) and "statusCode" in answer, f"not an HTTP answer: {answer!r}")
+    body = answer.get("body") or ""
+    expect(not answer.get("isBase64Encoded"), f"a base64 body: {answer!r}")
+    try:
+        body = json.loads(body) if body else None
+    except ValueError:
+        pass
+    return answer["statusCode"], body
+
+
+def line(function, event, seconds, outcome):
+    print(f"  {function:<17} {event:<28} {seconds:6.1f}s  {outcome}", flush=True)
+
+
+# ---------------------------------------------------------------- seed
+
+
+def first_tenant_event(name, request_id):
+    event = json.loads(load_event("first-tenant", name))
+    event["ResponseURL"] = f"{FAKES}/cloudformation-response/{request_id}"
+    return json.dumps(event, indent=4)
+
+
+def custom_resource_answer(path_suffix):
+    answers = [a for a in fake_state()["cloudformation_answers"] if a["path"].endswith(path_suffix)]
+    expect(len(answers) == 1, f"{len(answers)} custom resource answers at .../{path_suffix}, not 1")
+    return answers[0]["answer"]
+
+
+def seed():
+    """The first tenant through first-tenant's Create event, then a Telegram bot connected through the API;
+    the example events of every function with this stack's values, under DIR/events."""
+    print("dev-stack: seeding through the functions (a function's first invocation builds it)")
+    path = write_filled("first-tenant", "create.json", first_tenant_event("create.json", "seed-create"))
+    seconds, answer = invoke("first-tenant", path)
+    expect(answer == "SUCCESS", f"first-tenant answered {answer!r}, not the delivered status \"SUCCESS\"")
+    reply = custom_resource_answer("seed-create")
+    expect(reply.get("Status") == "SUCCESS", f"the custom resource answered {reply!r}")
+    tenant = reply.get("Data", {}).get("TenantId")
+    expect(bool(tenant), f"no TenantId in the custom resource's answer {reply!r}")
+    line("first-tenant", "create.json", seconds, f"SUCCESS, tenant {tenant}")
+
+    seconds, answer = invoke("api", event_path("api", TELEGRAM_EVENT))
+    status, channel = http_answer(answer)
+    expect(status == 201, f"POST /v1/channels answered {status}: {channel!r}")
+    expect(channel.get("provider") == "telegram" and channel.get("id"), f"not a Telegram channel: {channel!r}")
+    bot = json.loads(json.loads(load_event("api", TELEGRAM_EVENT))["body"])["credentials"]["token"].split(":")[0]
+    secret = fake_state()["telegram_secrets"].get(bot)
+    expect(bool(secret), "the fake Bot API got no setWebhook with a secret_token")
+    webhook = fake_state()["telegram_webhooks"].get(bot, "")
+    expect(webhook.endswith(f"/webhooks/telegram/{channel['id']}"), f"setWebhook to {webhook!r}")
+    line("api", TELEGRAM_EVENT, seconds, f"201, channel {channel['id']}, webhook registered with the fake")
+
+    fill_events({"CHANNEL_ID": channel["id"], "WEBHOOK_SECRET": secret}, tenant, channel["id"])
+    with open(os.path.join(DIR, "seed.json"), "w", encoding="utf-8") as f:
+        json.dump({"tenant_id": tenant, "channel_id": channel["id"]}, f)
+
+
+def fill_events(replacements, tenant, channel):
+    for function in sorted(os.listdir(FUNCTIONS)):
+        folder = os.path.join(FUNCTIONS, function, "events")
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(".json"):
+                continue
+            if function == "first-tenant":
+                text = first_tenant_event(name, f"{name[:-5]}-{int(time.time() * 1000)}")
+            else:
+                text = load_event(function, name)
+                # The stack has a Telegram channel only: the other providers' events stay as they are.
+                if function == "webhook-telegram":
+                    for placeholder, value in replacements.items():
+                        text = text.replace(placeholder, value)
+                event = json.loads(text)
+                if event.get("source") == "omnichat":
+                    event["detail"]["tenant_id"] = tenant
+                    event["detail"]["channel_id"] = channel
+                    text = json.dumps(event, indent=2)
+            write_filled(function, name, text)
+
+
+def main():
+    if not (DIR and PORT and FAKES):
+        print("lambda_try.py: run by infra/lambda/dev-stack.sh (DEV_STACK_DIR, DEV_STACK_PORT, DEV_STACK_FAKES)",
+              file=sys.stderr)
+        sys.exit(2)
+    step = sys.argv[1] if len(sys.argv) == 2 else ""
+    try:
+        if step == "seed":
+            seed()
+        elif step == "check":
+            check()
+        else:
+            print(__doc__, file=sys.stderr)
+            sys.exit(2)
+    except Surprise as surprise:
+        print(f"lambda_try.py: FAILED: {surprise}", file=sys.stderr)
+        sys.exit(1)
+
+
+def table_items():
+    """How many items the table holds (a count only: what they hold is the functions' business)."""
+    table = dict(line.strip().split("=", 1) for line in open(os.path.join(DIR, "watch.env"), encoding="utf-8")
+                 if "=" in line)["TABLE_NAME"]
+    dynamodb = boto3.client("dynamodb")
+    count, start = 0, None
+    for _ in range(1000):
+        page = dynamodb.scan(TableName=table, Select="COUNT", **({"ExclusiveStartKey": start} if start else {}))
+        count += page["Count"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return count
+    raise Surprise(f"the table {table} has more than 1000 pages")
+
+
+def filled(function, name, replacements=None):
+    """The event as seed() filled it, with further placeholders filled; answers the file's path."""
+    with open(os.path.join(DIR, "events", function, name), encoding="utf-8") as f:
+        text = f.read()
+    for placeholder, value in (replacements or {}).items():
+        text = text.replace(placeholder, value)
+    if not replacements:
+        return os.path.join(DIR, "events", function, name)
+    return write_filled(function, f"{name[:-5]}.run.json", text)
+
+
+def router_event(name, dialog, message=None):
+    event = json.loads(open(filled("router", name), encoding="utf-8").read())
+    event["detail"]["dialog_id"] = dialog
+    if message is not None:
+        event["detail"]["message_id"] = message
+    return write_filled("router", f"{name[:-5]}.run.json", json.dumps(event, indent=2))
+
+
+def api(name, replacements=None, status=200):
+    seconds, answer = invoke("api", filled("api", name, replacements))
+    got, body = http_answer(answer)
+    expect(got == status, f"api {name} answered {got}, not {status}: {body!r}")
+    return seconds, body
+
+
+def dialogs_of(channel):
+    _, body = api("list-dialogs.json")
+    expect(isinstance(body, dict) and isinstance(body.get("items"), list), f"not a list of dialogs: {body!r}")
+    return [d for d in body["items"] if d.get("channel_id") == channel]
+
+
+def messages_of(dialog):
+    _, body = api("dialog-messages.json", {"DIALOG_ID": dialog})
+    expect(isinstance(body, dict) and isinstance(body.get("items"), list), f"not a list of messages: {body!r}")
+    return body["items"]
+
+
+def check():
+    with open(os.path.join(DIR, "seed.json"), encoding="utf-8") as f:
+        seed_ids = json.load(f)
+    tenant, channel = seed_ids["tenant_id"], seed_ids["channel_id"]
+    invoked = set()
+
+    def done(function, event, seconds, outcome):
+        invoked.add(function)
+        line(function, event, seconds, outcome)
+
+    print("lambda_try.py: every function, from its example events (a function's first invocation builds it)")
+    # ---- the API, before anything arrived
+    seconds, body = api("list-dialogs.json")
+    expect(isinstance(body, dict) and isinstance(body.get("items"), list), f"not a list of dialogs: {body!r}")
+    expect(not [d for d in body["items"] if d.get("channel_id") == channel], f"a dialog already: {body!r}")
+    done("api", "list-dialogs.json", seconds, f"200, {len(body['items'])} dialogs")
+    seconds, employee = api("create-employee.json", status=201)
+    expect(employee.get("id") and employee.get("name") == "Anna" and employee.get("status") == "online",
+           f"not the employee asked for: {employee!r}")
+    done("api", "create-employee.json", seconds, f"201, employee {employee['id']} online")
+    seconds, updated = api("route-to-employee.json", {"CHANNEL_ID": channel, "EMPLOYEE_ID": employee["id"]})
+    handling = (updated.get("settings") or {}).get("handling")
+    expect(updated.get("id") == channel and handling == {"employee_id": employee["id"]},
+           f"the channel's handling is not the employee: {updated!r}")
+    done("api", "route-to-employee.json", seconds, "200, the channel's dialogs go to the employee")
+
+    # ---- a customer's message, twice
+    before = table_items()
+    seconds, answer = invoke("webhook-telegram", filled("webhook-telegram", "telegram-text.json"))
+    status, body = http_answer(answer)
+    expect(status == 200, f"webhook-telegram answered {status}: {body!r}")
+    after = table_items()
+    expect(after > before, f"the table holds {after} items after the update, as many as before")
+    dialogs = dialogs_of(channel)
+    expect(len(dialogs) == 1, f"{len(dialogs)} dialogs of the channel after one update, not 1: {dialogs!r}")
+    dialog = dialogs[0]
+    messages = messages_of(dialog["id"])
+    expect(len(messages) == 1 and messages[0].get("direction") == "in" and messages[0].get("text") == "/start",
+           f"not the one message in: {messages!r}")
+    done("webhook-telegram", "telegram-text.json", seconds,
+         f"200, 1 dialog ({dialog['status']}), 1 message in, +{after - before} table items")
+    seconds, answer = invoke("webhook-telegram", filled("webhook-telegram", "telegram-text.json"))
+    status, body = http_answer(answer)
+    expect(status == 200, f"the repeated update answered {status}: {body!r}")
+    expect(table_items() == after, f"the repeated update changed the table ({after} -> {table_items()} items)")
+    expect(len(messages_of(dialog["id"])) == 1, "the repeated update stored a second message")
+    done("webhook-telegram", "telegram-text.json (again)", seconds, "200, stored nothing (table unchanged)")
+
+    # ---- the router, with the events EventBridge would bring
+    seconds, answer = invoke("router", router_event("dialog-opened.json", dialog["id"]))
+    expect(answer == {"handled": "DialogOpened"}, f"router answered {answer!r}")
+    _, routed = api("get-dialog.json", {"DIALOG_ID": dialog["id"]})
+    expect(routed.get("status") == "assigned" and routed.get("assignee_id") == employee["id"],
+           f"the dialog is not assigned to the online employee: {routed!r}")
+    done("router", "dialog-opened.json", seconds, "DialogOpened handled, dialog assigned to the employee")
+    seconds, answer = invoke("router", router_event("message-received.json", dialog["id"], messages[0]["id"]))
+    expect(answer == {"handled": "MessageReceived"}, f"router answered {answer!r}")
+    done("router", "message-received.json", seconds, "MessageReceived handled")
+
+    # ---- the employee's reply goes to the fake Bot API
+    sends_before = len(fake_state()["sends"])
+    seconds, reply = api("reply.json", {"DIALOG_ID": dialog["id"]}, status=201)
+    expect(reply.get("direction") == "out" and reply.get("text") == "Hello! How can we help?",
+           f"not the reply: {reply!r}")
+    sends = fake_state()["sends"][sends_before:]
+    expect(len(sends) == 1 and sends[0]["to"] == "1111111" and sends[0]["text"] == reply["text"],
+           f"the fake Bot API got {sends!r}, not the one reply to chat 1111111")
+    done("api", "reply.json", seconds, f"201, {reply.get('status')}, sendMessage to the fake once")
+
+    seconds, answer = invoke("router", router_event("dialog-closed.json", dialog["id"]))
+    expect(answer == {"handled": "DialogClosed"}, f"router answered {answer!r}")
+    done("router", "dialog-closed.json", seconds, "DialogClosed handled")
+
+    # ---- the schedules: nothing is due
+    before = table_items()
+    seconds, answer = invoke("router", filled("router", "scheduled.json"))
+    expect(answer == {"swept": {"dialogs": 0, "queues": 0}}, f"the sweep answered {answer!r}")
+    done("router", "scheduled.json", seconds, "swept 0 dialogs, 0 queues")
+    for function in ("auto-reply", "inactivity-close", "email-poller"):
+        seconds, answer = invoke(function, filled(function, "scheduled.json"))
+        expect(answer is None, f"{function} answered {answer!r}, not null")
+        expect(table_items() == before, f"{function} changed the table with nothing due")
+        done(function, "scheduled.json", seconds, "success, nothing due, table unchanged")
+    expect(len(fake_state()["sends"]) == sends_before + 1, "a scheduled function sent something")
+
+    # ---- the other providers' webhooks: this stack has no channel of theirs
+    for function in ("webhook-vk", "webhook-viber", "webhook-whatsapp", "webhook-avito"):
+        for name in sorted(os.listdir(os.path.join(DIR, "events", function))):
+            if name.endswith(".run.json"):
+                continue
+            seconds, answer = invoke(function, filled(function, name))
+            status, body = http_answer(answer)
+            expect(status == 404 and isinstance(body, dict) and "error" in body,
+                   f"{function} {name} answered {status} {body!r}, not 404 with an error")
+            expect(table_items() == before, f"{function} {name} changed the table")
+            done(function, name, seconds, f"404 {body['error'].get('code')}: no such channel here, table unchanged")
+
+    # ---- the custom resource: Create again, Update, Delete
+    for name, kind in (("create.json", "Create"), ("update.json", "Update"), ("delete.json", "Delete")):
+        path = filled("first-tenant", name)
+        request = json.loads(open(path, encoding="utf-8").read())
+        seconds, answer = invoke("first-tenant", path)
+        expect(answer == "SUCCESS", f"first-tenant {kind} answered {answer!r}")
+        reply = custom_resource_answer(request["ResponseURL"].rsplit("/", 1)[1])
+        expect(reply.get("Status") == "SUCCESS" and reply.get("RequestId") == request["RequestId"],
+               f"the {kind} answer is {reply!r}")
+        if kind == "Delete":
+            expect(reply.get("PhysicalResourceId") == request["PhysicalResourceId"], f"Delete answered {reply!r}")
+        else:
+            expect(reply.get("Data", {}).get("TenantId") == tenant, f"{kind} answered another tenant: {reply!r}")
+        done("first-tenant", name, seconds, f"{kind}: SUCCESS" + ("" if kind == "Delete" else ", the same tenant"))
+    seconds, _ = api("list-dialogs.json")
+    done("api", "list-dialogs.json", seconds, "200: the tenant and its key outlive the resource's Delete")
+
+    functions = {f for f in os.listdir(FUNCTIONS) if os.path.isdir(os.path.join(FUNCTIONS, f, "src"))}
+    missing = sorted(functions - invoked)
+    expect(not missing, f"functions never invoked: {missing}")
+    unknown = fake_state()["unknown_calls"]
+    expect(not unknown, f"the fakes got calls they do not know: {unknown}")
+    print(f"lambda_try.py: all {len(invoked)} functions answered as expected")
+
+
+if __name__ == "__main__":
+    main()
