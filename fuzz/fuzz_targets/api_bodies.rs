@@ -13,7 +13,8 @@ use omnichat_http::api::channels::{
 };
 use omnichat_http::api::connect::{AccountsBody, ChangeProviderBody};
 use omnichat_http::api::dialogs::ReplyBody;
-use omnichat_http::api::tenant::{ApiKeyBody, TenantBody};
+use omnichat_http::api::operator::{NewTenantBody, TenantBody};
+use omnichat_http::api::tenant::ApiKeyBody;
 use omnichat_http::api::workspace::transfer_target;
 use omnichat_http::api::{PageParams, json_body};
 use serde::de::DeserializeOwned;
@@ -99,9 +100,18 @@ fuzz_target!(|data: &[u8]| {
         7 => {
             let _ = read::<ReplyBody>(&body);
         }
-        // PUT /v1/tenant
+        // PUT /v1/tenants/{id} and POST /v1/tenants (the operator's)
         8 => {
             let _ = read::<TenantBody>(&body);
+            if let Some(value) = read::<NewTenantBody>(&body) {
+                if let Some(name) = field(&value, "name").as_str() {
+                    let _ = omnichat::domain::Tenant::create(
+                        name,
+                        omnichat::domain::Features::default(),
+                        jiff::Timestamp::UNIX_EPOCH,
+                    );
+                }
+            }
         }
         // POST /v1/api-keys
         9 => {

@@ -20,7 +20,8 @@ pub mod connect;
 #[doc(hidden)]
 pub mod dialogs;
 mod hours;
-mod operator;
+#[doc(hidden)]
+pub mod operator;
 mod people;
 #[doc(hidden)]
 pub mod tenant;
