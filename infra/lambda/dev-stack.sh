@@ -14,13 +14,14 @@
 # 3. Starts `cargo lambda watch` on 127.0.0.1:PORT (9000, or DEV_STACK_PORT) with the template's function
 #    environment (written to DIR/watch.env) plus the fakes' base URLs and the AWS endpoint.
 # 4. Seeds through the functions themselves (infra/lambda/lambda_try.py seed): invokes first-tenant with its
-#    Create event (the first tenant, whose admin key is the dev key), then api with a POST /v1/channels event
-#    connecting a Telegram bot against the fake. Writes every function's example events with this stack's
-#    values filled in under DIR/events/<function>/, and prints the commands to invoke them.
+#    Create event (the first tenant, whose admin key is the dev key), then api with POST /v1/channels events
+#    connecting a Telegram bot, a VK community and a Viber bot against the fakes. Writes every function's
+#    example events with this stack's values filled in under DIR/events/<function>/, and prints the commands
+#    to invoke them.
 #
 # DIR is DEV_STACK_DIR (default .dev-stack in the repo root, emptied at start). Idempotent: run again on the
-# same moto, the resources are checked and kept, the tenant is the same, and the bot is connected again
-# (its new channel displaces the old one). Everything it starts is stopped on exit, also on failure.
+# same moto, the resources are checked and kept, the tenant is the same, and the bots and the community are
+# connected again (each new channel displaces the old one). Everything it starts is stopped on exit, also on failure.
 set -euo pipefail
 
 # The known dev keys (the dev stack prints the admin key; nothing else secret is printed).
@@ -110,7 +111,7 @@ wait_for "cargo lambda watch" "$watch_pid" "$dir/watch.log" \
     "$python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port"
 say "cargo lambda watch serving on 127.0.0.1:$port (log: $dir/watch.log)"
 
-# ---- the first tenant and a Telegram channel, through the functions ----
+# ---- the first tenant and the Telegram, VK and Viber channels, through the functions ----
 export DEV_STACK_DIR="$dir" DEV_STACK_PORT="$port" DEV_STACK_FAKES="$fakes"
 if ! "$python" infra/lambda/lambda_try.py seed; then
     say "seeding failed; the functions' log:"
@@ -120,17 +121,19 @@ fi
 
 cat <<EOF
 
-The dev stack is up: table, bus and secrets of template.yaml on $AWS_ENDPOINT_URL, a fake Telegram Bot API
-at $fakes, and cargo lambda watch on 127.0.0.1:$port with this environment ($dir/watch.env):
+The dev stack is up: table, bus and secrets of template.yaml on $AWS_ENDPOINT_URL, fake Telegram, VK and
+Viber APIs at $fakes, and cargo lambda watch on 127.0.0.1:$port with this environment ($dir/watch.env):
 
 $(sed -e 's/^/    /' "$dir/watch.env")
 
 The first tenant's admin key (a dev key): $DEV_ADMIN_KEY
-Example events with this stack's values (channel id, webhook secret, response URL) are in $dir/events/.
+Example events with this stack's values (channel ids, webhook secrets, Viber's signature, response URL) are
+in $dir/events/.
 Try, from another terminal in $repo_root:
 
     cargo lambda invoke api --invoke-address 127.0.0.1 --invoke-port $port --data-file functions/api/events/list-dialogs.json
     cargo lambda invoke webhook-telegram --invoke-address 127.0.0.1 --invoke-port $port --data-file $dir/events/webhook-telegram/telegram-text.json
+    cargo lambda invoke webhook-vk --invoke-address 127.0.0.1 --invoke-port $port --data-file $dir/events/webhook-vk/vk-message-new.json
     cargo lambda invoke router --invoke-address 127.0.0.1 --invoke-port $port --data-file functions/router/events/scheduled.json
 
 The functions' output: tail -f $dir/watch.log

@@ -5,8 +5,9 @@
   send, deleteWebhook, ...), under `/bot<token>/<method>`, `/method/<name>` and `/pa/<endpoint>`;
 - a CloudFormation ResponseURL: `PUT /cloudformation-response/<anything>` records the custom resource's
   answer (CloudFormation's own is a presigned S3 URL taking the same PUT);
-- `GET /_fake/state`: what it saw, as JSON (Telegram webhook secrets by bot id, sends, custom resource
-  answers, calls it did not know).
+- `GET /_fake/state`: what it saw, as JSON (Telegram webhook secrets and URLs by bot id, VK callback servers
+  (URL, secret key) and confirmation codes by community id, Viber webhook URLs by token, sends, custom
+  resource answers, calls it did not know).
 
     python infra/lambda/fakes.py PORT_FILE     # writes the port to PORT_FILE once it listens
 
@@ -52,6 +53,9 @@ def main():
                 snapshot = {
                     "telegram_secrets": {str(k): v for k, v in state.telegram_secrets.items()},
                     "telegram_webhooks": {str(k): v for k, v in state.telegram_webhooks.items()},
+                    "vk_servers": {str(k): v for k, v in state.vk_servers.items()},
+                    "vk_codes": {str(k): v for k, v in state.vk_codes.items()},
+                    "viber_webhooks": dict(state.viber_webhooks),
                     "sends": list(state.sends),
                     "cloudformation_answers": list(cfn_answers),
                     "unknown_calls": list(state.unknown_calls),

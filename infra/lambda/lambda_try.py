@@ -1,7 +1,7 @@
 """Invokes the functions through `cargo lambda invoke` against the dev stack (infra/lambda/dev-stack.sh), from
 their example events (`functions/<name>/events/*.json`), and checks each answer.
 
-    python infra/lambda/lambda_try.py seed     # run by dev-stack.sh: first tenant, Telegram channel, events
+    python infra/lambda/lambda_try.py seed     # run by dev-stack.sh: first tenant, channels, events
     python infra/lambda/lambda_try.py check    # run by try.sh inside dev-stack.sh: every function, every event
 
 Reads DEV_STACK_DIR, DEV_STACK_PORT and DEV_STACK_FAKES (set by dev-stack.sh), and for `check` the table
@@ -9,10 +9,14 @@ name from DEV_STACK_DIR/watch.env (the table is only counted, never written). Pr
 invocation; the first surprise ends the run with exit 1 and says what was expected.
 
 Placeholders in the checked-in events, filled here into copies under DEV_STACK_DIR/events/<function>/:
-`CHANNEL_ID` and `WEBHOOK_SECRET` (as the handler tests fill them), `DIALOG_ID`; the router's events get
-this stack's tenant, channel and dialog ids in `detail`, the first-tenant events a ResponseURL on the fakes.
+`CHANNEL_ID` and `WEBHOOK_SECRET` (as the handler tests fill them) for the Telegram, VK and Viber webhooks,
+`SIGNATURE` (Viber's X-Viber-Content-Signature: HMAC-SHA256 of the body with the bot token), `DIALOG_ID`; the
+router's events get this stack's tenant, Telegram channel and dialog ids in `detail`, the first-tenant events
+a ResponseURL on the fakes. The other providers' webhook events stay as they are: no fake, no channel.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -27,8 +31,11 @@ FUNCTIONS = os.path.join(REPO, "functions")
 # The first invocation of a function builds it (cargo lambda watch): minutes on a cold target dir.
 INVOKE_TIMEOUT_SECONDS = 900
 DEV_ADMIN_KEY = "ock_dev_admin_key_0123456789ab"
-# The fake's bot: telegram_bot_id() of infra/crash/fake_providers.py is the token's digits before ':'.
+# The channels seeded through the API, against infra/crash/fake_providers.py: its Telegram bot id is the
+# token's digits before ':', its VK community tokens are `vkfake<group id>_...`, its Viber tokens `viberfake...`.
 TELEGRAM_EVENT = "connect-telegram.json"
+VK_EVENT = "connect-vk.json"
+VIBER_EVENT = "connect-viber.json"
 
 DIR = os.environ.get("DEV_STACK_DIR", "")
 PORT = os.environ.get("DEV_STACK_PORT", "")
@@ -119,9 +126,29 @@ def custom_resource_answer(path_suffix):
     return answers[0]["answer"]
 
 
+def credentials(connect_event):
+    return json.loads(json.loads(load_event("api", connect_event))["body"])["credentials"]
+
+
+def connect(connect_event, provider):
+    """POST /v1/channels from the api event; answers (seconds, the channel)."""
+    seconds, answer = invoke("api", event_path("api", connect_event))
+    status, channel = http_answer(answer)
+    expect(status == 201, f"POST /v1/channels ({connect_event}) answered {status}: {channel!r}")
+    expect(isinstance(channel, dict) and channel.get("provider") == provider and channel.get("id"),
+           f"not a {provider} channel: {channel!r}")
+    return seconds, channel
+
+
+def viber_signature(token, body):
+    """What Viber puts in X-Viber-Content-Signature: HMAC-SHA256 of the raw body, keyed with the bot token."""
+    return hmac.new(token.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
 def seed():
-    """The first tenant through first-tenant's Create event, then a Telegram bot connected through the API;
-    the example events of every function with this stack's values, under DIR/events."""
+    """The first tenant through first-tenant's Create event, then a Telegram bot, a VK community and a Viber
+    bot connected through the API; the example events of every function with this stack's values, under
+    DIR/events."""
     print("dev-stack: seeding through the functions (a function's first invocation builds it)")
     path = write_filled("first-tenant", "create.json", first_tenant_event("create.json", "seed-create"))
     seconds, answer = invoke("first-tenant", path)
@@ -132,23 +159,40 @@ def seed():
     expect(bool(tenant), f"no TenantId in the custom resource's answer {reply!r}")
     line("first-tenant", "create.json", seconds, f"SUCCESS, tenant {tenant}")
 
-    seconds, answer = invoke("api", event_path("api", TELEGRAM_EVENT))
-    status, channel = http_answer(answer)
-    expect(status == 201, f"POST /v1/channels answered {status}: {channel!r}")
-    expect(channel.get("provider") == "telegram" and channel.get("id"), f"not a Telegram channel: {channel!r}")
-    bot = json.loads(json.loads(load_event("api", TELEGRAM_EVENT))["body"])["credentials"]["token"].split(":")[0]
+    seconds, channel = connect(TELEGRAM_EVENT, "telegram")
+    bot = credentials(TELEGRAM_EVENT)["token"].split(":")[0]
     secret = fake_state()["telegram_secrets"].get(bot)
     expect(bool(secret), "the fake Bot API got no setWebhook with a secret_token")
     webhook = fake_state()["telegram_webhooks"].get(bot, "")
     expect(webhook.endswith(f"/webhooks/telegram/{channel['id']}"), f"setWebhook to {webhook!r}")
     line("api", TELEGRAM_EVENT, seconds, f"201, channel {channel['id']}, webhook registered with the fake")
 
-    fill_events({"CHANNEL_ID": channel["id"], "WEBHOOK_SECRET": secret}, tenant, channel["id"])
+    seconds, vk = connect(VK_EVENT, "vk")
+    group = str(credentials(VK_EVENT)["group_id"])
+    server = fake_state()["vk_servers"].get(group) or {}
+    expect(server.get("url", "").endswith(f"/webhooks/vk/{vk['id']}") and server.get("secret_key"),
+           f"the fake VK API got no callback server for /webhooks/vk/{vk['id']} with a secret key "
+           f"(it has {server.get('url')!r})")
+    expect(bool(fake_state()["vk_codes"].get(group)), "the fake VK API gave no confirmation code")
+    line("api", VK_EVENT, seconds, f"201, channel {vk['id']}, callback server added to the fake")
+
+    seconds, viber = connect(VIBER_EVENT, "viber")
+    viber_token = credentials(VIBER_EVENT)["token"]
+    webhook = fake_state()["viber_webhooks"].get(viber_token, "")
+    expect(webhook.endswith(f"/webhooks/viber/{viber['id']}"), f"set_webhook to {webhook!r}")
+    line("api", VIBER_EVENT, seconds, f"201, channel {viber['id']}, webhook set with the fake")
+
+    fill_events({
+        "webhook-telegram": {"CHANNEL_ID": channel["id"], "WEBHOOK_SECRET": secret},
+        "webhook-vk": {"CHANNEL_ID": vk["id"], "WEBHOOK_SECRET": server["secret_key"]},
+        "webhook-viber": {"CHANNEL_ID": viber["id"]},
+    }, viber_token, tenant, channel["id"])
     with open(os.path.join(DIR, "seed.json"), "w", encoding="utf-8") as f:
-        json.dump({"tenant_id": tenant, "channel_id": channel["id"]}, f)
+        json.dump({"tenant_id": tenant, "channel_id": channel["id"], "vk_channel_id": vk["id"], "vk_group_id": group,
+                   "viber_channel_id": viber["id"]}, f)
 
 
-def fill_events(replacements, tenant, channel):
+def fill_events(replacements, viber_token, tenant, channel):
     for function in sorted(os.listdir(FUNCTIONS)):
         folder = os.path.join(FUNCTIONS, function, "events")
         if not os.path.isdir(folder):
@@ -160,11 +204,13 @@ def fill_events(replacements, tenant, channel):
                 text = first_tenant_event(name, f"{name[:-5]}-{int(time.time() * 1000)}")
             else:
                 text = load_event(function, name)
-                # The stack has a Telegram channel only: the other providers' events stay as they are.
-                if function == "webhook-telegram":
-                    for placeholder, value in replacements.items():
-                        text = text.replace(placeholder, value)
+                # The other providers' events stay as they are: this stack has no channel of theirs.
+                for placeholder, value in replacements.get(function, {}).items():
+                    text = text.replace(placeholder, value)
                 event = json.loads(text)
+                if function == "webhook-viber":
+                    text = text.replace("SIGNATURE", viber_signature(viber_token, event["body"]))
+                    event = json.loads(text)
                 if event.get("source") == "omnichat":
                     event["detail"]["tenant_id"] = tenant
                     event["detail"]["channel_id"] = channel
@@ -244,15 +290,46 @@ def messages_of(dialog):
     return body["items"]
 
 
+def customer_message(function, name, channel, ok_body, text):
+    """A customer's first message through the webhook, then its repeat: one dialog with one message in, then
+    nothing more. Answers the dialog and its messages."""
+    before = table_items()
+    seconds, answer = invoke(function, filled(function, name))
+    status, body = http_answer(answer)
+    expect(status == 200 and body == ok_body, f"{function} answered {status} {body!r}, not 200 {ok_body!r}")
+    after = table_items()
+    expect(after > before, f"the table holds {after} items after the message, as many as before")
+    dialogs = dialogs_of(channel)
+    expect(len(dialogs) == 1, f"{len(dialogs)} dialogs of the channel after one message, not 1: {dialogs!r}")
+    dialog = dialogs[0]
+    messages = messages_of(dialog["id"])
+    expect(len(messages) == 1 and messages[0].get("direction") == "in" and messages[0].get("text") == text,
+           f"not the one message in ({text!r}): {messages!r}")
+    answered = "200" if ok_body is None else f"200 {ok_body}"
+    done(function, name, seconds,
+         f"{answered}, 1 dialog ({dialog['status']}), 1 message in, +{after - before} table items")
+    seconds, answer = invoke(function, filled(function, name))
+    status, body = http_answer(answer)
+    expect(status == 200 and body == ok_body, f"the repeat answered {status} {body!r}, not 200 {ok_body!r}")
+    expect(table_items() == after, f"the repeat changed the table ({after} -> {table_items()} items)")
+    expect(len(messages_of(dialog["id"])) == 1, "the repeat stored a second message")
+    done(function, f"{name} (again)", seconds, f"{answered}, stored nothing (table unchanged)")
+    return dialog, messages
+
+
+INVOKED = set()
+
+
+def done(function, event, seconds, outcome):
+    INVOKED.add(function)
+    line(function, event, seconds, outcome)
+
+
 def check():
     with open(os.path.join(DIR, "seed.json"), encoding="utf-8") as f:
         seed_ids = json.load(f)
     tenant, channel = seed_ids["tenant_id"], seed_ids["channel_id"]
-    invoked = set()
-
-    def done(function, event, seconds, outcome):
-        invoked.add(function)
-        line(function, event, seconds, outcome)
+    invoked = INVOKED
 
     print("lambda_try.py: every function, from its example events (a function's first invocation builds it)")
     # ---- the API, before anything arrived
@@ -271,26 +348,7 @@ def check():
     done("api", "route-to-employee.json", seconds, "200, the channel's dialogs go to the employee")
 
     # ---- a customer's message, twice
-    before = table_items()
-    seconds, answer = invoke("webhook-telegram", filled("webhook-telegram", "telegram-text.json"))
-    status, body = http_answer(answer)
-    expect(status == 200, f"webhook-telegram answered {status}: {body!r}")
-    after = table_items()
-    expect(after > before, f"the table holds {after} items after the update, as many as before")
-    dialogs = dialogs_of(channel)
-    expect(len(dialogs) == 1, f"{len(dialogs)} dialogs of the channel after one update, not 1: {dialogs!r}")
-    dialog = dialogs[0]
-    messages = messages_of(dialog["id"])
-    expect(len(messages) == 1 and messages[0].get("direction") == "in" and messages[0].get("text") == "/start",
-           f"not the one message in: {messages!r}")
-    done("webhook-telegram", "telegram-text.json", seconds,
-         f"200, 1 dialog ({dialog['status']}), 1 message in, +{after - before} table items")
-    seconds, answer = invoke("webhook-telegram", filled("webhook-telegram", "telegram-text.json"))
-    status, body = http_answer(answer)
-    expect(status == 200, f"the repeated update answered {status}: {body!r}")
-    expect(table_items() == after, f"the repeated update changed the table ({after} -> {table_items()} items)")
-    expect(len(messages_of(dialog["id"])) == 1, "the repeated update stored a second message")
-    done("webhook-telegram", "telegram-text.json (again)", seconds, "200, stored nothing (table unchanged)")
+    dialog, messages = customer_message("webhook-telegram", "telegram-text.json", channel, None, "/start")
 
     # ---- the router, with the events EventBridge would bring
     seconds, answer = invoke("router", router_event("dialog-opened.json", dialog["id"]))
@@ -329,8 +387,37 @@ def check():
         done(function, "scheduled.json", seconds, "success, nothing due, table unchanged")
     expect(len(fake_state()["sends"]) == sends_before + 1, "a scheduled function sent something")
 
-    # ---- the other providers' webhooks: this stack has no channel of theirs
-    for function in ("webhook-vk", "webhook-viber", "webhook-whatsapp", "webhook-avito"):
+    # ---- VK: the community's confirmation, then a customer's message, twice
+    before = table_items()
+    seconds, answer = invoke("webhook-vk", filled("webhook-vk", "vk-confirmation.json"))
+    status, body = http_answer(answer)
+    code = fake_state()["vk_codes"].get(seed_ids["vk_group_id"])
+    # The code is the channel's own: said, not shown (an error's body is shown).
+    expect(status == 200 and bool(code) and body == code,
+           f"the confirmation answered {status} with " + (f"{body!r}" if isinstance(body, dict) else
+                                                          "another body than the code the fake VK API gave"))
+    expect(table_items() == before, "the confirmation changed the table")
+    done("webhook-vk", "vk-confirmation.json", seconds,
+         "200, the confirmation code the fake gave, table unchanged")
+    customer_message("webhook-vk", "vk-message-new.json", seed_ids["vk_channel_id"], "ok", "Ок")
+
+    # ---- Viber: a forged signature, then a customer's message, twice
+    before = table_items()
+    event = json.loads(open(filled("webhook-viber", "viber-text.json"), encoding="utf-8").read())
+    event["headers"]["x-viber-content-signature"] = viber_signature("not-the-bot-token-0123456789", event["body"])
+    seconds, answer = invoke("webhook-viber",
+                             write_filled("webhook-viber", "viber-text.forged.run.json", json.dumps(event, indent=4)))
+    status, body = http_answer(answer)
+    expect(status == 401, f"the forged signature answered {status} {body!r}, not 401")
+    expect(table_items() == before, "the forged signature changed the table")
+    expect(not dialogs_of(seed_ids["viber_channel_id"]), "a dialog of the Viber channel after the forged signature")
+    done("webhook-viber", "viber-text.json (forged)", seconds, "401, signed with another token: stored nothing")
+    customer_message("webhook-viber", "viber-text.json", seed_ids["viber_channel_id"], None,
+                     "a message to the service")
+
+    # ---- the other providers' webhooks: no fake of theirs here, so no channel either
+    before = table_items()
+    for function in ("webhook-whatsapp", "webhook-avito"):
         for name in sorted(os.listdir(os.path.join(DIR, "events", function))):
             if name.endswith(".run.json"):
                 continue

@@ -5,11 +5,13 @@
 #   infra/lambda/try.sh
 #
 # Starts moto (infra/moto/with-moto.sh) and the dev stack (infra/lambda/dev-stack.sh: the table, bus and
-# secrets of template.yaml, a fake Bot API, `cargo lambda watch` on a free 127.0.0.1 port, the first tenant
-# and a Telegram channel seeded through first-tenant and api), then infra/lambda/lambda_try.py check: one
-# line per invocation, each answer checked (status and body, and the effect where there is one: the Telegram
-# update stores one message, its repeat nothing, the reply reaches the fake, the schedules change nothing),
-# exit 1 on the first surprise. Everything started is stopped on exit, also on failure.
+# secrets of template.yaml, fake Telegram, VK and Viber APIs, `cargo lambda watch` on a free 127.0.0.1 port,
+# the first tenant and a Telegram, a VK and a Viber channel seeded through first-tenant and api), then
+# infra/lambda/lambda_try.py check: one line per invocation, each answer checked (status and body, and the
+# effect where there is one: the Telegram, VK and Viber messages each store one message, their repeats
+# nothing, VK's confirmation answers the fake's code, a forged Viber signature is 401 and stores nothing, the
+# reply reaches the fake, the schedules change nothing), exit 1 on the first surprise. Everything started is
+# stopped on exit, also on failure.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
