@@ -224,7 +224,21 @@ impl TestApp {
         read(response).await
     }
 
-    /// Connects a Telegram bot against the fake and answers (channel, webhook secret).
+    /// A request with the given key (and a JSON body, if any).
+    pub async fn with_key(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read(request.send().await.expect("request")).await
+    }
+
     /// A request with the platform operator's key.
     pub async fn as_operator(
         &self,
@@ -232,13 +246,10 @@ impl TestApp {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut request = self.http.request(method, self.url(path)).bearer_auth(OPERATOR_KEY);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        read(request.send().await.expect("operator request")).await
+        self.with_key(OPERATOR_KEY, method, path, body).await
     }
 
+    /// Connects a Telegram bot against the fake and answers (channel, webhook secret).
     pub async fn connect_telegram(&self, bot_id: i64, username: &str) -> (Value, String) {
         self.fakes.telegram_accepts_bot(bot_id, username).await;
         let (status, channel) = self

@@ -10,20 +10,6 @@ use omnichat_tests::{ADMIN_KEY, TestApp, read};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn with_key(
-    app: &TestApp,
-    key: &str,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let mut request = app.http.request(method, app.url(path)).bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    read(request.send().await.expect("request")).await
-}
-
 async fn tenant_count(app: &TestApp) -> usize {
     let (status, list) = app.as_operator(Method::GET, "/v1/tenants?limit=500", None).await;
     assert_eq!(status, 200, "{list}");
@@ -48,7 +34,7 @@ async fn the_operator_creates_and_lists_tenants_and_only_the_operator_may() {
     omnichat_tests::logs::register_secret(key.clone());
     assert!(key.len() >= 24, "{key}");
     // The new admin key works, in its own tenant.
-    let (status, own) = with_key(&app, &key, Method::GET, "/v1/tenant", None).await;
+    let (status, own) = app.with_key(&key, Method::GET, "/v1/tenant", None).await;
     assert_eq!((status, &own["id"]), (200, &created["tenant"]["id"]), "{own}");
     let (status, listed) = app.as_operator(Method::GET, "/v1/tenants", None).await;
     assert_eq!(status, 200);
@@ -65,9 +51,9 @@ async fn the_operator_creates_and_lists_tenants_and_only_the_operator_may() {
     // A tenant's keys, no key or a wrong one: 401 on the operator's routes; nothing created.
     for key in [ADMIN_KEY, key.as_str(), "ock_not_a_key_at_all_0123456789abcdef"] {
         let (status, body) =
-            with_key(&app, key, Method::POST, "/v1/tenants", Some(&json!({"name": "Mallory"}))).await;
+            app.with_key(key, Method::POST, "/v1/tenants", Some(&json!({"name": "Mallory"}))).await;
         assert_eq!((status, &body["error"]["code"]), (401, &json!("unauthorized")), "{body}");
-        let (status, _) = with_key(&app, key, Method::GET, "/v1/tenants", None).await;
+        let (status, _) = app.with_key(key, Method::GET, "/v1/tenants", None).await;
         assert_eq!(status, 401);
     }
     let (status, _) = read(app.http.get(app.url("/v1/tenants")).send().await.expect("GET")).await;
@@ -111,7 +97,7 @@ async fn only_the_operator_switches_a_tenants_services() {
         "an admin changed nothing"
     );
     // An admin key on the operator's route for its own tenant: 401, nothing changes.
-    let (status, _) = with_key(&app, ADMIN_KEY, Method::PUT, &format!("/v1/tenants/{id}"), Some(&off)).await;
+    let (status, _) = app.with_key(ADMIN_KEY, Method::PUT, &format!("/v1/tenants/{id}"), Some(&off)).await;
     assert_eq!(status, 401);
     let (_, unchanged) = app.get("/v1/tenant").await;
     assert_eq!(unchanged["features"]["chatbots"], true);
@@ -139,7 +125,7 @@ async fn admins_list_and_revoke_keys_and_a_revoked_key_is_refused_at_once() {
     let employee_key = minted["key"].as_str().expect("key").to_owned();
     omnichat_tests::logs::register_secret(employee_key.clone());
     // The employee key works (and so its use is stamped).
-    let (status, _) = with_key(&app, &employee_key, Method::GET, "/v1/me/dialogs", None).await;
+    let (status, _) = app.with_key(&employee_key, Method::GET, "/v1/me/dialogs", None).await;
     assert_eq!(status, 200);
 
     let (status, keys) = app.get("/v1/api-keys").await;
@@ -157,10 +143,10 @@ async fn admins_list_and_revoke_keys_and_a_revoked_key_is_refused_at_once() {
     assert!(!text.contains(&employee_key) && !text.contains(ADMIN_KEY), "no key material is listed");
 
     // An employee key may not list or revoke keys: as if the routes held nothing.
-    let (status, _) = with_key(&app, &employee_key, Method::GET, "/v1/api-keys", None).await;
+    let (status, _) = app.with_key(&employee_key, Method::GET, "/v1/api-keys", None).await;
     assert_eq!(status, 404);
     let admin_path = format!("/v1/api-keys/{}", admin["id"].as_str().expect("id"));
-    let (status, _) = with_key(&app, &employee_key, Method::DELETE, &admin_path, None).await;
+    let (status, _) = app.with_key(&employee_key, Method::DELETE, &admin_path, None).await;
     assert_eq!(status, 404);
 
     // Another tenant's admin cannot revoke this tenant's key.
@@ -168,16 +154,16 @@ async fn admins_list_and_revoke_keys_and_a_revoked_key_is_refused_at_once() {
     let other_key = other["admin_key"].as_str().expect("key").to_owned();
     omnichat_tests::logs::register_secret(other_key.clone());
     let employee_path = format!("/v1/api-keys/{}", minted["id"].as_str().expect("id"));
-    let (status, _) = with_key(&app, &other_key, Method::DELETE, &employee_path, None).await;
+    let (status, _) = app.with_key(&other_key, Method::DELETE, &employee_path, None).await;
     assert_eq!(status, 404);
-    let (status, _) = with_key(&app, &employee_key, Method::GET, "/v1/me/dialogs", None).await;
+    let (status, _) = app.with_key(&employee_key, Method::GET, "/v1/me/dialogs", None).await;
     assert_eq!(status, 200, "still valid");
 
     // Revoked: refused from the next request on; revoking again is 404.
     let response =
         app.http.delete(app.url(&employee_path)).bearer_auth(ADMIN_KEY).send().await.expect("DELETE");
     assert_eq!(response.status().as_u16(), 204);
-    let (status, body) = with_key(&app, &employee_key, Method::GET, "/v1/me/dialogs", None).await;
+    let (status, body) = app.with_key(&employee_key, Method::GET, "/v1/me/dialogs", None).await;
     assert_eq!((status, &body["error"]["code"]), (401, &json!("unauthorized")));
     let (status, _) = app.get("/v1/api-keys").await;
     assert_eq!(status, 200);
