@@ -8,7 +8,7 @@ use omnichat::secret::Secret;
 use omnichat_local::Config;
 use omnichat_tests::{ADMIN_KEY, TestApp, read};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn tenant_count(app: &TestApp) -> usize {
     let (status, list) = app.as_operator(Method::GET, "/v1/tenants?limit=500", None).await;
