@@ -8,12 +8,9 @@ use crate::error::{Error, Result};
 use crate::ports::store::{Condition, Write};
 use crate::repo;
 use crate::secret::Secret;
-use crate::usecases::Context;
-use crate::usecases::auth::{self, Principal, Role};
-use crate::usecases::{channels, tenants};
-
-use crate::usecases::auth::OPERATOR_KEY_SECRET;
+use crate::usecases::auth::{self, OPERATOR_KEY_SECRET, Principal, Role};
 use crate::usecases::tenants::FIRST_ADMIN_KEY_SECRET;
+use crate::usecases::{Context, channels, tenants};
 
 /// What provisioning found or made.
 #[derive(Debug, Clone, PartialEq, Eq)]
