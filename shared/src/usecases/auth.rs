@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{EmployeeId, TenantId};
 use crate::error::{Error, Result};
-use crate::ports::store::{Condition, Index, Key, Query, Write};
+use crate::ports::store::{Condition, Index, Key, Query, SkRange, Write};
 use crate::repo;
 use crate::secret::Secret;
 use crate::usecases::Context;
@@ -265,11 +265,12 @@ pub async fn list_api_keys(ctx: &Context, tenant: &TenantId) -> Result<Vec<ApiKe
 /// Revokes one of the tenant's keys by its id: from the next request on it is refused. Another tenant's
 /// key, or an unknown id, is `NotFound`.
 pub async fn revoke_api_key(ctx: &Context, tenant: &TenantId, id: &str) -> Result<()> {
-    let (key, _) = keys_of(ctx, tenant)
-        .await?
-        .into_iter()
-        .find(|(_, record)| record.id == id)
-        .ok_or(Error::NotFound { what: "API key" })?;
+    // The tenant's key list is sorted by key id: read that one entry, not the whole list.
+    let query = Query::index(Index::Gsi1, repo::api_keys_of(tenant))
+        .range(SkRange::Between(id.to_owned(), id.to_owned()))
+        .limit(1);
+    let found = ctx.store.query(&query).await?.items.into_iter().next();
+    let key = found.as_ref().and_then(Key::of).ok_or(Error::NotFound { what: "API key" })?;
     ctx.store.transact(vec![Write::Delete { key, condition: Condition::Exists }]).await.map_err(|conflict| {
         if conflict.failed_at(0) { Error::NotFound { what: "API key" } } else { conflict.into() }
     })
