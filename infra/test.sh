@@ -12,6 +12,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 
+# One full run from a clean clone: incremental compilation only fills the disk (gigabytes under
+# target/*/incremental) and slows a build that is never repeated. The whole run needs about 12 GB free.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | awk 'NR == 2 { print "disk: " $4 " free of " $2 " where the build goes" }'
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
