@@ -71,9 +71,14 @@ async fn tenant_id(app: &TestApp) -> TenantId {
 async fn employee_key(app: &TestApp, employee: &Value) -> String {
     let tenant = tenant_id(app).await;
     let employee = EmployeeId::parse(id(employee)).expect("an employee id");
-    let (key, _) = auth::create_api_key(&app.running().context, &tenant, Role::Employee, Some(employee))
-        .await
-        .expect("an employee key");
+    let (key, _) = auth::create_api_key(
+        &app.running().context,
+        &auth::Principal::admin_of(tenant),
+        Role::Employee,
+        Some(employee),
+    )
+    .await
+    .expect("an employee key");
     omnichat_tests::logs::register_secret(key.expose());
     key.expose().to_owned()
 }

@@ -17,4 +17,5 @@ mod isolation;
 mod limits;
 mod outbound_urls;
 mod platform;
+mod roles;
 mod tenants;

@@ -195,11 +195,13 @@ async fn run(cli: Cli) -> Result<Outcome, String> {
             Ok(Outcome::ok(serde_json::to_value(all).map_err(|e| e.to_string())?))
         }
         Checked::ListKeys { tenant } => {
-            let keys = auth::list_api_keys(&ctx, &tenant).await.map_err(failed)?;
+            let keys = auth::list_api_keys(&ctx, &auth::Principal::admin_of(tenant)).await.map_err(failed)?;
             Ok(Outcome::ok(serde_json::to_value(keys).map_err(|e| e.to_string())?))
         }
         Checked::RevokeKey { tenant, key_id } => {
-            auth::revoke_api_key(&ctx, &tenant, &key_id).await.map_err(failed)?;
+            auth::revoke_api_key(&ctx, &auth::Principal::admin_of(tenant.clone()), &key_id)
+                .await
+                .map_err(failed)?;
             Ok(Outcome::ok(json!({"revoked": key_id, "tenant_id": tenant.to_string()})))
         }
         Checked::Reregister { tenant } => {

@@ -34,6 +34,12 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// An admin of the tenant: how the platform operator (and `omnichat-admin`) acts inside a tenant.
+    pub fn admin_of(tenant_id: TenantId) -> Self {
+        Self { tenant_id, role: Role::Admin, employee_id: None }
+    }
+
+    /// Every admin-only use case starts here, so that no entry point (HTTP, CLI, a Lambda) can skip it.
     pub fn require_admin(&self) -> Result<()> {
         match self.role {
             Role::Admin => Ok(()),
@@ -200,14 +206,16 @@ pub(crate) fn api_key_write(
     key_record(key, tenant, role, employee, at).write(&hash_key(key.expose()), Condition::NotExists)
 }
 
-/// A new API key for the tenant; the clear key is answered once and never stored. An employee key is
-/// tied to an employee of the same tenant; an admin key to none.
+/// A new API key for the caller's tenant (admins only); the clear key is answered once and never stored.
+/// An employee key is tied to an employee of the same tenant; an admin key to none.
 pub async fn create_api_key(
     ctx: &Context,
-    tenant: &TenantId,
+    principal: &Principal,
     role: Role,
     employee: Option<EmployeeId>,
 ) -> Result<(Secret, ApiKeyInfo)> {
+    principal.require_admin()?;
+    let tenant = &principal.tenant_id;
     match (role, &employee) {
         (Role::Admin, Some(_)) => {
             return Err(Error::rule(
@@ -257,14 +265,18 @@ async fn keys_of(ctx: &Context, tenant: &TenantId) -> Result<Vec<(Key, ApiKeyRec
     Ok(keys)
 }
 
-/// The tenant's API keys (no key material: the last 4 characters at most), oldest first.
-pub async fn list_api_keys(ctx: &Context, tenant: &TenantId) -> Result<Vec<ApiKeyInfo>> {
-    Ok(keys_of(ctx, tenant).await?.into_iter().map(|(_, record)| record.into()).collect())
+/// The caller's tenant's API keys (admins only; no key material: the last 4 characters at most), oldest
+/// first.
+pub async fn list_api_keys(ctx: &Context, principal: &Principal) -> Result<Vec<ApiKeyInfo>> {
+    principal.require_admin()?;
+    Ok(keys_of(ctx, &principal.tenant_id).await?.into_iter().map(|(_, record)| record.into()).collect())
 }
 
-/// Revokes one of the tenant's keys by its id: from the next request on it is refused. Another tenant's
-/// key, or an unknown id, is `NotFound`.
-pub async fn revoke_api_key(ctx: &Context, tenant: &TenantId, id: &str) -> Result<()> {
+/// Revokes one of the caller's tenant's keys by its id (admins only): from the next request on it is
+/// refused. Another tenant's key, or an unknown id, is `NotFound`.
+pub async fn revoke_api_key(ctx: &Context, principal: &Principal, id: &str) -> Result<()> {
+    principal.require_admin()?;
+    let tenant = &principal.tenant_id;
     // The tenant's key list is sorted by key id: read that one entry, not the whole list.
     let query = Query::index(Index::Gsi1, repo::api_keys_of(tenant))
         .range(SkRange::Between(id.to_owned(), id.to_owned()))

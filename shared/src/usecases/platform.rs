@@ -136,7 +136,7 @@ pub async fn reregister_webhooks(ctx: &Context, only: Option<&TenantId>) -> Resu
     };
     let mut done = Vec::new();
     for tenant_id in tenant_ids {
-        let principal = Principal { tenant_id, role: Role::Admin, employee_id: None };
+        let principal = Principal::admin_of(tenant_id);
         let mut page = None;
         for _ in 0..MAX_PAGES {
             let (channels, next) = channels::list_channels(ctx, &principal, PAGE, page).await?;

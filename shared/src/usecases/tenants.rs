@@ -19,6 +19,12 @@ pub async fn get_tenant(ctx: &Context, tenant: &TenantId) -> Result<Tenant> {
     repo::get_tenant(ctx.store.as_ref(), tenant).await
 }
 
+/// The caller's tenant and its services (admins only).
+pub async fn read_tenant(ctx: &Context, principal: &Principal) -> Result<Tenant> {
+    principal.require_admin()?;
+    get_tenant(ctx, &principal.tenant_id).await
+}
+
 /// The tenant's record, listed in the operator's index of tenants.
 fn tenant_write(tenant: &Tenant, condition: Condition) -> Result<Write> {
     let item = repo::to_item(

@@ -161,7 +161,7 @@ async fn list_tenant_keys(
     _operator: Operator,
 ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
     let tenant = tenants::get_tenant(&ctx, &tenant_id(&id)?).await?;
-    let keys = auth::list_api_keys(&ctx, &tenant.id).await?;
+    let keys = auth::list_api_keys(&ctx, &auth::Principal::admin_of(tenant.id)).await?;
     Ok(Json(keys.into_iter().map(ApiKeyInfo::from).collect()))
 }
 
@@ -191,6 +191,6 @@ async fn revoke_tenant_key(
     Path(TenantKeyPath { id, key_id }): Path<TenantKeyPath>,
     _operator: Operator,
 ) -> Result<StatusCode, ApiError> {
-    auth::revoke_api_key(&ctx, &tenant_id(&id)?, &key_id).await?;
+    auth::revoke_api_key(&ctx, &auth::Principal::admin_of(tenant_id(&id)?), &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -58,9 +58,6 @@ trait Kind {
     type Item: Send;
     type Changes: Send;
     type Wire: Serialize + From<Self::Item>;
-    /// Whether a `PUT` needs an admin key before its body is read (an employee key may change its own
-    /// employee's status; the use case checks that).
-    const ADMIN_UPDATES: bool;
 
     /// The domain reads the body, so that a broken rule is a 422 naming its field.
     fn changes(body: &Value) -> Result<Self::Changes, RuleViolation>;
@@ -112,7 +109,6 @@ async fn create<K: Kind>(
     principal: Principal,
     body: Bytes,
 ) -> Result<(StatusCode, Json<K::Wire>), ApiError> {
-    principal.require_admin()?;
     let changes = K::changes(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok((StatusCode::CREATED, Json(K::create(&ctx, &principal, changes).await?.into())))
 }
@@ -131,9 +127,6 @@ async fn update<K: Kind>(
     principal: Principal,
     body: Bytes,
 ) -> Result<Json<K::Wire>, ApiError> {
-    if K::ADMIN_UPDATES {
-        principal.require_admin()?;
-    }
     let changes = K::changes(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok(Json(K::update(&ctx, &principal, &id, changes).await?.into()))
 }
@@ -152,7 +145,7 @@ async fn delete<K: Kind>(
 /// `list_employees`, `create_employee`, `get_employee`, ...).
 macro_rules! kind {
     (
-        $module:ident: $kind:ident, $wire:ident, $input:ident, $changes:ident, admin_updates = $admin:literal,
+        $module:ident: $kind:ident, $wire:ident, $input:ident, $changes:ident,
         uses ($list_uc:ident, $create_uc:ident, $read_uc:ident, $update_uc:ident, $delete_uc:ident),
         paths ($collection:literal, $item:literal), noun $noun:literal,
         summaries ($list:literal, $create:literal, $read:literal, $update:literal, $delete:literal $(,)?) $(,)?
@@ -163,7 +156,6 @@ macro_rules! kind {
             type Item = domain::$wire;
             type Changes = $changes;
             type Wire = $wire;
-            const ADMIN_UPDATES: bool = $admin;
 
             fn changes(body: &Value) -> Result<$changes, RuleViolation> {
                 $changes::from_json(body)
@@ -323,7 +315,7 @@ macro_rules! kind {
 }
 
 kind!(
-    employees: Employees, Employee, EmployeeInput, EmployeeChanges, admin_updates = false,
+    employees: Employees, Employee, EmployeeInput, EmployeeChanges,
     uses (list_employees, create_employee, read_employee, update_employee, delete_employee),
     paths ("/v1/employees", "/v1/employees/{id}"), noun "employee",
     summaries (
@@ -336,7 +328,7 @@ kind!(
 );
 
 kind!(
-    groups: Groups, Group, GroupInput, GroupChanges, admin_updates = true,
+    groups: Groups, Group, GroupInput, GroupChanges,
     uses (list_groups, create_group, read_group, update_group, delete_group),
     paths ("/v1/groups", "/v1/groups/{id}"), noun "group",
     summaries (
@@ -349,7 +341,7 @@ kind!(
 );
 
 kind!(
-    chatbots: Chatbots, Chatbot, ChatbotInput, ChatbotChanges, admin_updates = true,
+    chatbots: Chatbots, Chatbot, ChatbotInput, ChatbotChanges,
     uses (list_chatbots, create_chatbot, read_chatbot, update_chatbot, delete_chatbot),
     paths ("/v1/chatbots", "/v1/chatbots/{id}"), noun "chatbot",
     summaries (

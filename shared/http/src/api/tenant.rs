@@ -39,8 +39,7 @@ pub(crate) struct Docs;
     )
 )]
 async fn get_tenant(State(ctx): State<AppState>, principal: Principal) -> Result<Json<Tenant>, ApiError> {
-    principal.require_admin()?;
-    Ok(Json(tenants::get_tenant(&ctx, &principal.tenant_id).await?.into()))
+    Ok(Json(tenants::read_tenant(&ctx, &principal).await?.into()))
 }
 
 /// Only the platform operator switches a tenant's services (`PUT /v1/tenants/{id}`); a tenant's admin is
@@ -71,8 +70,7 @@ async fn list_api_keys(
     State(ctx): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<ApiKeyInfo>>, ApiError> {
-    principal.require_admin()?;
-    let keys = auth::list_api_keys(&ctx, &principal.tenant_id).await?;
+    let keys = auth::list_api_keys(&ctx, &principal).await?;
     Ok(Json(keys.into_iter().map(ApiKeyInfo::from).collect()))
 }
 
@@ -104,7 +102,6 @@ async fn create_api_key(
     principal: Principal,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ApiKey>), ApiError> {
-    principal.require_admin()?;
     let body: ApiKeyBody = json_body(&body)?;
     let employee = match body.employee_id.as_deref() {
         None => None,
@@ -116,8 +113,7 @@ async fn create_api_key(
             ))
         })?),
     };
-    let (key, info) =
-        auth::create_api_key(&ctx, &principal.tenant_id, body.role.into(), employee.clone()).await?;
+    let (key, info) = auth::create_api_key(&ctx, &principal, body.role.into(), employee.clone()).await?;
     let key = ApiKey { id: info.id, key: key.expose().to_owned(), role: body.role, employee_id: employee };
     Ok((StatusCode::CREATED, Json(key)))
 }
@@ -148,7 +144,6 @@ async fn revoke_api_key(
     Path(KeyPath { id }): Path<KeyPath>,
     principal: Principal,
 ) -> Result<StatusCode, ApiError> {
-    principal.require_admin()?;
-    auth::revoke_api_key(&ctx, &principal.tenant_id, &id).await?;
+    auth::revoke_api_key(&ctx, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
