@@ -520,3 +520,125 @@ async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
     let dialog = read(&ctx).await;
     assert_eq!((dialog.status, dialog.assignee_id.as_ref()), (DialogStatus::Assigned, Some(&anna)));
 }
+
+/// What a refused reply must leave as it was: the dialog, its messages, and what Telegram was asked.
+async fn reply_state(app: &TestApp, dialog: &str) -> (Value, Value, usize) {
+    let (status, shown) = app.get(&format!("/v1/dialogs/{dialog}")).await;
+    assert_eq!(status, 200, "{shown}");
+    let (status, messages) = app.get(&format!("/v1/dialogs/{dialog}/messages")).await;
+    assert_eq!(status, 200, "{messages}");
+    (shown, messages, sent(app).await.len())
+}
+
+#[tokio::test]
+async fn every_refused_reply_names_its_rule_and_stores_and_sends_nothing_and_the_owner_closes() {
+    let app = TestApp::spawn().await;
+    let bot = Bot::connect(&app, 777_100_090).await;
+    let (anna, anna_key) = employee(&app, "Anna", "away").await;
+    let (boris, boris_key) = employee(&app, "Boris", "away").await;
+    let support = group(&app, &[&anna, &boris], "round_robin").await;
+    bot.settings(&app, json!({"handling": {"group_id": support}})).await;
+    let dialog = bot.customer_writes(&app, 4242, 1, "Hello, is anyone there?").await;
+    // Nobody is online: the dialog waits in the group's queue, which both members see.
+    dialog_until(&app, &dialog, "the queue", |d| d["status"] == "open" && d["group_id"] == support.as_str())
+        .await;
+    let reply = format!("/v1/dialogs/{dialog}/messages");
+    let close = format!("/v1/dialogs/{dialog}/close");
+
+    let refused = |key: &'static str, body: Value, status: u16, code: &'static str, field: &'static str| {
+        (key, body, status, code, field)
+    };
+    let (a, b) = ("anna", "boris");
+    let before = reply_state(&app, &dialog).await;
+    for (who, body, status, code, field) in [
+        refused(b, json!({"text": "Let me see"}), 422, "not_assignee", "dialog"),
+        refused(a, json!({"text": "Let me see"}), 422, "not_assignee", "dialog"),
+    ] {
+        let key = if who == a { &anna_key } else { &boris_key };
+        let (got, answer) = as_employee(&app, key, "POST", &reply, Some(body)).await;
+        assert_eq!(
+            (got, &answer["error"]["code"], &answer["error"]["field"]),
+            (status, &json!(code), &json!(field)),
+            "{answer}"
+        );
+    }
+    let (got, answer) = as_employee(&app, &boris_key, "POST", &close, None).await;
+    assert_eq!((got, &answer["error"]["code"]), (422, &json!("not_assignee")), "{answer}");
+    assert_eq!(reply_state(&app, &dialog).await, before, "a refused reply or close changed something");
+
+    let (got, accepted) =
+        as_employee(&app, &boris_key, "POST", &format!("/v1/dialogs/{dialog}/accept"), None).await;
+    assert_eq!((got, accepted["assignee_id"].as_str()), (200, Some(boris.as_str())), "{accepted}");
+    let before = reply_state(&app, &dialog).await;
+    let eleven: Vec<String> = (1..=11).map(|i| format!("Option {i}")).collect();
+    for (key, body, status, code, field) in [
+        // Anna no longer sees a dialog that is Boris's.
+        (&anna_key, json!({"text": "Mine?"}), 404, "not_found", Value::Null),
+        (&boris_key, json!({"text": "   "}), 422, "invalid_text", json!("text")),
+        (&boris_key, json!({"text": "x".repeat(4097)}), 422, "invalid_text", json!("text")),
+        (
+            &boris_key,
+            json!({"text": "Pick one", "buttons": eleven}),
+            422,
+            "too_many_buttons",
+            json!("buttons"),
+        ),
+        (
+            &boris_key,
+            json!({"text": "Pick one", "buttons": ["Yes", " "]}),
+            422,
+            "invalid_button",
+            json!("buttons[1]"),
+        ),
+        (
+            &boris_key,
+            json!({"text": "Pick one", "buttons": ["Yes", "y".repeat(65)]}),
+            422,
+            "invalid_button",
+            json!("buttons[1]"),
+        ),
+    ] {
+        let (got, answer) = as_employee(&app, key, "POST", &reply, Some(body)).await;
+        assert_eq!(
+            (got, &answer["error"]["code"], &answer["error"]["field"]),
+            (status, &json!(code), &field),
+            "{answer}"
+        );
+        assert_eq!(reply_state(&app, &dialog).await, before, "a refused reply changed something: {answer}");
+    }
+    // The longest text and the most buttons the rules allow go out.
+    let (got, answer) = as_employee(
+        &app,
+        &boris_key,
+        "POST",
+        &reply,
+        Some(json!({"text": "y".repeat(4096), "buttons": (1..=10).map(|i| format!("{i}")).collect::<Vec<_>>()})),
+    )
+    .await;
+    assert!(matches!(got, 201 | 202), "{answer}");
+    assert_eq!(reply_state(&app, &dialog).await.2, before.2 + 1, "the accepted reply was sent once");
+
+    // A disconnected channel takes no reply; its dialog stays as it was.
+    let (got, disconnected) =
+        app.post(&format!("/v1/channels/{}/disconnect", bot.channel_id), &json!({"confirm": true})).await;
+    assert_eq!(got, 200, "{disconnected}");
+    let before = reply_state(&app, &dialog).await;
+    let (got, answer) =
+        as_employee(&app, &boris_key, "POST", &reply, Some(json!({"text": "Still there?"}))).await;
+    assert_eq!((got, &answer["error"]["code"]), (422, &json!("channel_inactive")), "{answer}");
+    assert_eq!(
+        reply_state(&app, &dialog).await,
+        before,
+        "a reply on a disconnected channel changed something"
+    );
+
+    // Its owner closes it; a reply to a closed dialog is refused and changes nothing.
+    let (got, closed) = as_employee(&app, &boris_key, "POST", &close, None).await;
+    assert_eq!((got, &closed["status"]), (200, &json!("closed")), "{closed}");
+    let before = reply_state(&app, &dialog).await;
+    assert_eq!(before.0["status"], "closed");
+    let (got, answer) =
+        as_employee(&app, &boris_key, "POST", &reply, Some(json!({"text": "One more thing"}))).await;
+    assert_eq!((got, &answer["error"]["code"]), (422, &json!("dialog_closed")), "{answer}");
+    assert_eq!(reply_state(&app, &dialog).await, before, "a reply to a closed dialog changed something");
+}
