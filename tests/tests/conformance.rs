@@ -960,6 +960,7 @@ async fn adapters_agree_on_one_script() {
 // Use cases over every adapter set: ingest (invariants 1 and 2) and timers (invariants 4 and 5).
 
 mod ingest;
+mod outbox;
 mod secret_rotation;
 mod timers;
 
@@ -982,6 +983,18 @@ conformance!(
         a_message_after_the_dialog_closed_opens_a_new_one,
         a_stale_channel_stores_nothing_and_a_repeat_costs_one_read,
         messages_carry_expires_at_only_with_a_retention,
+    ]
+);
+
+conformance!(
+    outbox,
+    outbox_embedded => embedded_set(),
+    outbox_aws => |config| aws_set(&config).await,
+    [
+        racing_senders_of_one_message_make_one_provider_call,
+        retries_keep_their_backoff_and_the_last_failure_is_reported,
+        an_interrupted_send_is_failed_not_repeated_without_idempotent_sends,
+        an_interrupted_send_is_repeated_with_the_same_key_where_sends_are_idempotent,
     ]
 );
 
