@@ -94,19 +94,103 @@ async fn updating_settings_keeps_the_stored_credentials_and_rules_still_apply() 
 #[tokio::test]
 async fn connecting_the_same_bot_again_displaces_the_older_channel() {
     let app = TestApp::spawn().await;
-    let (first, _) = app.connect_telegram(555_000_111, "acme_bot").await;
+    let (first, first_secret) = app.connect_telegram(555_000_111, "acme_bot").await;
     let (second, secret) = app.connect_telegram(555_000_111, "acme_bot").await;
+    assert_ne!(first_secret, secret, "each channel registers its own webhook secret");
     assert_eq!(second["displaced"], first["id"]);
     let (_, old) = app.get(&format!("/v1/channels/{}", first["id"].as_str().unwrap())).await;
     assert_eq!(old["status"], "displaced");
     assert_eq!(old["displaced_by"], second["id"]);
-    // The displaced channel stores nothing, even when a request reaches it.
+    // The displaced channel stores nothing, even for a request that carries its own valid secret: it is
+    // acknowledged (so that the provider stops retrying) and dropped.
     let old_path = format!("/webhooks/telegram/{}", first["id"].as_str().unwrap());
-    let old_secret_header = [("X-Telegram-Bot-Api-Secret-Token", secret.as_str())];
-    let status = app.deliver(&old_path, &old_secret_header, fixture("telegram_text.json")).await;
-    assert_eq!(status, 401, "the old channel's secret differs from the new one");
+    let own_secret = [("X-Telegram-Bot-Api-Secret-Token", first_secret.as_str())];
+    assert_eq!(app.deliver(&old_path, &own_secret, fixture("telegram_text.json")).await, 200);
     let (_, dialogs) = app.get("/v1/dialogs").await;
-    assert_eq!(dialogs["items"], json!([]));
+    assert_eq!(dialogs["items"], json!([]), "the displaced channel stored a message");
+    // Another channel's secret is not its own.
+    let new_secret = [("X-Telegram-Bot-Api-Secret-Token", secret.as_str())];
+    assert_eq!(app.deliver(&old_path, &new_secret, fixture("telegram_text.json")).await, 401);
+    // The same update on the channel that took the bot over is stored: the drop above was displacement.
+    let new_path = format!("/webhooks/telegram/{}", second["id"].as_str().unwrap());
+    assert_eq!(app.deliver(&new_path, &new_secret, fixture("telegram_text.json")).await, 200);
+    let (_, dialogs) = app.get("/v1/dialogs").await;
+    assert_eq!(dialogs["items"].as_array().map(Vec::len), Some(1), "{dialogs}");
+    assert_eq!(dialogs["items"][0]["channel_id"], second["id"]);
+}
+
+/// New credentials for the same account (a revoked and reissued bot token): the webhook is registered
+/// again with the new token and the channel's own secret, and replies go out with the new token. Another
+/// bot's token is refused and changes nothing.
+#[tokio::test]
+async fn new_credentials_for_the_same_account_rotate_the_token_and_another_account_is_refused() {
+    const NEW_TOKEN: &str = "555000111:BBNewTokenNewTokenNewTokenNewToken1x";
+    const OTHER_BOT: &str = "999000999:AAOtherBotOtherBotOtherBotOtherBotz";
+    let app = TestApp::spawn().await;
+    let (channel, secret) = app.connect_telegram(555_000_111, "acme_bot").await;
+    omnichat_tests::logs::register_secret(NEW_TOKEN);
+    omnichat_tests::logs::register_secret(OTHER_BOT);
+    let id = channel["id"].as_str().expect("id");
+    wiremock::Mock::given(wiremock::matchers::path_regex(r"^/bot[^/]+/sendMessage$"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(
+            json!({"ok": true, "result": {"message_id": 77, "date": 1700000000, "chat": {"id": 1, "type": "private"}}}),
+        ))
+        .mount(&app.fakes.telegram)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::path(format!("/bot{OTHER_BOT}/getMe")))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "result": {"id": 999_000_999, "is_bot": true, "first_name": "Other", "username": "other_bot"}
+        })))
+        .with_priority(1)
+        .mount(&app.fakes.telegram)
+        .await;
+    let (_, before) = app.get(&format!("/v1/channels/{id}")).await;
+    let paths = |requests: Vec<wiremock::Request>, call: &str| -> Vec<String> {
+        requests.iter().map(|r| r.url.path().to_owned()).filter(|p| p.ends_with(call)).collect()
+    };
+
+    let (status, body) =
+        app.http_put(&format!("/v1/channels/{id}"), &json!({"credentials": {"token": OTHER_BOT}})).await;
+    assert_eq!(
+        (status, &body["error"]["code"], &body["error"]["field"]),
+        (422, &json!("account_mismatch"), &json!("credentials")),
+        "{body}"
+    );
+    let (_, unchanged) = app.get(&format!("/v1/channels/{id}")).await;
+    assert_eq!(unchanged, before, "a refused rotation changed the channel");
+
+    let webhooks_before =
+        paths(app.fakes.telegram.received_requests().await.unwrap_or_default(), "/setWebhook");
+    let (status, rotated) =
+        app.http_put(&format!("/v1/channels/{id}"), &json!({"credentials": {"token": NEW_TOKEN}})).await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_eq!(rotated["credentials"]["token"], "****en1x");
+    assert_eq!(rotated["account"], channel["account"]);
+    let requests = app.fakes.telegram.received_requests().await.unwrap_or_default();
+    let webhooks = paths(requests.clone(), "/setWebhook");
+    assert_eq!(webhooks.len(), webhooks_before.len() + 1, "the webhook is registered again");
+    assert_eq!(webhooks.last().map(String::as_str), Some(format!("/bot{NEW_TOKEN}/setWebhook").as_str()));
+    let registered: Value = serde_json::from_slice(
+        &requests.iter().rev().find(|r| r.url.path().ends_with("/setWebhook")).expect("setWebhook").body,
+    )
+    .expect("json");
+    assert_eq!(
+        (registered["url"].as_str(), registered["secret_token"].as_str()),
+        (channel["webhook_url"].as_str(), Some(secret.as_str()))
+    );
+
+    // The webhook still verifies with the channel's secret, and a reply goes out with the new token.
+    let headers = [("X-Telegram-Bot-Api-Secret-Token", secret.as_str())];
+    assert_eq!(
+        app.deliver(&format!("/webhooks/telegram/{id}"), &headers, fixture("telegram_text.json")).await,
+        200
+    );
+    let (_, dialogs) = app.get("/v1/dialogs").await;
+    let dialog = dialogs["items"][0]["id"].as_str().expect("a dialog");
+    let (status, reply) = app.post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "Hi!"})).await;
+    assert_eq!(status, 201, "{reply}");
+    let sends = paths(app.fakes.telegram.received_requests().await.unwrap_or_default(), "/sendMessage");
+    assert_eq!(sends, vec![format!("/bot{NEW_TOKEN}/sendMessage")]);
 }
 
 #[tokio::test]
