@@ -686,7 +686,8 @@ class Run:
                 line = ansi.sub("", raw.decode(errors="replace")).rstrip()
                 if "panicked" in line:
                     panics.append(line[:300])
-                match = re.search(r"\s(WARN|ERROR)\s+(\S+):\s(.*)$", line)
+                # `LEVEL [span{fields}:...] target: message`: the spans (a job's run, an HTTP request) skipped.
+                match = re.search(r"\s(WARN|ERROR)\s+(?:\w+\{.*?\}:)*\s*(\S+):\s(.*)$", line)
                 if match:
                     levels[match.group(1)] += 1
                     # Grouped by message: ids and numbers masked.
