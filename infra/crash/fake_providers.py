@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -275,12 +276,25 @@ def make_handler(state):
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A connection omnichat drops before its request (a SIGKILL on a kept-alive connection) is counted as cut
+    off, not printed as a traceback; any other error of the server still is."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            with self.state.lock:
+                self.state.cut_off += 1
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeProviders:
     """The fake on a free 127.0.0.1 port, served from a daemon thread."""
 
     def __init__(self, flake_rate=0.0, send_delay=(0.0, 0.0), seed=None, breakage=None):
         self.state = FakeState(flake_rate=flake_rate, send_delay=send_delay, seed=seed, breakage=breakage)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self.state))
+        self.server = QuietServer(("127.0.0.1", 0), make_handler(self.state))
+        self.server.state = self.state
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-providers", daemon=True)
 
