@@ -14,9 +14,13 @@ admin API, then:
     a repeated random_id, as VK does, and counts the drop apart);
   * waits (bounded) until no reply is pending, then reads every dialog and message through the API and
     checks: every delivery stored exactly once, one open dialog per customer, no reply sent twice, none
-    lost. A reply whose send a kill interrupted is marked failed by omnichat ("the outcome of an
-    interrupted send is unknown") unless its provider drops repeats (VK): it is reported as its own
-    category, with whether the fake did receive it.
+    lost. The reply half fails closed (check_replies; bounds at the top): a reply whose send a kill
+    interrupted is marked failed by omnichat ("the outcome of an interrupted send is unknown") unless its
+    provider drops repeats (VK, where there must be none); those are bounded by the kills. Any other failed
+    reply is a violation, 90 % of the accepted replies must reach the fake, a reply without an answer must
+    have met a kill, and only a bounded 409 may refuse one.
+
+`CRASH_BREAK=send-500` breaks the fake on purpose (every send answers 500): such a run must fail.
 
 Prints a summary table and exits 1 on any violation (2 on a harness error). Standard library only.
 
