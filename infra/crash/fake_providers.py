@@ -9,13 +9,19 @@ peer, as the real VK does: such a drop is counted apart and not recorded as a se
 Sends can fail on purpose (`flake_rate`: a 5xx or a 429 with a short Retry-After, before anything is
 recorded) and take a little time (`send_delay`), so that a SIGKILL lands inside a send now and then.
 
+`CRASH_BREAK=send-500` (environment) breaks the fake on purpose, to show that the harness fails closed:
+every send of every provider answers HTTP 500 and nothing is recorded as received (counted as `broken`).
+Unset (the default), nothing changes; any other value is refused.
+
 Standard library only. Listens on 127.0.0.1 only.
 """
 
 import itertools
 import json
+import os
 import random
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -24,13 +30,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 TELEGRAM = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)$")
 VK = re.compile(r"^/method/(?P<method>[A-Za-z.]+)$")
 VIBER = re.compile(r"^/pa/(?P<endpoint>[a-z_]+)$")
+BREAKS = ("send-500",)  # the values CRASH_BREAK may take
+
+
+def breakage_from_env():
+    """CRASH_BREAK, checked: a misspelt value must not run the harness unbroken while meaning to break it."""
+    value = os.environ.get("CRASH_BREAK", "").strip()
+    if value and value not in BREAKS:
+        raise ValueError(f"CRASH_BREAK must be one of {', '.join(BREAKS)} (or unset), not {value!r}")
+    return value or None
 
 
 class FakeState:
     """Everything the fake saw. All access under `lock`."""
 
-    def __init__(self, flake_rate=0.0, send_delay=(0.0, 0.0), seed=None):
+    def __init__(self, flake_rate=0.0, send_delay=(0.0, 0.0), seed=None, breakage=None):
         self.lock = threading.Lock()
+        self.breakage = breakage  # None, or one of BREAKS
         self.rng = random.Random(seed)
         self.flake_rate = flake_rate
         self.send_delay = send_delay
@@ -43,12 +59,17 @@ class FakeState:
         self.vk_seen = {}  # (group id, peer id, random_id) -> message id
         self.vk_dropped = []  # sends VK dropped as repeats of a random_id
         self.flaked = 0  # sends refused on purpose
+        self.broken = 0  # sends refused because of CRASH_BREAK
         self.cut_off = 0  # calls whose answer omnichat was not there to read (killed mid-call)
         self.unknown_calls = []
         self.ids = itertools.count(1000)
 
     def flake(self):
+        """None: go on with the send; "500": CRASH_BREAK; "5xx" / "429": a flake (nothing recorded)."""
         with self.lock:
+            if self.breakage == "send-500":
+                self.broken += 1
+                return "500"
             if self.flake_rate and self.rng.random() < self.flake_rate:
                 self.flaked += 1
                 return self.rng.choice(["5xx", "429"])
@@ -64,6 +85,7 @@ class FakeState:
                 "sends": list(self.sends),
                 "vk_dropped": list(self.vk_dropped),
                 "flaked": self.flaked,
+                "broken": self.broken,
                 "cut_off": self.cut_off,
                 "unknown_calls": list(self.unknown_calls),
             }
@@ -146,6 +168,8 @@ def make_handler(state):
                 result = True
             elif method == "sendMessage":
                 failure = state.flake()
+                if failure == "500":
+                    return self.answer(500, {"error": "broken on purpose (CRASH_BREAK=send-500)"})
                 if failure == "5xx":
                     return self.answer(502, b"<html>Bad Gateway</html>")
                 if failure == "429":
@@ -196,6 +220,8 @@ def make_handler(state):
                 return self.answer(200, {"response": 1})
             if method == "messages.send":
                 failure = state.flake()
+                if failure == "500":
+                    return self.answer(500, {"error": "broken on purpose (CRASH_BREAK=send-500)"})
                 if failure == "5xx":
                     return self.answer(503, b"<html>Service Unavailable</html>")
                 if failure == "429":
@@ -233,6 +259,8 @@ def make_handler(state):
                 return self.answer(200, {"status": 0, "status_message": "ok", "event_types": []})
             if endpoint == "send_message":
                 failure = state.flake()
+                if failure == "500":
+                    return self.answer(500, {"error": "broken on purpose (CRASH_BREAK=send-500)"})
                 if failure == "5xx":
                     return self.answer(500, b"oops")
                 if failure == "429":
@@ -248,12 +276,25 @@ def make_handler(state):
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A connection omnichat drops before its request (a SIGKILL on a kept-alive connection) is counted as cut
+    off, not printed as a traceback; any other error of the server still is."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            with self.state.lock:
+                self.state.cut_off += 1
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeProviders:
     """The fake on a free 127.0.0.1 port, served from a daemon thread."""
 
-    def __init__(self, flake_rate=0.0, send_delay=(0.0, 0.0), seed=None):
-        self.state = FakeState(flake_rate=flake_rate, send_delay=send_delay, seed=seed)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self.state))
+    def __init__(self, flake_rate=0.0, send_delay=(0.0, 0.0), seed=None, breakage=None):
+        self.state = FakeState(flake_rate=flake_rate, send_delay=send_delay, seed=seed, breakage=breakage)
+        self.server = QuietServer(("127.0.0.1", 0), make_handler(self.state))
+        self.server.state = self.state
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="fake-providers", daemon=True)
 
