@@ -299,6 +299,11 @@ def main():
     lines += machine(repo) + [""]
     for part in (cold_start, package_size, ingest, roundtrips, tick_cost, memory):
         lines += part(results)
+    # Measured by a test, not by run.sh (issue 21): kept by hand beside this script and appended as it is.
+    slow_clients = os.path.join(repo, "infra", "bench", "slow_clients.md")
+    if os.path.exists(slow_clients):
+        with open(slow_clients, encoding="utf-8") as kept:
+            lines += [kept.read().rstrip("\n"), ""]
     print("\n".join(lines))
 
 

@@ -295,6 +295,7 @@ async fn start(data_dir: &Path, fakes: &Fakes, clock: Arc<dyn Clock>) -> Running
         providers: Some(fakes.providers()),
         tick: Duration::from_secs(1),
         max_concurrent_requests: omnichat_local::MAX_CONCURRENT_REQUESTS,
+        connections: omnichat_local::ConnectionLimits::default(),
     };
     omnichat_local::start(config, clock, std::future::pending()).await.expect("omnichat-local starts")
 }

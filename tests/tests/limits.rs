@@ -51,7 +51,7 @@ async fn api_bodies_too_deep_or_too_big_are_refused_and_change_nothing() {
     assert!(body["error"]["code"].is_string(), "a JSON error body: {body}");
     assert_eq!(channel_count(&app).await, 0);
 
-    // Without a key the caller is refused before its body is read at all.
+    // Without a key the caller is refused (401, not 413) before its body is parsed.
     let big = format!(r#"{{"provider":"telegram","name":"{}"}}"#, "x".repeat(1024 * 1024));
     let response = app
         .http

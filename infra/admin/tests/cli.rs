@@ -183,6 +183,7 @@ async fn a_running_local_runner_is_reached_through_its_api() {
         providers: Some(Providers::default()),
         tick: Duration::from_secs(60),
         max_concurrent_requests: 16,
+        connections: omnichat_local::ConnectionLimits::default(),
     };
     let running =
         omnichat_local::start_with_system_clock(config, std::future::pending()).await.expect("starts");

@@ -15,6 +15,10 @@ use omnichat::usecases::{Context, Providers, auth, routing, tenants};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
+mod serve;
+
+pub use serve::{BODY_TIMEOUT, ConnectionLimits, HEADER_TIMEOUT, MAX_CONNECTIONS};
+
 /// Configuration, read once (docs/API.md "Local run").
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -35,6 +39,8 @@ pub struct Config {
     pub tick: Duration,
     /// Requests served at once (`OMNICHAT_MAX_CONCURRENT_REQUESTS`, default 256); more wait their turn.
     pub max_concurrent_requests: usize,
+    /// Bounds on open connections and on the time a request's headers and body may take (see `serve`).
+    pub connections: ConnectionLimits,
 }
 
 /// The default bound on requests served at once.
@@ -73,6 +79,24 @@ impl Config {
             },
             Err(_) => MAX_CONCURRENT_REQUESTS,
         };
+        let connections = ConnectionLimits {
+            header_timeout: Duration::from_secs(whole_number(
+                "OMNICHAT_HEADER_TIMEOUT_SECONDS",
+                HEADER_TIMEOUT.as_secs(),
+                3600,
+            )?),
+            body_timeout: Duration::from_secs(whole_number(
+                "OMNICHAT_BODY_TIMEOUT_SECONDS",
+                BODY_TIMEOUT.as_secs(),
+                3600,
+            )?),
+            max_connections: usize::try_from(whole_number(
+                "OMNICHAT_MAX_CONNECTIONS",
+                MAX_CONNECTIONS as u64,
+                1_000_000,
+            )?)
+            .map_err(|_| "OMNICHAT_MAX_CONNECTIONS is too large for this machine".to_owned())?,
+        };
         Ok(Self {
             port,
             data_dir,
@@ -82,7 +106,20 @@ impl Config {
             providers: None,
             tick,
             max_concurrent_requests,
+            connections,
         })
+    }
+}
+
+/// A whole number from 1 to `max` in `variable`, or `default` when it is unset; anything else is refused
+/// with the reason.
+fn whole_number(variable: &str, default: u64, max: u64) -> Result<u64, String> {
+    match std::env::var(variable) {
+        Err(_) => Ok(default),
+        Ok(raw) => match raw.trim().parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!("{variable} must be a whole number from 1 to {max}, not {raw:?}")),
+        },
     }
 }
 
@@ -142,9 +179,7 @@ pub async fn start(
     let bus = InProcessBus::new(1024);
     let events = bus.subscribe();
     let address = SocketAddr::from(([127, 0, 0, 1], config.port));
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let listener = serve::listen(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let public_base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let context = Arc::new(Context::new(
@@ -174,9 +209,19 @@ pub async fn start(
     let timer = tokio::spawn(run_timer(Arc::clone(&context), config.tick, timer_stopped));
     let (stop_router, router_stopped) = oneshot::channel::<()>();
     let router = tokio::spawn(run_router(Arc::clone(&context), events, router_stopped));
-    // One bound for the whole process: past it, requests queue instead of piling onto the store.
+    // One bound for the whole process: past it, requests queue instead of piling onto the store. Bodies
+    // are read before a request takes its permit, within the body timeout (see `serve`).
+    let body_first = serve::BodyFirst::new(config.connections.body_timeout, omnichat_http::max_body_bytes());
     let app = omnichat_http::app(Arc::clone(&context))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests));
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests))
+        .layer(axum::middleware::from_fn_with_state(body_first, serve::read_body_first));
+    let limits = ConnectionLimits {
+        max_connections: serve::fit_connection_cap(
+            config.connections.max_connections,
+            config.max_concurrent_requests,
+        ),
+        ..config.connections
+    };
     let server = tokio::spawn(async move {
         let signal = async move {
             tokio::select! {
@@ -184,10 +229,8 @@ pub async fn start(
                 _ = stopped => {},
             }
         };
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-            .map_err(|e| format!("server failed: {e}"));
+        serve::serve(listener, app, limits, signal).await;
+        let served = Ok(());
         let _ = std::fs::remove_file(&runner_file);
         let _ = stop_timer.send(());
         let _ = timer.await;
@@ -195,7 +238,14 @@ pub async fn start(
         let _ = router.await;
         served
     });
-    tracing::info!(%address, data_dir = %config.data_dir.display(), "omnichat-local listening");
+    tracing::info!(
+        %address,
+        data_dir = %config.data_dir.display(),
+        max_connections = limits.max_connections,
+        header_timeout_seconds = limits.header_timeout.as_secs(),
+        body_timeout_seconds = limits.body_timeout.as_secs(),
+        "omnichat-local listening"
+    );
     Ok(Running { address, context, first_admin_key, shutdown: Some(stop), server })
 }
 
