@@ -198,3 +198,81 @@ async fn the_same_avito_account_in_two_channels_leaves_only_the_newer_effective(
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["channel_id"], newer["id"]);
 }
+
+/// An Avito channel handled by a chatbot (the seed allows it for Avito): every chat's dialog goes to the
+/// chatbot and none to the online employee, each buyer gets the chatbot's answer in their own chat, and no
+/// auto-reply goes out while the chatbot holds the dialog.
+#[tokio::test]
+async fn a_chatbot_handling_the_channel_takes_every_dialog_and_no_auto_reply_goes_out() {
+    let avito = fake_avito().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path_regex(r"^/messenger/v1/accounts/375811020/chats/[^/]+/messages$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "bot-answer", "created": 1712220300, "direction": "out", "type": "text",
+            "content": {"text": "ok"}})))
+        .mount(&avito)
+        .await;
+    let app = spawn(&avito).await;
+    let chatbot = MockServer::start().await;
+    let answer = "Hi, I am the bot. What do you need?";
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"text": answer})))
+        .mount(&chatbot)
+        .await;
+    let (status, bot) = app
+        .post("/v1/chatbots", &json!({"name": "Shop bot", "webhook_url": format!("{}/hook", chatbot.uri())}))
+        .await;
+    assert_eq!(status, 201, "{bot}");
+    let (status, anna) = app.post("/v1/employees", &json!({"name": "Anna", "status": "online"})).await;
+    assert_eq!(status, 201, "{anna}");
+    let channel = connect(&app, "Avito shop").await;
+    let id = channel["id"].as_str().expect("id");
+    let settings = json!({"handling": {"chatbot_id": bot["id"]},
+                          "auto_replies": [{"text": "We will answer soon", "delay_seconds": 1}]});
+    let (status, body) = app.http_put(&format!("/v1/channels/{id}"), &json!({"settings": settings})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let chats = ["u2i-chatbot-first", "u2i-chatbot-second", "u2i-chatbot-third"];
+    for (i, chat) in chats.iter().enumerate() {
+        let mut body: Value =
+            serde_json::from_slice(&event(&format!("m{i}"), 94235311, "text", json!({"text": "Hello"})))
+                .expect("json");
+        body["payload"]["value"]["chat_id"] = json!(chat);
+        let status =
+            app.deliver(&webhook_path(&channel), &[], serde_json::to_vec(&body).expect("json")).await;
+        assert_eq!(status, 200);
+    }
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = dialogs(&app).await;
+        if held.len() == chats.len() && held.iter().all(|d| d["chatbot_id"] == bot["id"]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(held.len(), chats.len(), "{held:?}");
+    for dialog in &held {
+        assert_eq!((&dialog["chatbot_id"], &dialog["assignee_id"]), (&bot["id"], &Value::Null), "{dialog}");
+    }
+    // The auto-reply's delay (1 s) passes over several ticks: only the chatbot's answers go out, one per chat.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let forwarded = chatbot.received_requests().await.unwrap_or_default();
+    assert_eq!(forwarded.len(), chats.len(), "each message forwarded once");
+    let requests = avito.received_requests().await.unwrap_or_default();
+    let mut sent: Vec<(String, String)> = requests
+        .iter()
+        .filter(|r| r.url.path().ends_with("/messages") && r.method.as_str() == "POST")
+        .filter_map(|r| {
+            let chat = r.url.path().split('/').nth_back(1)?.to_owned();
+            let body: Value = serde_json::from_slice(&r.body).ok()?;
+            Some((chat, body["message"]["text"].as_str()?.to_owned()))
+        })
+        .collect();
+    sent.sort();
+    let expected: Vec<(String, String)> = chats.iter().map(|c| (c.to_string(), answer.to_owned())).collect();
+    assert_eq!(sent, expected, "the chatbot's answers and nothing else");
+    let anna_id = anna["id"].as_str().expect("id");
+    let (_, mine) = app.get(&format!("/v1/dialogs?assignee={anna_id}")).await;
+    assert_eq!(mine["items"], json!([]), "the online employee got none: {mine}");
+}

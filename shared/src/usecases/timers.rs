@@ -83,7 +83,10 @@ async fn send_one_auto_reply(ctx: &Context, due: &Due, now: Timestamp) -> Result
         return Ok(false);
     };
     let reply = channel.settings.auto_replies.get(timer.next);
+    // A dialog a chatbot holds gets no auto-replies: the chatbot answers (seed: the chatbot or people,
+    // never both); the sequence ends, and people who take the dialog over answer it themselves.
     let allowed = !dialog.is_closed()
+        && dialog.chatbot_id.is_none()
         && channel.is_active()
         && (hours::is_open(ctx, &channel.tenant_id, now).await? || channel.settings.off_hours.auto_replies);
     let Some(reply) = reply.filter(|_| allowed) else {
