@@ -194,6 +194,7 @@ conformance!(
         put_not_exists_twice_conflicts,
         update_upserts_sets_and_removes,
         equals_condition_holds_or_fails,
+        equals_compares_numbers_by_value,
         transaction_is_all_or_nothing,
         transaction_applies_every_kind_of_write,
         same_key_twice_is_invalid,
@@ -559,6 +560,39 @@ mod store_cases {
             matches!(store.transact(Vec::new()).await, Err(StoreError::Invalid(_))),
             "an empty transaction"
         );
+    }
+
+    /// DynamoDB compares numbers as numbers (`1`, `1.0` and `1e0` are one value), also inside maps and
+    /// lists; the embedded store must agree.
+    pub async fn equals_compares_numbers_by_value(store: Arc<dyn Store>) {
+        let key = Key::new("N#1", "N");
+        store
+            .transact(vec![put(
+                json!({"pk": "N#1", "sk": "N", "n": 1, "big": 120, "nested": {"a": [1, 2.5]}}),
+                Condition::Always,
+            )])
+            .await
+            .unwrap();
+        let holds = [
+            ("n", json!(1.0)),
+            ("n", serde_json::from_str::<Value>("1e0").unwrap()),
+            ("n", serde_json::from_str::<Value>("1.000").unwrap()),
+            ("big", serde_json::from_str::<Value>("1.2e2").unwrap()),
+            ("nested", json!({"a": [1.0, 2.50]})),
+        ];
+        for (attribute, value) in holds {
+            let condition = Condition::Equals(attribute.into(), value.clone());
+            let write = update(&key, json!({"seen": attribute}), &[], condition);
+            store.transact(vec![write]).await.unwrap_or_else(|e| panic!("{attribute} = {value}: {e:?}"));
+        }
+        for (attribute, value) in
+            [("n", json!(1.5)), ("n", json!("1")), ("big", json!(12)), ("nested", json!({"a": [1, 2]}))]
+        {
+            let condition = Condition::Equals(attribute.into(), value.clone());
+            let write = update(&key, json!({"seen": "never"}), &[], condition);
+            assert_eq!(store.transact(vec![write]).await, conflict(&[0]), "{attribute} = {value}");
+        }
+        assert_eq!(store.get(&key).await.unwrap().unwrap()["seen"], "nested");
     }
 
     pub async fn delete_with_condition(store: Arc<dyn Store>) {

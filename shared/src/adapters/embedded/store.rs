@@ -236,8 +236,48 @@ fn holds(condition: &Condition, current: Option<&Item>) -> bool {
         Condition::Always => true,
         Condition::NotExists => current.is_none(),
         Condition::Exists => current.is_some(),
-        Condition::Equals(attribute, value) => current.and_then(|item| item.get(attribute)) == Some(value),
+        Condition::Equals(attribute, value) => {
+            current.and_then(|item| item.get(attribute)).is_some_and(|stored| same_value(stored, value))
+        }
     }
+}
+
+/// Equality as DynamoDB decides it: numbers by their value (`1`, `1.0` and `1e0` are one number), at any
+/// depth of maps and lists; everything else as it is.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => decimal(&a.to_string()) == decimal(&b.to_string()),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(key, a)| b.get(key).is_some_and(|b| same_value(a, b)))
+        }
+        _ => a == b,
+    }
+}
+
+/// A JSON number's decimal value as (negative, significant digits, exponent of the last digit): exact,
+/// unlike `f64`, for the 38 digits DynamoDB keeps. Zero is `(false, "", 0)` whatever its sign or form.
+fn decimal(number: &str) -> (bool, String, i64) {
+    let (negative, unsigned) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().unwrap_or(0)),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let mut exponent = exponent - fraction.len() as i64;
+    let digits = digits.trim_start_matches('0');
+    let trimmed = digits.trim_end_matches('0');
+    exponent += (digits.len() - trimmed.len()) as i64;
+    if trimmed.is_empty() {
+        return (false, String::new(), 0);
+    }
+    (negative, trimmed.to_owned(), exponent)
 }
 
 /// The index entries an item belongs to: only those whose two key attributes it carries (sparse indexes).
@@ -528,5 +568,32 @@ impl Store for RedbStore {
             Done::Counted(value) => Ok(value),
             Done::Applied => Err(StoreError::Unavailable("the writer answered an increment wrongly".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn numbers_are_equal_by_value_in_every_form() {
+        for (a, b) in
+            [("1", "1.0"), ("1", "1e0"), ("120", "1.2e2"), ("0.5", "5E-1"), ("0", "-0.0"), ("-3", "-3.00")]
+        {
+            assert_eq!(decimal(a), decimal(b), "{a} = {b}");
+        }
+        for (a, b) in [
+            ("1", "-1"),
+            ("1", "10"),
+            ("0.1", "0.01"),
+            ("12345678901234567890123", "12345678901234567890124"),
+        ] {
+            assert_ne!(decimal(a), decimal(b), "{a} != {b}");
+        }
+        assert!(same_value(&json!({"a": [1, {"b": 2.0}]}), &json!({"a": [1.0, {"b": 2}]})));
+        assert!(!same_value(&json!({"a": [1]}), &json!({"a": [1], "b": 1})));
+        assert!(!same_value(&json!("1"), &json!(1)));
     }
 }
