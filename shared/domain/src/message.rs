@@ -109,6 +109,9 @@ pub struct Message {
     /// Outbound only: why it failed, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Outbound only: sent by the system (an auto-reply, a chatbot's answer), not by a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automatic: bool,
 }
 
 impl Message {
@@ -136,6 +139,7 @@ impl Message {
             status: None,
             author_id: None,
             failure: None,
+            automatic: false,
         }
     }
 
@@ -164,6 +168,12 @@ impl Message {
             status: Some(OutStatus::Pending),
             author_id,
             failure: None,
+            automatic: false,
         }
+    }
+
+    /// The same message, marked as sent by the system rather than a person.
+    pub fn sent_automatically(self) -> Self {
+        Self { automatic: true, ..self }
     }
 }

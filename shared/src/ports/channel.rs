@@ -210,6 +210,9 @@ pub struct Outgoing {
     pub idempotency_key: String,
     /// E-mail only: what the reply answers, so the customer's client threads it.
     pub thread: Option<MailThread>,
+    /// Sent by the system, not a person (an auto-reply, a chatbot's answer): e-mail marks it
+    /// `Auto-Submitted: auto-replied` (RFC 3834), so that other autoresponders do not answer it.
+    pub automatic: bool,
 }
 
 /// The customer's last mail in the dialog, as an e-mail reply refers to it.

@@ -849,6 +849,7 @@ mod tests {
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
             idempotency_key: "out-1".into(),
             thread: None,
+            automatic: false,
         }
     }
 

@@ -864,6 +864,7 @@ mod tests {
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
             idempotency_key: "out-42".into(),
             thread: None,
+            automatic: false,
         }
     }
 

@@ -858,6 +858,7 @@ mod tests {
             buttons: buttons.iter().map(|b| b.to_string()).collect(),
             idempotency_key: "k".into(),
             thread: None,
+            automatic: false,
         }
     }
 

@@ -140,7 +140,7 @@ async fn answer_customer(ctx: &Context, dialog: &Dialog, answer: &ChatbotAnswer)
     };
     // The dialog as it is now: the send is conditioned on its status.
     let dialog = repo::load_dialog(ctx.store.as_ref(), &dialog.id).await?.unwrap_or_else(|| dialog.clone());
-    let message = Message::outbound(&dialog, text, buttons, None, ctx.clock.now());
+    let message = Message::outbound(&dialog, text, buttons, None, ctx.clock.now()).sent_automatically();
     outbox::send_in_dialog(ctx, &dialog, &channel, message, Vec::new()).await?;
     Ok(())
 }

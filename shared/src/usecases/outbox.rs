@@ -139,6 +139,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
         buttons: message.buttons.clone(),
         idempotency_key: message.id.to_string(),
         thread: repo::reply_thread(ctx.store.as_ref(), &channel, &message.dialog_id).await,
+        automatic: message.automatic,
     };
     match module.send(&secrets, &outgoing).await {
         Ok(sent) => {

@@ -105,7 +105,7 @@ async fn send_one_auto_reply(ctx: &Context, due: &Due, now: Timestamp) -> Result
         }
         _ => drop_timer(),
     };
-    let message = Message::outbound(&dialog, reply.text.clone(), Vec::new(), None, now);
+    let message = Message::outbound(&dialog, reply.text.clone(), Vec::new(), None, now).sent_automatically();
     outbox::send_in_dialog(ctx, &dialog, &channel, message, vec![advance]).await?;
     Ok(true)
 }

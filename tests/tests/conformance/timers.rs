@@ -26,6 +26,8 @@ use super::AdapterSet;
 #[derive(Default)]
 struct CountingProvider {
     sends: std::sync::Mutex<Vec<(String, String)>>,
+    /// The texts sent marked as automatic (e-mail's `Auto-Submitted`).
+    automatic: std::sync::Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -47,6 +49,9 @@ impl ChannelProvider for CountingProvider {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((out.customer_id.clone(), out.text.clone()));
+        if out.automatic {
+            self.automatic.lock().unwrap_or_else(|p| p.into_inner()).push(out.text.clone());
+        }
         Ok(Sent { provider_message_id: None })
     }
 }
@@ -175,6 +180,9 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
         assert!(texts.iter().skip(human_at).all(|t| t != "auto"), "an auto-reply after the reply: {texts:?}");
     }
     let autos_sent = s.provider.sent().iter().filter(|(_, t)| t == "auto").count();
+    // Auto-replies go out marked automatic, the people's replies do not.
+    let marked = s.provider.automatic.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(marked, vec!["auto".to_owned(); autos_sent], "only auto-replies are marked automatic");
     let autos_stored: usize = {
         let mut n = 0;
         for id in &dialog_ids {

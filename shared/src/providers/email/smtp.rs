@@ -154,6 +154,9 @@ pub fn build(mailbox: &Mailbox, out: &Outgoing, message_id: &str) -> Result<Mess
         .subject(subject(out))
         .message_id(Some(bracketed(message_id)))
         .header(ContentType::TEXT_PLAIN);
+    if out.automatic {
+        builder = builder.header(AutoSubmitted);
+    }
     if let Some(thread) = &out.thread {
         if let Some(parent) = &thread.in_reply_to {
             builder = builder.in_reply_to(bracketed(parent));
@@ -177,6 +180,25 @@ pub fn build(mailbox: &Mailbox, out: &Outgoing, message_id: &str) -> Result<Mess
         }
     }
     builder.body(body).map_err(|e| ProviderError::Rejected(format!("the message cannot be built: {e}")))
+}
+
+/// `Auto-Submitted: auto-replied` (RFC 3834 section 5): the mail was written by the system in answer to
+/// the customer's; autoresponders that follow the RFC do not answer it, so two systems cannot loop.
+#[derive(Debug, Clone, Copy)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-replied".to_owned())
+    }
 }
 
 pub async fn send(

@@ -549,6 +549,7 @@ fn outgoing(buttons: &[&str]) -> Outgoing {
         buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
         idempotency_key: "out-1".into(),
         thread: None,
+        automatic: false,
     }
 }
 

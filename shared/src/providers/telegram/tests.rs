@@ -339,6 +339,7 @@ async fn throttling_carries_retry_after() {
         buttons: vec![],
         idempotency_key: "k".into(),
         thread: None,
+        automatic: false,
     };
     let error = client_for(&server).await.send_message(&token(), &out).await.unwrap_err();
     assert_eq!(error, ProviderError::RateLimited { retry_after: Duration::from_secs(7) });
@@ -415,6 +416,7 @@ async fn send_message_sends_chat_id_text_and_inline_keyboard() {
         buttons: vec!["Yes".into(), long.clone()],
         idempotency_key: "k".into(),
         thread: None,
+        automatic: false,
     };
     let sent = client_for(&server).await.send_message(&token(), &out).await.unwrap();
     assert_eq!(sent, Sent { provider_message_id: Some("4242".into()) });
@@ -436,6 +438,7 @@ async fn send_message_refusals_are_rejected_without_the_token() {
         buttons: vec![],
         idempotency_key: "k".into(),
         thread: None,
+        automatic: false,
     };
     let error = client_for(&server).await.send_message(&token(), &out).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Rejected(d) if d.contains("blocked by the user")), "{error:?}");

@@ -537,6 +537,7 @@ fn outgoing(buttons: &[&str]) -> Outgoing {
         buttons: buttons.iter().map(|b| b.to_string()).collect(),
         idempotency_key: "0190a6a0-0000-7000-8000-0000000000aa".into(),
         thread: None,
+        automatic: false,
     }
 }
 
