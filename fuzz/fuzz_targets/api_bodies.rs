@@ -1,6 +1,16 @@
-//! The REST API's JSON bodies: byte 0 picks the route, the rest is the body. Each body goes through the
-//! handler's own `json_body` into its request type, then through the validation the handler applies before
-//! any use case runs (provider names, channel settings, working hours, people, ids, transfer targets).
+//! The REST API's JSON bodies: byte 0 picks the route, the rest is the body. What runs is exactly this, and
+//! no more:
+//! - every body goes through the handlers' own `json_body` into the route's request type (the handler's
+//!   parser, its size and depth limits and its error mapping);
+//! - for the routes whose handler hands fields to the domain's parsers, those same domain functions run on
+//!   the same bytes: `Provider::from_kind`, `ChannelSettings::from_json`, `WorkingHours::from_json`, the
+//!   `*Changes::from_json` of people, `EmployeeId::parse`, `Tenant::create`, `transfer_target`,
+//!   `PageParams::limit`. The request types keep their fields private, so the fields are read from the
+//!   bytes parsed a second time as a `serde_json::Value`, not from the typed body the handler holds; the
+//!   handler's own glue between the two (which field a refusal names, defaults) is not run here;
+//! - nothing a use case checks runs: a reply's text and buttons (`dialogs::reply`), the VK codes, the
+//!   disconnect confirmation, a tenant's features and an API key's role are only parsed. The handler
+//!   tests and schemathesis (`infra/api/schemathesis.sh`) cover those through the running API.
 #![no_main]
 
 use bytes::Bytes;

@@ -132,14 +132,14 @@ class Events:
             name = "telegram_document.json" if largest else "telegram_text.json"
             return f"POST telegram webhook, {name}, new customer", self.telegram(name)
         if function == "webhook-vk":
-            return "POST vk message_new (unknown channel)", self.http(function, "vk-message-new.json")
+            return "POST vk message_new, unknown channel → 404 (not the full path)", self.http(function, "vk-message-new.json")
         if function == "webhook-viber":
-            return "POST viber message (unknown channel)", self.http(function, "viber-text.json")
+            return "POST viber message, unknown channel → 404 (not the full path)", self.http(function, "viber-text.json")
         if function == "webhook-whatsapp":
             name = "messagebird-text.json" if largest else "edna-text.json"
-            return f"POST {name.split('-')[0]} message (unknown channel)", self.http(function, name)
+            return f"POST {name.split('-')[0]} message, unknown channel → 404 (not the full path)", self.http(function, name)
         if function == "webhook-avito":
-            return "POST avito message (unknown channel)", self.http(function, "avito-text.json")
+            return "POST avito message, unknown channel → 404 (not the full path)", self.http(function, "avito-text.json")
         if function == "api":
             limit = 500 if largest else 50
             return f"GET /v1/dialogs?limit={limit}", self.api(query=f"limit={limit}")

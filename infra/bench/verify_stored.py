@@ -6,10 +6,10 @@ wrk sent and saw acknowledged.
 Lists every dialog (all pages, `limit=500`), then every dialog's messages (all pages). Each wrk request is a
 Telegram update whose message id is its update id, and each wrk thread sent one contiguous range of them
 (telegram.lua: base + thread * 10^7 + 1 ..= + sent). EXTRA_ID: the message id of the one delivery by hand.
-Exactly once holds when no message id is stored twice, nothing is stored that was not sent, and every
-acknowledged delivery is among the stored ones. wrk cannot say which requests were the unacknowledged ones
-(those in flight when a run ended, or timed out): so the last condition is checked as "sent but not stored"
-≤ "sent but not acknowledged", per run. Writes the figures to OUT.json; exits 1 when a condition fails.
+Checked id by id: no message id is stored twice, nothing is stored that was not sent, the delivery by hand
+is stored. Not id by id: "every acknowledged delivery is among the stored ones". wrk cannot say which
+requests were the unacknowledged ones (those in flight when a run ended, or timed out), so that condition is
+a count bound over the ids, per run: "sent but not stored" ≤ "sent but not acknowledged". Writes the figures to OUT.json; exits 1 when a condition fails.
 """
 
 import json

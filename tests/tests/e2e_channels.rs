@@ -21,26 +21,64 @@ async fn every_settings_rule_is_a_422_naming_the_field_and_saves_nothing() {
     let app = TestApp::spawn().await;
     app.fakes.telegram_accepts_bot(555_000_111, "acme_bot").await;
     let missing_employee = "0190a6a0-0000-7000-8000-000000000001";
+    let missing_chatbot = "0190a6a0-0000-7000-8000-000000000002";
+    // Each case names the one rule it reaches: the error code and the field together, so that a case
+    // passing because an earlier rule fired shows up as a wrong code.
     let cases = [
-        (json!({"auto_close": {"after": 0, "unit": "hours"}}), "auto_close.after"),
-        (json!({"auto_close": {"after": -1, "unit": "days"}}), "auto_close.after"),
-        (json!({"auto_close": {"after": 2, "unit": "weeks"}}), "auto_close.unit"),
-        (json!({"auto_replies": [{"text": "", "delay_seconds": 10}]}), "auto_replies[0].text"),
-        (json!({"auto_replies": [{"text": "Hi", "delay_seconds": 0}]}), "auto_replies[0].delay_seconds"),
+        (json!({"auto_close": {"after": 0, "unit": "hours"}}), "auto_close_out_of_range", "auto_close.after"),
+        (json!({"auto_close": {"after": -1, "unit": "days"}}), "auto_close_out_of_range", "auto_close.after"),
+        (json!({"auto_close": {"after": 2, "unit": "weeks"}}), "invalid_type", "auto_close.unit"),
         (
-            json!({"off_hours": {"chatbot_id": "0190a6a0-0000-7000-8000-000000000002", "auto_replies": true}}),
+            json!({"auto_replies": [{"text": "", "delay_seconds": 10}]}),
+            "auto_reply_text_empty",
+            "auto_replies[0].text",
+        ),
+        (
+            json!({"auto_replies": [{"text": "Hi", "delay_seconds": 0}]}),
+            "auto_reply_delay_not_positive",
+            "auto_replies[0].delay_seconds",
+        ),
+        (
+            json!({"off_hours": {"chatbot_id": missing_chatbot, "auto_replies": true}}),
+            "off_hours_exclusive",
             "off_hours",
         ),
-        (json!({"handling": {"employee_id": missing_employee}}), "handling.employee_id"),
-        (json!({"handling": {"group_id": missing_employee}}), "handling.group_id"),
-        (json!({"handling": {"chatbot_id": missing_employee}}), "handling.chatbot_id"),
+        // Auto-replies off: only the chatbot's existence is left to refuse.
+        (
+            json!({"off_hours": {"chatbot_id": missing_chatbot, "auto_replies": false}}),
+            "not_found",
+            "off_hours.chatbot_id",
+        ),
+        (json!({"handling": {"employee_id": missing_employee}}), "not_found", "handling.employee_id"),
+        (json!({"handling": {"group_id": missing_employee}}), "not_found", "handling.group_id"),
+        // Telegram dialogs cannot be handled by a chatbot at all, whether it exists or not.
+        (
+            json!({"handling": {"chatbot_id": missing_chatbot}}),
+            "chatbot_handling_not_allowed",
+            "handling.chatbot_id",
+        ),
     ];
-    for (settings, field) in cases {
+    for (settings, code, field) in cases {
         let (status, body) = app.post("/v1/channels", &telegram(settings.clone())).await;
         assert_eq!(status, 422, "{settings}: {body}");
-        assert_eq!(body["error"]["field"], field, "{settings}: {body}");
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+            (Some(code), Some(field)),
+            "{settings}: {body}"
+        );
         assert!(!body["error"]["message"].as_str().unwrap_or_default().is_empty());
     }
+    // Avito dialogs may be handled by a chatbot, so a missing one is refused for not existing. The refusal
+    // comes before the provider is contacted (there is no Avito fake here).
+    let avito = json!({"provider": "avito", "name": "Avito",
+                       "credentials": {"client_id": "avito-client-id-0123", "client_secret": "avito-client-secret-0123456789"},
+                       "settings": {"handling": {"chatbot_id": missing_chatbot}}});
+    let (status, body) = app.post("/v1/channels", &avito).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+        (422, Some("not_found"), Some("handling.chatbot_id")),
+        "{body}"
+    );
     assert_eq!(channel_count(&app).await, 0);
     let (status, body) =
         app.post("/v1/channels", &json!({"provider": "telegram", "name": "x", "credentials": {}})).await;
@@ -50,6 +88,15 @@ async fn every_settings_rule_is_a_422_naming_the_field_and_saves_nothing() {
     let (status, body) = app.post("/v1/channels", &json!({"provider": "whatsapp", "credentials": {}})).await;
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("whatsapp_provider")));
     assert_eq!(channel_count(&app).await, 0);
+    // The control: the same off-hours setting naming a chatbot that exists is accepted, so the refusal
+    // above was the chatbot's absence.
+    let (status, bot) = app
+        .post("/v1/chatbots", &json!({"name": "Night bot", "webhook_url": "https://bots.example/x"}))
+        .await;
+    assert_eq!(status, 201, "{bot}");
+    let settings = json!({"off_hours": {"chatbot_id": bot["id"], "auto_replies": false}});
+    let (status, body) = app.post("/v1/channels", &telegram(settings)).await;
+    assert_eq!((status, &body["settings"]["off_hours"]["chatbot_id"]), (201, &bot["id"]), "{body}");
 }
 
 #[tokio::test]

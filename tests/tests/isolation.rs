@@ -65,6 +65,21 @@ async fn tokens_and_webhook_secrets_appear_in_no_table_item_log_line_or_response
     }
 }
 
+/// The dialog and its messages as the owner's admin reads them.
+async fn owner_view(app: &TestApp, dialog_id: &str) -> (Value, Value) {
+    let (status, dialog) = app.get(&format!("/v1/dialogs/{dialog_id}")).await;
+    assert_eq!(status, 200, "{dialog}");
+    let (status, messages) = app.get(&format!("/v1/dialogs/{dialog_id}/messages")).await;
+    assert_eq!(status, 200, "{messages}");
+    (dialog, messages)
+}
+
+/// The requests the Telegram fake got to send something.
+async fn sends(app: &TestApp) -> usize {
+    let requests = app.fakes.telegram.received_requests().await.unwrap_or_default();
+    requests.iter().filter(|r| r.url.path().ends_with("/sendMessage")).count()
+}
+
 /// Every route that names a tenant's resource by id, with a body valid for it.
 fn routes() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -145,6 +160,11 @@ async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
             .replace("{chatbot}", &chatbot)
             .replace("{api_key}", &own_key_id)
     };
+    // What the owner's admin sees of the dialog, and what the provider was sent, before any attempt: each
+    // attempt below must leave both as they are, whatever status it answered.
+    let before = owner_view(&app, &dialog_id).await;
+    assert_eq!(before.1["items"].as_array().map(Vec::len), Some(1), "the customer's message: {}", before.1);
+    let sends_before = sends(&app).await;
     for (method, template, body) in routes() {
         let path = fill(template);
         let body: Value = serde_json::from_str(&fill(&body.to_string())).expect("json");
@@ -165,6 +185,9 @@ async fn another_tenant_gets_404_on_every_route_and_sees_nothing_in_lists() {
             }
             assert_eq!(status, 404, "{method} {path} as another tenant: {response}");
             assert_eq!(response["error"]["code"], "not_found");
+            let after = owner_view(&app, &dialog_id).await;
+            assert_eq!(after, before, "{method} {path} as another tenant changed the dialog or its messages");
+            assert_eq!(sends(&app).await, sends_before, "{method} {path} as another tenant sent a message");
         }
         // And the route does exist for the owner (so the 404 above is isolation, not a missing route).
         if method == "GET" {

@@ -72,6 +72,19 @@ async fn sent_texts(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// The reasons of the failed chatbot calls logged for one dialog (the log capture is shared by the tests
+/// of this binary; the dialog id tells this test's lines apart).
+fn refusals_logged_for(dialog_id: &str) -> Vec<String> {
+    omnichat_tests::logs::captured()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["fields"]["message"] == "chatbot call failed" && line["fields"]["dialog"] == dialog_id
+        })
+        .filter_map(|line| line["fields"]["reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
 fn assert_refused(status: u16, body: &Value, url: &str) {
     assert_eq!(status, 422, "{url}: {body}");
     assert_eq!(body["error"]["field"], "webhook_url", "{url}: {body}");
@@ -135,8 +148,23 @@ async fn without_the_development_setting_a_chatbot_webhook_on_this_machine_is_re
 
     let (channel_id, secret) = channel_handled_by(&app, &chatbot_id, 777_300_001).await;
     customer_writes(&app, &channel_id, &secret).await;
-    // Forwarding runs on the router's event and again on the ticks (1 s): give it a few.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (status, dialogs) = app.get("/v1/dialogs").await;
+    assert_eq!(status, 200, "{dialogs}");
+    let dialog_id = dialogs["items"][0]["id"].as_str().expect("the customer's dialog").to_owned();
+    // The call was attempted and refused by the outbound policy: forwarding logs the refusal for this
+    // dialog. Without this, "never called" would also hold for a flow that never tries to call.
+    let mut refusals = Vec::new();
+    for _ in 0..100 {
+        refusals = refusals_logged_for(&dialog_id);
+        if !refusals.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!refusals.is_empty(), "no chatbot call was attempted for dialog {dialog_id}");
+    assert!(refusals.iter().all(|reason| reason.contains("outbound policy")), "{refusals:?}");
+    // Forwarding runs on the router's event and again on the ticks (1 s): give it a few more.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(connections.load(Ordering::SeqCst), 0, "a connection to the refused address");
     assert!(service.received_requests().await.unwrap_or_default().is_empty(), "the chatbot was called");
     assert!(sent_texts(&app).await.is_empty());

@@ -3,7 +3,7 @@
 //! the provider's retry leaves exactly one message.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -158,26 +158,39 @@ pub async fn messages_carry_expires_at_only_with_a_retention(set: AdapterSet) {
     }
 }
 
-/// Fails the n-th call to the store, either before it reaches the store or after it was applied (the
-/// answer is lost), the way a crash or a time-out does.
+/// Fails chosen calls to the store (by position, counted from 1), either before they reach the store or
+/// after they were applied (the answer is lost), the way a crash or a time-out does. It records every call
+/// it saw and every fault it injected, so that a test can prove each fault fired.
 struct FailingStore {
     inner: Arc<dyn Store>,
-    fail_at: usize,
+    faults: Vec<usize>,
     applied: bool,
-    calls: AtomicUsize,
+    calls: Mutex<Vec<&'static str>>,
+    fired: Mutex<Vec<usize>>,
 }
 
 impl FailingStore {
-    fn injected(&self) -> Option<StoreError> {
-        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        (call == self.fail_at).then(|| StoreError::Unavailable("injected failure".into()))
+    fn new(inner: Arc<dyn Store>, faults: Vec<usize>, applied: bool) -> Self {
+        Self { inner, faults, applied, calls: Mutex::new(Vec::new()), fired: Mutex::new(Vec::new()) }
+    }
+
+    fn injected(&self, method: &'static str) -> Option<StoreError> {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        calls.push(method);
+        let call = calls.len();
+        if !self.faults.contains(&call) {
+            return None;
+        }
+        self.fired.lock().unwrap_or_else(PoisonError::into_inner).push(call);
+        Some(StoreError::Unavailable(format!("injected failure at call {call} ({method})")))
     }
 
     async fn run<T>(
         &self,
+        method: &'static str,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match self.injected() {
+        match self.injected(method) {
             None => call.await,
             Some(error) if self.applied => {
                 let _ = call.await;
@@ -186,67 +199,116 @@ impl FailingStore {
             Some(error) => Err(error),
         }
     }
+
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn fired(&self) -> Vec<usize> {
+        self.fired.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 #[async_trait]
 impl Store for FailingStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.run(self.inner.get(key)).await
+        self.run("get", self.inner.get(key)).await
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        self.run(self.inner.get_many(keys)).await
+        self.run("get_many", self.inner.get_many(keys)).await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.run(self.inner.transact(writes)).await
+        self.run("transact", self.inner.transact(writes)).await
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
-        self.run(self.inner.query(query)).await
+        self.run("query", self.inner.query(query)).await
     }
 
     async fn increment(&self, key: &Key, attribute: &str, by: i64) -> Result<i64, StoreError> {
-        self.run(self.inner.increment(key, attribute, by)).await
+        self.run("increment", self.inner.increment(key, attribute, by)).await
     }
 }
 
+/// Runs of ingest under injected faults. A fault schedule lists the store calls to fail; each run's calls
+/// after its last fault are each tried as one more fault, so every store call the path makes, including
+/// those of ingest's own retries after a failed transaction, is failed once in some run. Bounded by the
+/// path itself (ingest gives up after a fixed number of attempts) and by `MAX_RUNS`.
 pub async fn a_failure_at_any_store_call_then_the_retry_stores_exactly_once(set: AdapterSet) {
+    const MAX_RUNS: usize = 200;
     let channel = channel(set.1.as_ref()).await;
     let healthy = context(set.1.clone(), &set);
-    // The customer of `existing` already has an open dialog; the one of `new` has none yet.
+    // The customer of `existing` already has an open dialog; each `new-…` customer has none yet.
     ingest::ingest(&healthy, &channel, &inbound("first", "existing", "first")).await.expect("ingest");
     let mut expected_messages = 1;
-    let mut seen_new = false;
-    // Ingest makes two store calls per attempt (read the pointer and the delivery record, write the transaction), and retries an
-    // unavailable transaction itself: failing call n covers every gap between two writes.
-    for fail_at in 1..=3 {
-        for applied in [false, true] {
-            for customer in ["existing", "new"] {
-                let key = format!("{customer}-{fail_at}-{applied}");
-                let failing =
-                    FailingStore { inner: set.1.clone(), fail_at, applied, calls: AtomicUsize::new(0) };
-                let flaky = context(Arc::new(failing), &set);
-                let message = inbound(&key, customer, &key);
+    let mut new_customers = 0;
+    let mut runs = 0;
+    let mut failed_methods = std::collections::BTreeSet::new();
+    for applied in [false, true] {
+        for existing in [true, false] {
+            // The path without faults: this is what the single faults below must cover.
+            let probe = Arc::new(FailingStore::new(set.1.clone(), Vec::new(), applied));
+            let customer = if existing { "existing".to_owned() } else { format!("new-probe-{applied}") };
+            let probe_key = format!("probe-{applied}-{existing}");
+            ingest::ingest(
+                &context(probe.clone(), &set),
+                &channel,
+                &inbound(&probe_key, &customer, &probe_key),
+            )
+            .await
+            .expect("a healthy ingest");
+            assert_eq!(probe.calls(), ["get_many", "transact"], "the healthy path's store calls");
+            expected_messages += 1;
+            new_customers += usize::from(!existing);
+            let mut schedules: std::collections::VecDeque<Vec<usize>> =
+                (1..=probe.calls().len()).map(|call| vec![call]).collect();
+            while let Some(faults) = schedules.pop_front() {
+                runs += 1;
+                assert!(runs <= MAX_RUNS, "the fault schedules did not end: {faults:?}");
+                let key = format!("{faults:?}-{applied}-{existing}");
+                let customer = if existing { "existing".to_owned() } else { format!("new-{key}") };
+                let failing = Arc::new(FailingStore::new(set.1.clone(), faults.clone(), applied));
+                let flaky = context(failing.clone(), &set);
+                let message = inbound(&key, &customer, &key);
                 let first = ingest::ingest(&flaky, &channel, &message).await;
+                let calls = failing.calls();
+                // Every scheduled fault fired: a fault past the path's last call would test nothing.
+                assert_eq!(failing.fired(), faults, "{key}: calls {calls:?}, first {first:?}");
+                for fault in &faults {
+                    failed_methods.insert(calls[fault - 1]);
+                }
+                let last = faults.last().copied().unwrap_or_default();
+                schedules.extend((last + 1..=calls.len()).map(|call| [faults.clone(), vec![call]].concat()));
+                let copies_of = |found: &[(Dialog, Vec<String>)]| -> usize {
+                    found.iter().map(|(_, texts)| texts.iter().filter(|t| **t == key).count()).sum()
+                };
+                // A success answered to the provider means the message is stored: it will not retry.
+                if first.is_ok() {
+                    let found = stored(set.1.as_ref(), &channel.tenant_id).await;
+                    assert_eq!(copies_of(&found), 1, "{key}: answered {first:?} with calls {calls:?}");
+                }
                 // The provider retries until it gets a 2xx, and once more for good measure.
                 let retry = ingest::ingest(&healthy, &channel, &message).await.expect("the retry succeeds");
                 let again = ingest::ingest(&healthy, &channel, &message).await.expect("a late duplicate");
                 assert_eq!(again, IngestOutcome::Duplicate);
                 expected_messages += 1;
+                new_customers += usize::from(!existing);
                 let found = stored(set.1.as_ref(), &channel.tenant_id).await;
-                let copies: usize =
-                    found.iter().map(|(_, texts)| texts.iter().filter(|t| **t == key).count()).sum();
-                assert_eq!(copies, 1, "{key}: first {first:?}, retry {retry:?}");
+                assert_eq!(copies_of(&found), 1, "{key}: first {first:?}, retry {retry:?}");
                 let total: usize = found.iter().map(|(_, texts)| texts.len()).sum();
                 assert_eq!(total, expected_messages, "{key}");
                 let dialogs_of = |c: &str| found.iter().filter(|(d, _)| d.customer.id == c).count();
                 assert_eq!(dialogs_of("existing"), 1, "{key}");
-                assert_eq!(dialogs_of("new"), usize::from(seen_new || customer == "new"), "{key}");
-                seen_new |= customer == "new";
+                assert_eq!(dialogs_of(&customer), 1, "{key}");
+                assert_eq!(found.len(), 1 + new_customers, "{key}: one dialog per customer");
             }
         }
     }
+    // Both kinds of call were failed, including the reads and writes of ingest's own retries.
+    assert_eq!(failed_methods.into_iter().collect::<Vec<_>>(), ["get_many", "transact"]);
+    assert!(runs > 4, "only {runs} runs: the retries inside ingest were not reached");
 }
 
 pub async fn a_message_after_the_dialog_closed_opens_a_new_one(set: AdapterSet) {
