@@ -153,6 +153,22 @@ async fn a_buyers_message_arrives_through_the_secret_url_and_the_reply_goes_into
     let body: Value = serde_json::from_slice(&replies[0].body).expect("json");
     assert_eq!(body, json!({"message": {"text": "Да, есть в наличии"}, "type": "text"}));
     assert_eq!(replies[0].headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer tok-e2e"));
+
+    // Avito's limit is 1,000 characters: a longer reply is refused with the limit named, and neither
+    // stored nor sent.
+    let (status, answer) =
+        app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "д".repeat(1_001)})).await;
+    assert_eq!((status, &answer["error"]["code"]), (422, &json!("invalid_text")), "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().is_some_and(|m| m.contains("1000 characters on avito")),
+        "{answer}"
+    );
+    assert_eq!(messages(&app, &dialog_id).await.len(), 2);
+    let requests = avito.received_requests().await.unwrap_or_default();
+    assert_eq!(
+        requests.iter().filter(|r| r.url.path().ends_with(&format!("/chats/{CHAT}/messages"))).count(),
+        1
+    );
 }
 
 #[tokio::test]

@@ -201,6 +201,18 @@ async fn a_real_signed_message_becomes_one_dialog_and_the_reply_goes_out_with_a_
     assert_eq!(deliver_signed(&app, &path, serde_json::to_vec(&failed).unwrap()).await, 200);
     let stored = messages(&app, &dialog_id).await;
     assert_eq!(stored[1]["status"], "delivered", "{stored:?}");
+
+    // Viber takes 7,000 characters: longer than elsewhere's 4,096 goes out, past 7,000 is refused with
+    // the limit named and nothing stored or sent.
+    let path = format!("/v1/dialogs/{dialog_id}/messages");
+    let (status, answer) = app.post(&path, &json!({"text": "v".repeat(7_001)})).await;
+    assert_eq!((status, &answer["error"]["code"]), (422, &json!("invalid_text")), "{answer}");
+    assert!(answer["error"]["message"].as_str().is_some_and(|m| m.contains("7000")), "{answer}");
+    assert_eq!((messages(&app, &dialog_id).await.len(), bodies(&fake, "send_message").await.len()), (2, 1));
+    let (status, answer) = app.post(&path, &json!({"text": "v".repeat(7_000)})).await;
+    assert_eq!(status, 201, "{answer}");
+    let sent = bodies(&fake, "send_message").await;
+    assert_eq!(sent.last().and_then(|b| b["text"].as_str()).map(|t| t.chars().count()), Some(7_000));
 }
 
 #[tokio::test]

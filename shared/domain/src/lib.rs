@@ -15,8 +15,8 @@ pub use channel::{Account, Channel, ChannelStatus, Provider};
 pub use dialog::{Customer, Dialog, DialogStatus};
 pub use ids::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, TenantId};
 pub use message::{
-    Attachment, AttachmentKind, Direction, InboundKind, InboundMessage, MAX_BUTTON_CHARS, MAX_BUTTONS,
-    MAX_REPLY_CHARS, Message, OutStatus,
+    Attachment, AttachmentKind, Direction, InboundKind, InboundMessage, MAX_ANY_REPLY_CHARS,
+    MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS, Message, OutStatus,
 };
 pub use settings::ChannelSettings;
 pub use tenant::{Features, Tenant};

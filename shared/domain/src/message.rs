@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChannelId, Customer, Dialog, DialogId, EmployeeId, MessageId, TenantId};
 
-/// The longest outgoing text (a reply, an auto-reply, a chatbot's answer), in characters.
+/// The longest outgoing text (a reply, an auto-reply, a chatbot's answer), in characters, where the
+/// provider allows no more (Telegram, VK, WhatsApp); each provider states its own limit
+/// (`ChannelProvider::max_text_chars`).
 pub const MAX_REPLY_CHARS: usize = 4096;
+/// The longest text any provider takes (e-mail): the bound of a reply's body before its channel is known.
+pub const MAX_ANY_REPLY_CHARS: usize = 100_000;
 /// Quick-reply buttons one outgoing message may carry.
 pub const MAX_BUTTONS: usize = 10;
 /// The longest button label, in characters.

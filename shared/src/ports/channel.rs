@@ -84,6 +84,12 @@ pub trait ChannelProvider: Send + Sync {
     fn idempotent_sends(&self) -> bool {
         false
     }
+
+    /// The longest text one message may carry, in characters: a longer reply is refused with this limit
+    /// named, before anything is stored or sent.
+    fn max_text_chars(&self) -> usize {
+        crate::domain::MAX_REPLY_CHARS
+    }
 }
 
 /// The parts of an HTTP request a provider module looks at.

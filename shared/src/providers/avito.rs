@@ -492,6 +492,12 @@ pub fn start_conversation_refused() -> Error {
 
 #[async_trait]
 impl ChannelProvider for AvitoClient {
+    /// Avito's messenger documents no limit; its chat input and the clients built on its API stop at
+    /// 1,000 characters, so a longer reply is refused here rather than cut or refused by Avito.
+    fn max_text_chars(&self) -> usize {
+        1_000
+    }
+
     async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
         let client_id = required_credential(credentials, CLIENT_ID)?;
         let client_secret = required_credential(credentials, CLIENT_SECRET)?;

@@ -669,6 +669,11 @@ fn refused(server: &str, error: ProviderError) -> Error {
 
 #[async_trait]
 impl ChannelProvider for EmailProvider {
+    /// A mail body has no practical limit; this bound keeps one reply reasonable.
+    fn max_text_chars(&self) -> usize {
+        crate::domain::MAX_ANY_REPLY_CHARS
+    }
+
     /// Logs in to IMAP (and selects the INBOX) and to SMTP: a channel that cannot read or answer mail is
     /// refused with a 422 naming `credentials.imap` or `credentials.smtp`.
     async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {

@@ -421,6 +421,11 @@ fn interpret<T: DeserializeOwned>(
 
 #[async_trait]
 impl ChannelProvider for ViberClient {
+    /// Viber's send_message takes up to 7,000 characters of text.
+    fn max_text_chars(&self) -> usize {
+        7_000
+    }
+
     async fn connect(&self, credentials: &Map<String, Value>) -> AppResult<Connection> {
         let bot_not_found = || Error::rule("bot_not_found", "credentials.token", INVALID_TOKEN);
         let token = required_credential(credentials, TOKEN)?;

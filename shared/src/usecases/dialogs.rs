@@ -3,9 +3,7 @@
 
 use serde_json::Value;
 
-use crate::domain::{
-    Dialog, DialogId, DialogStatus, EmployeeId, MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS, Message,
-};
+use crate::domain::{Dialog, DialogId, DialogStatus, EmployeeId, MAX_BUTTON_CHARS, MAX_BUTTONS, Message};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Query, SkRange, Write};
@@ -144,10 +142,6 @@ pub async fn reply(
     if dialog.is_closed() {
         return Err(Error::rule("dialog_closed", "dialog", "the dialog is closed / диалог закрыт"));
     }
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_REPLY_CHARS {
-        return Err(Error::rule("invalid_text", "text", format!("1 to {MAX_REPLY_CHARS} characters")));
-    }
     if buttons.len() > MAX_BUTTONS {
         return Err(Error::rule("too_many_buttons", "buttons", format!("at most {MAX_BUTTONS} buttons")));
     }
@@ -166,6 +160,15 @@ pub async fn reply(
         .ok_or_else(|| {
             Error::rule("channel_inactive", "dialog", "the dialog's channel is not connected any more")
         })?;
+    let text = text.trim();
+    let limit = ctx.providers.get(channel.provider)?.max_text_chars();
+    if text.is_empty() || text.chars().count() > limit {
+        return Err(Error::rule(
+            "invalid_text",
+            "text",
+            format!("1 to {limit} characters on {} / от 1 до {limit} символов", channel.provider.kind()),
+        ));
+    }
     let message =
         Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), ctx.clock.now());
     // The reply cancels the pending auto-replies in its own transaction: a due auto-reply racing it either

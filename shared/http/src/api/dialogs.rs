@@ -144,8 +144,9 @@ async fn close_dialog(
 #[schema(as = NewReply)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyBody {
-    /// Not blank.
-    #[schema(min_length = 1, max_length = 4096, pattern = r"\S")]
+    /// Not blank; at most the channel's limit: 4,096 characters on Telegram, VK and WhatsApp, 7,000 on
+    /// Viber, 1,000 on Avito, 100,000 by e-mail (a longer text is a 422 naming the limit).
+    #[schema(min_length = 1, max_length = 100_000, pattern = r"\S")]
     text: String,
     /// Quick-reply buttons, 1 to 64 characters each.
     #[serde(default)]

@@ -246,7 +246,10 @@ fn the_bounds_are_the_domains() {
     );
 
     let reply = schema("NewReply");
-    assert_eq!(bound(&reply["properties"]["text"], "maxLength"), as_u64(omnichat::domain::MAX_REPLY_CHARS));
+    assert_eq!(
+        bound(&reply["properties"]["text"], "maxLength"),
+        as_u64(omnichat::domain::MAX_ANY_REPLY_CHARS)
+    );
     assert_eq!(bound(&reply["properties"]["buttons"], "maxItems"), as_u64(omnichat::domain::MAX_BUTTONS));
     assert_eq!(bound(&schema("ButtonLabel"), "maxLength"), as_u64(omnichat::domain::MAX_BUTTON_CHARS));
 
