@@ -1029,6 +1029,7 @@ conformance!(
         retries_keep_their_backoff_and_the_last_failure_is_reported,
         an_interrupted_send_is_failed_not_repeated_without_idempotent_sends,
         an_interrupted_send_is_repeated_with_the_same_key_where_sends_are_idempotent,
+        a_report_before_the_send_is_recorded_is_applied_when_it_is,
     ]
 );
 

@@ -222,6 +222,15 @@ pub fn sent_key(channel: &ChannelId, provider_message_id: &str) -> Key {
     Key::new(format!("SENT#{channel}#{provider_message_id}"), "SENT")
 }
 
+/// A delivery report that came before its send was recorded, beside where the send's lookup will be.
+pub fn early_report_key(channel: &ChannelId, provider_message_id: &str) -> Key {
+    Key::new(format!("SENT#{channel}#{provider_message_id}"), "EARLY")
+}
+
+/// How long an early delivery report waits for its send to be recorded (a send is recorded within its
+/// lease, a minute; a report for a message we never recorded is then forgotten).
+pub const EARLY_REPORT_TTL_SECONDS: i64 = 24 * 3600;
+
 // Timers (usecases::timers): one per dialog and kind, beside the dialog's messages.
 
 /// The kinds of per-dialog timer; the name is the timer's key and due partition.

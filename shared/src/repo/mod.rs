@@ -22,6 +22,7 @@
 //! | routing state of a dialog | `ROUTE#{dialog}` | `ROUTE` | gsi1 `T#{tenant}#QUEUE#{queue}` / `{dialog}` while it waits in a queue; gsi3 `DUE#ROUTE#{shard}` / `{due millis}#{dialog}` while something is due |
 //! | outbox entry (an outgoing message to send) | `OUTBOX#{message}` | `OUTBOX` | gsi3 `DUE#OUTBOX#{shard}` / `{due millis}#{message}` |
 //! | provider message id of an outgoing message | `SENT#{channel}#{provider message id}` | `SENT` | |
+//! | delivery report that came before its send was recorded | `SENT#{channel}#{provider message id}` | `EARLY` | TTL `expires_at` |
 //! | timer of a dialog (auto-reply, inactivity close) | `DLG#{dialog}` | `TIMER#{AUTOREPLY,CLOSE}` | gsi3 `DUE#{AUTOREPLY,CLOSE}#{shard}` / `{due millis}#{dialog}` |
 //! | first-start marker | `BOOTSTRAP` | `BOOTSTRAP` | |
 //! | chatbot forwarding cursor of a dialog | `ROUTE#{dialog}` | `BOT` | |

@@ -146,16 +146,10 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
             let mut set = Item::new();
             set.insert("status".into(), serde_json::to_value(OutStatus::Sent).unwrap_or_default());
             set.insert("sent_at".into(), Value::String(ctx.clock.now().to_string()));
-            let mut extra = Vec::new();
-            if let Some(id) = sent.provider_message_id {
-                // Delivery reports name the provider's id: keep the way back to our message.
-                let lookup =
-                    SentLookup { dialog_id: entry.dialog_id.clone(), message_id: entry.message_id.clone() };
-                let item = repo::to_item(&lookup, &repo::sent_key(&entry.channel_id, &id), &[])?;
-                extra.push(Write::Put { item, condition: Condition::Always });
-                set.insert("provider_message_id".into(), Value::String(id));
+            match sent.provider_message_id {
+                Some(id) => record_sent(ctx, &entry, &token, set, id).await?,
+                None => finish(ctx, &entry, &token, set, Vec::new()).await?,
             }
-            finish(ctx, &entry, &token, set, extra).await?;
             let event = DomainEvent::MessageSent {
                 tenant_id: entry.tenant_id.clone(),
                 dialog_id: entry.dialog_id.clone(),
@@ -196,8 +190,61 @@ pub async fn load_message(ctx: &Context, dialog: &DialogId, message: &MessageId)
     repo::load_message(ctx.store.as_ref(), dialog, message).await
 }
 
-/// Records the outcome on the message and removes the entry, on condition we still hold the claim.
-async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item, extra: Vec<Write>) -> Result<()> {
+/// Records a send the provider accepted under its own id, with the way back from that id to our message
+/// (delivery reports name the provider's id). A report that came first (kept by `apply_status` while
+/// the send was unrecorded) is applied in the same transaction: the message goes straight to
+/// `delivered` or `failed`, never back to `sent`.
+async fn record_sent(
+    ctx: &Context,
+    entry: &OutboxEntry,
+    token: &str,
+    mut set: Item,
+    id: String,
+) -> Result<()> {
+    let lookup = SentLookup { dialog_id: entry.dialog_id.clone(), message_id: entry.message_id.clone() };
+    let lookup = Write::Put {
+        item: repo::to_item(&lookup, &repo::sent_key(&entry.channel_id, &id), &[])?,
+        condition: Condition::Always,
+    };
+    let early_key = repo::early_report_key(&entry.channel_id, &id);
+    set.insert("provider_message_id".into(), Value::String(id));
+    // Most sends: no report yet. The check makes a report that arrives meanwhile either see the lookup or
+    // be seen here (the two transactions conflict on these keys).
+    let no_report = Write::Check { key: early_key.clone(), condition: Condition::NotExists };
+    let writes = finish_writes(entry, token, set.clone(), vec![lookup.clone(), no_report]);
+    let check_at = writes.len() - 1;
+    match ctx.store.transact(writes).await {
+        Ok(()) => return Ok(()),
+        Err(conflict) if conflict.failed_at(check_at) && !conflict.failed_at(1) => {}
+        Err(StoreError::Conflict { .. }) => return Err(lost_claim(entry)),
+        Err(other) => return Err(other.into()),
+    }
+    let report: Option<EarlyReport> = repo::load(ctx.store.as_ref(), &early_key).await?;
+    let mut extra = vec![lookup];
+    if let Some(report) = report {
+        set.insert("status".into(), serde_json::to_value(report.status).unwrap_or_default());
+        if let Some(reason) = report.reason {
+            set.insert("failure".into(), Value::String(reason));
+        }
+        extra.push(Write::Delete { key: early_key, condition: Condition::Exists });
+    }
+    finish(ctx, entry, token, set, extra).await
+}
+
+/// A delivery report kept until its send is recorded.
+#[derive(Debug, Serialize, Deserialize)]
+struct EarlyReport {
+    status: OutStatus,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn lost_claim(entry: &OutboxEntry) -> Error {
+    Error::Conflict(format!("lost the claim on outgoing message {}", entry.message_id))
+}
+
+/// The outcome on the message, and the entry removed on condition we still hold the claim.
+fn finish_writes(entry: &OutboxEntry, token: &str, set: Item, extra: Vec<Write>) -> Vec<Write> {
     let mut writes = vec![
         Write::Update {
             key: repo::message_key(&entry.dialog_id, &entry.message_id),
@@ -211,11 +258,14 @@ async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item, extr
         },
     ];
     writes.extend(extra);
-    match ctx.store.transact(writes).await {
+    writes
+}
+
+/// Records the outcome on the message and removes the entry, on condition we still hold the claim.
+async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item, extra: Vec<Write>) -> Result<()> {
+    match ctx.store.transact(finish_writes(entry, token, set, extra)).await {
         Ok(()) => Ok(()),
-        Err(StoreError::Conflict { .. }) => {
-            Err(Error::Conflict(format!("lost the claim on outgoing message {}", entry.message_id)))
-        }
+        Err(StoreError::Conflict { .. }) => Err(lost_claim(entry)),
         Err(other) => Err(other.into()),
     }
 }
@@ -303,10 +353,19 @@ struct SentLookup {
 }
 
 /// Applies a provider's delivery report to our outgoing message: `sent` may become `delivered` or
-/// `failed`; a report never moves a message back, and a report on a message we do not know is ignored.
+/// `failed`; a report never moves a message back. A report that comes before its send is recorded (the
+/// provider reported faster than we wrote) is kept and applied when the send is recorded; one for a
+/// message we never recorded is forgotten after a day.
 pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpdate) -> Result<bool> {
-    let Some(item) = ctx.store.get(&repo::sent_key(channel, &update.provider_message_id)).await? else {
-        return Ok(false);
+    let lookup_key = repo::sent_key(channel, &update.provider_message_id);
+    let item = match ctx.store.get(&lookup_key).await? {
+        Some(item) => item,
+        None => match keep_early_report(ctx, channel, update).await? {
+            // Kept for the send's record (or an earlier report is kept already).
+            None => return Ok(false),
+            // The send was recorded meanwhile.
+            Some(item) => item,
+        },
     };
     let lookup: SentLookup = repo::from_item(item)?;
     let mut set = Item::new();
@@ -325,6 +384,34 @@ pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpd
     match ctx.store.transact(vec![write]).await {
         Ok(()) => Ok(true),
         Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Keeps a report whose send is not recorded yet, on condition it still is not (else answers the
+/// lookup the send wrote meanwhile). The first report kept wins, as the first applied does.
+async fn keep_early_report(
+    ctx: &Context,
+    channel: &ChannelId,
+    update: &StatusUpdate,
+) -> Result<Option<Item>> {
+    let lookup_key = repo::sent_key(channel, &update.provider_message_id);
+    let report = EarlyReport { status: update.status, reason: update.reason.clone() };
+    let mut item =
+        repo::to_item(&report, &repo::early_report_key(channel, &update.provider_message_id), &[])?;
+    let expires_at = ctx.clock.now().as_second() + repo::EARLY_REPORT_TTL_SECONDS;
+    item.insert("expires_at".into(), Value::from(expires_at));
+    let writes = vec![
+        Write::Check { key: lookup_key.clone(), condition: Condition::NotExists },
+        Write::Put { item, condition: Condition::NotExists },
+    ];
+    match ctx.store.transact(writes).await {
+        Ok(()) => {
+            tracing::info!(provider_message_id = %update.provider_message_id, "a delivery report came before its send was recorded; kept");
+            Ok(None)
+        }
+        Err(conflict) if conflict.failed_at(0) => Ok(ctx.store.get(&lookup_key).await?),
+        Err(StoreError::Conflict { .. }) => Ok(None),
         Err(other) => Err(other.into()),
     }
 }

@@ -18,7 +18,7 @@ use omnichat::ports::clock::ManualClock;
 use omnichat::ports::{DomainEvent, EventBus, EventError};
 use omnichat::providers::{
     ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Providers, Sent,
-    WebhookError, WebhookRequest,
+    StatusUpdate, WebhookError, WebhookRequest,
 };
 use omnichat::usecases::auth::{self, Principal};
 use omnichat::usecases::channels::{self, NewChannel};
@@ -33,6 +33,8 @@ use super::AdapterSet;
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Sent,
+    /// Sent, and the provider names the message by this id (its delivery reports will).
+    SentAs(&'static str),
     Unavailable,
     RateLimited {
         seconds: u64,
@@ -86,6 +88,7 @@ impl ChannelProvider for ScriptedProvider {
         self.called.notify_one();
         match step {
             Step::Sent => Ok(Sent { provider_message_id: None }),
+            Step::SentAs(id) => Ok(Sent { provider_message_id: Some(id.to_owned()) }),
             Step::Unavailable => Err(ProviderError::Unavailable("503 from the script".into())),
             Step::RateLimited { seconds } => {
                 Err(ProviderError::RateLimited { retry_after: Duration::from_secs(seconds) })
@@ -306,4 +309,43 @@ pub async fn an_interrupted_send_is_repeated_with_the_same_key_where_sends_are_i
     assert_eq!(s.provider.calls(), vec![message.id.to_string(); 2]);
     assert_eq!(s.stored(&message).await.status, Some(OutStatus::Sent));
     assert_eq!(s.bus.failures(), Vec::new());
+}
+
+fn report(id: &str, status: OutStatus, reason: Option<&str>) -> StatusUpdate {
+    StatusUpdate { provider_message_id: id.into(), status, reason: reason.map(str::to_owned) }
+}
+
+/// A delivery report can overtake the record of its send (the provider reports before our write lands):
+/// it is kept and applied when the send is recorded, and later reports never move the message back.
+pub async fn a_report_before_the_send_is_recorded_is_applied_when_it_is(set: AdapterSet) {
+    let s = scene(&set, ScriptedProvider::new(false, &[Step::Unavailable, Step::SentAs("pm-early")])).await;
+    let message = s.reply("fast provider").await;
+    let delivered = report("pm-early", OutStatus::Delivered, None);
+    assert!(
+        !outbox::apply_status(&s.ctx, &s.channel.id, &delivered).await.expect("report"),
+        "nothing to apply yet"
+    );
+    assert_eq!(s.stored(&message).await.status, Some(OutStatus::Pending));
+    s.advance(4);
+    assert_eq!(outbox::deliver_due(&s.ctx, 100).await.expect("tick"), vec![Attempt::Sent]);
+    let stored = s.stored(&message).await;
+    assert_eq!(
+        (stored.status, stored.provider_message_id.as_deref()),
+        (Some(OutStatus::Delivered), Some("pm-early"))
+    );
+    let late = report("pm-early", OutStatus::Failed, Some("late"));
+    assert!(!outbox::apply_status(&s.ctx, &s.channel.id, &late).await.expect("report"));
+    assert_eq!(s.stored(&message).await.status, Some(OutStatus::Delivered), "never back");
+
+    // The usual order still works: a recorded send takes its report at once.
+    let s = scene(&set, ScriptedProvider::new(false, &[Step::SentAs("pm-usual")])).await;
+    let message = s.reply("usual").await;
+    assert_eq!(s.stored(&message).await.status, Some(OutStatus::Sent));
+    let failed = report("pm-usual", OutStatus::Failed, Some("blocked by the user"));
+    assert!(outbox::apply_status(&s.ctx, &s.channel.id, &failed).await.expect("report"));
+    let stored = s.stored(&message).await;
+    assert_eq!(
+        (stored.status, stored.failure.as_deref()),
+        (Some(OutStatus::Failed), Some("blocked by the user"))
+    );
 }
