@@ -28,12 +28,43 @@ async fn fakes() -> Fakes {
 }
 
 async fn spawn(fakes: &Fakes) -> TestApp {
+    spawn_with_clock(fakes, Arc::new(omnichat::ports::clock::SystemClock)).await
+}
+
+async fn spawn_with_clock(fakes: &Fakes, clock: Arc<dyn omnichat::ports::clock::Clock>) -> TestApp {
     let (api, oauth) = (fakes.api.uri(), fakes.oauth.uri());
-    TestApp::spawn_with(move |providers| {
+    TestApp::spawn_with_clock_and(clock, move |providers| {
         let client = VkClient::new(omnichat::providers::http_client(), api).with_oauth_base(oauth);
         providers.with_vk(Arc::new(client))
     })
     .await
+}
+
+/// The redirect URI as a query parameter.
+fn encoded_redirect() -> String {
+    let url = reqwest::Url::parse_with_params("http://x.invalid/", [("r", REDIRECT_URI)]).expect("url");
+    url.query().and_then(|q| q.strip_prefix("r=")).expect("encoded").to_owned()
+}
+
+/// A `state` as the authorize step hands it out (the community-token flow with `group_id`).
+async fn state(app: &TestApp, key: &str, group_id: Option<i64>) -> String {
+    let group = group_id.map(|id| format!("&group_ids={id}")).unwrap_or_default();
+    let path =
+        format!("/v1/channels/vk/authorize?client_id={CLIENT_ID}&redirect_uri={}{group}", encoded_redirect());
+    let (status, body) = app.with_key(key, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let state = body["state"].as_str().expect("a state").to_owned();
+    let (_, query) = query_of(body["url"].as_str().expect("url"));
+    assert_eq!(query["state"], state, "the answer's state is the URL's");
+    state
+}
+
+/// A code VK sent back, with the state of a fresh authorization of the same flow.
+async fn code_body(app: &TestApp, code: &str, group_id: Option<i64>) -> Value {
+    let state = state(app, omnichat_tests::ADMIN_KEY, group_id).await;
+    let mut body = plain_code_body(code);
+    body["state"] = json!(state);
+    body
 }
 
 /// The fake exchanges `code` for `answer` (with the application's id, secret and redirect URI).
@@ -57,7 +88,7 @@ async fn answer(fakes: &Fakes, vk_method: &str, body: Value) {
         .await;
 }
 
-fn code_body(code: &str) -> Value {
+fn plain_code_body(code: &str) -> Value {
     json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": REDIRECT_URI, "code": code})
 }
 
@@ -129,7 +160,8 @@ async fn a_user_code_lists_the_communities_the_account_administers() {
     .await;
     let app = spawn(&fakes).await;
 
-    let (status, body) = app.post("/v1/channels/vk/communities", &code_body("user-code")).await;
+    let (status, body) =
+        app.post("/v1/channels/vk/communities", &code_body(&app, "user-code", None).await).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
@@ -154,7 +186,8 @@ async fn a_code_vk_refuses_is_422_naming_code() {
     .await;
     let app = spawn(&fakes).await;
 
-    let (status, body) = app.post("/v1/channels/vk/communities", &code_body("stale-code")).await;
+    let (status, body) =
+        app.post("/v1/channels/vk/communities", &code_body(&app, "stale-code", None).await).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "code_rejected");
     assert_eq!(body["error"]["field"], "code");
@@ -169,7 +202,8 @@ async fn an_account_without_communities_is_422_not_community_admin() {
     answer(&fakes, "groups.get", json!({"response": {"count": 0, "items": []}})).await;
     let app = spawn(&fakes).await;
 
-    let (status, body) = app.post("/v1/channels/vk/communities", &code_body("user-code")).await;
+    let (status, body) =
+        app.post("/v1/channels/vk/communities", &code_body(&app, "user-code", None).await).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "not_community_admin");
     assert_eq!(body["error"]["field"], "code");
@@ -199,7 +233,7 @@ async fn a_community_token_code_connects_the_channel_without_showing_the_key() {
     answer(&fakes, "groups.setCallbackSettings", json!({"response": 1})).await;
     let app = spawn(&fakes).await;
 
-    let mut request = code_body("community-code");
+    let mut request = code_body(&app, "community-code", Some(GROUP_ID)).await;
     request["group_id"] = json!(GROUP_ID);
     request["name"] = json!("VK community");
     let (status, channel) = app.post("/v1/channels/vk/community-token", &request).await;
@@ -215,9 +249,74 @@ async fn a_community_token_code_connects_the_channel_without_showing_the_key() {
 
     // A code for another community carries no key for this one.
     exchanges(&fakes, "other-code", 200, json!({"access_token_7": COMMUNITY_TOKEN})).await;
-    let mut request = code_body("other-code");
+    let mut request = code_body(&app, "other-code", Some(GROUP_ID)).await;
     request["group_id"] = json!(GROUP_ID);
     let (status, body) = app.post("/v1/channels/vk/community-token", &request).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "not_community_admin");
+}
+
+/// The `state` is what ties a code to the authorization this tenant started: without it, with another's,
+/// twice, for the other flow or too late, the code is refused (422 naming `state`) before it is exchanged.
+#[tokio::test]
+async fn a_code_needs_its_own_fresh_unused_state() {
+    let fakes = fakes().await;
+    exchanges(&fakes, "user-code", 200, json!({"access_token": USER_TOKEN, "user_id": 1})).await;
+    answer(
+        &fakes,
+        "groups.get",
+        json!({"response": {"count": 1, "items": [{"id": GROUP_ID, "name": "Acme Support", "is_admin": 1}]}}),
+    )
+    .await;
+    let clock = Arc::new(omnichat::ports::clock::ManualClock::new(jiff::Timestamp::now()));
+    let app = spawn_with_clock(&fakes, clock.clone()).await;
+    let exchanged = async || {
+        let requests = fakes.oauth.received_requests().await.unwrap_or_default();
+        requests.iter().filter(|r| r.url.path() == "/access_token").count()
+    };
+    let refused = async |body: &Value, what: &str| {
+        let (status, answer) = app.post("/v1/channels/vk/communities", body).await;
+        assert_eq!(
+            (status, &answer["error"]["code"], &answer["error"]["field"]),
+            (422, &json!("invalid_state"), &json!("state")),
+            "{what}: {answer}"
+        );
+    };
+
+    let mut body = plain_code_body("user-code");
+    refused(&body, "no state at all").await;
+    body["state"] = json!("a-state-nobody-handed-out-0123456789");
+    refused(&body, "a made-up state").await;
+    body["state"] = json!(state(&app, omnichat_tests::ADMIN_KEY, Some(GROUP_ID)).await);
+    refused(&body, "the community flow's state").await;
+    let mut other_app = plain_code_body("user-code");
+    other_app["state"] = json!(state(&app, omnichat_tests::ADMIN_KEY, None).await);
+    other_app["redirect_uri"] = json!("https://admin.example.com/other/callback");
+    refused(&other_app, "another redirect URI").await;
+
+    // Another tenant's admin cannot use this tenant's state.
+    let (status, tenant) =
+        app.as_operator(reqwest::Method::POST, "/v1/tenants", Some(&json!({"name": "Other shop"}))).await;
+    assert_eq!(status, 201, "{tenant}");
+    let other_key = tenant["admin_key"].as_str().expect("admin key").to_owned();
+    omnichat_tests::logs::register_secret(other_key.clone());
+    let mut theirs = plain_code_body("user-code");
+    theirs["state"] = json!(state(&app, &other_key, None).await);
+    refused(&theirs, "another tenant's state").await;
+
+    // Too late: a state lives 15 minutes.
+    let mut late = plain_code_body("user-code");
+    late["state"] = json!(state(&app, omnichat_tests::ADMIN_KEY, None).await);
+    clock.advance(jiff::SignedDuration::from_mins(16));
+    refused(&late, "a state older than 15 minutes").await;
+    assert_eq!(exchanged().await, 0, "no refused code was exchanged");
+
+    // Its own fresh state: accepted once.
+    let mut fresh = plain_code_body("user-code");
+    fresh["state"] = json!(state(&app, omnichat_tests::ADMIN_KEY, None).await);
+    let (status, listed) = app.post("/v1/channels/vk/communities", &fresh).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(exchanged().await, 1);
+    refused(&fresh, "the same state again").await;
+    assert_eq!(exchanged().await, 1);
 }

@@ -289,3 +289,8 @@ pub fn queue_recheck_due_id(queue: &str) -> String {
 pub fn is_queue_recheck(item: &crate::ports::store::Item) -> bool {
     item.get(crate::ports::store::SK).and_then(serde_json::Value::as_str) == Some(QUEUE_RECHECK_SK)
 }
+
+/// A VK OAuth `state` the API handed out, by the SHA-256 of the state (usecases::vk_connect).
+pub fn oauth_state_key(state_hash: &str) -> Key {
+    Key::new(format!("OAUTH#{state_hash}"), "STATE")
+}

@@ -25,6 +25,7 @@
 //! | delivery report that came before its send was recorded | `SENT#{channel}#{provider message id}` | `EARLY` | TTL `expires_at` |
 //! | timer of a dialog (auto-reply, inactivity close) | `DLG#{dialog}` | `TIMER#{AUTOREPLY,CLOSE}` | gsi3 `DUE#{AUTOREPLY,CLOSE}#{shard}` / `{due millis}#{dialog}` |
 //! | first-start marker | `BOOTSTRAP` | `BOOTSTRAP` | |
+//! | OAuth `state` handed out, until used (single use, bound to the tenant) | `OAUTH#{sha256 of the state}` | `STATE` | TTL `expires_at` |
 //! | chatbot forwarding cursor of a dialog | `ROUTE#{dialog}` | `BOT` | |
 //! | queue re-check | `T#{tenant}#QUEUE#{queue}` | `RECHECK` | gsi3 `DUE#ROUTE#{shard}` / `{due millis}#Q#{queue}` |
 //! | capacity slot (one per open dialog of an employee) | `T#{tenant}#SLOT#{employee}` | `{slot, 3 digits}` | |

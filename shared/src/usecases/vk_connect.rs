@@ -2,12 +2,16 @@
 //! the communities they administer, and a community-token authorization yields the community's access key
 //! the channel is made with. The user token is used for one request and never kept.
 
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::domain::{ChannelSettings, Provider};
+use crate::domain::{ChannelSettings, Provider, TenantId};
 use crate::error::ProviderError;
 use crate::error::{Error, Result};
 use crate::ports::oauth::{AdminCommunity, VkOAuth};
+use crate::ports::store::{Condition, Write};
+use crate::repo;
 use crate::secret::Secret;
 use crate::usecases::Context;
 use crate::usecases::auth::Principal;
@@ -52,14 +56,35 @@ fn required(value: &str, field: &'static str) -> Result<Secret> {
     Ok(Secret::new(value))
 }
 
-/// The URL to send the admin's browser to. `group_id` chooses the community-token flow.
-pub fn authorize_url(
+/// How long an authorization may take, from the authorize URL to posting its code.
+const STATE_LIFETIME: SignedDuration = SignedDuration::from_mins(15);
+
+/// An OAuth `state` handed out with an authorize URL: which tenant asked, for which flow, application and
+/// callback. Stored by the hash of the state until it is used once or expires.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredState {
+    tenant_id: TenantId,
+    client_id: String,
+    redirect_uri: String,
+    /// The community-token flow's community; none for the user authorization.
+    group_id: Option<i64>,
+    expires: Timestamp,
+}
+
+fn state_key(state: &str) -> crate::ports::store::Key {
+    repo::oauth_state_key(&crate::usecases::auth::hash_key(state))
+}
+
+/// The URL to send the admin's browser to, and its `state`: VK returns the state with the code, and the
+/// code is accepted only with it, once, within 15 minutes, from the same tenant, for the same flow,
+/// application and callback. `group_id` chooses the community-token flow.
+pub async fn authorize_url(
     ctx: &Context,
     principal: &Principal,
     client_id: &str,
     redirect_uri: &str,
     group_id: Option<i64>,
-) -> Result<String> {
+) -> Result<(String, Secret)> {
     principal.require_admin()?;
     let client_id = valid_client_id(client_id)?;
     let redirect_uri = valid_redirect_uri(redirect_uri)?;
@@ -67,7 +92,67 @@ pub fn authorize_url(
         return Err(Error::rule("invalid_group_id", "group_ids", "a community's numeric id is required"));
     }
     let state = Secret::generate(32);
-    ctx.providers.vk_oauth()?.authorize_url(client_id, redirect_uri, state.expose(), group_id)
+    let url = ctx.providers.vk_oauth()?.authorize_url(client_id, redirect_uri, state.expose(), group_id)?;
+    let expires = ctx.clock.now() + STATE_LIFETIME;
+    let stored = StoredState {
+        tenant_id: principal.tenant_id.clone(),
+        client_id: client_id.to_owned(),
+        redirect_uri: redirect_uri.to_owned(),
+        group_id,
+        expires,
+    };
+    let mut item = repo::to_item(&stored, &state_key(state.expose()), &[])?;
+    item.insert("expires_at".into(), Value::from(expires.as_second()));
+    ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await?;
+    Ok((url, state))
+}
+
+/// Uses up the `state` a code came with: it must be one this tenant was handed, unexpired, unused, and for
+/// this flow, application and callback; otherwise a 422 naming `state`, before the code is exchanged.
+async fn take_state(
+    ctx: &Context,
+    principal: &Principal,
+    state: &str,
+    app: &OAuthApp,
+    group_id: Option<i64>,
+) -> Result<()> {
+    let refused = || {
+        Error::rule(
+            "invalid_state",
+            "state",
+            "unknown, expired or already used; start the authorization again / \
+             недействительный state: начните авторизацию заново",
+        )
+    };
+    let state = state.trim();
+    if state.is_empty() || state.len() > 256 {
+        return Err(refused());
+    }
+    let key = state_key(state);
+    let Some(stored) = repo::load::<StoredState>(ctx.store.as_ref(), &key).await? else {
+        return Err(refused());
+    };
+    if stored.tenant_id != principal.tenant_id {
+        return Err(refused());
+    }
+    // Used once: of two requests with the same state, one deletes it and the other finds it gone.
+    let tenant = Value::String(principal.tenant_id.to_string());
+    match ctx
+        .store
+        .transact(vec![Write::Delete { key, condition: Condition::Equals("tenant_id".into(), tenant) }])
+        .await
+    {
+        Ok(()) => {}
+        Err(crate::ports::StoreError::Conflict { .. }) => return Err(refused()),
+        Err(other) => return Err(other.into()),
+    }
+    let same_flow = stored.group_id == group_id
+        && stored.client_id == app.client_id.trim()
+        && stored.redirect_uri == app.redirect_uri.trim();
+    if stored.expires <= ctx.clock.now() || !same_flow {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// Exchanges the code; VK's refusal of it is the admin's to fix (422 naming `code`).
@@ -93,9 +178,11 @@ pub async fn admin_communities(
     principal: &Principal,
     app: &OAuthApp,
     code: &str,
+    state: &str,
 ) -> Result<Vec<AdminCommunity>> {
     principal.require_admin()?;
     let client = ctx.providers.vk_oauth()?;
+    take_state(ctx, principal, state, app, None).await?;
     let answer = exchange(client, app, code).await?;
     let user_token = answer
         .get("access_token")
@@ -124,6 +211,7 @@ pub async fn connect_community(
     principal: &Principal,
     app: &OAuthApp,
     code: &str,
+    state: &str,
     group_id: i64,
     name: Option<String>,
 ) -> Result<Created> {
@@ -132,6 +220,7 @@ pub async fn connect_community(
         return Err(Error::rule("invalid_group_id", "group_id", "a community's numeric id is required"));
     }
     let client = ctx.providers.vk_oauth()?;
+    take_state(ctx, principal, state, app, Some(group_id)).await?;
     let answer = exchange(client, app, code).await?;
     let token = client.community_token(&answer, group_id).ok_or_else(|| {
         Error::rule(

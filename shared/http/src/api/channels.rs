@@ -239,6 +239,9 @@ struct VkAuthorizeQuery {
 #[derive(Serialize, utoipa::ToSchema)]
 struct VkAuthorizeUrl {
     url: String,
+    /// Also in the URL; VK returns it with the code, and the code is accepted only with it (once,
+    /// within 15 minutes, by this tenant, for this flow, application and redirect URI).
+    state: String,
 }
 
 #[utoipa::path(
@@ -264,9 +267,10 @@ async fn vk_authorize(
     Query(query): Query<VkAuthorizeQuery>,
     principal: Principal,
 ) -> Result<Json<VkAuthorizeUrl>, ApiError> {
-    let url =
-        vk_connect::authorize_url(&ctx, &principal, &query.client_id, &query.redirect_uri, query.group_ids)?;
-    Ok(Json(VkAuthorizeUrl { url }))
+    let (url, state) =
+        vk_connect::authorize_url(&ctx, &principal, &query.client_id, &query.redirect_uri, query.group_ids)
+            .await?;
+    Ok(Json(VkAuthorizeUrl { url, state: state.expose().to_owned() }))
 }
 
 /// A VK OAuth code with the application it was issued to.
@@ -277,6 +281,10 @@ pub struct VkCode {
     redirect_uri: String,
     /// The `code` VK added to the redirect URI.
     code: String,
+    /// The `state` VK added beside it: the one `GET /v1/channels/vk/authorize` answered for this flow
+    /// (a missing one is refused like a wrong one: 422 naming `state`).
+    #[serde(default)]
+    state: String,
 }
 
 impl VkCode {
@@ -324,7 +332,8 @@ async fn vk_communities(
     body: Bytes,
 ) -> Result<Json<VkCommunities>, ApiError> {
     let body: VkCode = json_body(&body)?;
-    let communities = vk_connect::admin_communities(&ctx, &principal, &body.app(), &body.code).await?;
+    let communities =
+        vk_connect::admin_communities(&ctx, &principal, &body.app(), &body.code, &body.state).await?;
     let items = communities.into_iter().map(|c| VkCommunity { group_id: c.id, name: c.name }).collect();
     Ok(Json(VkCommunities { items }))
 }
@@ -367,6 +376,7 @@ async fn vk_community_token(
         &principal,
         &body.code.app(),
         &body.code.code,
+        &body.code.state,
         body.group_id,
         body.name,
     )
