@@ -266,3 +266,79 @@ async fn disconnect_needs_confirmation_then_removes_the_webhook_and_stops_receiv
     let (again, _) = app.connect_telegram(555_000_111, "acme_bot").await;
     assert_eq!(again["displaced"], Value::Null);
 }
+
+/// One account, one channel, deployment-wide (the seed's last-wins rule): a second tenant connecting the
+/// same bot takes it over; the first tenant's channel shows `displaced` and stores nothing more, and
+/// neither tenant learns anything of the other (no ids, no names).
+#[tokio::test]
+async fn a_bot_connected_by_another_tenant_displaces_the_first_without_naming_either() {
+    let app = TestApp::spawn().await;
+    let (first, first_secret) = app.connect_telegram(555_000_111, "acme_bot").await;
+    let (status, tenant) =
+        app.as_operator(reqwest::Method::POST, "/v1/tenants", Some(&json!({"name": "Other shop"}))).await;
+    assert_eq!(status, 201, "{tenant}");
+    let other_key = tenant["admin_key"].as_str().expect("admin key").to_owned();
+    omnichat_tests::logs::register_secret(other_key.clone());
+    let (status, second) =
+        app.with_key(&other_key, reqwest::Method::POST, "/v1/channels", Some(&telegram(json!({})))).await;
+    assert_eq!(status, 201, "{second}");
+    let second_secret = app.fakes.telegram_webhook_secret().await;
+    assert_eq!(second["displaced"], Value::Null, "the other tenant's channel is not named: {second}");
+    let first_id = first["id"].as_str().expect("id");
+    assert!(!second.to_string().contains(first_id), "{second}");
+
+    let (_, old) = app.get(&format!("/v1/channels/{first_id}")).await;
+    assert_eq!((&old["status"], &old["displaced_by"]), (&json!("displaced"), &Value::Null), "{old}");
+    let second_id = second["id"].as_str().expect("id");
+    let (_, listed) = app.get("/v1/channels").await;
+    assert!(!listed.to_string().contains(second_id), "the first tenant sees the other's channel: {listed}");
+    assert!(!listed.to_string().contains("Other shop"), "{listed}");
+
+    // The first channel stores nothing more, even with its own secret; the new one does.
+    let header = "X-Telegram-Bot-Api-Secret-Token";
+    let old_path = format!("/webhooks/telegram/{first_id}");
+    assert_eq!(app.deliver(&old_path, &[(header, &first_secret)], fixture("telegram_text.json")).await, 200);
+    let (_, dialogs) = app.get("/v1/dialogs").await;
+    assert_eq!(dialogs["items"], json!([]));
+    let new_path = format!("/webhooks/telegram/{second_id}");
+    assert_eq!(app.deliver(&new_path, &[(header, &second_secret)], fixture("telegram_text.json")).await, 200);
+    let (_, theirs) = app.with_key(&other_key, reqwest::Method::GET, "/v1/dialogs", None).await;
+    assert_eq!(theirs["items"].as_array().map(Vec::len), Some(1), "{theirs}");
+
+    // Taking it back works the same way, and names nothing either.
+    let (status, back) = app.post("/v1/channels", &telegram(json!({}))).await;
+    assert_eq!((status, &back["displaced"]), (201, &Value::Null), "{back}");
+    let (_, theirs) =
+        app.with_key(&other_key, reqwest::Method::GET, &format!("/v1/channels/{second_id}"), None).await;
+    assert_eq!((&theirs["status"], &theirs["displaced_by"]), (&json!("displaced"), &Value::Null), "{theirs}");
+}
+
+/// A claim kept per tenant by an earlier version still counts: connecting the account again displaces
+/// its channel (naming it, same tenant) and moves the claim to the deployment-wide one.
+#[tokio::test]
+async fn an_earlier_versions_claim_is_honoured_and_moved() {
+    use omnichat::ports::store::{Condition, Key, Write};
+    let app = TestApp::spawn().await;
+    let (first, _) = app.connect_telegram(555_000_111, "acme_bot").await;
+    let (_, tenant) = app.get("/v1/tenant").await;
+    let tenant = tenant["id"].as_str().expect("tenant id");
+    let store = &app.running().context.store;
+    let global = Key::new("ACCT#telegram#555000111", "ACCOUNT");
+    let earlier = format!("T#{tenant}#ACCT#telegram#555000111");
+    // As an earlier version left it: only the per-tenant claim.
+    let item = json!({"pk": earlier, "sk": "ACCOUNT", "channel_id": first["id"]});
+    store
+        .transact(vec![
+            Write::Delete { key: global.clone(), condition: Condition::Exists },
+            Write::Put { item: item.as_object().expect("item").clone(), condition: Condition::NotExists },
+        ])
+        .await
+        .expect("an earlier version's claim");
+    let (second, _) = app.connect_telegram(555_000_111, "acme_bot").await;
+    assert_eq!(second["displaced"], first["id"]);
+    let (_, old) = app.get(&format!("/v1/channels/{}", first["id"].as_str().expect("id"))).await;
+    assert_eq!((&old["status"], &old["displaced_by"]), (&json!("displaced"), &second["id"]));
+    assert!(store.get(&Key::new(earlier, "ACCOUNT")).await.expect("read").is_none(), "the old claim moved");
+    let claim = store.get(&global).await.expect("read").expect("the deployment-wide claim");
+    assert_eq!(claim["channel_id"], second["id"]);
+}

@@ -21,7 +21,15 @@ pub fn channels_of(tenant: &TenantId) -> String {
     format!("T#{tenant}#CHANNELS")
 }
 
-pub fn account_claim_key(tenant: &TenantId, provider: Provider, account_id: &str) -> Key {
+/// Which channel holds a provider account, deployment-wide: one account, one channel, whatever the tenant
+/// (a provider sends an account's webhooks to one URL only).
+pub fn account_claim_key(provider: Provider, account_id: &str) -> Key {
+    Key::new(format!("ACCT#{}#{account_id}", provider.slug()), "ACCOUNT")
+}
+
+/// The claim as earlier versions kept it, per tenant: read (and moved to the deployment-wide claim) when
+/// the account is connected again.
+pub fn tenant_account_claim_key(tenant: &TenantId, provider: Provider, account_id: &str) -> Key {
     Key::new(format!("T#{tenant}#ACCT#{}#{account_id}", provider.slug()), "ACCOUNT")
 }
 

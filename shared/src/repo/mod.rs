@@ -9,7 +9,8 @@
 //! | tenant | `T#{tenant}` | `TENANT` | |
 //! | API key | `KEY#{sha256 of the key}` | `KEY` | gsi1 `T#{tenant}#KEYS` / `{key id}` |
 //! | channel | `CHAN#{channel}` | `CHANNEL` | gsi1 `T#{tenant}#CHANNELS` / `{channel}` |
-//! | account claim (one account, one channel) | `T#{tenant}#ACCT#{provider}#{account}` | `ACCOUNT` | |
+//! | account claim (one account, one channel, deployment-wide) | `ACCT#{provider}#{account}` | `ACCOUNT` | |
+//! | account claim of earlier versions (per tenant; moved on the next connect) | `T#{tenant}#ACCT#{provider}#{account}` | `ACCOUNT` | |
 //! | dialog | `DLG#{dialog}` | `DIALOG` | gsi1 `T#{tenant}#DIALOGS` / `{dialog}`; gsi2 `T#{tenant}#DIALOGS#{status}` / `{dialog}` |
 //! | message | `DLG#{dialog}` | `MSG#{message}` | TTL `expires_at` when `MESSAGE_RETENTION_DAYS` is set |
 //! | open-dialog pointer | `OPEN#{channel}#{customer}` | `OPEN` | |

@@ -29,13 +29,43 @@ pub struct NewChannel {
 #[derive(Debug)]
 pub struct Created {
     pub channel: Channel,
-    /// The older channel of the same account, now inactive.
+    /// The older channel of the same account in the same tenant, now inactive. One of another tenant is
+    /// displaced too, but not named: tenants learn nothing of each other.
     pub displaced: Option<ChannelId>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AccountClaim {
     channel_id: ChannelId,
+    /// The holder's tenant (claims of earlier versions, kept per tenant, have none: the key's tenant).
+    #[serde(default)]
+    tenant_id: Option<TenantId>,
+}
+
+impl AccountClaim {
+    fn of(channel: &Channel) -> Self {
+        Self { channel_id: channel.id.clone(), tenant_id: Some(channel.tenant_id.clone()) }
+    }
+
+    fn held_by_tenant(&self, tenant: &TenantId) -> bool {
+        self.tenant_id.as_ref().is_none_or(|holder| holder == tenant)
+    }
+}
+
+/// The account's holder: the deployment-wide claim, and this tenant's claim of an earlier version.
+async fn account_holders(
+    ctx: &Context,
+    tenant: &TenantId,
+    provider: Provider,
+    account: &str,
+) -> Result<(Option<AccountClaim>, Option<AccountClaim>)> {
+    let keys = [
+        repo::account_claim_key(provider, account),
+        repo::tenant_account_claim_key(tenant, provider, account),
+    ];
+    let mut found = ctx.store.get_many(&keys).await?.into_iter();
+    let mut next = || found.next().flatten().map(repo::from_item::<AccountClaim>).transpose();
+    Ok((next()?, next()?))
 }
 
 pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChannel) -> Result<Created> {
@@ -115,59 +145,60 @@ async fn forget_secrets(ctx: &Context, tenant: &TenantId, channel: &ChannelId) {
     }
 }
 
-/// Activates the pending channel and claims its account, displacing the account's previous channel in the
-/// same transaction.
+/// Activates the pending channel and claims its account deployment-wide, displacing the account's previous
+/// channel (of this tenant or another) in the same transaction: the seed's last-wins rule.
 async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<ChannelId>> {
-    let claim_key = repo::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
+    let claim_key = repo::account_claim_key(channel.provider, &channel.account.id);
+    let earlier_key =
+        repo::tenant_account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
     let channel_item = repo::channel_item(channel)?;
+    let claim = repo::to_item(&AccountClaim::of(channel), &claim_key, &[])?;
+    let activate = Condition::Equals("status".into(), Value::String("pending".into()));
     for _ in 0..5 {
-        let previous = ctx.store.get(&claim_key).await?.map(repo::from_item::<AccountClaim>).transpose()?;
-        let claim = repo::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
-        let activate = Condition::Equals("status".into(), Value::String("pending".into()));
-        let mut writes = vec![Write::Put { item: channel_item.clone(), condition: activate.clone() }];
-        match &previous {
-            Some(old) => {
-                writes.push(Write::Put {
-                    item: claim,
-                    condition: Condition::Equals(
-                        "channel_id".into(),
-                        Value::String(old.channel_id.to_string()),
-                    ),
-                });
-                let mut set = Item::new();
-                set.insert(
-                    "status".into(),
-                    serde_json::to_value(ChannelStatus::Displaced).unwrap_or_default(),
-                );
-                set.insert("displaced_by".into(), Value::String(channel.id.to_string()));
-                set.insert("updated_at".into(), Value::String(channel.created_at.to_string()));
-                writes.push(Write::Update {
-                    key: repo::channel_key(&old.channel_id),
-                    set,
-                    remove: Vec::new(),
-                    condition: Condition::Equals("status".into(), Value::String("active".into())),
-                });
-            }
-            None => writes.push(Write::Put { item: claim, condition: Condition::NotExists }),
+        let (current, earlier) =
+            account_holders(ctx, &channel.tenant_id, channel.provider, &channel.account.id).await?;
+        let claim_condition = match &current {
+            Some(old) => Condition::Equals("channel_id".into(), Value::String(old.channel_id.to_string())),
+            None => Condition::NotExists,
+        };
+        let mut writes = vec![
+            Write::Put { item: channel_item.clone(), condition: activate.clone() },
+            Write::Put { item: claim.clone(), condition: claim_condition },
+        ];
+        if earlier.is_some() {
+            // An earlier version's claim moves to the deployment-wide one.
+            writes.push(Write::Delete { key: earlier_key.clone(), condition: Condition::Exists });
         }
-        match ctx.store.transact(writes).await {
-            Ok(()) => {
-                if let Some(old) = &previous {
-                    ctx.forget_channel(&old.channel_id);
-                }
-                return Ok(previous.map(|old| old.channel_id));
+        let previous = current.or(earlier);
+        let displace_at = writes.len();
+        if let Some(old) = &previous {
+            let same_tenant = old.held_by_tenant(&channel.tenant_id);
+            let mut set = Item::new();
+            set.insert("status".into(), serde_json::to_value(ChannelStatus::Displaced).unwrap_or_default());
+            if same_tenant {
+                set.insert("displaced_by".into(), Value::String(channel.id.to_string()));
             }
-            Err(crate::ports::StoreError::Conflict { failed }) if failed == [2] => {
+            set.insert("updated_at".into(), Value::String(channel.created_at.to_string()));
+            writes.push(Write::Update {
+                key: repo::channel_key(&old.channel_id),
+                set,
+                remove: Vec::new(),
+                condition: Condition::Equals("status".into(), Value::String("active".into())),
+            });
+        }
+        match ctx.store.transact(writes.clone()).await {
+            Ok(()) => {
+                let Some(old) = previous else { return Ok(None) };
+                ctx.forget_channel(&old.channel_id);
+                if !old.held_by_tenant(&channel.tenant_id) {
+                    tracing::info!(channel = %channel.id, "the account moved here from another tenant's channel, now displaced");
+                    return Ok(None);
+                }
+                return Ok(Some(old.channel_id));
+            }
+            Err(crate::ports::StoreError::Conflict { failed }) if failed == [displace_at] => {
                 // The previous holder is no longer active (disconnected): take the claim without displacing.
-                let claim = repo::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?;
-                let old = previous.map(|o| o.channel_id.to_string()).unwrap_or_default();
-                let writes = vec![
-                    Write::Put { item: channel_item.clone(), condition: activate },
-                    Write::Put {
-                        item: claim,
-                        condition: Condition::Equals("channel_id".into(), Value::String(old)),
-                    },
-                ];
+                writes.truncate(displace_at);
                 match ctx.store.transact(writes).await {
                     Ok(()) => return Ok(None),
                     Err(crate::ports::StoreError::Conflict { .. }) => continue,
@@ -364,10 +395,10 @@ pub async fn disconnect_channel(
     let previous_update = channel.updated_at;
     channel.status = ChannelStatus::Disconnected;
     channel.updated_at = ctx.clock.now().max(previous_update);
-    let claim_key = repo::account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
+    let holder = Condition::Equals("channel_id".into(), Value::String(channel.id.to_string()));
     let release_claim = Write::Delete {
-        key: claim_key,
-        condition: Condition::Equals("channel_id".into(), Value::String(channel.id.to_string())),
+        key: repo::account_claim_key(channel.provider, &channel.account.id),
+        condition: holder.clone(),
     };
     let save = || -> Result<Write> {
         Ok(Write::Put {
@@ -384,6 +415,12 @@ pub async fn disconnect_channel(
         Err(crate::ports::StoreError::Conflict { .. }) => {
             return Err(Error::Conflict("the channel was changed meanwhile; try again".into()));
         }
+        Err(other) => return Err(other.into()),
+    }
+    // A claim of an earlier version, per tenant, goes too if this channel holds it.
+    let earlier = repo::tenant_account_claim_key(&channel.tenant_id, channel.provider, &channel.account.id);
+    match ctx.store.transact(vec![Write::Delete { key: earlier, condition: holder }]).await {
+        Ok(()) | Err(crate::ports::StoreError::Conflict { .. }) => {}
         Err(other) => return Err(other.into()),
     }
     ctx.forget_channel(&channel.id);
@@ -454,13 +491,17 @@ pub async fn change_whatsapp_provider(
     check_provider_allowed(&repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?, provider)?;
     let module = ctx.providers.get(provider)?;
     let mut connection = module.connect(credentials).await?;
-    let claim_key = repo::account_claim_key(&channel.tenant_id, provider, &connection.account.id);
-    if let Some(holder) = ctx.store.get(&claim_key).await?.map(repo::from_item::<AccountClaim>).transpose()? {
-        return Err(Error::rule(
-            "account_in_use",
-            "credentials",
-            format!("this number is connected in channel {}; disconnect it first", holder.channel_id),
-        ));
+    let claim_key = repo::account_claim_key(provider, &connection.account.id);
+    let (current, earlier) =
+        account_holders(ctx, &channel.tenant_id, provider, &connection.account.id).await?;
+    if let Some(holder) = current.or(earlier) {
+        let message = if holder.held_by_tenant(&channel.tenant_id) {
+            format!("this number is connected in channel {}; disconnect it first", holder.channel_id)
+        } else {
+            // Another tenant's: nothing about it is told.
+            "this number is connected elsewhere on the platform; it must be disconnected there first".into()
+        };
+        return Err(Error::rule("account_in_use", "credentials", message));
     }
     connection.secrets = connection.secrets.with(ChannelSecrets::WEBHOOK_SECRET, Secret::generate(48));
     let webhook_url = module.webhook_url(&ctx.public_base_url, provider, &channel.id, &connection.secrets);
@@ -479,11 +520,15 @@ pub async fn change_whatsapp_provider(
             condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
         },
         Write::Put {
-            item: repo::to_item(&AccountClaim { channel_id: channel.id.clone() }, &claim_key, &[])?,
+            item: repo::to_item(&AccountClaim::of(&channel), &claim_key, &[])?,
             condition: Condition::NotExists,
         },
         Write::Delete {
-            key: repo::account_claim_key(&channel.tenant_id, old_provider, &old_account),
+            key: repo::account_claim_key(old_provider, &old_account),
+            condition: Condition::Always,
+        },
+        Write::Delete {
+            key: repo::tenant_account_claim_key(&channel.tenant_id, old_provider, &old_account),
             condition: Condition::Always,
         },
     ];
