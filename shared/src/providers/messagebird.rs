@@ -99,10 +99,16 @@ impl ChannelProvider for MessageBirdClient {
                 "this MessageBird channel is not a WhatsApp channel / это не канал WhatsApp",
             ));
         }
-        // The channel's phone number is not part of any confirmed response: the channel id is the stable
-        // account id, and the channel's name (as set in the dashboard) what the admin sees.
-        let name =
-            channel.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| channel_id.expose().to_owned());
+        // The channel id is the stable account id. The admin sees the WhatsApp number where the lookup gives
+        // one, with the channel's name (as set in the dashboard) beside it; else the name alone.
+        let number = channel.number();
+        let label = channel.name.filter(|n| !n.trim().is_empty());
+        let name = match (number, label) {
+            (Some(number), Some(label)) => format!("{number} ({})", label.trim()),
+            (Some(number), None) => number,
+            (None, Some(label)) => label,
+            (None, None) => channel_id.expose().to_owned(),
+        };
         let mut masked: std::collections::BTreeMap<String, String> = [
             (ACCESS_KEY.to_owned(), access_key.masked()),
             (CHANNEL_ID.to_owned(), channel_id.masked()),

@@ -31,6 +31,26 @@ pub struct ChannelInfo {
     pub platform_id: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    /// The channel's address on its platform: for WhatsApp the business number. Bird's channel object
+    /// calls it `identifier`; the legacy lookup's exact shape is unconfirmed (docs/PROVIDERS.md 5.4), so
+    /// the names it is known under elsewhere are read too, and none at all is fine.
+    #[serde(default, alias = "phoneNumber", alias = "msisdn")]
+    pub identifier: Option<Value>,
+}
+
+impl ChannelInfo {
+    /// The business number, as `+<digits>`, when the lookup gave one.
+    pub fn number(&self) -> Option<String> {
+        let raw = match self.identifier.as_ref()? {
+            Value::String(text) => text.trim().to_owned(),
+            Value::Number(number) => number.to_string(),
+            _ => return None,
+        };
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        let plausible = (7..=15).contains(&digits.len())
+            && raw.chars().all(|c| c.is_ascii_digit() || "+ -()".contains(c));
+        plausible.then(|| format!("+{digits}"))
+    }
 }
 
 /// An approved WhatsApp template (HSM): the only message that may start a conversation.

@@ -470,6 +470,36 @@ async fn connect_names_the_channel_and_keeps_every_credential() {
     assert!(can_start_conversation(&connection.secrets));
 }
 
+/// Where the lookup names the channel's number, the account shows it, with the channel's name beside it.
+#[tokio::test]
+async fn connect_shows_the_whatsapp_number_beside_the_channel_name() {
+    for (channel, shown) in [
+        (
+            json!({"id": CHANNEL, "name": "Acme WhatsApp", "platformId": "whatsapp", "identifier": "+447418310508"}),
+            "+447418310508 (Acme WhatsApp)",
+        ),
+        (
+            json!({"id": CHANNEL, "name": "Acme WhatsApp", "platformId": "whatsapp", "msisdn": 447418310508_u64}),
+            "+447418310508 (Acme WhatsApp)",
+        ),
+        (json!({"id": CHANNEL, "platformId": "whatsapp", "phoneNumber": "+44 7418 310508"}), "+447418310508"),
+        (
+            json!({"id": CHANNEL, "name": "Acme WhatsApp", "platformId": "whatsapp", "identifier": "acme@bird"}),
+            "Acme WhatsApp",
+        ),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/channels/{CHANNEL}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(channel.clone()))
+            .mount(&server)
+            .await;
+        let client = MessageBirdClient::new(reqwest::Client::new(), server.uri());
+        let connection = client.connect(&credentials(json!({}))).await.unwrap();
+        assert_eq!(connection.account, Account { id: CHANNEL.into(), name: shown.into() }, "{channel}");
+    }
+}
+
 #[tokio::test]
 async fn connect_refusals_name_the_credential_at_fault() {
     let server = MockServer::start().await;
