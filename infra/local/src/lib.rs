@@ -230,13 +230,12 @@ pub async fn start(
             }
         };
         serve::serve(listener, app, limits, signal).await;
-        let served = Ok(());
         let _ = std::fs::remove_file(&runner_file);
         let _ = stop_timer.send(());
         let _ = timer.await;
         let _ = stop_router.send(());
         let _ = router.await;
-        served
+        Ok(())
     });
     tracing::info!(
         %address,
