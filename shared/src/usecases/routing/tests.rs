@@ -629,7 +629,8 @@ async fn off_hours_the_chatbot_takes_the_dialog_until_it_hands_it_to_people() {
         webhook_url: Some(format!("{}/hook", bot.uri())),
         enabled: None,
     };
-    let chatbot = people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").id;
+    let chatbot =
+        people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").chatbot.id;
     world.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
     world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
 
