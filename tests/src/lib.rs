@@ -214,6 +214,10 @@ impl TestApp {
         {
             logs::register_secret(key);
         }
+        // So is a chatbot's signing secret (on creation and rotation).
+        if let Some(secret) = answer["signing_secret"].as_str() {
+            logs::register_secret(secret);
+        }
         (status, answer)
     }
 

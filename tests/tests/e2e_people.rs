@@ -46,9 +46,19 @@ async fn items(app: &TestApp, path: &str) -> Vec<Value> {
     body["items"].as_array().cloned().expect("items")
 }
 
+/// Creates, and answers what was created as a read shows it: a chatbot's signing secret, shown only in the
+/// 201, is checked and taken out (and registered for the logs check).
 async fn create(app: &TestApp, path: &str, body: Value) -> Value {
-    let (status, created) = admin(app, Method::POST, path, Some(&body)).await;
+    let (status, mut created) = admin(app, Method::POST, path, Some(&body)).await;
     assert_eq!(status, 201, "{created}");
+    if let Some(object) = created.as_object_mut()
+        && let Some(secret) = object.remove("signing_secret")
+    {
+        let secret = secret.as_str().expect("a string").to_owned();
+        assert!(path == "/v1/chatbots" && secret.starts_with("whsec_"), "{path}: {secret}");
+        omnichat_tests::logs::register_secret(secret);
+    }
+    assert_eq!(path == "/v1/chatbots", created.get("webhook_url").is_some(), "{created}");
     created
 }
 
@@ -508,6 +518,7 @@ async fn an_employee_key_reads_colleagues_and_changes_only_its_own_status() {
         ),
         (Method::GET, bot_path.clone(), None),
         (Method::PUT, bot_path.clone(), Some(json!({"enabled": false}))),
+        (Method::POST, format!("{bot_path}/rotate-secret"), None),
         (Method::DELETE, bot_path.clone(), None),
         (Method::GET, "/v1/working-hours".to_owned(), None),
         (Method::PUT, "/v1/working-hours".to_owned(), Some(json!({"time_zone": "UTC", "weekly": {}}))),
@@ -566,6 +577,9 @@ async fn another_tenant_sees_none_of_it() {
             assert_eq!(status, 404, "{method} {path}: {answer}");
         }
     }
+    let rotate = format!("/v1/chatbots/{}/rotate-secret", id(&bot));
+    let (status, answer) = as_other(Method::POST, rotate.clone(), None).await;
+    assert_eq!(status, 404, "POST {rotate}: {answer}");
     let (status, answer) =
         as_other(Method::POST, "/v1/groups".into(), Some(json!({"name": "G", "members": [id(&anna)]}))).await;
     assert_rule(status, &answer, "members[0]");

@@ -310,6 +310,12 @@ async fn all_at_once_the_first_member_to_accept_has_the_dialog() {
 
 /// A chatbot service: answers each forwarded message in turn, then keeps answering the last.
 async fn chatbot(app: &TestApp, answers: &[Value]) -> (MockServer, String) {
+    let (server, id, _) = signed_chatbot(app, answers).await;
+    (server, id)
+}
+
+/// `chatbot`, and the signing secret the 201 showed.
+async fn signed_chatbot(app: &TestApp, answers: &[Value]) -> (MockServer, String, String) {
     let server = MockServer::start().await;
     for (i, answer) in answers.iter().enumerate() {
         let mock = Mock::given(method("POST"))
@@ -322,7 +328,38 @@ async fn chatbot(app: &TestApp, answers: &[Value]) -> (MockServer, String) {
         .post("/v1/chatbots", &json!({"name": "Night bot", "webhook_url": format!("{}/hook", server.uri())}))
         .await;
     assert_eq!(status, 201, "{body}");
-    (server, body["id"].as_str().expect("id").to_owned())
+    let secret = body["signing_secret"].as_str().expect("the signing secret, shown once").to_owned();
+    omnichat_tests::logs::register_secret(secret.clone());
+    (server, body["id"].as_str().expect("id").to_owned(), secret)
+}
+
+/// Checks a received call the Standard Webhooks way with `secret`: the three headers, the timestamp within
+/// a minute of now, and one `v1,` signature of `{id}.{timestamp}.{body}` keyed with the decoded secret.
+/// Answers whether the signature verifies (the headers' shape is asserted).
+fn verifies(request: &wiremock::Request, secret: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::{Hmac, Mac};
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_owned()
+    };
+    let id = header("webhook-id");
+    assert!(!id.is_empty() && !id.contains('.'), "webhook-id {id}");
+    let timestamp = header("webhook-timestamp");
+    let seconds: i64 = timestamp.parse().expect("unix seconds");
+    assert!((Timestamp::now().as_second() - seconds).abs() <= 60, "timestamp {seconds} is not now");
+    let key = STANDARD.decode(secret.strip_prefix("whsec_").expect("whsec_")).expect("base64");
+    assert!((24..=64).contains(&key.len()), "{} bytes of key", key.len());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&request.body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    header("webhook-signature").split(' ').any(|signature| signature == expected)
 }
 
 async fn closed_all_week(app: &TestApp) {
@@ -438,6 +475,87 @@ async fn off_hours_with_auto_replies_the_customer_gets_them_and_no_chatbot_is_ca
     // People get it when they are back: it waits in Anna's queue.
     let (_, dialog) = app.get(&format!("/v1/dialogs/{id}")).await;
     assert_eq!((dialog["status"].as_str(), &dialog["chatbot_id"]), (Some("open"), &Value::Null));
+}
+
+#[tokio::test]
+async fn every_chatbot_call_is_signed_with_the_secret_shown_once_and_a_rotation_replaces_it() {
+    let app = TestApp::spawn().await;
+    let bot = Bot::connect(&app, 777_100_006).await;
+    let (anna, employee_key) = employee(&app, "Anna", "online").await;
+    let (server, chatbot_id, secret) = signed_chatbot(&app, &[json!({"text": "Hi from the bot"})]).await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    closed_all_week(&app).await;
+    let off_hours = |chatbot: Value| json!({"handling": {"employee_id": anna}, "off_hours": {"chatbot_id": chatbot, "auto_replies": false}});
+    bot.settings(&app, off_hours(json!(chatbot_id))).await;
+
+    let calls = async |n: usize| {
+        until("the chatbot called", async || {
+            let requests = server.received_requests().await.unwrap_or_default();
+            (requests.len() >= n).then_some(requests)
+        })
+        .await
+    };
+    let id = bot.customer_writes(&app, 5006, 1, "Hello").await;
+    let first = calls(1).await;
+    assert!(verifies(&first[0], &secret), "the first call verifies with the secret of the 201");
+    let body: Value = serde_json::from_slice(&first[0].body).expect("json");
+    assert_eq!(
+        (body["dialog_id"].as_str(), body["message"]["text"].as_str()),
+        (Some(id.as_str()), Some("Hello"))
+    );
+    let header = |r: &wiremock::Request, name: &str| {
+        r.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    assert_eq!(header(&first[0], "webhook-id"), body["message"]["id"].as_str().map(|m| format!("msg_{m}")));
+
+    // The secret is never shown again.
+    let (status, read) = app.get(&format!("/v1/chatbots/{chatbot_id}")).await;
+    assert_eq!(status, 200, "{read}");
+    let (status, listed) = app.get("/v1/chatbots").await;
+    assert_eq!(status, 200, "{listed}");
+    let (status, changed) =
+        app.http_put(&format!("/v1/chatbots/{chatbot_id}"), &json!({"name": "Day bot"})).await;
+    assert_eq!(status, 200, "{changed}");
+    for shown in [&read, &listed["items"][0], &changed] {
+        assert_eq!(shown["signing_secret"], Value::Null, "{shown}");
+        assert!(!shown.to_string().contains(&secret[6..]), "{shown}");
+    }
+
+    // An employee cannot rotate: "not found", and calls still verify with the same secret.
+    let rotate = format!("/v1/chatbots/{chatbot_id}/rotate-secret");
+    let (status, refused) = as_employee(&app, &employee_key, "POST", &rotate, None).await;
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(refused["signing_secret"], Value::Null);
+    bot.customer_writes(&app, 5006, 2, "Still there?").await;
+    let second = calls(2).await;
+    assert!(verifies(&second[1], &secret), "unchanged by the refused rotation");
+
+    // The admin rotates: the new secret is shown once, the next call verifies with it and not the old one.
+    let (status, rotated) = app.post(&rotate, &json!({})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["signing_secret"].as_str().expect("the new secret").to_owned();
+    assert!(new_secret.starts_with("whsec_") && new_secret != secret, "{new_secret}");
+    bot.customer_writes(&app, 5006, 3, "And now?").await;
+    let third = calls(3).await;
+    assert!(verifies(&third[2], &new_secret), "the call after the rotation verifies with the new secret");
+    assert!(!verifies(&third[2], &secret), "and not with the old one");
+    let (_, read) = app.get(&format!("/v1/chatbots/{chatbot_id}")).await;
+    assert_eq!(read["signing_secret"], Value::Null, "{read}");
+
+    // Deleting the chatbot deletes its secret.
+    let kept = || std::fs::read_to_string(app.data_dir().join("secrets.json")).unwrap_or_default();
+    assert!(kept().contains(&chatbot_id), "the secret store keeps the chatbot's secret");
+    bot.settings(&app, off_hours(Value::Null)).await;
+    let response = app
+        .http
+        .delete(app.url(&format!("/v1/chatbots/{chatbot_id}")))
+        .bearer_auth(omnichat_tests::ADMIN_KEY)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(response.status(), 204);
+    assert!(!kept().contains(&chatbot_id), "the chatbot's secret is deleted with it");
+    assert!(!kept().contains(&new_secret[6..]));
 }
 
 struct DropEverything;

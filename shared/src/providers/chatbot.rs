@@ -8,7 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::net::{GuardedClient, OutboundPolicy, Refusal, is_refused_address};
-use crate::ports::chatbot::{ChatbotAnswer, ChatbotRequest, ChatbotWebhook};
+use crate::ports::chatbot::{
+    ChatbotAnswer, ChatbotRequest, ChatbotWebhook, ID_HEADER, SIGNATURE_HEADER, Signing, TIMESTAMP_HEADER,
+    sign,
+};
 
 /// The whole call, answer included: a chatbot slower than this leaves the message unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,10 +47,18 @@ impl ChatbotWebhook for HttpChatbots {
     }
 
     /// One forwarded message: a second try after a short pause when the chatbot could not be reached or
-    /// answered 5xx/429. The reason of a failure is for the logs, never with the URL in it (the admin's URL may
-    /// carry a token in its path or query).
-    async fn call(&self, url: &str, request: &ChatbotRequest<'_>) -> Result<ChatbotAnswer, String> {
+    /// answered 5xx/429, with the same `webhook-id` and body and a fresh timestamp and signature. The reason
+    /// of a failure is for the logs, never with the URL in it (the admin's URL may carry a token in its path
+    /// or query).
+    async fn call(
+        &self,
+        url: &str,
+        signing: Signing<'_>,
+        request: &ChatbotRequest<'_>,
+    ) -> Result<ChatbotAnswer, String> {
         let url = reqwest::Url::parse(url.trim()).map_err(|_| "not a URL".to_owned())?;
+        // The exact bytes signed are the bytes sent.
+        let body = serde_json::to_vec(request).map_err(|error| format!("request not encoded: {error}"))?;
         let refused =
             |refusal: Refusal| format!("the webhook URL is refused by the outbound policy: {refusal}");
         let mut last = String::new();
@@ -55,8 +66,18 @@ impl ChatbotWebhook for HttpChatbots {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
-            let post = self.client().request(reqwest::Method::POST, url.clone()).map_err(refused)?;
-            let response = match post.json(request).send().await {
+            let timestamp = jiff::Timestamp::now().as_second();
+            let signature = sign(signing.secret, signing.webhook_id, timestamp, &body)?;
+            let post = self
+                .client()
+                .request(reqwest::Method::POST, url.clone())
+                .map_err(refused)?
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(ID_HEADER, signing.webhook_id)
+                .header(TIMESTAMP_HEADER, timestamp.to_string())
+                .header(SIGNATURE_HEADER, signature)
+                .body(body.clone());
+            let response = match post.send().await {
                 Ok(response) => response,
                 Err(error) if is_refused_address(&error) => {
                     return Err(

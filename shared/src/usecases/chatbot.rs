@@ -7,6 +7,11 @@
 //! The answer (synchronous, in the response body; an empty body or 204 means no answer):
 //! `{"text": "...", "buttons": ["...", ...], "handoff": false}`, every field optional.
 //!
+//! Every call is signed the Standard Webhooks way (`ports::chatbot::sign`) with the chatbot's signing
+//! secret, which lives in the secret store only (`chatbot/<tenant>/<chatbot>`): made when the chatbot is
+//! created, replaced by a rotation, deleted with the chatbot. A chatbot without one (made before calls
+//! were signed) is never called unsigned: its dialogs go to people until an admin rotates its secret.
+//!
 //! The webhook URL is the admin's: it must be https to a public address (`crate::net`), checked when it is
 //! saved and again, against the addresses it resolves to, at every call.
 //!
@@ -15,11 +20,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Dialog, DialogId, Direction, Message, MessageId};
+use crate::domain::{ChatbotId, Dialog, DialogId, Direction, Message, MessageId, TenantId};
 use crate::error::{Error, Result};
-use crate::ports::chatbot::{ChatbotAnswer, ChatbotRequest};
+use crate::ports::chatbot::{ChatbotAnswer, ChatbotRequest, Signing, generate_signing_secret};
 use crate::ports::store::{Condition, Query, SkRange, StoreError, Write};
 use crate::repo;
+use crate::secret::Secret;
+use crate::usecases::context::chatbot_secret_name;
 use crate::usecases::{Context, outbox};
 
 /// Messages forwarded per call at most; the next message's forwarding continues.
@@ -35,6 +42,20 @@ pub async fn check_webhook_url(ctx: &Context, raw: &str) -> Result<()> {
         .check_url(raw)
         .await
         .map_err(|refusal| Error::rule("invalid_webhook_url", "webhook_url", refusal.message()))
+}
+
+/// A new signing secret for the chatbot, kept in the secret store (replacing the one before): what the
+/// admin is shown, once.
+pub async fn new_signing_secret(ctx: &Context, tenant: &TenantId, chatbot: &ChatbotId) -> Result<Secret> {
+    let secret = generate_signing_secret();
+    ctx.secrets.put(&chatbot_secret_name(tenant, chatbot), &secret).await?;
+    Ok(secret)
+}
+
+/// Forgets the chatbot's signing secret (the chatbot is deleted).
+pub async fn delete_signing_secret(ctx: &Context, tenant: &TenantId, chatbot: &ChatbotId) -> Result<()> {
+    ctx.secrets.delete(&chatbot_secret_name(tenant, chatbot)).await?;
+    Ok(())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,6 +86,14 @@ pub async fn forward_new_messages(ctx: &Context, dialog_id: &DialogId) -> Result
         repo::get_chatbot(ctx.store.as_ref(), &dialog.tenant_id, &chatbot_id).await?.filter(|c| c.enabled);
     let Some(chatbot) = chatbot else {
         tracing::warn!(dialog = %dialog.id, chatbot = %chatbot_id, "the dialog's chatbot is gone; handing to people");
+        return Ok(Forwarding { forwarded: 0, hand_to_people: true });
+    };
+    // Read each time: a rotation signs the very next call with the new secret.
+    let Some(secret) = ctx.secrets.get(&chatbot_secret_name(&dialog.tenant_id, &chatbot.id)).await? else {
+        tracing::warn!(
+            dialog = %dialog.id, chatbot = %chatbot.id,
+            "the chatbot has no signing secret (rotate it to make one) and is not called unsigned; handing to people"
+        );
         return Ok(Forwarding { forwarded: 0, hand_to_people: true });
     };
     let cursor_key = repo::chatbot_cursor_key(&dialog.id);
@@ -102,7 +131,9 @@ pub async fn forward_new_messages(ctx: &Context, dialog_id: &DialogId) -> Result
             customer: &dialog.customer,
             message: &message,
         };
-        let answer = match ctx.providers.chatbots().call(&chatbot.webhook_url, &request).await {
+        let webhook_id = format!("msg_{}", message.id);
+        let signing = Signing { secret: &secret, webhook_id: &webhook_id };
+        let answer = match ctx.providers.chatbots().call(&chatbot.webhook_url, signing, &request).await {
             Ok(answer) => answer,
             Err(reason) => {
                 tracing::warn!(dialog = %dialog.id, message_id = %message.id, %reason, "chatbot call failed");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::domain::{Channel, ChannelId, TenantId};
+use crate::domain::{Channel, ChannelId, ChatbotId, TenantId};
 use crate::error::Result;
 use crate::ports::channel::ChannelSecrets;
 use crate::ports::clock::Clock;
@@ -141,4 +141,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One secret per channel, holding every credential of it.
 pub fn channel_secret_name(tenant: &TenantId, channel: &ChannelId) -> String {
     format!("channel/{tenant}/{channel}")
+}
+
+/// A chatbot's signing secret (`whsec_...`, the key its calls are signed with), alone in its secret.
+pub fn chatbot_secret_name(tenant: &TenantId, chatbot: &ChatbotId) -> String {
+    format!("chatbot/{tenant}/{chatbot}")
 }

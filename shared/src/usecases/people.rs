@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::ports::StoreError;
 use crate::ports::store::{Condition, Item, Key, Write};
 use crate::repo;
+use crate::secret::Secret;
 use crate::usecases::auth::{Principal, Role};
-use crate::usecases::{Context, channels};
+use crate::usecases::{Context, channels, chatbot};
 
 /// How often a write that lost a race with another group write or delete is tried again.
 const ATTEMPTS: usize = 3;
@@ -307,12 +308,20 @@ pub async fn read_chatbot(ctx: &Context, principal: &Principal, id: &str) -> Res
         .ok_or(Error::NotFound { what: "chatbot" })
 }
 
-/// A new chatbot; only where the tenant's chatbot service is on.
+/// A chatbot just created, with the secret its calls are signed with: the only time it is shown.
+#[derive(Debug)]
+pub struct NewChatbot {
+    pub chatbot: Chatbot,
+    pub signing_secret: Secret,
+}
+
+/// A new chatbot, and its signing secret (kept in the secret store before the chatbot is, so that no
+/// chatbot exists without one); only where the tenant's chatbot service is on.
 pub async fn create_chatbot(
     ctx: &Context,
     principal: &Principal,
     changes: ChatbotChanges,
-) -> Result<Chatbot> {
+) -> Result<NewChatbot> {
     principal.require_admin()?;
     let tenant = repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?;
     if !tenant.features.chatbots {
@@ -323,10 +332,30 @@ pub async fn create_chatbot(
         ));
     }
     let chatbot = Chatbot::create(tenant.id, changes, ctx.clock.now())?;
-    crate::usecases::chatbot::check_webhook_url(ctx, &chatbot.webhook_url).await?;
+    chatbot::check_webhook_url(ctx, &chatbot.webhook_url).await?;
+    let signing_secret = chatbot::new_signing_secret(ctx, &chatbot.tenant_id, &chatbot.id).await?;
     let item = repo::to_item(&chatbot, &repo::chatbot_key(&chatbot.tenant_id, &chatbot.id), &[])?;
-    ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await?;
-    Ok(chatbot)
+    if let Err(error) = ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await {
+        // No chatbot: no secret either (best effort; the error that matters is the store's).
+        if let Err(cleanup) = chatbot::delete_signing_secret(ctx, &chatbot.tenant_id, &chatbot.id).await {
+            tracing::warn!(error = %cleanup, chatbot = %chatbot.id, "the signing secret of a chatbot not created was not deleted");
+        }
+        return Err(error.into());
+    }
+    Ok(NewChatbot { chatbot, signing_secret })
+}
+
+/// A new signing secret for the chatbot, shown once: from now on its calls are signed with it, never
+/// again with the old one (admins only).
+pub async fn rotate_chatbot_secret(ctx: &Context, principal: &Principal, id: &str) -> Result<Secret> {
+    let existing = read_chatbot(ctx, principal, id).await?;
+    let secret = chatbot::new_signing_secret(ctx, &existing.tenant_id, &existing.id).await?;
+    // Deleted meanwhile: its secret goes too.
+    if repo::get_chatbot(ctx.store.as_ref(), &existing.tenant_id, &existing.id).await?.is_none() {
+        chatbot::delete_signing_secret(ctx, &existing.tenant_id, &existing.id).await?;
+        return Err(Error::NotFound { what: "chatbot" });
+    }
+    Ok(secret)
 }
 
 pub async fn update_chatbot(
@@ -337,7 +366,7 @@ pub async fn update_chatbot(
 ) -> Result<Chatbot> {
     let mut chatbot = read_chatbot(ctx, principal, id).await?;
     if let Some(url) = &changes.webhook_url {
-        crate::usecases::chatbot::check_webhook_url(ctx, url).await?;
+        chatbot::check_webhook_url(ctx, url).await?;
     }
     let key = repo::chatbot_key(&chatbot.tenant_id, &chatbot.id);
     chatbot.apply(changes.clone(), ctx.clock.now());
@@ -371,7 +400,9 @@ pub async fn delete_chatbot(ctx: &Context, principal: &Principal, id: &str) -> R
             return Err(in_use("chatbot", chatbot.id.as_str(), &channel));
         }
         match delete_guarded(ctx, key.clone(), &guard).await? {
-            Guarded::Done => return Ok(()),
+            Guarded::Done => {
+                return chatbot::delete_signing_secret(ctx, &chatbot.tenant_id, &chatbot.id).await;
+            }
             Guarded::Missing => return Err(Error::NotFound { what: "chatbot" }),
             Guarded::Raced => continue,
         }

@@ -7,7 +7,7 @@ use std::future::Future;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use omnichat::domain::RuleViolation;
 use omnichat::domain::people::{self as domain, ChatbotChanges, EmployeeChanges, GroupChanges};
@@ -16,7 +16,7 @@ use omnichat::usecases::{Context, auth, people};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::wire::{Chatbot, Distribution, Employee, EmployeeStatus, Group, Page};
+use super::wire::{Chatbot, Distribution, Employee, EmployeeStatus, Group, NewChatbot, Page, SigningSecret};
 use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/groups/{id}", get(groups::read).put(groups::update).delete(groups::delete))
         .route("/v1/chatbots", get(chatbots::list).post(chatbots::create))
         .route("/v1/chatbots/{id}", get(chatbots::read).put(chatbots::update).delete(chatbots::delete))
+        .route("/v1/chatbots/{id}/rotate-secret", post(rotate_chatbot_secret))
 }
 
 /// The documentation of the routes above (merged into the document by `crate::openapi`).
@@ -50,14 +51,18 @@ pub fn router() -> Router<AppState> {
     chatbots::read,
     chatbots::update,
     chatbots::delete,
+    rotate_chatbot_secret,
 ))]
 pub(crate) struct Docs;
 
 /// One kind of people: how its body is read, its use cases, and what the API shows of it.
 trait Kind {
     type Item: Send;
+    /// What a create answers: the item, with what is shown only then (a chatbot's signing secret).
+    type Created: Send;
     type Changes: Send;
     type Wire: Serialize + From<Self::Item>;
+    type CreatedWire: Serialize + From<Self::Created>;
 
     /// The domain reads the body, so that a broken rule is a 422 naming its field.
     fn changes(body: &Value) -> Result<Self::Changes, RuleViolation>;
@@ -71,7 +76,7 @@ trait Kind {
         ctx: &Context,
         principal: &auth::Principal,
         changes: Self::Changes,
-    ) -> impl Future<Output = UseCaseResult<Self::Item>> + Send;
+    ) -> impl Future<Output = UseCaseResult<Self::Created>> + Send;
     fn read(
         ctx: &Context,
         principal: &auth::Principal,
@@ -108,7 +113,7 @@ async fn create<K: Kind>(
     State(ctx): State<AppState>,
     principal: Principal,
     body: Bytes,
-) -> Result<(StatusCode, Json<K::Wire>), ApiError> {
+) -> Result<(StatusCode, Json<K::CreatedWire>), ApiError> {
     let changes = K::changes(&object_body(&body)?).map_err(omnichat::Error::from)?;
     Ok((StatusCode::CREATED, Json(K::create(&ctx, &principal, changes).await?.into())))
 }
@@ -146,6 +151,7 @@ async fn delete<K: Kind>(
 macro_rules! kind {
     (
         $module:ident: $kind:ident, $wire:ident, $input:ident, $changes:ident,
+        created ($created:ty => $created_wire:ident),
         uses ($list_uc:ident, $create_uc:ident, $read_uc:ident, $update_uc:ident, $delete_uc:ident),
         paths ($collection:literal, $item:literal), noun $noun:literal,
         summaries ($list:literal, $create:literal, $read:literal, $update:literal, $delete:literal $(,)?) $(,)?
@@ -154,8 +160,10 @@ macro_rules! kind {
 
         impl Kind for $kind {
             type Item = domain::$wire;
+            type Created = $created;
             type Changes = $changes;
             type Wire = $wire;
+            type CreatedWire = $created_wire;
 
             fn changes(body: &Value) -> Result<$changes, RuleViolation> {
                 $changes::from_json(body)
@@ -174,7 +182,7 @@ macro_rules! kind {
                 ctx: &Context,
                 principal: &auth::Principal,
                 changes: $changes,
-            ) -> impl Future<Output = UseCaseResult<domain::$wire>> + Send {
+            ) -> impl Future<Output = UseCaseResult<$created>> + Send {
                 people::$create_uc(ctx, principal, changes)
             }
 
@@ -235,7 +243,7 @@ macro_rules! kind {
                 summary = $create,
                 request_body = $input,
                 responses(
-                    (status = 201, description = concat!("The new ", $noun), body = $wire),
+                    (status = 201, description = concat!("The new ", $noun), body = $created_wire),
                     doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable,
                     doc::Unavailable
                 )
@@ -244,7 +252,7 @@ macro_rules! kind {
                 ctx: State<AppState>,
                 principal: Principal,
                 body: Bytes,
-            ) -> Result<(StatusCode, Json<$wire>), ApiError> {
+            ) -> Result<(StatusCode, Json<$created_wire>), ApiError> {
                 super::create::<$kind>(ctx, principal, body).await
             }
 
@@ -316,6 +324,7 @@ macro_rules! kind {
 
 kind!(
     employees: Employees, Employee, EmployeeInput, EmployeeChanges,
+    created (domain::Employee => Employee),
     uses (list_employees, create_employee, read_employee, update_employee, delete_employee),
     paths ("/v1/employees", "/v1/employees/{id}"), noun "employee",
     summaries (
@@ -329,6 +338,7 @@ kind!(
 
 kind!(
     groups: Groups, Group, GroupInput, GroupChanges,
+    created (domain::Group => Group),
     uses (list_groups, create_group, read_group, update_group, delete_group),
     paths ("/v1/groups", "/v1/groups/{id}"), noun "group",
     summaries (
@@ -342,16 +352,40 @@ kind!(
 
 kind!(
     chatbots: Chatbots, Chatbot, ChatbotInput, ChatbotChanges,
+    created (people::NewChatbot => NewChatbot),
     uses (list_chatbots, create_chatbot, read_chatbot, update_chatbot, delete_chatbot),
     paths ("/v1/chatbots", "/v1/chatbots/{id}"), noun "chatbot",
     summaries (
         "List the tenant's chatbots",
-        "Create a chatbot (admin)",
+        "Create a chatbot (admin); the answer shows its signing secret, once",
         "Read a chatbot",
         "Change a chatbot (admin)",
         "Delete a chatbot no group or channel names (admin)",
     ),
 );
+
+/// A new signing secret for the chatbot's calls, shown once; from now on its calls are signed with it and
+/// no longer with the old one.
+#[utoipa::path(
+    post,
+    path = "/v1/chatbots/{id}/rotate-secret",
+    tag = "people",
+    operation_id = "rotate_chatbot_secret",
+    summary = "Rotate a chatbot's signing secret (admin)",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The new signing secret, shown only now", body = SigningSecret),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
+async fn rotate_chatbot_secret(
+    State(ctx): State<AppState>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
+) -> Result<Json<SigningSecret>, ApiError> {
+    let secret = people::rotate_chatbot_secret(&ctx, &principal, &id).await?;
+    Ok(Json(SigningSecret { signing_secret: secret.expose().to_owned() }))
+}
 
 // ---- the bodies, read by the domain (`*Changes::from_json`) so that a broken rule names its field ----
 //

@@ -516,6 +516,31 @@ impl From<domain_people::Chatbot> for Chatbot {
     }
 }
 
+/// A chatbot just created: the chatbot and the secret its calls are signed with, shown only now.
+#[derive(Serialize, ToSchema)]
+pub struct NewChatbot {
+    #[serde(flatten)]
+    pub chatbot: Chatbot,
+    /// `whsec_` and the base64 of 32 random bytes: the HMAC key of the `webhook-signature` of every call to
+    /// `webhook_url` (Standard Webhooks). Shown once; `POST /v1/chatbots/{id}/rotate-secret` makes a new one.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
+    pub signing_secret: String,
+}
+
+impl From<omnichat::usecases::people::NewChatbot> for NewChatbot {
+    fn from(new: omnichat::usecases::people::NewChatbot) -> Self {
+        Self { chatbot: new.chatbot.into(), signing_secret: new.signing_secret.expose().to_owned() }
+    }
+}
+
+/// A chatbot's new signing secret, shown only now.
+#[derive(Serialize, ToSchema)]
+pub struct SigningSecret {
+    /// `whsec_` and the base64 of 32 random bytes.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
+    pub signing_secret: String,
+}
+
 // ---- working hours ----
 
 /// Weekly hours in an IANA time zone, holidays and extra working days. Until they are set the tenant is

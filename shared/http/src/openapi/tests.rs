@@ -429,3 +429,28 @@ async fn the_document_is_served_without_a_key() {
     let served: Value = serde_json::from_slice(&bytes).expect("JSON");
     assert_eq!(served, document());
 }
+
+/// A chatbot's signing secret is documented where it is shown (the create's 201 and the rotation's 200)
+/// and nowhere else: not in the chatbot that reads, lists and changes answer.
+#[test]
+fn the_signing_secret_is_documented_only_where_it_is_shown() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let answer = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .unwrap_or_else(|| panic!("{method} {path} {status}"))
+            .to_owned()
+    };
+    let created = serde_json::to_string(&schemas[answer("/v1/chatbots", "post", "201")]).expect("json");
+    assert!(
+        created.contains("signing_secret") && created.contains("#/components/schemas/Chatbot"),
+        "{created}"
+    );
+    let rotated = &schemas[answer("/v1/chatbots/{id}/rotate-secret", "post", "200")];
+    assert_eq!(rotated["required"], json!(["signing_secret"]), "{rotated}");
+    assert_eq!(answer("/v1/chatbots/{id}", "get", "200"), "Chatbot");
+    assert_eq!(answer("/v1/chatbots/{id}", "put", "200"), "Chatbot");
+    assert!(schemas["Chatbot"]["properties"].get("signing_secret").is_none());
+}

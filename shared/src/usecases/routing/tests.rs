@@ -629,7 +629,8 @@ async fn off_hours_the_chatbot_takes_the_dialog_until_it_hands_it_to_people() {
         webhook_url: Some(format!("{}/hook", bot.uri())),
         enabled: None,
     };
-    let chatbot = people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").id;
+    let chatbot =
+        people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").chatbot.id;
     world.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
     world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
 
@@ -685,4 +686,58 @@ fn queues_name_themselves_and_parse_back() {
     assert_eq!(Queue::parse(&employee.id()), Some(employee));
     assert_eq!(Queue::parse("X#whatever"), None);
     assert_eq!(Queue::parse("G#not-a-uuid"), None);
+}
+
+/// A chatbot whose signing secret is missing (made before calls were signed) is never called unsigned:
+/// the dialog goes to people.
+#[tokio::test]
+async fn a_chatbot_without_a_signing_secret_is_not_called_and_people_get_the_dialog() {
+    let bot = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"text": "never sent"})))
+        .mount(&bot)
+        .await;
+    let mut world = world().await;
+    let anna = world.employee("Anna", EmployeeStatus::Online, 5).await;
+    let changes = ChatbotChanges {
+        name: Some("Old bot".into()),
+        webhook_url: Some(format!("{}/hook", bot.uri())),
+        enabled: None,
+    };
+    let chatbot =
+        people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").chatbot.id;
+    let name = crate::usecases::context::chatbot_secret_name(world.tenant(), &chatbot);
+    assert!(world.ctx.secrets.get(&name).await.expect("read").is_some(), "kept on creation");
+    world.ctx.secrets.delete(&name).await.expect("deleted");
+    world.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
+    world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
+    closed_hours(&world).await;
+    let ids = world.open_dialogs(1).await;
+    let message = Message::inbound(
+        world.tenant().clone(),
+        world.channel.id.clone(),
+        ids[0].clone(),
+        &crate::domain::InboundMessage {
+            dedup_key: "1".into(),
+            kind: crate::domain::InboundKind::Message,
+            customer: world.dialog(&ids[0]).await.customer,
+            provider_message_id: Some("1".into()),
+            text: Some("Hello?".into()),
+            attachments: Vec::new(),
+            sent_at: None,
+        },
+        world.clock.now(),
+    );
+    let item = repo::message_item(&message, repo::Retention::FOREVER).expect("item");
+    world
+        .ctx
+        .store
+        .transact(vec![Write::Put { item, condition: Condition::NotExists }])
+        .await
+        .expect("stored");
+    assert_eq!(route_dialog(&world.ctx, &ids[0]).await.expect("routed"), Routed::Chatbot(chatbot.clone()));
+    assert!(bot.received_requests().await.expect("recorded").is_empty(), "no unsigned call");
+    let dialog = world.dialog(&ids[0]).await;
+    assert_eq!((dialog.chatbot_id, dialog.assignee_id.as_ref()), (None, Some(&anna)));
 }
