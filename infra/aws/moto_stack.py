@@ -403,7 +403,7 @@ def check_alarms(session, created, sam_functions, topic):
 
 
 def check_roles(session, created, cfn):
-    """The functions' inline policies: secrets only under the stack's channel/ or platform/ names, the
+    """The functions' inline policies: secrets only under the stack's channel/, chatbot/ or platform/ names, the
     webhooks without Query or the indexes. Prints every grant (the table of the template's comments)."""
     iam = session.client("iam")
     secret_prefix = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:omnichat/{STACK}/"
@@ -427,7 +427,7 @@ def check_roles(session, created, cfn):
                         scope = resource.removeprefix(secret_prefix)
                         check(
                             resource.startswith(secret_prefix)
-                            and (scope == "channel/*" or scope.startswith("platform/")),
+                            and (scope in ("channel/*", "chatbot/*") or scope.startswith("platform/")),
                             f"{name}: secrets grant on {resource}",
                         )
                 if name.startswith("Webhook"):
