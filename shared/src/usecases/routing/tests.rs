@@ -134,6 +134,31 @@ impl World {
             .expect("status set");
     }
 
+    /// The customer's message in the dialog, stored as ingest stores it (without routing it).
+    async fn customer_writes(&self, dialog: &DialogId, text: &str) {
+        let message = Message::inbound(
+            self.tenant().clone(),
+            self.channel.id.clone(),
+            dialog.clone(),
+            &crate::domain::InboundMessage {
+                dedup_key: uuid::Uuid::now_v7().to_string(),
+                kind: crate::domain::InboundKind::Message,
+                customer: self.dialog(dialog).await.customer,
+                provider_message_id: Some(uuid::Uuid::now_v7().to_string()),
+                text: Some(text.into()),
+                attachments: Vec::new(),
+                sent_at: None,
+            },
+            self.clock.now(),
+        );
+        let item = repo::message_item(&message, repo::Retention::FOREVER).expect("item");
+        self.ctx
+            .store
+            .transact(vec![Write::Put { item, condition: Condition::NotExists }])
+            .await
+            .expect("stored");
+    }
+
     /// New dialogs as ingest writes them: dialog, open-dialog pointer and unrouted marker, in batches.
     async fn open_dialogs(&self, n: usize) -> Vec<DialogId> {
         let now = self.clock.now();
@@ -640,28 +665,7 @@ async fn off_hours_the_chatbot_takes_the_dialog_until_it_hands_it_to_people() {
 
     closed_hours(&world).await;
     let ids = world.open_dialogs(1).await;
-    let message = Message::inbound(
-        world.tenant().clone(),
-        world.channel.id.clone(),
-        ids[0].clone(),
-        &crate::domain::InboundMessage {
-            dedup_key: "1".into(),
-            kind: crate::domain::InboundKind::Message,
-            customer: world.dialog(&ids[0]).await.customer,
-            provider_message_id: Some("1".into()),
-            text: Some("Are you open?".into()),
-            attachments: Vec::new(),
-            sent_at: None,
-        },
-        world.clock.now(),
-    );
-    let item = repo::message_item(&message, repo::Retention::FOREVER).expect("item");
-    world
-        .ctx
-        .store
-        .transact(vec![Write::Put { item, condition: Condition::NotExists }])
-        .await
-        .expect("stored");
+    world.customer_writes(&ids[0], "Are you open?").await;
     // The chatbot gets the message and answers with a hand-off: the dialog goes to people.
     assert_eq!(route_dialog(&world.ctx, &ids[0]).await.expect("routed"), Routed::Chatbot(chatbot.clone()));
     let received = bot.received_requests().await.expect("recorded");
@@ -714,28 +718,7 @@ async fn a_chatbot_without_a_signing_secret_is_not_called_and_people_get_the_dia
     world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
     closed_hours(&world).await;
     let ids = world.open_dialogs(1).await;
-    let message = Message::inbound(
-        world.tenant().clone(),
-        world.channel.id.clone(),
-        ids[0].clone(),
-        &crate::domain::InboundMessage {
-            dedup_key: "1".into(),
-            kind: crate::domain::InboundKind::Message,
-            customer: world.dialog(&ids[0]).await.customer,
-            provider_message_id: Some("1".into()),
-            text: Some("Hello?".into()),
-            attachments: Vec::new(),
-            sent_at: None,
-        },
-        world.clock.now(),
-    );
-    let item = repo::message_item(&message, repo::Retention::FOREVER).expect("item");
-    world
-        .ctx
-        .store
-        .transact(vec![Write::Put { item, condition: Condition::NotExists }])
-        .await
-        .expect("stored");
+    world.customer_writes(&ids[0], "Hello?").await;
     assert_eq!(route_dialog(&world.ctx, &ids[0]).await.expect("routed"), Routed::Chatbot(chatbot.clone()));
     assert!(bot.received_requests().await.expect("recorded").is_empty(), "no unsigned call");
     let dialog = world.dialog(&ids[0]).await;
