@@ -19,7 +19,7 @@ use crate::error::ProviderError;
 use crate::error::{Error, Result};
 use crate::ports::channel::{Outgoing, StatusUpdate};
 use crate::ports::events::DomainEvent;
-use crate::ports::store::{Condition, Index, Item, Query, SkRange, StoreError, Write};
+use crate::ports::store::{Condition, Index, Item, Key, Query, SkRange, StoreError, Write};
 use crate::repo;
 use crate::usecases::Context;
 
@@ -143,8 +143,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
     };
     match module.send(&secrets, &outgoing).await {
         Ok(sent) => {
-            let mut set = Item::new();
-            set.insert("status".into(), serde_json::to_value(OutStatus::Sent).unwrap_or_default());
+            let mut set = outcome(OutStatus::Sent, None);
             set.insert("sent_at".into(), Value::String(ctx.clock.now().to_string()));
             match sent.provider_message_id {
                 Some(id) => record_sent(ctx, &entry, &token, set, id).await?,
@@ -222,13 +221,21 @@ async fn record_sent(
     let report: Option<EarlyReport> = repo::load(ctx.store.as_ref(), &early_key).await?;
     let mut extra = vec![lookup];
     if let Some(report) = report {
-        set.insert("status".into(), serde_json::to_value(report.status).unwrap_or_default());
-        if let Some(reason) = report.reason {
-            set.insert("failure".into(), Value::String(reason));
-        }
+        set.extend(outcome(report.status, report.reason.as_deref()));
         extra.push(Write::Delete { key: early_key, condition: Condition::Exists });
     }
     finish(ctx, entry, token, set, extra).await
+}
+
+/// The attributes of an outgoing message's outcome: its status, and the failure's reason where there is
+/// one.
+fn outcome(status: OutStatus, reason: Option<&str>) -> Item {
+    let mut set = Item::new();
+    set.insert("status".into(), serde_json::to_value(status).unwrap_or_default());
+    if let Some(reason) = reason {
+        set.insert("failure".into(), Value::String(reason.to_owned()));
+    }
+    set
 }
 
 /// A delivery report kept until its send is recorded.
@@ -271,10 +278,7 @@ async fn finish(ctx: &Context, entry: &OutboxEntry, token: &str, set: Item, extr
 }
 
 async fn fail(ctx: &Context, entry: &OutboxEntry, token: &str, reason: String) -> Result<Attempt> {
-    let mut set = Item::new();
-    set.insert("status".into(), serde_json::to_value(OutStatus::Failed).unwrap_or_default());
-    set.insert("failure".into(), Value::String(reason.clone()));
-    finish(ctx, entry, token, set, Vec::new()).await?;
+    finish(ctx, entry, token, outcome(OutStatus::Failed, Some(&reason)), Vec::new()).await?;
     tracing::warn!(message_id = %entry.message_id, %reason, "outgoing message failed");
     let event = DomainEvent::MessageFailed {
         tenant_id: entry.tenant_id.clone(),
@@ -360,7 +364,7 @@ pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpd
     let lookup_key = repo::sent_key(channel, &update.provider_message_id);
     let item = match ctx.store.get(&lookup_key).await? {
         Some(item) => item,
-        None => match keep_early_report(ctx, channel, update).await? {
+        None => match keep_early_report(ctx, &lookup_key, channel, update).await? {
             // Kept for the send's record (or an earlier report is kept already).
             None => return Ok(false),
             // The send was recorded meanwhile.
@@ -368,11 +372,7 @@ pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpd
         },
     };
     let lookup: SentLookup = repo::from_item(item)?;
-    let mut set = Item::new();
-    set.insert("status".into(), serde_json::to_value(update.status).unwrap_or_default());
-    if let Some(reason) = &update.reason {
-        set.insert("failure".into(), Value::String(reason.clone()));
-    }
+    let set = outcome(update.status, update.reason.as_deref());
     let from_sent =
         Condition::Equals("status".into(), serde_json::to_value(OutStatus::Sent).unwrap_or_default());
     let write = Write::Update {
@@ -392,10 +392,10 @@ pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpd
 /// lookup the send wrote meanwhile). The first report kept wins, as the first applied does.
 async fn keep_early_report(
     ctx: &Context,
+    lookup_key: &Key,
     channel: &ChannelId,
     update: &StatusUpdate,
 ) -> Result<Option<Item>> {
-    let lookup_key = repo::sent_key(channel, &update.provider_message_id);
     let report = EarlyReport { status: update.status, reason: update.reason.clone() };
     let mut item =
         repo::to_item(&report, &repo::early_report_key(channel, &update.provider_message_id), &[])?;
@@ -410,7 +410,7 @@ async fn keep_early_report(
             tracing::info!(provider_message_id = %update.provider_message_id, "a delivery report came before its send was recorded; kept");
             Ok(None)
         }
-        Err(conflict) if conflict.failed_at(0) => Ok(ctx.store.get(&lookup_key).await?),
+        Err(conflict) if conflict.failed_at(0) => Ok(ctx.store.get(lookup_key).await?),
         Err(StoreError::Conflict { .. }) => Ok(None),
         Err(other) => Err(other.into()),
     }
