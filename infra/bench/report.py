@@ -2,8 +2,10 @@
 
     python3 report.py RESULTS_DIR REPO_ROOT > BENCHMARKS.md
 
-A part without results (not run yet) gets a marked slot. Each part's results say when they were measured;
-every figure's baseline comes from the same run as the figure.
+A part without results in RESULTS_DIR keeps its section of the BENCHMARKS.md being replaced, marked with
+the commit that report was written at (so a run of some parts, or a run from a fresh clone, loses none of the
+others); a part never measured gets a marked slot. Each part's results say when they were measured; every
+figure's baseline comes from the same run as the figure.
 """
 
 import datetime
@@ -315,13 +317,51 @@ def memory(results):
     return out + [""]
 
 
+NOT_MEASURED = "_Not measured yet"
+KEPT = "_Kept from the report written at commit "
+
+
+def previous_report(repo):
+    """The BENCHMARKS.md about to be replaced: its commit and its sections by heading line."""
+    path = os.path.join(repo, "BENCHMARKS.md")
+    if not os.path.exists(path):
+        return None, {}
+    commit, sections, heading = None, {}, None
+    with open(path, encoding="utf-8") as handle:
+        for line in handle.read().splitlines():
+            if line.startswith("- Git commit: "):
+                commit = line.removeprefix("- Git commit: ").split()[0]
+            if line.startswith("## "):
+                heading = line
+                sections[heading] = []
+            elif heading:
+                sections[heading].append(line)
+    return commit, sections
+
+
+def kept_or_new(section, commit, previous):
+    """SECTION, or the previous report's section of the same heading when this run has no results for it."""
+    if not any(line.startswith(NOT_MEASURED) for line in section):
+        return section
+    old = previous.get(section[0])
+    if not old or any(line.startswith(NOT_MEASURED) for line in old):
+        return section
+    body = [line for line in old]
+    if not any(line.startswith(KEPT) for line in body):
+        body = ["", f"{KEPT}{commit or '?'}: this run did not measure it._"] + body
+    while body and not body[-1].strip():
+        body.pop()
+    return [section[0]] + body + [""]
+
+
 def main():
     results, repo = sys.argv[1], sys.argv[2]
+    commit, previous = previous_report(repo)
     lines = ["# Benchmarks", "", "Written by `infra/bench/run.sh` (issue 9); re-run it to refresh. Everything runs on "
              "127.0.0.1 of one machine, shared with whatever else it was doing.", ""]
     lines += machine(repo) + [""]
     for part in (cold_start, package_size, ingest, roundtrips, tick_cost, memory):
-        lines += part(results)
+        lines += kept_or_new(part(results), commit, previous)
     # Measured by a test, not by run.sh (issue 21): kept by hand beside this script and appended as it is.
     slow_clients = os.path.join(repo, "infra", "bench", "slow_clients.md")
     if os.path.exists(slow_clients):

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
@@ -98,7 +98,14 @@ fn embedded() -> Result<Ports, String> {
 async fn moto(run: usize) -> Result<Ports, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let scratch = RedbStore::open(&dir.path().join("scratch.redb")).map_err(|e| e.to_string())?;
-    let sdk = aws::load_sdk_config().await;
+    // moto answers an index query by scanning its whole table (DynamoDB reads the one partition): at 10,000
+    // dialogs one query takes seconds, past the adapters' 5 s attempt time-out, so the benchmark waits longer.
+    let patient = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(300))
+        .operation_timeout(Duration::from_secs(900))
+        .build();
+    let sdk = aws::load_sdk_config().await.to_builder().timeout_config(patient).build();
     let suffix = format!("{}-{run}", std::process::id());
     let store = DynamoStore::from_config(&sdk, format!("tick-bench-{suffix}"));
     aws::create_table(store.client(), store.table()).await.map_err(|e| format!("create table: {e:?}"))?;
