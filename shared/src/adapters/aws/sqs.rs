@@ -311,7 +311,9 @@ mod tests {
     }
 
     fn output(sent_ids: &[&str], failures: Vec<BatchResultErrorEntry>) -> SendMessageBatchOutput {
-        let mut builder = SendMessageBatchOutput::builder();
+        // Both lists are required, empty or not (what SQS answers).
+        let mut builder =
+            SendMessageBatchOutput::builder().set_successful(Some(Vec::new())).set_failed(Some(Vec::new()));
         for id in sent_ids {
             builder = builder.successful(sent(id));
         }
