@@ -21,7 +21,7 @@ use crate::ports::work::{Work, WorkError, WorkQueue};
 
 /// The most entries one `SendMessageBatch` (or `DeleteMessageBatch`) call takes.
 const MAX_ENTRIES_PER_CALL: usize = 10;
-/// Batch calls in flight at once.
+/// Batch calls in flight at once, unless set otherwise ([`SqsWorkQueue::with_send_concurrency`]).
 const SEND_CONCURRENCY: usize = 16;
 /// How many more times unsent entries are sent, and the wait before the first resend (doubled after).
 const RETRIES: u32 = 2;
@@ -32,6 +32,7 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 pub struct SqsWorkQueue {
     client: Client,
     queue_url: String,
+    send_concurrency: usize,
 }
 
 /// One message as a consumer received it (for tests and benchmarks: on AWS the Lambda event source
@@ -48,7 +49,14 @@ type Entry = (String, String);
 
 impl SqsWorkQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into() }
+        Self { client, queue_url: queue_url.into(), send_concurrency: SEND_CONCURRENCY }
+    }
+
+    /// At most `calls` batch calls in flight (at least 1). For moto, which serves one call at a time and
+    /// slows with the queue's depth: 16 waiting calls there outlast the SDK's time-out.
+    pub fn with_send_concurrency(mut self, calls: usize) -> Self {
+        self.send_concurrency = calls.max(1);
+        self
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
@@ -192,7 +200,7 @@ impl WorkQueue for SqsWorkQueue {
     async fn enqueue(&self, work: &[Work]) -> Result<(), WorkError> {
         // The futures made first (not in the stream's closure), which keeps the `async_trait` future `Send`.
         let sends: Vec<_> = work.chunks(MAX_ENTRIES_PER_CALL).map(|chunk| self.send_batch(chunk)).collect();
-        let mut batches = futures::stream::iter(sends).buffer_unordered(SEND_CONCURRENCY);
+        let mut batches = futures::stream::iter(sends).buffer_unordered(self.send_concurrency);
         let mut failed = 0;
         let mut first_reason = None;
         while let Some((refused, reason)) = batches.next().await {
