@@ -9,8 +9,9 @@ the server). Steps:
 2. Resources moto cannot create are removed, each printed with the reason; references to them become the
    literal "dropped-<LogicalId>".
 3. The stack is created on moto (an SNS topic as AlarmTopicArn, LogRetentionDays=14), and then the services
-   are asked, through their own APIs, for the table, bus, rules, queue, functions, log groups, metric
-   filters, alarms and roles the template promises. Any one missing or different fails the run.
+   are asked, through their own APIs, for the table, bus, rules, queues, the mailbox poll queue's event
+   source mapping, functions, log groups, metric filters, alarms and roles the template promises. Any one
+   missing or different fails the run.
 """
 
 import ast
@@ -92,6 +93,10 @@ def check_translation(sam, parameters):
         check(
             group in disabled["Resources"] and disabled["Resources"][group]["Type"] == "AWS::Logs::LogGroup",
             f"{name}: LoggingConfig.LogGroup does not name a log group of the template",
+        )
+        check(
+            not any("AWSLambdaSQSQueueExecutionRole" in p for p in role_managed_policies(disabled, name)),
+            f"{name}: AWSLambdaSQSQueueExecutionRole (SQS on every queue): grant the one queue inline",
         )
     for name, function in functions_of(active).items():
         check(
@@ -197,6 +202,7 @@ def main():
     check_table(session, created)
     check_bus_and_rules(session, created, sam)
     check_functions(session, created, sam_functions)
+    check_mailbox_poll_queue(session, created, sam)
     check_logs(session, created, sam_functions)
     check_alarms(session, created, sam_functions, topic)
     check_roles(session, created, cfn)
@@ -323,6 +329,49 @@ def check_functions(session, created, sam_functions):
           f"{with_dlq} with the dead-letter queue {dlq_arn.rsplit(':', 1)[1]}")
 
 
+def check_mailbox_poll_queue(session, created, sam):
+    """The e-mail poller's fan-out: the queue (visibility 6x the function's timeout, a redrive policy to its
+    dead-letter queue), its URL in the function's environment, and the event source mapping (one item per
+    invocation, failed records reported, the concurrency cap of EmailPollConcurrency)."""
+    sqs = session.client("sqs")
+    lambda_ = session.client("lambda")
+    url = created["MailboxPollQueue"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=created["MailboxPollDeadLetterQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    timeout = int(sam["Resources"]["EmailPollerFunction"]["Properties"]["Timeout"])
+    check(
+        int(attributes.get("VisibilityTimeout", 0)) >= 6 * timeout,
+        f"MailboxPollQueue: visibility timeout {attributes.get('VisibilityTimeout')} s, not 6 x {timeout} s",
+    )
+    redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
+    check(
+        redrive.get("deadLetterTargetArn") == dlq_arn and 1 <= int(redrive.get("maxReceiveCount", 0)) <= 5,
+        f"MailboxPollQueue: redrive policy {redrive}, not to {dlq_arn}",
+    )
+    env = lambda_.get_function(FunctionName=created["EmailPollerFunction"])["Configuration"]["Environment"]
+    check(env["Variables"].get("WORK_QUEUE_URL") == url, f"EmailPollerFunction: WORK_QUEUE_URL {env['Variables'].get('WORK_QUEUE_URL')}")
+    queue_arn = attributes["QueueArn"]
+    mappings = lambda_.list_event_source_mappings(FunctionName=created["EmailPollerFunction"])["EventSourceMappings"]
+    mapping = next((m for m in mappings if m["EventSourceArn"] == queue_arn), {})
+    check(bool(mapping), f"EmailPollerFunction: no event source mapping on {queue_arn}: {mappings}")
+    check(mapping.get("BatchSize") == 1, f"MailboxPollEvents: batch size {mapping.get('BatchSize')}")
+    check(
+        mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+        f"MailboxPollEvents: response types {mapping.get('FunctionResponseTypes')}",
+    )
+    default = sam["Parameters"]["EmailPollConcurrency"]["Default"]
+    cap = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    check(str(cap) == str(default), f"MailboxPollEvents: maximum concurrency {cap}, not {default}")
+    others = [m for m in lambda_.list_event_source_mappings()["EventSourceMappings"] if m is not mapping
+              and m["EventSourceArn"] != queue_arn]
+    check(not others, f"event source mappings other than the mailbox poll queue's: {others}")
+    print(f"moto-stack: mailbox poll queue (visibility {attributes['VisibilityTimeout']} s, "
+          f"{redrive.get('maxReceiveCount')} receives then its dead-letter queue), drained by EmailPollerFunction "
+          f"one item at a time, at most {cap} at once")
+
+
 def check_logs(session, created, sam_functions):
     logs = session.client("logs")
     groups = {
@@ -365,6 +414,8 @@ def check_alarms(session, created, sam_functions, topic):
         f"{STACK}-table-system-errors",
         f"{STACK}-http-api-5xx",
         f"{STACK}-ingest-failures",
+        f"{STACK}-mailbox-poll-dlq-not-empty",
+        f"{STACK}-mailbox-poll-lag",
     }
     for name, resource in sam_functions.items():
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
@@ -390,6 +441,17 @@ def check_alarms(session, created, sam_functions, topic):
         {d["Name"]: d["Value"] for d in dlq.get("Dimensions", [])} == {"QueueName": queue_name},
         f"dead-letter alarm on {dlq.get('Dimensions')}, not queue {queue_name}",
     )
+    for alarm_name, queue, metric in (
+        ("mailbox-poll-dlq-not-empty", "MailboxPollDeadLetterQueue", "ApproximateNumberOfMessagesVisible"),
+        ("mailbox-poll-lag", "MailboxPollQueue", "ApproximateAgeOfOldestMessage"),
+    ):
+        alarm = alarms.get(f"{STACK}-{alarm_name}", {})
+        queue_name = created[queue].rsplit("/", 1)[1]
+        check(
+            {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])} == {"QueueName": queue_name}
+            and alarm.get("MetricName") == metric,
+            f"{alarm_name}: {alarm.get('MetricName')} on {alarm.get('Dimensions')}, not {metric} of {queue_name}",
+        )
     for metric in ("throttled-requests", "system-errors"):
         table_alarm = alarms.get(f"{STACK}-table-{metric}", {})
         tables = {
@@ -404,8 +466,16 @@ def check_alarms(session, created, sam_functions, topic):
 
 def check_roles(session, created, cfn):
     """The functions' inline policies: secrets only under the stack's channel/, chatbot/ or platform/ names, the
-    webhooks without Query or the indexes. Prints every grant (the table of the template's comments)."""
+    webhooks without Query or the indexes, SQS only on the mailbox poll queue (the e-mail poller) or, to send
+    failed runs, the scheduled jobs' dead-letter queue. Prints every grant (the table of the template's
+    comments)."""
     iam = session.client("iam")
+    sqs = session.client("sqs")
+    queue_arn = {
+        name: sqs.get_queue_attributes(QueueUrl=created[name], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for name in ("MailboxPollQueue", "ScheduledJobsDeadLetterQueue")
+    }
+    mailbox_queue_actions = set()
     secret_prefix = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:omnichat/{STACK}/"
     print("moto-stack: grants per function (inline policies of the roles moto created):")
     for name, function in sorted(functions_of(cfn).items()):
@@ -430,6 +500,14 @@ def check_roles(session, created, cfn):
                             and (scope in ("channel/*", "chatbot/*") or scope.startswith("platform/")),
                             f"{name}: secrets grant on {resource}",
                         )
+                    if any(a.startswith("sqs:") for a in actions):
+                        if resource == queue_arn["MailboxPollQueue"] and name == "EmailPollerFunction":
+                            mailbox_queue_actions.update(actions)
+                        else:
+                            check(
+                                resource == queue_arn["ScheduledJobsDeadLetterQueue"] and actions == ["sqs:SendMessage"],
+                                f"{name}: {actions} on {resource}",
+                            )
                 if name.startswith("Webhook"):
                     check("dynamodb:Query" not in actions, f"{name}: a webhook may Query")
                     check(
@@ -439,6 +517,12 @@ def check_roles(session, created, cfn):
         for sid, actions, resources in grants:
             short = [r.replace(secret_prefix, "secret:omnichat/<stack>/").split(":table/")[-1] for r in resources]
             print(f"  {name:28} {sid:20} {', '.join(a.split(':')[1] for a in actions)}  on  {', '.join(short)}")
+    # The dispatch sends and reads the depth; the event source mapping receives and deletes with the role.
+    expected = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    check(
+        mailbox_queue_actions == expected,
+        f"EmailPollerFunction on MailboxPollQueue: {sorted(mailbox_queue_actions)}, not {sorted(expected)}",
+    )
 
 
 if __name__ == "__main__":

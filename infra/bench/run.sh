@@ -20,6 +20,8 @@
 #   memory        peak RSS (VmHWM) of every function after its largest event
 #   tick-cost     the tick-cost binary's markdown table: embedded store at BENCH_TICK_SIZES (1000,10000,100000)
 #                 open dialogs, moto at BENCH_TICK_MOTO_SIZES (1000,10000; seeded on an embedded store, copied in)
+#   mailbox-fanout  the mailbox-fanout binary's table: one dispatch, 8 workers, a mailbox fake; in-process queue
+#                 at BENCH_MAILBOXES (2000) mailboxes, SQS on moto at BENCH_MAILBOXES_SQS (500)
 #
 # Knobs: BENCH_COLD_RUNS (11), BENCH_MEMORY_RUNS (3), BENCH_STEADY_RUNS (5), BENCH_DURATION (12s),
 # BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_CUSTOMERS (1000); BENCH_FUNCTIONS (a comma-separated subset
@@ -37,7 +39,7 @@ target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
 results="$target_dir/bench"
 bins="$target_dir/release"
 READY_TIMEOUT_SECONDS=30
-ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost)
+ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost mailbox-fanout)
 
 COLD_RUNS="${BENCH_COLD_RUNS:-11}"
 MEMORY_RUNS="${BENCH_MEMORY_RUNS:-3}"
@@ -287,6 +289,16 @@ tick_cost() {
     mv "$results/tick-cost.md.tmp" "$results/tick-cost.md"
 }
 
+# ---- mailbox fan-out (issue 16, goal 4) ----
+
+mailbox_fanout() {
+    say "mailbox-fanout: in-process at ${BENCH_MAILBOXES:-2000} mailboxes, SQS on moto at ${BENCH_MAILBOXES_SQS:-500}"
+    build_host_bins
+    infra/moto/with-moto.sh "$bins/mailbox-fanout" --queue in-process --mailboxes "${BENCH_MAILBOXES:-2000}" \
+        --queue sqs --mailboxes "${BENCH_MAILBOXES_SQS:-500}" >"$results/mailbox-fanout.md.tmp"
+    mv "$results/mailbox-fanout.md.tmp" "$results/mailbox-fanout.md"
+}
+
 # ---- main ----
 
 if [[ "${1:-}" == "--inside-moto" ]]; then
@@ -301,7 +313,7 @@ lambda_parts=()
 for part in "${parts[@]}"; do
     case "$part" in
         cold-start | roundtrips | memory) lambda_parts+=("$part") ;;
-        package-size | ingest | tick-cost) ;;
+        package-size | ingest | tick-cost | mailbox-fanout) ;;
         *)
             echo "usage: $0 [all | ${ALL_PARTS[*]}]..." >&2
             exit 2
@@ -315,6 +327,7 @@ for part in "${parts[@]}"; do
         package-size) package_size ;;
         ingest) ingest ;;
         tick-cost) tick_cost ;;
+        mailbox-fanout) mailbox_fanout ;;
     esac
 done
 if [[ ${#lambda_parts[@]} -gt 0 ]]; then run_lambda_parts "${lambda_parts[@]}"; fi

@@ -380,11 +380,24 @@ def check():
     seconds, answer = invoke("router", filled("router", "scheduled.json"))
     expect(answer == {"swept": {"dialogs": 0, "queues": 0}}, f"the sweep answered {answer!r}")
     done("router", "scheduled.json", seconds, "swept 0 dialogs, 0 queues")
-    for function in ("auto-reply", "inactivity-close", "email-poller"):
+    for function in ("auto-reply", "inactivity-close"):
         seconds, answer = invoke(function, filled(function, "scheduled.json"))
         expect(answer is None, f"{function} answered {answer!r}, not null")
         expect(table_items() == before, f"{function} changed the table with nothing due")
         done(function, "scheduled.json", seconds, "success, nothing due, table unchanged")
+    # No e-mail channel here: nothing to hand out, so no queue is needed.
+    seconds, answer = invoke("email-poller", filled("email-poller", "scheduled.json"))
+    expect(answer == {"mailboxes": 0, "enqueued": 0, "waiting": 0}, f"email-poller answered {answer!r}")
+    expect(table_items() == before, "email-poller changed the table with no mailbox")
+    done("email-poller", "scheduled.json", seconds, "no mailbox, nothing handed out, table unchanged")
+    # The queue's records: two polls of channels this stack does not have (done, nothing to poll), one body
+    # that is no work item (reported, so SQS delivers it again and then dead-letters it).
+    records = json.loads(open(filled("email-poller", "sqs.json"), encoding="utf-8").read())["Records"]
+    seconds, answer = invoke("email-poller", filled("email-poller", "sqs.json"))
+    expect(answer == {"batchItemFailures": [{"itemIdentifier": records[2]["messageId"]}]},
+           f"email-poller answered {answer!r} to the SQS event")
+    expect(table_items() == before, "email-poller changed the table polling unknown channels")
+    done("email-poller", "sqs.json", seconds, "unknown channels skipped, the malformed record reported")
     expect(len(fake_state()["sends"]) == sends_before + 1, "a scheduled function sent something")
 
     # ---- VK: the community's confirmation, then a customer's message, twice

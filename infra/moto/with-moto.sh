@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command against a local moto server (AWS emulation for DynamoDB, Secrets Manager, EventBridge).
+# Runs a command against a local moto server (AWS emulation for DynamoDB, Secrets Manager, EventBridge, SQS).
 #
 #   infra/moto/with-moto.sh cargo test -p omnichat-tests --test integration conformance
 #

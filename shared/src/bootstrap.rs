@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::adapters::aws::dynamodb::DynamoStore;
 use crate::adapters::aws::eventbridge::EventBridgeBus;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
+use crate::adapters::aws::sqs::SqsWorkQueue;
 use crate::adapters::aws::{DEFAULT_FUNCTION_TIMEOUT, load_sdk_config_for};
 use crate::ports::clock::SystemClock;
 use crate::ports::events::{DomainEvent, EventBus, EventError};
@@ -59,8 +60,8 @@ pub fn function_timeout_from_env() -> Result<std::time::Duration, String> {
     }
 }
 
-/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX`, `PUBLIC_BASE_URL`, `MESSAGE_RETENTION_DAYS` and
-/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS` from the
+/// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX`, `PUBLIC_BASE_URL`, `MESSAGE_RETENTION_DAYS`,
+/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS` and, for the function that hands out work, `WORK_QUEUE_URL` from the
 /// environment (set by template.yaml); AWS endpoint and credentials the SDK's usual way
 /// (`AWS_ENDPOINT_URL` for moto).
 pub async fn aws_context() -> Result<Context, String> {
@@ -93,7 +94,8 @@ async fn build_context(bus: Option<String>, public_base_url: String) -> Result<C
         Some(bus) => Arc::new(EventBridgeBus::from_config(&sdk, bus)),
         None => Arc::new(NoEventBus),
     };
-    Ok(Context::new(
+    let work_queue = std::env::var("WORK_QUEUE_URL").ok().filter(|url| !url.is_empty());
+    let context = Context::new(
         Arc::new(DynamoStore::from_config(&sdk, table)),
         Arc::new(SecretsManagerStore::from_config(&sdk, secret_prefix)),
         bus,
@@ -101,7 +103,12 @@ async fn build_context(bus: Option<String>, public_base_url: String) -> Result<C
         providers,
         public_base_url,
     )
-    .with_message_retention(retention))
+    .with_message_retention(retention);
+    // Without it the context refuses to hand out work, saying which variable is missing.
+    Ok(match work_queue {
+        Some(url) => context.with_work_queue(Arc::new(SqsWorkQueue::from_config(&sdk, url))),
+        None => context,
+    })
 }
 
 /// The bus of a context built without `EVENT_BUS_NAME`: every publish is refused, saying why.

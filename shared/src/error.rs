@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::domain::RuleViolation;
-use crate::ports::{EventError, SecretError, StoreError};
+use crate::ports::{EventError, SecretError, StoreError, WorkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,6 +35,8 @@ pub enum Error {
     Secrets(#[from] SecretError),
     #[error(transparent)]
     Events(#[from] EventError),
+    #[error(transparent)]
+    Queue(#[from] WorkError),
     #[error("internal error: {0}")]
     Internal(String),
 }

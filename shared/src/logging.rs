@@ -12,8 +12,8 @@ pub fn new_run_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// The span of one run of a scheduled job (`auto-reply`, `inactivity-close`, `email-poll`,
-/// `routing-sweep`).
+/// The span of one run of a scheduled job (`auto-reply`, `inactivity-close`, `email-dispatch`,
+/// `routing-sweep`) or of one work item (`email-poll`, one mailbox).
 pub fn job_span(job: &'static str) -> Span {
     tracing::info_span!("job_run", job, run_id = %new_run_id())
 }

@@ -1,12 +1,14 @@
 //! The conformance suite: every adapter of a port passes the same cases, so the local run and AWS agree.
 //!
 //! Each case is one async function taking the port (`Arc<dyn Store>`, `Arc<dyn SecretStore>`,
-//! `Arc<dyn EventBus>`); `conformance!` runs it once per adapter: `<port>_embedded::<case>` always, and
-//! `<port>_aws::<case>` against moto when `AWS_ENDPOINT_URL` is set (`infra/moto/with-moto.sh cargo test
-//! -p omnichat-tests --test integration conformance`). With `OMNICHAT_MOTO=1` and no reachable endpoint the
-//! AWS cases fail; with neither they pass without running and the run prints "skipped: moto not running".
+//! `Arc<dyn EventBus>`, a `WorkQueue` with its consumer's side); `conformance!` runs it once per adapter:
+//! `<port>_embedded::<case>` always, and `<port>_aws::<case>` against moto when `AWS_ENDPOINT_URL` is set
+//! (`infra/moto/with-moto.sh cargo test -p omnichat-tests --test integration conformance`). With
+//! `OMNICHAT_MOTO=1` and no reachable endpoint the AWS cases fail; with neither they pass without running and
+//! the run prints "skipped: moto not running".
 //!
-//! Every AWS case gets its own table, secret prefix and event bus (a fresh UUID), so cases run in parallel.
+//! Every AWS case gets its own table, secret prefix, event bus and queue (a fresh UUID), so cases run in
+//! parallel.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -997,6 +999,7 @@ mod ingest;
 mod outbox;
 mod secret_rotation;
 mod timers;
+mod work_queue;
 
 fn embedded_set() -> AdapterSet {
     ("embedded", embedded_store(), embedded_secrets(), embedded_bus())
@@ -1031,6 +1034,13 @@ conformance!(
         an_interrupted_send_is_repeated_with_the_same_key_where_sends_are_idempotent,
         a_report_before_the_send_is_recorded_is_applied_when_it_is,
     ]
+);
+
+conformance!(
+    work_queue,
+    work_embedded => work_queue::embedded_queue(),
+    work_aws => |config| work_queue::aws_queue(&config).await,
+    [twenty_five_items_round_trip, enqueueing_nothing_is_fine]
 );
 
 conformance!(

@@ -1,25 +1,18 @@
-//! The e-mail poller Lambda, on an EventBridge schedule (every minute): fetches the new mail of every
-//! active e-mail channel over IMAP and ingests it (`usecases::email_poll`).
+//! The e-mail poller Lambda: on its schedule (every minute) it hands out one poll item per e-mail channel
+//! onto the mailbox poll queue; on that queue's SQS events it polls one mailbox per record over IMAP and
+//! ingests the new mail. See the library for what each event does.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use omnichat::usecases::{Context, scheduled};
+use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     omnichat::bootstrap::init_lambda_logging();
-    let ctx = Arc::new(omnichat::bootstrap::aws_context().await?);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        handle(Arc::clone(&ctx), omnichat::deadline::from_epoch_millis(event.context.deadline))
+    let ctx = omnichat::bootstrap::aws_context().await?;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = omnichat::deadline::from_epoch_millis(event.context.deadline);
+        email_poller::handle(ctx, event.payload, deadline).await
     }))
     .await
-}
-
-/// The job, stopped before the invocation's deadline (the rest stays due for the next run).
-async fn handle(ctx: Arc<Context>, deadline: Option<Instant>) -> Result<(), Error> {
-    let job = scheduled::poll_mailboxes(&ctx, scheduled::stop_taking_work_at(deadline));
-    Ok(scheduled::within_invocation("email-poller", deadline, job).await?)
 }

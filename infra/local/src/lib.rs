@@ -1,5 +1,5 @@
 //! `omnichat-local`: the whole bundle in one process on the embedded adapters (redb, a 0600 secrets file,
-//! an in-process bus), serving the webhooks and the REST API on 127.0.0.1. The binary reads its
+//! an in-process bus and work queue), serving the webhooks and the REST API on 127.0.0.1. The binary reads its
 //! configuration from the environment; tests start it in-process with a configuration of their own.
 
 use std::net::SocketAddr;
@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnichat::adapters::embedded::{DataDir, InProcessBus, RUNNER_FILE, open_data_dir};
+use omnichat::adapters::embedded::{DataDir, InProcessBus, InProcessWorkQueue, RUNNER_FILE, open_data_dir};
 use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::ports::events::DomainEvent;
 use omnichat::secret::Secret;
-use omnichat::usecases::{Context, Providers, auth, routing, tenants};
+use omnichat::usecases::{Context, Providers, auth, routing, scheduled, tenants};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
@@ -45,6 +45,9 @@ pub struct Config {
 
 /// The default bound on requests served at once.
 pub const MAX_CONCURRENT_REQUESTS: usize = 256;
+
+/// Work items (mailbox polls) run at once by the runner's workers, as the one poller did before fan-out.
+pub const WORKERS: usize = 4;
 
 impl Config {
     pub fn from_env() -> Result<Self, String> {
@@ -182,14 +185,18 @@ pub async fn start(
     let listener = serve::listen(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let public_base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
-    let context = Arc::new(Context::new(
-        Arc::new(store),
-        Arc::new(secrets),
-        Arc::new(bus),
-        clock,
-        config.providers.clone().unwrap_or_else(Providers::from_env),
-        public_base_url,
-    ));
+    let work = Arc::new(InProcessWorkQueue::new());
+    let context = Arc::new(
+        Context::new(
+            Arc::new(store),
+            Arc::new(secrets),
+            Arc::new(bus),
+            clock,
+            config.providers.clone().unwrap_or_else(Providers::from_env),
+            public_base_url,
+        )
+        .with_work_queue(work.clone()),
+    );
     let operator_key = config.operator_key.clone().unwrap_or_else(auth::generate_key);
     context
         .secrets
@@ -207,6 +214,8 @@ pub async fn start(
     let (stop, stopped) = oneshot::channel::<()>();
     let (stop_timer, timer_stopped) = oneshot::channel::<()>();
     let timer = tokio::spawn(run_timer(Arc::clone(&context), config.tick, timer_stopped));
+    let (stop_workers, workers_stopped) = oneshot::channel::<()>();
+    let workers = tokio::spawn(run_workers(Arc::clone(&context), work, WORKERS, workers_stopped));
     let (stop_router, router_stopped) = oneshot::channel::<()>();
     let router = tokio::spawn(run_router(Arc::clone(&context), events, router_stopped));
     // One bound for the whole process: past it, requests queue instead of piling onto the store. Bodies
@@ -233,6 +242,8 @@ pub async fn start(
         let _ = std::fs::remove_file(&runner_file);
         let _ = stop_timer.send(());
         let _ = timer.await;
+        let _ = stop_workers.send(());
+        let _ = workers.await;
         let _ = stop_router.send(());
         let _ = router.await;
         Ok(())
@@ -282,9 +293,37 @@ async fn run_timer(context: Arc<Context>, period: Duration, mut stop: oneshot::R
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = interval.tick() => omnichat::usecases::scheduled::run_local_tick(&context).await,
+            _ = interval.tick() => scheduled::run_local_tick(&context).await,
         }
     }
+}
+
+/// The local stand-in for the SQS event source that drives the e-mail poller: the items of the in-process
+/// work queue, `workers` at a time, each through `scheduled::run_work` (what the Lambda runs per SQS record).
+/// A failed item is logged and dropped: the next tick hands the work out again. On stop, the items in
+/// flight finish first.
+pub async fn run_workers(
+    context: Arc<Context>,
+    queue: Arc<InProcessWorkQueue>,
+    workers: usize,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            work = queue.next(), if running.len() < workers.max(1) => {
+                let context = Arc::clone(&context);
+                running.spawn(async move {
+                    if let Err(error) = scheduled::run_work(&context, &work, None).await {
+                        tracing::warn!(%error, work = %work.key(), "work item failed; the next tick hands it out again");
+                    }
+                });
+            }
+        }
+    }
+    while running.join_next().await.is_some() {}
 }
 
 /// The local stand-in for the EventBridge rule that drives the router: every event on the bus goes to

@@ -75,6 +75,7 @@ impl From<Error> for ApiError {
             Error::Store(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
             Error::Secrets(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
             Error::Events(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
+            Error::Queue(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
             Error::Internal(cause) => internal(StatusCode::INTERNAL_SERVER_ERROR, "internal", &cause),
         }
     }

@@ -4,3 +4,4 @@
 pub mod aws;
 pub mod counting;
 pub mod embedded;
+pub mod empty_mailboxes;

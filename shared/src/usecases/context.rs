@@ -10,7 +10,8 @@ use crate::error::Result;
 use crate::ports::channel::ChannelSecrets;
 use crate::ports::clock::Clock;
 use crate::ports::outbound::Providers;
-use crate::ports::{EventBus, SecretStore, Store};
+use crate::ports::work::NoWorkQueue;
+use crate::ports::{EventBus, SecretStore, Store, WorkQueue};
 use crate::repo;
 
 /// How long a channel's credentials are kept in memory before they are read from the secret store again.
@@ -27,6 +28,8 @@ pub struct Context {
     pub secrets: Arc<dyn SecretStore>,
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
+    /// Where scheduled runs hand out work (mailboxes to poll); none unless given (`with_work_queue`).
+    pub work: Arc<dyn WorkQueue>,
     pub providers: Providers,
     /// The HTTPS base URL providers call (`PUBLIC_BASE_URL`), without a trailing slash.
     pub public_base_url: String,
@@ -50,12 +53,19 @@ impl Context {
             secrets,
             bus,
             clock,
+            work: Arc::new(NoWorkQueue),
             providers,
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             message_retention: repo::Retention::FOREVER,
             secret_cache: Mutex::new(HashMap::new()),
             channel_cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Work handed out with this context goes to `queue`.
+    pub fn with_work_queue(mut self, queue: Arc<dyn WorkQueue>) -> Self {
+        self.work = queue;
+        self
     }
 
     /// Message records written with this context expire after `retention`.

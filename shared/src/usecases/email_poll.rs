@@ -1,6 +1,13 @@
 //! The e-mail poller: fetches the new mail of every active e-mail channel exactly once and ingests it; and
 //! the threading an e-mail reply needs (what the customer's last mail was).
 //!
+//! - Polling fans out: a scheduled run ([`dispatch`]) hands out one work item per listed mailbox through the
+//!   work queue (`ports::work`), and workers poll one mailbox per item ([`poll_one`]), as many at once as
+//!   the queue's consumers allow (on AWS the SQS event source's MaximumConcurrency C: C × 60 / T mailboxes a
+//!   minute for a poll of T seconds). Every run lists every mailbox, so none waits behind the others.
+//! - Items are delivered at least once and may pile up behind slow mailboxes: an item whose mailbox is held
+//!   by a poll, or was polled by one that began after the item was handed out, is done at once (two reads,
+//!   no IMAP). A run that finds a whole round of items still waiting hands out no more.
 //! - The channels come from a small index partition (`EMAIL_CHANNELS`), written when an e-mail channel is
 //!   created and dropped here once the channel is gone, displaced or disconnected: no table scan.
 //! - Per mailbox a sync state keeps UIDVALIDITY and the last UID handled. A poll takes a lease on it (a
@@ -17,24 +24,24 @@
 
 use std::time::Instant;
 
-use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Channel, ChannelId, ChannelStatus, DialogId, Message, MessageId, OutStatus};
+use crate::domain::{Channel, ChannelId, ChannelStatus, DialogId, Message, MessageId, OutStatus, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::channel::{ChannelSecrets, StatusUpdate};
 use crate::ports::mailbox::{Inbox, MailClass, Mailboxes, ParsedMail};
 use crate::ports::store::{Condition, Query, SkRange, StoreError, Write};
+use crate::ports::work::{Work, WorkError};
 use crate::repo;
 use crate::usecases::ingest::{IngestOutcome, ingest};
 use crate::usecases::{Context, outbox};
 
 /// Mails handled per mailbox and poll; the rest wait for the next poll (every minute).
 pub const BATCH: usize = 50;
-/// Mailboxes polled at once.
-const CONCURRENCY: usize = 4;
+/// E-mail channels read per page of the list when handing out polls.
+const LIST_PAGE: usize = 500;
 /// A poll stops fetching from one mailbox after this long and keeps the rest for the next poll.
 const MAILBOX_BUDGET: std::time::Duration = std::time::Duration::from_secs(90);
 /// How long a poll holds a mailbox: longer than the budget plus one slow IMAP command.
@@ -59,17 +66,36 @@ struct SyncState {
     /// Set while a poll holds the mailbox.
     claim: Option<String>,
     claimed_until: Option<Timestamp>,
+    /// When the last poll that ended without error began (absent in states written before fan-out).
+    #[serde(default)]
+    polled_at: Option<Timestamp>,
 }
 
-/// What one poll did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PollReport {
+/// What one [`dispatch`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// The mailboxes listed.
     pub mailboxes: usize,
-    pub failed_mailboxes: usize,
-    pub mail: MailReport,
+    /// Items handed out: one per mailbox, or none when a whole round was still waiting.
+    pub enqueued: usize,
+    /// Items waiting in the queue before this run, as the queue counted them.
+    pub waiting: usize,
 }
 
-/// What became of the mail of one or more mailboxes.
+/// What became of one mailbox's poll item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollOutcome {
+    Polled(MailReport),
+    /// Nothing to do: another poll holds the mailbox, a poll began after the item was handed out, or the
+    /// channel is not an active e-mail channel of that tenant (one that is gone is dropped from the list).
+    Skipped,
+    /// The mailbox's own trouble (the IMAP server refused the login, is down or slow; the channel changed
+    /// while it was polled): logged and left to the next run, a minute later. Not an error, so a queue does
+    /// not retry it and its dead-letter queue holds only the deployment's own trouble.
+    MailboxFailed(String),
+}
+
+/// What became of the mail of one poll of a mailbox.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MailReport {
     pub fetched: usize,
@@ -81,82 +107,113 @@ pub struct MailReport {
     pub bounces: usize,
 }
 
-impl MailReport {
-    fn add(&mut self, other: MailReport) {
-        self.fetched += other.fetched;
-        self.stored += other.stored;
-        self.opened_dialogs += other.opened_dialogs;
-        self.duplicates += other.duplicates;
-        self.ignored += other.ignored;
-        self.bounces += other.bounces;
+/// Hands out one poll item per listed e-mail channel through the work queue (`ctx.work`), all stamped with
+/// this run's time. When the queue already holds at least as many items as there are mailboxes, the last
+/// round is still waiting (every mailbox has an item queued) and this run hands out none: the backlog stays
+/// one round deep however far the workers fall behind, and every mailbox keeps its place in it. A queue
+/// that refuses some items fails the run after the others went out (the next run hands them out again).
+pub async fn dispatch(ctx: &Context) -> Result<DispatchReport> {
+    if ctx.providers.mailboxes().is_none() {
+        return Ok(DispatchReport::default());
     }
-}
-
-/// Fetches and ingests the new mail of every active e-mail channel. A mailbox that fails is logged and
-/// counted; the others are still polled. With `until` (the invocation's time, `crate::deadline`), no
-/// mailbox is started after it and each one stops fetching at it, saving its progress: the rest waits for
-/// the next poll.
-pub async fn poll_mailboxes(ctx: &Context, until: Option<Instant>) -> Result<PollReport> {
-    let Some(mailboxes) = ctx.providers.mailboxes() else {
-        return Ok(PollReport::default());
-    };
-    let mut channels = Vec::new();
+    let dispatched_at = ctx.clock.now();
+    let mut work = Vec::new();
     let mut page = None;
     loop {
-        let query = Query::table(repo::EMAIL_CHANNELS).limit(500).after(page);
+        let query = Query::table(repo::EMAIL_CHANNELS).limit(LIST_PAGE).after(page);
         let found = ctx.store.query(&query).await?;
         for item in found.items {
-            channels.push(repo::from_item::<repo::EmailChannelEntry>(item)?.channel_id);
+            let entry = repo::from_item::<repo::EmailChannelEntry>(item)?;
+            work.push(Work::PollMailbox {
+                tenant_id: entry.tenant_id,
+                channel_id: entry.channel_id,
+                dispatched_at,
+            });
         }
         match found.next {
             Some(next) => page = Some(next),
             None => break,
         }
     }
-    let mut report = PollReport::default();
-    let mut polls = futures::stream::iter(channels)
-        .map(|channel| async move {
-            if until.is_some_and(|until| Instant::now() >= until) {
-                return (Ok(None), channel);
-            }
-            (poll_channel_until(ctx, mailboxes, &channel, until).await, channel)
-        })
-        .buffer_unordered(CONCURRENCY);
-    while let Some((outcome, channel)) = polls.next().await {
-        match outcome {
-            Ok(Some(mail)) => {
-                report.mailboxes += 1;
-                report.mail.add(mail);
-            }
-            Ok(None) => {}
-            Err(error) => {
-                report.failed_mailboxes += 1;
-                tracing::warn!(%error, %channel, "mailbox not polled");
-            }
+    let waiting = ctx.work.waiting().await?;
+    let mut report = DispatchReport { mailboxes: work.len(), enqueued: 0, waiting };
+    if work.is_empty() || waiting >= work.len() {
+        return Ok(report);
+    }
+    match ctx.work.enqueue(&work).await {
+        Ok(()) => report.enqueued = work.len(),
+        Err(WorkError::Rejected { failed, total, reason }) => {
+            tracing::warn!(failed, total, %reason, "some mailbox polls were not handed out");
+            return Err(WorkError::Rejected { failed, total, reason }.into());
         }
+        Err(other) => return Err(other.into()),
     }
     Ok(report)
 }
 
-/// Polls one channel's mailbox; `None` when there was nothing to poll (not active, held by another poll).
+/// Polls the mailbox of one work item: `channel` of `tenant`, handed out at `dispatched_at`. With `until`
+/// (the invocation's time, `crate::deadline`) it stops fetching at it and saves its progress. Returns at
+/// once when the mailbox is held by another poll or was polled by one that began after `dispatched_at`.
+/// Errors are the deployment's own trouble (store, secrets, events): worth a retry of the item.
+pub async fn poll_one(
+    ctx: &Context,
+    tenant: &TenantId,
+    channel: &ChannelId,
+    dispatched_at: Timestamp,
+    until: Option<Instant>,
+) -> Result<PollOutcome> {
+    let Some(mailboxes) = ctx.providers.mailboxes() else {
+        tracing::warn!(%channel, "a mailbox poll, but the e-mail module is not configured; skipped");
+        return Ok(PollOutcome::Skipped);
+    };
+    let asked = Asked::Dispatched { tenant, at: dispatched_at };
+    match poll(ctx, mailboxes, channel, asked, until).await {
+        Ok(Some(mail)) => Ok(PollOutcome::Polled(mail)),
+        Ok(None) => Ok(PollOutcome::Skipped),
+        Err(error @ (Error::Provider(_) | Error::Conflict(_))) => {
+            tracing::warn!(%error, %channel, "mailbox not polled; the next run tries again");
+            Ok(PollOutcome::MailboxFailed(error.to_string()))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Polls one channel's mailbox now, whenever it was last polled; `None` when there was nothing to poll (not
+/// active, held by another poll).
 pub async fn poll_channel(
     ctx: &Context,
     mailboxes: &dyn Mailboxes,
     id: &ChannelId,
 ) -> Result<Option<MailReport>> {
-    poll_channel_until(ctx, mailboxes, id, None).await
+    poll(ctx, mailboxes, id, Asked::Now, None).await
 }
 
-async fn poll_channel_until(
+/// Who asks for a poll.
+#[derive(Clone, Copy)]
+enum Asked<'a> {
+    /// Directly: poll unless another poll holds the mailbox.
+    Now,
+    /// A work item: for a channel of `tenant`, needless once a poll began at or after `at`.
+    Dispatched { tenant: &'a TenantId, at: Timestamp },
+}
+
+async fn poll(
     ctx: &Context,
     mailboxes: &dyn Mailboxes,
     id: &ChannelId,
+    asked: Asked<'_>,
     until: Option<Instant>,
 ) -> Result<Option<MailReport>> {
     let Some(channel) = repo::load_channel(ctx.store.as_ref(), id).await? else {
         forget(ctx, id).await?;
         return Ok(None);
     };
+    if let Asked::Dispatched { tenant, .. } = asked
+        && channel.tenant_id != *tenant
+    {
+        tracing::warn!(%tenant, channel = %channel.id, "a poll item names another tenant's channel; ignored");
+        return Ok(None);
+    }
     match channel.status {
         ChannelStatus::Active => {}
         ChannelStatus::Pending => return Ok(None),
@@ -165,16 +222,35 @@ async fn poll_channel_until(
             return Ok(None);
         }
     }
+    let not_before = match asked {
+        Asked::Now => None,
+        Asked::Dispatched { at, .. } => Some(at),
+    };
+    let Claimed::Taken { mut state, token, began } = claim(ctx, &channel.id, not_before).await? else {
+        return Ok(None);
+    };
+    // The progress is saved whatever the outcome: a failure keeps what was done before it.
+    let outcome = poll_claimed(ctx, mailboxes, &channel, &mut state, until).await;
+    if matches!(outcome, Ok(Some(_))) {
+        state.polled_at = Some(began);
+    }
+    release(ctx, &channel.id, &token, state).await?;
+    outcome
+}
+
+/// The poll itself, on a mailbox this poll holds: `None` when the channel has no credentials.
+async fn poll_claimed(
+    ctx: &Context,
+    mailboxes: &dyn Mailboxes,
+    channel: &Channel,
+    state: &mut SyncState,
+    until: Option<Instant>,
+) -> Result<Option<MailReport>> {
     let Some(secrets) = ctx.channel_secrets(&channel.tenant_id, &channel.id).await? else {
         tracing::warn!(channel = %channel.id, "an active e-mail channel without credentials");
         return Ok(None);
     };
-    let Some((mut state, token)) = claim(ctx, &channel.id).await? else {
-        return Ok(None);
-    };
-    // The progress is saved whatever the outcome: a failure keeps what was done before it.
-    let outcome = sync(ctx, mailboxes, &channel, &secrets, &mut state, until).await;
-    release(ctx, &channel.id, &token, state).await?;
+    let outcome = sync(ctx, mailboxes, channel, &secrets, state, until).await;
     // A token endpoint that rotates refresh tokens (Microsoft) gave a new one: keep it.
     if let Some(rotated) = mailboxes.rotated_secrets(&secrets)
         && let Err(error) = ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &rotated).await
@@ -194,8 +270,17 @@ async fn forget(ctx: &Context, channel: &ChannelId) -> Result<()> {
     Ok(())
 }
 
-/// Takes the mailbox for one poll, or `None` while another poll holds it.
-async fn claim(ctx: &Context, channel: &ChannelId) -> Result<Option<(SyncState, String)>> {
+/// What [`claim`] got.
+enum Claimed {
+    /// The mailbox is this poll's, until it is released; `began` is the claim's time.
+    Taken { state: SyncState, token: String, began: Timestamp },
+    /// Another poll holds it, or one began at or after `not_before`.
+    Busy,
+}
+
+/// Takes the mailbox for one poll, unless another poll holds it or (with `not_before`) a poll that began
+/// at or after that time has already ended without error.
+async fn claim(ctx: &Context, channel: &ChannelId, not_before: Option<Timestamp>) -> Result<Claimed> {
     let key = repo::mailbox_sync_key(channel);
     let now = ctx.clock.now();
     let (mut state, condition) = match ctx.store.get(&key).await? {
@@ -203,7 +288,10 @@ async fn claim(ctx: &Context, channel: &ChannelId) -> Result<Option<(SyncState, 
         Some(item) => {
             let state: SyncState = repo::from_item(item)?;
             if state.claimed_until.is_some_and(|until| until > now) {
-                return Ok(None);
+                return Ok(Claimed::Busy);
+            }
+            if not_before.zip(state.polled_at).is_some_and(|(asked, polled)| polled >= asked) {
+                return Ok(Claimed::Busy);
             }
             let condition = Condition::Equals("version".into(), Value::from(state.version));
             (state, condition)
@@ -215,8 +303,8 @@ async fn claim(ctx: &Context, channel: &ChannelId) -> Result<Option<(SyncState, 
     state.claimed_until = Some(now + LEASE);
     let item = repo::to_item(&state, &key, &[])?;
     match ctx.store.transact(vec![Write::Put { item, condition }]).await {
-        Ok(()) => Ok(Some((state, token))),
-        Err(StoreError::Conflict { .. }) => Ok(None),
+        Ok(()) => Ok(Claimed::Taken { state, token, began: now }),
+        Err(StoreError::Conflict { .. }) => Ok(Claimed::Busy),
         Err(other) => Err(other.into()),
     }
 }
@@ -470,4 +558,188 @@ async fn answers_open_dialog(ctx: &Context, channel: &Channel, mail: &ParsedMail
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::adapters::embedded::{FileSecretStore, InProcessBus, InProcessWorkQueue, RedbStore};
+    use crate::adapters::empty_mailboxes::EmptyMailboxes;
+    use crate::domain::{Account, ChannelSettings, Provider};
+    use crate::ports::clock::{Clock, ManualClock};
+    use crate::usecases::Providers;
+
+    /// 2026-01-01T12:00:00Z.
+    const T0: i64 = 1_767_268_800;
+
+    struct World {
+        ctx: Context,
+        clock: Arc<ManualClock>,
+        mailboxes: Arc<EmptyMailboxes>,
+        queue: Arc<InProcessWorkQueue>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(Timestamp::from_second(T0).expect("valid")));
+        let mailboxes = Arc::new(EmptyMailboxes::new());
+        let queue = Arc::new(InProcessWorkQueue::new());
+        let ctx = Context::new(
+            Arc::new(RedbStore::open(&dir.path().join("db.redb")).expect("store")),
+            Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
+            Arc::new(InProcessBus::new(16)),
+            clock.clone(),
+            Providers::default().with_mailboxes(mailboxes.clone()),
+            "https://example.test",
+        )
+        .with_work_queue(queue.clone());
+        World { ctx, clock, mailboxes, queue, _dir: dir }
+    }
+
+    impl World {
+        /// An active e-mail channel of a new tenant, listed for the poller, its mailbox named `address`.
+        async fn mailbox(&self, address: &str) -> Channel {
+            let now = self.clock.now();
+            let channel = Channel {
+                id: ChannelId::generate(),
+                tenant_id: TenantId::generate(),
+                provider: Provider::Email,
+                name: address.into(),
+                account: Account { id: address.into(), name: address.into() },
+                status: ChannelStatus::Active,
+                settings: ChannelSettings::default(),
+                webhook_url: String::new(),
+                credentials_masked: BTreeMap::new(),
+                displaced_by: None,
+                created_at: now,
+                updated_at: now,
+            };
+            let mut writes = vec![Write::Put {
+                item: repo::channel_item(&channel).expect("item"),
+                condition: Condition::Always,
+            }];
+            writes.extend(repo::email_channel_writes(&channel).expect("listed"));
+            self.ctx.store.transact(writes).await.expect("saved");
+            self.ctx
+                .put_channel_secrets(&channel.tenant_id, &channel.id, &EmptyMailboxes::secrets(address))
+                .await
+                .expect("credentials");
+            channel
+        }
+
+        async fn poll(&self, channel: &Channel, dispatched_at: Timestamp) -> PollOutcome {
+            poll_one(&self.ctx, &channel.tenant_id, &channel.id, dispatched_at, None).await.expect("no error")
+        }
+
+        fn logins(&self, address: &str) -> usize {
+            self.mailboxes.logins().get(address).copied().unwrap_or(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn dispatch_hands_out_one_item_per_listed_mailbox() {
+        let world = world();
+        let mut expected = BTreeSet::new();
+        for address in ["a@example.test", "b@example.test", "c@example.test"] {
+            let channel = world.mailbox(address).await;
+            expected.insert((channel.tenant_id, channel.id));
+        }
+        let report = dispatch(&world.ctx).await.expect("dispatched");
+        assert_eq!(report, DispatchReport { mailboxes: 3, enqueued: 3, waiting: 0 });
+        let mut handed_out = BTreeSet::new();
+        while let Some(work) = world.queue.take() {
+            let Work::PollMailbox { tenant_id, channel_id, dispatched_at } = work;
+            assert_eq!(dispatched_at, world.clock.now());
+            assert!(handed_out.insert((tenant_id, channel_id)), "a mailbox handed out twice");
+        }
+        assert_eq!(handed_out, expected);
+        assert_eq!(world.mailboxes.total_logins(), 0, "handing out polls polls nothing");
+    }
+
+    #[tokio::test]
+    async fn a_whole_round_still_waiting_gets_no_more() {
+        let world = world();
+        for address in ["a@example.test", "b@example.test"] {
+            world.mailbox(address).await;
+        }
+        assert_eq!(dispatch(&world.ctx).await.expect("first").enqueued, 2);
+        world.clock.advance(SignedDuration::from_mins(1));
+        let second = dispatch(&world.ctx).await.expect("second");
+        assert_eq!(second, DispatchReport { mailboxes: 2, enqueued: 0, waiting: 2 });
+        // One taken (being polled): the round is no longer whole, so the next run hands out every mailbox.
+        assert!(world.queue.take().is_some());
+        world.clock.advance(SignedDuration::from_mins(1));
+        assert_eq!(dispatch(&world.ctx).await.expect("third").enqueued, 2);
+    }
+
+    #[tokio::test]
+    async fn poll_one_polls_its_mailbox_only() {
+        let world = world();
+        let a = world.mailbox("a@example.test").await;
+        let b = world.mailbox("b@example.test").await;
+        let outcome = world.poll(&b, world.clock.now()).await;
+        assert_eq!(outcome, PollOutcome::Polled(MailReport::default()));
+        assert_eq!(world.mailboxes.logins(), BTreeMap::from([("b@example.test".to_owned(), 1)]));
+        // Another tenant's id with this channel, a round later: not polled.
+        world.clock.advance(SignedDuration::from_mins(1));
+        let forged = poll_one(&world.ctx, &a.tenant_id, &b.id, world.clock.now(), None).await.expect("ok");
+        assert_eq!(forged, PollOutcome::Skipped);
+        assert_eq!(world.mailboxes.total_logins(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_held_mailbox_or_a_poll_since_the_dispatch_means_no_login() {
+        let world = world();
+        let a = world.mailbox("a@example.test").await;
+        let first_round = world.clock.now();
+        assert!(matches!(world.poll(&a, first_round).await, PollOutcome::Polled(_)));
+        // A duplicate of the same round, also once the clock moved on: the poll above began after it.
+        assert_eq!(world.poll(&a, first_round).await, PollOutcome::Skipped);
+        world.clock.advance(SignedDuration::from_secs(30));
+        assert_eq!(world.poll(&a, first_round).await, PollOutcome::Skipped);
+        assert_eq!(world.logins("a@example.test"), 1);
+        // The next round's item polls again...
+        world.clock.advance(SignedDuration::from_secs(30));
+        let second_round = world.clock.now();
+        assert!(matches!(world.poll(&a, second_round).await, PollOutcome::Polled(_)));
+        assert_eq!(world.logins("a@example.test"), 2);
+        // ...but not while another poll holds the mailbox.
+        world.clock.advance(SignedDuration::from_mins(1));
+        let Claimed::Taken { .. } = claim(&world.ctx, &a.id, None).await.expect("claimed") else {
+            panic!("the mailbox was free");
+        };
+        assert_eq!(world.poll(&a, world.clock.now()).await, PollOutcome::Skipped);
+        assert_eq!(world.logins("a@example.test"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_that_fails_is_no_error_and_its_next_item_polls_again() {
+        let world = world();
+        let a = world.mailbox("a@example.test").await;
+        world.mailboxes.take_down("a@example.test");
+        let round = world.clock.now();
+        assert!(matches!(world.poll(&a, round).await, PollOutcome::MailboxFailed(_)));
+        // The failed poll released the mailbox and did not count as done: a retry of the item polls.
+        assert!(matches!(world.poll(&a, round).await, PollOutcome::MailboxFailed(_)));
+        assert_eq!(world.logins("a@example.test"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_gone_channel_is_dropped_from_the_list() {
+        let world = world();
+        let a = world.mailbox("a@example.test").await;
+        world
+            .ctx
+            .store
+            .transact(vec![Write::Delete { key: repo::channel_key(&a.id), condition: Condition::Always }])
+            .await
+            .expect("deleted");
+        assert_eq!(world.poll(&a, world.clock.now()).await, PollOutcome::Skipped);
+        assert_eq!(dispatch(&world.ctx).await.expect("dispatched").mailboxes, 0);
+        assert_eq!(world.mailboxes.total_logins(), 0);
+    }
 }

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use crate::deadline;
 use crate::error::Result;
 use crate::logging::job_span;
+use crate::ports::work::Work;
 use crate::usecases::{Context, email_poll, outbox, routing, timers};
 
 /// Outbox entries one tick sends at most (per due-index shard); the rest wait for the next tick.
@@ -63,28 +64,57 @@ pub async fn sweep_routing(ctx: &Context) -> Result<routing::SweepReport> {
     .await
 }
 
-/// The e-mail poller's job: the new mail of every active e-mail channel; with `until`, it starts no mailbox
-/// after it and stops fetching at it (the rest waits for the next poll).
-pub async fn poll_mailboxes(ctx: &Context, until: Option<Instant>) -> Result<()> {
-    poll_run(ctx, until).instrument(job_span("email-poll")).await
+/// The e-mail poller's schedule: one poll item per mailbox onto the work queue (`email_poll::dispatch`).
+pub async fn dispatch_mailbox_polls(ctx: &Context) -> Result<email_poll::DispatchReport> {
+    async {
+        let report = email_poll::dispatch(ctx).await?;
+        if report.enqueued > 0 {
+            tracing::info!(
+                mailboxes = report.mailboxes,
+                enqueued = report.enqueued,
+                waiting = report.waiting,
+                "mailbox polls handed out"
+            );
+        } else if report.mailboxes > 0 {
+            tracing::warn!(
+                waiting = report.waiting,
+                "the last round of mailbox polls is still waiting; none handed out (more workers needed?)"
+            );
+        }
+        Ok(report)
+    }
+    .instrument(job_span("email-dispatch"))
+    .await
 }
 
-async fn poll_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
-    let report = email_poll::poll_mailboxes(ctx, until).await?;
-    if report.mail.fetched > 0 || report.failed_mailboxes > 0 {
-        tracing::info!(
-            mailboxes = report.mailboxes,
-            failed_mailboxes = report.failed_mailboxes,
-            fetched = report.mail.fetched,
-            stored = report.mail.stored,
-            opened_dialogs = report.mail.opened_dialogs,
-            duplicates = report.mail.duplicates,
-            ignored = report.mail.ignored,
-            bounces = report.mail.bounces,
-            "e-mail poll"
-        );
+/// One work item as a queue's worker runs it (the e-mail poller's SQS records on AWS, the local runner's
+/// workers): `Ok` when it is done or not worth retrying, an error when a retry may succeed (the store, the
+/// secret store or the bus failed). With `until` a poll stops fetching at it and keeps the rest.
+pub async fn run_work(ctx: &Context, work: &Work, until: Option<Instant>) -> Result<()> {
+    match work {
+        Work::PollMailbox { tenant_id, channel_id, dispatched_at } => {
+            async {
+                let outcome = email_poll::poll_one(ctx, tenant_id, channel_id, *dispatched_at, until).await?;
+                if let email_poll::PollOutcome::Polled(mail) = outcome
+                    && mail.fetched > 0
+                {
+                    tracing::info!(
+                        channel = %channel_id,
+                        fetched = mail.fetched,
+                        stored = mail.stored,
+                        opened_dialogs = mail.opened_dialogs,
+                        duplicates = mail.duplicates,
+                        ignored = mail.ignored,
+                        bounces = mail.bounces,
+                        "mailbox polled"
+                    );
+                }
+                Ok(())
+            }
+            .instrument(job_span("email-poll"))
+            .await
+        }
     }
-    Ok(())
 }
 
 /// Everything the local runner does on a tick. A job that fails is logged; the others still run.
@@ -98,8 +128,9 @@ pub async fn run_local_tick(ctx: &Context) {
     if let Err(error) = sweep_routing(ctx).await {
         tracing::error!(%error, "routing sweep failed");
     }
-    if let Err(error) = poll_mailboxes(ctx, None).await {
-        tracing::error!(%error, "e-mail poll failed");
+    // The polls themselves run on the runner's workers, which drain the in-process work queue.
+    if let Err(error) = dispatch_mailbox_polls(ctx).await {
+        tracing::error!(%error, "handing out the mailbox polls failed");
     }
 }
 

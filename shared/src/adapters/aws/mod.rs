@@ -1,4 +1,4 @@
-//! AWS adapters: DynamoDB (store), Secrets Manager (secrets), EventBridge (events).
+//! AWS adapters: DynamoDB (store), Secrets Manager (secrets), EventBridge (events), SQS (work).
 //!
 //! The only place that imports `aws_sdk_*`. Entry points build one `SdkConfig` with [`load_sdk_config`] and
 //! hand it to the adapters' `from_config` constructors.
@@ -6,6 +6,7 @@
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod secrets_manager;
+pub mod sqs;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use aws_config::timeout::TimeoutConfig;
 pub use dynamodb::{DynamoStore, create_table};
 pub use eventbridge::{EventBridgeBus, create_event_bus};
 pub use secrets_manager::SecretsManagerStore;
+pub use sqs::{SqsWorkQueue, create_queue};
 
 /// Connecting to an AWS endpoint: a Lambda in the same region connects in milliseconds.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

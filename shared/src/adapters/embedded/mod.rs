@@ -1,14 +1,17 @@
-//! Embedded adapters: redb for the store, a 0600 file for secrets, an in-process bus for events.
+//! Embedded adapters: redb for the store, a 0600 file for secrets, an in-process bus for events, an
+//! in-process queue for work.
 
 pub mod bus;
 pub mod secrets;
 pub mod store;
+pub mod work;
 
 use std::path::{Path, PathBuf};
 
 pub use bus::InProcessBus;
 pub use secrets::FileSecretStore;
 pub use store::RedbStore;
+pub use work::InProcessWorkQueue;
 
 /// The database file inside a data dir.
 pub const DATABASE_FILE: &str = "omnichat.redb";

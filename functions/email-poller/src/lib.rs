@@ -1,0 +1,108 @@
+//! The e-mail poller Lambda's handler, separate from `main` so tests feed it the events Lambda delivers.
+//!
+//! - The schedule's `Scheduled Event` (source `aws.events`, every minute): hands out one poll item per
+//!   e-mail channel onto the mailbox poll queue (`scheduled::dispatch_mailbox_polls`). A failure is
+//!   answered as an error; the next minute's run hands everything out again.
+//! - An SQS event (`Records[]`, `eventSource` `aws:sqs`, from the queue's event source mapping): polls the
+//!   mailbox of each record, all records at once (`scheduled::run_work`), and names in `batchItemFailures`
+//!   the records worth a retry (the store, secret store or bus failed; a body that is no work item; a poll
+//!   cut off at the invocation's deadline). Only those come back (ReportBatchItemFailures), up to the
+//!   queue's maxReceiveCount, then land in its dead-letter queue. A mailbox's own trouble (IMAP refusing
+//!   the login) is no failure here: it is logged and the next minute's item tries again.
+
+use std::time::Instant;
+
+use futures::future::join_all;
+use omnichat::deadline;
+use omnichat::ports::work::Work;
+use omnichat::usecases::{Context, scheduled};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("the SQS event is not readable: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    UseCase(#[from] omnichat::Error),
+}
+
+/// What Lambda records for a failed invocation (the message names no secret).
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match &error {
+            HandlerError::Malformed(_) => "MalformedEvent",
+            HandlerError::UseCase(_) => "EmailPollFailed",
+        };
+        tracing::error!(%error, "email-poller invocation failed");
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: error.to_string() }
+    }
+}
+
+/// Lambda's SQS event, as far as the poller reads it.
+#[derive(Debug, Deserialize)]
+struct SqsEvent {
+    #[serde(rename = "Records")]
+    records: Vec<SqsRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SqsRecord {
+    message_id: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// Handles one invocation, stopped before `deadline` (the runtime's): the schedule's event hands out the
+/// polls and answers how many; an SQS event polls its records' mailboxes and answers
+/// `{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}`.
+pub async fn handle(ctx: &Context, event: Value, deadline: Option<Instant>) -> Result<Value, HandlerError> {
+    if event.get("Records").is_some() {
+        let event: SqsEvent =
+            serde_json::from_value(event).map_err(|error| HandlerError::Malformed(error.to_string()))?;
+        return Ok(poll_records(ctx, event.records, deadline).await);
+    }
+    let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
+    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
+    // A rule or mapping delivering more than it should is a template mistake, not worth Lambda's retries.
+    if (source, detail_type) != ("aws.events", "Scheduled Event") {
+        tracing::warn!(source, detail_type, "not an event the e-mail poller handles; ignored");
+        return Ok(json!({"ignored": detail_type}));
+    }
+    let dispatch = scheduled::dispatch_mailbox_polls(ctx);
+    let report = match deadline::within(deadline, dispatch).await {
+        Ok(report) => report?,
+        Err(gave_up) => {
+            return Err(omnichat::Error::Internal(format!("handing out the polls: {gave_up}")).into());
+        }
+    };
+    Ok(json!({"mailboxes": report.mailboxes, "enqueued": report.enqueued, "waiting": report.waiting}))
+}
+
+async fn poll_records(ctx: &Context, records: Vec<SqsRecord>, deadline: Option<Instant>) -> Value {
+    let until = scheduled::stop_taking_work_at(deadline);
+    let polls = records.into_iter().map(|record| async move {
+        let done = match Work::from_body(&record.body) {
+            Err(error) => {
+                tracing::error!(%error, message_id = %record.message_id, "a queued item that is no work item");
+                false
+            }
+            Ok(work) => match deadline::within(deadline, scheduled::run_work(ctx, &work, until)).await {
+                Ok(Ok(())) => true,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, work = %work.key(), "work item failed; SQS delivers it again");
+                    false
+                }
+                Err(gave_up) => {
+                    tracing::warn!(%gave_up, work = %work.key(), "work item cut off at the invocation's deadline");
+                    false
+                }
+            },
+        };
+        (!done).then_some(record.message_id)
+    });
+    let failures: Vec<Value> =
+        join_all(polls).await.into_iter().flatten().map(|id| json!({"itemIdentifier": id})).collect();
+    json!({"batchItemFailures": failures})
+}
