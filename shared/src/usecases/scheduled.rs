@@ -9,51 +9,70 @@ use tracing::Instrument;
 use crate::deadline;
 use crate::error::Result;
 use crate::logging::job_span;
-use crate::usecases::{Context, email_poll, outbox, routing, timers};
+use crate::usecases::{Context, due, email_poll, outbox, routing, timers};
 
-/// Outbox entries one tick sends at most (per due-index shard); the rest wait for the next tick.
-pub const OUTBOX_BATCH: usize = 100;
-
-/// Retries the outgoing messages that are due.
-pub async fn retry_outbox(ctx: &Context) -> Result<usize> {
-    Ok(outbox::deliver_due(ctx, OUTBOX_BATCH).await?.len())
+/// Retries the outgoing messages that are due, until `until` at the latest (`None`: all of them).
+pub async fn retry_outbox(ctx: &Context, until: Option<Instant>) -> Result<usize> {
+    Ok(outbox::deliver_due(ctx, due::Run::until(until)).await?.len())
 }
 
-/// The auto-reply function's job: due auto-replies, then due outbox retries. One run, one span.
-pub async fn send_auto_replies_and_retries(ctx: &Context) -> Result<()> {
-    auto_reply_run(ctx).instrument(job_span("auto-reply")).await
+/// The auto-reply function's job: due auto-replies and due outbox retries, side by side so that neither
+/// waits for the other, each stopping to take work at `until` (the rest stays due). One run, one span.
+pub async fn send_auto_replies_and_retries(ctx: &Context, until: Option<Instant>) -> Result<()> {
+    auto_reply_run(ctx, until).instrument(job_span("auto-reply")).await
 }
 
-async fn auto_reply_run(ctx: &Context) -> Result<()> {
-    let tick = timers::send_due_auto_replies(ctx).await?;
-    let retried = retry_outbox(ctx).await?;
+async fn auto_reply_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
+    let (tick, retried) = futures::future::join(
+        timers::send_due_auto_replies(ctx, due::Run::until(until)),
+        retry_outbox(ctx, until),
+    )
+    .await;
+    let (tick, retried) = (tick?, retried?);
     tracing::info!(
         sent = tick.sent,
         lost_races = tick.lost_races,
         dropped = tick.dropped,
+        failed = tick.failed,
+        left_due = tick.left_due,
         retried,
         "auto-reply tick"
     );
     Ok(())
 }
 
-/// The inactivity-close function's job.
-pub async fn close_inactive_dialogs(ctx: &Context) -> Result<()> {
+/// The inactivity-close function's job, stopping to take work at `until` (the rest stays due).
+pub async fn close_inactive_dialogs(ctx: &Context, until: Option<Instant>) -> Result<()> {
     async {
-        let closed = timers::close_inactive_dialogs(ctx).await?;
-        tracing::info!(closed, "inactivity-close tick");
+        let tick = timers::close_inactive_dialogs(ctx, due::Run::until(until)).await?;
+        tracing::info!(
+            closed = tick.closed,
+            rearmed = tick.rearmed,
+            dropped = tick.dropped,
+            lost_races = tick.lost_races,
+            rescans = tick.rescans,
+            failed = tick.failed,
+            left_due = tick.left_due,
+            "inactivity-close tick"
+        );
         Ok(())
     }
     .instrument(job_span("inactivity-close"))
     .await
 }
 
-/// The routing sweep's run (the router's schedule, the local runner's tick).
-pub async fn sweep_routing(ctx: &Context) -> Result<routing::SweepReport> {
+/// The routing sweep's run (the router's schedule, the local runner's tick), stopping to take work at
+/// `until`.
+pub async fn sweep_routing(ctx: &Context, until: Option<Instant>) -> Result<routing::SweepReport> {
     async {
-        let report = routing::sweep(ctx, routing::SWEEP_BATCH).await?;
-        if report.dialogs > 0 || report.queues > 0 {
-            tracing::info!(dialogs = report.dialogs, queues = report.queues, "routing sweep");
+        let report = routing::sweep(ctx, due::Run::until(until)).await?;
+        if report.dialogs > 0 || report.queues > 0 || report.left_due {
+            tracing::info!(
+                dialogs = report.dialogs,
+                queues = report.queues,
+                left_due = report.left_due,
+                "routing sweep"
+            );
         } else {
             tracing::debug!("routing sweep: nothing due");
         }
@@ -87,15 +106,16 @@ async fn poll_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
     Ok(())
 }
 
-/// Everything the local runner does on a tick. A job that fails is logged; the others still run.
+/// Everything the local runner does on a tick, each job to the end of what is due. A job that fails is
+/// logged; the others still run.
 pub async fn run_local_tick(ctx: &Context) {
-    if let Err(error) = send_auto_replies_and_retries(ctx).await {
+    if let Err(error) = send_auto_replies_and_retries(ctx, None).await {
         tracing::error!(%error, "auto-reply tick failed");
     }
-    if let Err(error) = close_inactive_dialogs(ctx).await {
+    if let Err(error) = close_inactive_dialogs(ctx, None).await {
         tracing::error!(%error, "inactivity-close tick failed");
     }
-    if let Err(error) = sweep_routing(ctx).await {
+    if let Err(error) = sweep_routing(ctx, None).await {
         tracing::error!(%error, "routing sweep failed");
     }
     if let Err(error) = poll_mailboxes(ctx, None).await {
@@ -121,8 +141,8 @@ where
 }
 
 /// When a job stops taking new work in an invocation that ends at `deadline`: before [`within_invocation`]
-/// gives up, by a tenth of the time left (1 to 15 s), so the work in hand (one IMAP fetch and its ingest)
-/// can finish and record its progress.
+/// gives up, by a tenth of the time left (1 to 15 s), so the work in hand (one IMAP fetch and its ingest,
+/// the provider calls of due auto-replies and retries) can finish and record its progress.
 pub fn stop_taking_work_at(deadline: Option<Instant>) -> Option<Instant> {
     deadline.map(|deadline| {
         let hard = deadline::stop_at(deadline);

@@ -165,7 +165,7 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
     let mut rows = Vec::new();
     counting.reset();
     let started = Instant::now();
-    scheduled::send_auto_replies_and_retries(&ctx).await.map_err(|e| e.to_string())?;
+    scheduled::send_auto_replies_and_retries(&ctx, None).await.map_err(|e| e.to_string())?;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counting.counts();
     let sent = provider.sends.load(Ordering::SeqCst);
@@ -182,7 +182,7 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
 
     counting.reset();
     let started = Instant::now();
-    scheduled::close_inactive_dialogs(&ctx).await.map_err(|e| e.to_string())?;
+    scheduled::close_inactive_dialogs(&ctx, None).await.map_err(|e| e.to_string())?;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counting.counts();
     let closed = count_closed(&ctx, &admin).await?;
