@@ -6,7 +6,9 @@ the counting proxy in front of moto): every function binary runs as a process ag
     python3 lambdas.py roundtrips  --bins DIR --seed SEED.json --proxy URL --out roundtrips.json
 
 The environment is the functions' (TABLE_NAME, EVENT_BUS_NAME, PUBLIC_BASE_URL, TELEGRAM_API_BASE,
-AWS_ENDPOINT_URL, credentials): run.sh exports it. SEED.json: {tenant_id, channel_id, secret, admin_key}.
+AWS_ENDPOINT_URL, credentials): run.sh exports it. SEED.json: {tenant_id, channel_id, secret, admin_key,
+channels: {vk, viber, whatsapp, avito}} (infra/bench/src/bin/seed.rs's output, with the Telegram secret and
+the admin key added).
 
 cold-start: per function, RUNS fresh processes, each fed one realistic event; per start the time from the
 spawn to the first `next` (init), to the response POST (first answer), and a second, warm invocation of a
@@ -16,6 +18,8 @@ the AWS calls per delivered message (by service and operation), from the proxy's
 """
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -24,7 +28,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 
 from runtime_api import RuntimeApi
 
@@ -61,15 +64,14 @@ def fill(template, replacements):
 
 
 class Events:
-    """Realistic events per function. Telegram: the connected channel, a fresh update id per event (and a
-    fresh customer unless `customer` is given), so that every delivery is stored, never a duplicate. The
-    other webhooks: their event files (real fixtures) at a channel id that is not connected (only Telegram
-    has a fake provider to connect against), so they answer after the channel lookup."""
+    """Realistic events per function. Every webhook: its provider's connected channel (seed.rs), signed or
+    addressed the way the provider does it, with fresh message ids and a fresh customer per event (unless
+    `customer` is given), so that every delivery runs the whole path (channel, verification, ingest, a
+    new dialog stored), never a duplicate."""
 
     def __init__(self, seed):
         self.seed = seed
         self.counter = int(time.time() * 1000) % 1_000_000_000
-        self.unknown_channel = str(uuid.uuid4())
         self.dialog_id = None
 
     def next_id(self):
@@ -95,10 +97,49 @@ class Events:
         event["body"] = json.dumps(update)
         return event
 
-    def http(self, function, name):
-        return fill(event_file(function, name),
-                    {"CHANNEL_ID": self.unknown_channel, "WEBHOOK_SECRET": "bench-not-a-secret",
-                     "SIGNATURE": "0" * 64})
+    def webhook(self, function, name, provider, change):
+        """The event file NAME of FUNCTION at PROVIDER's seeded channel; CHANGE(body, n) makes the body's ids
+        and customer fresh (n: a number unused so far)."""
+        channel = self.seed["channels"][provider]
+        event = fill(event_file(function, name),
+                     {"CHANNEL_ID": channel["channel_id"], "WEBHOOK_SECRET": channel.get("secret", ""),
+                      "SIGNATURE": "unsigned"})
+        body = json.loads(event["body"])
+        change(body, self.next_id())
+        event["body"] = json.dumps(body, ensure_ascii=False)
+        if "token" in channel:  # Viber: the body's HMAC-SHA256 under the bot's token
+            event["headers"]["x-viber-content-signature"] = hmac.new(
+                channel["token"].encode(), event["body"].encode(), hashlib.sha256).hexdigest()
+        return event
+
+    def vk(self):
+        def change(body, n):
+            message = body["object"]["message"]
+            body["group_id"] = self.seed["channels"]["vk"]["group_id"]
+            body["event_id"] = f"{n:040x}"
+            message["from_id"] = message["peer_id"] = 600_000_000 + n
+            message["conversation_message_id"] = message["id"] = n
+        return self.webhook("webhook-vk", "vk-message-new.json", "vk", change)
+
+    def viber(self):
+        def change(body, n):
+            body["message_token"] = 4_900_000_000_000_000_000 + n
+            body["sender"]["id"] = f"bench{n}=="
+        return self.webhook("webhook-viber", "viber-text.json", "viber", change)
+
+    def whatsapp(self):
+        def change(body, n):
+            body["id"] = n
+            body["subscriber"] = {"id": n, "identifier": str(79_000_000_000 + n)}
+        return self.webhook("webhook-whatsapp", "edna-text.json", "whatsapp", change)
+
+    def avito(self):
+        def change(body, n):
+            value = body["payload"]["value"]
+            value["id"] = f"{n:032x}"
+            value["chat_id"] = f"u2i-bench-{n}"
+            value["author_id"] = 2_000_000 + n
+        return self.webhook("webhook-avito", "avito-text.json", "avito", change)
 
     def api(self, path="/v1/dialogs", query="limit=50"):
         event = fill(event_file("webhook-telegram", "telegram-text.json"),
@@ -132,14 +173,13 @@ class Events:
             name = "telegram_document.json" if largest else "telegram_text.json"
             return f"POST telegram webhook, {name}, new customer", self.telegram(name)
         if function == "webhook-vk":
-            return "POST vk message_new, unknown channel → 404 (not the full path)", self.http(function, "vk-message-new.json")
+            return "POST vk message_new (signed), new customer", self.vk()
         if function == "webhook-viber":
-            return "POST viber message, unknown channel → 404 (not the full path)", self.http(function, "viber-text.json")
+            return "POST viber message (signed), new customer", self.viber()
         if function == "webhook-whatsapp":
-            name = "messagebird-text.json" if largest else "edna-text.json"
-            return f"POST {name.split('-')[0]} message, unknown channel → 404 (not the full path)", self.http(function, name)
+            return "POST edna message (secret path), new customer", self.whatsapp()
         if function == "webhook-avito":
-            return "POST avito message, unknown channel → 404 (not the full path)", self.http(function, "avito-text.json")
+            return "POST avito message (secret path), new customer", self.avito()
         if function == "api":
             limit = 500 if largest else 50
             return f"GET /v1/dialogs?limit={limit}", self.api(query=f"limit={limit}")
@@ -212,6 +252,14 @@ def answer_summary(invocation):
     return "ok"
 
 
+def require_full_path(function, invocation):
+    """A webhook that did not answer 200 did not run the path its row claims (a bad signature, an unknown
+    channel): the run stops rather than time the wrong thing."""
+    answer = answer_summary(invocation)
+    if function.startswith("webhook-") and invocation.outcome is not None and answer != "HTTP 200":
+        raise SystemExit(f"{function} answered {answer}, not HTTP 200: its event does not reach the full path")
+
+
 def ms(ns):
     return round(ns / 1e6, 2)
 
@@ -246,6 +294,7 @@ def cold_start(args, api, events, logs):
                 if len(failed) > 3:
                     raise SystemExit(f"{function}: {len(failed)} starts without an answer (see {logs}/{function}.log)")
                 continue
+            require_full_path(function, first)
             if function == "api" and events.dialog_id is None and first.outcome == "response":
                 try:
                     page = json.loads(json.loads(first.body)["body"])
@@ -293,6 +342,7 @@ def memory(args, api, events, logs):
                 process = Process(api, binary, function, log)
                 invocation = api.invoke(event, function, timeout=ANSWER_TIMEOUT)
                 hwm = process.stop()
+            require_full_path(function, invocation)
             answers.add(answer_summary(invocation))
             peaks.append(hwm)
         results[function] = {"event": description, "peak_rss_kib": max(p for p in peaks if p is not None),

@@ -1108,3 +1108,57 @@ mod secret_rotation_aws {
         secret_rotation::the_pollers_rotated_refresh_token_lands_as_a_new_version(config).await;
     }
 }
+
+/// Bulk copy: an embedded store's items, read whole with `RedbStore::all_items`, written into a DynamoDB
+/// table with `DynamoStore::put_items` (more than one `BatchWriteItem` of 25), read back the same, index
+/// entries included. The tick-cost benchmark seeds moto this way.
+mod bulk_copy_aws {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_embedded_stores_items_copy_into_dynamodb_unchanged() {
+        let Some(config) = moto().await else { return };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source = RedbStore::open(&dir.path().join("store.redb")).expect("open redb");
+        let mut written = Vec::new();
+        for n in 0..60 {
+            let mut item = Item::new();
+            item.insert("pk".into(), json!(format!("BULK#{}", n % 7)));
+            item.insert("sk".into(), json!(format!("ITEM#{n:03}")));
+            item.insert("n".into(), json!(n));
+            item.insert("nested".into(), json!({"list": [n, "x", null, true], "f": 0.5}));
+            if n % 3 == 0 {
+                item.insert(Index::Gsi1.pk_attr().into(), json!("BULK-INDEX"));
+                item.insert(Index::Gsi1.sk_attr().into(), json!(format!("{n:03}")));
+            }
+            source
+                .transact(vec![Write::Put { item: item.clone(), condition: Condition::NotExists }])
+                .await
+                .expect("put");
+            written.push(item);
+        }
+        source
+            .transact(vec![Write::Delete {
+                key: Key::new("BULK#0", "ITEM#000"),
+                condition: Condition::Always,
+            }])
+            .await
+            .expect("delete");
+        written.remove(0);
+
+        let items = source.all_items().await.expect("all items");
+        assert_eq!(items.len(), written.len(), "every item, and not the deleted one");
+        let target = DynamoStore::from_config(&config, unique_name("table"));
+        aws::create_table(target.client(), target.table()).await.expect("create the table on moto");
+        target.put_items(&items).await.expect("put items");
+
+        for item in &written {
+            let key = Key::of(item).expect("key");
+            assert_eq!(target.get(&key).await.expect("get").as_ref(), Some(item), "{key:?}");
+        }
+        assert_eq!(target.get(&Key::new("BULK#0", "ITEM#000")).await.expect("get"), None);
+        let indexed = read_all(&target, Query::index(Index::Gsi1, "BULK-INDEX")).await;
+        let expected: Vec<String> = (3..60).step_by(3).map(|n| format!("ITEM#{n:03}")).collect();
+        assert_eq!(indexed, expected, "the index entries came along");
+    }
+}

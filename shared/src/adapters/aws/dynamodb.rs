@@ -31,8 +31,8 @@ use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetad
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -48,8 +48,12 @@ type Attributes = HashMap<String, AttributeValue>;
 /// removing an attribute no item has creates the missing item with its key only, as the port asks.
 const NOOP_ATTRIBUTE: &str = "_omnichat_noop";
 
-/// Rounds of `BatchGetItem` before keys DynamoDB keeps leaving unprocessed are an error.
+/// Rounds of `BatchGetItem` (and `BatchWriteItem`) before keys DynamoDB keeps leaving unprocessed are an
+/// error.
 const BATCH_GET_ATTEMPTS: u32 = 4;
+
+/// Items one `BatchWriteItem` takes at most (DynamoDB's limit).
+const BATCH_WRITE_MAX: usize = 25;
 
 /// How long [`create_table`] waits for a new table to become active.
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -76,6 +80,48 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Writes `items` unconditionally with `BatchWriteItem`, 25 at a time; items DynamoDB leaves unprocessed
+    /// are sent again a bounded number of times. Bulk loading only (a copy of another store into a fresh
+    /// table): no conditions, no transaction, so nothing the use cases write goes this way.
+    pub async fn put_items(&self, items: &[Item]) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let mut pending = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_attributes(item)))
+                        .build()
+                        .map_err(build_error)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            for attempt in 0..BATCH_GET_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("BatchWriteItem", err))?;
+                pending =
+                    output.unprocessed_items().and_then(|u| u.get(&self.table)).cloned().unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "BatchWriteItem left {} item(s) unprocessed after {BATCH_GET_ATTEMPTS} attempts",
+                    pending.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn write_one(&self, write: Prepared) -> Result<(), StoreError> {

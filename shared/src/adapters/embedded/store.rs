@@ -126,6 +126,22 @@ impl RedbStore {
         Ok(Some(Self { inner: Arc::new(Inner { db, jobs: Some(jobs), writer: Some(writer) }) }))
     }
 
+    /// Every item of the store, in key order: for copying a whole store elsewhere (the tick-cost benchmark
+    /// seeds moto from an embedded store filled through the real ingest path). Reads one consistent snapshot.
+    pub async fn all_items(&self) -> Result<Vec<Item>, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(db_error("begin read"))?;
+            let table = txn.open_table(ITEMS).map_err(db_error("open items"))?;
+            let mut items = Vec::new();
+            for entry in table.iter().map_err(db_error("scan"))? {
+                let (_, value) = entry.map_err(db_error("scan"))?;
+                items.push(decode(value.value())?);
+            }
+            Ok(items)
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
