@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use omnichat::logging::event_span;
 use omnichat::ports::events::{DomainEvent, EVENT_SOURCE, EVENT_VERSION};
-use omnichat::usecases::{Context, routing, scheduled};
+use omnichat::usecases::{Context, due, routing, scheduled};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -45,7 +45,8 @@ pub async fn handle(ctx: &Context, event: Value, deadline: Option<Instant>) -> R
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     match (source, detail_type) {
         ("aws.events", "Scheduled Event") => {
-            let report = scheduled::sweep_routing(ctx, scheduled::stop_taking_work_at(deadline)).await?;
+            let run = due::Run::until(scheduled::stop_taking_work_at(deadline));
+            let report = scheduled::sweep_routing(ctx, run).await?;
             Ok(json!({"swept": {"dialogs": report.dialogs, "queues": report.queues}}))
         }
         (EVENT_SOURCE, _) => {

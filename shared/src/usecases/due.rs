@@ -33,19 +33,25 @@ pub const MAX_PAGES: usize = 1_000;
 #[cfg(test)]
 pub(crate) mod tests;
 
-/// How far one run goes: when it stops taking new work, and how many items a query reads.
+/// How far one run goes: when it stops taking new work, how many items a query reads, and how much it has
+/// in flight at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
     /// No item is started at or after this instant; `None` drains everything that is due.
     pub until: Option<Instant>,
     /// Items per query.
     pub page: usize,
+    /// Shards read at once.
+    pub shards_at_once: usize,
+    /// At most this many items of a shard in flight at once, below the job's own bound (a store that
+    /// answers one request at a time, like moto, wants fewer); `None` keeps the job's.
+    pub items_at_once: Option<usize>,
 }
 
 impl Run {
     /// A run that stops taking work at `until` (a scheduled function's `stop_taking_work_at`).
     pub fn until(until: Option<Instant>) -> Self {
-        Self { until, page: PAGE }
+        Self { until, page: PAGE, shards_at_once: SHARDS_AT_ONCE, items_at_once: None }
     }
 
     /// A run that drains everything due (the local runner, tests).
@@ -67,7 +73,7 @@ pub struct Drained<O> {
 }
 
 /// Acts on every item due at `now` in the gsi3 `partitions`, at most `items_at_once` at a time per
-/// partition. A failed read ends that partition's part of the run; the others finish theirs, then the run
+/// partition (or the run's lower bound). A failed read ends that partition's part of the run; the others finish theirs, then the run
 /// answers the first read error (whatever was done stays done). `act` answers a boxed future: the streams
 /// here are then of one named type, which keeps the run's future `Send` for the runtime.
 pub async fn drain<'a, O, F>(
@@ -91,12 +97,12 @@ where
                 pk,
                 until: repo::due_until(now),
                 run,
-                items_at_once,
+                items_at_once: run.items_at_once.map_or(items_at_once, |cap| cap.min(items_at_once)),
                 left_due: Arc::clone(&left_due),
             };
             partition.drain(Arc::clone(&act))
         })
-        .buffer_unordered(SHARDS_AT_ONCE)
+        .buffer_unordered(run.shards_at_once.max(1))
         .collect()
         .await;
     let mut outcomes = Vec::new();

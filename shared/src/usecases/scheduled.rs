@@ -11,23 +11,21 @@ use crate::error::Result;
 use crate::logging::job_span;
 use crate::usecases::{Context, due, email_poll, outbox, routing, timers};
 
-/// Retries the outgoing messages that are due, until `until` at the latest (`None`: all of them).
-pub async fn retry_outbox(ctx: &Context, until: Option<Instant>) -> Result<usize> {
-    Ok(outbox::deliver_due(ctx, due::Run::until(until)).await?.len())
+/// Retries the outgoing messages that are due, as far as the run goes (`due::Run`).
+pub async fn retry_outbox(ctx: &Context, run: due::Run) -> Result<usize> {
+    Ok(outbox::deliver_due(ctx, run).await?.len())
 }
 
 /// The auto-reply function's job: due auto-replies and due outbox retries, side by side so that neither
-/// waits for the other, each stopping to take work at `until` (the rest stays due). One run, one span.
-pub async fn send_auto_replies_and_retries(ctx: &Context, until: Option<Instant>) -> Result<()> {
-    auto_reply_run(ctx, until).instrument(job_span("auto-reply")).await
+/// waits for the other, each stopping to take work at the run's stop time (the rest stays due; a function
+/// passes `due::Run::until(stop_taking_work_at(deadline))`). One run, one span.
+pub async fn send_auto_replies_and_retries(ctx: &Context, run: due::Run) -> Result<()> {
+    auto_reply_run(ctx, run).instrument(job_span("auto-reply")).await
 }
 
-async fn auto_reply_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
-    let (tick, retried) = futures::future::join(
-        timers::send_due_auto_replies(ctx, due::Run::until(until)),
-        retry_outbox(ctx, until),
-    )
-    .await;
+async fn auto_reply_run(ctx: &Context, run: due::Run) -> Result<()> {
+    let (tick, retried) =
+        futures::future::join(timers::send_due_auto_replies(ctx, run), retry_outbox(ctx, run)).await;
     let (tick, retried) = (tick?, retried?);
     tracing::info!(
         sent = tick.sent,
@@ -41,10 +39,10 @@ async fn auto_reply_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
     Ok(())
 }
 
-/// The inactivity-close function's job, stopping to take work at `until` (the rest stays due).
-pub async fn close_inactive_dialogs(ctx: &Context, until: Option<Instant>) -> Result<()> {
+/// The inactivity-close function's job, stopping to take work at the run's stop time (the rest stays due).
+pub async fn close_inactive_dialogs(ctx: &Context, run: due::Run) -> Result<()> {
     async {
-        let tick = timers::close_inactive_dialogs(ctx, due::Run::until(until)).await?;
+        let tick = timers::close_inactive_dialogs(ctx, run).await?;
         tracing::info!(
             closed = tick.closed,
             rearmed = tick.rearmed,
@@ -61,11 +59,11 @@ pub async fn close_inactive_dialogs(ctx: &Context, until: Option<Instant>) -> Re
     .await
 }
 
-/// The routing sweep's run (the router's schedule, the local runner's tick), stopping to take work at
-/// `until`.
-pub async fn sweep_routing(ctx: &Context, until: Option<Instant>) -> Result<routing::SweepReport> {
+/// The routing sweep's run (the router's schedule, the local runner's tick), stopping to take work at the
+/// run's stop time.
+pub async fn sweep_routing(ctx: &Context, run: due::Run) -> Result<routing::SweepReport> {
     async {
-        let report = routing::sweep(ctx, due::Run::until(until)).await?;
+        let report = routing::sweep(ctx, run).await?;
         if report.dialogs > 0 || report.queues > 0 || report.left_due {
             tracing::info!(
                 dialogs = report.dialogs,
@@ -109,13 +107,13 @@ async fn poll_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
 /// Everything the local runner does on a tick, each job to the end of what is due. A job that fails is
 /// logged; the others still run.
 pub async fn run_local_tick(ctx: &Context) {
-    if let Err(error) = send_auto_replies_and_retries(ctx, None).await {
+    if let Err(error) = send_auto_replies_and_retries(ctx, due::Run::to_the_end()).await {
         tracing::error!(%error, "auto-reply tick failed");
     }
-    if let Err(error) = close_inactive_dialogs(ctx, None).await {
+    if let Err(error) = close_inactive_dialogs(ctx, due::Run::to_the_end()).await {
         tracing::error!(%error, "inactivity-close tick failed");
     }
-    if let Err(error) = sweep_routing(ctx, None).await {
+    if let Err(error) = sweep_routing(ctx, due::Run::to_the_end()).await {
         tracing::error!(%error, "routing sweep failed");
     }
     if let Err(error) = poll_mailboxes(ctx, None).await {

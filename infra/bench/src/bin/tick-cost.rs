@@ -34,7 +34,7 @@ use omnichat::providers::{
 use omnichat::usecases::channels::{self, NewChannel};
 use omnichat::usecases::dialogs::{self, DialogFilter};
 use omnichat::usecases::ingest::{self, IngestOutcome};
-use omnichat::usecases::{Context, auth, scheduled, tenants};
+use omnichat::usecases::{Context, auth, due, scheduled, tenants};
 use serde_json::{Map, Value, json};
 
 const DUE: usize = 10;
@@ -191,7 +191,9 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
     let mut rows = Vec::new();
     counting.reset();
     let started = Instant::now();
-    scheduled::send_auto_replies_and_retries(&ctx, None).await.map_err(|e| e.to_string())?;
+    scheduled::send_auto_replies_and_retries(&ctx, due::Run::to_the_end())
+        .await
+        .map_err(|e| e.to_string())?;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counting.counts();
     let sent = provider.sends.load(Ordering::SeqCst);
@@ -208,7 +210,7 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
 
     counting.reset();
     let started = Instant::now();
-    scheduled::close_inactive_dialogs(&ctx, None).await.map_err(|e| e.to_string())?;
+    scheduled::close_inactive_dialogs(&ctx, due::Run::to_the_end()).await.map_err(|e| e.to_string())?;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counting.counts();
     let closed = count_closed(&ctx, &admin).await?;
