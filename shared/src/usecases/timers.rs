@@ -24,6 +24,7 @@
 use std::time::Instant;
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -303,45 +304,39 @@ async fn rescan(ctx: &Context, item: Item, until: Option<Instant>) -> Result<Clo
 }
 
 /// Moves the close timers of these open dialogs to their deadline under the channel's limit where they
-/// are due later (armed under a longer one), and arms one where a dialog has none.
+/// are due later (armed under a longer one), and arms one where a dialog has none. Each dialog on its own
+/// (a read and at most one conditional write: its own race, a close or a re-arm meanwhile, loses alone),
+/// a few at once; single reads, so the function needs no batch-read grant.
 async fn bring_forward(ctx: &Context, channel: &Channel, dialogs: &[Dialog]) -> Result<()> {
-    if dialogs.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<_> = dialogs.iter().map(|d| repo::timer_key(&d.id, repo::TimerKind::Close)).collect();
-    let timers = ctx.store.get_many(&keys).await?;
-    let mut writes = Vec::new();
-    for (dialog, timer) in dialogs.iter().zip(timers) {
-        let deadline = repo::close_deadline(dialog.last_activity_at, channel);
-        let write = match timer {
-            None => repo::timer_put(
-                repo::TimerKind::Close,
-                &repo::Timer {
-                    dialog_id: dialog.id.clone(),
-                    channel_id: channel.id.clone(),
-                    tenant_id: channel.tenant_id.clone(),
-                    anchor: None,
-                    next: 0,
-                },
-                deadline,
-                Condition::NotExists,
-            )?,
-            Some(item) => {
-                let Ok(due) = Due::read(item) else { continue };
-                let due_at = due.due_key.as_str().and_then(repo::due_at_of);
-                if due_at.is_some_and(|at| at <= deadline) {
-                    continue;
-                }
-                repo::timer_put(repo::TimerKind::Close, &due.timer, deadline, conditioned_on(&due))?
+    // Boxed futures made up front: a stream over borrowed dialogs would make the run's future higher-ranked
+    // and not `Send` for the runtime.
+    let each: Vec<BoxFuture<'_, Result<()>>> =
+        dialogs.iter().map(|dialog| bring_one_forward(ctx, channel, dialog).boxed()).collect();
+    let done: Vec<Result<()>> = stream::iter(each).buffer_unordered(ITEMS_AT_ONCE).collect().await;
+    done.into_iter().collect()
+}
+
+async fn bring_one_forward(ctx: &Context, channel: &Channel, dialog: &Dialog) -> Result<()> {
+    let deadline = repo::close_deadline(dialog.last_activity_at, channel);
+    let write = match ctx.store.get(&repo::timer_key(&dialog.id, repo::TimerKind::Close)).await? {
+        None => {
+            let timer = repo::Timer {
+                dialog_id: dialog.id.clone(),
+                channel_id: channel.id.clone(),
+                tenant_id: channel.tenant_id.clone(),
+                anchor: None,
+                next: 0,
+            };
+            repo::timer_put(repo::TimerKind::Close, &timer, deadline, Condition::NotExists)?
+        }
+        Some(item) => {
+            let due = Due::read(item)?;
+            let due_at = due.due_key.as_str().and_then(repo::due_at_of);
+            if due_at.is_some_and(|at| at <= deadline) {
+                return Ok(());
             }
-        };
-        writes.push(write);
-    }
-    // One transaction per timer: a dialog's own race (it closed, a run re-armed it) loses alone.
-    let written: Vec<Result<()>> = stream::iter(writes)
-        .map(|write| async move { ignore_conflict(ctx.store.transact(vec![write]).await) })
-        .buffer_unordered(ITEMS_AT_ONCE)
-        .collect()
-        .await;
-    written.into_iter().collect()
+            repo::timer_put(repo::TimerKind::Close, &due.timer, deadline, conditioned_on(&due))?
+        }
+    };
+    ignore_conflict(ctx.store.transact(vec![write]).await)
 }
