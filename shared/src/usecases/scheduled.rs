@@ -16,16 +16,19 @@ pub async fn retry_outbox(ctx: &Context, run: due::Run) -> Result<usize> {
     Ok(outbox::deliver_due(ctx, run).await?.len())
 }
 
-/// The auto-reply function's job: due auto-replies and due outbox retries, side by side so that neither
-/// waits for the other, each stopping to take work at the run's stop time (the rest stays due; a function
-/// passes `due::Run::until(stop_taking_work_at(deadline))`). One run, one span.
+/// The auto-reply function's job: due auto-replies, then due outbox retries, each stopping to take work at
+/// its share of the run (the rest stays due; a function passes `due::Run::until(stop_taking_work_at(
+/// deadline))`). One after the other, as before: retries then read only what the auto-replies left
+/// pending, not the entries they are sending. The auto-replies get three quarters of the time left, so a
+/// backlog of them never keeps the retries from running. One run, one span.
 pub async fn send_auto_replies_and_retries(ctx: &Context, run: due::Run) -> Result<()> {
     auto_reply_run(ctx, run).instrument(job_span("auto-reply")).await
 }
 
 async fn auto_reply_run(ctx: &Context, run: due::Run) -> Result<()> {
-    let (tick, retried) =
-        futures::future::join(timers::send_due_auto_replies(ctx, run), retry_outbox(ctx, run)).await;
+    let auto_replies = due::Run { until: run.until.map(|until| share_of_time_left(until, 3, 4)), ..run };
+    let tick = timers::send_due_auto_replies(ctx, auto_replies).await;
+    let retried = retry_outbox(ctx, run).await;
     let (tick, retried) = (tick?, retried?);
     tracing::info!(
         sent = tick.sent,
@@ -102,6 +105,12 @@ async fn poll_run(ctx: &Context, until: Option<Instant>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `numerator / denominator` of the time left until `until`, from now.
+fn share_of_time_left(until: Instant, numerator: u32, denominator: u32) -> Instant {
+    let now = Instant::now();
+    now + until.saturating_duration_since(now) * numerator / denominator.max(1)
 }
 
 /// Everything the local runner does on a tick, each job to the end of what is due. A job that fails is
