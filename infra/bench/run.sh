@@ -293,7 +293,7 @@ tick_cost() {
 
 timer_drain() {
     # One scheduled run of each job over N due timers: 10,000 on the embedded store; on moto (seeded through a
-    # scratch embedded store, as tick-cost does) far fewer, with 4 requests in flight: moto answers one at a
+    # scratch embedded store, as tick-cost does) far fewer, with 2 requests in flight: moto answers one at a
     # time and copies its table per written item, so its rows show moto's speed, not DynamoDB's.
     say "timer-drain: embedded at ${BENCH_DRAIN_DUE:-10000} due, moto at ${BENCH_DRAIN_MOTO_DUE:-100}"
     build_host_bins

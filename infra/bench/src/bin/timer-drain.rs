@@ -24,10 +24,9 @@ use omnichat::usecases::{Context, auth, due, scheduled, tenants, timers};
 use omnichat_bench::{AcceptingProvider, Ports, connect, embedded, seed};
 use serde_json::json;
 
-/// On moto: a run as the functions make it, with 2 requests in flight per job instead of 128 (the auto-reply
-/// run drains auto-replies and outbox retries side by side: 4 in all). moto answers one request at a time
-/// and copies its table per written item, so 128 queue there past the SDK's time-outs; DynamoDB serves
-/// them side by side.
+/// On moto: a run as the functions make it, with 2 requests in flight instead of 128. moto answers one
+/// request at a time and copies its table per written item, so 128 queue there past the SDK's time-outs
+/// (at 200 due, even 4 in flight left a few items to the next run); DynamoDB serves them side by side.
 const MOTO_RUN: due::Run =
     due::Run { until: None, page: due::PAGE, shards_at_once: 1, items_at_once: Some(2) };
 
