@@ -292,6 +292,30 @@ def tick_cost(results):
     return out + [""]
 
 
+def timer_drain(results):
+    data, when = load(results, "timer-drain.md")
+    out = ["## 8. Timer drain (issue 16, goal 3)", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh timer-drain`._", ""]
+    out += [f"Measured {when} (the `timer-drain` binary of omnichat-bench). It seeds N dialogs whose auto-reply "
+            "is due and N whose inactivity close is due through the real ingest path, then times one run of "
+            "`scheduled::send_auto_replies_and_retries` and one of `scheduled::close_inactive_dialogs`, as the "
+            "functions run them but without a stop time; the provider accepts every send at once. \"at once\" is "
+            "shards read at once x items in flight per shard. Goal (issue 16): 10,000 due auto-replies and "
+            "10,000 closes within one run, at least 10,000 a minute. Before: a run read one page of 100 from "
+            "each of 4 shards, 400 at most whatever was due. moto answers one request at a time and copies its "
+            "table per written item: its rows run with 2 requests in flight per job and show moto's speed, not "
+            "DynamoDB's.", "", data.strip(), ""]
+    for line in data.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[3].isdigit() and cells[0].startswith("embedded"):
+            due, done, per_minute = int(cells[3]), int(cells[4]), float(cells[6])
+            ok = done == due and due >= 10_000 and per_minute >= 10_000
+            out.append(f"- {cells[0]}, {cells[2]}: {done:,} of {due:,} in one run, {per_minute:,.0f} a minute; "
+                       f"goal met: {met(ok)}.")
+    return out + [""]
+
+
 def memory(results):
     data, when = load(results, "memory.json")
     out = ["## 6. Memory", ""]
@@ -372,7 +396,7 @@ def main():
     lines = ["# Benchmarks", "", "Written by `infra/bench/run.sh` (issue 9); re-run it to refresh. Everything runs on "
              "127.0.0.1 of one machine, shared with whatever else it was doing.", ""]
     lines += machine(repo) + [""]
-    for part in (cold_start, package_size, ingest, roundtrips, tick_cost, memory, mailbox_fanout):
+    for part in (cold_start, package_size, ingest, roundtrips, tick_cost, memory, mailbox_fanout, timer_drain):
         lines += kept_or_new(part(results), commit, previous)
     # Measured by a test, not by run.sh (issue 21): kept by hand beside this script and appended as it is.
     slow_clients = os.path.join(repo, "infra", "bench", "slow_clients.md")

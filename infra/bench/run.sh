@@ -18,6 +18,8 @@
 #                 run against bare-axum; then both at half omnichat's rate; then the exactly-once check
 #   roundtrips    webhook-telegram in one warm process against moto: AWS calls per delivered message
 #   memory        peak RSS (VmHWM) of every function after its largest event
+#   timer-drain   the timer-drain binary's markdown table: one auto-reply run and one inactivity-close run over
+#                 BENCH_DRAIN_DUE (10000) due each on the embedded store, BENCH_DRAIN_MOTO_DUE (100) on moto
 #   tick-cost     the tick-cost binary's markdown table: embedded store at BENCH_TICK_SIZES (1000,10000,100000)
 #                 open dialogs, moto at BENCH_TICK_MOTO_SIZES (1000,10000; seeded on an embedded store, copied in)
 #   mailbox-fanout  the mailbox-fanout binary's table: one dispatch, 8 workers, a mailbox fake; in-process queue
@@ -39,7 +41,7 @@ target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
 results="$target_dir/bench"
 bins="$target_dir/release"
 READY_TIMEOUT_SECONDS=30
-ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost mailbox-fanout)
+ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost timer-drain mailbox-fanout)
 
 COLD_RUNS="${BENCH_COLD_RUNS:-11}"
 MEMORY_RUNS="${BENCH_MEMORY_RUNS:-3}"
@@ -289,6 +291,19 @@ tick_cost() {
     mv "$results/tick-cost.md.tmp" "$results/tick-cost.md"
 }
 
+# ---- timer drain (issue 16) ----
+
+timer_drain() {
+    # One scheduled run of each job over N due timers: 10,000 on the embedded store; on moto (seeded through a
+    # scratch embedded store, as tick-cost does) far fewer, with 2 requests in flight: moto answers one at a
+    # time and copies its table per written item, so its rows show moto's speed, not DynamoDB's.
+    say "timer-drain: embedded at ${BENCH_DRAIN_DUE:-10000} due, moto at ${BENCH_DRAIN_MOTO_DUE:-100}"
+    build_host_bins
+    infra/moto/with-moto.sh "$bins/timer-drain" --store embedded --due "${BENCH_DRAIN_DUE:-10000}" \
+        --store moto --due "${BENCH_DRAIN_MOTO_DUE:-100}" >"$results/timer-drain.md.tmp"
+    mv "$results/timer-drain.md.tmp" "$results/timer-drain.md"
+}
+
 # ---- mailbox fan-out (issue 16, goal 4) ----
 
 mailbox_fanout() {
@@ -313,7 +328,7 @@ lambda_parts=()
 for part in "${parts[@]}"; do
     case "$part" in
         cold-start | roundtrips | memory) lambda_parts+=("$part") ;;
-        package-size | ingest | tick-cost | mailbox-fanout) ;;
+        package-size | ingest | tick-cost | timer-drain | mailbox-fanout) ;;
         *)
             echo "usage: $0 [all | ${ALL_PARTS[*]}]..." >&2
             exit 2
@@ -327,6 +342,7 @@ for part in "${parts[@]}"; do
         package-size) package_size ;;
         ingest) ingest ;;
         tick-cost) tick_cost ;;
+        timer-drain) timer_drain ;;
         mailbox-fanout) mailbox_fanout ;;
     esac
 done

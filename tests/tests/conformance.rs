@@ -197,6 +197,7 @@ conformance!(
         update_upserts_sets_and_removes,
         equals_condition_holds_or_fails,
         equals_compares_numbers_by_value,
+        all_conditions_must_hold,
         transaction_is_all_or_nothing,
         transaction_applies_every_kind_of_write,
         same_key_twice_is_invalid,
@@ -561,6 +562,53 @@ mod store_cases {
         assert!(
             matches!(store.transact(Vec::new()).await, Err(StoreError::Invalid(_))),
             "an empty transaction"
+        );
+    }
+
+    /// `All` holds when every part does: a write conditioned on two attributes fails when either moved.
+    pub async fn all_conditions_must_hold(store: Arc<dyn Store>) {
+        let key = Key::new("D#1", "D");
+        store
+            .transact(vec![put(
+                json!({"pk": "D#1", "sk": "D", "status": "open", "seen": "t1"}),
+                Condition::Always,
+            )])
+            .await
+            .unwrap();
+        let both = |status: &str, seen: &str| {
+            Condition::All(vec![
+                Condition::Equals("status".into(), json!(status)),
+                Condition::Equals("seen".into(), json!(seen)),
+            ])
+        };
+        for (status, seen) in [("open", "t2"), ("closed", "t1"), ("closed", "t2")] {
+            assert_eq!(
+                store.transact(vec![update(&key, json!({"x": 1}), &[], both(status, seen))]).await,
+                conflict(&[0]),
+                "{status} / {seen}"
+            );
+        }
+        assert_eq!(store.get(&key).await.unwrap().unwrap().get("x"), None);
+        store
+            .transact(vec![Write::Check { key: key.clone(), condition: Condition::All(Vec::new()) }])
+            .await
+            .expect("no parts: holds like Always, also in a lone check");
+        store
+            .transact(vec![update(&key, json!({"x": 1}), &[], both("open", "t1"))])
+            .await
+            .expect("both hold");
+        assert_eq!(store.get(&key).await.unwrap().unwrap()["x"], 1);
+        let missing = Key::new("D#2", "D");
+        assert_eq!(
+            store
+                .transact(vec![update(
+                    &missing,
+                    json!({"x": 1}),
+                    &[],
+                    Condition::All(vec![Condition::Exists])
+                )])
+                .await,
+            conflict(&[0])
         );
     }
 

@@ -632,9 +632,16 @@ async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
         repo::from_item::<omnichat::domain::Dialog>(item).expect("dialog")
     };
     assert_eq!(read(&ctx).await.status, DialogStatus::Open);
-    assert_eq!(routing::sweep(&ctx, routing::SWEEP_BATCH).await.expect("sweep").dialogs, 0, "not due yet");
+    assert_eq!(
+        routing::sweep(&ctx, omnichat::usecases::due::Run::to_the_end()).await.expect("sweep").dialogs,
+        0,
+        "not due yet"
+    );
     clock.advance(routing::UNROUTED_AFTER + SignedDuration::from_secs(1));
-    assert_eq!(routing::sweep(&ctx, routing::SWEEP_BATCH).await.expect("sweep").dialogs, 1);
+    assert_eq!(
+        routing::sweep(&ctx, omnichat::usecases::due::Run::to_the_end()).await.expect("sweep").dialogs,
+        1
+    );
     let dialog = read(&ctx).await;
     assert_eq!((dialog.status, dialog.assignee_id.as_ref()), (DialogStatus::Assigned, Some(&anna)));
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use omnichat::usecases::{Context, scheduled};
+use omnichat::usecases::{Context, due, scheduled};
 use serde_json::Value;
 
 #[tokio::main]
@@ -18,8 +18,10 @@ async fn main() -> Result<(), Error> {
     .await
 }
 
-/// The job, stopped before the invocation's deadline (the rest stays due for the next run).
+/// The job: it drains what is due, takes no new work shortly before the invocation's deadline and is
+/// stopped before it (the rest stays due for the next run).
 async fn handle(ctx: Arc<Context>, deadline: Option<Instant>) -> Result<(), Error> {
-    let job = scheduled::close_inactive_dialogs(&ctx);
+    let job =
+        scheduled::close_inactive_dialogs(&ctx, due::Run::until(scheduled::stop_taking_work_at(deadline)));
     Ok(scheduled::within_invocation("inactivity-close", deadline, job).await?)
 }

@@ -8,9 +8,11 @@
 //!
 //! A failure is answered as an error, so Lambda retries the event; routing is idempotent.
 
+use std::time::Instant;
+
 use omnichat::logging::event_span;
 use omnichat::ports::events::{DomainEvent, EVENT_SOURCE, EVENT_VERSION};
-use omnichat::usecases::{Context, routing, scheduled};
+use omnichat::usecases::{Context, due, routing, scheduled};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -35,14 +37,16 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Handles one event as Lambda delivers it and answers what was done.
+/// Handles one event as Lambda delivers it and answers what was done. `deadline` is the invocation's (the
+/// sweep takes no new work shortly before it; the rest stays due).
 /// Each event runs in a span with a `run_id` (EventBridge's event id), the sweep in its job span.
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value, HandlerError> {
+pub async fn handle(ctx: &Context, event: Value, deadline: Option<Instant>) -> Result<Value, HandlerError> {
     let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     match (source, detail_type) {
         ("aws.events", "Scheduled Event") => {
-            let report = scheduled::sweep_routing(ctx).await?;
+            let run = due::Run::until(scheduled::stop_taking_work_at(deadline));
+            let report = scheduled::sweep_routing(ctx, run).await?;
             Ok(json!({"swept": {"dialogs": report.dialogs, "queues": report.queues}}))
         }
         (EVENT_SOURCE, _) => {

@@ -10,7 +10,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ctx = omnichat::bootstrap::aws_context().await?;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        router::handle(ctx, event.payload).await
+        let deadline = omnichat::deadline::from_epoch_millis(event.context.deadline);
+        router::handle(ctx, event.payload, deadline).await
     }))
     .await
 }

@@ -123,12 +123,12 @@ async fn a_dialog_opened_event_assigns_the_dialog() {
     let harness = harness().await;
     let dialog = harness.new_dialog("1111").await;
     assert_eq!(harness.dialog(&dialog).await.status, DialogStatus::Open);
-    let answer = router::handle(&harness.ctx, dialog_opened(&harness, &dialog)).await.expect("handled");
+    let answer = router::handle(&harness.ctx, dialog_opened(&harness, &dialog), None).await.expect("handled");
     assert_eq!(answer, json!({"handled": "DialogOpened"}));
     let routed = harness.dialog(&dialog).await;
     assert_eq!((routed.status, routed.assignee_id.as_ref()), (DialogStatus::Assigned, Some(&harness.anna)));
     // EventBridge delivers at least once: the same event again changes nothing.
-    router::handle(&harness.ctx, dialog_opened(&harness, &dialog)).await.expect("handled");
+    router::handle(&harness.ctx, dialog_opened(&harness, &dialog), None).await.expect("handled");
     assert_eq!(harness.dialog(&dialog).await, routed);
 }
 
@@ -137,10 +137,10 @@ async fn the_scheduled_event_routes_a_dialog_whose_event_was_lost() {
     let harness = harness().await;
     let dialog = harness.new_dialog("2222").await;
     let scheduled: Value = serde_json::from_str(SCHEDULED).expect("fixture");
-    let answer = router::handle(&harness.ctx, scheduled.clone()).await.expect("handled");
+    let answer = router::handle(&harness.ctx, scheduled.clone(), None).await.expect("handled");
     assert_eq!(answer, json!({"swept": {"dialogs": 0, "queues": 0}}), "nothing is due yet");
     harness.clock.advance(routing::UNROUTED_AFTER + SignedDuration::from_secs(1));
-    let answer = router::handle(&harness.ctx, scheduled).await.expect("handled");
+    let answer = router::handle(&harness.ctx, scheduled, None).await.expect("handled");
     assert_eq!(answer, json!({"swept": {"dialogs": 1, "queues": 0}}));
     assert_eq!(harness.dialog(&dialog).await.assignee_id.as_ref(), Some(&harness.anna));
 }
@@ -150,12 +150,12 @@ async fn a_malformed_detail_is_an_error_and_a_foreign_event_is_ignored() {
     let harness = harness().await;
     let mut event: Value = serde_json::from_str(DIALOG_OPENED).expect("fixture");
     event["detail"] = json!({"type": "dialog_opened", "dialog_id": "not-a-dialog"});
-    let error = router::handle(&harness.ctx, event).await.expect_err("malformed");
+    let error = router::handle(&harness.ctx, event, None).await.expect_err("malformed");
     assert!(matches!(error, router::HandlerError::Malformed { .. }), "{error}");
     let foreign =
         json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}});
     assert_eq!(
-        router::handle(&harness.ctx, foreign).await.expect("ignored"),
+        router::handle(&harness.ctx, foreign, None).await.expect("ignored"),
         json!({"ignored": "EC2 Instance State-change Notification"})
     );
 }

@@ -89,6 +89,8 @@ pub enum Condition {
     Exists,
     /// The item must exist and its attribute must equal the value.
     Equals(String, Value),
+    /// Every one of the conditions must hold (none: like `Always`).
+    All(Vec<Condition>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -265,7 +265,43 @@ pub fn timer_due_pk(kind: TimerKind, shard: u32) -> String {
     format!("DUE#{}#{shard}", kind.name())
 }
 
+const CLOSE_RESCAN_SK: &str = "CLOSE_RESCAN";
+
+/// A channel whose inactivity limit was shortened: its open dialogs' close timers are brought forward.
+pub fn close_rescan_key(channel: &ChannelId) -> Key {
+    Key::new(format!("CHAN#{channel}"), CLOSE_RESCAN_SK)
+}
+
+/// Whether a due item of the close timers is a channel's rescan (else it is a dialog's close timer).
+pub fn is_close_rescan(item: &crate::ports::store::Item) -> bool {
+    item.get(crate::ports::store::SK).and_then(serde_json::Value::as_str) == Some(CLOSE_RESCAN_SK)
+}
+
 // The sparse due index (gsi3), shared by the timers, the outbox and routing.
+
+/// Due-index shards of each job (auto-reply timers, close timers, the outbox, routing): a job's due items
+/// are spread over its partitions `DUE#{job}#0` to `DUE#{job}#63` by [`due_shard`], and every run reads all
+/// of them (`usecases::due`).
+///
+/// Why 64, for 10,000 messages a second deployment-wide: DynamoDB takes about 1,000 write units a second
+/// per partition key value, in a global index as in the table, and a due item is under 1 KB (one unit per
+/// index write). The busiest job is the outbox: an outgoing message puts its entry (1 index write), claims it
+/// (the sort key moves: a delete and a put in the index, 2) and removes it (1), so 4 index writes per
+/// message. Were all 10,000 messages outgoing: 40,000 writes/s / 64 shards = 625 per shard, 62% of one
+/// partition's limit, with room for an uneven hash (32 shards would need 1,250: over). Auto-reply timers:
+/// at most one start per inbound message and one move or delete when it fires, 3 writes, so 30,000/s / 64
+/// = 470 per shard. Close timers are written when a dialog opens and when they fire, not per message
+/// (`usecases::timers`), and routing writes a few per new dialog: both far below. Reading costs one query
+/// per shard and run whatever is due: 64 a minute per job, half a read unit each when empty.
+///
+/// Earlier versions used 4 shards with the same hash (`due_shard(id, 4)`). Their items stay in shards 0 to
+/// 3, which every run still reads (it reads 0 to 63), although the id now hashes elsewhere: nothing
+/// recomputes where an item is. Whoever acts on a due item addresses it by its own key (`DLG#…` /
+/// `TIMER#…`, `OUTBOX#…`, `ROUTE#…`, a queue's `RECHECK`), which holds no shard, conditioned on the due sort
+/// key it read (`{due millis}#{id}`), which holds no shard either; rewriting the item moves it to its new
+/// shard. So the count may grow without a migration; it must never shrink (items in the dropped shards
+/// would never be read again).
+pub const DUE_SHARDS: u32 = 64;
 
 /// The due shard of an id: spreads a busy table's due writes over several index partitions.
 pub fn due_shard(id: &str, shards: u32) -> u32 {

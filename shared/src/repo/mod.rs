@@ -25,6 +25,7 @@
 //! | provider message id of an outgoing message | `SENT#{channel}#{provider message id}` | `SENT` | |
 //! | delivery report that came before its send was recorded | `SENT#{channel}#{provider message id}` | `EARLY` | TTL `expires_at` |
 //! | timer of a dialog (auto-reply, inactivity close) | `DLG#{dialog}` | `TIMER#{AUTOREPLY,CLOSE}` | gsi3 `DUE#{AUTOREPLY,CLOSE}#{shard}` / `{due millis}#{dialog}` |
+//! | close rescan of a channel whose inactivity limit was shortened | `CHAN#{channel}` | `CLOSE_RESCAN` | gsi3 `DUE#CLOSE#{shard}` / `{due millis}#{channel}` |
 //! | first-start marker | `BOOTSTRAP` | `BOOTSTRAP` | |
 //! | OAuth `state` handed out, until used (single use, bound to the tenant) | `OAUTH#{sha256 of the state}` | `STATE` | TTL `expires_at` |
 //! | chatbot forwarding cursor of a dialog | `ROUTE#{dialog}` | `BOT` | |
@@ -38,7 +39,8 @@
 //!
 //! Ids are UUIDv7, so `{dialog}` and `{message}` sort by creation time. Every tenant-owned record carries
 //! `tenant_id`, and reads by id compare it with the caller's tenant (another tenant's id is "not found").
-//! gsi3 is the sparse due index: the timers, the outbox and routing each under their own `DUE#...` partitions.
+//! gsi3 is the sparse due index: the timers, the outbox and routing each under their own `DUE#...` partitions,
+//! `DUE_SHARDS` of them per job (`keys.rs` has the arithmetic).
 
 mod keys;
 mod load;

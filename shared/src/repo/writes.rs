@@ -211,8 +211,8 @@ pub struct ThreadRecordParts {
 
 // ---- timers ----
 
-/// Due-index shards per timer kind: spreads a busy table's timer writes over several index partitions.
-pub const TIMER_SHARDS: u32 = 4;
+/// Due-index shards per timer kind (see [`keys::DUE_SHARDS`] for the arithmetic).
+pub const TIMER_SHARDS: u32 = keys::DUE_SHARDS;
 
 /// A dialog's timer as stored: when it is due is its gsi3 sort key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,7 +247,9 @@ pub fn timer_put(
     Ok(Write::Put { item, condition })
 }
 
-/// (Re)sets the inactivity close of a dialog to `auto_close` after `now`: every message either way does.
+/// Arms the inactivity close of a dialog that opens at `now`: due the channel's `auto_close` later. Only
+/// the transaction that opens a dialog writes it; messages move the dialog's `last_activity_at`, not the
+/// timer, and the timer re-arms itself when it finds the dialog not idle yet (`usecases::timers`).
 pub fn close_timer_write(dialog_id: &DialogId, channel: &Channel, now: Timestamp) -> Result<Write> {
     let timer = Timer {
         dialog_id: dialog_id.clone(),
@@ -256,8 +258,57 @@ pub fn close_timer_write(dialog_id: &DialogId, channel: &Channel, now: Timestamp
         anchor: None,
         next: 0,
     };
-    let due = now.saturating_add(delay(channel.settings.auto_close.seconds())).unwrap_or(now);
-    timer_put(keys::TimerKind::Close, &timer, due, Condition::Always)
+    timer_put(keys::TimerKind::Close, &timer, close_deadline(now, channel), Condition::Always)
+}
+
+/// When a dialog last active at `last_activity` is idle past the channel's limit.
+pub fn close_deadline(last_activity: Timestamp, channel: &Channel) -> Timestamp {
+    last_activity.saturating_add(delay(channel.settings.auto_close.seconds())).unwrap_or(last_activity)
+}
+
+/// The close timers of a channel's open dialogs to bring forward after its `auto_close` was shortened
+/// (they were armed under the longer limit): a due item among the close timers, which the close job
+/// handles page by page (`usecases::timers`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloseRescan {
+    pub channel_id: ChannelId,
+    pub tenant_id: TenantId,
+    /// This rescan's own id: a newer shortening replaces the item, and the older run's progress writes
+    /// (conditioned on it) then fail.
+    pub token: String,
+    /// How far it got: the index in the list of open statuses, and the page token within that list.
+    #[serde(default)]
+    pub status: usize,
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// Writes the rescan as it stands, due at `due`, on `condition`.
+pub fn close_rescan_put(rescan: &CloseRescan, due: Timestamp, condition: Condition) -> Result<Write> {
+    let channel = rescan.channel_id.as_str();
+    let item = to_item(
+        rescan,
+        &keys::close_rescan_key(&rescan.channel_id),
+        &[(
+            Index::Gsi3,
+            keys::timer_due_pk(keys::TimerKind::Close, keys::due_shard(channel, TIMER_SHARDS)),
+            keys::due_sk(due, channel),
+        )],
+    )?;
+    Ok(Write::Put { item, condition })
+}
+
+/// A new rescan of the channel's open dialogs, due at once; it replaces one in progress (which started from
+/// a longer limit).
+pub fn close_rescan_write(channel: &Channel, now: Timestamp) -> Result<Write> {
+    let rescan = CloseRescan {
+        channel_id: channel.id.clone(),
+        tenant_id: channel.tenant_id.clone(),
+        token: uuid::Uuid::now_v7().to_string(),
+        status: 0,
+        after: None,
+    };
+    close_rescan_put(&rescan, now, Condition::Always)
 }
 
 /// Starts the channel's auto-reply sequence for a customer message at `now`, if the channel has any.

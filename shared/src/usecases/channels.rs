@@ -322,6 +322,7 @@ pub async fn update_channel(
     if let Some(name) = update.name {
         channel.name = valid_name(&name)?;
     }
+    let auto_close_before = channel.settings.auto_close.seconds();
     if let Some(settings) = update.settings {
         check_settings_references(ctx, &tenant, channel.provider, &settings).await?;
         channel.settings = settings;
@@ -345,11 +346,16 @@ pub async fn update_channel(
         channel.credentials_masked = connection.masked;
     }
     channel.updated_at = ctx.clock.now().max(previous_update);
-    let write = Write::Put {
+    let mut writes = vec![Write::Put {
         item: repo::channel_item(&channel)?,
         condition: Condition::Equals("updated_at".into(), Value::String(previous_update.to_string())),
-    };
-    match ctx.store.transact(vec![write]).await {
+    }];
+    // The open dialogs' close timers were armed under the longer limit: the close job brings them forward
+    // (usecases::timers). A longer limit needs nothing: a timer firing early re-arms itself.
+    if channel.settings.auto_close.seconds() < auto_close_before {
+        writes.push(repo::close_rescan_write(&channel, ctx.clock.now())?);
+    }
+    match ctx.store.transact(writes).await {
         Ok(()) => {
             ctx.forget_channel(&channel.id);
             Ok(channel)

@@ -164,14 +164,13 @@ async fn answer_customer(ctx: &Context, dialog: &Dialog, answer: &ChatbotAnswer)
     let Some((text, buttons)) = answer.outgoing() else {
         return Ok(());
     };
-    let Some(channel) =
-        repo::load_channel(ctx.store.as_ref(), &dialog.channel_id).await?.filter(|c| c.is_active())
-    else {
+    let channel = repo::load_channel(ctx.store.as_ref(), &dialog.channel_id).await?;
+    if !channel.is_some_and(|c| c.is_active()) {
         return Ok(());
-    };
+    }
     // The dialog as it is now: the send is conditioned on its status.
     let dialog = repo::load_dialog(ctx.store.as_ref(), &dialog.id).await?.unwrap_or_else(|| dialog.clone());
     let message = Message::outbound(&dialog, text, buttons, None, ctx.clock.now()).sent_automatically();
-    outbox::send_in_dialog(ctx, &dialog, &channel, message, Vec::new()).await?;
+    outbox::send_in_dialog(ctx, &dialog, message, Vec::new()).await?;
     Ok(())
 }

@@ -79,23 +79,43 @@ pub async fn close_dialog(ctx: &Context, principal: &Principal, id: &str) -> Res
     close(ctx, dialog).await
 }
 
-/// Closes a dialog on the system's behalf (tests, tools). See `close_if_due`.
+/// Closes a dialog on the system's behalf (tests, tools), whatever its timers say.
 pub async fn close(ctx: &Context, dialog: Dialog) -> Result<Dialog> {
-    close_if_due(ctx, dialog, Condition::Always).await
+    close_on(ctx, dialog, Condition::Always, false).await
+}
+
+/// Closes a dialog its close timer found idle: on condition the timer is as the caller read it
+/// (`close_timer`) and no message came since the dialog was read. Messages do not touch the close timer
+/// (it re-arms itself, `usecases::timers`), so the dialog's own `last_activity_at` is what a message racing
+/// the close changes: then nothing is written and the caller gets a conflict.
+pub async fn close_if_idle(ctx: &Context, dialog: Dialog, close_timer: Condition) -> Result<Dialog> {
+    close_on(ctx, dialog, close_timer, true).await
 }
 
 /// Marks the dialog closed, removes the customer's open-dialog pointer and ends the dialog's timers in one
 /// transaction (so ingest never adds a message to a closed dialog), on condition the close timer is as
-/// the caller read it (`Always` for a close by hand).
-pub async fn close_if_due(ctx: &Context, mut dialog: Dialog, close_timer: Condition) -> Result<Dialog> {
+/// the caller read it (`Always` for a close by hand) and, with `if_idle`, its last activity too.
+async fn close_on(
+    ctx: &Context,
+    mut dialog: Dialog,
+    close_timer: Condition,
+    if_idle: bool,
+) -> Result<Dialog> {
     if dialog.is_closed() {
         return Ok(dialog);
     }
     let previous = dialog.status.as_str();
+    let last_activity = repo::to_value(&dialog.last_activity_at)?;
     dialog.close(ctx.clock.now())?;
+    let unchanged = Condition::Equals("status".into(), Value::String(previous.into()));
     let save = Write::Put {
         item: repo::dialog_item(&dialog)?,
-        condition: Condition::Equals("status".into(), Value::String(previous.into())),
+        condition: match if_idle {
+            true => {
+                Condition::All(vec![unchanged, Condition::Equals("last_activity_at".into(), last_activity)])
+            }
+            false => unchanged,
+        },
     };
     let release = Write::Delete {
         key: repo::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
@@ -174,7 +194,7 @@ pub async fn reply(
     // The reply cancels the pending auto-replies in its own transaction: a due auto-reply racing it either
     // went out before (and the reply still goes) or finds its timer gone and sends nothing.
     let extra = vec![repo::cancel_auto_replies_write(&dialog.id), repo::replied_write(&dialog)];
-    outbox::send_in_dialog(ctx, &dialog, &channel, message, extra).await
+    outbox::send_in_dialog(ctx, &dialog, message, extra).await
 }
 
 /// An employee acts on a dialog once it is theirs: a queued dialog their group can see is accepted first.

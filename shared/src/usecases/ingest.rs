@@ -100,13 +100,14 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     }
                     None => vec![Write::Check { key: pointer_key.clone(), condition: pointer_holds }],
                 };
+                // The last activity is what the close timer measures from when it fires: the timer itself
+                // is not rewritten per message (usecases::timers).
                 writes.push(Write::Update {
                     key: repo::dialog_key(&dialog_id),
                     set,
                     remove: Vec::new(),
                     condition: Condition::Exists,
                 });
-                writes.push(repo::close_timer_write(&dialog_id, channel, now)?);
                 (dialog_id, writes, false)
             }
             None => {

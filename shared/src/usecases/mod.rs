@@ -6,6 +6,7 @@ pub mod channels;
 pub mod chatbot;
 pub mod context;
 pub mod dialogs;
+pub mod due;
 pub mod email_poll;
 pub mod hours;
 pub mod ingest;

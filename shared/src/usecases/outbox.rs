@@ -10,25 +10,26 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{Channel, ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
+use crate::domain::{ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
 use crate::error::ProviderError;
 use crate::error::{Error, Result};
 use crate::ports::channel::{Outgoing, StatusUpdate};
 use crate::ports::events::DomainEvent;
-use crate::ports::store::{Condition, Index, Item, Key, Query, SkRange, StoreError, Write};
+use crate::ports::store::{Condition, Index, Item, Key, StoreError, Write};
 use crate::repo;
-use crate::usecases::Context;
+use crate::usecases::{Context, due};
 
 /// Sends tried per message before it is marked failed.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// How long a claim holds: longer than a provider call with its time-outs.
 const LEASE: SignedDuration = SignedDuration::from_secs(60);
-/// Due-index shards: spreads the writes of a busy tenant over several index partitions.
-pub const SHARDS: u32 = 4;
+/// Due-index shards (see `repo::DUE_SHARDS` for the arithmetic).
+pub const SHARDS: u32 = repo::DUE_SHARDS;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OutboxEntry {
@@ -292,27 +293,30 @@ async fn fail(ctx: &Context, entry: &OutboxEntry, token: &str, reason: String) -
     Ok(Attempt::Failed { reason })
 }
 
-/// Sends every entry due now, at most `limit`: reads only the due part of the index.
-pub async fn deliver_due(ctx: &Context, limit: usize) -> Result<Vec<Attempt>> {
+/// Outgoing messages one retry run sends at once per shard (each is a provider's HTTP call).
+const ITEMS_AT_ONCE: usize = 16;
+
+/// Sends every entry due now, reading only the due part of the index: every shard to its end, or until
+/// the run's stop time (`usecases::due`); what is left stays due. An entry a run could not claim or send
+/// is passed over, not read again in the same run.
+pub async fn deliver_due(ctx: &Context, run: due::Run) -> Result<Vec<Attempt>> {
     let now = ctx.clock.now();
-    let mut attempts = Vec::new();
-    for shard in 0..SHARDS {
-        let query = Query::index(Index::Gsi3, repo::outbox_due_pk(shard))
-            .range(SkRange::AtMost(repo::due_until(now)))
-            .limit(limit);
-        let page = ctx.store.query(&query).await?;
-        for item in page.items {
-            let Some(message_id) = item.get("message_id").and_then(Value::as_str).and_then(MessageId::parse)
-            else {
-                continue;
-            };
+    let partitions = (0..SHARDS).map(repo::outbox_due_pk).collect();
+    let act = |item: Item| {
+        async move {
+            let message_id = item.get("message_id").and_then(Value::as_str).and_then(MessageId::parse)?;
             match deliver(ctx, &message_id).await {
-                Ok(attempt) => attempts.push(attempt),
-                Err(error) => tracing::error!(%error, message_id = %message_id, "delivery attempt failed"),
+                Ok(attempt) => Some(attempt),
+                Err(error) => {
+                    tracing::error!(%error, message_id = %message_id, "delivery attempt failed");
+                    None
+                }
             }
         }
-    }
-    Ok(attempts)
+        .boxed()
+    };
+    let drained = due::drain(ctx.store.as_ref(), partitions, now, run, ITEMS_AT_ONCE, act).await?;
+    Ok(drained.outcomes.into_iter().flatten().collect())
 }
 
 /// Writes an outgoing message to the dialog (with the caller's extra writes in the same transaction) and
@@ -320,13 +324,12 @@ pub async fn deliver_due(ctx: &Context, limit: usize) -> Result<Vec<Attempt>> {
 pub async fn send_in_dialog(
     ctx: &Context,
     dialog: &Dialog,
-    channel: &Channel,
     message: Message,
     extra: Vec<Write>,
 ) -> Result<Message> {
     let now = ctx.clock.now();
     let mut writes = enqueue_writes(&message, now, ctx.message_retention)?;
-    writes.push(repo::close_timer_write(&dialog.id, channel, now)?);
+    // The close timer is not rewritten: it measures from this last activity when it fires.
     let mut touch = Item::new();
     touch.insert("last_activity_at".into(), Value::String(now.to_string()));
     writes.push(Write::Update {

@@ -10,51 +10,71 @@ use crate::deadline;
 use crate::error::Result;
 use crate::logging::job_span;
 use crate::ports::work::Work;
-use crate::usecases::{Context, email_poll, outbox, routing, timers};
+use crate::usecases::{Context, due, email_poll, outbox, routing, timers};
 
-/// Outbox entries one tick sends at most (per due-index shard); the rest wait for the next tick.
-pub const OUTBOX_BATCH: usize = 100;
-
-/// Retries the outgoing messages that are due.
-pub async fn retry_outbox(ctx: &Context) -> Result<usize> {
-    Ok(outbox::deliver_due(ctx, OUTBOX_BATCH).await?.len())
+/// Retries the outgoing messages that are due, as far as the run goes (`due::Run`).
+pub async fn retry_outbox(ctx: &Context, run: due::Run) -> Result<usize> {
+    Ok(outbox::deliver_due(ctx, run).await?.len())
 }
 
-/// The auto-reply function's job: due auto-replies, then due outbox retries. One run, one span.
-pub async fn send_auto_replies_and_retries(ctx: &Context) -> Result<()> {
-    auto_reply_run(ctx).instrument(job_span("auto-reply")).await
+/// The auto-reply function's job: due auto-replies, then due outbox retries, each stopping to take work at
+/// its share of the run (the rest stays due; a function passes `due::Run::until(stop_taking_work_at(
+/// deadline))`). One after the other, as before: retries then read only what the auto-replies left
+/// pending, not the entries they are sending. The auto-replies get three quarters of the time left, so a
+/// backlog of them never keeps the retries from running. One run, one span.
+pub async fn send_auto_replies_and_retries(ctx: &Context, run: due::Run) -> Result<()> {
+    auto_reply_run(ctx, run).instrument(job_span("auto-reply")).await
 }
 
-async fn auto_reply_run(ctx: &Context) -> Result<()> {
-    let tick = timers::send_due_auto_replies(ctx).await?;
-    let retried = retry_outbox(ctx).await?;
+async fn auto_reply_run(ctx: &Context, run: due::Run) -> Result<()> {
+    let auto_replies = due::Run { until: run.until.map(|until| share_of_time_left(until, 3, 4)), ..run };
+    let tick = timers::send_due_auto_replies(ctx, auto_replies).await;
+    let retried = retry_outbox(ctx, run).await;
+    let (tick, retried) = (tick?, retried?);
     tracing::info!(
         sent = tick.sent,
         lost_races = tick.lost_races,
         dropped = tick.dropped,
+        failed = tick.failed,
+        left_due = tick.left_due,
         retried,
         "auto-reply tick"
     );
     Ok(())
 }
 
-/// The inactivity-close function's job.
-pub async fn close_inactive_dialogs(ctx: &Context) -> Result<()> {
+/// The inactivity-close function's job, stopping to take work at the run's stop time (the rest stays due).
+pub async fn close_inactive_dialogs(ctx: &Context, run: due::Run) -> Result<()> {
     async {
-        let closed = timers::close_inactive_dialogs(ctx).await?;
-        tracing::info!(closed, "inactivity-close tick");
+        let tick = timers::close_inactive_dialogs(ctx, run).await?;
+        tracing::info!(
+            closed = tick.closed,
+            rearmed = tick.rearmed,
+            dropped = tick.dropped,
+            lost_races = tick.lost_races,
+            rescans = tick.rescans,
+            failed = tick.failed,
+            left_due = tick.left_due,
+            "inactivity-close tick"
+        );
         Ok(())
     }
     .instrument(job_span("inactivity-close"))
     .await
 }
 
-/// The routing sweep's run (the router's schedule, the local runner's tick).
-pub async fn sweep_routing(ctx: &Context) -> Result<routing::SweepReport> {
+/// The routing sweep's run (the router's schedule, the local runner's tick), stopping to take work at the
+/// run's stop time.
+pub async fn sweep_routing(ctx: &Context, run: due::Run) -> Result<routing::SweepReport> {
     async {
-        let report = routing::sweep(ctx, routing::SWEEP_BATCH).await?;
-        if report.dialogs > 0 || report.queues > 0 {
-            tracing::info!(dialogs = report.dialogs, queues = report.queues, "routing sweep");
+        let report = routing::sweep(ctx, run).await?;
+        if report.dialogs > 0 || report.queues > 0 || report.left_due {
+            tracing::info!(
+                dialogs = report.dialogs,
+                queues = report.queues,
+                left_due = report.left_due,
+                "routing sweep"
+            );
         } else {
             tracing::debug!("routing sweep: nothing due");
         }
@@ -117,15 +137,22 @@ pub async fn run_work(ctx: &Context, work: &Work, until: Option<Instant>) -> Res
     }
 }
 
-/// Everything the local runner does on a tick. A job that fails is logged; the others still run.
+/// `numerator / denominator` of the time left until `until`, from now.
+fn share_of_time_left(until: Instant, numerator: u32, denominator: u32) -> Instant {
+    let now = Instant::now();
+    now + until.saturating_duration_since(now) * numerator / denominator.max(1)
+}
+
+/// Everything the local runner does on a tick, each job to the end of what is due. A job that fails is
+/// logged; the others still run.
 pub async fn run_local_tick(ctx: &Context) {
-    if let Err(error) = send_auto_replies_and_retries(ctx).await {
+    if let Err(error) = send_auto_replies_and_retries(ctx, due::Run::to_the_end()).await {
         tracing::error!(%error, "auto-reply tick failed");
     }
-    if let Err(error) = close_inactive_dialogs(ctx).await {
+    if let Err(error) = close_inactive_dialogs(ctx, due::Run::to_the_end()).await {
         tracing::error!(%error, "inactivity-close tick failed");
     }
-    if let Err(error) = sweep_routing(ctx).await {
+    if let Err(error) = sweep_routing(ctx, due::Run::to_the_end()).await {
         tracing::error!(%error, "routing sweep failed");
     }
     // The polls themselves run on the runner's workers, which drain the in-process work queue.
@@ -152,8 +179,8 @@ where
 }
 
 /// When a job stops taking new work in an invocation that ends at `deadline`: before [`within_invocation`]
-/// gives up, by a tenth of the time left (1 to 15 s), so the work in hand (one IMAP fetch and its ingest)
-/// can finish and record its progress.
+/// gives up, by a tenth of the time left (1 to 15 s), so the work in hand (one IMAP fetch and its ingest,
+/// the provider calls of due auto-replies and retries) can finish and record its progress.
 pub fn stop_taking_work_at(deadline: Option<Instant>) -> Option<Instant> {
     deadline.map(|deadline| {
         let hard = deadline::stop_at(deadline);

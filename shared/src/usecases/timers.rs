@@ -2,24 +2,47 @@
 //! and 5).
 //!
 //! Each timer is one item beside its dialog (`DLG#{dialog}` / `TIMER#AUTOREPLY`, `TIMER#CLOSE`) carrying
-//! its due time in the sparse due index (gsi3, `DUE#{kind}#{shard}` / `{due millis}#{dialog}`). A tick
-//! reads only the due part of the index, never the table. Whoever acts on a timer does so in one
-//! transaction conditioned on the due key it read, so two overlapping ticks (or a tick racing an
-//! employee's reply) act once: the loser's condition fails and it writes nothing.
+//! its due time in the sparse due index (gsi3, `DUE#{kind}#{shard}` / `{due millis}#{dialog}`). A run
+//! reads only the due part of the index, never the table, and drains it (`usecases::due`): every shard
+//! to its end or until the run's stop time. Whoever acts on a timer does so in one transaction conditioned
+//! on the due key it read, so two overlapping runs (or a run racing an employee's reply) act once: the
+//! loser's condition fails and it writes nothing.
+//!
+//! The close deadline is lazy: the close timer is armed when the dialog opens (at `auto_close` after it)
+//! and no message rewrites it; messages only move the dialog's `last_activity_at`. When the timer fires,
+//! the dialog idle for the channel's current limit is closed (conditioned on its last activity as read, so
+//! a message racing the close wins); one active since is re-armed at `last_activity_at` + limit. A limit
+//! made longer is so honoured at the next firing. A limit made shorter would let the timers armed under the
+//! longer one fire late, so the change (`channels::update_channel`) puts a rescan among the close timers:
+//! the close job walks the tenant's open dialogs of that channel (gsi2, a page at a time, across runs)
+//! and brings each timer forward to `last_activity_at` + the new limit, arming one where a dialog has none.
+//! A dialog whose status changes during the walk may be missed and keep its later deadline: it still
+//! closes, late. `auto_close` cannot be switched off (at least one hour, `domain::settings`); a dialog whose
+//! channel is gone counts as limit 0 and closes. Dialogs are never reopened; code that reopens one must arm
+//! its close timer (`repo::close_timer_write`) in the same transaction.
 
+use std::time::Instant;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::domain::Message;
+use crate::domain::{Channel, Dialog, DialogStatus, Message};
 use crate::error::Result;
-use crate::ports::store::{Condition, Index, Query, SkRange, StoreError, Write};
+use crate::ports::store::{Condition, Index, Item, Query, StoreError, Write};
 use crate::repo;
-use crate::usecases::{Context, dialogs, hours, outbox};
+use crate::usecases::{Context, dialogs, due, hours, outbox};
 
-/// Timers one tick handles at most per shard; the rest wait for the next tick.
-pub const BATCH: usize = 100;
+#[cfg(test)]
+mod tests;
 
 pub use crate::repo::TIMER_SHARDS as SHARDS;
+
+/// Timers one run acts on at once per shard: an auto-reply is a provider's HTTP call, so a run keeps
+/// `due::SHARDS_AT_ONCE` x this many in flight.
+pub const ITEMS_AT_ONCE: usize = 16;
 
 /// A due timer as the index showed it: the timer and the due key to condition on.
 struct Due {
@@ -27,44 +50,58 @@ struct Due {
     due_key: Value,
 }
 
-async fn due_timers(ctx: &Context, kind: repo::TimerKind, now: Timestamp) -> Result<Vec<Due>> {
-    let mut due = Vec::new();
-    for shard in 0..SHARDS {
-        let query = Query::index(Index::Gsi3, repo::timer_due_pk(kind, shard))
-            .range(SkRange::AtMost(repo::due_until(now)))
-            .limit(BATCH);
-        for item in ctx.store.query(&query).await?.items {
-            let due_key = item.get(Index::Gsi3.sk_attr()).cloned().unwrap_or(Value::Null);
-            due.push(Due { timer: repo::from_item(item)?, due_key });
-        }
+impl Due {
+    fn read(item: Item) -> Result<Self> {
+        let due_key = item.get(Index::Gsi3.sk_attr()).cloned().unwrap_or(Value::Null);
+        Ok(Due { timer: repo::from_item(item)?, due_key })
     }
-    Ok(due)
+}
+
+fn partitions(kind: repo::TimerKind) -> Vec<String> {
+    (0..SHARDS).map(|shard| repo::timer_due_pk(kind, shard)).collect()
 }
 
 fn conditioned_on(due: &Due) -> Condition {
     Condition::Equals(Index::Gsi3.sk_attr().into(), due.due_key.clone())
 }
 
-/// What one auto-reply tick did.
+/// What one auto-reply run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AutoReplyTick {
     pub sent: usize,
-    /// Timers another tick or a reply got to first.
+    /// Timers another run or a reply got to first.
     pub lost_races: usize,
     /// Sequences ended without sending (dialog closed, off-hours without auto-replies, chatbot in charge).
     pub dropped: usize,
+    /// Timers that failed (logged); they stay due for the next run.
+    pub failed: usize,
+    /// The run stopped at its stop time before everything due was read: the rest waits for the next run.
+    pub left_due: bool,
 }
 
-/// Sends every due auto-reply once, in order.
-pub async fn send_due_auto_replies(ctx: &Context) -> Result<AutoReplyTick> {
+/// Sends every due auto-reply once, in order: every shard to its end, or until the run's stop time.
+pub async fn send_due_auto_replies(ctx: &Context, run: due::Run) -> Result<AutoReplyTick> {
     let now = ctx.clock.now();
-    let mut tick = AutoReplyTick::default();
-    for due in due_timers(ctx, repo::TimerKind::AutoReply, now).await? {
-        match send_one_auto_reply(ctx, &due, now).await {
+    let partitions = partitions(repo::TimerKind::AutoReply);
+    let act = |item| {
+        async move {
+            let due = Due::read(item)?;
+            send_one_auto_reply(ctx, &due, now).await.inspect_err(|error| {
+                if !matches!(error, crate::Error::Conflict(_)) {
+                    tracing::error!(%error, dialog = %due.timer.dialog_id, "auto-reply failed");
+                }
+            })
+        }
+        .boxed()
+    };
+    let drained = due::drain(ctx.store.as_ref(), partitions, now, run, ITEMS_AT_ONCE, act).await?;
+    let mut tick = AutoReplyTick { left_due: drained.left_due, ..AutoReplyTick::default() };
+    for outcome in drained.outcomes {
+        match outcome {
             Ok(true) => tick.sent += 1,
             Ok(false) => tick.dropped += 1,
             Err(crate::Error::Conflict(_)) => tick.lost_races += 1,
-            Err(error) => tracing::error!(%error, dialog = %due.timer.dialog_id, "auto-reply failed"),
+            Err(_) => tick.failed += 1,
         }
     }
     Ok(tick)
@@ -106,7 +143,7 @@ async fn send_one_auto_reply(ctx: &Context, due: &Due, now: Timestamp) -> Result
         _ => drop_timer(),
     };
     let message = Message::outbound(&dialog, reply.text.clone(), Vec::new(), None, now).sent_automatically();
-    outbox::send_in_dialog(ctx, &dialog, &channel, message, vec![advance]).await?;
+    outbox::send_in_dialog(ctx, &dialog, message, vec![advance]).await?;
     Ok(true)
 }
 
@@ -117,21 +154,71 @@ fn ignore_conflict(result: std::result::Result<(), StoreError>) -> Result<()> {
     }
 }
 
-/// Closes every dialog idle past its channel's limit.
-pub async fn close_inactive_dialogs(ctx: &Context) -> Result<usize> {
-    let now = ctx.clock.now();
-    let mut closed = 0;
-    for due in due_timers(ctx, repo::TimerKind::Close, now).await? {
-        match close_one(ctx, &due, now).await {
-            Ok(true) => closed += 1,
-            Ok(false) | Err(crate::Error::Conflict(_)) => {}
-            Err(error) => tracing::error!(%error, dialog = %due.timer.dialog_id, "inactivity close failed"),
-        }
-    }
-    Ok(closed)
+/// What one inactivity-close run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CloseTick {
+    pub closed: usize,
+    /// Timers of dialogs active since they were armed, moved to `last_activity_at` + the limit.
+    pub rearmed: usize,
+    /// Timers of dialogs already closed or gone, removed.
+    pub dropped: usize,
+    /// Timers another run, or a message, got to first.
+    pub lost_races: usize,
+    /// Channels' rescans worked on (after a shorter `auto_close`).
+    pub rescans: usize,
+    /// Timers that failed (logged); they stay due for the next run.
+    pub failed: usize,
+    /// The run stopped at its stop time before everything due was read: the rest waits for the next run.
+    pub left_due: bool,
 }
 
-async fn close_one(ctx: &Context, due: &Due, now: Timestamp) -> Result<bool> {
+/// What became of one due close item.
+enum Closing {
+    Closed,
+    Rearmed,
+    Dropped,
+    Rescanned,
+}
+
+/// Closes every dialog idle past its channel's limit and re-arms the timers of the others: every shard to
+/// its end, or until the run's stop time.
+pub async fn close_inactive_dialogs(ctx: &Context, run: due::Run) -> Result<CloseTick> {
+    let now = ctx.clock.now();
+    let partitions = partitions(repo::TimerKind::Close);
+    let act = |item: Item| {
+        async move {
+            let outcome = match repo::is_close_rescan(&item) {
+                true => rescan(ctx, item, run.until).await,
+                false => match Due::read(item) {
+                    Ok(due) => close_one(ctx, &due, now).await,
+                    Err(error) => Err(error),
+                },
+            };
+            if let Err(error) = &outcome
+                && !matches!(error, crate::Error::Conflict(_))
+            {
+                tracing::error!(%error, "inactivity close failed");
+            }
+            outcome
+        }
+        .boxed()
+    };
+    let drained = due::drain(ctx.store.as_ref(), partitions, now, run, ITEMS_AT_ONCE, act).await?;
+    let mut tick = CloseTick { left_due: drained.left_due, ..CloseTick::default() };
+    for outcome in drained.outcomes {
+        match outcome {
+            Ok(Closing::Closed) => tick.closed += 1,
+            Ok(Closing::Rearmed) => tick.rearmed += 1,
+            Ok(Closing::Dropped) => tick.dropped += 1,
+            Ok(Closing::Rescanned) => tick.rescans += 1,
+            Err(crate::Error::Conflict(_)) => tick.lost_races += 1,
+            Err(_) => tick.failed += 1,
+        }
+    }
+    Ok(tick)
+}
+
+async fn close_one(ctx: &Context, due: &Due, now: Timestamp) -> Result<Closing> {
     let timer = &due.timer;
     let drop_timer = Write::Delete {
         key: repo::timer_key(&timer.dialog_id, repo::TimerKind::Close),
@@ -141,15 +228,115 @@ async fn close_one(ctx: &Context, due: &Due, now: Timestamp) -> Result<bool> {
         repo::load_dialog(ctx.store.as_ref(), &timer.dialog_id).await?.filter(|d| !d.is_closed())
     else {
         ignore_conflict(ctx.store.transact(vec![drop_timer]).await)?;
-        return Ok(false);
+        return Ok(Closing::Dropped);
     };
     let channel = repo::load_channel(ctx.store.as_ref(), &timer.channel_id).await?;
-    let limit = channel.as_ref().map(|c| c.settings.auto_close.seconds()).unwrap_or(0);
-    let idle_until = dialog.last_activity_at + repo::delay(limit);
-    if idle_until > now {
-        // A message moved the deadline after this timer was read: the timer was rewritten already.
-        return Ok(false);
+    let deadline = match &channel {
+        Some(channel) => repo::close_deadline(dialog.last_activity_at, channel),
+        // The channel is gone: nothing keeps the dialog open.
+        None => dialog.last_activity_at,
+    };
+    if deadline > now {
+        // Active since the timer was armed: it moves to the new deadline, conditioned on the due key read.
+        let rearm = repo::timer_put(repo::TimerKind::Close, timer, deadline, conditioned_on(due))?;
+        return match ctx.store.transact(vec![rearm]).await {
+            Ok(()) => Ok(Closing::Rearmed),
+            Err(StoreError::Conflict { .. }) => Err(lost_race(&dialog)),
+            Err(other) => Err(other.into()),
+        };
     }
-    dialogs::close_if_due(ctx, dialog, conditioned_on(due)).await?;
-    Ok(true)
+    dialogs::close_if_idle(ctx, dialog, conditioned_on(due)).await?;
+    Ok(Closing::Closed)
+}
+
+fn lost_race(dialog: &Dialog) -> crate::Error {
+    crate::Error::Conflict(format!("the close timer of dialog {} changed meanwhile", dialog.id))
+}
+
+/// The open statuses a rescan walks, each a gsi2 partition of the tenant.
+const OPEN_STATUSES: [DialogStatus; 2] = [DialogStatus::Open, DialogStatus::Assigned];
+/// Pages of a tenant's open dialogs one run reads for one rescan; the rest waits for the next run.
+const RESCAN_PAGES: usize = 20;
+
+/// Works on a channel's rescan (its `auto_close` was shortened): brings the close timers of its open
+/// dialogs forward, a page at a time, saving how far it got (conditioned on the rescan's token: a newer
+/// shortening restarts it), and removes it when every open dialog was seen.
+async fn rescan(ctx: &Context, item: Item, until: Option<Instant>) -> Result<Closing> {
+    let due_key = item.get(Index::Gsi3.sk_attr()).and_then(Value::as_str).map(str::to_owned);
+    let mut rescan: repo::CloseRescan = repo::from_item(item)?;
+    let still_ours = Condition::Equals("token".into(), Value::String(rescan.token.clone()));
+    let done =
+        Write::Delete { key: repo::close_rescan_key(&rescan.channel_id), condition: still_ours.clone() };
+    let channel = repo::load_channel(ctx.store.as_ref(), &rescan.channel_id).await?;
+    let Some(channel) = channel.filter(|c| c.tenant_id == rescan.tenant_id) else {
+        ignore_conflict(ctx.store.transact(vec![done]).await)?;
+        return Ok(Closing::Dropped);
+    };
+    for _ in 0..RESCAN_PAGES {
+        if until.is_some_and(|until| Instant::now() >= until) {
+            break;
+        }
+        let Some(status) = OPEN_STATUSES.get(rescan.status) else {
+            break;
+        };
+        let query = Query::index(Index::Gsi2, repo::dialogs_with_status(&rescan.tenant_id, status.as_str()))
+            .limit(due::PAGE)
+            .after(rescan.after.take());
+        let page = ctx.store.query(&query).await?;
+        let of_channel: Vec<Dialog> = page
+            .items
+            .into_iter()
+            .filter_map(|item| repo::from_item::<Dialog>(item).ok())
+            .filter(|dialog| dialog.channel_id == channel.id && !dialog.is_closed())
+            .collect();
+        bring_forward(ctx, &channel, &of_channel).await?;
+        match page.next {
+            Some(next) => rescan.after = Some(next),
+            None => rescan.status += 1,
+        }
+    }
+    let progress = match (rescan.status < OPEN_STATUSES.len(), due_key.as_deref().and_then(repo::due_at_of)) {
+        (true, Some(due)) => repo::close_rescan_put(&rescan, due, still_ours)?,
+        _ => done,
+    };
+    ignore_conflict(ctx.store.transact(vec![progress]).await)?;
+    Ok(Closing::Rescanned)
+}
+
+/// Moves the close timers of these open dialogs to their deadline under the channel's limit where they
+/// are due later (armed under a longer one), and arms one where a dialog has none. Each dialog on its own
+/// (a read and at most one conditional write: its own race, a close or a re-arm meanwhile, loses alone),
+/// a few at once; single reads, so the function needs no batch-read grant.
+async fn bring_forward(ctx: &Context, channel: &Channel, dialogs: &[Dialog]) -> Result<()> {
+    // Boxed futures made up front: a stream over borrowed dialogs would make the run's future higher-ranked
+    // and not `Send` for the runtime.
+    let each: Vec<BoxFuture<'_, Result<()>>> =
+        dialogs.iter().map(|dialog| bring_one_forward(ctx, channel, dialog).boxed()).collect();
+    let done: Vec<Result<()>> = stream::iter(each).buffer_unordered(ITEMS_AT_ONCE).collect().await;
+    done.into_iter().collect()
+}
+
+async fn bring_one_forward(ctx: &Context, channel: &Channel, dialog: &Dialog) -> Result<()> {
+    let deadline = repo::close_deadline(dialog.last_activity_at, channel);
+    let write = match ctx.store.get(&repo::timer_key(&dialog.id, repo::TimerKind::Close)).await? {
+        None => {
+            let timer = repo::Timer {
+                dialog_id: dialog.id.clone(),
+                channel_id: channel.id.clone(),
+                tenant_id: channel.tenant_id.clone(),
+                anchor: None,
+                next: 0,
+            };
+            repo::timer_put(repo::TimerKind::Close, &timer, deadline, Condition::NotExists)?
+        }
+        Some(item) => {
+            let due = Due::read(item)?;
+            let due_at = due.due_key.as_str().and_then(repo::due_at_of);
+            if due_at.is_some_and(|at| at <= deadline) {
+                return Ok(());
+            }
+            repo::timer_put(repo::TimerKind::Close, &due.timer, deadline, conditioned_on(&due))?
+        }
+    };
+    ignore_conflict(ctx.store.transact(vec![write]).await)
 }

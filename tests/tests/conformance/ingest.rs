@@ -138,7 +138,7 @@ pub async fn messages_carry_expires_at_only_with_a_retention(set: AdapterSet) {
         let dialog = repo::load_dialog(set.1.as_ref(), &dialog_id).await.expect("load").expect("dialog");
         let reply = Message::outbound(&dialog, "hi".into(), Vec::new(), None, ctx.clock.now());
         // No provider is registered: the send fails and the reply stays pending, stored all the same.
-        let reply = outbox::send_in_dialog(&ctx, &dialog, &channel, reply, Vec::new()).await.expect("reply");
+        let reply = outbox::send_in_dialog(&ctx, &dialog, reply, Vec::new()).await.expect("reply");
         let after = Timestamp::now();
         for (direction, id) in [("inbound", &message_id), ("outbound", &reply.id)] {
             let item = set.1.get(&repo::message_key(&dialog_id, id)).await.expect("get").expect("message");

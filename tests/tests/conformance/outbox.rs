@@ -22,6 +22,7 @@ use omnichat::providers::{
 };
 use omnichat::usecases::auth::{self, Principal};
 use omnichat::usecases::channels::{self, NewChannel};
+use omnichat::usecases::due::Run;
 use omnichat::usecases::ingest::{self, IngestOutcome};
 use omnichat::usecases::outbox::{self, Attempt, MAX_ATTEMPTS};
 use omnichat::usecases::{Context, dialogs, tenants};
@@ -218,7 +219,7 @@ pub async fn racing_senders_of_one_message_make_one_provider_call(set: AdapterSe
     assert_eq!(s.stored(&message).await.status, Some(OutStatus::Sent));
     // Nothing is left to send.
     s.advance(3600);
-    assert_eq!(outbox::deliver_due(&s.ctx, 100).await.expect("tick"), Vec::new());
+    assert_eq!(outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick"), Vec::new());
     assert_eq!(s.provider.calls().len(), 2);
 }
 
@@ -234,13 +235,13 @@ pub async fn retries_keep_their_backoff_and_the_last_failure_is_reported(set: Ad
     for (attempt, wait) in [(2, 4), (3, 8), (4, 90), (5, 32)] {
         s.advance(wait - 1);
         assert_eq!(
-            outbox::deliver_due(&s.ctx, 100).await.expect("tick"),
+            outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick"),
             Vec::new(),
             "early for try {attempt}"
         );
         assert_eq!(s.provider.calls().len(), attempt - 1, "no try before its time");
         s.advance(1);
-        let tick = outbox::deliver_due(&s.ctx, 100).await.expect("tick");
+        let tick = outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick");
         assert_eq!(s.provider.calls().len(), attempt, "try {attempt} at its time: {tick:?}");
         if attempt < MAX_ATTEMPTS as usize {
             assert!(matches!(tick.as_slice(), [Attempt::Retrying { .. }]), "{tick:?}");
@@ -259,7 +260,7 @@ pub async fn retries_keep_their_backoff_and_the_last_failure_is_reported(set: Ad
         "one MessageFailed, with the reason"
     );
     s.advance(86_400);
-    assert_eq!(outbox::deliver_due(&s.ctx, 100).await.expect("tick"), Vec::new());
+    assert_eq!(outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick"), Vec::new());
     assert_eq!(s.provider.calls().len(), MAX_ATTEMPTS as usize, "nothing after the last try");
 }
 
@@ -283,14 +284,14 @@ async fn interrupted_send(set: &AdapterSet, idempotent: bool) -> (Scene, Message
     assert_eq!(message.status, Some(OutStatus::Pending));
     // Still claimed: nothing happens within the lease.
     s.advance(59);
-    assert_eq!(outbox::deliver_due(&s.ctx, 100).await.expect("tick"), Vec::new());
+    assert_eq!(outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick"), Vec::new());
     s.advance(1);
     (s, message)
 }
 
 pub async fn an_interrupted_send_is_failed_not_repeated_without_idempotent_sends(set: AdapterSet) {
     let (s, message) = interrupted_send(&set, false).await;
-    let tick = outbox::deliver_due(&s.ctx, 100).await.expect("tick");
+    let tick = outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick");
     assert!(matches!(tick.as_slice(), [Attempt::Failed { .. }]), "{tick:?}");
     assert_eq!(s.provider.calls().len(), 1, "the unknown outcome is not repeated");
     let stored = s.stored(&message).await;
@@ -303,7 +304,7 @@ pub async fn an_interrupted_send_is_failed_not_repeated_without_idempotent_sends
 
 pub async fn an_interrupted_send_is_repeated_with_the_same_key_where_sends_are_idempotent(set: AdapterSet) {
     let (s, message) = interrupted_send(&set, true).await;
-    let tick = outbox::deliver_due(&s.ctx, 100).await.expect("tick");
+    let tick = outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick");
     assert_eq!(tick, vec![Attempt::Sent]);
     // The same idempotency key (VK's random_id, edna's requestId): the provider keeps one message.
     assert_eq!(s.provider.calls(), vec![message.id.to_string(); 2]);
@@ -327,7 +328,7 @@ pub async fn a_report_before_the_send_is_recorded_is_applied_when_it_is(set: Ada
     );
     assert_eq!(s.stored(&message).await.status, Some(OutStatus::Pending));
     s.advance(4);
-    assert_eq!(outbox::deliver_due(&s.ctx, 100).await.expect("tick"), vec![Attempt::Sent]);
+    assert_eq!(outbox::deliver_due(&s.ctx, Run::to_the_end()).await.expect("tick"), vec![Attempt::Sent]);
     let stored = s.stored(&message).await;
     assert_eq!(
         (stored.status, stored.provider_message_id.as_deref()),

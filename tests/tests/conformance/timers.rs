@@ -16,6 +16,7 @@ use omnichat::providers::{
 };
 use omnichat::usecases::auth::{self, Principal};
 use omnichat::usecases::channels::{self, NewChannel};
+use omnichat::usecases::due::Run;
 use omnichat::usecases::ingest::{self, IngestOutcome};
 use omnichat::usecases::{Context, dialogs, tenants, timers};
 use serde_json::{Map, Value, json};
@@ -134,7 +135,7 @@ pub async fn overlapping_ticks_send_each_auto_reply_once(set: AdapterSet) {
     let ctx = s.ctx.clone();
     let ticks = super::all_at_once(4, |_| {
         let ctx = ctx.clone();
-        async move { timers::send_due_auto_replies(&ctx).await.expect("tick") }
+        async move { timers::send_due_auto_replies(&ctx, Run::to_the_end()).await.expect("tick") }
     })
     .await;
     let sent: usize = ticks.iter().map(|t| t.sent).sum();
@@ -145,7 +146,7 @@ pub async fn overlapping_ticks_send_each_auto_reply_once(set: AdapterSet) {
     assert_eq!((customers.len(), s.provider.sent().len()), (20, 20), "each customer got exactly one");
     // And nothing more later.
     s.advance(3600);
-    assert_eq!(timers::send_due_auto_replies(&s.ctx).await.expect("tick").sent, 0);
+    assert_eq!(timers::send_due_auto_replies(&s.ctx, Run::to_the_end()).await.expect("tick").sent, 0);
 }
 
 pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
@@ -160,7 +161,7 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
     let replies = dialog_ids.clone();
     let tick = tokio::spawn({
         let ctx = ctx.clone();
-        async move { timers::send_due_auto_replies(&ctx).await.expect("tick") }
+        async move { timers::send_due_auto_replies(&ctx, Run::to_the_end()).await.expect("tick") }
     });
     let answers = super::all_at_once(replies.len(), |i| {
         let (ctx, admin, id) = (ctx.clone(), admin.clone(), replies[i].clone());
@@ -170,7 +171,7 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
     assert_eq!(answers.len(), 10);
     tick.await.expect("tick task");
     s.advance(3600);
-    timers::send_due_auto_replies(&s.ctx).await.expect("tick");
+    timers::send_due_auto_replies(&s.ctx, Run::to_the_end()).await.expect("tick");
     for id in &dialog_ids {
         let (messages, _) = dialogs::list_messages(&s.ctx, &s.admin, id, 10, None).await.expect("messages");
         let texts: Vec<String> = messages.iter().filter_map(|m| m.text.clone()).collect();
@@ -230,7 +231,7 @@ pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
     }
     s.advance(1800);
     counting.reset();
-    let closed = timers::close_inactive_dialogs(&s.ctx).await.expect("tick");
+    let closed = timers::close_inactive_dialogs(&s.ctx, Run::to_the_end()).await.expect("tick").closed;
     let StoreCounts { items_read: items, reads: queries, .. } = counting.counts();
     assert_eq!(closed as u64, DUE);
     eprintln!(
@@ -240,7 +241,7 @@ pub async fn a_tick_reads_what_is_due_not_what_exists(set: AdapterSet) {
     // Per due dialog: its index entry, the dialog and its channel. Nothing proportional to EXISTING.
     assert!(items <= 3 * DUE + 8, "read {items} items for {DUE} due timers");
     counting.reset();
-    let tick = timers::send_due_auto_replies(&s.ctx).await.expect("tick");
+    let tick = timers::send_due_auto_replies(&s.ctx, Run::to_the_end()).await.expect("tick");
     let items = counting.counts().items_read;
     eprintln!("[{}] auto-reply tick with nothing due: {items} items read", set.0);
     assert_eq!((tick.sent, items), (0, 0));

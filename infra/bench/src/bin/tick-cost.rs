@@ -14,111 +14,24 @@
 //! `--store moto` needs the AWS environment of infra/moto/with-moto.sh (`AWS_ENDPOINT_URL`, credentials).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use omnichat::adapters::aws::{self, DynamoStore, EventBridgeBus, SecretsManagerStore};
 use omnichat::adapters::counting::CountingStore;
-use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
-use omnichat::domain::{
-    Account, ChannelSettings, Customer, DialogStatus, Features, InboundKind, InboundMessage, Provider,
-};
+use omnichat::domain::{DialogStatus, Features, Provider};
 use omnichat::ports::clock::ManualClock;
-use omnichat::ports::{EventBus, SecretStore, Store};
-use omnichat::providers::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Providers, Sent,
-    WebhookError, WebhookRequest,
-};
-use omnichat::usecases::channels::{self, NewChannel};
+use omnichat::ports::{EventBus, Store};
+use omnichat::providers::Providers;
 use omnichat::usecases::dialogs::{self, DialogFilter};
-use omnichat::usecases::ingest::{self, IngestOutcome};
-use omnichat::usecases::{Context, auth, scheduled, tenants};
-use serde_json::{Map, Value, json};
+use omnichat::usecases::{Context, auth, due, scheduled, tenants};
+use omnichat_bench::{AcceptingProvider, Ports, connect, embedded, seed};
+use serde_json::json;
 
 const DUE: usize = 10;
-/// Dialogs ingested at once while seeding (the embedded store's group commit takes them together).
-const SEED_CONCURRENCY: usize = 128;
-
-/// A provider that accepts (and counts) every send: the tick's cost is the store's, not a network's.
-#[derive(Default)]
-struct AcceptingProvider {
-    sends: AtomicUsize,
-    accounts: AtomicUsize,
-}
-
-#[async_trait]
-impl ChannelProvider for AcceptingProvider {
-    async fn connect(&self, _: &Map<String, Value>) -> omnichat::error::Result<Connection> {
-        Ok(Connection {
-            account: {
-                let id = self.accounts.fetch_add(1, Ordering::SeqCst).to_string();
-                Account { id: id.clone(), name: format!("bench {id}") }
-            },
-            secrets: ChannelSecrets::default(),
-            masked: Default::default(),
-        })
-    }
-
-    fn receive(&self, _: &ChannelSecrets, _: &WebhookRequest) -> Result<Delivery, WebhookError> {
-        Ok(Delivery::default())
-    }
-
-    async fn send(&self, _: &ChannelSecrets, _: &Outgoing) -> Result<Sent, ProviderError> {
-        self.sends.fetch_add(1, Ordering::SeqCst);
-        Ok(Sent { provider_message_id: None })
-    }
-}
-
-struct Ports {
-    /// The store the ticks run on.
-    store: Arc<dyn Store>,
-    /// Set when the dialogs are seeded elsewhere than `store`: the scratch embedded store ingest writes to,
-    /// and the moto table its items are copied into (which is `store`).
-    scratch: Option<(RedbStore, DynamoStore)>,
-    secrets: Arc<dyn SecretStore>,
-    bus: Arc<dyn EventBus>,
-    _dir: tempfile::TempDir,
-}
-
-fn embedded() -> Result<Ports, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store = RedbStore::open(&dir.path().join("bench.redb")).map_err(|e| e.to_string())?;
-    let secrets = FileSecretStore::open(&dir.path().join("secrets.json")).map_err(|e| e.to_string())?;
-    Ok(Ports {
-        store: Arc::new(store),
-        secrets: Arc::new(secrets),
-        bus: Arc::new(InProcessBus::new(1 << 16)),
-        scratch: None,
-        _dir: dir,
-    })
-}
 
 async fn moto(run: usize) -> Result<Ports, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let scratch = RedbStore::open(&dir.path().join("scratch.redb")).map_err(|e| e.to_string())?;
-    // moto answers an index query by scanning its whole table (DynamoDB reads the one partition): at 10,000
-    // dialogs one query takes seconds, past the adapters' 5 s attempt time-out, so the benchmark waits longer.
-    let patient = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(300))
-        .operation_timeout(Duration::from_secs(900))
-        .build();
-    let sdk = aws::load_sdk_config().await.to_builder().timeout_config(patient).build();
-    let suffix = format!("{}-{run}", std::process::id());
-    let store = DynamoStore::from_config(&sdk, format!("tick-bench-{suffix}"));
-    aws::create_table(store.client(), store.table()).await.map_err(|e| format!("create table: {e:?}"))?;
-    let bus = EventBridgeBus::from_config(&sdk, format!("tick-bench-{suffix}"));
-    aws::create_event_bus(bus.client(), bus.bus_name()).await.map_err(|e| format!("create bus: {e:?}"))?;
-    let secrets = SecretsManagerStore::from_config(&sdk, format!("tick-bench-{suffix}/"));
-    Ok(Ports {
-        store: Arc::new(store.clone()),
-        scratch: Some((scratch, store)),
-        secrets: Arc::new(secrets),
-        bus: Arc::new(bus),
-        _dir: dir,
-    })
+    omnichat_bench::moto("tick-bench", run).await
 }
 
 struct Row {
@@ -133,7 +46,7 @@ struct Row {
 }
 
 async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<Vec<Row>, String> {
-    let counting = Arc::new(CountingStore::new(ports.store));
+    let counting = Arc::new(CountingStore::new(Arc::clone(&ports.store)));
     let start = Timestamp::from_second(1_800_000_000).map_err(|e| e.to_string())?;
     let clock = Arc::new(ManualClock::new(start));
     let provider = Arc::new(AcceptingProvider::default());
@@ -151,8 +64,8 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
     let ctx = context(counting.clone(), Arc::clone(&ports.bus));
     // Where ingest writes: the measured store itself, or the scratch store copied into it afterwards (with
     // its events on an in-process bus nobody reads: the ticks need the items, not the events).
-    let seed_ctx = match &ports.scratch {
-        Some((scratch, _)) => context(Arc::new(scratch.clone()), Arc::new(InProcessBus::new(1 << 16))),
+    let seed_ctx = match ports.seeding() {
+        Some((store, bus)) => context(store, bus),
         None => Arc::clone(&ctx),
     };
     let (_, key) =
@@ -183,22 +96,15 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
     seed(&seed_ctx, &closing, 2 * DUE..2 * DUE + rest / 2).await?;
     seed(&seed_ctx, &replying, 2 * DUE + rest / 2..2 * DUE + rest).await?;
     eprintln!("[{store_name}] seeded {open} open dialogs in {:.1} s", seeding.elapsed().as_secs_f64());
-    if let Some((scratch, target)) = &ports.scratch {
-        let copying = Instant::now();
-        let items = scratch.all_items().await.map_err(|e| e.to_string())?;
-        target.put_items(&items).await.map_err(|e| e.to_string())?;
-        eprintln!(
-            "[{store_name}] copied {} items into the table in {:.1} s",
-            items.len(),
-            copying.elapsed().as_secs_f64()
-        );
-    }
+    ports.copy_seeded(store_name).await?;
     clock.advance(SignedDuration::from_mins(31));
 
     let mut rows = Vec::new();
     counting.reset();
     let started = Instant::now();
-    scheduled::send_auto_replies_and_retries(&ctx).await.map_err(|e| e.to_string())?;
+    scheduled::send_auto_replies_and_retries(&ctx, due::Run::to_the_end())
+        .await
+        .map_err(|e| e.to_string())?;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counting.counts();
     let sent = provider.sends.load(Ordering::SeqCst);
@@ -215,7 +121,7 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
 
     counting.reset();
     let started = Instant::now();
-    scheduled::close_inactive_dialogs(&ctx).await.map_err(|e| e.to_string())?;
+    scheduled::close_inactive_dialogs(&ctx, due::Run::to_the_end()).await.map_err(|e| e.to_string())?;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     let counts = counting.counts();
     let closed = count_closed(&ctx, &admin).await?;
@@ -230,55 +136,6 @@ async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<
         done: closed,
     });
     Ok(rows)
-}
-
-async fn connect(
-    ctx: &Context,
-    admin: &auth::Principal,
-    settings: Value,
-) -> Result<Arc<omnichat::domain::Channel>, String> {
-    let new = NewChannel {
-        provider: Provider::Telegram,
-        name: "bench".into(),
-        credentials: Map::new(),
-        settings: ChannelSettings::from_json(&settings).map_err(|e| format!("{e:?}"))?,
-    };
-    Ok(Arc::new(channels::create_channel(ctx, admin, new).await.map_err(|e| e.to_string())?.channel))
-}
-
-async fn seed(
-    ctx: &Arc<Context>,
-    channel: &Arc<omnichat::domain::Channel>,
-    customers: std::ops::Range<usize>,
-) -> Result<(), String> {
-    let mut running = tokio::task::JoinSet::new();
-    for customer in customers {
-        if running.len() >= SEED_CONCURRENCY
-            && let Some(done) = running.join_next().await
-        {
-            done.map_err(|e| e.to_string())??;
-        }
-        let (ctx, channel) = (Arc::clone(ctx), Arc::clone(channel));
-        running.spawn(async move {
-            let inbound = InboundMessage {
-                dedup_key: format!("seed-{customer}"),
-                kind: InboundKind::Message,
-                customer: Customer { id: format!("customer-{customer}"), name: None },
-                provider_message_id: Some(format!("seed-{customer}")),
-                text: Some("hello".into()),
-                attachments: Vec::new(),
-                sent_at: None,
-            };
-            match ingest::ingest(&ctx, &channel, &inbound).await.map_err(|e| e.to_string())? {
-                IngestOutcome::Stored { .. } | IngestOutcome::Duplicate => Ok::<(), String>(()),
-                IngestOutcome::ChannelChanged => Err("the channel changed while seeding".into()),
-            }
-        });
-    }
-    while let Some(done) = running.join_next().await {
-        done.map_err(|e| e.to_string())??;
-    }
-    Ok(())
 }
 
 /// Dialogs closed so far (the tick's effect, checked so the figure is of a tick that did its work).

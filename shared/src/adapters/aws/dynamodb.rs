@@ -469,13 +469,13 @@ fn prepare(write: &Write) -> Result<Prepared, StoreError> {
         Write::Delete { .. } => Op::Delete,
         Write::Check { .. } => Op::Check,
     };
-    let condition = match (write.condition(), &op) {
+    let condition = match (expression.condition(write.condition()), &op) {
         // A ConditionCheck needs an expression: one that always holds.
-        (Condition::Always, Op::Check) => {
+        (None, Op::Check) => {
             let pk = expression.name(PK);
             Some(format!("attribute_exists({pk}) OR attribute_not_exists({pk})"))
         }
-        (condition, _) => expression.condition(condition),
+        (condition, _) => condition,
     };
     Ok(Prepared { op, key: key_attributes(&key), expression, condition })
 }
@@ -626,6 +626,15 @@ impl Expression {
             Condition::Exists => Some(format!("attribute_exists({})", self.name(PK))),
             Condition::Equals(attribute, value) => {
                 Some(format!("{} = {}", self.name(attribute), self.value(to_attribute(value))))
+            }
+            Condition::All(conditions) => {
+                let parts: Vec<String> =
+                    conditions.iter().filter_map(|condition| self.condition(condition)).collect();
+                match parts.len() {
+                    0 => None,
+                    1 => parts.into_iter().next(),
+                    _ => Some(parts.iter().map(|part| format!("({part})")).collect::<Vec<_>>().join(" AND ")),
+                }
             }
         }
     }
@@ -903,6 +912,13 @@ mod tests {
         assert_eq!(equals, "#n1 = :v0");
         assert_eq!(expression.names["#n1"], "state");
         assert_eq!(expression.values[":v0"], AttributeValue::S("open".into()));
+        let all = Condition::All(vec![
+            Condition::Equals("state".into(), json!("open")),
+            Condition::Always,
+            Condition::Equals("seen".into(), json!(2)),
+        ]);
+        assert_eq!(expression.condition(&all).unwrap(), "(#n1 = :v1) AND (#n2 = :v2)");
+        assert_eq!(expression.condition(&Condition::All(vec![Condition::Always])), None);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Item, Query, SkRange, StoreError, Write};
 use crate::repo;
 use crate::usecases::auth::{Principal, Role};
-use crate::usecases::{Context, chatbot, hours};
+use crate::usecases::{Context, chatbot, due, hours};
 
 // One module, split into files by job: they share the imports above and each other's `pub(super)` items
 // (`use super::*`); what other use cases call is re-exported below.
@@ -67,10 +67,11 @@ pub use transition::route_dialog;
 pub const UNROUTED_AFTER: SignedDuration = SignedDuration::from_secs(30);
 /// How often a non-empty queue is tried again without a trigger.
 pub const QUEUE_RECHECK: SignedDuration = SignedDuration::from_secs(60);
-/// Due-index shards.
-pub const SHARDS: u32 = 4;
-/// Due items one sweep handles at most per shard; the rest wait for the next one.
-pub const SWEEP_BATCH: usize = 100;
+/// Due-index shards (see `repo::DUE_SHARDS` for the arithmetic).
+pub const SHARDS: u32 = repo::DUE_SHARDS;
+/// Due items the sweep routes at once per shard: routing decisions in one group contend for its members'
+/// slots (optimistic concurrency, retried), so fewer than the timers.
+const SWEEP_ITEMS_AT_ONCE: usize = 4;
 /// Waiting dialogs one trigger routes at most per queue.
 pub const QUEUE_BATCH: usize = 50;
 /// Optimistic-concurrency retries of one routing decision.

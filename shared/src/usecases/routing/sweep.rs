@@ -9,39 +9,57 @@ pub struct SweepReport {
     pub dialogs: usize,
     /// Queues re-checked.
     pub queues: usize,
+    /// The run ended (its stop time) before everything due was read: the rest waits for the next sweep.
+    pub left_due: bool,
+}
+
+/// What the sweep did with one due item.
+enum Swept {
+    Dialog,
+    Queue,
+    /// Not handled (an error, logged, or an item without a dialog): it stays due.
+    Nothing,
 }
 
 /// The scheduled sweep: reads only what is due in the routing part of the due index (never the table),
-/// at most `limit` per shard: unrouted dialogs, wait times run out, queue re-checks.
-pub async fn sweep(ctx: &Context, limit: usize) -> Result<SweepReport> {
+/// every shard to its end or until the run's stop time (`usecases::due`): unrouted dialogs, wait times run
+/// out, queue re-checks.
+pub async fn sweep(ctx: &Context, run: due::Run) -> Result<SweepReport> {
     let now = ctx.clock.now();
-    let mut report = SweepReport::default();
-    for shard in 0..SHARDS {
-        let query = Query::index(Index::Gsi3, repo::route_due_pk(shard))
-            .range(SkRange::AtMost(repo::due_until(now)))
-            .limit(limit);
-        for item in ctx.store.query(&query).await?.items {
-            let is_queue = repo::is_queue_recheck(&item);
-            if is_queue {
-                match recheck(ctx, item).await {
-                    Ok(()) => report.queues += 1,
-                    Err(error) => tracing::error!(%error, "queue re-check failed"),
-                }
-                continue;
-            }
-            let Some(dialog_id) = item.get("dialog_id").and_then(Value::as_str).and_then(DialogId::parse)
-            else {
-                continue;
-            };
-            match due_dialog(ctx, &dialog_id).await {
-                Ok(_) => report.dialogs += 1,
-                Err(error) => {
-                    tracing::error!(%error, dialog = %dialog_id, "routing sweep failed on a dialog")
-                }
-            }
+    let partitions = (0..SHARDS).map(repo::route_due_pk).collect();
+    let act = |item| futures::FutureExt::boxed(sweep_one(ctx, item));
+    let drained = due::drain(ctx.store.as_ref(), partitions, now, run, SWEEP_ITEMS_AT_ONCE, act).await?;
+    let mut report = SweepReport { left_due: drained.left_due, ..SweepReport::default() };
+    for swept in drained.outcomes {
+        match swept {
+            Swept::Dialog => report.dialogs += 1,
+            Swept::Queue => report.queues += 1,
+            Swept::Nothing => {}
         }
     }
     Ok(report)
+}
+
+async fn sweep_one(ctx: &Context, item: Item) -> Swept {
+    if repo::is_queue_recheck(&item) {
+        return match recheck(ctx, item).await {
+            Ok(()) => Swept::Queue,
+            Err(error) => {
+                tracing::error!(%error, "queue re-check failed");
+                Swept::Nothing
+            }
+        };
+    }
+    let Some(dialog_id) = item.get("dialog_id").and_then(Value::as_str).and_then(DialogId::parse) else {
+        return Swept::Nothing;
+    };
+    match due_dialog(ctx, &dialog_id).await {
+        Ok(_) => Swept::Dialog,
+        Err(error) => {
+            tracing::error!(%error, dialog = %dialog_id, "routing sweep failed on a dialog");
+            Swept::Nothing
+        }
+    }
 }
 
 /// A dialog whose routing state is due: route it (unrouted), or move it on (wait time over).

@@ -443,12 +443,12 @@ async fn a_dialog_whose_event_was_dropped_is_routed_by_the_sweep() {
     world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
     let ids = world.open_dialogs(3).await;
     // The events went nowhere; nothing is due yet either.
-    assert_eq!(sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep"), SweepReport::default());
+    assert_eq!(sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep"), SweepReport::default());
     for id in &ids {
         assert_eq!(world.dialog(id).await.status, DialogStatus::Open);
     }
     world.clock.advance(UNROUTED_AFTER + SignedDuration::from_secs(1));
-    let report = sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep");
+    let report = sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep");
     assert_eq!(report.dialogs, 3);
     for id in &ids {
         let dialog = world.dialog(id).await;
@@ -457,7 +457,7 @@ async fn a_dialog_whose_event_was_dropped_is_routed_by_the_sweep() {
     }
     // Nothing is due any more: the next sweep reads nothing.
     world.clock.advance(SignedDuration::from_secs(3600));
-    assert_eq!(sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep"), SweepReport::default());
+    assert_eq!(sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep"), SweepReport::default());
     // Routing an already routed dialog again (a late event) changes nothing.
     assert_eq!(route_dialog(&world.ctx, &ids[0]).await.expect("routed"), Routed::AlreadyHandled);
 }
@@ -539,16 +539,16 @@ async fn a_dialog_not_taken_within_the_wait_time_moves_to_the_next_member() {
     accept(&world.ctx, &world.employee_key(&taken), ids[1].as_str()).await.expect("accepted");
 
     world.clock.advance(SignedDuration::from_secs(30));
-    sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep");
+    sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep");
     assert_eq!(world.dialog(&ids[0]).await.assignee_id.as_ref(), Some(&first), "still within the wait");
     world.clock.advance(SignedDuration::from_secs(31));
-    sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep");
+    sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep");
     assert_eq!(world.dialog(&ids[0]).await.assignee_id.as_ref(), Some(&second));
     assert_eq!(world.dialog(&ids[1]).await.assignee_id.as_ref(), Some(&taken), "accepted dialogs stay");
     assert_eq!(world.check_capacity(&members, 5).await, 2);
     // Nobody new to take it: back to the group's queue, where a member's coming online finds it.
     world.clock.advance(SignedDuration::from_secs(61));
-    sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep");
+    sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep");
     let dialog = world.dialog(&ids[0]).await;
     assert_eq!((dialog.status, dialog.assignee_id.as_ref()), (DialogStatus::Open, None));
     assert_eq!(world.check_capacity(&members, 5).await, 1);
@@ -582,12 +582,12 @@ async fn the_queue_recheck_serves_a_queue_whose_trigger_was_lost() {
     world.ctx.store.transact(vec![write]).await.expect("status saved");
     assert_eq!(world.dialog(&ids[0]).await.assignee_id, None);
     world.clock.advance(QUEUE_RECHECK + SignedDuration::from_secs(1));
-    let report = sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep");
+    let report = sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep");
     assert_eq!(report.queues, 1);
     assert_eq!(world.dialog(&ids[0]).await.assignee_id.as_ref(), Some(&anna));
     // The queue is empty: its re-check is gone too.
     world.clock.advance(QUEUE_RECHECK + SignedDuration::from_secs(1));
-    assert_eq!(sweep(&world.ctx, SWEEP_BATCH).await.expect("sweep"), SweepReport::default());
+    assert_eq!(sweep(&world.ctx, due::Run::to_the_end()).await.expect("sweep"), SweepReport::default());
 }
 
 #[tokio::test]
