@@ -8,18 +8,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use jiff::Timestamp;
 use omnichat::adapters::aws::{self, DynamoStore, EventBridgeBus, SecretsManagerStore};
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
-use omnichat::domain::{Account, Channel, ChannelSettings, Customer, InboundKind, InboundMessage, Provider};
+use omnichat::domain::{
+    Account, Channel, ChannelSettings, Customer, Features, InboundKind, InboundMessage, Provider,
+};
+use omnichat::ports::clock::ManualClock;
 use omnichat::ports::{EventBus, SecretStore, Store};
 use omnichat::providers::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, WebhookError,
-    WebhookRequest,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Providers, Sent,
+    WebhookError, WebhookRequest,
 };
 use omnichat::usecases::channels::{self, NewChannel};
 use omnichat::usecases::ingest::{self, IngestOutcome};
-use omnichat::usecases::{Context, auth};
-use serde_json::{Map, Value};
+use omnichat::usecases::{Context, auth, tenants};
+use serde_json::{Map, Value, json};
 
 /// Dialogs ingested at once while seeding (the embedded store's group commit takes them together).
 pub const SEED_CONCURRENCY: usize = 128;
@@ -192,4 +196,62 @@ pub async fn seed(
         done.map_err(|e| e.to_string())??;
     }
     Ok(())
+}
+
+/// What the timer benchmarks start from: a manual clock at a fixed start, a provider that accepts every
+/// send, the context measured (on `measured`: the ports' store or a wrapper of it) and the one ingest seeds
+/// through (the same, or the scratch store on moto), a tenant's admin, and two channels: `replying` sends
+/// an auto-reply 45 minutes after a customer writes and closes after a day, `closing` closes after an hour
+/// and sends no auto-reply. So at start + 61 minutes each job has exactly the dialogs seeded at the start.
+pub struct TimerWorld {
+    pub clock: Arc<ManualClock>,
+    pub provider: Arc<AcceptingProvider>,
+    pub ctx: Arc<Context>,
+    pub seed_ctx: Arc<Context>,
+    pub admin: auth::Principal,
+    pub replying: Arc<Channel>,
+    pub closing: Arc<Channel>,
+}
+
+impl TimerWorld {
+    pub async fn new(ports: &Ports, measured: Arc<dyn Store>) -> Result<Self, String> {
+        let start = Timestamp::from_second(1_800_000_000).map_err(|e| e.to_string())?;
+        let clock = Arc::new(ManualClock::new(start));
+        let provider = Arc::new(AcceptingProvider::default());
+        let providers = Providers::default().with(Provider::Telegram, provider.clone());
+        let context = |store: Arc<dyn Store>, bus: Arc<dyn EventBus>| {
+            Arc::new(Context::new(
+                store,
+                Arc::clone(&ports.secrets),
+                bus,
+                clock.clone(),
+                providers.clone(),
+                "https://bench.example",
+            ))
+        };
+        let ctx = context(measured, Arc::clone(&ports.bus));
+        // On moto ingest writes to the scratch store, its events to an in-process bus nobody reads: the
+        // benchmarks need the items, not the events.
+        let seed_ctx = match ports.seeding() {
+            Some((store, bus)) => context(store, bus),
+            None => Arc::clone(&ctx),
+        };
+        let (_, key) = tenants::create_tenant(&seed_ctx, "bench", Features::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let admin = auth::authenticate(&seed_ctx, Some(key.expose())).await.map_err(|e| e.to_string())?;
+        let replying = connect(
+            &seed_ctx,
+            &admin,
+            json!({
+                "auto_replies": [{"text": "We will answer soon", "delay_seconds": 45 * 60}],
+                "off_hours": {"auto_replies": true},
+                "auto_close": {"after": 1, "unit": "days"},
+            }),
+        )
+        .await?;
+        let closing =
+            connect(&seed_ctx, &admin, json!({"auto_close": {"after": 1, "unit": "hours"}})).await?;
+        Ok(Self { clock, provider, ctx, seed_ctx, admin, replying, closing })
+    }
 }

@@ -17,16 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use omnichat::adapters::counting::CountingStore;
-use omnichat::domain::{DialogStatus, Features, Provider};
-use omnichat::ports::clock::ManualClock;
-use omnichat::ports::{EventBus, Store};
-use omnichat::providers::Providers;
+use omnichat::domain::DialogStatus;
 use omnichat::usecases::dialogs::{self, DialogFilter};
-use omnichat::usecases::{Context, auth, due, scheduled, tenants};
-use omnichat_bench::{AcceptingProvider, Ports, connect, embedded, seed};
-use serde_json::json;
+use omnichat::usecases::{Context, auth, due, scheduled};
+use omnichat_bench::{Ports, TimerWorld, embedded, seed};
 
 const DUE: usize = 10;
 
@@ -47,43 +43,8 @@ struct Row {
 
 async fn measure(store_name: &'static str, ports: Ports, open: usize) -> Result<Vec<Row>, String> {
     let counting = Arc::new(CountingStore::new(Arc::clone(&ports.store)));
-    let start = Timestamp::from_second(1_800_000_000).map_err(|e| e.to_string())?;
-    let clock = Arc::new(ManualClock::new(start));
-    let provider = Arc::new(AcceptingProvider::default());
-    let providers = Providers::default().with(Provider::Telegram, provider.clone());
-    let context = |store: Arc<dyn Store>, bus: Arc<dyn EventBus>| {
-        Arc::new(Context::new(
-            store,
-            Arc::clone(&ports.secrets),
-            bus,
-            clock.clone(),
-            providers.clone(),
-            "https://bench.example",
-        ))
-    };
-    let ctx = context(counting.clone(), Arc::clone(&ports.bus));
-    // Where ingest writes: the measured store itself, or the scratch store copied into it afterwards (with
-    // its events on an in-process bus nobody reads: the ticks need the items, not the events).
-    let seed_ctx = match ports.seeding() {
-        Some((store, bus)) => context(store, bus),
-        None => Arc::clone(&ctx),
-    };
-    let (_, key) =
-        tenants::create_tenant(&seed_ctx, "bench", Features::default()).await.map_err(|e| e.to_string())?;
-    let admin = auth::authenticate(&seed_ctx, Some(key.expose())).await.map_err(|e| e.to_string())?;
-    // Two channels, so that each tick has exactly its own 10 due: one closes idle dialogs after an hour
-    // and sends no auto-replies, the other sends one after 45 minutes and closes after a day.
-    let closing = connect(&seed_ctx, &admin, json!({"auto_close": {"after": 1, "unit": "hours"}})).await?;
-    let replying = connect(
-        &seed_ctx,
-        &admin,
-        json!({
-            "auto_replies": [{"text": "We will answer soon", "delay_seconds": 45 * 60}],
-            "off_hours": {"auto_replies": true},
-            "auto_close": {"after": 1, "unit": "days"},
-        }),
-    )
-    .await?;
+    let TimerWorld { clock, provider, ctx, seed_ctx, admin, replying, closing } =
+        TimerWorld::new(&ports, counting.clone()).await?;
 
     // T0: the due customers write; T0+30 min: everybody else, half on each channel. At T0+61 min exactly
     // the first ones are due (auto-reply after 45 min, close after 1 hour); the others' timers fall at

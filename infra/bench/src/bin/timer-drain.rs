@@ -14,15 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use jiff::{SignedDuration, Timestamp};
-use omnichat::domain::{DialogStatus, Features, Provider};
-use omnichat::ports::clock::ManualClock;
-use omnichat::ports::{EventBus, Index, Query, Store};
-use omnichat::providers::Providers;
+use jiff::SignedDuration;
+use omnichat::domain::DialogStatus;
+use omnichat::ports::{Index, Query};
 use omnichat::repo;
-use omnichat::usecases::{Context, auth, due, scheduled, tenants, timers};
-use omnichat_bench::{AcceptingProvider, Ports, connect, embedded, seed};
-use serde_json::json;
+use omnichat::usecases::{Context, due, scheduled, timers};
+use omnichat_bench::{Ports, TimerWorld, embedded, seed};
 
 /// On moto: a run as the functions make it, with 2 requests in flight instead of 128. moto answers one
 /// request at a time and copies its table per written item, so 128 queue there past the SDK's time-outs
@@ -46,42 +43,8 @@ async fn measure(
     due: usize,
     run: due::Run,
 ) -> Result<Vec<Row>, String> {
-    let start = Timestamp::from_second(1_800_000_000).map_err(|e| e.to_string())?;
-    let clock = Arc::new(ManualClock::new(start));
-    let provider = Arc::new(AcceptingProvider::default());
-    let providers = Providers::default().with(Provider::Telegram, provider.clone());
-    let context = |store: Arc<dyn Store>, bus: Arc<dyn EventBus>| {
-        Arc::new(Context::new(
-            store,
-            Arc::clone(&ports.secrets),
-            bus,
-            clock.clone(),
-            providers.clone(),
-            "https://bench.example",
-        ))
-    };
-    let ctx = context(Arc::clone(&ports.store), Arc::clone(&ports.bus));
-    // On moto, ingest writes to a scratch embedded store copied into the table afterwards.
-    let seed_ctx = match ports.seeding() {
-        Some((store, bus)) => context(store, bus),
-        None => Arc::clone(&ctx),
-    };
-    let (_, key) =
-        tenants::create_tenant(&seed_ctx, "bench", Features::default()).await.map_err(|e| e.to_string())?;
-    let admin = auth::authenticate(&seed_ctx, Some(key.expose())).await.map_err(|e| e.to_string())?;
-    // One channel answers after 45 minutes (and closes after a day), the other closes after an hour and
-    // sends no auto-reply: at T0 + 61 min each job has exactly its own N due.
-    let replying = connect(
-        &seed_ctx,
-        &admin,
-        json!({
-            "auto_replies": [{"text": "We will answer soon", "delay_seconds": 45 * 60}],
-            "off_hours": {"auto_replies": true},
-            "auto_close": {"after": 1, "unit": "days"},
-        }),
-    )
-    .await?;
-    let closing = connect(&seed_ctx, &admin, json!({"auto_close": {"after": 1, "unit": "hours"}})).await?;
+    let TimerWorld { clock, provider, ctx, seed_ctx, admin, replying, closing } =
+        TimerWorld::new(&ports, Arc::clone(&ports.store)).await?;
     let seeding = Instant::now();
     seed(&seed_ctx, &replying, 0..due).await?;
     seed(&seed_ctx, &closing, due..2 * due).await?;
