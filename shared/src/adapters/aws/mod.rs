@@ -15,6 +15,9 @@ use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
 
 pub use dynamodb::{DynamoStore, create_table};
 pub use eventbridge::{EventBridgeBus, create_event_bus};
@@ -58,10 +61,40 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// back-off on every call.
 pub async fn load_sdk_config_for(function_timeout: Duration) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(lazy_tls_http_client())
         .timeout_config(sdk_timeouts(function_timeout))
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .load()
         .await
+}
+
+/// The SDK's default HTTP client (hyper 1, rustls with aws-lc, the system's certificate roots, the proxy
+/// from the environment) but for when its TLS connector is built. The SDK builds one as each service client
+/// is constructed, on purpose, "so that native certs load at client initialization time": at a Lambda's
+/// start that reads every root certificate of the system (146 files on a Debian host) before the function
+/// has asked for its first event, even in an invocation that never calls AWS over TLS. Here the connector
+/// built for that check at construction is a plain-HTTP one, thrown away; the TLS connector, and the roots
+/// (read once per process), come with the first request.
+fn lazy_tls_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    lazy_tls_http_client_observed(|| {})
+}
+
+/// [`lazy_tls_http_client`], calling `on_tls_connector` each time it builds a TLS connector.
+fn lazy_tls_http_client_observed(
+    on_tls_connector: impl Fn() + Send + Sync + 'static,
+) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let Some(components) = components else {
+            // The construction-time check (`validate_base_client_config`): nothing is ever sent through it.
+            return ConnectorBuilder::default().build_http();
+        };
+        on_tls_connector();
+        let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        builder.set_connector_settings(settings.cloned());
+        builder.set_sleep_impl(components.sleep_impl());
+        builder.set_proxy_config(Some(ProxyConfig::from_env()));
+        builder.build()
+    })
 }
 
 #[cfg(test)]
@@ -94,5 +127,45 @@ mod tests {
         let config = load_sdk_config_for(Duration::from_secs(10)).await;
         let timeouts = config.timeout_config().expect("time-outs");
         assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(5)));
+    }
+
+    /// What keeps a Lambda's start free of the certificate roots: building the config and a client builds no
+    /// TLS connector; the first request does, once.
+    #[tokio::test]
+    async fn the_tls_connector_comes_with_the_first_request_not_with_the_client() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            // Every request gets a 400: not retried, so one request reaches the connector.
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        });
+        let built = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&built);
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(lazy_tls_http_client_observed(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }))
+            .region(aws_config::Region::new("eu-central-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "id", "secret", None, None, "test",
+            ))
+            .endpoint_url(format!("http://{address}"))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        assert_eq!(built.load(Ordering::SeqCst), 0, "no TLS connector (no roots read) before a request");
+        let answer = client.list_tables().send().await;
+        assert!(answer.is_err(), "the listener answers 400");
+        assert_eq!(built.load(Ordering::SeqCst), 1, "the first request builds the TLS connector, once");
+        let _ = client.list_tables().send().await;
+        assert_eq!(built.load(Ordering::SeqCst), 1, "and it is kept");
     }
 }
