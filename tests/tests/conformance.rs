@@ -1068,6 +1068,7 @@ conformance!(
         a_message_after_the_dialog_closed_opens_a_new_one,
         a_stale_channel_stores_nothing_and_a_repeat_costs_one_read,
         messages_carry_expires_at_only_with_a_retention,
+        a_message_costs_the_write_units_the_scaling_page_states,
     ]
 );
 

@@ -5,3 +5,4 @@ pub mod aws;
 pub mod counting;
 pub mod embedded;
 pub mod empty_mailboxes;
+pub mod units;

@@ -89,6 +89,8 @@ pub enum Condition {
     Exists,
     /// The item must exist and its attribute must equal the value.
     Equals(String, Value),
+    /// The item lacks the attribute (or does not exist): DynamoDB's `attribute_not_exists(attribute)`.
+    Lacks(String),
     /// Every one of the conditions must hold (none: like `Always`).
     All(Vec<Condition>),
 }

@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use super::{from_item, keys};
+use super::{OpenDialog, from_item, keys};
 use crate::domain::hours::WorkingHours;
 use crate::domain::people::{Chatbot, Employee, Group};
 use crate::domain::{
@@ -56,6 +56,13 @@ pub async fn load_channel(store: &dyn Store, id: &ChannelId) -> Result<Option<Ch
 /// A dialog by id, whatever its tenant (the scheduled jobs act for the system).
 pub async fn load_dialog(store: &dyn Store, id: &DialogId) -> Result<Option<Dialog>> {
     load(store, &keys::dialog_key(id)).await
+}
+
+/// The open-dialog pointer of the dialog's customer, if it names this dialog.
+pub async fn load_pointer(store: &dyn Store, dialog: &Dialog) -> Result<Option<OpenDialog>> {
+    let pointer: Option<OpenDialog> =
+        load(store, &keys::open_dialog_key(&dialog.channel_id, &dialog.customer.id)).await?;
+    Ok(pointer.filter(|pointer| pointer.dialog_id == dialog.id))
 }
 
 pub async fn load_message(

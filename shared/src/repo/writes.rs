@@ -111,6 +111,37 @@ pub struct OpenDialog {
     /// customer messages do not start another one.
     #[serde(default)]
     pub awaiting_reply: bool,
+    /// The customer's last message, exactly: ingest moves it on every message (the pointer is the one
+    /// item a steady-state message updates). Absent on pointers written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_at: Option<Timestamp>,
+    /// When ingest last copied the activity to the dialog item (whose `last_activity_at` the dialog lists
+    /// show): at most once per [`LIST_REFRESH`], since every write of the dialog rewrites its two tenant-wide
+    /// index entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_at: Option<Timestamp>,
+}
+
+/// How stale the dialog item's `last_activity_at` may get while its customer keeps writing.
+pub const LIST_REFRESH: SignedDuration = SignedDuration::from_secs(60);
+
+impl OpenDialog {
+    /// The last activity the close timer measures from: the later of the dialog item's (moved by replies
+    /// and by ingest at most once a minute) and the pointer's (moved by every customer message).
+    pub fn last_activity(&self, dialog: &Dialog) -> Timestamp {
+        self.last_activity_at.map_or(dialog.last_activity_at, |at| at.max(dialog.last_activity_at))
+    }
+
+    /// Holds while the pointer still names this dialog and no customer message moved it since it was read:
+    /// what a close for inactivity is conditioned on.
+    pub fn unchanged(&self) -> Condition {
+        let names = Condition::Equals("dialog_id".into(), Value::String(self.dialog_id.to_string()));
+        let activity = match &self.last_activity_at {
+            Some(at) => Condition::Equals("last_activity_at".into(), Value::String(at.to_string())),
+            None => Condition::Lacks("last_activity_at".into()),
+        };
+        Condition::All(vec![names, activity])
+    }
 }
 
 /// After an employee's reply the customer's next message starts the auto-replies again.

@@ -81,25 +81,32 @@ pub async fn close_dialog(ctx: &Context, principal: &Principal, id: &str) -> Res
 
 /// Closes a dialog on the system's behalf (tests, tools), whatever its timers say.
 pub async fn close(ctx: &Context, dialog: Dialog) -> Result<Dialog> {
-    close_on(ctx, dialog, Condition::Always, false).await
+    close_on(ctx, dialog, Condition::Always, None).await
 }
 
 /// Closes a dialog its close timer found idle: on condition the timer is as the caller read it
-/// (`close_timer`) and no message came since the dialog was read. Messages do not touch the close timer
-/// (it re-arms itself, `usecases::timers`), so the dialog's own `last_activity_at` is what a message racing
-/// the close changes: then nothing is written and the caller gets a conflict.
-pub async fn close_if_idle(ctx: &Context, dialog: Dialog, close_timer: Condition) -> Result<Dialog> {
-    close_on(ctx, dialog, close_timer, true).await
+/// (`close_timer`) and no message came since the dialog and its customer's open-dialog pointer were read.
+/// Messages touch neither the close timer (it re-arms itself, `usecases::timers`) nor, but once a minute,
+/// the dialog: the pointer's `last_activity_at` is what a message racing the close changes, and the
+/// dialog's what a reply changes. Then nothing is written and the caller gets a conflict.
+pub async fn close_if_idle(
+    ctx: &Context,
+    dialog: Dialog,
+    pointer: &repo::OpenDialog,
+    close_timer: Condition,
+) -> Result<Dialog> {
+    close_on(ctx, dialog, close_timer, Some(pointer)).await
 }
 
 /// Marks the dialog closed, removes the customer's open-dialog pointer and ends the dialog's timers in one
 /// transaction (so ingest never adds a message to a closed dialog), on condition the close timer is as
-/// the caller read it (`Always` for a close by hand) and, with `if_idle`, its last activity too.
+/// the caller read it (`Always` for a close by hand) and, for a close for inactivity (`idle`: the pointer
+/// as read), that no activity came since.
 async fn close_on(
     ctx: &Context,
     mut dialog: Dialog,
     close_timer: Condition,
-    if_idle: bool,
+    idle: Option<&repo::OpenDialog>,
 ) -> Result<Dialog> {
     if dialog.is_closed() {
         return Ok(dialog);
@@ -110,16 +117,17 @@ async fn close_on(
     let unchanged = Condition::Equals("status".into(), Value::String(previous.into()));
     let save = Write::Put {
         item: repo::dialog_item(&dialog)?,
-        condition: match if_idle {
-            true => {
+        condition: match idle {
+            Some(_) => {
                 Condition::All(vec![unchanged, Condition::Equals("last_activity_at".into(), last_activity)])
             }
-            false => unchanged,
+            None => unchanged,
         },
     };
+    let names_dialog = Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string()));
     let release = Write::Delete {
         key: repo::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
-        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
+        condition: idle.map_or(names_dialog, repo::OpenDialog::unchanged),
     };
     let end_auto_replies = repo::cancel_auto_replies_write(&dialog.id);
     let end_close =
@@ -130,7 +138,13 @@ async fn close_on(
     writes.extend(repo::release_writes(&dialog));
     match ctx.store.transact(writes).await {
         Ok(()) => {}
-        Err(conflict) if conflict.failed_at(0) || conflict.failed_at(3) || conflict.failed_at(4) => {
+        // Index 1, the pointer, fails a close for inactivity when a customer's message came meanwhile.
+        Err(conflict)
+            if conflict.failed_at(0)
+                || (idle.is_some() && conflict.failed_at(1))
+                || conflict.failed_at(3)
+                || conflict.failed_at(4) =>
+        {
             return Err(Error::Conflict("the dialog changed meanwhile; read it again".into()));
         }
         Err(crate::ports::StoreError::Conflict { .. }) => {

@@ -1,24 +1,30 @@
 //! Ingest: a verified, normalized inbound message becomes exactly one stored message in the customer's one
 //! open dialog (docs/ARCHITECTURE.md invariants 1 and 2).
 //!
-//! One read and one transaction per message. The read (one batch) finds the customer's open-dialog pointer
-//! and whether the delivery record exists already (then it is a repeat and costs that read alone); the
-//! transaction checks the channel is unchanged since the caller read it (callers may cache channels), puts the delivery record (`attribute_not_exists`: a provider retry fails here and is
-//! acknowledged without writing), the message, and either updates the dialog (checking the pointer still
-//! names it) or, for a customer without an open dialog, puts the dialog and the pointer (both
-//! `attribute_not_exists`). Two racing first messages: one transaction loses on the pointer, the loop
-//! re-reads it and joins the winner's dialog. A crash leaves everything or nothing, and the provider's
-//! retry finishes the job.
+//! One read and one transaction per message. The read (one batch) finds the customer's open-dialog pointer,
+//! whether the delivery record exists already (then it is a repeat and costs that read alone), and the
+//! channel as stored (a channel that changed since the caller read it, say from a container's cache, stores
+//! nothing: the caller reloads it). The transaction puts the delivery record (`attribute_not_exists`: a
+//! provider retry racing this one fails here and is acknowledged without writing), the message, and either
+//! moves the pointer's last activity (on condition it still names the dialog) or, for a customer without an
+//! open dialog, puts the dialog and the pointer (both `attribute_not_exists`). Two racing first messages:
+//! one transaction loses on the pointer, the loop re-reads it and joins the winner's dialog. A crash leaves
+//! everything or nothing, and the provider's retry finishes the job.
+//!
+//! A steady-state message writes three small items and no index entry (6 write units on DynamoDB): the
+//! dialog item, whose every write also rewrites its two tenant-wide list entries, takes the customer's
+//! activity at most once a minute (`repo::LIST_REFRESH`); the exact last activity is the pointer's.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::domain::{Channel, Dialog, DialogId, InboundMessage, Message, MessageId};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
-use crate::ports::store::{Condition, Item, StoreError, Write};
+use crate::ports::store::{Condition, Item, Key, StoreError, Write};
 use crate::repo;
 use crate::usecases::{Context, routing};
 
@@ -48,68 +54,35 @@ struct Delivery {
 
 /// Where a write sits in the transaction: the delivery record is always first.
 const DELIVERY_WRITE: usize = 0;
-/// Where the check that the channel is unchanged sits.
-const CHANNEL_CHECK: usize = 1;
 
-/// Holds while the channel's stored `updated_at` is the one of `channel` (every change of a channel
-/// moves it).
-fn channel_unchanged(channel: &Channel) -> Write {
-    Write::Check {
-        key: repo::channel_key(&channel.id),
-        condition: Condition::Equals("updated_at".into(), Value::String(channel.updated_at.to_string())),
-    }
+/// Whether the stored channel is the one the caller handed in (every change of a channel moves its
+/// `updated_at`; a deleted channel is a changed one).
+fn channel_unchanged(channel: &Channel, stored: Option<Item>) -> bool {
+    let at = Value::String(channel.updated_at.to_string());
+    stored.is_some_and(|item| item.get("updated_at") == Some(&at))
 }
 
 pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) -> Result<IngestOutcome> {
     let pointer_key = repo::open_dialog_key(&channel.id, &inbound.customer.id);
     let delivery_key = repo::delivery_key(&channel.id, &inbound.dedup_key);
+    let channel_key = repo::channel_key(&channel.id);
     for attempt in 1..=MAX_ATTEMPTS {
         let now = ctx.clock.now();
-        // One read for both: the customer's open dialog, and whether this delivery was stored before (then
-        // a repeated delivery costs this read alone).
-        let [pointer, delivered] = <[Option<Item>; 2]>::try_from(
-            ctx.store.get_many(&[pointer_key.clone(), delivery_key.clone()]).await?,
+        // One read for all three: the customer's open dialog, whether this delivery was stored before (then
+        // a repeated delivery costs this read alone), and the channel as stored.
+        let [pointer, delivered, stored_channel] = <[Option<Item>; 3]>::try_from(
+            ctx.store.get_many(&[pointer_key.clone(), delivery_key.clone(), channel_key.clone()]).await?,
         )
         .map_err(|_| Error::Internal("the store answered a batch read with the wrong count".into()))?;
         if delivered.is_some() {
             return Ok(IngestOutcome::Duplicate);
         }
+        if !channel_unchanged(channel, stored_channel) {
+            return Ok(IngestOutcome::ChannelChanged);
+        }
         let existing = pointer.map(repo::from_item::<repo::OpenDialog>).transpose()?;
         let (dialog_id, mut writes, opened) = match existing {
-            Some(open) => {
-                let dialog_id = open.dialog_id;
-                let mut set = Item::new();
-                set.insert("last_activity_at".into(), Value::String(now.to_string()));
-                let pointer_holds =
-                    Condition::Equals("dialog_id".into(), Value::String(dialog_id.to_string()));
-                let start_auto_replies = match open.awaiting_reply {
-                    true => None,
-                    false => repo::auto_reply_start_write(&dialog_id, channel, now)?,
-                };
-                let mut writes = match start_auto_replies {
-                    Some(start) => {
-                        let mut awaiting = Item::new();
-                        awaiting.insert("awaiting_reply".into(), Value::Bool(true));
-                        let mark = Write::Update {
-                            key: pointer_key.clone(),
-                            set: awaiting,
-                            remove: Vec::new(),
-                            condition: pointer_holds,
-                        };
-                        vec![mark, start]
-                    }
-                    None => vec![Write::Check { key: pointer_key.clone(), condition: pointer_holds }],
-                };
-                // The last activity is what the close timer measures from when it fires: the timer itself
-                // is not rewritten per message (usecases::timers).
-                writes.push(Write::Update {
-                    key: repo::dialog_key(&dialog_id),
-                    set,
-                    remove: Vec::new(),
-                    condition: Condition::Exists,
-                });
-                (dialog_id, writes, false)
-            }
+            Some(open) => (open.dialog_id.clone(), continue_writes(&pointer_key, open, channel, now)?, false),
             None => {
                 let dialog = Dialog::open(
                     channel.tenant_id.clone(),
@@ -121,6 +94,8 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                 let pointer = repo::OpenDialog {
                     dialog_id: dialog.id.clone(),
                     awaiting_reply: start_auto_replies.is_some(),
+                    last_activity_at: Some(now),
+                    listed_at: Some(now),
                 };
                 let mut writes = vec![
                     Write::Put {
@@ -144,9 +119,6 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
             now.as_second() + repo::DELIVERY_TTL_SECONDS,
         );
         writes.insert(DELIVERY_WRITE, Write::Put { item: delivery_item, condition: Condition::NotExists });
-        // The channel as this ingest saw it (possibly from a container's cache) must still be the stored one:
-        // a channel disconnected or changed since then stores nothing here, and the caller reloads it.
-        writes.insert(CHANNEL_CHECK, channel_unchanged(channel));
         let item = repo::message_item(&message, ctx.message_retention)?;
         writes.push(Write::Put { item, condition: Condition::NotExists });
 
@@ -160,7 +132,6 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                 });
             }
             Err(conflict) if conflict.failed_at(DELIVERY_WRITE) => return Ok(IngestOutcome::Duplicate),
-            Err(conflict) if conflict.failed_at(CHANNEL_CHECK) => return Ok(IngestOutcome::ChannelChanged),
             // The pointer moved (a racing first message opened the dialog, or it was closed): read it again.
             Err(StoreError::Conflict { .. }) => continue,
             Err(StoreError::Unavailable(reason)) if attempt < MAX_ATTEMPTS => {
@@ -171,6 +142,46 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         }
     }
     Err(Error::Conflict("the customer's dialog kept changing; the provider will retry".into()))
+}
+
+/// The writes of a message joining the customer's open dialog: the pointer takes the activity (on condition
+/// it still names the dialog), the auto-replies start if no sequence is waiting for an employee's reply, and
+/// the dialog item takes the activity when its copy is older than `repo::LIST_REFRESH`.
+fn continue_writes(pointer_key: &Key, open: repo::OpenDialog, channel: &Channel, now: Timestamp) -> Result<Vec<Write>> {
+    let dialog_id = open.dialog_id;
+    let mut set = Item::new();
+    set.insert("last_activity_at".into(), Value::String(now.to_string()));
+    let start_auto_replies = match open.awaiting_reply {
+        true => None,
+        false => repo::auto_reply_start_write(&dialog_id, channel, now)?,
+    };
+    if start_auto_replies.is_some() {
+        set.insert("awaiting_reply".into(), Value::Bool(true));
+    }
+    let relist = open.listed_at.is_none_or(|at| now.duration_since(at) >= repo::LIST_REFRESH);
+    if relist {
+        set.insert("listed_at".into(), Value::String(now.to_string()));
+    }
+    let mut writes = vec![Write::Update {
+        key: pointer_key.clone(),
+        set,
+        remove: Vec::new(),
+        condition: Condition::Equals("dialog_id".into(), Value::String(dialog_id.to_string())),
+    }];
+    writes.extend(start_auto_replies);
+    if relist {
+        // The close timer is not rewritten per message either: it measures from the last activity when it
+        // fires (usecases::timers).
+        let mut activity = Item::new();
+        activity.insert("last_activity_at".into(), Value::String(now.to_string()));
+        writes.push(Write::Update {
+            key: repo::dialog_key(&dialog_id),
+            set: activity,
+            remove: Vec::new(),
+            condition: Condition::Exists,
+        });
+    }
+    Ok(writes)
 }
 
 /// Short jittered waits: transaction clashes on DynamoDB clear within milliseconds.

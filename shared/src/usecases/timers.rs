@@ -231,10 +231,14 @@ async fn close_one(ctx: &Context, due: &Due, now: Timestamp) -> Result<Closing> 
         return Ok(Closing::Dropped);
     };
     let channel = repo::load_channel(ctx.store.as_ref(), &timer.channel_id).await?;
+    let Some(pointer) = repo::load_pointer(ctx.store.as_ref(), &dialog).await? else {
+        return Err(crate::Error::Internal(format!("open dialog {} has no open-dialog pointer", dialog.id)));
+    };
+    let last_activity = pointer.last_activity(&dialog);
     let deadline = match &channel {
-        Some(channel) => repo::close_deadline(dialog.last_activity_at, channel),
+        Some(channel) => repo::close_deadline(last_activity, channel),
         // The channel is gone: nothing keeps the dialog open.
-        None => dialog.last_activity_at,
+        None => last_activity,
     };
     if deadline > now {
         // Active since the timer was armed: it moves to the new deadline, conditioned on the due key read.
@@ -245,7 +249,7 @@ async fn close_one(ctx: &Context, due: &Due, now: Timestamp) -> Result<Closing> 
             Err(other) => Err(other.into()),
         };
     }
-    dialogs::close_if_idle(ctx, dialog, conditioned_on(due)).await?;
+    dialogs::close_if_idle(ctx, dialog, &pointer, conditioned_on(due)).await?;
     Ok(Closing::Closed)
 }
 

@@ -356,3 +356,45 @@ pub async fn a_stale_channel_stores_nothing_and_a_repeat_costs_one_read(set: Ada
     let texts: Vec<&String> = found.iter().flat_map(|(_, texts)| texts).collect();
     assert_eq!(texts, vec!["first"], "nothing stored through the stale channel");
 }
+
+/// Issue 16, goal 1: the capacity units an inbound message costs, by DynamoDB's item-size and unit rules
+/// applied to the items each adapter actually stored (`adapters::units`). A steady-state message writes at
+/// most 6 units and no index entry; once a minute of a customer's writing, the dialog item (and its two
+/// list entries) takes the activity; a repeated delivery writes nothing.
+pub async fn a_message_costs_the_write_units_the_scaling_page_states(set: AdapterSet) {
+    use omnichat::adapters::units::UnitMeter;
+    use omnichat::ports::clock::ManualClock;
+    let meter = Arc::new(UnitMeter::new(set.1.clone()));
+    let clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let mut ctx = context(meter.clone(), &set);
+    ctx.clock = clock.clone();
+    let channel = channel(set.1.as_ref()).await;
+
+    meter.take();
+    let first = ingest::ingest(&ctx, &channel, &inbound("u0", "c", "hello")).await.expect("ingest");
+    assert!(matches!(first, IngestOutcome::Stored { opened_dialog: true, .. }), "{first:?}");
+    let opened = meter.take();
+    assert!(opened.writes() <= 16.0, "a new dialog: {opened:?}");
+
+    for n in 1..=5 {
+        clock.advance(jiff::SignedDuration::from_secs(5));
+        let text = format!("message {n}");
+        let next = ingest::ingest(&ctx, &channel, &inbound(&format!("u{n}"), "c", &text)).await.expect("ingest");
+        assert!(matches!(next, IngestOutcome::Stored { opened_dialog: false, .. }), "{next:?}");
+        let units = meter.take();
+        assert_eq!(units.index_writes, 0.0, "a steady-state message rewrites no index entry: {units:?}");
+        assert!(units.table_writes <= 6.0, "a steady-state message: {units:?}");
+        assert!(units.reads <= 3.0, "one batch of three small reads: {units:?}");
+    }
+
+    clock.advance(repo::LIST_REFRESH);
+    ingest::ingest(&ctx, &channel, &inbound("u6", "c", "a minute on")).await.expect("ingest");
+    let relisted = meter.take();
+    assert_eq!(relisted.index_writes, 2.0, "the dialog's two list entries: {relisted:?}");
+    assert!(relisted.table_writes <= 8.0, "{relisted:?}");
+
+    let again = ingest::ingest(&ctx, &channel, &inbound("u6", "c", "a minute on")).await.expect("ingest");
+    assert_eq!(again, IngestOutcome::Duplicate);
+    assert_eq!(meter.take().writes(), 0.0, "a repeated delivery writes nothing");
+    eprintln!("units: new dialog {opened:?}; a minute on {relisted:?}");
+}

@@ -627,6 +627,7 @@ impl Expression {
             Condition::Equals(attribute, value) => {
                 Some(format!("{} = {}", self.name(attribute), self.value(to_attribute(value))))
             }
+            Condition::Lacks(attribute) => Some(format!("attribute_not_exists({})", self.name(attribute))),
             Condition::All(conditions) => {
                 let parts: Vec<String> =
                     conditions.iter().filter_map(|condition| self.condition(condition)).collect();
@@ -919,6 +920,8 @@ mod tests {
         ]);
         assert_eq!(expression.condition(&all).unwrap(), "(#n1 = :v1) AND (#n2 = :v2)");
         assert_eq!(expression.condition(&Condition::All(vec![Condition::Always])), None);
+        let lacks = expression.condition(&Condition::Lacks("seen".into())).unwrap();
+        assert_eq!(lacks, "attribute_not_exists(#n2)");
     }
 
     #[test]

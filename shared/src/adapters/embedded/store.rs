@@ -255,6 +255,7 @@ fn holds(condition: &Condition, current: Option<&Item>) -> bool {
         Condition::Equals(attribute, value) => {
             current.and_then(|item| item.get(attribute)).is_some_and(|stored| same_value(stored, value))
         }
+        Condition::Lacks(attribute) => current.is_none_or(|item| !item.contains_key(attribute)),
         Condition::All(conditions) => conditions.iter().all(|condition| holds(condition, current)),
     }
 }

@@ -123,13 +123,57 @@ async fn a_message_racing_the_close_keeps_the_dialog_open() {
     let read = repo::load_dialog(s.ctx.store.as_ref(), &dialog).await.expect("read").expect("dialog");
     let timer = s.item(&repo::timer_key(&dialog, repo::TimerKind::Close)).await.expect("timer");
     let due_key = timer[Index::Gsi3.sk_attr()].clone();
+    let pointer = repo::load_pointer(s.ctx.store.as_ref(), &read).await.expect("read").expect("pointer");
     assert_eq!(s.customer_writes(&s.channel, "ann").await, dialog, "the message joins the open dialog");
-    let closing =
-        dialogs::close_if_idle(&s.ctx, read, Condition::Equals(Index::Gsi3.sk_attr().into(), due_key)).await;
+    let close_timer = Condition::Equals(Index::Gsi3.sk_attr().into(), due_key);
+    let closing = dialogs::close_if_idle(&s.ctx, read, &pointer, close_timer).await;
     assert!(matches!(closing, Err(crate::Error::Conflict(_))), "{closing:?}");
     assert!(!is_closed(&s, &dialog).await, "the message won");
     // The timer then re-arms from that message.
     let tick = close_inactive_dialogs(&s.ctx, Run::to_the_end()).await.expect("run");
     assert_eq!(tick.rearmed, 1, "{tick:?}");
     assert_eq!(close_due(&s, &dialog).await, Some(at(2 * HOUR)));
+}
+
+/// Pointers written before they carried the customer's activity (the previous layout) need no migration:
+/// a close for inactivity is conditioned on the activity still being absent, and the customer's next
+/// message adds it and copies it to the dialog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pointers_of_the_previous_layout_close_and_take_messages() {
+    let s = scene(json!({"auto_close": {"after": 1, "unit": "hours"}})).await;
+    let quiet = s.customer_writes(&s.channel, "ann").await;
+    let writing = s.customer_writes(&s.channel, "bob").await;
+    for customer in ["ann", "bob"] {
+        let old_layout = Write::Update {
+            key: repo::open_dialog_key(&s.channel.id, customer),
+            set: Item::new(),
+            remove: vec!["last_activity_at".into(), "listed_at".into()],
+            condition: Condition::Exists,
+        };
+        s.ctx.store.transact(vec![old_layout]).await.expect("the previous layout");
+    }
+    s.advance(40 * 60);
+    assert_eq!(s.customer_writes(&s.channel, "bob").await, writing, "the message joins the open dialog");
+    let dialog = repo::load_dialog(s.ctx.store.as_ref(), &writing).await.expect("read").expect("dialog");
+    assert_eq!(dialog.last_activity_at, at(40 * 60), "the first message copies the activity to the dialog");
+
+    let tick = close_run_at(&s, HOUR).await;
+    assert_eq!((tick.closed, tick.rearmed), (1, 1), "{tick:?}");
+    assert!(is_closed(&s, &quiet).await);
+    assert_eq!(close_due(&s, &writing).await, Some(at(HOUR + 40 * 60)));
+}
+
+/// Between two copies to the dialog item the close timer measures from the pointer's exact activity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_close_timer_measures_from_the_last_message_not_the_dialogs_copy() {
+    let s = scene(json!({"auto_close": {"after": 1, "unit": "hours"}})).await;
+    let dialog = s.customer_writes(&s.channel, "ann").await;
+    s.advance(30);
+    assert_eq!(s.customer_writes(&s.channel, "ann").await, dialog);
+    let copy = repo::load_dialog(s.ctx.store.as_ref(), &dialog).await.expect("read").expect("dialog");
+    assert_eq!(copy.last_activity_at, at(0), "within a minute the dialog item keeps the earlier copy");
+    let tick = close_run_at(&s, HOUR).await;
+    assert_eq!((tick.closed, tick.rearmed), (0, 1), "{tick:?}");
+    assert_eq!(close_due(&s, &dialog).await, Some(at(HOUR + 30)));
+    assert_eq!(close_run_at(&s, HOUR + 30).await.closed, 1);
 }
