@@ -60,12 +60,48 @@ pub async fn load_sdk_config() -> SdkConfig {
 /// tests reach moto), [`sdk_timeouts`] for a function of `function_timeout`, and 3 attempts with standard
 /// back-off on every call.
 pub async fn load_sdk_config_for(function_timeout: Duration) -> SdkConfig {
+    let variables = |name: &str| std::env::var(name).ok();
+    if let Some(config) = config_from_environment(variables, function_timeout) {
+        return config;
+    }
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(lazy_tls_http_client())
         .timeout_config(sdk_timeouts(function_timeout))
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .load()
         .await
+}
+
+/// What Lambda hands every function (the role's credentials and the region in the environment), made into
+/// the configuration directly: the SDK's default chains (a profile file read, the web-identity, container
+/// and instance-metadata providers set up, each tried in turn) are not built at start for an answer the
+/// environment already holds. `None` when the environment lacks the credentials or the region, or names a
+/// profile: then the default chains decide, as outside Lambda.
+fn config_from_environment(
+    variable: impl Fn(&str) -> Option<String>,
+    function_timeout: Duration,
+) -> Option<SdkConfig> {
+    let present = |name: &str| variable(name).filter(|value| !value.is_empty());
+    if present("AWS_PROFILE").is_some() {
+        return None;
+    }
+    let region = present("AWS_REGION").or_else(|| present("AWS_DEFAULT_REGION"))?;
+    let credentials = aws_sdk_dynamodb::config::Credentials::new(
+        present("AWS_ACCESS_KEY_ID")?,
+        present("AWS_SECRET_ACCESS_KEY")?,
+        present("AWS_SESSION_TOKEN"),
+        None,
+        "Environment",
+    );
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(credentials))
+        .http_client(lazy_tls_http_client())
+        .timeout_config(sdk_timeouts(function_timeout))
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    builder.set_endpoint_url(present("AWS_ENDPOINT_URL"));
+    Some(builder.build())
 }
 
 /// The SDK's default HTTP client (hyper 1, rustls with aws-lc, the system's certificate roots, the proxy
@@ -120,6 +156,31 @@ mod tests {
         assert_eq!(poller.operation_timeout(), Some(OPERATION_TIMEOUT));
         assert_eq!(poller.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
         assert_eq!(poller.connect_timeout(), Some(CONNECT_TIMEOUT));
+    }
+
+    #[test]
+    fn lambdas_environment_is_the_configuration_when_it_holds_credentials_and_region() {
+        let lambda = |name: &str| match name {
+            "AWS_REGION" => Some("eu-central-1".to_owned()),
+            "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("secret".to_owned()),
+            "AWS_SESSION_TOKEN" => Some("token".to_owned()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5000".to_owned()),
+            _ => None,
+        };
+        let config = config_from_environment(lambda, Duration::from_secs(10)).expect("configured");
+        assert_eq!(config.region().map(|region| region.as_ref()), Some("eu-central-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert!(config.credentials_provider().is_some());
+        assert_eq!(config.timeout_config().and_then(|t| t.operation_timeout()), Some(Duration::from_secs(5)));
+        assert_eq!(config.retry_config().map(|retry| retry.max_attempts()), Some(MAX_ATTEMPTS));
+
+        // Without the secret, without a region, or with a profile named: the SDK's default chains decide.
+        let without = |missing: &'static str| move |name: &str| (name != missing).then(|| lambda(name)).flatten();
+        assert!(config_from_environment(without("AWS_SECRET_ACCESS_KEY"), Duration::from_secs(10)).is_none());
+        assert!(config_from_environment(without("AWS_REGION"), Duration::from_secs(10)).is_none());
+        let profile = |name: &str| if name == "AWS_PROFILE" { Some("dev".to_owned()) } else { lambda(name) };
+        assert!(config_from_environment(profile, Duration::from_secs(10)).is_none());
     }
 
     #[tokio::test]
