@@ -294,6 +294,76 @@ def check_bus_and_rules(session, created, sam):
                 f"rule {logical}: pattern {pattern}",
             )
     print(f"moto-stack: bus {bus['Name']} and {len(expected)} rules, each targeting its function")
+    check_router_patterns(session, expected)
+
+
+# Events of every kind as the functions publish them (shared/src/ports/events.rs, docs/events/), and
+# whether the router acts on each (DomainEvent::for_router): only those may match its rules.
+ROUTER_CASES = [
+    ("DialogOpened", {}, True),
+    ("DialogClosed", {"assignee_id": "019b7a2e-0000-7000-8000-000000000004"}, True),
+    ("DialogClosed", {}, False),
+    ("MessageReceived", {"message_id": "019b7a2e-0000-7000-8000-000000000005", "chatbot": True}, True),
+    ("MessageReceived", {"message_id": "019b7a2e-0000-7000-8000-000000000005"}, False),
+    ("DialogAssigned", {"employee_id": "019b7a2e-0000-7000-8000-000000000004"}, False),
+    ("MessageSent", {"message_id": "019b7a2e-0000-7000-8000-000000000005"}, False),
+    ("MessageFailed", {"message_id": "019b7a2e-0000-7000-8000-000000000005", "reason": "blocked"}, False),
+]
+
+
+def check_router_patterns(session, expected):
+    """The router's rule patterns, through EventBridge's own routing: each is copied to a probe rule on a
+    probe bus (the stack's bus would invoke the function too) whose target is a queue, events of every kind
+    are published, and what reaches the queue must be exactly the events the router acts on."""
+    events = session.client("events")
+    sqs = session.client("sqs")
+    bus_name = "router-probe"
+    events.create_event_bus(Name=bus_name)
+    patterns = [
+        json.dumps(event["Properties"]["Pattern"])
+        for function, _, event in expected
+        if function == "RouterFunction" and event["Type"] == "EventBridgeRule"
+    ]
+    check(len(patterns) == 3, f"router rules: {len(patterns)}, not 3")
+    queue_url = sqs.create_queue(QueueName="router-probe")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for index, pattern in enumerate(patterns):
+        events.put_rule(Name=f"router-probe-{index}", EventBusName=bus_name, EventPattern=pattern)
+        events.put_targets(Rule=f"router-probe-{index}", EventBusName=bus_name,
+                           Targets=[{"Id": "probe", "Arn": queue_arn}])
+    for case, (detail_type, extra, _) in enumerate(ROUTER_CASES):
+        detail = {
+            "version": 1,
+            "type": "".join(f"_{c.lower()}" if c.isupper() else c for c in detail_type).lstrip("_"),
+            "tenant_id": "019b7a2e-0000-7000-8000-000000000001",
+            "channel_id": "019b7a2e-0000-7000-8000-000000000002",
+            "dialog_id": f"019b7a2e-0000-7000-8000-{case:012d}",
+            **extra,
+        }
+        sent = events.put_events(Entries=[{
+            "Source": "omnichat", "DetailType": detail_type, "Detail": json.dumps(detail),
+            "EventBusName": bus_name,
+        }])
+        check(sent["FailedEntryCount"] == 0, f"probe event {detail_type} not accepted")
+    arrived = []
+    for _ in range(10):
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = batch.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            arrived.append(int(json.loads(message["Body"])["detail"]["dialog_id"].rsplit("-", 1)[1]))
+    wanted = [case for case, (_, _, for_router) in enumerate(ROUTER_CASES) if for_router]
+    check(sorted(arrived) == wanted,
+          f"the router's rules delivered cases {sorted(arrived)}, not {wanted}: "
+          f"{[ROUTER_CASES[c][:2] for c in sorted(set(arrived) ^ set(wanted))]}")
+    for index in range(len(patterns)):
+        events.remove_targets(Rule=f"router-probe-{index}", EventBusName=bus_name, Ids=["probe"])
+        events.delete_rule(Name=f"router-probe-{index}", EventBusName=bus_name)
+    sqs.delete_queue(QueueUrl=queue_url)
+    events.delete_event_bus(Name=bus_name)
+    print(f"moto-stack: the router's {len(patterns)} rules deliver exactly the {len(wanted)} "
+          f"of {len(ROUTER_CASES)} event cases it acts on")
 
 
 def check_functions(session, created, sam_functions):

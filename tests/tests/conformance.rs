@@ -340,8 +340,11 @@ fn event(tenant: &TenantId, index: usize) -> DomainEvent {
             channel_id,
             dialog_id,
             message_id: MessageId::generate(),
+            chatbot: false,
         },
-        _ => DomainEvent::DialogClosed { tenant_id: tenant.clone(), channel_id, dialog_id },
+        _ => {
+            DomainEvent::DialogClosed { tenant_id: tenant.clone(), channel_id, dialog_id, assignee_id: None }
+        }
     }
 }
 

@@ -326,8 +326,8 @@ pub async fn run_workers(
     while running.join_next().await.is_some() {}
 }
 
-/// The local stand-in for the EventBridge rule that drives the router: every event on the bus goes to
-/// `routing::handle_event`, each in its own task; on stop, the tasks in flight finish first. An event
+/// The local stand-in for the EventBridge rules that drive the router: every event they match
+/// (`DomainEvent::for_router`) goes to `routing::handle_event`, each in its own task; on stop, the tasks in flight finish first. An event
 /// missed here (the subscriber fell behind) is what the routing sweep is for.
 async fn run_router(
     context: Arc<Context>,
@@ -339,6 +339,7 @@ async fn run_router(
         tokio::select! {
             _ = &mut stop => break,
             received = events.recv() => match received {
+                Ok(event) if !event.for_router() => {}
                 Ok(event) => {
                     let context = Arc::clone(&context);
                     let span = omnichat::logging::event_span(event.detail_type(), None);

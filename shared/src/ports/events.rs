@@ -40,6 +40,9 @@ pub enum DomainEvent {
         channel_id: ChannelId,
         dialog_id: DialogId,
         message_id: MessageId,
+        /// A chatbot has the dialog: the router forwards the message to it (its rule matches on this).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        chatbot: bool,
     },
     /// An outgoing message was accepted by the channel's provider.
     MessageSent {
@@ -51,6 +54,10 @@ pub enum DomainEvent {
         tenant_id: TenantId,
         channel_id: ChannelId,
         dialog_id: DialogId,
+        /// Who had the dialog: their capacity is free again, and the router serves their queues (its rule
+        /// matches on this being present).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignee_id: Option<EmployeeId>,
     },
     /// An outgoing message could not be sent and will not be retried.
     MessageFailed {
@@ -71,6 +78,21 @@ impl DomainEvent {
             DomainEvent::MessageSent { .. } => "MessageSent",
             DomainEvent::DialogClosed { .. } => "DialogClosed",
             DomainEvent::MessageFailed { .. } => "MessageFailed",
+        }
+    }
+
+    /// Whether the router acts on the event: a new dialog to route, an employee freed by a close, a message
+    /// for a chatbot. Only these reach it: the router's rules in `template.yaml` match exactly these (the
+    /// moto stack check tests the patterns against events of every kind), and the local runner hands only
+    /// these to it.
+    pub fn for_router(&self) -> bool {
+        match self {
+            DomainEvent::DialogOpened { .. } => true,
+            DomainEvent::DialogClosed { assignee_id, .. } => assignee_id.is_some(),
+            DomainEvent::MessageReceived { chatbot, .. } => *chatbot,
+            DomainEvent::DialogAssigned { .. }
+            | DomainEvent::MessageSent { .. }
+            | DomainEvent::MessageFailed { .. } => false,
         }
     }
 
@@ -166,6 +188,7 @@ mod tests {
                 channel_id: channel_id.clone(),
                 dialog_id: dialog_id.clone(),
                 message_id: message_id.clone(),
+                chatbot: true,
             },
             DomainEvent::MessageSent {
                 tenant_id: tenant_id.clone(),
@@ -176,6 +199,7 @@ mod tests {
                 tenant_id: tenant_id.clone(),
                 channel_id: channel_id.clone(),
                 dialog_id: dialog_id.clone(),
+                assignee_id: Some(EmployeeId::generate()),
             },
             DomainEvent::MessageFailed {
                 tenant_id,
@@ -184,6 +208,41 @@ mod tests {
                 reason: "blocked by the user".into(),
             },
         ]
+    }
+
+    /// The router gets a new dialog, a close that freed someone, a chatbot's message; nothing else. The
+    /// template's rules are checked against the same cases on moto (`infra/aws/moto_stack.py`).
+    #[test]
+    fn the_router_gets_only_what_it_acts_on() {
+        let acted_on: Vec<(&str, bool)> =
+            samples().iter().map(|event| (event.detail_type(), event.for_router())).collect();
+        assert_eq!(
+            acted_on,
+            vec![
+                ("DialogOpened", true),
+                ("DialogAssigned", false),
+                ("MessageReceived", true),
+                ("MessageSent", false),
+                ("DialogClosed", true),
+                ("MessageFailed", false),
+            ]
+        );
+        let (tenant_id, channel_id, dialog_id) =
+            (TenantId::generate(), ChannelId::generate(), DialogId::generate());
+        let plain = DomainEvent::MessageReceived {
+            tenant_id: tenant_id.clone(),
+            channel_id: channel_id.clone(),
+            dialog_id: dialog_id.clone(),
+            message_id: MessageId::generate(),
+            chatbot: false,
+        };
+        let nobody_freed = DomainEvent::DialogClosed { tenant_id, channel_id, dialog_id, assignee_id: None };
+        assert!(!plain.for_router() && !nobody_freed.for_router());
+        // Neither field is published when it says nothing, so the rules' `exists` and `[true]` hold.
+        let detail: Value = serde_json::from_str(&plain.to_detail().expect("detail")).expect("json");
+        assert!(detail.get("chatbot").is_none(), "{detail}");
+        let detail: Value = serde_json::from_str(&nobody_freed.to_detail().expect("detail")).expect("json");
+        assert!(detail.get("assignee_id").is_none(), "{detail}");
     }
 
     fn schema_dir() -> PathBuf {

@@ -144,6 +144,18 @@ pub fn chatbot_cursor_key(dialog: &DialogId) -> Key {
     Key::new(format!("ROUTE#{dialog}"), "BOT")
 }
 
+const FORWARD_SK: &str = "FORWARD";
+
+/// A chatbot's dialog took a customer message not confirmed forwarded yet (`writes::forward_marker_put`).
+pub fn forward_marker_key(dialog: &DialogId) -> Key {
+    Key::new(format!("ROUTE#{dialog}"), FORWARD_SK)
+}
+
+/// Whether a due item of routing is a forward marker.
+pub fn is_forward_marker(item: &crate::ports::store::Item) -> bool {
+    item.get(crate::ports::store::SK).and_then(serde_json::Value::as_str) == Some(FORWARD_SK)
+}
+
 /// The gsi1 partition listing a queue's waiting dialogs, oldest first.
 pub fn queue_of(tenant: &TenantId, queue: &str) -> String {
     format!("T#{tenant}#QUEUE#{queue}")

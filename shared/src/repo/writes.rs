@@ -120,6 +120,50 @@ pub struct OpenDialog {
     /// index entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at: Option<Timestamp>,
+    /// A chatbot has the dialog (routing sets and clears it with the dialog's `chatbot_id`): ingest marks
+    /// the customer's messages for the router (`MessageReceived.chatbot`) and leaves a forward marker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chatbot: bool,
+}
+
+/// Routing gave the dialog to a chatbot (`held`) or took it from one: the pointer says so, in the same
+/// transaction, on condition it still names the dialog.
+pub fn chatbot_holds_write(dialog: &Dialog, held: bool) -> Write {
+    let (set, remove) = match held {
+        true => (Item::from_iter([("chatbot".to_owned(), Value::Bool(true))]), Vec::new()),
+        false => (Item::new(), vec!["chatbot".to_owned()]),
+    };
+    Write::Update {
+        key: keys::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
+        set,
+        remove,
+        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
+    }
+}
+
+/// What a forward marker holds: the dialog, and the latest message it stands for.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ForwardMarker {
+    pub dialog_id: DialogId,
+    pub message_id: MessageId,
+}
+
+/// How long the router has to forward a chatbot's message before the sweep does it.
+pub const FORWARD_GRACE: SignedDuration = SignedDuration::from_secs(60);
+
+/// Ingest's mark that a customer message of a chatbot's dialog awaits forwarding: due `FORWARD_GRACE`
+/// later in the routing part of the due index, so that if `MessageReceived` is lost the sweep forwards it.
+/// One per dialog (a later message replaces it); the router removes it once forwarded.
+pub fn forward_marker_put(dialog: &DialogId, message: &MessageId, now: Timestamp) -> Result<Write> {
+    let marker = ForwardMarker { dialog_id: dialog.clone(), message_id: message.clone() };
+    let id = dialog.to_string();
+    let due = (
+        Index::Gsi3,
+        keys::route_due_pk(keys::due_shard(&id, keys::DUE_SHARDS)),
+        keys::due_sk(now + FORWARD_GRACE, &format!("F#{id}")),
+    );
+    let item = to_item(&marker, &keys::forward_marker_key(dialog), &[due])?;
+    Ok(Write::Put { item, condition: Condition::Always })
 }
 
 /// How stale the dialog item's `last_activity_at` may get while its customer keeps writing.

@@ -156,6 +156,7 @@ async fn close_on(
         tenant_id: dialog.tenant_id.clone(),
         channel_id: dialog.channel_id.clone(),
         dialog_id: dialog.id.clone(),
+        assignee_id: dialog.assignee_id.clone(),
     };
     if let Err(error) = ctx.bus.publish(&[event]).await {
         tracing::warn!(%error, dialog = %dialog.id, "DialogClosed not published");

@@ -17,8 +17,8 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{Channel, Dialog, DialogId, InboundMessage, Message, MessageId};
@@ -81,6 +81,7 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
             return Ok(IngestOutcome::ChannelChanged);
         }
         let existing = pointer.map(repo::from_item::<repo::OpenDialog>).transpose()?;
+        let chatbot = existing.as_ref().is_some_and(|open| open.chatbot);
         let (dialog_id, mut writes, opened) = match existing {
             Some(open) => (open.dialog_id.clone(), continue_writes(&pointer_key, open, channel, now)?, false),
             None => {
@@ -96,6 +97,7 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     awaiting_reply: start_auto_replies.is_some(),
                     last_activity_at: Some(now),
                     listed_at: Some(now),
+                    chatbot: false,
                 };
                 let mut writes = vec![
                     Write::Put {
@@ -121,10 +123,14 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         writes.insert(DELIVERY_WRITE, Write::Put { item: delivery_item, condition: Condition::NotExists });
         let item = repo::message_item(&message, ctx.message_retention)?;
         writes.push(Write::Put { item, condition: Condition::NotExists });
+        if chatbot {
+            // If MessageReceived is lost, the router's sweep finds this and forwards the message.
+            writes.push(repo::forward_marker_put(&dialog_id, &message.id, now)?);
+        }
 
         match ctx.store.transact(writes).await {
             Ok(()) => {
-                publish_received(ctx, channel, &dialog_id, &message.id, opened).await;
+                publish_received(ctx, channel, &dialog_id, &message.id, opened, chatbot).await;
                 return Ok(IngestOutcome::Stored {
                     dialog_id,
                     message_id: message.id,
@@ -147,7 +153,12 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
 /// The writes of a message joining the customer's open dialog: the pointer takes the activity (on condition
 /// it still names the dialog), the auto-replies start if no sequence is waiting for an employee's reply, and
 /// the dialog item takes the activity when its copy is older than `repo::LIST_REFRESH`.
-fn continue_writes(pointer_key: &Key, open: repo::OpenDialog, channel: &Channel, now: Timestamp) -> Result<Vec<Write>> {
+fn continue_writes(
+    pointer_key: &Key,
+    open: repo::OpenDialog,
+    channel: &Channel,
+    now: Timestamp,
+) -> Result<Vec<Write>> {
     let dialog_id = open.dialog_id;
     let mut set = Item::new();
     set.insert("last_activity_at".into(), Value::String(now.to_string()));
@@ -162,11 +173,18 @@ fn continue_writes(pointer_key: &Key, open: repo::OpenDialog, channel: &Channel,
     if relist {
         set.insert("listed_at".into(), Value::String(now.to_string()));
     }
+    // Still naming the dialog, and held by a chatbot or not as read: routing changing that meanwhile makes
+    // this a conflict (read again), so a message is never left unmarked for a chatbot that just took it.
+    let names_dialog = Condition::Equals("dialog_id".into(), Value::String(dialog_id.to_string()));
+    let held_as_read = match open.chatbot {
+        true => Condition::Equals("chatbot".into(), Value::Bool(true)),
+        false => Condition::Lacks("chatbot".into()),
+    };
     let mut writes = vec![Write::Update {
         key: pointer_key.clone(),
         set,
         remove: Vec::new(),
-        condition: Condition::Equals("dialog_id".into(), Value::String(dialog_id.to_string())),
+        condition: Condition::All(vec![names_dialog, held_as_read]),
     }];
     writes.extend(start_auto_replies);
     if relist {
@@ -191,13 +209,15 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + rand::rng().random_range(0..base))
 }
 
-/// After the commit: an event lost here is not a message lost; the router's sweep finds unrouted dialogs.
+/// After the commit: an event lost here is not a message lost; the router's sweep finds unrouted dialogs
+/// and the forward markers of chatbots' dialogs.
 async fn publish_received(
     ctx: &Context,
     channel: &Channel,
     dialog_id: &DialogId,
     message_id: &MessageId,
     opened: bool,
+    chatbot: bool,
 ) {
     let mut events = Vec::with_capacity(2);
     if opened {
@@ -212,6 +232,7 @@ async fn publish_received(
         channel_id: channel.id.clone(),
         dialog_id: dialog_id.clone(),
         message_id: message_id.clone(),
+        chatbot,
     });
     if let Err(error) = ctx.bus.publish(&events).await {
         tracing::error!(%error, dialog = %dialog_id, "events not published; the sweep will pick the dialog up");

@@ -379,7 +379,8 @@ pub async fn a_message_costs_the_write_units_the_scaling_page_states(set: Adapte
     for n in 1..=5 {
         clock.advance(jiff::SignedDuration::from_secs(5));
         let text = format!("message {n}");
-        let next = ingest::ingest(&ctx, &channel, &inbound(&format!("u{n}"), "c", &text)).await.expect("ingest");
+        let next =
+            ingest::ingest(&ctx, &channel, &inbound(&format!("u{n}"), "c", &text)).await.expect("ingest");
         assert!(matches!(next, IngestOutcome::Stored { opened_dialog: false, .. }), "{next:?}");
         let units = meter.take();
         assert_eq!(units.index_writes, 0.0, "a steady-state message rewrites no index entry: {units:?}");

@@ -176,7 +176,8 @@ mod tests {
         assert_eq!(config.retry_config().map(|retry| retry.max_attempts()), Some(MAX_ATTEMPTS));
 
         // Without the secret, without a region, or with a profile named: the SDK's default chains decide.
-        let without = |missing: &'static str| move |name: &str| (name != missing).then(|| lambda(name)).flatten();
+        let without =
+            |missing: &'static str| move |name: &str| (name != missing).then(|| lambda(name)).flatten();
         assert!(config_from_environment(without("AWS_SECRET_ACCESS_KEY"), Duration::from_secs(10)).is_none());
         assert!(config_from_environment(without("AWS_REGION"), Duration::from_secs(10)).is_none());
         let profile = |name: &str| if name == "AWS_PROFILE" { Some("dev".to_owned()) } else { lambda(name) };

@@ -9,16 +9,26 @@ pub async fn handle_event(ctx: &Context, event: &DomainEvent) -> Result<()> {
             let routed = route_dialog(ctx, dialog_id).await?;
             tracing::info!(dialog = %dialog_id, ?routed, "dialog routed");
         }
-        DomainEvent::DialogClosed { tenant_id, dialog_id, .. } => {
-            // Its assignee has room again: their queues are served.
-            if let Some(assignee) =
-                repo::load_dialog(ctx.store.as_ref(), dialog_id).await?.and_then(|d| d.assignee_id)
-            {
+        DomainEvent::DialogClosed { tenant_id, dialog_id, assignee_id, .. } => {
+            // Its assignee has room again: their queues are served. (Events published before they named
+            // the assignee: read from the dialog.)
+            let assignee = match assignee_id {
+                Some(assignee) => Some(assignee.clone()),
+                None => repo::load_dialog(ctx.store.as_ref(), dialog_id).await?.and_then(|d| d.assignee_id),
+            };
+            if let Some(assignee) = assignee {
                 employee_available(ctx, tenant_id, &assignee).await?;
             }
         }
-        DomainEvent::MessageReceived { dialog_id, .. } => {
+        DomainEvent::MessageReceived { dialog_id, message_id, .. } => {
             serve_chatbot(ctx, dialog_id).await?;
+            // Forwarded (or nothing left to forward): the marker ingest left for this message goes, unless a
+            // later message replaced it (that one's event, or the sweep, takes it).
+            let done = Write::Delete {
+                key: repo::forward_marker_key(dialog_id),
+                condition: Condition::Equals("message_id".into(), Value::String(message_id.to_string())),
+            };
+            ignore_conflict(ctx.store.transact(vec![done]).await)?;
         }
         _ => {}
     }
@@ -64,6 +74,7 @@ pub async fn hand_to_people(ctx: &Context, dialog_id: &DialogId) -> Result<Route
                 remove: Vec::new(),
                 condition: snapshot.dialog_condition(),
             },
+            repo::chatbot_holds_write(&dialog, false),
         ];
         match ctx.store.transact(writes).await {
             Ok(()) => break,

@@ -41,6 +41,15 @@ pub async fn sweep(ctx: &Context, run: due::Run) -> Result<SweepReport> {
 }
 
 async fn sweep_one(ctx: &Context, item: Item) -> Swept {
+    if repo::is_forward_marker(&item) {
+        return match forward_late(ctx, item).await {
+            Ok(()) => Swept::Dialog,
+            Err(error) => {
+                tracing::error!(%error, "forwarding a chatbot's message from the sweep failed");
+                Swept::Nothing
+            }
+        };
+    }
     if repo::is_queue_recheck(&item) {
         return match recheck(ctx, item).await {
             Ok(()) => Swept::Queue,
@@ -60,6 +69,20 @@ async fn sweep_one(ctx: &Context, item: Item) -> Swept {
             Swept::Nothing
         }
     }
+}
+
+/// A chatbot's dialog whose message was not confirmed forwarded within `repo::FORWARD_GRACE` (its
+/// `MessageReceived` lost, or the router failed): forwarded now, and the marker removed on condition it is
+/// the one read (a later message's replaces it and stays due).
+async fn forward_late(ctx: &Context, item: Item) -> Result<()> {
+    let due_key = item.get(Index::Gsi3.sk_attr()).cloned().unwrap_or(Value::Null);
+    let marker: repo::ForwardMarker = repo::from_item(item)?;
+    serve_chatbot(ctx, &marker.dialog_id).await?;
+    let done = Write::Delete {
+        key: repo::forward_marker_key(&marker.dialog_id),
+        condition: Condition::Equals(Index::Gsi3.sk_attr().into(), due_key),
+    };
+    ignore_conflict(ctx.store.transact(vec![done]).await)
 }
 
 /// A dialog whose routing state is due: route it (unrouted), or move it on (wait time over).

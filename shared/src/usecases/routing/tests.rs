@@ -513,6 +513,7 @@ async fn an_employee_at_capacity_gets_the_dialog_once_one_is_closed() {
         tenant_id: world.tenant().clone(),
         channel_id: world.channel.id.clone(),
         dialog_id: ids[0].clone(),
+        assignee_id: Some(anna.clone()),
     };
     handle_event(&world.ctx, &event).await.expect("handled");
     assert_eq!(world.dialog(&ids[1]).await.assignee_id.as_ref(), Some(&anna));
@@ -723,4 +724,96 @@ async fn a_chatbot_without_a_signing_secret_is_not_called_and_people_get_the_dia
     assert!(bot.received_requests().await.expect("recorded").is_empty(), "no unsigned call");
     let dialog = world.dialog(&ids[0]).await;
     assert_eq!((dialog.chatbot_id, dialog.assignee_id.as_ref()), (None, Some(&anna)));
+}
+
+/// Issue 16, goal 5: a chatbot's dialog marks its customer's messages for the router (the pointer's flag,
+/// set and cleared with the dialog's chatbot) and leaves a forward marker; when `MessageReceived` is lost
+/// (this world's bus loses everything) the sweep forwards the message once the grace is over, and the
+/// router's handling of the event removes the marker. Taken from the chatbot, the dialog's messages carry
+/// neither.
+#[tokio::test]
+async fn a_chatbots_message_whose_event_was_lost_is_forwarded_by_the_sweep() {
+    let bot = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&bot).await;
+    let mut world = world().await;
+    let anna = world.employee("Anna", EmployeeStatus::Online, 5).await;
+    let changes = ChatbotChanges {
+        name: Some("Night bot".into()),
+        webhook_url: Some(format!("{}/hook", bot.uri())),
+        enabled: None,
+    };
+    let chatbot =
+        people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").chatbot.id;
+    world.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
+    world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
+    closed_hours(&world).await;
+    let writes = |n: usize| crate::domain::InboundMessage {
+        dedup_key: format!("m{n}"),
+        kind: crate::domain::InboundKind::Message,
+        customer: Customer { id: "night-owl".into(), name: None },
+        provider_message_id: Some(format!("m{n}")),
+        text: Some(format!("message {n}")),
+        attachments: Vec::new(),
+        sent_at: None,
+    };
+    let ingest = |n: usize| {
+        let (ctx, channel, inbound) = (world.ctx.clone(), world.channel.clone(), writes(n));
+        async move {
+            match crate::usecases::ingest::ingest(&ctx, &channel, &inbound).await.expect("ingest") {
+                crate::usecases::ingest::IngestOutcome::Stored { dialog_id, message_id, .. } => {
+                    (dialog_id, message_id)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let forwarded = || async { bot.received_requests().await.expect("recorded").len() };
+    let marker = |dialog: DialogId| {
+        let store = world.ctx.store.clone();
+        async move { store.get(&repo::forward_marker_key(&dialog)).await.expect("read") }
+    };
+    let sweep = || crate::usecases::scheduled::sweep_routing(&world.ctx, due::Run::to_the_end());
+
+    let (dialog, _) = ingest(1).await;
+    assert_eq!(route_dialog(&world.ctx, &dialog).await.expect("routed"), Routed::Chatbot(chatbot.clone()));
+    assert_eq!(forwarded().await, 1, "routing forwards what is there");
+    let loaded = world.dialog(&dialog).await;
+    let pointer =
+        repo::load_pointer(world.ctx.store.as_ref(), &loaded).await.expect("read").expect("pointer");
+    assert!(pointer.chatbot, "routing marked the pointer in its transaction");
+
+    // The second message's event is lost: nothing forwards it until the grace is over.
+    let (_, second) = ingest(2).await;
+    assert!(marker(dialog.clone()).await.is_some(), "ingest left a forward marker");
+    sweep().await.expect("sweep");
+    assert_eq!(forwarded().await, 1, "not due yet");
+    world.clock.advance(repo::FORWARD_GRACE + SignedDuration::from_secs(1));
+    sweep().await.expect("sweep");
+    assert_eq!(forwarded().await, 2, "the sweep forwarded it");
+    assert!(marker(dialog.clone()).await.is_none());
+
+    // The third's event arrives: the router forwards it and removes the marker.
+    let (_, third) = ingest(3).await;
+    assert_ne!(second, third);
+    let event = DomainEvent::MessageReceived {
+        tenant_id: world.tenant().clone(),
+        channel_id: world.channel.id.clone(),
+        dialog_id: dialog.clone(),
+        message_id: third,
+        chatbot: true,
+    };
+    assert!(event.for_router());
+    handle_event(&world.ctx, &event).await.expect("handled");
+    assert_eq!(forwarded().await, 3);
+    assert!(marker(dialog.clone()).await.is_none());
+
+    // Handed to people: the flag goes with the chatbot, and later messages leave no marker.
+    hand_to_people(&world.ctx, &dialog).await.expect("handed");
+    let loaded = world.dialog(&dialog).await;
+    let pointer =
+        repo::load_pointer(world.ctx.store.as_ref(), &loaded).await.expect("read").expect("pointer");
+    assert!(!pointer.chatbot);
+    ingest(4).await;
+    assert!(marker(dialog.clone()).await.is_none());
+    assert_eq!(forwarded().await, 3);
 }

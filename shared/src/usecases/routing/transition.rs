@@ -121,6 +121,9 @@ pub(super) async fn transition_with(
     if before.assignee_id.is_some() && before.assignee_id != dialog.assignee_id {
         extra.extend(repo::release_writes(before));
     }
+    if before.chatbot_id.is_some() != dialog.chatbot_id.is_some() && !dialog.is_closed() {
+        extra.push(repo::chatbot_holds_write(&dialog, dialog.chatbot_id.is_some()));
+    }
     let mut writes = vec![Write::Put { item: state_item(&state)?, condition: snapshot.state_condition() }];
     writes.push(if dialog == *before {
         Write::Check { key: repo::dialog_key(&dialog.id), condition: snapshot.dialog_condition() }
