@@ -393,6 +393,109 @@ def mailbox_fanout(results):
                   "poll (50 at 2 s: 1,500 a minute; 100 at 2 s: 3,000).", "", data.strip(), ""]
 
 
+# List prices, us-east-1, as published on the services' pricing pages (read 2026-12): DynamoDB on-demand
+# (since the November 2024 cut), Lambda arm64, HTTP API, EventBridge custom events, Secrets Manager.
+PRICES = {
+    "write_unit": 0.625 / 1e6,
+    "read_unit": 0.125 / 1e6,
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second_arm64": 0.0000133334,
+    "http_api_request": 1.00 / 1e6,
+    "event_entry": 1.00 / 1e6,
+    "secret_month": 0.40,
+    "secret_calls": 0.05 / 1e4,
+}
+# The previous layout, measured with the same meter (adapters::units) and the same steps at commit 237c63e
+# (the units binary built there with the meter copied in): a steady-state message wrote 10 table + 2 index
+# units and read 2, a new dialog's first message 16 + 5, the message after a reply 12 + 3; every
+# MessageReceived invoked the router.
+BEFORE = {"write_units": 12.0, "read_units": 2.0, "event_entries": 1.0, "router_invocations": 1.0}
+
+
+def template_memory_mb(repo):
+    """The functions' MemorySize (template.yaml's Globals)."""
+    with open(os.path.join(repo, "template.yaml"), encoding="utf-8") as template:
+        for line in template:
+            if line.strip().startswith("MemorySize:"):
+                return int(line.split(":", 1)[1].strip())
+    return 128
+
+
+def cost_per_million(step, webhook_ms, router_ms, memory_mb):
+    """Dollars per million of this step, and the parts, at PRICES."""
+    gb = memory_mb / 1024
+    lambda_seconds = webhook_ms / 1000 + step["router_invocations"] * router_ms / 1000
+    parts = {
+        "DynamoDB writes": step["write_units"] * PRICES["write_unit"],
+        "DynamoDB reads": step["read_units"] * PRICES["read_unit"],
+        "EventBridge": step["event_entries"] * PRICES["event_entry"],
+        "API Gateway": PRICES["http_api_request"],
+        "Lambda": (1 + step["router_invocations"]) * PRICES["lambda_request"]
+        + lambda_seconds * gb * PRICES["lambda_gb_second_arm64"],
+    }
+    return {name: value * 1e6 for name, value in parts.items()}
+
+
+def units(results, repo):
+    data, when = load(results, "units.json")
+    out = ["## 10. Capacity units and cost per message (issue 16, goals 1 and 7)", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh units`._", ""]
+    out += [f"Measured {when} (the `units` binary of omnichat-bench). Each step of a dialog's life runs through "
+            "`adapters::units`, which applies DynamoDB's item-size rules and on-demand unit rules to the images "
+            "the store holds before and after each write (a transactional write counts double, each index entry "
+            "added, changed or removed one more unit per KB, a strongly consistent read one unit per 4 KB); the "
+            "events are counted as published, and as the router's rules let them through. Per step, averaged "
+            "over its count. Goal: a steady-state message ≤ 6 write units, a new dialog's ≤ 10, a repeat 0.",
+            "", "| store | step | write units (table + index) | read units | event entries | router invocations |",
+            "|---|---|---:|---:|---:|---:|"]
+    steady = None
+    for store in data["stores"]:
+        for step in store["steps"]:
+            out.append(f"| {store['store']} | {step['step']} | {step['write_units']:g} "
+                       f"({step['table_write_units']:g} + {step['index_write_units']:g}) | {step['read_units']:g} | "
+                       f"{step['event_entries']:g} | {step['router_invocations']:g} |")
+            if step["step"].startswith("steady") and steady is None:
+                steady = step
+    first = next(s for s in data["stores"][0]["steps"] if s["step"].startswith("first"))
+    repeat = next(s for s in data["stores"][0]["steps"] if s["step"].startswith("repeated"))
+    out += ["", f"- Steady state: {steady['write_units']:g} write units (goal ≤ 6: {met(steady['write_units'] <= 6)}; "
+            f"before: {BEFORE['write_units']:g}). New dialog: {first['write_units']:g} "
+            f"(goal ≤ 10: {met(first['write_units'] <= 10)}). Repeated delivery: {repeat['write_units']:g} "
+            f"(goal 0: {met(repeat['write_units'] == 0)}).", ""]
+    cold, _ = load(results, "cold-start.json")
+    webhook_ms = (cold or {}).get("webhook-telegram", {}).get("median_warm_handler_ms") or 40.0
+    router_ms = (cold or {}).get("router", {}).get("median_warm_handler_ms") or 20.0
+    memory_mb = template_memory_mb(repo)
+    now_cost = cost_per_million(steady, webhook_ms, router_ms, memory_mb)
+    before_cost = cost_per_million(BEFORE, webhook_ms, router_ms, memory_mb)
+    out += ["### Cost per million inbound messages (steady state)", "",
+            f"At list prices (us-east-1: DynamoDB on-demand ${PRICES['write_unit'] * 1e6:.3f} per million write "
+            f"units and ${PRICES['read_unit'] * 1e6:.3f} per million read units; Lambda arm64 $0.20 per million "
+            f"requests and ${PRICES['lambda_gb_second_arm64']:.10f} per GB-second; HTTP API $1.00 per million "
+            "requests; EventBridge $1.00 per million entries). Lambda time: the warm handler durations of §1 "
+            f"(webhook-telegram {webhook_ms:.1f} ms, router {router_ms:.1f} ms; measured against moto, whose answers "
+            f"are slower than DynamoDB's, so this overstates it) at the template's {memory_mb} MB. Before: the "
+            "previous layout's units (measured with the same meter at commit 237c63e) and the router invoked by "
+            "every message, priced the same way.", "",
+            "| part | before ($) | now ($) |", "|---|---:|---:|"]
+    for name in now_cost:
+        out.append(f"| {name} | {before_cost[name]:.2f} | {now_cost[name]:.2f} |")
+    total_now, total_before = sum(now_cost.values()), sum(before_cost.values())
+    out += [f"| **total** | **{total_before:.2f}** | **{total_now:.2f}** |", "",
+            f"- Cost per million messages: ${total_now:.2f} (before ${total_before:.2f}); goal ≤ $8: "
+            f"{met(total_now <= 8)}. At the pre-November-2024 DynamoDB prices ($1.25 and $0.25 per million) the "
+            f"same units cost ${total_now + steady['write_units'] * 0.625 + steady['read_units'] * 0.125:.2f} "
+            f"(before ${total_before + BEFORE['write_units'] * 0.625 + BEFORE['read_units'] * 0.125:.2f}).",
+            "- Secrets Manager, per channel and month: $0.40 for its secret, plus reads: each warm container "
+            "reads a channel's secret at most every 5 minutes (8,640 reads a month, $0.04 per container), each "
+            "e-mail poll once (43,200 polls a month, $0.22 per mailbox). At 100,000 channels the secrets alone "
+            "are $40,000 a month, more than the messages of most tenants: the answer is envelope encryption "
+            "(docs/SCALING.md §7): channel credentials sealed with a data key under one KMS key and kept in the "
+            "channel's own table item, $1 a month for the key and $0.03 per 10,000 decrypts, the same cache.", ""]
+    return out
+
+
 def main():
     results, repo = sys.argv[1], sys.argv[2]
     commit, previous = previous_report(repo)
@@ -401,11 +504,13 @@ def main():
     lines += machine(repo) + [""]
     for part in (cold_start, package_size, ingest, roundtrips, tick_cost, memory, mailbox_fanout, timer_drain):
         lines += kept_or_new(part(results), commit, previous)
+    units_section = kept_or_new(units(results, repo), commit, previous)
     # Measured by a test, not by run.sh (issue 21): kept by hand beside this script and appended as it is.
     slow_clients = os.path.join(repo, "infra", "bench", "slow_clients.md")
     if os.path.exists(slow_clients):
         with open(slow_clients, encoding="utf-8") as kept:
             lines += [kept.read().rstrip("\n"), ""]
+    lines += units_section
     print("\n".join(lines))
 
 

@@ -24,6 +24,9 @@
 #                 open dialogs, moto at BENCH_TICK_MOTO_SIZES (1000,10000; seeded on an embedded store, copied in)
 #   mailbox-fanout  the mailbox-fanout binary's table: one dispatch, 8 workers, a mailbox fake; in-process queue
 #                 at BENCH_MAILBOXES (2000) mailboxes, SQS on moto at BENCH_MAILBOXES_SQS (500)
+#   units         the units binary's JSON: capacity units (DynamoDB's rules, adapters::units), events and router
+#                 invocations of each step of a dialog, embedded store and moto; report.py prices them (run it
+#                 after cold-start, whose warm handler times it uses)
 #
 # Knobs: BENCH_COLD_RUNS (11), BENCH_MEMORY_RUNS (3), BENCH_STEADY_RUNS (5), BENCH_DURATION (12s),
 # BENCH_THREADS (2), BENCH_CONNECTIONS (32), BENCH_CUSTOMERS (1000); BENCH_FUNCTIONS (a comma-separated subset
@@ -41,7 +44,7 @@ target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
 results="$target_dir/bench"
 bins="$target_dir/release"
 READY_TIMEOUT_SECONDS=30
-ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost timer-drain mailbox-fanout)
+ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost timer-drain mailbox-fanout units)
 
 COLD_RUNS="${BENCH_COLD_RUNS:-11}"
 MEMORY_RUNS="${BENCH_MEMORY_RUNS:-3}"
@@ -314,6 +317,15 @@ mailbox_fanout() {
     mv "$results/mailbox-fanout.md.tmp" "$results/mailbox-fanout.md"
 }
 
+# ---- capacity units and cost (issue 16, goals 1 and 7) ----
+
+units() {
+    say "units: the steps of a dialog on the embedded store and on moto"
+    build_host_bins
+    infra/moto/with-moto.sh "$bins/units" --store embedded --store moto >"$results/units.json.tmp"
+    mv "$results/units.json.tmp" "$results/units.json"
+}
+
 # ---- main ----
 
 if [[ "${1:-}" == "--inside-moto" ]]; then
@@ -328,7 +340,7 @@ lambda_parts=()
 for part in "${parts[@]}"; do
     case "$part" in
         cold-start | roundtrips | memory) lambda_parts+=("$part") ;;
-        package-size | ingest | tick-cost | timer-drain | mailbox-fanout) ;;
+        package-size | ingest | tick-cost | timer-drain | mailbox-fanout | units) ;;
         *)
             echo "usage: $0 [all | ${ALL_PARTS[*]}]..." >&2
             exit 2
@@ -347,6 +359,10 @@ for part in "${parts[@]}"; do
     esac
 done
 if [[ ${#lambda_parts[@]} -gt 0 ]]; then run_lambda_parts "${lambda_parts[@]}"; fi
+# After the Lambda parts: its cost uses their warm handler times.
+for part in "${parts[@]}"; do
+    if [[ "$part" == units ]]; then units; fi
+done
 
 "$(python_bin)" "$bench/report.py" "$results" "$repo_root" >"$repo_root/BENCHMARKS.md.tmp"
 mv "$repo_root/BENCHMARKS.md.tmp" "$repo_root/BENCHMARKS.md"
