@@ -134,6 +134,21 @@ impl World {
             .expect("status set");
     }
 
+    /// Anna (online, room for 5) handles the channel; off hours a chatbot calling `bot`'s `/hook` has it.
+    async fn chatbot_off_hours(&mut self, bot: &MockServer, name: &str) -> (EmployeeId, ChatbotId) {
+        let anna = self.employee("Anna", EmployeeStatus::Online, 5).await;
+        let changes = ChatbotChanges {
+            name: Some(name.into()),
+            webhook_url: Some(format!("{}/hook", bot.uri())),
+            enabled: None,
+        };
+        let chatbot =
+            people::create_chatbot(&self.ctx, &self.admin, changes).await.expect("chatbot").chatbot.id;
+        self.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
+        self.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
+        (anna, chatbot)
+    }
+
     /// The customer's message in the dialog, stored as ingest stores it (without routing it).
     async fn customer_writes(&self, dialog: &DialogId, text: &str) {
         let message = Message::inbound(
@@ -649,16 +664,7 @@ async fn off_hours_the_chatbot_takes_the_dialog_until_it_hands_it_to_people() {
         .mount(&bot)
         .await;
     let mut world = world().await;
-    let anna = world.employee("Anna", EmployeeStatus::Online, 5).await;
-    let changes = ChatbotChanges {
-        name: Some("Night bot".into()),
-        webhook_url: Some(format!("{}/hook", bot.uri())),
-        enabled: None,
-    };
-    let chatbot =
-        people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").chatbot.id;
-    world.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
-    world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
+    let (anna, chatbot) = world.chatbot_off_hours(&bot, "Night bot").await;
 
     // Inside working hours (none set: always open) people have it.
     let ids = world.open_dialogs(1).await;
@@ -704,19 +710,10 @@ async fn a_chatbot_without_a_signing_secret_is_not_called_and_people_get_the_dia
         .mount(&bot)
         .await;
     let mut world = world().await;
-    let anna = world.employee("Anna", EmployeeStatus::Online, 5).await;
-    let changes = ChatbotChanges {
-        name: Some("Old bot".into()),
-        webhook_url: Some(format!("{}/hook", bot.uri())),
-        enabled: None,
-    };
-    let chatbot =
-        people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").chatbot.id;
+    let (anna, chatbot) = world.chatbot_off_hours(&bot, "Old bot").await;
     let name = crate::usecases::context::chatbot_secret_name(world.tenant(), &chatbot);
     assert!(world.ctx.secrets.get(&name).await.expect("read").is_some(), "kept on creation");
     world.ctx.secrets.delete(&name).await.expect("deleted");
-    world.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
-    world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
     closed_hours(&world).await;
     let ids = world.open_dialogs(1).await;
     world.customer_writes(&ids[0], "Hello?").await;
@@ -736,16 +733,7 @@ async fn a_chatbots_message_whose_event_was_lost_is_forwarded_by_the_sweep() {
     let bot = MockServer::start().await;
     Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&bot).await;
     let mut world = world().await;
-    let anna = world.employee("Anna", EmployeeStatus::Online, 5).await;
-    let changes = ChatbotChanges {
-        name: Some("Night bot".into()),
-        webhook_url: Some(format!("{}/hook", bot.uri())),
-        enabled: None,
-    };
-    let chatbot =
-        people::create_chatbot(&world.ctx, &world.admin, changes).await.expect("chatbot").chatbot.id;
-    world.channel.settings.off_hours = OffHours { chatbot_id: Some(chatbot.clone()), auto_replies: false };
-    world.handled_by(Handling::Employee { employee_id: anna.clone() }).await;
+    let (_, chatbot) = world.chatbot_off_hours(&bot, "Night bot").await;
     closed_hours(&world).await;
     let writes = |n: usize| crate::domain::InboundMessage {
         dedup_key: format!("m{n}"),
