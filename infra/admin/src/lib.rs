@@ -57,6 +57,21 @@ enum Command {
     /// Providers' webhooks
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// One-off migrations of stored data after an upgrade
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateCommand {
+    /// Flags the open-dialog pointer of every open dialog a chatbot has (data written before pointers
+    /// carried the flag, issue 16), so its customers' messages reach the router, and forwards what reached
+    /// those dialogs meanwhile. Prints {"chatbot_dialogs", "marked"}. Safe to run again.
+    ChatbotPointers {
+        /// Only this tenant's dialogs
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +225,10 @@ async fn run(cli: Cli) -> Result<Outcome, String> {
             let output = Value::Array(done.iter().map(platform::Reregistration::to_report).collect());
             Ok(Outcome { output, success })
         }
+        Checked::MarkChatbotPointers { tenant } => {
+            let done = platform::mark_chatbot_dialogs(&ctx, tenant.as_ref()).await.map_err(failed)?;
+            Ok(Outcome::ok(json!({"chatbot_dialogs": done.chatbot_dialogs, "marked": done.marked})))
+        }
     }
 }
 
@@ -229,6 +248,12 @@ async fn run_on(runner: &remote::Runner, command: Checked) -> Result<Outcome, St
                                            channel's secrets, which the HTTP API never answers): stop the \
                                            running omnichat-local and run it again"
             .into()),
+        Checked::MarkChatbotPointers { .. } => {
+            Err("migrate chatbot-pointers needs the data dir itself (no HTTP \
+                                                    route does it): stop the running omnichat-local and run \
+                                                    it again"
+                .into())
+        }
     }
 }
 
@@ -245,6 +270,7 @@ enum Checked {
     ListKeys { tenant: TenantId },
     RevokeKey { tenant: TenantId, key_id: String },
     Reregister { tenant: Option<TenantId> },
+    MarkChatbotPointers { tenant: Option<TenantId> },
 }
 
 impl Checked {
@@ -273,6 +299,9 @@ impl Checked {
             }
             Command::Webhooks(WebhooksCommand::Reregister { tenant }) => {
                 Checked::Reregister { tenant: tenant.as_deref().map(tenant_id).transpose()? }
+            }
+            Command::Migrate(MigrateCommand::ChatbotPointers { tenant }) => {
+                Checked::MarkChatbotPointers { tenant: tenant.as_deref().map(tenant_id).transpose()? }
             }
         })
     }

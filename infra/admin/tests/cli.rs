@@ -125,7 +125,7 @@ async fn bad_input_is_refused_with_a_message_and_changes_nothing() {
     data_dir_with_first_tenant(&data).await;
     let (name, value) = data_env(&data);
     let env = [(name.as_str(), value.as_str())];
-    let refusals: [Refusal<'_>; 7] = [
+    let refusals: [Refusal<'_>; 8] = [
         (&["tenants", "create"], &env, 2, "--name"),
         (&["tenants", "create", "--name", "  "], &env, 1, "name: 1 to 100 characters"),
         (&["tenants", "create", "--name", "A", "--feature", "sms"], &env, 2, "sms"),
@@ -137,6 +137,7 @@ async fn bad_input_is_refused_with_a_message_and_changes_nothing() {
         ),
         (&["keys", "list", "--tenant", "acme"], &env, 1, "--tenant \"acme\" is not a tenant id"),
         (&["webhooks", "reregister"], &env, 1, "PUBLIC_BASE_URL is not set"),
+        (&["migrate", "chatbot-pointers", "--tenant", "x"], &env, 1, "--tenant \"x\" is not a tenant id"),
         (&["--store", "aws", "tenants", "list"], &env, 1, "--store aws needs TABLE_NAME"),
     ];
     for (args, env, code, message) in refusals {
@@ -158,11 +159,15 @@ async fn bad_input_is_refused_with_a_message_and_changes_nothing() {
     let output = admin(&["tenants", "list"], &env);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output).as_array().map(Vec::len), Some(1), "{}", stdout(&output));
+    // The migration on a store with no chatbot dialog finds and changes nothing.
+    let output = admin(&["migrate", "chatbot-pointers"], &env);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), serde_json::json!({"chatbot_dialogs": 0, "marked": 0}));
 
     let help = admin(&["--help"], &[]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for listed in ["tenants", "keys", "webhooks", "--store", "TABLE_NAME", "OMNICHAT_DATA_DIR"] {
+    for listed in ["tenants", "keys", "webhooks", "migrate", "--store", "TABLE_NAME", "OMNICHAT_DATA_DIR"] {
         assert!(text.contains(listed), "--help names {listed}: {text}");
     }
 }

@@ -129,16 +129,27 @@ pub struct OpenDialog {
 /// Routing gave the dialog to a chatbot (`held`) or took it from one: the pointer says so, in the same
 /// transaction, on condition it still names the dialog.
 pub fn chatbot_holds_write(dialog: &Dialog, held: bool) -> Write {
+    chatbot_flag_write(dialog, held, names_dialog(dialog))
+}
+
+/// The flag added to a pointer of the previous layout whose dialog a chatbot has (`platform`'s migration):
+/// only where it is missing, so a flagged pointer is not rewritten.
+pub fn chatbot_flag_missing_write(dialog: &Dialog) -> Write {
+    let condition = Condition::All(vec![names_dialog(dialog), Condition::Lacks("chatbot".into())]);
+    chatbot_flag_write(dialog, true, condition)
+}
+
+fn names_dialog(dialog: &Dialog) -> Condition {
+    Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string()))
+}
+
+fn chatbot_flag_write(dialog: &Dialog, held: bool, condition: Condition) -> Write {
     let (set, remove) = match held {
         true => (Item::from_iter([("chatbot".to_owned(), Value::Bool(true))]), Vec::new()),
         false => (Item::new(), vec!["chatbot".to_owned()]),
     };
-    Write::Update {
-        key: keys::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
-        set,
-        remove,
-        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
-    }
+    let key = keys::open_dialog_key(&dialog.channel_id, &dialog.customer.id);
+    Write::Update { key, set, remove, condition }
 }
 
 /// What a forward marker holds: the dialog, and the latest message it stands for.
@@ -196,7 +207,7 @@ pub fn replied_write(dialog: &Dialog) -> Write {
         key: keys::open_dialog_key(&dialog.channel_id, &dialog.customer.id),
         set,
         remove: Vec::new(),
-        condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
+        condition: names_dialog(dialog),
     }
 }
 
@@ -207,7 +218,7 @@ pub fn release_writes(dialog: &Dialog) -> Vec<Write> {
     match (&dialog.assignee_id, dialog.slot) {
         (Some(employee), Some(slot)) => vec![Write::Delete {
             key: keys::slot_key(&dialog.tenant_id, employee, slot),
-            condition: Condition::Equals("dialog_id".into(), Value::String(dialog.id.to_string())),
+            condition: names_dialog(dialog),
         }],
         _ => Vec::new(),
     }

@@ -1,16 +1,17 @@
 //! The platform operator's work above any one tenant: the first tenant and the operator key of a new AWS
-//! stack (its custom resource runs this), and pointing every channel's webhook at a new public URL.
+//! stack (its custom resource runs this), pointing every channel's webhook at a new public URL, and the
+//! one-off migrations of stored data.
 
 use serde_json::{Value, json};
 
-use crate::domain::{Channel, ChannelId, Provider, TenantId};
+use crate::domain::{Channel, ChannelId, Dialog, DialogStatus, Provider, TenantId};
 use crate::error::{Error, Result};
-use crate::ports::store::{Condition, Write};
+use crate::ports::store::{Condition, Index, StoreError, Write};
 use crate::repo;
 use crate::secret::Secret;
 use crate::usecases::auth::{self, OPERATOR_KEY_SECRET, Principal, Role};
 use crate::usecases::tenants::FIRST_ADMIN_KEY_SECRET;
-use crate::usecases::{Context, channels, tenants};
+use crate::usecases::{Context, channels, routing, tenants};
 
 /// What provisioning found or made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,4 +244,50 @@ async fn save_webhook_url(ctx: &Context, channel: &Channel, url: String) -> Resu
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// What [`mark_chatbot_dialogs`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChatbotMarking {
+    /// Open dialogs a chatbot has, seen.
+    pub chatbot_dialogs: usize,
+    /// Of those, pointers that got the flag now (the rest had it, or the dialog closed meanwhile).
+    pub marked: usize,
+}
+
+/// One-off after upgrading to open-dialog pointers that carry the chatbot flag (issue 16; data written
+/// before has no flag, so ingest would not mark those dialogs' messages for the router): flags the pointer
+/// of every open dialog a chatbot has, of one tenant or of all, then forwards to the chatbot what reached
+/// the dialog meanwhile. Safe to run again: a flagged pointer is left alone and forwarding is at most once
+/// per message. `omnichat-admin migrate chatbot-pointers` runs it.
+pub async fn mark_chatbot_dialogs(ctx: &Context, only: Option<&TenantId>) -> Result<ChatbotMarking> {
+    let tenant_ids = match only {
+        Some(tenant) => vec![tenants::get_tenant(ctx, tenant).await?.id],
+        None => all_tenants(ctx).await?,
+    };
+    let mut done = ChatbotMarking::default();
+    for tenant_id in tenant_ids {
+        let mut page = None;
+        for _ in 0..MAX_PAGES {
+            let index = repo::dialogs_with_status(&tenant_id, DialogStatus::Open.as_str());
+            let (dialogs, next): (Vec<Dialog>, _) =
+                repo::list_index(ctx.store.as_ref(), Index::Gsi2, index, PAGE, page).await?;
+            for dialog in dialogs.iter().filter(|d| d.chatbot_id.is_some() && !d.is_closed()) {
+                done.chatbot_dialogs += 1;
+                match ctx.store.transact(vec![repo::chatbot_flag_missing_write(dialog)]).await {
+                    Ok(()) => {
+                        done.marked += 1;
+                        routing::serve_chatbot(ctx, &dialog.id).await?;
+                    }
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+            page = next;
+            if page.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(done)
 }

@@ -805,3 +805,37 @@ async fn a_chatbots_message_whose_event_was_lost_is_forwarded_by_the_sweep() {
     assert!(marker(dialog.clone()).await.is_none());
     assert_eq!(forwarded().await, 3);
 }
+
+/// The one-off migration of issue 16: a chatbot's dialog whose pointer was written before pointers carried
+/// the chatbot flag gets it (and what reached the dialog meanwhile is forwarded); run again, it changes
+/// nothing.
+#[tokio::test]
+async fn the_migration_flags_the_pointers_of_chatbots_dialogs_written_before_the_flag() {
+    let bot = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/hook")).respond_with(ResponseTemplate::new(204)).mount(&bot).await;
+    let mut world = world().await;
+    let (_, chatbot) = world.chatbot_off_hours(&bot, "Night bot").await;
+    closed_hours(&world).await;
+    let ids = world.open_dialogs(2).await;
+    world.customer_writes(&ids[0], "Are you open?").await;
+    assert_eq!(route_dialog(&world.ctx, &ids[0]).await.expect("routed"), Routed::Chatbot(chatbot.clone()));
+    assert_eq!(bot.received_requests().await.expect("recorded").len(), 1);
+    // The previous layout: no flag. A message stored then is not forwarded by anything.
+    let dialog = world.dialog(&ids[0]).await;
+    let unflag = repo::chatbot_holds_write(&dialog, false);
+    world.ctx.store.transact(vec![unflag]).await.expect("the previous layout");
+    world.customer_writes(&ids[0], "Hello?").await;
+
+    let tenant = world.tenant().clone();
+    let marking =
+        crate::usecases::platform::mark_chatbot_dialogs(&world.ctx, Some(&tenant)).await.expect("run");
+    assert_eq!(marking, crate::usecases::platform::ChatbotMarking { chatbot_dialogs: 1, marked: 1 });
+    let pointer =
+        repo::load_pointer(world.ctx.store.as_ref(), &dialog).await.expect("read").expect("pointer");
+    assert!(pointer.chatbot);
+    assert_eq!(bot.received_requests().await.expect("recorded").len(), 2, "the waiting message forwarded");
+
+    let again = crate::usecases::platform::mark_chatbot_dialogs(&world.ctx, None).await.expect("run");
+    assert_eq!(again, crate::usecases::platform::ChatbotMarking { chatbot_dialogs: 1, marked: 0 });
+    assert_eq!(bot.received_requests().await.expect("recorded").len(), 2);
+}
