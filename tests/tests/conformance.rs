@@ -1106,7 +1106,8 @@ conformance!(
     ]
 );
 
-/// Secrets Manager only: the e-mail poller's role (no `CreateSecret`) saving a rotated refresh token.
+/// Secrets Manager only: the e-mail poller's and the senders' role (no `CreateSecret`) saving a rotated
+/// refresh token.
 mod secret_rotation_aws {
     use super::*;
 
@@ -1120,6 +1121,12 @@ mod secret_rotation_aws {
     async fn the_pollers_rotated_refresh_token_lands_as_a_new_version() {
         let Some(config) = moto().await else { return };
         secret_rotation::the_pollers_rotated_refresh_token_lands_as_a_new_version(config).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_senders_renewed_avito_tokens_land_as_a_new_version() {
+        let Some(config) = moto().await else { return };
+        secret_rotation::a_senders_renewed_avito_tokens_land_as_a_new_version(config).await;
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod e2e_avito;
+mod e2e_avito_oauth;
 mod e2e_channels;
 mod e2e_email;
 mod e2e_people;

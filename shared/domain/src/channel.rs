@@ -100,6 +100,10 @@ pub enum ChannelStatus {
     Displaced,
     /// Disconnected by the admin: neither receives nor sends.
     Disconnected,
+    /// Connected by consent (OAuth), and the provider refused to renew its tokens (the consent was
+    /// withdrawn or expired): it neither receives nor sends until the admin authorizes the account again,
+    /// which connects a new channel that displaces this one.
+    ReauthorizationRequired,
 }
 
 /// The provider account behind a channel, as the provider names it.

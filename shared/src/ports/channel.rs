@@ -78,6 +78,23 @@ pub trait ChannelProvider: Send + Sync {
     /// Sends one message to a customer.
     async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError>;
 
+    /// Whether the credentials hold an access token that is to be renewed (with their refresh token)
+    /// before it is used at `now`: it expires within a safety margin. False for credentials without one.
+    fn renewal_due(&self, _secrets: &ChannelSecrets, _now: jiff::Timestamp) -> bool {
+        false
+    }
+
+    /// Renews the access token with the refresh token (`grant_type=refresh_token`): the credentials to
+    /// keep at once (the new access token, its expiry from `now` and the rotated refresh token), or `None` for
+    /// credentials that renew nothing. A refresh token the provider refuses is `InvalidCredentials`.
+    async fn renew_tokens(
+        &self,
+        _secrets: &ChannelSecrets,
+        _now: jiff::Timestamp,
+    ) -> Result<Option<ChannelSecrets>, ProviderError> {
+        Ok(None)
+    }
+
     /// Whether the provider drops a repeated send with the same `Outgoing::idempotency_key` (VK
     /// `random_id`, edna `requestId`). Where it does not, a send whose outcome is unknown (the sender died
     /// mid-call) is marked failed rather than repeated: at most once beats twice.

@@ -1,5 +1,5 @@
 //! The outbound capabilities a process has: a channel module per provider, the chatbot webhook caller, and
-//! the two capabilities only one provider has (reading mailboxes, VK's OAuth connect flow). Built once per
+//! the capabilities only one provider has (reading mailboxes, VK's and Avito's OAuth connect flows). Built once per
 //! process by `providers` (the adapters' side), read by the use cases through `Context::providers`.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::ports::channel::ChannelProvider;
 use crate::ports::chatbot::ChatbotWebhook;
 use crate::ports::mailbox::Mailboxes;
-use crate::ports::oauth::VkOAuth;
+use crate::ports::oauth::{AvitoOAuth, VkOAuth};
 
 #[derive(Clone)]
 pub struct Providers {
@@ -18,6 +18,7 @@ pub struct Providers {
     chatbots: Arc<dyn ChatbotWebhook>,
     mailboxes: Option<Arc<dyn Mailboxes>>,
     vk_oauth: Option<Arc<dyn VkOAuth>>,
+    avito_oauth: Option<Arc<dyn AvitoOAuth>>,
 }
 
 impl std::fmt::Debug for Providers {
@@ -26,6 +27,7 @@ impl std::fmt::Debug for Providers {
             .field("modules", &self.modules.keys().collect::<Vec<_>>())
             .field("mailboxes", &self.mailboxes.is_some())
             .field("vk_oauth", &self.vk_oauth.is_some())
+            .field("avito_oauth", &self.avito_oauth.is_some())
             .finish()
     }
 }
@@ -33,7 +35,7 @@ impl std::fmt::Debug for Providers {
 impl Providers {
     /// No channel module yet; chatbot webhooks called through `chatbots`.
     pub fn new(chatbots: Arc<dyn ChatbotWebhook>) -> Self {
-        Self { modules: HashMap::new(), chatbots, mailboxes: None, vk_oauth: None }
+        Self { modules: HashMap::new(), chatbots, mailboxes: None, vk_oauth: None, avito_oauth: None }
     }
 
     pub fn with(mut self, provider: Provider, module: Arc<dyn ChannelProvider>) -> Self {
@@ -53,6 +55,11 @@ impl Providers {
 
     pub fn with_vk_oauth(mut self, vk_oauth: Arc<dyn VkOAuth>) -> Self {
         self.vk_oauth = Some(vk_oauth);
+        self
+    }
+
+    pub fn with_avito_oauth(mut self, avito_oauth: Arc<dyn AvitoOAuth>) -> Self {
+        self.avito_oauth = Some(avito_oauth);
         self
     }
 
@@ -82,6 +89,17 @@ impl Providers {
                 "provider_not_available",
                 "provider",
                 "VK OAuth is not available / VK OAuth недоступен",
+            )
+        })
+    }
+
+    /// Avito's consent flow, where this process offers it.
+    pub fn avito_oauth(&self) -> Result<&dyn AvitoOAuth> {
+        self.avito_oauth.as_deref().ok_or_else(|| {
+            Error::rule(
+                "provider_not_available",
+                "provider",
+                "Avito authorization is not available / авторизация Avito недоступна",
             )
         })
     }

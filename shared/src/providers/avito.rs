@@ -1,5 +1,7 @@
-//! Avito Messenger API: OAuth client credentials (tokens cached per client), the account, webhook
-//! subscription, inbound `message` events (verified by a secret URL segment), replies into existing chats.
+//! Avito Messenger API: two ways to connect (the account owner's consent to the platform's application,
+//! OAuth authorization code, whose access and refresh tokens the channel keeps; or the account's own
+//! client credentials, whose tokens are cached per client), the account, webhook subscription, inbound
+//! `message` events (verified by a secret URL segment), replies into existing chats.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -20,9 +22,20 @@ use super::{
 };
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::oauth::AvitoOAuth;
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE: &str = "https://api.avito.ru";
+/// Where Avito's consent page lives (`AVITO_OAUTH_BASE` replaces it: a fake in tests).
+pub const DEFAULT_OAUTH_BASE: &str = "https://avito.ru";
+/// What a messenger channel asks the account owner for: read and write messages, read the account.
+pub const SCOPES: &str = "messenger:read,messenger:write,user:read";
+
+/// A consent connection's credentials: the tokens of the platform's application for the account, and
+/// when the access token expires (Unix seconds).
+pub const ACCESS_TOKEN: &str = "access_token";
+pub const REFRESH_TOKEN: &str = "refresh_token";
+pub const ACCESS_EXPIRES_AT: &str = "access_expires_at";
 
 /// The admin's credentials, and the account id found at connect time (every messenger path needs it).
 pub const CLIENT_ID: &str = "client_id";
@@ -37,6 +50,8 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 const INVALID_CLIENT: &str =
     "Avito did not accept this client_id and client_secret / Avito не принял client_id и client_secret";
+const NO_APP: &str = "the platform's Avito application is not configured (AVITO_CLIENT_ID, AVITO_CLIENT_SECRET) \
+     / приложение Avito платформы не настроено";
 
 // --- verification and parsing ---
 
@@ -218,30 +233,157 @@ struct CachedToken {
     renew_at: Instant,
 }
 
-/// Calls the Avito API. Access tokens are cached in memory per (client id, secret digest) until shortly
-/// before they expire, and renewed on a 401; a process that starts cold fetches one on first use.
+/// The platform's Avito application: what the consent flow exchanges codes and refresh tokens with.
+#[derive(Clone)]
+struct App {
+    client_id: Secret,
+    client_secret: Secret,
+}
+
+/// How a call is authorized: a consent connection's access token (renewed by the use cases, which keep
+/// the rotated refresh token), or the account's client credentials (tokens fetched and cached here).
+enum Auth<'a> {
+    Bearer(&'a Secret),
+    Client { id: &'a Secret, secret: &'a Secret },
+}
+
+impl<'a> Auth<'a> {
+    fn of(secrets: &'a ChannelSecrets) -> Result<Self, ProviderError> {
+        if let Some(token) = secrets.get(ACCESS_TOKEN).filter(|t| !t.expose().is_empty()) {
+            return Ok(Auth::Bearer(token));
+        }
+        match (secrets.get(CLIENT_ID), secrets.get(CLIENT_SECRET)) {
+            (Some(id), Some(secret)) => Ok(Auth::Client { id, secret }),
+            _ => Err(ProviderError::InvalidCredentials("the channel has no Avito credentials".into())),
+        }
+    }
+}
+
+/// What Avito's token endpoint granted.
+struct Grant {
+    access_token: Secret,
+    refresh_token: Option<Secret>,
+    lifetime: Duration,
+}
+
+/// Calls the Avito API. Client-credentials tokens are cached in memory per (client id, secret digest)
+/// until shortly before they expire, and renewed on a 401; a process that starts cold fetches one on
+/// first use. Consent connections carry their tokens in the channel's credentials.
 #[derive(Clone)]
 pub struct AvitoClient {
     http: reqwest::Client,
     base: String,
+    oauth_base: String,
+    app: Option<App>,
     tokens: Arc<Mutex<HashMap<String, CachedToken>>>,
 }
 
 impl std::fmt::Debug for AvitoClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AvitoClient").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("AvitoClient")
+            .field("base", &self.base)
+            .field("oauth_base", &self.oauth_base)
+            .field("app", &self.app.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl AvitoClient {
     pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
-        Self { http, base: base.into().trim_end_matches('/').to_owned(), tokens: Arc::default() }
+        Self {
+            http,
+            base: base.into().trim_end_matches('/').to_owned(),
+            oauth_base: DEFAULT_OAUTH_BASE.to_owned(),
+            app: None,
+            tokens: Arc::default(),
+        }
     }
 
-    /// `AVITO_API_BASE` points the client at a fake (local runner, tests).
+    /// `AVITO_API_BASE` points the client at a fake (local runner, tests), `AVITO_OAUTH_BASE` the consent
+    /// page; `AVITO_CLIENT_ID` and `AVITO_CLIENT_SECRET` are the platform's application (without them the
+    /// consent flow answers 422 and client credentials still work).
     pub fn from_env(http: reqwest::Client) -> Self {
         let base = super::base_url_from_env("AVITO_API_BASE", DEFAULT_API_BASE);
-        Self::new(http, base)
+        let oauth_base = super::base_url_from_env("AVITO_OAUTH_BASE", DEFAULT_OAUTH_BASE);
+        let client = Self::new(http, base).with_oauth_base(oauth_base);
+        let variable =
+            |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        match (variable("AVITO_CLIENT_ID"), variable("AVITO_CLIENT_SECRET")) {
+            (Some(id), Some(secret)) => client.with_app(Secret::new(id), Secret::new(secret)),
+            _ => client,
+        }
+    }
+
+    /// The consent page's base URL.
+    pub fn with_oauth_base(mut self, base: impl Into<String>) -> Self {
+        self.oauth_base = base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The platform's Avito application, for the consent flow.
+    pub fn with_app(mut self, client_id: Secret, client_secret: Secret) -> Self {
+        self.app = Some(App { client_id, client_secret });
+        self
+    }
+
+    fn app(&self) -> Result<&App, ProviderError> {
+        self.app.as_ref().ok_or_else(|| ProviderError::Rejected(NO_APP.into()))
+    }
+
+    /// One grant at `/token` for the platform's application (`authorization_code` or `refresh_token`).
+    /// A refused code or refresh token is `InvalidCredentials` with Avito's reason.
+    async fn grant(&self, form: &[(&str, &str)], hidden: &[&Secret]) -> Result<Grant, ProviderError> {
+        let app = self.app()?;
+        let url = self.endpoint(&["token"])?;
+        let mut body: Vec<(&str, &str)> =
+            vec![("client_id", app.client_id.expose()), ("client_secret", app.client_secret.expose())];
+        body.extend_from_slice(form);
+        let response = self.http.post(url).form(&body).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after_header(response.headers());
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        let mut secrets = vec![&app.client_id, &app.client_secret];
+        secrets.extend_from_slice(hidden);
+        if status.is_success() || status.as_u16() == 429 || status.is_server_error() {
+            let answer: TokenAnswer = interpret(status, retry_after, &bytes, Purpose::Operation, &secrets)?;
+            if let Some(token) = answer.access_token.filter(|t| !t.is_empty()) {
+                return Ok(Grant {
+                    access_token: Secret::new(token),
+                    refresh_token: answer.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
+                    lifetime: answer.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs),
+                });
+            }
+        }
+        // A 4xx, or (as Avito has answered) a 200 with an `error` and no token: refused.
+        let found = first_string_at(&bytes, &["/error_description", "/error/message", "/message", "/error"]);
+        Err(ProviderError::InvalidCredentials(failure_description(status.as_u16(), found, &secrets)))
+    }
+
+    /// The consent page for the platform's application.
+    pub fn consent_url(&self, redirect_uri: &str, state: &str) -> Result<String, ProviderError> {
+        let app = self.app()?;
+        let mut url = Url::parse(&format!("{}/oauth", self.oauth_base))
+            .map_err(|_| ProviderError::Unavailable("AVITO_OAUTH_BASE is not a URL".into()))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", app.client_id.expose())
+            .append_pair("scope", SCOPES)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state);
+        Ok(url.into())
+    }
+
+    /// The credentials of a consent connection after a grant: the new tokens beside what else it keeps.
+    fn with_grant(secrets: ChannelSecrets, grant: Grant, now: Timestamp) -> ChannelSecrets {
+        let lifetime = i64::try_from(grant.lifetime.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires_at = now.as_second().saturating_add(lifetime);
+        let secrets = secrets
+            .with(ACCESS_TOKEN, grant.access_token)
+            .with(ACCESS_EXPIRES_AT, Secret::new(expires_at.to_string()));
+        match grant.refresh_token {
+            Some(refresh) => secrets.with(REFRESH_TOKEN, refresh),
+            None => secrets,
+        }
     }
 
     /// A fresh token from `/token` (client credentials), cached for later calls. A refused pair is
@@ -305,79 +447,50 @@ impl AvitoClient {
     }
 
     /// Subscribes `url` to the account's messenger events (webhook v3).
-    pub async fn subscribe(
-        &self,
-        client_id: &Secret,
-        client_secret: &Secret,
-        url: &str,
-    ) -> Result<(), ProviderError> {
+    async fn subscribe(&self, auth: &Auth<'_>, url: &str) -> Result<(), ProviderError> {
         let endpoint = self.endpoint(&["messenger", "v3", "webhook"])?;
-        self.authorized::<Value>(
-            client_id,
-            client_secret,
-            Method::POST,
-            endpoint,
-            Some(&json!({ "url": url })),
-        )
-        .await
-        .map(drop)
+        self.authorized::<Value>(auth, Method::POST, endpoint, Some(&json!({ "url": url }))).await.map(drop)
     }
 
     /// Unsubscribes every subscription whose URL contains `needle` (the channel's webhook secret: the URL
     /// itself is not known when disconnecting). Answers how many.
-    pub async fn unsubscribe_matching(
-        &self,
-        client_id: &Secret,
-        client_secret: &Secret,
-        needle: &str,
-    ) -> Result<usize, ProviderError> {
+    async fn unsubscribe_matching(&self, auth: &Auth<'_>, needle: &str) -> Result<usize, ProviderError> {
         if needle.is_empty() {
             return Ok(0);
         }
         let list_url = self.endpoint(&["messenger", "v1", "subscriptions"])?;
-        let list: Subscriptions =
-            self.authorized(client_id, client_secret, Method::POST, list_url, Some(&json!({}))).await?;
+        let list: Subscriptions = self.authorized(auth, Method::POST, list_url, Some(&json!({}))).await?;
         let doomed: Vec<String> =
             list.subscriptions.into_iter().map(|s| s.url).filter(|u| u.contains(needle)).collect();
         for url in &doomed {
             let endpoint = self.endpoint(&["messenger", "v1", "webhook", "unsubscribe"])?;
-            self.authorized::<Value>(
-                client_id,
-                client_secret,
-                Method::POST,
-                endpoint,
-                Some(&json!({ "url": url })),
-            )
-            .await?;
+            self.authorized::<Value>(auth, Method::POST, endpoint, Some(&json!({ "url": url }))).await?;
         }
         Ok(doomed.len())
     }
 
     /// Replies in an existing chat (Avito has no buttons: quick replies become numbered options).
-    pub async fn send_text(
-        &self,
-        client_id: &Secret,
-        client_secret: &Secret,
-        user_id: &str,
-        out: &Outgoing,
-    ) -> Result<Sent, ProviderError> {
+    async fn send_text(&self, auth: &Auth<'_>, user_id: &str, out: &Outgoing) -> Result<Sent, ProviderError> {
         let url =
             self.endpoint(&["messenger", "v1", "accounts", user_id, "chats", &out.customer_id, "messages"])?;
         let body = json!({"message": {"text": text_with_options(&out.text, &out.buttons)}, "type": "text"});
-        let sent: SentMessage =
-            self.authorized(client_id, client_secret, Method::POST, url, Some(&body)).await?;
+        let sent: SentMessage = self.authorized(auth, Method::POST, url, Some(&body)).await?;
         Ok(Sent { provider_message_id: sent.id })
     }
 
-    /// A call with the client's cached token; on a 401 the token is renewed once and the call repeated.
+    /// A call with the channel's access token (a 401 is `InvalidCredentials`: the use case renews it), or
+    /// with the client's cached token, renewed once here on a 401 and the call repeated.
     async fn authorized<T: DeserializeOwned>(
         &self,
-        client_id: &Secret,
-        client_secret: &Secret,
+        auth: &Auth<'_>,
         method: Method,
         url: Url,
         body: Option<&Value>,
     ) -> Result<T, ProviderError> {
+        let (client_id, client_secret) = match auth {
+            Auth::Bearer(token) => return self.bearer_call(method, url, token, body).await,
+            Auth::Client { id, secret } => (*id, *secret),
+        };
         let token = self.token(client_id, client_secret).await?;
         match self.bearer_call(method.clone(), url.clone(), &token, body).await {
             Err(ProviderError::InvalidCredentials(_)) => {
@@ -429,6 +542,8 @@ fn cache_key(client_id: &Secret, client_secret: &Secret) -> String {
 struct TokenAnswer {
     access_token: Option<String>,
     expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -543,15 +658,14 @@ impl ChannelProvider for AvitoClient {
     }
 
     async fn register_webhook(&self, secrets: &ChannelSecrets, url: &str) -> AppResult<()> {
-        Ok(self.subscribe(secrets.require(CLIENT_ID)?, secrets.require(CLIENT_SECRET)?, url).await?)
+        Ok(self.subscribe(&Auth::of(secrets)?, url).await?)
     }
 
     async fn remove_webhook(&self, secrets: &ChannelSecrets) -> AppResult<()> {
         let Some(secret) = secrets.get(ChannelSecrets::WEBHOOK_SECRET) else {
             return Ok(());
         };
-        let (client_id, client_secret) = (secrets.require(CLIENT_ID)?, secrets.require(CLIENT_SECRET)?);
-        self.unsubscribe_matching(client_id, client_secret, secret.expose()).await?;
+        self.unsubscribe_matching(&Auth::of(secrets)?, secret.expose()).await?;
         Ok(())
     }
 
@@ -567,10 +681,79 @@ impl ChannelProvider for AvitoClient {
 
     async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError> {
         let missing = || ProviderError::InvalidCredentials("the channel has no Avito credentials".into());
-        let client_id = secrets.get(CLIENT_ID).ok_or_else(missing)?;
-        let client_secret = secrets.get(CLIENT_SECRET).ok_or_else(missing)?;
         let user_id = secrets.get(USER_ID).ok_or_else(missing)?;
-        self.send_text(client_id, client_secret, user_id.expose(), out).await
+        self.send_text(&Auth::of(secrets)?, user_id.expose(), out).await
+    }
+
+    /// A consent connection's access token is renewed a minute before it expires; one whose expiry is
+    /// unreadable is renewed at once.
+    fn renewal_due(&self, secrets: &ChannelSecrets, now: Timestamp) -> bool {
+        if secrets.get(REFRESH_TOKEN).is_none() {
+            return false;
+        }
+        let margin = i64::try_from(TOKEN_MARGIN.as_secs()).unwrap_or(60);
+        match secrets.get(ACCESS_EXPIRES_AT).and_then(|at| at.expose().parse::<i64>().ok()) {
+            Some(expires_at) => now.as_second().saturating_add(margin) >= expires_at,
+            None => true,
+        }
+    }
+
+    async fn renew_tokens(
+        &self,
+        secrets: &ChannelSecrets,
+        now: Timestamp,
+    ) -> Result<Option<ChannelSecrets>, ProviderError> {
+        let Some(refresh) = secrets.get(REFRESH_TOKEN).filter(|t| !t.expose().is_empty()) else {
+            return Ok(None);
+        };
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.expose())];
+        let grant = self.grant(&form, &[refresh]).await.map_err(|error| match error {
+            ProviderError::InvalidCredentials(reason) => ProviderError::InvalidCredentials(format!(
+                "Avito refused to renew the channel's authorization ({reason}); authorize the account again \
+                 / Avito не продлил авторизацию: авторизуйтесь заново"
+            )),
+            other => other,
+        })?;
+        Ok(Some(Self::with_grant(secrets.clone(), grant, now)))
+    }
+}
+
+#[async_trait]
+impl AvitoOAuth for AvitoClient {
+    fn authorize_url(&self, redirect_uri: &str, state: &str) -> AppResult<String> {
+        self.consent_url(redirect_uri, state).map_err(|error| match error {
+            ProviderError::Rejected(reason) => Error::rule("provider_not_available", "provider", reason),
+            other => other.into(),
+        })
+    }
+
+    async fn connect_with_code(
+        &self,
+        code: &Secret,
+        redirect_uri: &str,
+        now: Timestamp,
+    ) -> Result<Connection, ProviderError> {
+        let form =
+            [("grant_type", "authorization_code"), ("code", code.expose()), ("redirect_uri", redirect_uri)];
+        let grant = self.grant(&form, &[code]).await.map_err(|error| match error {
+            ProviderError::InvalidCredentials(reason) => ProviderError::Rejected(reason),
+            other => other,
+        })?;
+        if grant.refresh_token.is_none() {
+            return Err(ProviderError::Unavailable("Avito granted no refresh token".into()));
+        }
+        let account = self.account(&grant.access_token).await.map_err(|error| match error {
+            ProviderError::InvalidCredentials(_) => {
+                ProviderError::Rejected("Avito did not accept the token it granted for this code".into())
+            }
+            other => other,
+        })?;
+        let id = account.id.to_string();
+        let name = account.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| id.clone());
+        let secrets = ChannelSecrets::default().with(USER_ID, Secret::new(id.clone()));
+        let secrets = Self::with_grant(secrets, grant, now);
+        let masked = BTreeMap::from([("authorization".to_owned(), "oauth".to_owned())]);
+        Ok(Connection { account: Account { id, name }, secrets, masked })
     }
 }
 
@@ -996,5 +1179,170 @@ mod tests {
             let parsed = parse_event(event(id, chat).as_bytes(), None);
             assert!(matches!(parsed, Err(WebhookError::Malformed { .. })), "{id:?} {chat:?}: {parsed:?}");
         }
+    }
+
+    // --- the consent flow (authorization code) against a fake token endpoint ---
+
+    const APP_ID: &str = "platform-app-id-0123";
+    const APP_SECRET: &str = "platform-app-secret-0123456789";
+    const REDIRECT: &str = "https://admin.example.test/avito/callback";
+
+    fn app_client(server: &MockServer) -> AvitoClient {
+        AvitoClient::new(reqwest::Client::new(), server.uri())
+            .with_oauth_base("http://127.0.0.1:9/fake-avito")
+            .with_app(Secret::new(APP_ID), Secret::new(APP_SECRET))
+    }
+
+    #[tokio::test]
+    async fn the_consent_url_names_the_app_the_scopes_the_callback_and_the_state() {
+        let server = MockServer::start().await;
+        let url = Url::parse(&app_client(&server).consent_url(REDIRECT, "state-123").unwrap()).unwrap();
+        assert_eq!(url.path(), "/fake-avito/oauth");
+        let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(
+            query,
+            BTreeMap::from([
+                ("response_type".to_owned(), "code".to_owned()),
+                ("client_id".to_owned(), APP_ID.to_owned()),
+                ("scope".to_owned(), "messenger:read,messenger:write,user:read".to_owned()),
+                ("redirect_uri".to_owned(), REDIRECT.to_owned()),
+                ("state".to_owned(), "state-123".to_owned()),
+            ])
+        );
+        let without_app = AvitoClient::new(reqwest::Client::new(), server.uri());
+        assert!(matches!(without_app.consent_url(REDIRECT, "s"), Err(ProviderError::Rejected(_))));
+        let refused = AvitoOAuth::authorize_url(&without_app, REDIRECT, "s").unwrap_err();
+        assert!(rule_text(&refused).contains("provider_not_available"));
+    }
+
+    #[tokio::test]
+    async fn a_code_is_exchanged_for_tokens_kept_as_secrets_and_the_account_named() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=authorization_code"))
+            .and(body_string_contains(format!("client_id={APP_ID}")))
+            .and(body_string_contains(format!("client_secret={APP_SECRET}")))
+            .and(body_string_contains("code=good-code"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": "acc-1", "refresh_token": "ref-1", "expires_in": 86400, "token_type": "Bearer"})))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+                "error": "invalid_grant", "error_description": "code is expired"})))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/core/v1/accounts/self"))
+            .and(header("authorization", "Bearer acc-1"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id": 375811020, "name": "Магазин"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = app_client(&server);
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let connection = client.connect_with_code(&Secret::new("good-code"), REDIRECT, now).await.unwrap();
+        assert_eq!(connection.account, Account { id: "375811020".into(), name: "Магазин".into() });
+        let secrets = &connection.secrets;
+        assert_eq!(secrets.get(ACCESS_TOKEN).map(Secret::expose), Some("acc-1"));
+        assert_eq!(secrets.get(REFRESH_TOKEN).map(Secret::expose), Some("ref-1"));
+        assert_eq!(secrets.get(ACCESS_EXPIRES_AT).map(Secret::expose), Some("1800086400"));
+        assert_eq!(secrets.get(USER_ID).map(Secret::expose), Some("375811020"));
+        let shown = format!("{connection:?} {:?}", connection.masked);
+        assert!(
+            !shown.contains("acc-1") && !shown.contains("ref-1") && !shown.contains(APP_SECRET),
+            "{shown}"
+        );
+        let form = String::from_utf8_lossy(&server.received_requests().await.unwrap()[0].body).into_owned();
+        assert!(form.contains("redirect_uri=https%3A%2F%2Fadmin.example.test%2Favito%2Fcallback"), "{form}");
+
+        let refused = client.connect_with_code(&Secret::new("stale-code"), REDIRECT, now).await.unwrap_err();
+        match refused {
+            ProviderError::Rejected(reason) => {
+                assert!(reason.contains("code is expired") && !reason.contains(APP_SECRET), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn consent_secrets(expires_at: i64) -> ChannelSecrets {
+        ChannelSecrets::default()
+            .with(ACCESS_TOKEN, Secret::new("acc-old"))
+            .with(REFRESH_TOKEN, Secret::new("ref-old"))
+            .with(ACCESS_EXPIRES_AT, Secret::new(expires_at.to_string()))
+            .with(USER_ID, Secret::new("375811020"))
+            .with(ChannelSecrets::WEBHOOK_SECRET, Secret::new(HOOK_SECRET))
+    }
+
+    #[tokio::test]
+    async fn a_refresh_rotates_both_tokens_and_a_refused_one_says_so() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains("grant_type=refresh_token"))
+            .and(body_string_contains("refresh_token=ref-old"))
+            .and(body_string_contains(format!("client_secret={APP_SECRET}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": "acc-new", "refresh_token": "ref-new", "expires_in": 3600})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
+            .mount(&server)
+            .await;
+        let client = app_client(&server);
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        // Due a minute before it expires, not earlier; client credentials never are.
+        assert!(!client.renewal_due(&consent_secrets(1_800_000_061), now));
+        assert!(client.renewal_due(&consent_secrets(1_800_000_060), now));
+        assert!(client.renewal_due(&consent_secrets(1_700_000_000), now));
+        assert!(!client.renewal_due(&channel_secrets(), now));
+        assert_eq!(
+            client.renew_tokens(&channel_secrets(), now).await.unwrap().map(|s| format!("{s:?}")),
+            None
+        );
+
+        let renewed = client.renew_tokens(&consent_secrets(1_700_000_000), now).await.unwrap().unwrap();
+        assert_eq!(renewed.get(ACCESS_TOKEN).map(Secret::expose), Some("acc-new"));
+        assert_eq!(renewed.get(REFRESH_TOKEN).map(Secret::expose), Some("ref-new"));
+        assert_eq!(renewed.get(ACCESS_EXPIRES_AT).map(Secret::expose), Some("1800003600"));
+        assert_eq!(renewed.get(ChannelSecrets::WEBHOOK_SECRET).map(Secret::expose), Some(HOOK_SECRET));
+
+        let spent = consent_secrets(1_700_000_000).with(REFRESH_TOKEN, Secret::new("ref-spent"));
+        match client.renew_tokens(&spent, now).await {
+            Err(ProviderError::InvalidCredentials(reason)) => {
+                assert!(
+                    reason.contains("authorize the account again") && !reason.contains("ref-spent"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{:?}", other.map(|s| s.map(|s| format!("{s:?}")))),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consent_channel_sends_with_its_access_token_and_reports_a_refused_one() {
+        let server = MockServer::start().await;
+        let messages = format!("/messenger/v1/accounts/375811020/chats/{CHAT}/messages");
+        Mock::given(method("POST"))
+            .and(path(messages.as_str()))
+            .and(header("authorization", "Bearer acc-old"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Unauthorized"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = app_client(&server);
+        let refused = client.send(&consent_secrets(1_900_000_000), &outgoing(&[])).await.unwrap_err();
+        assert!(matches!(refused, ProviderError::InvalidCredentials(_)), "{refused:?}");
+        // The client renews nothing by itself: no token call.
+        let token_calls =
+            server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
+        assert_eq!(token_calls, 0);
     }
 }

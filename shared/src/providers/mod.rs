@@ -53,7 +53,7 @@ impl Providers {
                 Arc::new(messagebird::MessageBirdClient::from_env(http.clone())),
             )
             .with(Provider::WhatsappInfobip, Arc::new(infobip::InfobipClient::from_env(http.clone())))
-            .with(Provider::Avito, Arc::new(avito::AvitoClient::from_env(http.clone())))
+            .with_avito(Arc::new(avito::AvitoClient::from_env(http.clone())))
             .with_email(Arc::new(email::EmailProvider::from_env(http.clone())))
     }
 
@@ -66,6 +66,11 @@ impl Providers {
     /// The VK module, as the VK channel and as the OAuth connect flow.
     pub fn with_vk(self, vk: Arc<vk::VkClient>) -> Self {
         self.with(Provider::Vk, vk.clone()).with_vk_oauth(vk)
+    }
+
+    /// The Avito module, as the Avito channel and as the consent (OAuth) connect flow.
+    pub fn with_avito(self, avito: Arc<avito::AvitoClient>) -> Self {
+        self.with(Provider::Avito, avito.clone()).with_avito_oauth(avito)
     }
 
     /// The e-mail module, as the e-mail channel and as the mailbox reader.

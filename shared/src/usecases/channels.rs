@@ -14,6 +14,7 @@ use crate::repo;
 use crate::secret::Secret;
 use crate::usecases::Context;
 use crate::usecases::auth::Principal;
+use crate::usecases::tokens::{self, Renewal};
 
 pub const MAX_NAME_CHARS: usize = 100;
 
@@ -69,6 +70,17 @@ async fn account_holders(
 }
 
 pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChannel) -> Result<Created> {
+    create_channel_with(ctx, principal, new, None).await
+}
+
+/// Where the connection comes from: the admin's credentials, checked by the provider module
+/// (`module.connect`), or a connection a consent flow already made (`usecases::avito_connect`).
+pub(crate) async fn create_channel_with(
+    ctx: &Context,
+    principal: &Principal,
+    new: NewChannel,
+    made: Option<crate::ports::channel::Connection>,
+) -> Result<Created> {
     principal.require_admin()?;
     let tenant = repo::get_tenant(ctx.store.as_ref(), &principal.tenant_id).await?;
     let name = valid_name(&new.name)?;
@@ -82,7 +94,10 @@ pub async fn create_channel(ctx: &Context, principal: &Principal, new: NewChanne
     check_settings_references(ctx, &tenant, new.provider, &new.settings).await?;
     let module = ctx.providers.get(new.provider)?;
     let id = ChannelId::generate();
-    let mut connection = module.connect(&new.credentials).await?;
+    let mut connection = match made {
+        Some(connection) => connection,
+        None => module.connect(&new.credentials).await?,
+    };
     connection.secrets = connection.secrets.with(ChannelSecrets::WEBHOOK_SECRET, Secret::generate(48));
     let webhook_url = module.webhook_url(&ctx.public_base_url, new.provider, &id, &connection.secrets);
     ctx.put_channel_secrets(&tenant.id, &id, &connection.secrets).await?;
@@ -197,7 +212,24 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
                 return Ok(Some(old.channel_id));
             }
             Err(crate::ports::StoreError::Conflict { failed }) if failed == [displace_at] => {
-                // The previous holder is no longer active (disconnected): take the claim without displacing.
+                // The previous holder is not active. One that awaits re-authorization is displaced all the
+                // same (this is its re-authorization); a disconnected one is left as it is.
+                if let Some(Write::Update { condition, .. }) = writes.get_mut(displace_at) {
+                    *condition = Condition::Equals(
+                        "status".into(),
+                        serde_json::to_value(ChannelStatus::ReauthorizationRequired).unwrap_or_default(),
+                    );
+                }
+                match ctx.store.transact(writes.clone()).await {
+                    Ok(()) => {
+                        let Some(old) = previous else { return Ok(None) };
+                        ctx.forget_channel(&old.channel_id);
+                        return Ok(old.held_by_tenant(&channel.tenant_id).then_some(old.channel_id));
+                    }
+                    Err(crate::ports::StoreError::Conflict { failed }) if failed == [displace_at] => {}
+                    Err(crate::ports::StoreError::Conflict { .. }) => continue,
+                    Err(other) => return Err(other.into()),
+                }
                 writes.truncate(displace_at);
                 match ctx.store.transact(writes).await {
                     Ok(()) => return Ok(None),
@@ -344,6 +376,11 @@ pub async fn update_channel(
         ctx.put_channel_secrets(&channel.tenant_id, &channel.id, &secrets).await?;
         channel.account = connection.account;
         channel.credentials_masked = connection.masked;
+        // Working credentials are what a channel awaiting re-authorization lacked (it still holds its
+        // account's claim: a displaced one is no longer in that status).
+        if channel.status == ChannelStatus::ReauthorizationRequired {
+            channel.status = ChannelStatus::Active;
+        }
     }
     channel.updated_at = ctx.clock.now().max(previous_update);
     let mut writes = vec![Write::Put {
@@ -393,6 +430,22 @@ pub async fn disconnect_channel(
         ctx.channel_secrets(&channel.tenant_id, &channel.id).await?.filter(|_| still_registered)
     {
         let module = ctx.providers.get(channel.provider)?;
+        // A consent connection's token may have expired since the last send: renewed first (best effort).
+        let secrets = if module.renewal_due(&secrets, ctx.clock.now()) {
+            match tokens::usable_secrets(ctx, &channel, module, secrets.clone(), Renewal::IfDue).await {
+                Ok(renewed) => renewed,
+                Err(error) => {
+                    tracing::warn!(%error, channel = %channel.id, "the token was not renewed to remove the webhook");
+                    // A refused renewal marked the channel: disconnect what the store now holds.
+                    if let Some(latest) = repo::load_channel(ctx.store.as_ref(), &channel.id).await? {
+                        channel.updated_at = latest.updated_at;
+                    }
+                    secrets
+                }
+            }
+        } else {
+            secrets
+        };
         if let Err(error) = module.remove_webhook(&secrets).await {
             // The channel stops receiving anyway: without credentials no request verifies.
             tracing::warn!(%error, channel = %channel.id, "the provider's webhook could not be removed");

@@ -37,6 +37,9 @@ pub struct Context {
     pub message_retention: repo::Retention,
     secret_cache: Mutex<HashMap<ChannelId, (Instant, ChannelSecrets)>>,
     channel_cache: Mutex<HashMap<ChannelId, (Instant, Channel)>>,
+    /// One lock per channel whose tokens this process renews: of concurrent sends, one renews and the
+    /// others use what it kept (`usecases::tokens`).
+    renewals: Mutex<HashMap<ChannelId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Context {
@@ -59,6 +62,7 @@ impl Context {
             message_retention: repo::Retention::FOREVER,
             secret_cache: Mutex::new(HashMap::new()),
             channel_cache: Mutex::new(HashMap::new()),
+            renewals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,6 +124,26 @@ impl Context {
         let secrets = ChannelSecrets::decode(&secret)?;
         self.cache().insert(channel.clone(), (Instant::now(), secrets.clone()));
         Ok(Some(secrets))
+    }
+
+    /// A channel's credentials as the secret store holds them now (another process may have renewed
+    /// them), refreshing the in-memory cache.
+    pub async fn channel_secrets_uncached(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelId,
+    ) -> Result<Option<ChannelSecrets>> {
+        self.cache().remove(channel);
+        self.channel_secrets(tenant, channel).await
+    }
+
+    /// The lock under which this process renews a channel's tokens.
+    pub fn renewal_lock(&self, channel: &ChannelId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = lock(&self.renewals);
+        if locks.len() >= CHANNEL_CACHE_MAX {
+            locks.retain(|_, held| Arc::strong_count(held) > 1);
+        }
+        Arc::clone(locks.entry(channel.clone()).or_default())
     }
 
     pub async fn put_channel_secrets(

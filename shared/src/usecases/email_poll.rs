@@ -217,7 +217,7 @@ async fn poll(
     match channel.status {
         ChannelStatus::Active => {}
         ChannelStatus::Pending => return Ok(None),
-        ChannelStatus::Disconnected | ChannelStatus::Displaced => {
+        ChannelStatus::Disconnected | ChannelStatus::Displaced | ChannelStatus::ReauthorizationRequired => {
             forget(ctx, id).await?;
             return Ok(None);
         }

@@ -2,6 +2,7 @@
 //! calls. They call each other in one direction (docs/ARCHITECTURE.md; `layering_tests` checks it).
 
 pub mod auth;
+pub mod avito_connect;
 pub mod channels;
 pub mod chatbot;
 pub mod context;
@@ -17,6 +18,7 @@ pub mod routing;
 pub mod scheduled;
 pub mod tenants;
 pub mod timers;
+pub mod tokens;
 pub mod vk_connect;
 pub mod webhooks;
 pub mod workspace;

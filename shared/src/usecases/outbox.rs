@@ -22,6 +22,7 @@ use crate::ports::channel::{Outgoing, StatusUpdate};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Item, Key, StoreError, Write};
 use crate::repo;
+use crate::usecases::tokens::{self, Renewal};
 use crate::usecases::{Context, due};
 
 /// Sends tried per message before it is marked failed.
@@ -134,6 +135,8 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
     let Some(secrets) = ctx.channel_secrets(&channel.tenant_id, &channel.id).await? else {
         return fail(ctx, &entry, &token, "the channel has no credentials".into()).await;
     };
+    // Consent connections renew an access token about to expire first (nothing for other channels).
+    let secrets = tokens::usable_secrets(ctx, &channel, module, secrets, Renewal::IfDue).await;
     let outgoing = Outgoing {
         customer_id: message.customer_id.clone(),
         text: message.text.clone().unwrap_or_default(),
@@ -142,7 +145,21 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
         thread: repo::reply_thread(ctx.store.as_ref(), &channel, &message.dialog_id).await,
         automatic: message.automatic,
     };
-    match module.send(&secrets, &outgoing).await {
+    let sent = match secrets {
+        Ok(secrets) => match module.send(&secrets, &outgoing).await {
+            // A refused access token is renewed once (unless a concurrent send already did) and the send
+            // repeated with the new one; the provider acted on nothing it refused.
+            Err(ProviderError::InvalidCredentials(_)) if tokens::renewable(&secrets) => {
+                match tokens::usable_secrets(ctx, &channel, module, secrets, Renewal::Refused).await {
+                    Ok(renewed) => module.send(&renewed, &outgoing).await,
+                    Err(error) => Err(error),
+                }
+            }
+            other => other,
+        },
+        Err(error) => Err(error),
+    };
+    match sent {
         Ok(sent) => {
             let mut set = outcome(OutStatus::Sent, None);
             set.insert("sent_at".into(), Value::String(ctx.clock.now().to_string()));

@@ -11,6 +11,7 @@ use crate::repo;
 use crate::secret::Secret;
 use crate::usecases::auth::{self, OPERATOR_KEY_SECRET, Principal, Role};
 use crate::usecases::tenants::FIRST_ADMIN_KEY_SECRET;
+use crate::usecases::tokens::{self, Renewal};
 use crate::usecases::{Context, channels, routing, tenants};
 
 /// What provisioning found or made.
@@ -201,6 +202,11 @@ async fn reregister_channel(ctx: &Context, channel: &Channel) -> Option<Outcome>
     let secrets = match ctx.channel_secrets(&channel.tenant_id, &channel.id).await {
         Ok(Some(secrets)) => secrets,
         Ok(None) => return failed("the channel's credentials are missing from the secret store".into()),
+        Err(error) => return failed(error.to_string()),
+    };
+    // A consent connection's access token may have expired since it was last used.
+    let secrets = match tokens::usable_secrets(ctx, channel, module, secrets, Renewal::IfDue).await {
+        Ok(secrets) => secrets,
         Err(error) => return failed(error.to_string()),
     };
     let url = module.webhook_url(&ctx.public_base_url, channel.provider, &channel.id, &secrets);

@@ -1,6 +1,6 @@
-//! Secrets Manager under the e-mail poller's role, which may update a channel's secret but not create one
-//! (no `secretsmanager:CreateSecret`): saving a rotated OAuth refresh token must take `PutSecretValue`
-//! alone. Against moto; the role is a client whose interceptor records every call and refuses
+//! Secrets Manager under the e-mail poller's role, and the sending functions' (the router, auto-replies),
+//! which may update a channel's secret but not create one (no `secretsmanager:CreateSecret`): saving a
+//! rotated OAuth refresh token must take `PutSecretValue` alone. Against moto; the role is a client whose interceptor records every call and refuses
 //! `CreateSecret` before it is sent, as IAM would (moto enforces no IAM policies by default).
 
 use std::sync::{Arc, Mutex};
@@ -13,9 +13,11 @@ use omnichat::domain::{Account, Channel, ChannelId, ChannelSettings, ChannelStat
 use omnichat::ports::clock::SystemClock;
 use omnichat::ports::{Condition, SecretStore, Write};
 use omnichat::providers::ChannelSecrets;
+use omnichat::providers::avito::{self, AvitoClient};
 use omnichat::providers::email::{EmailProvider, Mailbox};
 use omnichat::secret::Secret;
 use omnichat::usecases::context::channel_secret_name;
+use omnichat::usecases::tokens::{self, Renewal};
 use omnichat::usecases::{Context, Providers, email_poll};
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};
@@ -158,4 +160,77 @@ pub async fn the_pollers_rotated_refresh_token_lands_as_a_new_version(config: Sd
     assert_eq!(kept.get("address").map(Secret::expose), Some("desk@example.com"), "the rest is kept");
     assert_eq!(versions(&config, &format!("{prefix}{name}")).await, 2, "a new version of the secret");
     assert_eq!(role.calls(), ["GetSecretValue", "PutSecretValue"], "read once, updated once");
+}
+
+/// An Avito channel connected by consent: a send finds its access token expired, renews it, and keeps the
+/// rotated refresh token in the channel's secret with the sending function's role (one `PutSecretValue`,
+/// no `CreateSecret`); the next read has it.
+pub async fn a_senders_renewed_avito_tokens_land_as_a_new_version(config: SdkConfig) {
+    let (api, sender, role, prefix) = adapters(&config);
+    let avito_api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=avito-refresh-original"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "avito-access-renewed", "expires_in": 86400,
+            "refresh_token": "avito-refresh-rotated"})))
+        .expect(1)
+        .mount(&avito_api)
+        .await;
+
+    let store = embedded_store();
+    let now = Timestamp::now();
+    let channel = Channel {
+        id: ChannelId::generate(),
+        tenant_id: TenantId::generate(),
+        provider: Provider::Avito,
+        name: "avito".into(),
+        account: Account { id: "375811020".into(), name: "shop".into() },
+        status: ChannelStatus::Active,
+        settings: ChannelSettings::default(),
+        webhook_url: String::new(),
+        credentials_masked: Default::default(),
+        displaced_by: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let item = omnichat::repo::channel_item(&channel).expect("channel item");
+    store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("store channel");
+    let name = channel_secret_name(&channel.tenant_id, &channel.id);
+    let expired = ChannelSecrets::default()
+        .with(avito::ACCESS_TOKEN, Secret::new("avito-access-expired"))
+        .with(avito::REFRESH_TOKEN, Secret::new("avito-refresh-original"))
+        .with(avito::ACCESS_EXPIRES_AT, Secret::new((now.as_second() - 10).to_string()))
+        .with(avito::USER_ID, Secret::new("375811020"));
+    api.put(&name, &expired.encode().expect("encode")).await.expect("the API creates it");
+
+    let client = Arc::new(
+        AvitoClient::new(reqwest::Client::new(), avito_api.uri())
+            .with_app(Secret::new("platform-app"), Secret::new("platform-app-secret")),
+    );
+    let ctx = Context::new(
+        store,
+        Arc::new(sender),
+        embedded_bus(),
+        Arc::new(SystemClock),
+        Providers::default().with_avito(client.clone()),
+        "https://x.test",
+    );
+    let secrets = ctx.channel_secrets(&channel.tenant_id, &channel.id).await.expect("read").expect("there");
+    let usable = tokens::usable_secrets(&ctx, &channel, client.as_ref(), secrets, Renewal::IfDue)
+        .await
+        .expect("renewed");
+    assert_eq!(usable.get(avito::ACCESS_TOKEN).map(Secret::expose), Some("avito-access-renewed"));
+
+    let kept = ChannelSecrets::decode(&api.get(&name).await.expect("get").expect("there")).expect("decode");
+    assert_eq!(kept.get(avito::REFRESH_TOKEN).map(Secret::expose), Some("avito-refresh-rotated"));
+    assert_eq!(kept.get(avito::ACCESS_TOKEN).map(Secret::expose), Some("avito-access-renewed"));
+    assert_eq!(kept.get(avito::USER_ID).map(Secret::expose), Some("375811020"), "the rest is kept");
+    assert_eq!(versions(&config, &format!("{prefix}{name}")).await, 2, "a new version of the secret");
+    assert_eq!(
+        role.calls(),
+        ["GetSecretValue", "GetSecretValue", "PutSecretValue"],
+        "read (then read again under the renewal lock), updated once"
+    );
 }

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::responses as doc;
 use omnichat::domain::{ChannelSettings, Provider};
 use omnichat::secret::Secret;
+use omnichat::usecases::avito_connect;
 use omnichat::usecases::channels::{self, ChannelUpdate, NewChannel};
 use omnichat::usecases::vk_connect::{self, OAuthApp};
 
@@ -27,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/channels/vk/authorize", get(vk_authorize))
         .route("/v1/channels/vk/communities", post(vk_communities))
         .route("/v1/channels/vk/community-token", post(vk_community_token))
+        .route("/v1/channels/avito/authorize", get(avito_authorize))
+        .route("/v1/channels/avito/connect", post(avito_connect_channel))
 }
 
 /// The documentation of the routes above (merged into the document by `crate::openapi`).
@@ -39,7 +42,9 @@ pub fn router() -> Router<AppState> {
     disconnect_channel,
     vk_authorize,
     vk_communities,
-    vk_community_token
+    vk_community_token,
+    avito_authorize,
+    avito_connect_channel
 ))]
 pub(crate) struct Docs;
 
@@ -381,5 +386,96 @@ async fn vk_community_token(
         body.name,
     )
     .await?;
+    Ok((StatusCode::CREATED, Json(ChannelCreated::from(created))).into_response())
+}
+
+/// `?redirect_uri` of Avito's authorize URL.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AvitoAuthorizeQuery {
+    /// Where Avito sends the browser back with `?code=&state=` (registered with the platform's Avito
+    /// application).
+    redirect_uri: String,
+}
+
+/// The URL of Avito's consent page to send the admin's browser to.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AvitoAuthorizeUrl {
+    url: String,
+    /// Also in the URL; Avito returns it with the code, and the code is accepted only with it (once,
+    /// within 15 minutes, by this tenant's admin, for this redirect URI).
+    state: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/channels/avito/authorize",
+    tag = "channels",
+    summary = "Avito's consent page for the platform's application (admin)",
+    description = "Connecting an Avito account by its owner's consent (the seed's «Авторизоваться»): the URL \
+        of Avito's authorize page (`response_type=code`, the platform's `client_id` from `AVITO_CLIENT_ID`, \
+        scopes `messenger:read,messenger:write,user:read`, `redirect_uri`, `state`). Avito sends the browser \
+        back to `redirect_uri` with `code` and `state`; post them to `/v1/channels/avito/connect`. Without \
+        a configured platform application → 422 `provider_not_available`. The account's own client \
+        credentials remain accepted on `POST /v1/channels`.",
+    params(AvitoAuthorizeQuery),
+    responses(
+        (status = 200, description = "The authorize URL", body = AvitoAuthorizeUrl),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn avito_authorize(
+    State(ctx): State<AppState>,
+    Query(query): Query<AvitoAuthorizeQuery>,
+    principal: Principal,
+) -> Result<Json<AvitoAuthorizeUrl>, ApiError> {
+    let (url, state) = avito_connect::authorize_url(&ctx, &principal, &query.redirect_uri).await?;
+    Ok(Json(AvitoAuthorizeUrl { url, state: state.expose().to_owned() }))
+}
+
+/// The code Avito sent back, and the channel to make with it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AvitoCode {
+    /// The `code` Avito added to the redirect URI.
+    code: String,
+    /// The `state` Avito added beside it: the one `GET /v1/channels/avito/authorize` answered (a missing
+    /// one is refused like a wrong one: 422 naming `state`).
+    #[serde(default)]
+    state: String,
+    /// The redirect URI the authorize URL was made for.
+    redirect_uri: String,
+    /// Defaults to `avito`.
+    #[schema(min_length = 1, max_length = 100)]
+    name: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/channels/avito/connect",
+    tag = "channels",
+    summary = "Connect an Avito account with the code of its owner's consent (admin)",
+    description = "Exchanges the code (`grant_type=authorization_code` at `AVITO_API_BASE` + `/token`) and \
+        connects the channel as `POST /v1/channels` does: the account is looked up and named, the webhook \
+        subscribed, an earlier channel of the account displaced. The access and refresh tokens are kept in \
+        the secret store only, never shown; the access token is renewed before it expires and when Avito \
+        refuses it, and a renewal Avito refuses sets the channel's status to `reauthorization_required` \
+        (authorize again to connect it anew). A wrong, expired or reused `state` → 422 `invalid_state`; a \
+        code Avito refuses → 422 `code_rejected`; nothing is created.",
+    request_body = AvitoCode,
+    responses(
+        (status = 201, description = "The channel, and the channel it displaced", body = ChannelCreated),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
+    )
+)]
+async fn avito_connect_channel(
+    State(ctx): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: AvitoCode = json_body(&body)?;
+    let created =
+        avito_connect::connect(&ctx, &principal, &body.code, &body.state, &body.redirect_uri, body.name)
+            .await?;
     Ok((StatusCode::CREATED, Json(ChannelCreated::from(created))).into_response())
 }

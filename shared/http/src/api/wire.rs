@@ -219,6 +219,8 @@ wire_enum!(ChannelStatus from domain::ChannelStatus {
     /// Another channel of the tenant took its account over.
     Displaced,
     Disconnected,
+    /// Connected by consent, and the provider refused to renew its tokens: authorize the account again.
+    ReauthorizationRequired,
 });
 
 /// The provider account behind a channel.
