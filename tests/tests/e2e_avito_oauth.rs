@@ -384,6 +384,16 @@ async fn a_refused_renewal_marks_the_channel_for_reauthorization_and_consent_aga
     assert_eq!(fake.avito.grants().refreshes, 1);
     let (_, read) = app.get(&format!("/v1/channels/{channel_id}")).await;
     assert_eq!(read["status"], "reauthorization_required", "{read}");
+    // What the customer writes meanwhile is still stored: nobody's message is lost while the owner acts.
+    let mut later: Value = serde_json::from_slice(&fixture("avito_text.json")).expect("fixture");
+    later["payload"]["value"]["id"] = json!("written-while-reauthorization-is-required");
+    later["payload"]["value"]["content"]["text"] = json!("Вы тут?");
+    let body = serde_json::to_vec(&later).expect("json");
+    assert_eq!(app.deliver(&webhook_path(&channel), &[], body).await, 200);
+    let (_, messages) = app.get(&format!("/v1/dialogs/{dialog}/messages")).await;
+    let texts: Vec<&str> =
+        messages["items"].as_array().into_iter().flatten().filter_map(|m| m["text"].as_str()).collect();
+    assert!(texts.contains(&"Вы тут?"), "{messages}");
     // Nothing more is sent or renewed through it.
     let (_, more) = app.post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "Ещё"})).await;
     assert_ne!(more["status"], "sent", "{more}");

@@ -101,8 +101,9 @@ pub enum ChannelStatus {
     /// Disconnected by the admin: neither receives nor sends.
     Disconnected,
     /// Connected by consent (OAuth), and the provider refused to renew its tokens (the consent was
-    /// withdrawn or expired): it neither receives nor sends until the admin authorizes the account again,
-    /// which connects a new channel that displaces this one.
+    /// withdrawn or expired): it sends nothing until the admin authorizes the account again, which connects
+    /// a new channel that displaces this one. What customers write meanwhile is still stored (the
+    /// provider's webhook does not depend on our tokens), so nobody's message is lost while the admin acts.
     ReauthorizationRequired,
 }
 
@@ -137,6 +138,12 @@ pub struct Channel {
 impl Channel {
     pub fn is_active(&self) -> bool {
         self.status == ChannelStatus::Active
+    }
+
+    /// Whether customers' messages arriving on it are stored: an active channel's, and one waiting for its
+    /// owner to authorize it again.
+    pub fn receives_messages(&self) -> bool {
+        matches!(self.status, ChannelStatus::Active | ChannelStatus::ReauthorizationRequired)
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn receive_webhook(
     let module = ctx.providers.get(provider)?;
     request.webhook_url.clone_from(&channel.webhook_url);
     let delivery = module.receive(&secrets, &request)?;
-    if !channel.is_active() {
+    if !channel.receives_messages() {
         // Disconnected or displaced: acknowledged so the provider stops retrying, and nothing is stored.
         return Ok(WebhookReply { reply: delivery.reply, outcomes: Vec::new() });
     }
@@ -50,7 +50,7 @@ pub async fn receive_webhook(
             // The remembered channel is out of date: read it again and go on with the stored one.
             ctx.forget_channel(&channel.id);
             channel = repo::load_channel(ctx.store.as_ref(), &channel.id).await?.ok_or_else(not_found)?;
-            if !channel.is_active() {
+            if !channel.receives_messages() {
                 break;
             }
             outcome = ingest::ingest(ctx, &channel, inbound).await?;
