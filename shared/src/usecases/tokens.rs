@@ -99,8 +99,9 @@ fn unavailable(error: crate::error::Error) -> ProviderError {
     ProviderError::Unavailable(format!("the channel's credentials could not be read or kept: {error}"))
 }
 
-/// The channel stops sending and receiving until the admin authorizes the account again (an active
-/// channel only: a displaced or disconnected one keeps its status).
+/// The channel stops sending until the admin authorizes the account again; what customers write is still
+/// stored (`Channel::receives_messages`). An active channel only: a displaced or disconnected one keeps
+/// its status.
 async fn mark_reauthorization_required(ctx: &Context, channel: &Channel) -> Result<()> {
     let mut set = Item::new();
     set.insert(
