@@ -82,7 +82,32 @@ class Template:
             return self.ref(node["Ref"])
         if isinstance(node, dict) and set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
             return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: self.ref(m.group(1)), node["Fn::Sub"])
+        if isinstance(node, dict) and set(node) == {"Fn::If"} and len(node["Fn::If"]) == 3:
+            name, when_true, when_false = node["Fn::If"]
+            return self.evaluate(when_true if self.condition(name) else when_false)
         raise ValueError(f"cannot evaluate {node!r}")
+
+    def condition(self, name):
+        """A condition of the template's Conditions section, for this stack's parameters."""
+        node = self.doc.get("Conditions", {}).get(name)
+        if node is None:
+            raise ValueError(f"template.yaml has no condition {name}")
+        return self.holds(node)
+
+    def holds(self, node):
+        if isinstance(node, dict) and len(node) == 1:
+            (function, arguments), = node.items()
+            if function == "Condition":
+                return self.condition(arguments)
+            if function == "Fn::Equals" and len(arguments) == 2:
+                return self.evaluate(arguments[0]) == self.evaluate(arguments[1])
+            if function == "Fn::Not" and len(arguments) == 1:
+                return not self.holds(arguments[0])
+            if function == "Fn::And":
+                return all(self.holds(argument) for argument in arguments)
+            if function == "Fn::Or":
+                return any(self.holds(argument) for argument in arguments)
+        raise ValueError(f"cannot evaluate the condition {node!r}")
 
 
 def table_request(properties, name):
