@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::domain::{Provider, Tenant, TenantId};
 use crate::error::{Error, Result};
 use crate::ports::channel::MailThread;
-use crate::ports::store::{Index, Key, Query, SkRange, Store};
+use crate::ports::store::{Condition, Index, Key, Query, SkRange, Store, StoreError, Write};
 
 /// Any record by its key.
 pub async fn load<T: DeserializeOwned>(store: &dyn Store, key: &Key) -> Result<Option<T>> {
@@ -123,4 +123,18 @@ pub async fn reply_thread(store: &dyn Store, channel: &Channel, dialog: &DialogI
     references.retain(|id| id != &record.mail_id);
     references.push(record.mail_id.clone());
     Some(MailThread { subject: record.subject, in_reply_to: Some(record.mail_id), references })
+}
+
+/// Takes a single-use record of the tenant (an OAuth `state`) for this caller alone: deletes it on condition
+/// it is still the tenant's. `false` when another request took it first (or it is gone).
+pub async fn take_once(store: &dyn Store, key: Key, tenant: &TenantId) -> Result<bool> {
+    let tenant = serde_json::Value::String(tenant.to_string());
+    match store
+        .transact(vec![Write::Delete { key, condition: Condition::Equals("tenant_id".into(), tenant) }])
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
 }

@@ -105,15 +105,8 @@ async fn take_state(ctx: &Context, principal: &Principal, state: &str, redirect_
         return Err(refused_state());
     }
     // Used once: of two requests with the same state, one deletes it and the other finds it gone.
-    let tenant = Value::String(principal.tenant_id.to_string());
-    match ctx
-        .store
-        .transact(vec![Write::Delete { key, condition: Condition::Equals("tenant_id".into(), tenant) }])
-        .await
-    {
-        Ok(()) => {}
-        Err(crate::ports::StoreError::Conflict { .. }) => return Err(refused_state()),
-        Err(other) => return Err(other.into()),
+    if !repo::take_once(ctx.store.as_ref(), key, &principal.tenant_id).await? {
+        return Err(refused_state());
     }
     if stored.expires <= ctx.clock.now()
         || stored.employee_id != principal.employee_id

@@ -136,15 +136,8 @@ async fn take_state(
         return Err(refused());
     }
     // Used once: of two requests with the same state, one deletes it and the other finds it gone.
-    let tenant = Value::String(principal.tenant_id.to_string());
-    match ctx
-        .store
-        .transact(vec![Write::Delete { key, condition: Condition::Equals("tenant_id".into(), tenant) }])
-        .await
-    {
-        Ok(()) => {}
-        Err(crate::ports::StoreError::Conflict { .. }) => return Err(refused()),
-        Err(other) => return Err(other.into()),
+    if !repo::take_once(ctx.store.as_ref(), key, &principal.tenant_id).await? {
+        return Err(refused());
     }
     let same_flow = stored.group_id == group_id
         && stored.client_id == app.client_id.trim()
