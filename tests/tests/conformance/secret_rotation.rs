@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use omnichat::adapters::aws::{SdkConfig, SecretsManagerStore};
 use omnichat::domain::{Account, Channel, ChannelId, ChannelSettings, ChannelStatus, Provider, TenantId};
 use omnichat::ports::clock::SystemClock;
-use omnichat::ports::{Condition, SecretStore, Write};
+use omnichat::ports::{Condition, SecretStore, Store, Write};
 use omnichat::providers::ChannelSecrets;
 use omnichat::providers::avito::{self, AvitoClient};
 use omnichat::providers::email::{EmailProvider, Mailbox};
@@ -123,23 +123,8 @@ pub async fn the_pollers_rotated_refresh_token_lands_as_a_new_version(config: Sd
     let mailbox = Mailbox::from_credentials(credentials.as_object().expect("object"), true).expect("mailbox");
 
     let store = embedded_store();
-    let now = Timestamp::now();
-    let channel = Channel {
-        id: ChannelId::generate(),
-        tenant_id: TenantId::generate(),
-        provider: Provider::Email,
-        name: "desk".into(),
-        account: Account { id: "desk@example.com".into(), name: "desk@example.com".into() },
-        status: ChannelStatus::Active,
-        settings: ChannelSettings::default(),
-        webhook_url: String::new(),
-        credentials_masked: Default::default(),
-        displaced_by: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let item = omnichat::repo::channel_item(&channel).expect("channel item");
-    store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("store channel");
+    let channel =
+        stored_channel(store.as_ref(), Provider::Email, "desk", "desk@example.com", "desk@example.com").await;
     let name = channel_secret_name(&channel.tenant_id, &channel.id);
     api.put(&name, &mailbox.to_secrets().encode().expect("encode")).await.expect("the API creates it");
 
@@ -164,6 +149,34 @@ pub async fn the_pollers_rotated_refresh_token_lands_as_a_new_version(config: Sd
 
 /// An Avito channel connected by consent: a send finds its access token expired, renews it, and keeps the
 /// rotated refresh token in the channel's secret with the sending function's role (one `PutSecretValue`,
+/// An active channel of the provider, stored as a connect stores it.
+async fn stored_channel(
+    store: &dyn Store,
+    provider: Provider,
+    name: &str,
+    id: &str,
+    account: &str,
+) -> Channel {
+    let now = Timestamp::now();
+    let channel = Channel {
+        id: ChannelId::generate(),
+        tenant_id: TenantId::generate(),
+        provider,
+        name: name.into(),
+        account: Account { id: id.into(), name: account.into() },
+        status: ChannelStatus::Active,
+        settings: ChannelSettings::default(),
+        webhook_url: String::new(),
+        credentials_masked: Default::default(),
+        displaced_by: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let item = omnichat::repo::channel_item(&channel).expect("channel item");
+    store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("store channel");
+    channel
+}
+
 /// no `CreateSecret`); the next read has it.
 pub async fn a_senders_renewed_avito_tokens_land_as_a_new_version(config: SdkConfig) {
     let (api, sender, role, prefix) = adapters(&config);
@@ -180,23 +193,8 @@ pub async fn a_senders_renewed_avito_tokens_land_as_a_new_version(config: SdkCon
         .await;
 
     let store = embedded_store();
-    let now = Timestamp::now();
-    let channel = Channel {
-        id: ChannelId::generate(),
-        tenant_id: TenantId::generate(),
-        provider: Provider::Avito,
-        name: "avito".into(),
-        account: Account { id: "375811020".into(), name: "shop".into() },
-        status: ChannelStatus::Active,
-        settings: ChannelSettings::default(),
-        webhook_url: String::new(),
-        credentials_masked: Default::default(),
-        displaced_by: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let item = omnichat::repo::channel_item(&channel).expect("channel item");
-    store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("store channel");
+    let channel = stored_channel(store.as_ref(), Provider::Avito, "avito", "375811020", "shop").await;
+    let now = channel.created_at;
     let name = channel_secret_name(&channel.tenant_id, &channel.id);
     let expired = ChannelSecrets::default()
         .with(avito::ACCESS_TOKEN, Secret::new("avito-access-expired"))
