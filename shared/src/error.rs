@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::domain::RuleViolation;
-use crate::ports::{EventError, SecretError, StoreError, WorkError};
+use crate::ports::{EventError, MediaError, SecretError, StoreError, WorkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,6 +37,8 @@ pub enum Error {
     Events(#[from] EventError),
     #[error(transparent)]
     Queue(#[from] WorkError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -16,7 +16,7 @@ pub use dialog::{Customer, Dialog, DialogStatus};
 pub use ids::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, TenantId};
 pub use message::{
     Attachment, AttachmentKind, Direction, InboundKind, InboundMessage, MAX_ANY_REPLY_CHARS,
-    MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS, Message, OutStatus,
+    MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS, Media, MediaStatus, Message, OutStatus, StoredObject,
 };
 pub use settings::ChannelSettings;
 pub use tenant::{Features, Tenant};

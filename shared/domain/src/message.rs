@@ -37,7 +37,24 @@ pub enum AttachmentKind {
     Other,
 }
 
-/// A file or object the provider holds: we keep its reference, not its bytes.
+impl AttachmentKind {
+    /// Whether this kind is data in the message (a place, a phone number), not a file to fetch.
+    pub fn is_data(self) -> bool {
+        matches!(self, AttachmentKind::Location | AttachmentKind::Contact)
+    }
+
+    /// The kind a file of this media type is sent as.
+    pub fn of_mime(mime: &str) -> Self {
+        match mime.split('/').next().unwrap_or_default() {
+            "image" => AttachmentKind::Image,
+            "video" => AttachmentKind::Video,
+            "audio" => AttachmentKind::Audio,
+            _ => AttachmentKind::Document,
+        }
+    }
+}
+
+/// A file or object as the provider describes it: its reference (file id, URL, IMAP part), not its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub kind: AttachmentKind,
@@ -49,6 +66,76 @@ pub struct Attachment {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// Where a message's file stands in our own storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStatus {
+    /// Not fetched from the provider yet.
+    Pending,
+    /// In our storage: its bytes can be served.
+    Stored,
+    /// The provider would not give it (the reason is kept).
+    Failed,
+    /// Larger than this deployment keeps (`OMNICHAT_MAX_MEDIA_BYTES`) or the provider lets us download.
+    TooLarge,
+}
+
+/// The object a file is kept as in our storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// The object's key in the media store.
+    pub key: String,
+    /// Sniffed from the bytes, not taken from the provider.
+    pub mime: String,
+    pub size: u64,
+}
+
+/// An attachment of a stored message: what the provider said of it, and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    /// Unique within the message.
+    #[serde(default)]
+    pub id: String,
+    #[serde(flatten)]
+    pub source: Attachment,
+    /// None for what carries no bytes (a location, a contact, a sticker known only by its id) and for
+    /// messages stored before media were fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MediaStatus>,
+    /// Why the fetch failed, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<StoredObject>,
+    /// A time-limited link to the bytes, filled in for a reader; never stored.
+    #[serde(skip)]
+    pub url: Option<String>,
+}
+
+impl Media {
+    /// The message's `index`th attachment as the provider described it: pending when it has bytes to fetch.
+    pub fn received(index: usize, source: Attachment, fetchable: bool) -> Self {
+        let status = fetchable.then_some(MediaStatus::Pending);
+        Self { id: format!("a{index}"), source, status, failure: None, object: None, url: None }
+    }
+
+    /// A file of ours (an upload) sent with an outgoing message.
+    pub fn uploaded(id: String, kind: AttachmentKind, name: Option<String>, object: StoredObject) -> Self {
+        let source = Attachment {
+            kind,
+            file_ref: format!("upload:{id}"),
+            mime: Some(object.mime.clone()),
+            size: Some(object.size),
+            name,
+        };
+        Self { id, source, status: Some(MediaStatus::Stored), failure: None, object: Some(object), url: None }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.status == Some(MediaStatus::Pending)
+    }
 }
 
 /// What kind of customer action an inbound message is.
@@ -95,7 +182,7 @@ pub struct Message {
     pub kind: InboundKind,
     pub customer_id: String,
     pub text: Option<String>,
-    pub attachments: Vec<Attachment>,
+    pub attachments: Vec<Media>,
     /// Quick-reply buttons shown with an outgoing message.
     #[serde(default)]
     pub buttons: Vec<String>,
@@ -119,12 +206,15 @@ pub struct Message {
 }
 
 impl Message {
+    /// A customer's message as stored; `fetchable` says which of its attachments have bytes the provider can
+    /// give (they start pending).
     pub fn inbound(
         tenant_id: TenantId,
         channel_id: ChannelId,
         dialog_id: DialogId,
         inbound: &InboundMessage,
         received_at: Timestamp,
+        fetchable: impl Fn(&Attachment) -> bool,
     ) -> Self {
         Self {
             id: MessageId::generate(),
@@ -135,7 +225,12 @@ impl Message {
             kind: inbound.kind,
             customer_id: inbound.customer.id.clone(),
             text: inbound.text.clone(),
-            attachments: inbound.attachments.clone(),
+            attachments: inbound
+                .attachments
+                .iter()
+                .enumerate()
+                .map(|(index, source)| Media::received(index, source.clone(), fetchable(source)))
+                .collect(),
             buttons: Vec::new(),
             provider_message_id: inbound.provider_message_id.clone(),
             sent_at: inbound.sent_at,
@@ -174,6 +269,16 @@ impl Message {
             failure: None,
             automatic: false,
         }
+    }
+
+    /// Whether any attachment still waits to be fetched from the provider.
+    pub fn has_pending_media(&self) -> bool {
+        self.attachments.iter().any(Media::is_pending)
+    }
+
+    /// The same message, carrying `attachments` (files of ours).
+    pub fn with_attachments(self, attachments: Vec<Media>) -> Self {
+        Self { attachments, ..self }
     }
 
     /// The same message, marked as sent by the system rather than a person.

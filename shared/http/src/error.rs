@@ -76,6 +76,7 @@ impl From<Error> for ApiError {
             Error::Secrets(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
             Error::Events(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
             Error::Queue(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
+            Error::Media(cause) => internal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &cause),
             Error::Internal(cause) => internal(StatusCode::INTERNAL_SERVER_ERROR, "internal", &cause),
         }
     }

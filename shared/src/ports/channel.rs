@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::domain::{Account, ChannelId, InboundMessage, OutStatus, Provider};
+use crate::domain::{Account, Attachment, AttachmentKind, ChannelId, InboundMessage, OutStatus, Provider};
 use crate::error::{Error, ProviderError, Result, WebhookError};
+use crate::ports::media::{MediaSink, SinkError};
 use crate::secret::Secret;
 
 /// What every provider module offers the use cases. `receive` is pure (no I/O): it verifies and parses
@@ -106,6 +107,93 @@ pub trait ChannelProvider: Send + Sync {
     /// named, before anything is stored or sent.
     fn max_text_chars(&self) -> usize {
         crate::domain::MAX_REPLY_CHARS
+    }
+
+    /// Whether the provider can give us this attachment's bytes (`fetch_media`): by default, a file whose
+    /// reference is an `http(s)` link. Locations, contacts and stickers known only by an id are data.
+    fn fetchable(&self, attachment: &Attachment) -> bool {
+        !attachment.kind.is_data()
+            && (attachment.file_ref.starts_with("https://") || attachment.file_ref.starts_with("http://"))
+    }
+
+    /// Fetches one attachment's bytes from the provider into `sink`, after the webhook was acknowledged;
+    /// answers the media type the provider declared, if any (the stored type is sniffed from the bytes).
+    async fn fetch_media(
+        &self,
+        _secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        _sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        Err(FetchError::Unsupported(format!("{:?} attachments are not fetched", attachment.kind)))
+    }
+
+    /// The largest file of `kind` the provider takes in one message, or `None` where it takes none of that
+    /// kind: a reply carrying one is refused (422, naming the attachment) before anything is sent.
+    fn media_limit(&self, _kind: AttachmentKind) -> Option<u64> {
+        None
+    }
+
+    /// Whether `send` reads an attachment's bytes from `OutgoingMedia::path` (uploads it to the provider)
+    /// rather than handing the provider `OutgoingMedia::url` to fetch.
+    fn sends_media_from_file(&self) -> bool {
+        false
+    }
+}
+
+/// Why an attachment's bytes could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// Larger than the sink takes, or than the provider lets us download (Telegram's 20 MB).
+    #[error("larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The provider's trouble: retried when it is worth retrying.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// Nothing to fetch this way (the reference is not a file of this provider).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Our side: the temporary file could not be written.
+    #[error("local file: {0}")]
+    Local(String),
+}
+
+impl From<SinkError> for FetchError {
+    fn from(error: SinkError) -> Self {
+        match error {
+            SinkError::TooLarge { limit } => FetchError::TooLarge { limit },
+            SinkError::Io(reason) => FetchError::Local(reason),
+        }
+    }
+}
+
+/// A file of ours sent with an outgoing message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMedia {
+    pub kind: AttachmentKind,
+    pub name: Option<String>,
+    pub mime: String,
+    pub size: u64,
+    /// A time-limited link serving the bytes, for providers that fetch the file themselves.
+    pub url: String,
+    /// The bytes in a local file, for providers that upload them (`sends_media_from_file`).
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl OutgoingMedia {
+    /// The name the file goes out under: its own, else one made of its kind and type.
+    pub fn file_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let extension = self.mime.rsplit('/').next().unwrap_or("bin");
+            format!("file.{extension}")
+        })
+    }
+
+    /// The file's bytes (for providers that upload them).
+    pub async fn read(&self) -> Result<Vec<u8>, ProviderError> {
+        let path = self.path.as_ref().ok_or_else(|| {
+            ProviderError::Rejected("the file's bytes were not handed to the sender".into())
+        })?;
+        tokio::fs::read(path).await.map_err(|error| ProviderError::Unavailable(format!("local file: {error}")))
     }
 }
 
@@ -226,7 +314,10 @@ impl ChannelSecrets {
 pub struct Outgoing {
     /// Where it goes: the customer's id on the provider (chat id, peer id, number).
     pub customer_id: String,
+    /// Empty for a message of attachments only.
     pub text: String,
+    /// Files of ours to send with the text (the provider takes them: `media_limit` was checked).
+    pub attachments: Vec<OutgoingMedia>,
     /// Quick-reply buttons, where the messenger supports them.
     pub buttons: Vec<String>,
     /// Our outgoing message id: the idempotency key for providers that take one.

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ChannelId, TenantId};
+use crate::domain::{ChannelId, DialogId, MessageId, TenantId};
 
 /// The version of a queued item's shape: a field renamed, removed or changed in meaning bumps it.
 pub const WORK_VERSION: u32 = 1;
@@ -22,6 +22,9 @@ pub enum Work {
     /// Fetch the new mail of one e-mail channel (`usecases::email_poll::poll_one`). `dispatched_at` is when
     /// the scheduled run asked for it: a poll that began after it has done what this item asks.
     PollMailbox { tenant_id: TenantId, channel_id: ChannelId, dispatched_at: Timestamp },
+    /// Fetch the pending attachments of one inbound message from its provider into our storage
+    /// (`usecases::media::fetch_message`).
+    FetchMedia { tenant_id: TenantId, dialog_id: DialogId, message_id: MessageId },
 }
 
 /// The queued shape: `{"version": 1, "type": "poll_mailbox", "tenant_id": ..., "channel_id": ...,
@@ -37,6 +40,7 @@ struct Body {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireWork {
     PollMailbox { tenant_id: String, channel_id: String, dispatched_at: Timestamp },
+    FetchMedia { tenant_id: String, dialog_id: String, message_id: String },
 }
 
 impl Work {
@@ -47,6 +51,11 @@ impl Work {
                 tenant_id: tenant_id.to_string(),
                 channel_id: channel_id.to_string(),
                 dispatched_at: *dispatched_at,
+            },
+            Work::FetchMedia { tenant_id, dialog_id, message_id } => WireWork::FetchMedia {
+                tenant_id: tenant_id.to_string(),
+                dialog_id: dialog_id.to_string(),
+                message_id: message_id.to_string(),
             },
         };
         // Strings and a timestamp: nothing here can fail to serialize.
@@ -68,6 +77,14 @@ impl Work {
                     .ok_or_else(|| malformed(format!("channel_id {channel_id:?} is not a UUID")))?,
                 dispatched_at,
             }),
+            WireWork::FetchMedia { tenant_id, dialog_id, message_id } => Ok(Work::FetchMedia {
+                tenant_id: TenantId::parse(&tenant_id)
+                    .ok_or_else(|| malformed(format!("tenant_id {tenant_id:?} is not a UUID")))?,
+                dialog_id: DialogId::parse(&dialog_id)
+                    .ok_or_else(|| malformed(format!("dialog_id {dialog_id:?} is not a UUID")))?,
+                message_id: MessageId::parse(&message_id)
+                    .ok_or_else(|| malformed(format!("message_id {message_id:?} is not a UUID")))?,
+            }),
         }
     }
 
@@ -76,6 +93,7 @@ impl Work {
     pub fn key(&self) -> String {
         match self {
             Work::PollMailbox { channel_id, .. } => format!("poll_mailbox/{channel_id}"),
+            Work::FetchMedia { message_id, .. } => format!("fetch_media/{message_id}"),
         }
     }
 }
@@ -170,9 +188,23 @@ mod tests {
     }
 
     #[test]
+    fn a_media_fetch_reads_back() {
+        let work = Work::FetchMedia {
+            tenant_id: TenantId::generate(),
+            dialog_id: DialogId::generate(),
+            message_id: MessageId::generate(),
+        };
+        assert_eq!(Work::from_body(&work.to_body()), Ok(work.clone()));
+        let mut body: Value = serde_json::from_str(&work.to_body()).expect("json");
+        assert_eq!(body["type"], "fetch_media");
+        body["message_id"] = json!("../../x");
+        assert!(matches!(Work::from_body(&body.to_string()), Err(WorkError::Malformed(_))));
+    }
+
+    #[test]
     fn items_of_one_mailbox_share_a_key() {
         let first = sample();
-        let Work::PollMailbox { tenant_id, channel_id, .. } = first.clone();
+        let Work::PollMailbox { tenant_id, channel_id, .. } = first.clone() else { panic!("the sample is a poll") };
         let later = Work::PollMailbox { tenant_id, channel_id, dispatched_at: Timestamp::now() };
         assert_eq!(first.key(), later.key());
         assert_ne!(first.key(), sample().key());

@@ -1033,6 +1033,7 @@ mod tests {
 
     fn outgoing(buttons: &[&str]) -> Outgoing {
         Outgoing {
+            attachments: Vec::new(),
             customer_id: CHAT.into(),
             text: "Да, есть".into(),
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),

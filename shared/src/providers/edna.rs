@@ -859,6 +859,7 @@ mod tests {
 
     fn outgoing(buttons: &[&str]) -> Outgoing {
         Outgoing {
+            attachments: Vec::new(),
             customer_id: "79000000000".into(),
             text: "Your order is ready".into(),
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),

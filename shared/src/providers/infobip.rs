@@ -887,6 +887,7 @@ mod tests {
 
     fn outgoing(text: &str, buttons: &[&str]) -> Outgoing {
         Outgoing {
+            attachments: Vec::new(),
             customer_id: "385919998888".into(),
             text: text.into(),
             buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),

@@ -14,8 +14,8 @@ use crate::secret::Secret;
 
 pub use crate::error::{ProviderError, WebhookError};
 pub use crate::ports::channel::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, MailThread, Outgoing, Reply, Sent, StatusUpdate,
-    WebhookRequest,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, MailThread, Outgoing, OutgoingMedia,
+    Reply, Sent, StatusUpdate, WebhookRequest,
 };
 pub use crate::ports::outbound::Providers;
 
@@ -24,6 +24,7 @@ pub mod chatbot;
 pub mod edna;
 pub mod email;
 pub mod infobip;
+pub mod media;
 pub mod messagebird;
 pub mod telegram;
 pub mod viber;

@@ -858,6 +858,7 @@ mod tests {
 
     fn outgoing(buttons: &[&str]) -> Outgoing {
         Outgoing {
+            attachments: Vec::new(),
             customer_id: "01234567890A=".into(),
             text: "Hello! How can we help?".into(),
             buttons: buttons.iter().map(|b| b.to_string()).collect(),

@@ -233,6 +233,20 @@ pub fn outbox_key(message: &MessageId) -> Key {
     Key::new(format!("OUTBOX#{message}"), "OUTBOX")
 }
 
+/// A stored message with files still to fetch from the provider (`usecases::media`).
+pub fn media_fetch_key(message: &MessageId) -> Key {
+    Key::new(format!("MEDIA#{message}"), "FETCH")
+}
+
+pub fn media_due_pk(shard: u32) -> String {
+    format!("DUE#MEDIA#{shard}")
+}
+
+/// An upload waiting to be sent with a reply.
+pub fn upload_record_key(tenant: &TenantId, upload: &str) -> Key {
+    Key::new(format!("T#{tenant}#UPLOAD#{upload}"), "UPLOAD")
+}
+
 pub fn outbox_due_pk(shard: u32) -> String {
     format!("DUE#OUTBOX#{shard}")
 }

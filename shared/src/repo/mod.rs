@@ -22,6 +22,8 @@
 //! | people version (group writes vs. deletes of what they name) | `T#{tenant}` | `PEOPLE` | |
 //! | routing state of a dialog | `ROUTE#{dialog}` | `ROUTE` | gsi1 `T#{tenant}#QUEUE#{queue}` / `{dialog}` while it waits in a queue; gsi3 `DUE#ROUTE#{shard}` / `{due millis}#{dialog}` while something is due |
 //! | outbox entry (an outgoing message to send) | `OUTBOX#{message}` | `OUTBOX` | gsi3 `DUE#OUTBOX#{shard}` / `{due millis}#{message}` |
+//! | files of an inbound message still to fetch | `MEDIA#{message}` | `FETCH` | gsi3 `DUE#MEDIA#{shard}` / `{due millis}#{message}` |
+//! | upload waiting to be sent with a reply | `T#{tenant}#UPLOAD#{upload}` | `UPLOAD` | TTL `expires_at` |
 //! | provider message id of an outgoing message | `SENT#{channel}#{provider message id}` | `SENT` | |
 //! | delivery report that came before its send was recorded | `SENT#{channel}#{provider message id}` | `EARLY` | TTL `expires_at` |
 //! | timer of a dialog (auto-reply, inactivity close) | `DLG#{dialog}` | `TIMER#{AUTOREPLY,CLOSE}` | gsi3 `DUE#{AUTOREPLY,CLOSE}#{shard}` / `{due millis}#{dialog}` |

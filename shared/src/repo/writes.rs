@@ -451,6 +451,7 @@ mod tests {
             DialogId::generate(),
             &inbound,
             received_at,
+            |_| false,
         )
     }
 

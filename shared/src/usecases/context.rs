@@ -10,8 +10,9 @@ use crate::error::Result;
 use crate::ports::channel::ChannelSecrets;
 use crate::ports::clock::Clock;
 use crate::ports::outbound::Providers;
+use crate::ports::media::{DEFAULT_MAX_MEDIA_BYTES, NoMediaStore};
 use crate::ports::work::NoWorkQueue;
-use crate::ports::{EventBus, SecretStore, Store, WorkQueue};
+use crate::ports::{EventBus, MediaStore, SecretStore, Store, WorkQueue};
 use crate::repo;
 
 /// How long a channel's credentials are kept in memory before they are read from the secret store again.
@@ -30,6 +31,12 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Where scheduled runs hand out work (mailboxes to poll); none unless given (`with_work_queue`).
     pub work: Arc<dyn WorkQueue>,
+    /// Our copies of customers' files and employees' uploads; none unless given (`with_media`).
+    pub media: Arc<dyn MediaStore>,
+    /// Where media fetches wait (`MEDIA_QUEUE_URL` on AWS, the runner's workers locally); none unless given.
+    pub media_queue: Arc<dyn WorkQueue>,
+    /// The largest file kept or uploaded (`OMNICHAT_MAX_MEDIA_BYTES`).
+    pub max_media_bytes: u64,
     pub providers: Providers,
     /// The HTTPS base URL providers call (`PUBLIC_BASE_URL`), without a trailing slash.
     pub public_base_url: String,
@@ -57,6 +64,9 @@ impl Context {
             bus,
             clock,
             work: Arc::new(NoWorkQueue),
+            media: Arc::new(NoMediaStore),
+            media_queue: Arc::new(NoWorkQueue),
+            max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             providers,
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             message_retention: repo::Retention::FOREVER,
@@ -69,6 +79,19 @@ impl Context {
     /// Work handed out with this context goes to `queue`.
     pub fn with_work_queue(mut self, queue: Arc<dyn WorkQueue>) -> Self {
         self.work = queue;
+        self
+    }
+
+    /// Files are kept in `media`, and their fetches wait in `queue`.
+    pub fn with_media(mut self, media: Arc<dyn MediaStore>, queue: Arc<dyn WorkQueue>) -> Self {
+        self.media = media;
+        self.media_queue = queue;
+        self
+    }
+
+    /// Files larger than `bytes` are not kept (`too_large`) and not taken as uploads.
+    pub fn with_max_media_bytes(mut self, bytes: u64) -> Self {
+        self.max_media_bytes = bytes;
         self
     }
 

@@ -652,7 +652,9 @@ mod tests {
         assert_eq!(report, DispatchReport { mailboxes: 3, enqueued: 3, waiting: 0 });
         let mut handed_out = BTreeSet::new();
         while let Some(work) = world.queue.take() {
-            let Work::PollMailbox { tenant_id, channel_id, dispatched_at } = work;
+            let Work::PollMailbox { tenant_id, channel_id, dispatched_at } = work else {
+                panic!("only polls are handed out here: {work:?}");
+            };
             assert_eq!(dispatched_at, world.clock.now());
             assert!(handed_out.insert((tenant_id, channel_id)), "a mailbox handed out twice");
         }

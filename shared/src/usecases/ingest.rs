@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Item, Key, StoreError, Write};
 use crate::repo;
-use crate::usecases::{Context, routing};
+use crate::usecases::{Context, media, routing};
 
 /// Pointer races and transient store trouble are retried this often before the provider is told to retry.
 const MAX_ATTEMPTS: u32 = 8;
@@ -66,6 +66,7 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
     let pointer_key = repo::open_dialog_key(&channel.id, &inbound.customer.id);
     let delivery_key = repo::delivery_key(&channel.id, &inbound.dedup_key);
     let channel_key = repo::channel_key(&channel.id);
+    let module = ctx.providers.get(channel.provider).ok();
     for attempt in 1..=MAX_ATTEMPTS {
         let now = ctx.clock.now();
         // One read for all three: the customer's open dialog, whether this delivery was stored before (then
@@ -113,8 +114,14 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                 (dialog.id, writes, true)
             }
         };
-        let message =
-            Message::inbound(channel.tenant_id.clone(), channel.id.clone(), dialog_id.clone(), inbound, now);
+        let message = Message::inbound(
+            channel.tenant_id.clone(),
+            channel.id.clone(),
+            dialog_id.clone(),
+            inbound,
+            now,
+            |attachment| module.is_some_and(|module| module.fetchable(attachment)),
+        );
         let delivery = Delivery { message_id: message.id.clone(), dialog_id: dialog_id.clone() };
         let delivery_item = repo::with_expiry(
             repo::to_item(&delivery, &delivery_key, &[])?,
@@ -123,6 +130,8 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         writes.insert(DELIVERY_WRITE, Write::Put { item: delivery_item, condition: Condition::NotExists });
         let item = repo::message_item(&message, ctx.message_retention)?;
         writes.push(Write::Put { item, condition: Condition::NotExists });
+        // Files to fetch after the acknowledgement: the marker makes the fetch durable (the sweep finds it).
+        writes.extend(media::fetch_marker_write(&message, now)?);
         if chatbot {
             // If MessageReceived is lost, the router's sweep finds this and forwards the message.
             writes.push(repo::forward_marker_put(&dialog_id, &message.id, now)?);
@@ -130,6 +139,9 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
 
         match ctx.store.transact(writes).await {
             Ok(()) => {
+                if message.has_pending_media() {
+                    media::request_fetch(ctx, &message).await;
+                }
                 publish_received(ctx, channel, &dialog_id, &message.id, opened, chatbot).await;
                 return Ok(IngestOutcome::Stored {
                     dialog_id,

@@ -11,6 +11,7 @@ pub mod due;
 pub mod email_poll;
 pub mod hours;
 pub mod ingest;
+pub mod media;
 pub mod outbox;
 pub mod people;
 pub mod platform;

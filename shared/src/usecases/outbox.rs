@@ -138,6 +138,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
     // Consent connections renew an access token about to expire first (nothing for other channels).
     let secrets = tokens::usable_secrets(ctx, &channel, module, secrets, Renewal::IfDue).await;
     let outgoing = Outgoing {
+        attachments: Vec::new(),
         customer_id: message.customer_id.clone(),
         text: message.text.clone().unwrap_or_default(),
         buttons: message.buttons.clone(),

@@ -10,7 +10,7 @@ use crate::deadline;
 use crate::error::Result;
 use crate::logging::job_span;
 use crate::ports::work::Work;
-use crate::usecases::{Context, due, email_poll, outbox, routing, timers};
+use crate::usecases::{Context, due, email_poll, media, outbox, routing, timers};
 
 /// Retries the outgoing messages that are due, as far as the run goes (`due::Run`).
 pub async fn retry_outbox(ctx: &Context, run: due::Run) -> Result<usize> {
@@ -133,6 +133,12 @@ pub async fn run_work(ctx: &Context, work: &Work, until: Option<Instant>) -> Res
             }
             .instrument(job_span("email-poll"))
             .await
+        }
+        Work::FetchMedia { tenant_id, dialog_id, message_id } => {
+            media::fetch_message(ctx, tenant_id, dialog_id, message_id)
+                .instrument(job_span("media-fetch"))
+                .await
+                .map(|_| ())
         }
     }
 }

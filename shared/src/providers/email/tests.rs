@@ -347,6 +347,7 @@ fn mailbox() -> Mailbox {
 
 fn outgoing(thread: Option<MailThread>) -> Outgoing {
     Outgoing {
+        attachments: Vec::new(),
         customer_id: "anna@example.com".into(),
         text: "Your order ships tomorrow.\nRegards".into(),
         buttons: vec!["Track it".into(), "Cancel".into()],

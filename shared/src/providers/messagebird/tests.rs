@@ -574,6 +574,7 @@ async fn registers_and_removes_only_this_channels_webhook() {
 
 fn outgoing(buttons: &[&str]) -> Outgoing {
     Outgoing {
+        attachments: Vec::new(),
         customer_id: "+31612345678".into(),
         text: "Pick one".into(),
         buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),

@@ -334,6 +334,7 @@ async fn throttling_carries_retry_after() {
     });
     respond(&server, "sendMessage", ResponseTemplate::new(429).set_body_json(body)).await;
     let out = Outgoing {
+        attachments: Vec::new(),
         customer_id: "1".into(),
         text: "hi".into(),
         buttons: vec![],
@@ -411,6 +412,7 @@ async fn send_message_sends_chat_id_text_and_inline_keyboard() {
         .mount(&server)
         .await;
     let out = Outgoing {
+        attachments: Vec::new(),
         customer_id: "-1001234567890123".into(),
         text: "Pick one".into(),
         buttons: vec!["Yes".into(), long.clone()],
@@ -433,6 +435,7 @@ async fn send_message_refusals_are_rejected_without_the_token() {
     });
     respond(&server, "sendMessage", ResponseTemplate::new(403).set_body_json(body)).await;
     let out = Outgoing {
+        attachments: Vec::new(),
         customer_id: "@some_channel".into(),
         text: "hi".into(),
         buttons: vec![],

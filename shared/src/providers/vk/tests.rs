@@ -532,6 +532,7 @@ async fn remove_webhook_deletes_only_the_server_with_our_secret() {
 
 fn outgoing(buttons: &[&str]) -> Outgoing {
     Outgoing {
+        attachments: Vec::new(),
         customer_id: "2000000066".into(),
         text: "Здравствуйте! Чем помочь?".into(),
         buttons: buttons.iter().map(|b| b.to_string()).collect(),
