@@ -299,6 +299,7 @@ async fn start(data_dir: &Path, fakes: &Fakes, clock: Arc<dyn Clock>) -> Running
         providers: Some(fakes.providers()),
         tick: Duration::from_secs(1),
         max_concurrent_requests: omnichat_local::MAX_CONCURRENT_REQUESTS,
+        max_media_bytes: omnichat::ports::media::DEFAULT_MAX_MEDIA_BYTES,
         connections: omnichat_local::ConnectionLimits::default(),
     };
     omnichat_local::start(config, clock, std::future::pending()).await.expect("omnichat-local starts")

@@ -194,6 +194,7 @@ async fn a_short_preset_key_is_refused_at_start() {
             providers: Some(omnichat::usecases::Providers::default()),
             tick: Duration::from_secs(60),
             max_concurrent_requests: 4,
+            max_media_bytes: omnichat::ports::media::DEFAULT_MAX_MEDIA_BYTES,
             connections: omnichat_local::ConnectionLimits::default(),
         };
         let refused = omnichat_local::start_with_system_clock(config, std::future::pending())

@@ -188,6 +188,7 @@ async fn a_running_local_runner_is_reached_through_its_api() {
         providers: Some(Providers::default()),
         tick: Duration::from_secs(60),
         max_concurrent_requests: 16,
+        max_media_bytes: omnichat::ports::media::DEFAULT_MAX_MEDIA_BYTES,
         connections: omnichat_local::ConnectionLimits::default(),
     };
     let running =

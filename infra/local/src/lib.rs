@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnichat::adapters::embedded::{DataDir, InProcessBus, InProcessWorkQueue, RUNNER_FILE, open_data_dir};
+use omnichat::adapters::embedded::{
+    DataDir, FileMediaStore, InProcessBus, InProcessWorkQueue, RUNNER_FILE, open_data_dir,
+};
 use omnichat::ports::clock::{Clock, SystemClock};
 use omnichat::ports::events::DomainEvent;
 use omnichat::secret::Secret;
@@ -15,6 +17,7 @@ use omnichat::usecases::{Context, Providers, auth, routing, scheduled, tenants};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
+mod media;
 mod serve;
 
 pub use serve::{BODY_TIMEOUT, ConnectionLimits, HEADER_TIMEOUT, MAX_CONNECTIONS};
@@ -41,6 +44,8 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Bounds on open connections and on the time a request's headers and body may take (see `serve`).
     pub connections: ConnectionLimits,
+    /// The largest file kept or uploaded (`OMNICHAT_MAX_MEDIA_BYTES`, default 25 MiB).
+    pub max_media_bytes: u64,
 }
 
 /// The default bound on requests served at once.
@@ -100,7 +105,9 @@ impl Config {
             )?)
             .map_err(|_| "OMNICHAT_MAX_CONNECTIONS is too large for this machine".to_owned())?,
         };
+        let max_media_bytes = omnichat::limits::max_media_bytes_from_env()?;
         Ok(Self {
+            max_media_bytes,
             port,
             data_dir,
             admin_key,
@@ -186,16 +193,21 @@ pub async fn start(
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let public_base_url = config.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let work = Arc::new(InProcessWorkQueue::new());
+    let media = Arc::new(open_media(&config.data_dir, &secrets, &public_base_url).await?);
     let context = Arc::new(
         Context::new(
             Arc::new(store),
             Arc::new(secrets),
             Arc::new(bus),
-            clock,
+            Arc::clone(&clock),
             config.providers.clone().unwrap_or_else(Providers::from_env),
             public_base_url,
         )
-        .with_work_queue(work.clone()),
+        .with_work_queue(work.clone())
+        // Media fetches wait in the same in-process queue, drained by the same workers; the fetch
+        // markers in the store are what makes them durable.
+        .with_media(media.clone(), work.clone())
+        .with_max_media_bytes(config.max_media_bytes),
     );
     let operator_key = config.operator_key.clone().unwrap_or_else(auth::generate_key);
     context
@@ -223,7 +235,9 @@ pub async fn start(
     let body_first = serve::BodyFirst::new(config.connections.body_timeout, omnichat_http::max_body_bytes());
     let app = omnichat_http::app(Arc::clone(&context))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests))
-        .layer(axum::middleware::from_fn_with_state(body_first, serve::read_body_first));
+        .layer(axum::middleware::from_fn_with_state(body_first, serve::read_body_first))
+        // Media links stream their bodies (uploads up to the media limit), outside the body-first bound.
+        .merge(media::routes(media, clock));
     let limits = ConnectionLimits {
         max_connections: serve::fit_connection_cap(
             config.connections.max_connections,
@@ -257,6 +271,29 @@ pub async fn start(
         "omnichat-local listening"
     );
     Ok(Running { address, context, first_admin_key, shutdown: Some(stop), server })
+}
+
+/// The data dir's media store: files under `media/`, links under the runner's public address, signed with
+/// a key kept in the data dir's secrets (made at the first start).
+async fn open_media(
+    data_dir: &std::path::Path,
+    secrets: &omnichat::adapters::embedded::FileSecretStore,
+    public_base_url: &str,
+) -> Result<FileMediaStore, String> {
+    use omnichat::adapters::embedded::media::{LINK_KEY_SECRET, MEDIA_DIR};
+    use omnichat::ports::SecretStore;
+    let key = match secrets.get(LINK_KEY_SECRET).await.map_err(|e| e.to_string())? {
+        Some(key) => key,
+        None => {
+            let key = auth::generate_key();
+            secrets
+                .put(LINK_KEY_SECRET, &key)
+                .await
+                .map_err(|e| format!("cannot keep the media link key: {e}"))?;
+            key
+        }
+    };
+    FileMediaStore::open(&data_dir.join(MEDIA_DIR), public_base_url, key).map_err(|e| e.to_string())
 }
 
 /// `runner.json` in the data dir: this runner's address, for `omnichat-admin` (0600, like the secrets).

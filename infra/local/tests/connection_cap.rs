@@ -34,6 +34,7 @@ async fn at_the_cap_a_new_connection_waits_until_an_idle_one_is_closed() {
         providers: None,
         tick: Duration::from_secs(3600),
         max_concurrent_requests: omnichat_local::MAX_CONCURRENT_REQUESTS,
+        max_media_bytes: omnichat::ports::media::DEFAULT_MAX_MEDIA_BYTES,
         connections: ConnectionLimits {
             header_timeout: HEADER_TIMEOUT,
             body_timeout: Duration::from_secs(2),

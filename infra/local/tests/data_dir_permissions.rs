@@ -66,6 +66,7 @@ async fn a_data_dir_owned_by_another_user_is_refused() {
         providers: None,
         tick: Duration::from_secs(3600),
         max_concurrent_requests: 4,
+        max_media_bytes: omnichat::ports::media::DEFAULT_MAX_MEDIA_BYTES,
         connections: ConnectionLimits::default(),
     };
     let refused = omnichat_local::start_with_system_clock(config, std::future::pending()).await;

@@ -189,6 +189,7 @@ async fn slow_and_idle_clients_do_not_freeze_the_api_and_are_closed() {
         providers: None,
         tick: Duration::from_secs(3600),
         max_concurrent_requests: omnichat_local::MAX_CONCURRENT_REQUESTS,
+        max_media_bytes: omnichat::ports::media::DEFAULT_MAX_MEDIA_BYTES,
         connections: ConnectionLimits {
             header_timeout: HEADER_TIMEOUT,
             body_timeout: BODY_TIMEOUT,

@@ -68,6 +68,17 @@ pub struct Attachment {
     pub name: Option<String>,
 }
 
+impl Attachment {
+    /// A location's latitude and longitude (kept as `"{lat},{lon}"`).
+    pub fn coordinates(&self) -> Option<(f64, f64)> {
+        if self.kind != AttachmentKind::Location {
+            return None;
+        }
+        let (latitude, longitude) = self.file_ref.split_once(',')?;
+        Some((latitude.trim().parse().ok()?, longitude.trim().parse().ok()?))
+    }
+}
+
 /// Where a message's file stands in our own storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,10 +126,16 @@ pub struct Media {
 }
 
 impl Media {
-    /// The message's `index`th attachment as the provider described it: pending when it has bytes to fetch.
+    /// The message's `index`th attachment as the provider described it: pending when it has bytes to fetch,
+    /// stored when it is data (a place, a contact), failed when the provider offers no file for it (a
+    /// sticker known only by its id).
     pub fn received(index: usize, source: Attachment, fetchable: bool) -> Self {
-        let status = fetchable.then_some(MediaStatus::Pending);
-        Self { id: format!("a{index}"), source, status, failure: None, object: None, url: None }
+        let (status, failure) = match (fetchable, source.kind.is_data()) {
+            (true, _) => (MediaStatus::Pending, None),
+            (false, true) => (MediaStatus::Stored, None),
+            (false, false) => (MediaStatus::Failed, Some("the provider offers no file for it".to_owned())),
+        };
+        Self { id: format!("a{index}"), source, status: Some(status), failure, object: None, url: None }
     }
 
     /// A file of ours (an upload) sent with an outgoing message.
@@ -258,7 +275,7 @@ impl Message {
             direction: Direction::Out,
             kind: InboundKind::Message,
             customer_id: dialog.customer.id.clone(),
-            text: Some(text),
+            text: (!text.is_empty()).then_some(text),
             attachments: Vec::new(),
             buttons,
             provider_message_id: None,

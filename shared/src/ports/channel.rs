@@ -193,7 +193,9 @@ impl OutgoingMedia {
         let path = self.path.as_ref().ok_or_else(|| {
             ProviderError::Rejected("the file's bytes were not handed to the sender".into())
         })?;
-        tokio::fs::read(path).await.map_err(|error| ProviderError::Unavailable(format!("local file: {error}")))
+        tokio::fs::read(path)
+            .await
+            .map_err(|error| ProviderError::Unavailable(format!("local file: {error}")))
     }
 }
 

@@ -159,16 +159,26 @@ impl MediaSink {
 /// name none (text, say) and it is a plain `type/subtype`; else `application/octet-stream`.
 pub fn sniff(head: &[u8], declared: Option<&str>) -> String {
     if let Some(found) = infer::get(head) {
-        return found.mime_type().to_owned();
+        return served_as(found.mime_type());
     }
-    match declared.map(|mime| mime.split(';').next().unwrap_or_default().trim()).filter(|mime| is_plain_type(mime)) {
+    match declared
+        .map(|mime| mime.split(';').next().unwrap_or_default().trim())
+        .filter(|mime| is_plain_type(mime))
+    {
         // Declared types the bytes would have shown are not believed without them (no executable
         // content served as an image because a provider said so).
-        Some(mime) if !mime.starts_with("image/") && !mime.starts_with("video/") && !mime.contains("html") => {
-            mime.to_ascii_lowercase()
+        Some(mime) if !mime.starts_with("image/") && !mime.starts_with("video/") => {
+            served_as(&mime.to_ascii_lowercase())
         }
         _ => "application/octet-stream".to_owned(),
     }
+}
+
+/// A type as served: what a browser would run or render as a page from our origin (HTML, SVG, XML,
+/// scripts) is served as bytes to download instead.
+fn served_as(mime: &str) -> String {
+    let active = ["html", "svg", "xml", "javascript", "ecmascript"].iter().any(|word| mime.contains(word));
+    if active { "application/octet-stream".to_owned() } else { mime.to_owned() }
 }
 
 /// `type/subtype` of letters, digits and `+-.`: a media type that can be served as it is.
@@ -176,7 +186,9 @@ pub fn is_plain_type(mime: &str) -> bool {
     let mut parts = mime.split('/');
     let word = |part: Option<&str>| {
         part.is_some_and(|p| {
-            !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            !p.is_empty()
+                && p.len() <= 64
+                && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         })
     };
     word(parts.next()) && word(parts.next()) && parts.next().is_none()
@@ -226,7 +238,12 @@ impl MediaStore for NoMediaStore {
         Err(none())
     }
 
-    async fn download_url(&self, _key: &str, _meta: &ObjectMeta, _expires_at: Timestamp) -> Result<String, MediaError> {
+    async fn download_url(
+        &self,
+        _key: &str,
+        _meta: &ObjectMeta,
+        _expires_at: Timestamp,
+    ) -> Result<String, MediaError> {
         Err(none())
     }
 
@@ -273,7 +290,9 @@ pub fn upload_key(tenant: &str, upload: &str) -> String {
 pub fn valid_key(key: &str) -> bool {
     let parts: Vec<&str> = key.split('/').collect();
     let segment = |s: &&str| {
-        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     match parts.first() {
         Some(&"media") => parts.len() == 4 && parts[1..].iter().all(segment),
@@ -295,6 +314,9 @@ mod tests {
         // A provider's word for a type the bytes would show is not taken.
         assert_eq!(sniff(b"<script>", Some("image/png")), "application/octet-stream");
         assert_eq!(sniff(b"<script>", Some("text/html")), "application/octet-stream");
+        assert_eq!(sniff(b"<html><body>", None), "application/octet-stream");
+        assert_eq!(sniff(b"x", Some("image/svg+xml")), "application/octet-stream");
+        assert_eq!(sniff(b"x", Some("application/xhtml+xml")), "application/octet-stream");
         assert_eq!(sniff(b"x", Some("text/plain\r\nX-Evil: 1")), "application/octet-stream");
         assert_eq!(sniff(b"x", None), "application/octet-stream");
     }
@@ -309,7 +331,7 @@ mod tests {
         assert_eq!(content_disposition(&meta("image/png", None)), "inline");
         assert_eq!(
             content_disposition(&meta("application/pdf", Some("чек 1.pdf"))),
-            "attachment; filename=\"___1.pdf\"; filename*=UTF-8''%D1%87%D0%B5%D0%BA%201.pdf"
+            "attachment; filename=\"___ 1.pdf\"; filename*=UTF-8''%D1%87%D0%B5%D0%BA%201.pdf"
         );
     }
 
@@ -327,7 +349,9 @@ mod tests {
     fn keys_cannot_leave_their_place() {
         assert!(valid_key("media/t-1/m-2/a0"));
         assert!(valid_key("uploads/t-1/u_2"));
-        for bad in ["media/../x/y", "media/a/b", "uploads/a/b/c", "other/a/b", "media/a/b/c d", "", "media//b/c"] {
+        for bad in
+            ["media/../x/y", "media/a/b", "uploads/a/b/c", "other/a/b", "media/a/b/c d", "", "media//b/c"]
+        {
             assert!(!valid_key(bad), "{bad}");
         }
     }

@@ -204,7 +204,9 @@ mod tests {
     #[test]
     fn items_of_one_mailbox_share_a_key() {
         let first = sample();
-        let Work::PollMailbox { tenant_id, channel_id, .. } = first.clone() else { panic!("the sample is a poll") };
+        let Work::PollMailbox { tenant_id, channel_id, .. } = first.clone() else {
+            panic!("the sample is a poll")
+        };
         let later = Work::PollMailbox { tenant_id, channel_id, dispatched_at: Timestamp::now() };
         assert_eq!(first.key(), later.key());
         assert_ne!(first.key(), sample().key());

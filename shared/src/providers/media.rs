@@ -70,7 +70,9 @@ mod tests {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/small.pdf"))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(b"%PDF-1.7 tiny".to_vec(), "application/pdf"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(b"%PDF-1.7 tiny".to_vec(), "application/pdf"),
+            )
             .mount(&server)
             .await;
         Mock::given(method("GET"))

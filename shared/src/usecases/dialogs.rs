@@ -9,7 +9,7 @@ use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Query, SkRange, Write};
 use crate::repo;
 use crate::usecases::auth::{Principal, Role};
-use crate::usecases::{Context, outbox, routing};
+use crate::usecases::{Context, media, outbox, routing};
 
 #[derive(Debug, Default, Clone)]
 pub struct DialogFilter {
@@ -67,7 +67,8 @@ pub async fn list_messages(
         .limit(limit)
         .after(page);
     let page = ctx.store.query(&query).await?;
-    let messages = page.items.into_iter().map(repo::from_item).collect::<Result<Vec<Message>>>()?;
+    let mut messages = page.items.into_iter().map(repo::from_item).collect::<Result<Vec<Message>>>()?;
+    media::link_attachments(ctx, &mut messages).await?;
     Ok((messages, page.next))
 }
 
@@ -171,6 +172,7 @@ pub async fn reply(
     dialog_id: &str,
     text: &str,
     buttons: Vec<String>,
+    attachments: &[String],
 ) -> Result<Message> {
     let dialog = get_dialog(ctx, principal, dialog_id).await?;
     require_assignee(principal, &dialog)?;
@@ -196,20 +198,26 @@ pub async fn reply(
             Error::rule("channel_inactive", "dialog", "the dialog's channel is not connected any more")
         })?;
     let text = text.trim();
-    let limit = ctx.providers.get(channel.provider)?.max_text_chars();
-    if text.is_empty() || text.chars().count() > limit {
+    let module = ctx.providers.get(channel.provider)?;
+    let limit = module.max_text_chars();
+    // Files alone need no text; a text, if any, is within the provider's limit.
+    if (text.is_empty() && attachments.is_empty()) || text.chars().count() > limit {
         return Err(Error::rule(
             "invalid_text",
             "text",
             format!("1 to {limit} characters on {} / от 1 до {limit} символов", channel.provider.kind()),
         ));
     }
+    let files = media::attach_uploads(ctx, principal, module, attachments).await?;
     let message =
-        Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), ctx.clock.now());
+        Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), ctx.clock.now())
+            .with_attachments(files);
     // The reply cancels the pending auto-replies in its own transaction: a due auto-reply racing it either
     // went out before (and the reply still goes) or finds its timer gone and sends nothing.
     let extra = vec![repo::cancel_auto_replies_write(&dialog.id), repo::replied_write(&dialog)];
-    outbox::send_in_dialog(ctx, &dialog, message, extra).await
+    let mut sent = outbox::send_in_dialog(ctx, &dialog, message, extra).await?;
+    media::link_attachments(ctx, std::slice::from_mut(&mut sent)).await?;
+    Ok(sent)
 }
 
 /// An employee acts on a dialog once it is theirs: a queued dialog their group can see is accepted first.

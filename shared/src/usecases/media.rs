@@ -59,11 +59,8 @@ struct FetchMarker {
 
 fn marker_item(marker: &FetchMarker, due: Timestamp) -> Result<Item> {
     let id = marker.message_id.to_string();
-    let index = (
-        Index::Gsi3,
-        repo::media_due_pk(repo::due_shard(&id, repo::DUE_SHARDS)),
-        repo::due_sk(due, &id),
-    );
+    let index =
+        (Index::Gsi3, repo::media_due_pk(repo::due_shard(&id, repo::DUE_SHARDS)), repo::due_sk(due, &id));
     repo::to_item(marker, &repo::media_fetch_key(&marker.message_id), &[index])
 }
 
@@ -327,7 +324,8 @@ async fn sweep_one(ctx: &Context, item: Item, now: Timestamp) -> Result<Option<S
 async fn give_up(ctx: &Context, marker: &FetchMarker) -> Result<()> {
     let message = repo::load_message(ctx.store.as_ref(), &marker.dialog_id, &marker.message_id).await?;
     let Some(mut message) = message else {
-        let gone = Write::Delete { key: repo::media_fetch_key(&marker.message_id), condition: Condition::Always };
+        let gone =
+            Write::Delete { key: repo::media_fetch_key(&marker.message_id), condition: Condition::Always };
         return Ok(ctx.store.transact(vec![gone]).await?);
     };
     for media in message.attachments.iter_mut().filter(|media| media.is_pending()) {
@@ -391,11 +389,7 @@ pub async fn create_upload(
 ) -> Result<NewUpload> {
     let max = ctx.max_media_bytes;
     if size == 0 || size > max {
-        return Err(Error::rule(
-            "too_large",
-            "size",
-            format!("1 to {max} bytes / от 1 до {max} байт"),
-        ));
+        return Err(Error::rule("too_large", "size", format!("1 to {max} bytes / от 1 до {max} байт")));
     }
     let mime_type = mime_type.trim().to_ascii_lowercase();
     if !media::is_plain_type(&mime_type) {
@@ -487,7 +481,12 @@ pub async fn attach_uploads(
             }
             Some(_) => {}
         }
-        attached.push(Media::uploaded(upload.id, kind, upload.name, StoredObject { key: object, mime, size }));
+        attached.push(Media::uploaded(
+            upload.id,
+            kind,
+            upload.name,
+            StoredObject { key: object, mime, size },
+        ));
     }
     Ok(attached)
 }

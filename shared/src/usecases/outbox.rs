@@ -23,7 +23,7 @@ use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Item, Key, StoreError, Write};
 use crate::repo;
 use crate::usecases::tokens::{self, Renewal};
-use crate::usecases::{Context, due};
+use crate::usecases::{Context, due, media};
 
 /// Sends tried per message before it is marked failed.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -137,8 +137,20 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
     };
     // Consent connections renew an access token about to expire first (nothing for other channels).
     let secrets = tokens::usable_secrets(ctx, &channel, module, secrets, Renewal::IfDue).await;
+    // Files go as links, or as bytes in local files that live until the send is done.
+    let files = match tempfile::tempdir() {
+        Ok(files) => files,
+        Err(error) => {
+            let reason = format!("no temporary directory for the attachments: {error}");
+            return release(ctx, entry, &token, ProviderError::Unavailable(reason)).await;
+        }
+    };
+    let attachments = match media::outgoing_media(ctx, module, &message, files.path()).await {
+        Ok(attachments) => attachments,
+        Err(error) => return release(ctx, entry, &token, error).await,
+    };
     let outgoing = Outgoing {
-        attachments: Vec::new(),
+        attachments,
         customer_id: message.customer_id.clone(),
         text: message.text.clone().unwrap_or_default(),
         buttons: message.buttons.clone(),
@@ -178,20 +190,31 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
             }
             Ok(Attempt::Sent)
         }
-        Err(error) if error.is_retryable() && entry.attempts < MAX_ATTEMPTS => {
-            let at = ctx.clock.now() + retry_delay(entry.attempts, &error);
-            entry.claim = None;
-            entry.last_error = Some(error.to_string());
-            let release = Write::Put {
-                item: entry_item(&entry, at)?,
-                condition: Condition::Equals("claim".into(), Value::String(token)),
-            };
-            ctx.store.transact(vec![release]).await?;
-            tracing::info!(message_id = %entry.message_id, attempt = entry.attempts, %error, "send failed; will retry");
-            Ok(Attempt::Retrying { at })
-        }
-        Err(error) => fail(ctx, &entry, &token, error.to_string()).await,
+        Err(error) => release(ctx, entry, &token, error).await,
     }
+}
+
+/// After a failed send: the entry is due again after a backoff when the failure is worth retrying and
+/// attempts are left (on condition we still hold the claim), else the message is failed.
+async fn release(
+    ctx: &Context,
+    mut entry: OutboxEntry,
+    token: &str,
+    error: ProviderError,
+) -> Result<Attempt> {
+    if !error.is_retryable() || entry.attempts >= MAX_ATTEMPTS {
+        return fail(ctx, &entry, token, error.to_string()).await;
+    }
+    let at = ctx.clock.now() + retry_delay(entry.attempts, &error);
+    entry.claim = None;
+    entry.last_error = Some(error.to_string());
+    let release = Write::Put {
+        item: entry_item(&entry, at)?,
+        condition: Condition::Equals("claim".into(), Value::String(token.to_owned())),
+    };
+    ctx.store.transact(vec![release]).await?;
+    tracing::info!(message_id = %entry.message_id, attempt = entry.attempts, %error, "send failed; will retry");
+    Ok(Attempt::Retrying { at })
 }
 
 /// Exponential backoff from 2 s, capped at 10 min, and never sooner than the provider asked.

@@ -84,6 +84,19 @@ pub async fn sweep_routing(ctx: &Context, run: due::Run) -> Result<routing::Swee
     .await
 }
 
+/// The media function's schedule: hands out again the fetches whose markers came due (`media::sweep_due`).
+pub async fn sweep_media(ctx: &Context, run: due::Run) -> Result<()> {
+    async {
+        let report = media::sweep_due(ctx, run).await?;
+        if report.handed_out > 0 || report.given_up > 0 {
+            tracing::info!(handed_out = report.handed_out, given_up = report.given_up, "media sweep");
+        }
+        Ok(())
+    }
+    .instrument(job_span("media-sweep"))
+    .await
+}
+
 /// The e-mail poller's schedule: one poll item per mailbox onto the work queue (`email_poll::dispatch`).
 pub async fn dispatch_mailbox_polls(ctx: &Context) -> Result<email_poll::DispatchReport> {
     async {
@@ -160,6 +173,9 @@ pub async fn run_local_tick(ctx: &Context) {
     }
     if let Err(error) = sweep_routing(ctx, due::Run::to_the_end()).await {
         tracing::error!(%error, "routing sweep failed");
+    }
+    if let Err(error) = sweep_media(ctx, due::Run::to_the_end()).await {
+        tracing::error!(%error, "media sweep failed");
     }
     // The polls themselves run on the runner's workers, which drain the in-process work queue.
     if let Err(error) = dispatch_mailbox_polls(ctx).await {

@@ -146,12 +146,19 @@ async fn close_dialog(
 pub struct ReplyBody {
     /// Not blank; at most the channel's limit: 4,096 characters on Telegram, VK and WhatsApp, 7,000 on
     /// Viber, 1,000 on Avito, 100,000 by e-mail (a longer text is a 422 naming the limit).
-    #[schema(min_length = 1, max_length = 100_000, pattern = r"\S")]
+    /// May be left out (or empty) when the reply carries attachments.
+    #[serde(default)]
+    #[schema(max_length = 100_000)]
     text: String,
     /// Quick-reply buttons, 1 to 64 characters each.
     #[serde(default)]
     #[schema(max_items = 10)]
     buttons: Vec<ButtonLabel>,
+    /// Uploads to send with the text (`POST /v1/uploads`), at most 10: each must be a kind and size the
+    /// channel's provider sends (a 422 names the attachment otherwise).
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    attachments: Vec<String>,
 }
 
 /// A button's label: 1 to 64 characters, not blank (the use case checks; serde takes any string).
@@ -193,6 +200,6 @@ async fn reply(
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let body: ReplyBody = json_body(&body)?;
     let buttons = body.buttons.into_iter().map(|ButtonLabel(label)| label).collect();
-    let message = dialogs::reply(&ctx, &principal, &id, &body.text, buttons).await?;
+    let message = dialogs::reply(&ctx, &principal, &id, &body.text, buttons, &body.attachments).await?;
     Ok((StatusCode::CREATED, Json(message.into())))
 }

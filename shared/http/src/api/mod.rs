@@ -25,6 +25,7 @@ pub mod operator;
 mod people;
 #[doc(hidden)]
 pub mod tenant;
+mod uploads;
 pub mod wire;
 #[doc(hidden)]
 pub mod workspace;
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .merge(people::router())
         .merge(hours::router())
         .merge(workspace::router())
+        .merge(uploads::router())
 }
 
 /// The documentation of every route of `router()`, each module's next to its router.
@@ -55,6 +57,7 @@ pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     docs.merge(people::Docs::openapi());
     docs.merge(hours::Docs::openapi());
     docs.merge(workspace::Docs::openapi());
+    docs.merge(uploads::Docs::openapi());
     docs
 }
 

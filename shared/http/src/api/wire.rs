@@ -690,31 +690,88 @@ impl From<domain::Dialog> for Dialog {
 wire_enum!(Direction from domain::Direction { In, Out });
 wire_enum!(MessageKind from domain::InboundKind { Message, Edit, ButtonReply });
 wire_enum!(OutStatus from domain::OutStatus { Pending, Sent, Delivered, Failed });
-wire_enum!(AttachmentKind from domain::AttachmentKind {
-    Image, Video, Audio, Voice, Document, Sticker, Location, Contact, Other,
-});
-
-/// A file the provider holds: its reference, not its bytes.
+/// What an attachment is: `document` and `other` of the providers are both a `file` here.
 #[derive(Serialize, ToSchema)]
-pub struct Attachment {
-    pub kind: AttachmentKind,
-    pub file_ref: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mime: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    Video,
+    Audio,
+    Voice,
+    File,
+    Sticker,
+    Location,
+    Contact,
 }
 
-impl From<domain::Attachment> for Attachment {
-    fn from(attachment: domain::Attachment) -> Self {
+impl From<domain::AttachmentKind> for AttachmentKind {
+    fn from(kind: domain::AttachmentKind) -> Self {
+        use domain::AttachmentKind as Kind;
+        match kind {
+            Kind::Image => Self::Image,
+            Kind::Video => Self::Video,
+            Kind::Audio => Self::Audio,
+            Kind::Voice => Self::Voice,
+            Kind::Document | Kind::Other => Self::File,
+            Kind::Sticker => Self::Sticker,
+            Kind::Location => Self::Location,
+            Kind::Contact => Self::Contact,
+        }
+    }
+}
+
+wire_enum!(MediaStatus from domain::MediaStatus { Pending, Stored, Failed, TooLarge });
+
+/// A file of a message (or a place, or a contact). A file's bytes are served by `url`, a time-limited link
+/// that needs no API key, once it is `stored`; `null` before.
+#[derive(Serialize, ToSchema)]
+pub struct Attachment {
+    pub id: String,
+    pub kind: AttachmentKind,
+    #[schema(required = true)]
+    pub name: Option<String>,
+    /// Sniffed from the bytes once stored; the provider's word before.
+    #[schema(required = true)]
+    pub mime_type: Option<String>,
+    #[schema(required = true)]
+    pub size: Option<u64>,
+    pub status: MediaStatus,
+    /// Why the file could not be kept (`failed`, `too_large`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[schema(required = true)]
+    pub url: Option<String>,
+    /// A location's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    /// A contact's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+impl From<domain::Media> for Attachment {
+    fn from(media: domain::Media) -> Self {
+        let coordinates = media.source.coordinates();
+        let phone =
+            (media.source.kind == domain::AttachmentKind::Contact).then(|| media.source.file_ref.clone());
+        let (status, failure) = match media.status {
+            Some(status) => (status.into(), media.failure),
+            None => (MediaStatus::Failed, Some("stored before files were kept".into())),
+        };
         Self {
-            kind: attachment.kind.into(),
-            file_ref: attachment.file_ref,
-            mime: attachment.mime,
-            size: attachment.size,
-            name: attachment.name,
+            id: media.id,
+            kind: media.source.kind.into(),
+            name: media.source.name.as_deref().and_then(omnichat::ports::media::sanitize_name),
+            mime_type: media.object.as_ref().map(|object| object.mime.clone()).or(media.source.mime),
+            size: media.object.as_ref().map(|object| object.size).or(media.source.size),
+            status,
+            failure,
+            url: media.url,
+            latitude: coordinates.map(|(latitude, _)| latitude),
+            longitude: coordinates.map(|(_, longitude)| longitude),
+            phone,
         }
     }
 }

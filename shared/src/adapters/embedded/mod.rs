@@ -2,6 +2,7 @@
 //! in-process queue for work.
 
 pub mod bus;
+pub mod media;
 pub mod secrets;
 pub mod store;
 pub mod work;
@@ -9,6 +10,7 @@ pub mod work;
 use std::path::{Path, PathBuf};
 
 pub use bus::InProcessBus;
+pub use media::FileMediaStore;
 pub use secrets::FileSecretStore;
 pub use store::RedbStore;
 pub use work::InProcessWorkQueue;

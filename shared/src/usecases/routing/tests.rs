@@ -164,7 +164,9 @@ impl World {
                 attachments: Vec::new(),
                 sent_at: None,
             },
-            self.clock.now(), |_| false);
+            self.clock.now(),
+            |_| false,
+        );
         let item = repo::message_item(&message, repo::Retention::FOREVER).expect("item");
         self.ctx
             .store
