@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::adapters::aws::dynamodb::DynamoStore;
 use crate::adapters::aws::eventbridge::EventBridgeBus;
+use crate::adapters::aws::s3::S3MediaStore;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
 use crate::adapters::aws::sqs::SqsWorkQueue;
 use crate::adapters::aws::{DEFAULT_FUNCTION_TIMEOUT, load_sdk_config_for};
@@ -61,7 +62,8 @@ pub fn function_timeout_from_env() -> Result<std::time::Duration, String> {
 }
 
 /// `TABLE_NAME`, `EVENT_BUS_NAME`, `SECRET_PREFIX`, `PUBLIC_BASE_URL`, `MESSAGE_RETENTION_DAYS`,
-/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS` and, for the function that hands out work, `WORK_QUEUE_URL` from the
+/// `OMNICHAT_FUNCTION_TIMEOUT_SECONDS`, `OMNICHAT_MAX_MEDIA_BYTES`, for the function that hands out work
+/// `WORK_QUEUE_URL`, and for those that store or link files `MEDIA_BUCKET` and `MEDIA_QUEUE_URL` from the
 /// environment (set by template.yaml); AWS endpoint and credentials the SDK's usual way
 /// (`AWS_ENDPOINT_URL` for moto).
 pub async fn aws_context() -> Result<Context, String> {
@@ -95,6 +97,9 @@ async fn build_context(bus: Option<String>, public_base_url: String) -> Result<C
         None => Arc::new(NoEventBus),
     };
     let work_queue = std::env::var("WORK_QUEUE_URL").ok().filter(|url| !url.is_empty());
+    let media_bucket = std::env::var("MEDIA_BUCKET").ok().filter(|bucket| !bucket.is_empty());
+    let media_queue = std::env::var("MEDIA_QUEUE_URL").ok().filter(|url| !url.is_empty());
+    let max_media_bytes = crate::limits::max_media_bytes_from_env()?;
     let context = Context::new(
         Arc::new(DynamoStore::from_config(&sdk, table)),
         Arc::new(SecretsManagerStore::from_config(&sdk, secret_prefix)),
@@ -103,11 +108,25 @@ async fn build_context(bus: Option<String>, public_base_url: String) -> Result<C
         providers,
         public_base_url,
     )
-    .with_message_retention(retention);
+    .with_message_retention(retention)
+    .with_max_media_bytes(max_media_bytes);
     // Without it the context refuses to hand out work, saying which variable is missing.
-    Ok(match work_queue {
+    let context = match work_queue {
         Some(url) => context.with_work_queue(Arc::new(SqsWorkQueue::from_config(&sdk, url))),
         None => context,
+    };
+    // Without a bucket nothing is fetched or linked (the fetches stay pending, saying why); without the
+    // queue the fetch markers' sweep is what hands the fetches out.
+    Ok(match (media_bucket, media_queue) {
+        (Some(bucket), Some(queue)) => context.with_media(
+            Arc::new(S3MediaStore::from_config(&sdk, bucket)),
+            Arc::new(SqsWorkQueue::from_config(&sdk, queue)),
+        ),
+        (Some(bucket), None) => {
+            let queue = Arc::new(crate::ports::work::NoWorkQueue);
+            context.with_media(Arc::new(S3MediaStore::from_config(&sdk, bucket)), queue)
+        }
+        (None, _) => context,
     })
 }
 

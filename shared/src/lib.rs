@@ -14,6 +14,7 @@ pub mod logging;
 pub mod net;
 pub mod ports;
 pub mod providers;
+pub mod queue_event;
 pub mod repo;
 pub mod secret;
 pub mod tls;

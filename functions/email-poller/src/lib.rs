@@ -12,11 +12,9 @@
 
 use std::time::Instant;
 
-use futures::future::join_all;
 use omnichat::deadline;
-use omnichat::ports::work::Work;
+use omnichat::queue_event::{self, SqsEvent};
 use omnichat::usecases::{Context, scheduled};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,29 +37,14 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Lambda's SQS event, as far as the poller reads it.
-#[derive(Debug, Deserialize)]
-struct SqsEvent {
-    #[serde(rename = "Records")]
-    records: Vec<SqsRecord>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SqsRecord {
-    message_id: String,
-    #[serde(default)]
-    body: String,
-}
-
 /// Handles one invocation, stopped before `deadline` (the runtime's): the schedule's event hands out the
 /// polls and answers how many; an SQS event polls its records' mailboxes and answers
 /// `{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}`.
 pub async fn handle(ctx: &Context, event: Value, deadline: Option<Instant>) -> Result<Value, HandlerError> {
-    if event.get("Records").is_some() {
+    if queue_event::is_sqs_event(&event) {
         let event: SqsEvent =
             serde_json::from_value(event).map_err(|error| HandlerError::Malformed(error.to_string()))?;
-        return Ok(poll_records(ctx, event.records, deadline).await);
+        return Ok(queue_event::run_records(ctx, event, deadline).await);
     }
     let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
@@ -78,31 +61,4 @@ pub async fn handle(ctx: &Context, event: Value, deadline: Option<Instant>) -> R
         }
     };
     Ok(json!({"mailboxes": report.mailboxes, "enqueued": report.enqueued, "waiting": report.waiting}))
-}
-
-async fn poll_records(ctx: &Context, records: Vec<SqsRecord>, deadline: Option<Instant>) -> Value {
-    let until = scheduled::stop_taking_work_at(deadline);
-    let polls = records.into_iter().map(|record| async move {
-        let done = match Work::from_body(&record.body) {
-            Err(error) => {
-                tracing::error!(%error, message_id = %record.message_id, "a queued item that is no work item");
-                false
-            }
-            Ok(work) => match deadline::within(deadline, scheduled::run_work(ctx, &work, until)).await {
-                Ok(Ok(())) => true,
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, work = %work.key(), "work item failed; SQS delivers it again");
-                    false
-                }
-                Err(gave_up) => {
-                    tracing::warn!(%gave_up, work = %work.key(), "work item cut off at the invocation's deadline");
-                    false
-                }
-            },
-        };
-        (!done).then_some(record.message_id)
-    });
-    let failures: Vec<Value> =
-        join_all(polls).await.into_iter().flatten().map(|id| json!({"itemIdentifier": id})).collect();
-    json!({"batchItemFailures": failures})
 }

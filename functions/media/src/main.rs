@@ -1,0 +1,18 @@
+//! The media Lambda: on the media queue's SQS events it fetches each record's message files from the
+//! provider into the media bucket; on its schedule (every minute) it hands out again the fetches whose
+//! markers came due. See the library for what each event does.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    omnichat::bootstrap::init_lambda_logging();
+    let ctx = omnichat::bootstrap::aws_context().await?;
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = omnichat::deadline::from_epoch_millis(event.context.deadline);
+        media::handle(ctx, event.payload, deadline).await
+    }))
+    .await
+}
