@@ -131,6 +131,10 @@ impl ChannelProvider for TelegramClient {
                 attachment.kind
             )));
         }
+        // The update's own size already says when the Bot API will not hand the file over.
+        if attachment.size.is_some_and(|size| size > DOWNLOAD_LIMIT) {
+            return Err(FetchError::TooLarge { limit: DOWNLOAD_LIMIT });
+        }
         let token = secrets
             .get(TOKEN)
             .ok_or_else(|| FetchError::Provider(ProviderError::InvalidCredentials("no bot token".into())))?;

@@ -247,7 +247,10 @@ pub(super) fn upload_method(media: &OutgoingMedia) -> (&'static str, &'static st
             ("sendPhoto", "photo")
         }
         AttachmentKind::Video if matches!(mime.as_str(), "video/mp4") => ("sendVideo", "video"),
-        AttachmentKind::Voice if mime.starts_with("audio/ogg") => ("sendVoice", "voice"),
+        // OGG (Opus) audio shows as a voice message, the way customers send theirs.
+        AttachmentKind::Audio | AttachmentKind::Voice if mime == "audio/ogg" || mime == "audio/opus" => {
+            ("sendVoice", "voice")
+        }
         AttachmentKind::Audio | AttachmentKind::Voice
             if matches!(mime.as_str(), "audio/mpeg" | "audio/mp4" | "audio/m4a") =>
         {

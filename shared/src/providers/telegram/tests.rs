@@ -803,3 +803,40 @@ async fn a_refused_upload_is_rejected_without_the_token() {
     assert!(matches!(&error, ProviderError::Rejected(d) if d.contains("PHOTO_INVALID")), "{error:?}");
     assert_token_hidden(&error);
 }
+
+#[test]
+fn each_kind_of_file_goes_with_its_method() {
+    let media = |kind, mime: &str| OutgoingMedia {
+        kind,
+        name: None,
+        mime: mime.into(),
+        size: 1,
+        url: String::new(),
+        path: None,
+    };
+    let cases = [
+        (AttachmentKind::Image, "image/jpeg", ("sendPhoto", "photo")),
+        (AttachmentKind::Image, "image/png", ("sendPhoto", "photo")),
+        (AttachmentKind::Image, "image/gif", ("sendDocument", "document")),
+        (AttachmentKind::Video, "video/mp4", ("sendVideo", "video")),
+        (AttachmentKind::Video, "video/quicktime", ("sendDocument", "document")),
+        (AttachmentKind::Audio, "audio/ogg", ("sendVoice", "voice")),
+        (AttachmentKind::Voice, "audio/ogg", ("sendVoice", "voice")),
+        (AttachmentKind::Audio, "audio/mpeg", ("sendAudio", "audio")),
+        (AttachmentKind::Audio, "audio/x-wav", ("sendDocument", "document")),
+        (AttachmentKind::Document, "application/pdf", ("sendDocument", "document")),
+    ];
+    for (kind, mime, expected) in cases {
+        assert_eq!(super::client::upload_method(&media(kind, mime)), expected, "{kind:?} {mime}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_the_update_says_is_too_large_is_not_even_looked_up() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    let big = Attachment { size: Some(DOWNLOAD_LIMIT + 1), ..document_of_the_fixture() };
+    let mut sink = MediaSink::new(100 * 1024 * 1024).await.unwrap();
+    let outcome = client_for(&server).await.fetch_media(&channel_secrets(), &big, &mut sink).await;
+    assert_eq!(outcome, Err(FetchError::TooLarge { limit: DOWNLOAD_LIMIT }));
+}
