@@ -511,7 +511,9 @@ impl AvitoClient {
     async fn send_text(&self, auth: &Auth<'_>, user_id: &str, out: &Outgoing) -> Result<Sent, ProviderError> {
         let url =
             self.endpoint(&["messenger", "v1", "accounts", user_id, "chats", &out.customer_id, "messages"])?;
-        let body = json!({"message": {"text": text_with_options(&out.text, &out.buttons)}, "type": "text"});
+        let text = text_with_options(&out.text, &out.buttons);
+        // Options alone (files without a text) start without blank lines.
+        let body = json!({"message": {"text": text.trim_start()}, "type": "text"});
         let sent: SentMessage = self.authorized(auth, Method::POST, url, Some(Body::Json(&body))).await?;
         Ok(Sent { provider_message_id: sent.id })
     }

@@ -165,7 +165,7 @@ impl TelegramClient {
             return Err(FetchError::TooLarge { limit });
         }
         let path = location.file_path.filter(|path| is_plain_file_path(path)).ok_or_else(|| {
-            FetchError::Provider(ProviderError::Unavailable("getFile gave no usable file path".into()))
+            FetchError::Provider(ProviderError::Rejected("getFile gave no downloadable file path".into()))
         })?;
         // The token is part of the URL: `download` maps reqwest's errors without it and redacts it.
         let url = format!("{}/file/bot{}/{}", self.base, token.expose(), path);
