@@ -1,7 +1,8 @@
 //! Avito Messenger API: two ways to connect (the account owner's consent to the platform's application,
 //! OAuth authorization code, whose access and refresh tokens the channel keeps; or the account's own
 //! client credentials, whose tokens are cached per client), the account, webhook subscription, inbound
-//! `message` events (verified by a secret URL segment), replies into existing chats.
+//! `message` events (verified by a secret URL segment), replies into existing chats (text, and images
+//! uploaded with `uploadImages`), customers' images and voice messages fetched.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,13 +17,15 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Purpose, Sent,
-    WebhookError, WebhookRequest, failure_description, first_string_at, json_answer, required_credential,
-    retry_after_header, text_with_options, transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, OutgoingMedia,
+    ProviderError, Purpose, Sent, WebhookError, WebhookRequest, failure_description, first_string_at,
+    json_answer, required_credential, retry_after_header, text_with_options, transport_error,
 };
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::media::MediaSink;
 use crate::ports::oauth::AvitoOAuth;
+use crate::providers::media::{DOWNLOAD_TIMEOUT, download_link};
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE: &str = "https://api.avito.ru";
@@ -43,6 +46,10 @@ pub const CLIENT_SECRET: &str = "client_secret";
 pub const USER_ID: &str = "user_id";
 
 const PROVIDER: &str = "avito";
+/// The largest image sent (`uploadImages`); Avito takes no other files.
+pub const IMAGE_LIMIT: u64 = 15 * 1024 * 1024;
+/// How a voice message is referred to: its id is no link, the link comes from `getVoiceFiles`.
+pub const VOICE_REF_PREFIX: &str = "voice:";
 /// A token is renewed this long before Avito says it expires, so a call never starts with a dying one.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 /// Used when the token answer carries no `expires_in` (Avito's tokens live a day).
@@ -152,12 +159,12 @@ fn normalize(message: AvitoMessage) -> Option<InboundMessage> {
                 });
             }
         }
-        // A voice message is an id: its URL comes from `getVoiceFiles` when someone listens.
+        // A voice message is an id (`voice:{id}`): its link comes from `getVoiceFiles` when it is fetched.
         "voice" => {
             if let Some(voice_id) = str_at("/voice/voice_id") {
                 attachments.push(Attachment {
                     kind: AttachmentKind::Voice,
-                    file_ref: voice_id.to_owned(),
+                    file_ref: format!("{VOICE_REF_PREFIX}{}", voice_id.trim()),
                     mime: None,
                     size: None,
                     name: None,
@@ -213,6 +220,19 @@ fn normalize(message: AvitoMessage) -> Option<InboundMessage> {
     })
 }
 
+/// The id of a voice message attachment: `voice:{id}` (or, stored before that scheme, a bare id).
+fn voice_id(attachment: &Attachment) -> Option<&str> {
+    if attachment.kind != AttachmentKind::Voice || is_link(&attachment.file_ref) {
+        return None;
+    }
+    let id = attachment.file_ref.strip_prefix(VOICE_REF_PREFIX).unwrap_or(&attachment.file_ref).trim();
+    (!id.is_empty()).then_some(id)
+}
+
+fn is_link(file_ref: &str) -> bool {
+    file_ref.starts_with("https://") || file_ref.starts_with("http://")
+}
+
 fn area(size: &str) -> u64 {
     let (width, height) = size.split_once('x').unwrap_or((size, "1"));
     width.parse::<u64>().unwrap_or(0).saturating_mul(height.parse::<u64>().unwrap_or(0))
@@ -257,6 +277,20 @@ impl<'a> Auth<'a> {
             _ => Err(ProviderError::InvalidCredentials("the channel has no Avito credentials".into())),
         }
     }
+}
+
+/// What a call sends: JSON, or an image as `multipart/form-data` (`uploadImages`).
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Json(&'a Value),
+    Image(&'a ImageUpload),
+}
+
+/// An image's bytes for `uploadImages`, kept for a repeated call (a form is consumed by its request).
+struct ImageUpload {
+    bytes: Vec<u8>,
+    name: String,
+    mime: String,
 }
 
 /// What Avito's token endpoint granted.
@@ -449,7 +483,9 @@ impl AvitoClient {
     /// Subscribes `url` to the account's messenger events (webhook v3).
     async fn subscribe(&self, auth: &Auth<'_>, url: &str) -> Result<(), ProviderError> {
         let endpoint = self.endpoint(&["messenger", "v3", "webhook"])?;
-        self.authorized::<Value>(auth, Method::POST, endpoint, Some(&json!({ "url": url }))).await.map(drop)
+        self.authorized::<Value>(auth, Method::POST, endpoint, Some(Body::Json(&json!({ "url": url }))))
+            .await
+            .map(drop)
     }
 
     /// Unsubscribes every subscription whose URL contains `needle` (the channel's webhook secret: the URL
@@ -459,12 +495,14 @@ impl AvitoClient {
             return Ok(0);
         }
         let list_url = self.endpoint(&["messenger", "v1", "subscriptions"])?;
-        let list: Subscriptions = self.authorized(auth, Method::POST, list_url, Some(&json!({}))).await?;
+        let list: Subscriptions =
+            self.authorized(auth, Method::POST, list_url, Some(Body::Json(&json!({})))).await?;
         let doomed: Vec<String> =
             list.subscriptions.into_iter().map(|s| s.url).filter(|u| u.contains(needle)).collect();
         for url in &doomed {
             let endpoint = self.endpoint(&["messenger", "v1", "webhook", "unsubscribe"])?;
-            self.authorized::<Value>(auth, Method::POST, endpoint, Some(&json!({ "url": url }))).await?;
+            self.authorized::<Value>(auth, Method::POST, endpoint, Some(Body::Json(&json!({ "url": url }))))
+                .await?;
         }
         Ok(doomed.len())
     }
@@ -473,9 +511,62 @@ impl AvitoClient {
     async fn send_text(&self, auth: &Auth<'_>, user_id: &str, out: &Outgoing) -> Result<Sent, ProviderError> {
         let url =
             self.endpoint(&["messenger", "v1", "accounts", user_id, "chats", &out.customer_id, "messages"])?;
-        let body = json!({"message": {"text": text_with_options(&out.text, &out.buttons)}, "type": "text"});
-        let sent: SentMessage = self.authorized(auth, Method::POST, url, Some(&body)).await?;
+        let text = text_with_options(&out.text, &out.buttons);
+        // Options alone (files without a text) start without blank lines.
+        let body = json!({"message": {"text": text.trim_start()}, "type": "text"});
+        let sent: SentMessage = self.authorized(auth, Method::POST, url, Some(Body::Json(&body))).await?;
         Ok(Sent { provider_message_id: sent.id })
+    }
+
+    /// Sends an image into an existing chat: `uploadImages` (multipart `uploadfile[]`), whose answer is keyed
+    /// by the new image's id, then `messages/image` with that id.
+    async fn send_image(
+        &self,
+        auth: &Auth<'_>,
+        user_id: &str,
+        chat_id: &str,
+        media: &OutgoingMedia,
+    ) -> Result<Sent, ProviderError> {
+        if media.kind != AttachmentKind::Image {
+            return Err(ProviderError::Rejected("Avito takes images only".into()));
+        }
+        let upload =
+            ImageUpload { bytes: media.read().await?, name: media.file_name(), mime: media.mime.clone() };
+        let url = self.endpoint(&["messenger", "v1", "accounts", user_id, "uploadImages"])?;
+        let uploaded: Map<String, Value> =
+            self.authorized(auth, Method::POST, url, Some(Body::Image(&upload))).await?;
+        let image_id = uploaded
+            .keys()
+            .find(|id| !id.trim().is_empty())
+            .ok_or_else(|| ProviderError::Unavailable("Avito's uploadImages answered no image id".into()))?;
+        let url =
+            self.endpoint(&["messenger", "v1", "accounts", user_id, "chats", chat_id, "messages", "image"])?;
+        let body = json!({ "image_id": image_id });
+        let sent: SentMessage = self.authorized(auth, Method::POST, url, Some(Body::Json(&body))).await?;
+        Ok(Sent { provider_message_id: sent.id })
+    }
+
+    /// The link of a voice message (`getVoiceFiles`).
+    async fn voice_link(
+        &self,
+        auth: &Auth<'_>,
+        user_id: &str,
+        voice_id: &str,
+    ) -> Result<String, ProviderError> {
+        #[derive(Deserialize)]
+        struct VoiceFiles {
+            #[serde(default)]
+            voices_urls: HashMap<String, String>,
+        }
+        let mut url = self.endpoint(&["messenger", "v1", "accounts", user_id, "getVoiceFiles"])?;
+        url.query_pairs_mut().append_pair("voice_ids", voice_id);
+        let files: VoiceFiles = self.authorized(auth, Method::GET, url, None).await?;
+        files
+            .voices_urls
+            .get(voice_id)
+            .filter(|link| is_link(link))
+            .cloned()
+            .ok_or_else(|| ProviderError::Rejected("Avito gave no link for the voice message".into()))
     }
 
     /// A call with the channel's access token (a 401 is `InvalidCredentials`: the use case renews it), or
@@ -485,7 +576,7 @@ impl AvitoClient {
         auth: &Auth<'_>,
         method: Method,
         url: Url,
-        body: Option<&Value>,
+        body: Option<Body<'_>>,
     ) -> Result<T, ProviderError> {
         let (client_id, client_secret) = match auth {
             Auth::Bearer(token) => return self.bearer_call(method, url, token, body).await,
@@ -508,12 +599,21 @@ impl AvitoClient {
         method: Method,
         url: Url,
         token: &Secret,
-        body: Option<&Value>,
+        body: Option<Body<'_>>,
     ) -> Result<T, ProviderError> {
         let path = url.path().to_owned();
         let mut request = self.http.request(method, url).bearer_auth(token.expose());
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(Body::Json(body)) => request = request.json(body),
+            Some(Body::Image(image)) => {
+                let part = reqwest::multipart::Part::bytes(image.bytes.clone())
+                    .file_name(image.name.clone())
+                    .mime_str(&image.mime)
+                    .map_err(|_| ProviderError::Rejected(format!("{:?} is not a media type", image.mime)))?;
+                let form = reqwest::multipart::Form::new().part("uploadfile[]", part);
+                request = request.multipart(form).timeout(DOWNLOAD_TIMEOUT);
+            }
+            None => {}
         }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
@@ -679,10 +779,61 @@ impl ChannelProvider for AvitoClient {
         Ok(Delivery { messages, statuses: Vec::new(), reply: Default::default() })
     }
 
+    /// The text (with its quick replies as numbered options) first, then each image as its own message;
+    /// answers the last message's id.
     async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError> {
         let missing = || ProviderError::InvalidCredentials("the channel has no Avito credentials".into());
         let user_id = secrets.get(USER_ID).ok_or_else(missing)?;
-        self.send_text(&Auth::of(secrets)?, user_id.expose(), out).await
+        let auth = Auth::of(secrets)?;
+        if let Some(media) = out.attachments.iter().find(|media| media.kind != AttachmentKind::Image) {
+            return Err(ProviderError::Rejected(format!("Avito takes images only, not {:?}", media.kind)));
+        }
+        let mut sent = Sent { provider_message_id: None };
+        if out.attachments.is_empty() || !out.text.trim().is_empty() || !out.buttons.is_empty() {
+            sent = self.send_text(&auth, user_id.expose(), out).await?;
+        }
+        for media in &out.attachments {
+            sent = self.send_image(&auth, user_id.expose(), &out.customer_id, media).await?;
+        }
+        Ok(sent)
+    }
+
+    /// Images are links; a voice message (`voice:{id}`) is fetchable through `getVoiceFiles`.
+    fn fetchable(&self, attachment: &Attachment) -> bool {
+        !attachment.kind.is_data() && (is_link(&attachment.file_ref) || voice_id(attachment).is_some())
+    }
+
+    async fn fetch_media(
+        &self,
+        secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        if attachment.kind.is_data() {
+            return Err(FetchError::Unsupported(format!(
+                "{:?} attachments are not fetched",
+                attachment.kind
+            )));
+        }
+        if let Some(voice_id) = voice_id(attachment) {
+            let missing = || ProviderError::InvalidCredentials("the channel has no Avito credentials".into());
+            let user_id = secrets.get(USER_ID).ok_or_else(missing)?;
+            let link = self.voice_link(&Auth::of(secrets)?, user_id.expose(), voice_id).await?;
+            return download_link(&self.http, &link, sink).await;
+        }
+        if is_link(&attachment.file_ref) {
+            return download_link(&self.http, &attachment.file_ref, sink).await;
+        }
+        Err(FetchError::Unsupported("the attachment is neither a link nor a voice message".into()))
+    }
+
+    /// Images only (`uploadImages`); Avito's chats take no other files.
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        (kind == AttachmentKind::Image).then_some(IMAGE_LIMIT)
+    }
+
+    fn sends_media_from_file(&self) -> bool {
+        true
     }
 
     /// A consent connection's access token is renewed a minute before it expires; one whose expiry is
@@ -761,8 +912,9 @@ impl AvitoOAuth for AvitoClient {
 mod tests {
     use super::*;
     use crate::domain::{ChannelId, Provider};
+    use crate::ports::media::MediaSink;
     use crate::test_support::fixture;
-    use wiremock::matchers::{body_json, body_string_contains, header, method, path};
+    use wiremock::matchers::{body_json, body_string_contains, header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const CLIENT: &str = "avito-client-id-0123";
@@ -828,7 +980,7 @@ mod tests {
             parse_event(&event("voice", 1, json!({"voice": {"voice_id": "v-1"}})), None).unwrap().unwrap();
         assert_eq!(
             (voice.attachments[0].kind, voice.attachments[0].file_ref.as_str()),
-            (AttachmentKind::Voice, "v-1")
+            (AttachmentKind::Voice, "voice:v-1")
         );
         let link = parse_event(&event("link", 1, json!({"link": {"text": "see", "url": "https://x"}})), None)
             .unwrap()
@@ -1345,5 +1497,187 @@ mod tests {
         let token_calls =
             server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
         assert_eq!(token_calls, 0);
+    }
+
+    // --- media ---
+
+    /// Whether `needle` occurs in `haystack` (a multipart body holds the file's bytes as they are).
+    fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|window| window == needle)
+    }
+
+    fn only_attachment(fixture_name: &str) -> Attachment {
+        let message = parse_event(&fixture(fixture_name), Some("375811020")).unwrap().expect("a message");
+        assert_eq!(message.attachments.len(), 1, "{fixture_name}");
+        message.attachments.into_iter().next().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_largest_image_of_the_fixture_is_fetched_from_its_link() {
+        let image = only_attachment("avito_image.json");
+        assert_eq!(image.kind, AttachmentKind::Image);
+        assert_eq!(
+            image.file_ref,
+            "https://img.k.avito.ru/chat/1280x960/5083651369.3e798a9bf88345ae8fe85ff891266b24.jpg"
+        );
+        let server = MockServer::start().await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        assert!(client.fetchable(&image));
+        let jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF the buyer's photo".to_vec();
+        let link_path = Url::parse(&image.file_ref).unwrap().path().to_owned();
+        Mock::given(method("GET"))
+            .and(path(link_path.as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(jpeg.clone(), "image/jpeg"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let moved = Attachment { file_ref: format!("{}{link_path}", server.uri()), ..image };
+        let mut sink = MediaSink::new(1024 * 1024).await.unwrap();
+        let declared = client.fetch_media(&channel_secrets(), &moved, &mut sink).await.unwrap();
+        assert_eq!(declared.as_deref(), Some("image/jpeg"));
+        assert_eq!(std::fs::read(sink.path()).unwrap(), jpeg);
+    }
+
+    #[tokio::test]
+    async fn a_voice_message_of_the_fixture_is_fetched_through_get_voice_files() {
+        let voice = only_attachment("avito_voice.json");
+        assert_eq!(
+            (voice.kind, voice.file_ref.as_str()),
+            (AttachmentKind::Voice, "voice:6f3e2d1c-0b9a-4876-a5b4-c3d2e1f0a9b8")
+        );
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-1", 86400).await;
+        let link = format!("{}/voices/6f3e2d1c.m4a", server.uri());
+        Mock::given(method("GET"))
+            .and(path("/messenger/v1/accounts/375811020/getVoiceFiles"))
+            .and(query_param("voice_ids", "6f3e2d1c-0b9a-4876-a5b4-c3d2e1f0a9b8"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "voices_urls": {"6f3e2d1c-0b9a-4876-a5b4-c3d2e1f0a9b8": link}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let audio = b"\x00\x00\x00\x18ftypM4A the buyer's voice".to_vec();
+        Mock::given(method("GET"))
+            .and(path("/voices/6f3e2d1c.m4a"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(audio.clone(), "audio/mp4"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        assert!(client.fetchable(&voice));
+        let mut sink = MediaSink::new(1024 * 1024).await.unwrap();
+        let declared = client.fetch_media(&channel_secrets(), &voice, &mut sink).await.unwrap();
+        assert_eq!(declared.as_deref(), Some("audio/mp4"));
+        assert_eq!(std::fs::read(sink.path()).unwrap(), audio);
+
+        // A voice id Avito has no link for is refused, not retried.
+        let unknown = Attachment { file_ref: "voice:gone".into(), ..voice };
+        Mock::given(method("GET"))
+            .and(path("/messenger/v1/accounts/375811020/getVoiceFiles"))
+            .and(query_param("voice_ids", "gone"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"voices_urls": {}})))
+            .mount(&server)
+            .await;
+        let outcome = client.fetch_media(&channel_secrets(), &unknown, &mut sink).await;
+        assert!(matches!(outcome, Err(FetchError::Provider(ProviderError::Rejected(_)))), "{outcome:?}");
+    }
+
+    #[test]
+    fn only_links_and_voice_ids_are_fetchable_and_only_images_are_sent() {
+        let client = AvitoClient::new(reqwest::Client::new(), "http://unused.invalid");
+        let attachment = |kind, file_ref: &str| Attachment {
+            kind,
+            file_ref: file_ref.into(),
+            mime: None,
+            size: None,
+            name: None,
+        };
+        assert!(client.fetchable(&attachment(AttachmentKind::Voice, "voice:v-1")));
+        // Stored before the `voice:` scheme.
+        assert!(client.fetchable(&attachment(AttachmentKind::Voice, "v-1")));
+        assert!(!client.fetchable(&attachment(AttachmentKind::Voice, "voice: ")));
+        assert!(!client.fetchable(&attachment(AttachmentKind::Image, "voice:v-1")));
+        assert!(!client.fetchable(&attachment(AttachmentKind::Location, "55.7,37.6")));
+        assert!(client.sends_media_from_file());
+        assert_eq!(client.media_limit(AttachmentKind::Image), Some(15 * 1024 * 1024));
+        for kind in [
+            AttachmentKind::Document,
+            AttachmentKind::Video,
+            AttachmentKind::Audio,
+            AttachmentKind::Voice,
+            AttachmentKind::Sticker,
+        ] {
+            assert_eq!(client.media_limit(kind), None, "{kind:?}");
+        }
+    }
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR a tiny picture";
+
+    #[tokio::test]
+    async fn an_image_is_uploaded_and_sent_after_the_text() {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-1", 86400).await;
+        Mock::given(method("POST"))
+            .and(path(format!("/messenger/v1/accounts/375811020/chats/{CHAT}/messages").as_str()))
+            .and(body_json(json!({"message": {"text": "Вот фото"}, "type": "text"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "txt-1", "type": "text"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/messenger/v1/accounts/375811020/uploadImages"))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "12345.abcdef": {"1280x960": "https://img.k.avito.ru/chat/1280x960/12345.abcdef.jpg"}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/messenger/v1/accounts/375811020/chats/{CHAT}/messages/image").as_str()))
+            .and(body_json(json!({"image_id": "12345.abcdef"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "img-1", "type": "image"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("photo.png");
+        std::fs::write(&file, PNG).unwrap();
+        let out = Outgoing {
+            attachments: vec![OutgoingMedia {
+                kind: AttachmentKind::Image,
+                name: Some("photo.png".into()),
+                mime: "image/png".into(),
+                size: PNG.len() as u64,
+                url: "https://media.example/unused".into(),
+                path: Some(file),
+            }],
+            text: "Вот фото".into(),
+            ..outgoing(&[])
+        };
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        let sent = client.send(&channel_secrets(), &out).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("img-1".into()) });
+        let requests = server.received_requests().await.unwrap();
+        let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).filter(|p| *p != "/token").collect();
+        assert!(paths[0].ends_with("/messages") && paths[1].ends_with("/uploadImages"), "{paths:?}");
+        let upload = requests.iter().find(|r| r.url.path().ends_with("/uploadImages")).unwrap();
+        assert!(holds(&upload.body, PNG));
+        assert!(holds(&upload.body, b"name=\"uploadfile[]\"; filename=\"photo.png\""));
+
+        // A file that is no image is refused before anything is sent.
+        let document = Outgoing {
+            attachments: vec![OutgoingMedia {
+                kind: AttachmentKind::Document,
+                mime: "application/pdf".into(),
+                ..out.attachments[0].clone()
+            }],
+            ..out
+        };
+        let error = client.send(&channel_secrets(), &document).await.unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Rejected(reason) if reason.contains("images only")),
+            "{error:?}"
+        );
     }
 }

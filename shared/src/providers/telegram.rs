@@ -9,14 +9,15 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Reply, Sent,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, ProviderError, Reply, Sent,
     WebhookError, WebhookRequest, required_credential,
 };
-use crate::domain::{Account, InboundKind};
+use crate::domain::{Account, Attachment, AttachmentKind, InboundKind};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 
-pub use client::{BotAccount, TelegramClient};
+pub use client::{BotAccount, DOWNLOAD_LIMIT, FILE_LIMIT, FileLocation, PHOTO_LIMIT, TelegramClient};
 pub use inbound::parse_update;
 
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
@@ -110,6 +111,47 @@ impl ChannelProvider for TelegramClient {
         let token =
             secrets.get(TOKEN).ok_or_else(|| ProviderError::InvalidCredentials("no bot token".into()))?;
         self.send_message(token, out).await
+    }
+
+    /// Every file of a message (stickers too) is known by its `file_id`; locations and contacts are data.
+    fn fetchable(&self, attachment: &Attachment) -> bool {
+        !attachment.kind.is_data() && !attachment.file_ref.trim().is_empty()
+    }
+
+    /// `getFile`, then the bytes from the file server (the token is in that URL; never logged).
+    async fn fetch_media(
+        &self,
+        secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        if !self.fetchable(attachment) {
+            return Err(FetchError::Unsupported(format!(
+                "{:?} attachments are not fetched",
+                attachment.kind
+            )));
+        }
+        // The update's own size already says when the Bot API will not hand the file over.
+        if attachment.size.is_some_and(|size| size > DOWNLOAD_LIMIT) {
+            return Err(FetchError::TooLarge { limit: DOWNLOAD_LIMIT });
+        }
+        let token = secrets
+            .get(TOKEN)
+            .ok_or_else(|| FetchError::Provider(ProviderError::InvalidCredentials("no bot token".into())))?;
+        // Telegram's file server mostly declares application/octet-stream: the update's own type says more.
+        let declared = self.fetch_file(token, attachment.file_ref.trim(), sink).await?;
+        Ok(attachment.mime.clone().or(declared))
+    }
+
+    /// sendPhoto takes photos up to 10 MB; sendDocument, sendVideo, sendAudio and sendVoice files up to
+    /// 50 MB. Stickers are not sent.
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        client::media_limit(kind)
+    }
+
+    /// Files are uploaded (multipart), not handed over as links.
+    fn sends_media_from_file(&self) -> bool {
+        true
     }
 }
 

@@ -1,5 +1,5 @@
 //! Viber REST Bot API: verify and normalize callbacks, call the API (get_account_info, set_webhook,
-//! send_message).
+//! send_message with text, pictures, videos and files by link), download the media links callbacks carry.
 
 use std::time::Duration;
 
@@ -13,11 +13,12 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, StatusUpdate,
-    WebhookError, WebhookRequest, required_credential, transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, OutgoingMedia,
+    ProviderError, Sent, StatusUpdate, WebhookError, WebhookRequest, required_credential, transport_error,
 };
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE: &str = "https://chatapi.viber.com/pa";
@@ -42,6 +43,16 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Status 12 (tooManyRequests): Viber's send limit is counted per hour, so a second later is too early.
 const TOO_MANY_REQUESTS_RETRY: Duration = Duration::from_secs(60);
 const INVALID_TOKEN: &str = "Bot not found / Бот не найден";
+/// The longest description of a picture message, in characters.
+pub const CAPTION_MAX_CHARS: usize = 768;
+/// The largest picture message (JPEG, PNG or GIF); a larger image goes as a file.
+pub const PICTURE_LIMIT: u64 = 1024 * 1024;
+/// The largest video message.
+pub const VIDEO_LIMIT: u64 = 26 * 1024 * 1024;
+/// The largest file message.
+pub const FILE_LIMIT: u64 = 50 * 1024 * 1024;
+/// The longest `file_name` of a file message.
+const FILE_NAME_MAX_CHARS: usize = 256;
 
 /// Checks `X-Viber-Content-Signature`: the hex HMAC-SHA256 of the raw body keyed with the bot's token,
 /// compared in constant time.
@@ -317,20 +328,46 @@ impl ViberClient {
         self.call::<Value>(token, "set_webhook", &json!({"url": ""})).await.map(drop)
     }
 
+    /// Sends the text, or the files with it: one message per file (by link: Viber fetches it), the text as
+    /// the first picture's description when it fits, else as a text message first; the keyboard goes with
+    /// the last message. Answers the last message's token.
     pub async fn send_message(
         &self,
         token: &Secret,
         sender_name: &str,
         out: &Outgoing,
     ) -> Result<Sent, ProviderError> {
-        let body = send_message_body(sender_name, out);
-        let sent: Value = self.call(token, "send_message", &body).await?;
-        let id = match sent.get("message_token") {
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
+        let mut bodies = Vec::new();
+        let text = (!out.text.trim().is_empty()).then_some(out.text.as_str());
+        let first_is_picture = out.attachments.first().is_some_and(is_picture);
+        let caption = text.filter(|text| first_is_picture && text.chars().count() <= CAPTION_MAX_CHARS);
+        // Never an empty text message beside files.
+        if out.attachments.is_empty() || (text.is_some() && caption.is_none()) {
+            let content = json!({"type": "text", "text": out.text});
+            bodies.push(message_body(sender_name, &out.customer_id, content));
+        }
+        for (index, media) in out.attachments.iter().enumerate() {
+            let content = media_content(media, if index == 0 { caption } else { None });
+            bodies.push(message_body(sender_name, &out.customer_id, content));
+        }
+        if let (Some(keyboard), Some(last)) = (keyboard(&out.buttons), bodies.last_mut()) {
+            last["keyboard"] = keyboard;
+        }
+        let mut id = None;
+        for body in &bodies {
+            let sent: Value = self.call(token, "send_message", body).await?;
+            id = match sent.get("message_token") {
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+        }
         Ok(Sent { provider_message_id: id })
+    }
+
+    /// Downloads a media link of a callback (it expires: fetched soon after the callback).
+    pub async fn fetch_link(&self, url: &str, sink: &mut MediaSink) -> Result<Option<String>, FetchError> {
+        super::media::download_link(&self.http, url, sink).await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -362,19 +399,56 @@ impl ViberClient {
     }
 }
 
-fn send_message_body(sender_name: &str, out: &Outgoing) -> Value {
+/// One `send_message` body: the receiver and sender around `content` (its `type` and fields).
+fn message_body(sender_name: &str, receiver: &str, content: Value) -> Value {
     let sender_name: String = sender_name.chars().take(SENDER_NAME_MAX_CHARS).collect();
     let mut body = json!({
-        "receiver": out.customer_id,
+        "receiver": receiver,
         "min_api_version": 1,
         "sender": {"name": sender_name},
-        "type": "text",
-        "text": out.text,
     });
-    if let Some(keyboard) = keyboard(&out.buttons) {
-        body["keyboard"] = keyboard;
+    if let (Some(body), Value::Object(content)) = (body.as_object_mut(), content) {
+        body.extend(content);
     }
     body
+}
+
+/// Whether a file goes as a picture message: a JPEG, PNG or GIF image of at most 1 MB.
+fn is_picture(media: &OutgoingMedia) -> bool {
+    media.kind == AttachmentKind::Image
+        && media.size <= PICTURE_LIMIT
+        && matches!(media.mime.to_ascii_lowercase().as_str(), "image/jpeg" | "image/png" | "image/gif")
+}
+
+/// The message fields of one file: a picture (with its description), an MP4 video, or a file (anything
+/// else, larger images and audio included: Viber has no audio message).
+fn media_content(media: &OutgoingMedia, caption: Option<&str>) -> Value {
+    if is_picture(media) {
+        return json!({"type": "picture", "media": media.url, "text": caption.unwrap_or_default()});
+    }
+    if media.kind == AttachmentKind::Video
+        && media.size <= VIDEO_LIMIT
+        && media.mime.eq_ignore_ascii_case("video/mp4")
+    {
+        return json!({"type": "video", "media": media.url, "size": media.size});
+    }
+    let file_name: String = media.file_name().chars().take(FILE_NAME_MAX_CHARS).collect();
+    json!({"type": "file", "media": media.url, "size": media.size, "file_name": file_name})
+}
+
+/// The largest file of `kind` Viber takes: videos up to 26 MB, everything else as a file up to 50 MB
+/// (images up to 1 MB go as pictures, larger ones as files). Stickers are not sent.
+fn media_limit(kind: AttachmentKind) -> Option<u64> {
+    match kind {
+        AttachmentKind::Video => Some(VIDEO_LIMIT),
+        AttachmentKind::Image | AttachmentKind::Document | AttachmentKind::Audio | AttachmentKind::Voice => {
+            Some(FILE_LIMIT)
+        }
+        AttachmentKind::Sticker
+        | AttachmentKind::Location
+        | AttachmentKind::Contact
+        | AttachmentKind::Other => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -474,6 +548,26 @@ impl ChannelProvider for ViberClient {
             secrets.get(TOKEN).ok_or_else(|| ProviderError::InvalidCredentials("no bot token".into()))?;
         let sender_name = secrets.get(SENDER_NAME).map_or(FALLBACK_SENDER_NAME, Secret::expose);
         self.send_message(token, sender_name, out).await
+    }
+
+    /// Pictures, videos and files carry a `media` link (a sticker known only by its id is not a file).
+    async fn fetch_media(
+        &self,
+        _secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        if !self.fetchable(attachment) {
+            return Err(FetchError::Unsupported(format!(
+                "{:?} attachments are not fetched",
+                attachment.kind
+            )));
+        }
+        self.fetch_link(&attachment.file_ref, sink).await
+    }
+
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        media_limit(kind)
     }
 }
 
@@ -986,5 +1080,167 @@ mod tests {
         let body = br#"{"event":"message","timestamp":1457764197627,"message_token":4912661846655238145,
             "sender":{"id":"","name":"John McClane"},"message":{"type":"text","text":"hi"}}"#;
         assert!(matches!(parse_callback(body), Err(WebhookError::Malformed { .. })));
+    }
+
+    // --- media ---
+
+    fn link(kind: AttachmentKind, mime: &str, name: &str, size: u64) -> OutgoingMedia {
+        OutgoingMedia {
+            kind,
+            name: Some(name.into()),
+            mime: mime.into(),
+            size,
+            url: format!("https://media.example/l/{name}?sig=abc"),
+            path: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_picture_of_the_fixture_is_fetched_from_its_link() {
+        let delivery = receive(signed(fixture("viber_picture.json"))).unwrap();
+        let message = &delivery.messages[0];
+        assert_eq!(message.text.as_deref(), Some("Photo description"));
+        let picture = message.attachments[0].clone();
+        assert_eq!(
+            (picture.kind, picture.file_ref.as_str()),
+            (AttachmentKind::Image, "http://www.images.com/img.jpg")
+        );
+        let server = MockServer::start().await;
+        let client = ViberClient::new(reqwest::Client::new(), server.uri());
+        assert!(client.fetchable(&picture));
+        let jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF a picture".to_vec();
+        Mock::given(method("GET"))
+            .and(path("/img.jpg"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(jpeg.clone(), "image/jpeg"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let moved = Attachment { file_ref: format!("{}/img.jpg", server.uri()), ..picture };
+        let mut sink = MediaSink::new(1024 * 1024).await.unwrap();
+        let declared = client.fetch_media(&secrets(), &moved, &mut sink).await.unwrap();
+        assert_eq!(declared.as_deref(), Some("image/jpeg"));
+        assert_eq!(std::fs::read(sink.path()).unwrap(), jpeg);
+    }
+
+    #[test]
+    fn a_sticker_known_only_by_its_id_is_not_fetchable() {
+        let sticker = Attachment {
+            kind: AttachmentKind::Sticker,
+            file_ref: "sticker46105".into(),
+            mime: None,
+            size: None,
+            name: None,
+        };
+        assert!(!client().fetchable(&sticker));
+    }
+
+    #[test]
+    fn media_limits_follow_the_message_types() {
+        assert!(!client().sends_media_from_file());
+        assert_eq!(client().media_limit(AttachmentKind::Video), Some(26 * 1024 * 1024));
+        for kind in
+            [AttachmentKind::Image, AttachmentKind::Document, AttachmentKind::Audio, AttachmentKind::Voice]
+        {
+            assert_eq!(client().media_limit(kind), Some(50 * 1024 * 1024), "{kind:?}");
+        }
+        for kind in [
+            AttachmentKind::Sticker,
+            AttachmentKind::Location,
+            AttachmentKind::Contact,
+            AttachmentKind::Other,
+        ] {
+            assert_eq!(client().media_limit(kind), None, "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_picture_goes_by_link_with_the_text_as_its_description() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/send_message"))
+            .and(header(AUTH_HEADER, BOT_TOKEN))
+            .and(body_json(json!({
+                "receiver": "01234567890A=",
+                "min_api_version": 1,
+                "sender": {"name": "Acme Support"},
+                "type": "picture",
+                "media": "https://media.example/l/look.jpg?sig=abc",
+                "text": "Hello! How can we help?",
+                "keyboard": {"Type": "keyboard", "DefaultHeight": false, "Buttons": [
+                    {"ActionType": "reply", "ActionBody": "OK", "Text": "OK", "Columns": 6, "Rows": 1},
+                ]},
+            })))
+            .respond_with(answer(
+                json!({"status": 0, "status_message": "ok", "message_token": 5741311803571721088_u64}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = ViberClient::new(reqwest::Client::new(), server.uri());
+        let out = Outgoing {
+            attachments: vec![link(AttachmentKind::Image, "image/jpeg", "look.jpg", 200_000)],
+            ..outgoing(&["OK"])
+        };
+        let sent = client.send(&secrets(), &out).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("5741311803571721088".into()) });
+    }
+
+    #[tokio::test]
+    async fn a_long_text_goes_first_and_videos_files_and_large_images_go_as_their_types() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/send_message"))
+            .respond_with(answer(json!({"status": 0, "status_message": "ok", "message_token": 9})))
+            .expect(4)
+            .mount(&server)
+            .await;
+        let client = ViberClient::new(reqwest::Client::new(), server.uri());
+        let long = "x".repeat(CAPTION_MAX_CHARS + 1);
+        let out = Outgoing {
+            attachments: vec![
+                link(AttachmentKind::Image, "image/png", "small.png", 1000),
+                link(AttachmentKind::Video, "video/mp4", "clip.mp4", 2_000_000),
+                link(AttachmentKind::Image, "image/jpeg", "large.jpg", 3_000_000),
+            ],
+            text: long.clone(),
+            ..outgoing(&["OK"])
+        };
+        client.send(&secrets(), &out).await.unwrap();
+        let bodies: Vec<Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(
+            (bodies[0]["type"].as_str(), bodies[0]["text"].as_str()),
+            (Some("text"), Some(long.as_str()))
+        );
+        assert_eq!((bodies[1]["type"].as_str(), bodies[1]["text"].as_str()), (Some("picture"), Some("")));
+        assert_eq!(bodies[2]["type"], "video");
+        assert_eq!(bodies[2]["size"], 2_000_000);
+        assert_eq!(bodies[3]["type"], "file");
+        assert_eq!(bodies[3]["file_name"], "large.jpg");
+        assert_eq!(bodies[3]["size"], 3_000_000);
+        assert_eq!(bodies[3]["media"], "https://media.example/l/large.jpg?sig=abc");
+        assert!(bodies[..3].iter().all(|b| b.get("keyboard").is_none()));
+        assert!(bodies[3].get("keyboard").is_some());
+
+        // Files alone: no empty text message.
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path("/send_message"))
+            .respond_with(answer(json!({"status": 0, "status_message": "ok", "message_token": 10})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let out = Outgoing {
+            attachments: vec![link(AttachmentKind::Document, "application/pdf", "a.pdf", 5)],
+            text: String::new(),
+            ..outgoing(&[])
+        };
+        let sent = client.send(&secrets(), &out).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("10".into()) });
     }
 }

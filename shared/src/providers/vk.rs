@@ -9,15 +9,19 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Reply, Sent,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, ProviderError, Reply, Sent,
     WebhookError, WebhookRequest, required_credential,
 };
-use crate::domain::Account;
+use crate::domain::{Account, Attachment, AttachmentKind};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::media::MediaSink;
 use crate::ports::oauth::VkOAuth;
 use crate::secret::Secret;
 
-pub use client::{CallbackServer, Community, VkClient, VkFailure, community_token, keyboard, random_id};
+pub use client::{
+    CallbackServer, Community, DOC_LIMIT, MAX_ATTACHMENTS, PHOTO_LIMIT, VkClient, VkFailure, community_token,
+    keyboard, random_id,
+};
 pub use inbound::{CallbackEvent, normalize_message_new, parse_callback, verify_secret};
 
 pub const DEFAULT_API_BASE: &str = "https://api.vk.com";
@@ -212,6 +216,33 @@ impl ChannelProvider for VkClient {
 
     /// VK drops a second `messages.send` with the same `random_id`, which derives from the idempotency key.
     fn idempotent_sends(&self) -> bool {
+        true
+    }
+
+    /// Inbound files are links (the largest photo size, `doc.url`, the voice message's ogg): a plain GET.
+    async fn fetch_media(
+        &self,
+        _secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        if !self.fetchable(attachment) {
+            return Err(FetchError::Unsupported(format!(
+                "{:?} attachments are not fetched",
+                attachment.kind
+            )));
+        }
+        let declared = self.fetch_link(&attachment.file_ref, sink).await?;
+        Ok(attachment.mime.clone().or(declared))
+    }
+
+    /// Photos up to 50 MB; every other file goes as a document, up to 200 MB.
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        client::media_limit(kind)
+    }
+
+    /// Files are uploaded to VK's upload servers, then attached by reference.
+    fn sends_media_from_file(&self) -> bool {
         true
     }
 }

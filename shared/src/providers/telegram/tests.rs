@@ -9,6 +9,8 @@ use reqwest::StatusCode;
 use super::client::{DEFAULT_RETRY_AFTER, Purpose, interpret, truncate_bytes};
 use super::*;
 use crate::domain::{Attachment, AttachmentKind, Customer, InboundMessage};
+use crate::ports::media::MediaSink;
+use crate::providers::{FetchError, OutgoingMedia};
 use crate::test_support::fixture;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -530,4 +532,311 @@ fn maps_responses_in_one_place() {
 fn base_url_loses_its_trailing_slash() {
     let client = TelegramClient::new(reqwest::Client::new(), "http://localhost:9000/");
     assert_eq!(client.base, "http://localhost:9000");
+}
+
+// --- media, against a fake Bot API and file server ---
+
+/// Whether `needle` occurs in `haystack` (a multipart body holds the file's bytes as they are).
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+fn channel_secrets() -> ChannelSecrets {
+    ChannelSecrets::default().with("token", token())
+}
+
+fn document_of_the_fixture() -> Attachment {
+    parsed(&fixture("telegram_document.json")).attachments.remove(0)
+}
+
+async fn get_file_answers(server: &MockServer, file_id: &str, size: u64, file_path: &str) {
+    Mock::given(method("POST"))
+        .and(path(api_path("getFile")))
+        .and(body_partial_json(json!({ "file_id": file_id })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "result": {"file_id": file_id, "file_unique_id": "u1", "file_size": size, "file_path": file_path},
+        })))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_document_of_the_fixture_is_fetched_through_get_file() {
+    let attachment = document_of_the_fixture();
+    let server = MockServer::start().await;
+    let client = client_for(&server).await;
+    assert!(client.fetchable(&attachment));
+    let bytes = b"%PDF-1.4 the customer's receipt".to_vec();
+    get_file_answers(&server, "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX", bytes.len() as u64, "documents/file_7.pdf")
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/file/bot{TOKEN}/documents/file_7.pdf")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.clone(), "application/octet-stream"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut sink = MediaSink::new(1024 * 1024).await.unwrap();
+    let declared = client.fetch_media(&channel_secrets(), &attachment, &mut sink).await.unwrap();
+    // The update's type, not the file server's octet-stream.
+    assert_eq!(declared.as_deref(), Some("application/pdf"));
+    assert_eq!(std::fs::read(sink.path()).unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn a_file_past_the_download_limit_is_too_large_without_being_downloaded() {
+    let server = MockServer::start().await;
+    get_file_answers(&server, "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX", DOWNLOAD_LIMIT + 1, "documents/big.mp4")
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/file/bot{TOKEN}/documents/big.mp4")))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let client = client_for(&server).await;
+    let mut sink = MediaSink::new(100 * 1024 * 1024).await.unwrap();
+    let outcome = client.fetch_media(&channel_secrets(), &document_of_the_fixture(), &mut sink).await;
+    assert_eq!(outcome, Err(FetchError::TooLarge { limit: DOWNLOAD_LIMIT }));
+
+    // getFile itself refuses files past the limit.
+    let server = MockServer::start().await;
+    respond(
+        &server,
+        "getFile",
+        ResponseTemplate::new(400).set_body_json(
+            json!({"ok": false, "error_code": 400, "description": "Bad Request: file is too big"}),
+        ),
+    )
+    .await;
+    let client = client_for(&server).await;
+    let outcome = client.fetch_media(&channel_secrets(), &document_of_the_fixture(), &mut sink).await;
+    assert_eq!(outcome, Err(FetchError::TooLarge { limit: DOWNLOAD_LIMIT }));
+}
+
+#[tokio::test]
+async fn a_failing_file_server_is_a_retryable_error_without_the_token() {
+    let server = MockServer::start().await;
+    get_file_answers(&server, "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX", 10, "documents/file_8.pdf").await;
+    Mock::given(method("GET"))
+        .and(path(format!("/file/bot{TOKEN}/documents/file_8.pdf")))
+        .respond_with(ResponseTemplate::new(500).set_body_string(format!("boom at /file/bot{TOKEN}/")))
+        .mount(&server)
+        .await;
+    let client = client_for(&server).await;
+    let mut sink = MediaSink::new(1024).await.unwrap();
+    let outcome = client.fetch_media(&channel_secrets(), &document_of_the_fixture(), &mut sink).await;
+    let Err(FetchError::Provider(error)) = outcome else { panic!("{outcome:?}") };
+    assert!(error.is_retryable(), "{error:?}");
+    assert_token_hidden(&error);
+
+    // A getFile that fails the same way.
+    let server = MockServer::start().await;
+    respond(&server, "getFile", ResponseTemplate::new(502)).await;
+    let client = client_for(&server).await;
+    let outcome = client.fetch_media(&channel_secrets(), &document_of_the_fixture(), &mut sink).await;
+    assert!(matches!(&outcome, Err(FetchError::Provider(error)) if error.is_retryable()), "{outcome:?}");
+}
+
+#[test]
+fn stickers_and_files_are_fetchable_places_and_contacts_are_not() {
+    let client = TelegramClient::new(reqwest::Client::new(), "http://unused.invalid");
+    let attachment = |kind, file_ref: &str| Attachment {
+        kind,
+        file_ref: file_ref.into(),
+        mime: None,
+        size: None,
+        name: None,
+    };
+    assert!(client.fetchable(&attachment(AttachmentKind::Sticker, "CAACAgIAAxkBAAIC")));
+    assert!(client.fetchable(&attachment(AttachmentKind::Voice, "AwACAgIAAxkBAAIB")));
+    assert!(!client.fetchable(&attachment(AttachmentKind::Document, " ")));
+    assert!(!client.fetchable(&attachment(AttachmentKind::Location, "55.75,37.6175")));
+    assert!(!client.fetchable(&attachment(AttachmentKind::Contact, "+79001234567")));
+}
+
+#[test]
+fn media_limits_follow_the_bot_api() {
+    let client = TelegramClient::new(reqwest::Client::new(), "http://unused.invalid");
+    assert!(client.sends_media_from_file());
+    assert_eq!(client.media_limit(AttachmentKind::Image), Some(10 * 1024 * 1024));
+    for kind in
+        [AttachmentKind::Document, AttachmentKind::Video, AttachmentKind::Audio, AttachmentKind::Voice]
+    {
+        assert_eq!(client.media_limit(kind), Some(50 * 1024 * 1024), "{kind:?}");
+    }
+    for kind in
+        [AttachmentKind::Sticker, AttachmentKind::Location, AttachmentKind::Contact, AttachmentKind::Other]
+    {
+        assert_eq!(client.media_limit(kind), None, "{kind:?}");
+    }
+}
+
+/// A file of ours in a temporary directory, as the outbox hands it to a provider that uploads.
+fn outgoing_file(
+    dir: &tempfile::TempDir,
+    kind: AttachmentKind,
+    mime: &str,
+    name: &str,
+    bytes: &[u8],
+) -> OutgoingMedia {
+    let file = dir.path().join(name);
+    std::fs::write(&file, bytes).unwrap();
+    OutgoingMedia {
+        kind,
+        name: Some(name.into()),
+        mime: mime.into(),
+        size: bytes.len() as u64,
+        url: "https://media.example/unused".into(),
+        path: Some(file),
+    }
+}
+
+fn sent_message(id: i64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "ok": true,
+        "result": {"message_id": id, "date": 1700000000, "chat": {"id": 1111111, "type": "private"}},
+    }))
+}
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR a tiny picture";
+
+#[tokio::test]
+async fn a_photo_goes_with_its_caption_and_buttons_as_one_upload() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(api_path("sendPhoto")))
+        .respond_with(sent_message(4243))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outgoing {
+        attachments: vec![outgoing_file(&dir, AttachmentKind::Image, "image/png", "look.png", PNG)],
+        customer_id: "1111111".into(),
+        text: "Here is the label".into(),
+        buttons: vec!["Thanks".into()],
+        idempotency_key: "k".into(),
+        thread: None,
+        automatic: false,
+    };
+    let sent = client_for(&server).await.send(&channel_secrets(), &out).await.unwrap();
+    assert_eq!(sent, Sent { provider_message_id: Some("4243".into()) });
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let body = &requests[0].body;
+    let content_type = requests[0].headers.get("content-type").unwrap().to_str().unwrap();
+    assert!(content_type.starts_with("multipart/form-data; boundary="), "{content_type}");
+    assert!(holds(body, PNG));
+    assert!(holds(body, b"name=\"photo\"; filename=\"look.png\""));
+    assert!(holds(body, b"name=\"chat_id\"\r\n\r\n1111111\r\n"));
+    assert!(holds(body, b"name=\"caption\"\r\n\r\nHere is the label\r\n"));
+    assert!(holds(body, br#"{"inline_keyboard":[[{"callback_data":"Thanks","text":"Thanks"}]]}"#));
+}
+
+#[tokio::test]
+async fn a_text_too_long_for_a_caption_goes_first_and_buttons_go_last() {
+    let server = MockServer::start().await;
+    let long = "a".repeat(1025);
+    Mock::given(method("POST"))
+        .and(path(api_path("sendMessage")))
+        .and(body_partial_json(json!({"chat_id": 1111111, "text": long})))
+        .respond_with(sent_message(10))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(api_path("sendDocument")))
+        .respond_with(sent_message(11))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(api_path("sendVideo")))
+        .respond_with(sent_message(12))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outgoing {
+        attachments: vec![
+            outgoing_file(&dir, AttachmentKind::Document, "application/pdf", "a.pdf", b"%PDF-1.7 first"),
+            outgoing_file(&dir, AttachmentKind::Video, "video/mp4", "b.mp4", b"....ftypmp42 second"),
+        ],
+        customer_id: "1111111".into(),
+        text: long.clone(),
+        buttons: vec!["OK".into()],
+        idempotency_key: "k".into(),
+        thread: None,
+        automatic: false,
+    };
+    let sent = client_for(&server).await.send(&channel_secrets(), &out).await.unwrap();
+    assert_eq!(sent, Sent { provider_message_id: Some("12".into()) });
+    let requests = server.received_requests().await.unwrap();
+    let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+    assert_eq!(paths, [api_path("sendMessage"), api_path("sendDocument"), api_path("sendVideo")]);
+    let text: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert!(text.get("reply_markup").is_none(), "{text}");
+    assert!(holds(&requests[1].body, b"%PDF-1.7 first") && !holds(&requests[1].body, b"name=\"caption\""));
+    assert!(!holds(&requests[1].body, b"reply_markup"));
+    assert!(holds(&requests[2].body, b"second") && holds(&requests[2].body, b"name=\"reply_markup\""));
+}
+
+#[tokio::test]
+async fn a_refused_upload_is_rejected_without_the_token() {
+    let server = MockServer::start().await;
+    let body =
+        json!({"ok": false, "error_code": 400, "description": "Bad Request: PHOTO_INVALID_DIMENSIONS"});
+    respond(&server, "sendPhoto", ResponseTemplate::new(400).set_body_json(body)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Outgoing {
+        attachments: vec![outgoing_file(&dir, AttachmentKind::Image, "image/jpeg", "x.jpg", b"\xff\xd8\xff")],
+        customer_id: "1".into(),
+        text: String::new(),
+        buttons: vec![],
+        idempotency_key: "k".into(),
+        thread: None,
+        automatic: false,
+    };
+    let error = client_for(&server).await.send(&channel_secrets(), &out).await.unwrap_err();
+    assert!(matches!(&error, ProviderError::Rejected(d) if d.contains("PHOTO_INVALID")), "{error:?}");
+    assert_token_hidden(&error);
+}
+
+#[test]
+fn each_kind_of_file_goes_with_its_method() {
+    let media = |kind, mime: &str| OutgoingMedia {
+        kind,
+        name: None,
+        mime: mime.into(),
+        size: 1,
+        url: String::new(),
+        path: None,
+    };
+    let cases = [
+        (AttachmentKind::Image, "image/jpeg", ("sendPhoto", "photo")),
+        (AttachmentKind::Image, "image/png", ("sendPhoto", "photo")),
+        (AttachmentKind::Image, "image/gif", ("sendDocument", "document")),
+        (AttachmentKind::Video, "video/mp4", ("sendVideo", "video")),
+        (AttachmentKind::Video, "video/quicktime", ("sendDocument", "document")),
+        (AttachmentKind::Audio, "audio/ogg", ("sendVoice", "voice")),
+        (AttachmentKind::Voice, "audio/ogg", ("sendVoice", "voice")),
+        (AttachmentKind::Audio, "audio/mpeg", ("sendAudio", "audio")),
+        (AttachmentKind::Audio, "audio/x-wav", ("sendDocument", "document")),
+        (AttachmentKind::Document, "application/pdf", ("sendDocument", "document")),
+    ];
+    for (kind, mime, expected) in cases {
+        assert_eq!(super::client::upload_method(&media(kind, mime)), expected, "{kind:?} {mime}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_the_update_says_is_too_large_is_not_even_looked_up() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    let big = Attachment { size: Some(DOWNLOAD_LIMIT + 1), ..document_of_the_fixture() };
+    let mut sink = MediaSink::new(100 * 1024 * 1024).await.unwrap();
+    let outcome = client_for(&server).await.fetch_media(&channel_secrets(), &big, &mut sink).await;
+    assert_eq!(outcome, Err(FetchError::TooLarge { limit: DOWNLOAD_LIMIT }));
 }

@@ -1,5 +1,7 @@
 //! The VK API client: `groups.*` for the community and its Callback API servers, the OAuth code
-//! exchange, and `messages.send` with its keyboard and `random_id`; every answer is read in one place.
+//! exchange, `messages.send` with its keyboard, `random_id` and attachments (uploaded through
+//! `photos.*` / `docs.*` upload servers), and plain downloads of the links VK's events carry; every
+//! answer is read in one place.
 
 use std::time::Duration;
 
@@ -10,7 +12,11 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{API_VERSION, AdminCommunity, DEFAULT_API_BASE, DEFAULT_OAUTH_BASE, INVALID_TOKEN};
+use crate::domain::AttachmentKind;
 use crate::error::{Error, Result as AppResult};
+use crate::ports::channel::{FetchError, OutgoingMedia};
+use crate::ports::media::MediaSink;
+use crate::providers::media::{DOWNLOAD_TIMEOUT, download_link};
 use crate::providers::{Outgoing, ProviderError, Sent, retry_after_header, transport_error};
 use crate::secret::Secret;
 
@@ -27,6 +33,12 @@ pub(super) const INLINE_MAX_BUTTONS: usize = 10;
 pub(super) const INLINE_MAX_ROWS: usize = 6;
 pub(super) const LABEL_MAX_CHARS: usize = 40;
 pub(super) const PAYLOAD_MAX_BYTES: usize = 255;
+/// The largest photo VK takes (JPG, PNG, GIF; photos.getMessagesUploadServer).
+pub const PHOTO_LIMIT: u64 = 50 * 1024 * 1024;
+/// The largest document VK takes (any format but MP3 and executables; docs.getMessagesUploadServer).
+pub const DOC_LIMIT: u64 = 200 * 1024 * 1024;
+/// Attachments one `messages.send` carries.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// `random_id` of `messages.send`: VK refuses a second message with the same value, so a retry of the same
 /// outgoing message cannot be delivered twice. An int32; the low 31 bits of a SHA-256 keep it positive.
@@ -335,11 +347,24 @@ impl VkClient {
             .customer_id
             .parse::<i64>()
             .map_err(|_| ProviderError::Rejected(format!("{:?} is not a VK peer id", out.customer_id)))?;
+        if out.attachments.len() > MAX_ATTACHMENTS {
+            return Err(ProviderError::Rejected(format!(
+                "VK takes at most {MAX_ATTACHMENTS} attachments in one message"
+            )));
+        }
+        // Uploads first: a retried send uploads again (harmless), and `random_id` keeps the message single.
+        let mut attachments = Vec::with_capacity(out.attachments.len());
+        for media in &out.attachments {
+            attachments.push(self.upload(token, peer_id, media).await?);
+        }
         let mut params = vec![
             ("peer_id", peer_id.to_string()),
             ("message", out.text.clone()),
             ("random_id", random_id(&out.idempotency_key).to_string()),
         ];
+        if !attachments.is_empty() {
+            params.push(("attachment", attachments.join(",")));
+        }
         if let Some(keyboard) = keyboard(&out.buttons) {
             params.push(("keyboard", keyboard));
         }
@@ -350,6 +375,139 @@ impl VkClient {
             .or_else(|| response.get("message_id").and_then(Value::as_i64))
             .or_else(|| response.get(0).and_then(|first| first.get("message_id")).and_then(Value::as_i64));
         Ok(Sent { provider_message_id: id.filter(|id| *id > 0).map(|id| id.to_string()) })
+    }
+
+    /// Uploads one file for a message to `peer_id`; answers its `attachment` reference. JPEG, PNG and GIF
+    /// images become photos (`photo{owner_id}_{id}`), anything else a document (`doc{owner_id}_{id}`).
+    async fn upload(
+        &self,
+        token: &Secret,
+        peer_id: i64,
+        media: &OutgoingMedia,
+    ) -> Result<String, ProviderError> {
+        #[derive(Deserialize)]
+        struct UploadServer {
+            upload_url: String,
+        }
+        let peer = ("peer_id", peer_id.to_string());
+        if is_photo(media) {
+            #[derive(Deserialize)]
+            struct Uploaded {
+                server: Value,
+                #[serde(default)]
+                photo: String,
+                #[serde(default)]
+                hash: String,
+            }
+            let server: UploadServer = self.call(token, "photos.getMessagesUploadServer", &[peer]).await?;
+            let answer = self.post_file(&server.upload_url, "photo", media).await?;
+            let uploaded = Uploaded::deserialize(&answer).map_err(|_| {
+                ProviderError::Unavailable("unexpected answer from VK's upload server".into())
+            })?;
+            // An upload server that took nothing answers `"photo": "[]"`.
+            if uploaded.photo.trim().is_empty() || uploaded.photo.trim() == "[]" || uploaded.hash.is_empty() {
+                return Err(ProviderError::Rejected("VK's upload server took no photo from the file".into()));
+            }
+            let server = match uploaded.server {
+                Value::Number(number) => number.to_string(),
+                Value::String(text) => text,
+                _ => {
+                    return Err(ProviderError::Unavailable(
+                        "unexpected answer from VK's upload server".into(),
+                    ));
+                }
+            };
+            let params = [("photo", uploaded.photo), ("server", server), ("hash", uploaded.hash)];
+            let saved: Vec<SavedMedia> = self.call(token, "photos.saveMessagesPhoto", &params).await?;
+            let photo = saved
+                .first()
+                .ok_or_else(|| ProviderError::Unavailable("photos.saveMessagesPhoto saved nothing".into()))?;
+            Ok(photo.reference("photo"))
+        } else {
+            #[derive(Deserialize)]
+            struct Uploaded {
+                #[serde(default)]
+                file: String,
+            }
+            #[derive(Deserialize)]
+            struct Saved {
+                doc: SavedMedia,
+            }
+            let params = [("type", "doc".to_owned()), peer];
+            let server: UploadServer = self.call(token, "docs.getMessagesUploadServer", &params).await?;
+            let answer = self.post_file(&server.upload_url, "file", media).await?;
+            let uploaded = Uploaded::deserialize(&answer).map_err(|_| {
+                ProviderError::Unavailable("unexpected answer from VK's upload server".into())
+            })?;
+            if uploaded.file.is_empty() {
+                return Err(ProviderError::Rejected("VK's upload server took no file".into()));
+            }
+            let params = [("file", uploaded.file), ("title", media.file_name())];
+            let saved: Saved = self.call(token, "docs.save", &params).await?;
+            Ok(saved.doc.reference("doc"))
+        }
+    }
+
+    /// POSTs a file (`multipart/form-data`, one field) to an upload address VK gave; answers its JSON. The
+    /// upload server reports refusals as `{"error": ...}` in a 200.
+    async fn post_file(
+        &self,
+        upload_url: &str,
+        field: &str,
+        media: &OutgoingMedia,
+    ) -> Result<Value, ProviderError> {
+        let url = reqwest::Url::parse(upload_url)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "https" | "http"))
+            .ok_or_else(|| ProviderError::Unavailable("VK gave no usable upload address".into()))?;
+        let bytes = media.read().await?;
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(media.file_name())
+            .mime_str(&media.mime)
+            .map_err(|_| ProviderError::Rejected(format!("{:?} is not a media type", media.mime)))?;
+        let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
+        // The address carries VK's upload signature: reqwest's errors go through `transport_error`, which
+        // drops it.
+        let response = self
+            .http
+            .post(url)
+            .multipart(form)
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let retry_after = retry_after_header(response.headers());
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(ProviderError::RateLimited {
+                retry_after: retry_after.unwrap_or(TOO_MANY_REQUESTS_RETRY),
+            });
+        }
+        if !status.is_success() {
+            let reason = format!("VK's upload server: HTTP {}", status.as_u16());
+            return Err(if status.is_client_error() {
+                ProviderError::Rejected(reason)
+            } else {
+                ProviderError::Unavailable(reason)
+            });
+        }
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| ProviderError::Unavailable("unreadable answer from VK's upload server".into()))?;
+        if let Some(error) = answer.get("error") {
+            let reason = match error {
+                Value::String(text) => text.clone(),
+                other => other.get("error_msg").and_then(Value::as_str).unwrap_or("refused").to_owned(),
+            };
+            tracing::warn!(%reason, "vk upload refused");
+            return Err(ProviderError::Rejected(format!("VK refused the upload: {reason}")));
+        }
+        Ok(answer)
+    }
+
+    /// Downloads a link of an inbound attachment (photo size, doc, voice message) into `sink`.
+    pub async fn fetch_link(&self, url: &str, sink: &mut MediaSink) -> Result<Option<String>, FetchError> {
+        download_link(&self.http, url, sink).await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -373,6 +531,45 @@ impl VkClient {
             tracing::warn!(method, status = status.as_u16(), ?code, %error, "vk call failed");
         }
         outcome
+    }
+}
+
+/// Whether a file goes to VK as a photo: an image of a format VK's photo upload takes.
+pub(super) fn is_photo(media: &OutgoingMedia) -> bool {
+    media.kind == AttachmentKind::Image
+        && matches!(media.mime.to_ascii_lowercase().as_str(), "image/jpeg" | "image/png" | "image/gif")
+}
+
+/// The largest file of `kind` VK takes in a message: photos up to 50 MB, documents (everything else, video
+/// and audio included: a community cannot upload those as such) up to 200 MB. Stickers are not sent.
+pub(super) fn media_limit(kind: AttachmentKind) -> Option<u64> {
+    match kind {
+        AttachmentKind::Image => Some(PHOTO_LIMIT),
+        AttachmentKind::Document | AttachmentKind::Video | AttachmentKind::Audio | AttachmentKind::Voice => {
+            Some(DOC_LIMIT)
+        }
+        AttachmentKind::Sticker
+        | AttachmentKind::Location
+        | AttachmentKind::Contact
+        | AttachmentKind::Other => None,
+    }
+}
+
+/// A saved photo or document.
+#[derive(Deserialize)]
+struct SavedMedia {
+    id: i64,
+    owner_id: i64,
+    access_key: Option<String>,
+}
+
+impl SavedMedia {
+    /// `photo{owner_id}_{id}`, with `_{access_key}` where VK gave one.
+    fn reference(&self, kind: &str) -> String {
+        match self.access_key.as_deref().filter(|key| !key.is_empty()) {
+            Some(key) => format!("{kind}{}_{}_{key}", self.owner_id, self.id),
+            None => format!("{kind}{}_{}", self.owner_id, self.id),
+        }
     }
 }
 

@@ -12,6 +12,8 @@ use super::client::{
 };
 use super::*;
 use crate::domain::{Attachment, AttachmentKind, Customer, InboundKind, InboundMessage};
+use crate::ports::media::MediaSink;
+use crate::providers::OutgoingMedia;
 use crate::test_support::fixture;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -669,4 +671,250 @@ fn the_community_key_is_read_from_either_answer_shape() {
 #[test]
 fn base_url_loses_its_trailing_slash() {
     assert_eq!(VkClient::new(reqwest::Client::new(), "http://localhost:9000/").base, "http://localhost:9000");
+}
+
+// --- media ---
+
+/// Whether `needle` occurs in `haystack` (a multipart body holds the file's bytes as they are).
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+/// The link of an attachment moved onto the fake: same path, the fake's scheme and host.
+fn on_fake(server: &MockServer, link: &str) -> String {
+    let url = reqwest::Url::parse(link).unwrap();
+    format!("{}{}", server.uri(), url.path())
+}
+
+async fn fetched_from_fake(
+    attachment: &Attachment,
+    bytes: &[u8],
+    served_as: &str,
+) -> (Option<String>, Vec<u8>) {
+    let server = MockServer::start().await;
+    let client = VkClient::new(reqwest::Client::new(), server.uri());
+    assert!(client.fetchable(attachment), "{attachment:?}");
+    let link = reqwest::Url::parse(&attachment.file_ref).unwrap();
+    Mock::given(method("GET"))
+        .and(path(link.path()))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.to_vec(), served_as))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let moved = Attachment { file_ref: on_fake(&server, &attachment.file_ref), ..attachment.clone() };
+    let mut sink = MediaSink::new(1024 * 1024).await.unwrap();
+    let declared = client.fetch_media(&secrets(42), &moved, &mut sink).await.unwrap();
+    (declared, std::fs::read(sink.path()).unwrap())
+}
+
+#[tokio::test]
+async fn the_photo_and_the_voice_message_of_the_fixtures_are_fetched_from_their_links() {
+    let photo = receive(183287114, longpoll_as_callback("vk_message_new_photo_longpoll.json", HOOK_SECRET))
+        .unwrap()
+        .messages
+        .remove(0)
+        .attachments
+        .remove(0);
+    let jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF the largest size";
+    let (declared, bytes) = fetched_from_fake(&photo, jpeg, "image/jpeg").await;
+    assert_eq!((declared.as_deref(), bytes.as_slice()), (Some("image/jpeg"), jpeg.as_slice()));
+
+    let voice = receive(183287114, longpoll_as_callback("vk_message_new_voice_longpoll.json", HOOK_SECRET))
+        .unwrap()
+        .messages
+        .remove(0)
+        .attachments
+        .remove(0);
+    let ogg = b"OggS\x00\x02 a voice message";
+    let (declared, bytes) = fetched_from_fake(&voice, ogg, "application/octet-stream").await;
+    // The event's type (the ogg link), not the server's octet-stream.
+    assert_eq!((declared.as_deref(), bytes.as_slice()), (Some("audio/ogg"), ogg.as_slice()));
+}
+
+#[test]
+fn references_without_a_link_are_not_fetchable() {
+    let attachment = |kind, file_ref: &str| Attachment {
+        kind,
+        file_ref: file_ref.into(),
+        mime: None,
+        size: None,
+        name: None,
+    };
+    assert!(!client().fetchable(&attachment(AttachmentKind::Document, "doc-1_2")));
+    assert!(!client().fetchable(&attachment(AttachmentKind::Sticker, "sticker9")));
+    assert!(!client().fetchable(&attachment(AttachmentKind::Location, "https://maps.example/1")));
+}
+
+#[test]
+fn media_limits_are_vks_photo_and_document_limits() {
+    assert!(client().sends_media_from_file());
+    assert_eq!(client().media_limit(AttachmentKind::Image), Some(50 * 1024 * 1024));
+    for kind in
+        [AttachmentKind::Document, AttachmentKind::Video, AttachmentKind::Audio, AttachmentKind::Voice]
+    {
+        assert_eq!(client().media_limit(kind), Some(200 * 1024 * 1024), "{kind:?}");
+    }
+    for kind in
+        [AttachmentKind::Sticker, AttachmentKind::Location, AttachmentKind::Contact, AttachmentKind::Other]
+    {
+        assert_eq!(client().media_limit(kind), None, "{kind:?}");
+    }
+}
+
+fn outgoing_file(
+    dir: &tempfile::TempDir,
+    kind: AttachmentKind,
+    mime: &str,
+    name: &str,
+    bytes: &[u8],
+) -> OutgoingMedia {
+    let file = dir.path().join(name);
+    std::fs::write(&file, bytes).unwrap();
+    OutgoingMedia {
+        kind,
+        name: Some(name.into()),
+        mime: mime.into(),
+        size: bytes.len() as u64,
+        url: "https://media.example/unused".into(),
+        path: Some(file),
+    }
+}
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR a tiny picture";
+const PDF: &[u8] = b"%PDF-1.7 the invoice";
+
+async fn upload_servers(server: &MockServer) {
+    let upload_url = |kind: &str| format!("{}/upload/{kind}?act=do_add&hash=abc", server.uri());
+    Mock::given(method("POST"))
+        .and(path("/method/photos.getMessagesUploadServer"))
+        .and(FormHas(vec![("peer_id", "2000000066".into()), ("access_token", TOKEN.into())]))
+        .respond_with(answer(
+            json!({"response": {"upload_url": upload_url("photo"), "album_id": -64, "group_id": 42}}),
+        ))
+        .expect(1)
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/method/docs.getMessagesUploadServer"))
+        .and(FormHas(vec![("peer_id", "2000000066".into()), ("type", "doc".into())]))
+        .respond_with(answer(json!({"response": {"upload_url": upload_url("doc")}})))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_photo_and_a_document_are_uploaded_saved_and_attached_to_one_message() {
+    let server = MockServer::start().await;
+    upload_servers(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/upload/photo"))
+        .respond_with(answer(
+            json!({"server": 625831, "photo": "[{\"photo\":\"8d81799f90:w\"}]", "hash": "8954a4da5ba06d4e"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/method/photos.saveMessagesPhoto"))
+        .and(FormHas(vec![
+            ("photo", "[{\"photo\":\"8d81799f90:w\"}]".into()),
+            ("server", "625831".into()),
+            ("hash", "8954a4da5ba06d4e".into()),
+        ]))
+        .respond_with(answer(json!({"response": [{"id": 457239017, "owner_id": -42, "access_key": "ak1"}]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/upload/doc"))
+        .respond_with(answer(json!({"file": "743784474|0|0|240331|e24cd4aa3c|pdf|14854|invoice.pdf"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/method/docs.save"))
+        .and(FormHas(vec![
+            ("file", "743784474|0|0|240331|e24cd4aa3c|pdf|14854|invoice.pdf".into()),
+            ("title", "invoice.pdf".into()),
+        ]))
+        .respond_with(answer(
+            json!({"response": {"type": "doc", "doc": {"id": 5, "owner_id": -42, "title": "invoice.pdf"}}}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = outgoing(&[]);
+    out.attachments = vec![
+        outgoing_file(&dir, AttachmentKind::Image, "image/png", "look.png", PNG),
+        outgoing_file(&dir, AttachmentKind::Document, "application/pdf", "invoice.pdf", PDF),
+    ];
+    Mock::given(method("POST"))
+        .and(path("/method/messages.send"))
+        .and(FormHas(vec![
+            ("peer_id", "2000000066".into()),
+            ("message", "Здравствуйте! Чем помочь?".into()),
+            ("attachment", "photo-42_457239017_ak1,doc-42_5".into()),
+            ("random_id", random_id(&out.idempotency_key).to_string()),
+        ]))
+        .respond_with(answer(json!({"response": 4713})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = VkClient::new(reqwest::Client::new(), server.uri());
+    let sent = client.send(&secrets(42), &out).await.unwrap();
+    assert_eq!(sent, Sent { provider_message_id: Some("4713".into()) });
+    let requests = server.received_requests().await.unwrap();
+    let upload = |kind: &str| requests.iter().find(|r| r.url.path() == format!("/upload/{kind}")).unwrap();
+    assert!(
+        holds(&upload("photo").body, PNG)
+            && holds(&upload("photo").body, b"name=\"photo\"; filename=\"look.png\"")
+    );
+    assert!(
+        holds(&upload("doc").body, PDF)
+            && holds(&upload("doc").body, b"name=\"file\"; filename=\"invoice.pdf\"")
+    );
+    // The key never goes to the upload server.
+    assert!(!holds(&upload("photo").body, TOKEN.as_bytes()));
+}
+
+#[tokio::test]
+async fn files_only_go_with_an_empty_message_and_a_refused_upload_sends_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/method/docs.getMessagesUploadServer"))
+        .respond_with(answer(json!({"response": {"upload_url": format!("{}/upload/doc", server.uri())}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/upload/doc"))
+        .respond_with(answer(json!({"error": "ERR_UPLOAD_BAD_FILE_TYPE: mp3 not allowed"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/method/messages.send"))
+        .respond_with(answer(json!({"response": 1})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = outgoing(&[]);
+    out.text = String::new();
+    out.attachments =
+        vec![outgoing_file(&dir, AttachmentKind::Audio, "audio/mpeg", "song.mp3", b"ID3 a song")];
+    let client = VkClient::new(reqwest::Client::new(), server.uri());
+    let error = client.send(&secrets(42), &out).await.unwrap_err();
+    assert!(
+        matches!(&error, ProviderError::Rejected(reason) if reason.contains("mp3 not allowed")),
+        "{error:?}"
+    );
+    assert_secret_hidden(&error, &error.to_string());
+
+    // More than VK attaches to one message: refused before any upload.
+    out.attachments = (0..11)
+        .map(|i| outgoing_file(&dir, AttachmentKind::Document, "application/pdf", &format!("{i}.pdf"), PDF))
+        .collect();
+    let error = client.send(&secrets(42), &out).await.unwrap_err();
+    assert!(matches!(&error, ProviderError::Rejected(reason) if reason.contains("at most 10")), "{error:?}");
 }
