@@ -203,6 +203,7 @@ def main():
     check_bus_and_rules(session, created, sam)
     check_functions(session, created, sam_functions)
     check_mailbox_poll_queue(session, created, sam)
+    check_media(session, created, sam)
     check_logs(session, created, sam_functions)
     check_alarms(session, created, sam_functions, topic)
     check_roles(session, created, cfn)
@@ -434,12 +435,61 @@ def check_mailbox_poll_queue(session, created, sam):
     default = sam["Parameters"]["EmailPollConcurrency"]["Default"]
     cap = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
     check(str(cap) == str(default), f"MailboxPollEvents: maximum concurrency {cap}, not {default}")
-    others = [m for m in lambda_.list_event_source_mappings()["EventSourceMappings"] if m is not mapping
-              and m["EventSourceArn"] != queue_arn]
-    check(not others, f"event source mappings other than the mailbox poll queue's: {others}")
+    media_arn = sqs.get_queue_attributes(QueueUrl=created["MediaQueue"], AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    others = [m for m in lambda_.list_event_source_mappings()["EventSourceMappings"]
+              if m["EventSourceArn"] not in (queue_arn, media_arn)]
+    check(not others, f"event source mappings other than the mailbox poll and media queues': {others}")
     print(f"moto-stack: mailbox poll queue (visibility {attributes['VisibilityTimeout']} s, "
           f"{redrive.get('maxReceiveCount')} receives then its dead-letter queue), drained by EmailPollerFunction "
           f"one item at a time, at most {cap} at once")
+
+
+def check_media(session, created, sam):
+    """The media path: the bucket (encrypted, public access blocked, uploads expiring after a day, TLS only),
+    the queue (visibility 6x the media function's timeout, a redrive policy) drained by the media function
+    with failed records reported, and MEDIA_BUCKET / MEDIA_QUEUE_URL in every function's environment."""
+    s3 = session.client("s3")
+    sqs = session.client("sqs")
+    lambda_ = session.client("lambda")
+    bucket = created["MediaBucket"]
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    check(
+        encryption and encryption[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256",
+        f"MediaBucket: encryption {encryption}",
+    )
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    check(all(block.get(k) for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
+                                     "RestrictPublicBuckets")), f"MediaBucket: public access block {block}")
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    prefixes = {(r.get("Filter", {}).get("Prefix") or r.get("Prefix")): r.get("Expiration", {}).get("Days")
+                for r in rules}
+    check(prefixes.get("uploads/") == 1, f"MediaBucket: uploads/ expiry {prefixes}")
+    check(prefixes.get("media/") == MESSAGE_RETENTION_DAYS, f"MediaBucket: media/ expiry {prefixes}, not "
+          f"the {MESSAGE_RETENTION_DAYS} days of MessageRetentionDays")
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    check(any(st.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(st.get("Condition", {}))
+              for st in policy["Statement"]), f"MediaBucket: no TLS-only statement in {policy}")
+
+    url = created["MediaQueue"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    timeout = int(sam["Resources"]["MediaFunction"]["Properties"]["Timeout"])
+    check(int(attributes.get("VisibilityTimeout", 0)) >= 6 * timeout,
+          f"MediaQueue: visibility timeout {attributes.get('VisibilityTimeout')} s, not 6 x {timeout} s")
+    redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=created["MediaDeadLetterQueue"], AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    check(redrive.get("deadLetterTargetArn") == dlq_arn, f"MediaQueue: redrive policy {redrive}")
+    mappings = lambda_.list_event_source_mappings(FunctionName=created["MediaFunction"])["EventSourceMappings"]
+    mapping = next((m for m in mappings if m["EventSourceArn"] == attributes["QueueArn"]), {})
+    check(mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+          f"MediaEvents: {mapping or 'no event source mapping on MediaQueue'}")
+    for name in ("WebhookTelegramFunction", "ApiFunction", "MediaFunction", "AutoReplyFunction"):
+        env = lambda_.get_function(FunctionName=created[name])["Configuration"]["Environment"]["Variables"]
+        check(env.get("MEDIA_BUCKET") == bucket and env.get("MEDIA_QUEUE_URL") == url,
+              f"{name}: MEDIA_BUCKET {env.get('MEDIA_BUCKET')}, MEDIA_QUEUE_URL {env.get('MEDIA_QUEUE_URL')}")
+    print(f"moto-stack: media bucket (AES256, no public access, uploads/ 1 day, media/ "
+          f"{MESSAGE_RETENTION_DAYS} days, TLS only) and media queue drained by MediaFunction")
 
 
 def check_logs(session, created, sam_functions):
@@ -486,6 +536,7 @@ def check_alarms(session, created, sam_functions, topic):
         f"{STACK}-ingest-failures",
         f"{STACK}-mailbox-poll-dlq-not-empty",
         f"{STACK}-mailbox-poll-lag",
+        f"{STACK}-media-dlq-not-empty",
     }
     for name, resource in sam_functions.items():
         binary = resource["Metadata"]["BuildProperties"]["Binary"]

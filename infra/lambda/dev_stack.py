@@ -6,6 +6,7 @@ On the endpoint in AWS_ENDPOINT_URL (refused without one: this never touches a r
 
 - the table `OmnichatTable` as `<STACK>-OmnichatTable`, with exactly the template's AttributeDefinitions,
   KeySchema, GlobalSecondaryIndexes, BillingMode and TimeToLiveSpecification;
+- the media bucket and queue (`MediaBucket`, `MediaQueue`) as `<stack>-media` and `<STACK>-MediaQueue`;
 - the bus `OmnichatBus` under the name the template gives it (`omnichat-${AWS::StackName}`), with no rule
   (moto's PutEvents answers HTTP 500 when a rule has a Lambda target);
 - the two platform secrets the template's outputs name (OperatorKeySecretName, FirstAdminKeySecretName),
@@ -186,6 +187,24 @@ def ensure_bus(events, name):
                  "it (delete the rule)")
 
 
+def ensure_media(session, template, names):
+    """The media bucket and queue (`MediaBucket`, `MediaQueue`) as `<stack>-media` buckets and queues: what
+    `Ref` answers for them is the bucket's name and the queue's URL. Creating either again is harmless."""
+    template.resource("MediaBucket", "AWS::S3::Bucket")
+    template.resource("MediaQueue", "AWS::SQS::Queue")
+    bucket = f"{template.stack.lower()}-media"
+    s3 = session.client("s3")
+    try:
+        s3.create_bucket(Bucket=bucket)
+        print(f"dev-stack: media bucket {bucket} created")
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+        print(f"dev-stack: media bucket {bucket} exists")
+    names["MediaBucket"] = bucket
+    names["MediaQueue"] = session.client("sqs").create_queue(QueueName=f"{template.stack}-MediaQueue")["QueueUrl"]
+
+
 def ensure_secret(secrets, name, value):
     try:
         secrets.create_secret(Name=name, SecretString=value)
@@ -221,6 +240,7 @@ def resources(stack, template_path, env_file, admin_key, operator_key, public_ba
     ensure_table(session.client("dynamodb"), table_request(table, names["OmnichatTable"]),
                  table.get("TimeToLiveSpecification"))
     ensure_bus(session.client("events"), names["OmnichatBus"])
+    ensure_media(session, template, names)
 
     environment = template.doc["Globals"]["Function"]["Environment"]["Variables"]
     env = {}
