@@ -398,6 +398,18 @@ def check():
            f"email-poller answered {answer!r} to the SQS event")
     expect(table_items() == before, "email-poller changed the table polling unknown channels")
     done("email-poller", "sqs.json", seconds, "unknown channels skipped, the malformed record reported")
+    # The media function: its schedule finds no fetch due; its queue's records name messages this stack does
+    # not have (done, nothing to fetch) and one body that is no work item (reported for SQS to redeliver).
+    seconds, answer = invoke("media", filled("media", "scheduled.json"))
+    expect(answer == {"swept": True}, f"media answered {answer!r} to its schedule")
+    expect(table_items() == before, "media changed the table with nothing due")
+    done("media", "scheduled.json", seconds, "nothing due, table unchanged")
+    records = json.loads(open(filled("media", "sqs.json"), encoding="utf-8").read())["Records"]
+    seconds, answer = invoke("media", filled("media", "sqs.json"))
+    expect(answer == {"batchItemFailures": [{"itemIdentifier": records[2]["messageId"]}]},
+           f"media answered {answer!r} to the SQS event")
+    expect(table_items() == before, "media changed the table fetching unknown messages")
+    done("media", "sqs.json", seconds, "unknown messages skipped, the malformed record reported")
     expect(len(fake_state()["sends"]) == sends_before + 1, "a scheduled function sent something")
 
     # ---- VK: the community's confirmation, then a customer's message, twice

@@ -224,6 +224,19 @@ conformance!(
 );
 
 conformance!(
+    media,
+    media_embedded => media::embedded_media().await,
+    media_aws => |config| media::aws_media(&config).await,
+    [
+        objects_read_back_byte_for_byte,
+        a_large_object_keeps_every_byte,
+        a_download_link_serves_the_bytes_with_type_and_name,
+        an_upload_link_takes_the_bytes,
+        keys_of_another_shape_are_refused,
+    ]
+);
+
+conformance!(
     event_cases,
     events_embedded => embedded_bus(),
     events_aws => |config| aws_bus(&config).await,
@@ -1047,6 +1060,7 @@ async fn adapters_agree_on_one_script() {
 // Use cases over every adapter set: ingest (invariants 1 and 2) and timers (invariants 4 and 5).
 
 mod ingest;
+mod media;
 mod outbox;
 mod secret_rotation;
 mod timers;

@@ -17,7 +17,7 @@ use omnichat::usecases::{Context, Providers, auth, routing, scheduled, tenants};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-mod media;
+pub mod media;
 mod serve;
 
 pub use serve::{BODY_TIMEOUT, ConnectionLimits, HEADER_TIMEOUT, MAX_CONNECTIONS};

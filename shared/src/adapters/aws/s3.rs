@@ -70,6 +70,7 @@ fn lifetime(expires_at: Timestamp) -> Result<PresigningConfig, MediaError> {
 impl MediaStore for S3MediaStore {
     async fn put_file(&self, key: &str, path: &Path, meta: &ObjectMeta) -> Result<(), MediaError> {
         let key = self.checked(key)?;
+        // The length is the file's (ByteStream reads it), whatever `meta` says.
         let body = ByteStream::from_path(path)
             .await
             .map_err(|error| MediaError::Unavailable(format!("reading the file to store: {error}")))?;
@@ -78,7 +79,8 @@ impl MediaStore for S3MediaStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(&meta.content_type)
-            .content_length(i64::try_from(meta.size).unwrap_or(i64::MAX))
+            // Kept with the object too, so it is served even where a link's override is not honoured.
+            .content_disposition(media::content_disposition(meta))
             .body(body)
             .send()
             .await
