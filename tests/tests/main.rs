@@ -5,6 +5,7 @@ mod e2e_avito;
 mod e2e_avito_oauth;
 mod e2e_channels;
 mod e2e_email;
+mod e2e_media;
 mod e2e_people;
 mod e2e_routing;
 mod e2e_telegram;

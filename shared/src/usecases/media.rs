@@ -366,7 +366,8 @@ pub struct Upload {
     /// As declared; the type sent is sniffed from the bytes.
     pub mime_type: String,
     pub size: u64,
-    pub expires_at: Timestamp,
+    /// When it may no longer be sent (the record's TTL, `expires_at`, follows it).
+    pub valid_until: Timestamp,
 }
 
 /// An upload and where its bytes go.
@@ -409,10 +410,10 @@ pub async fn create_upload(
         name,
         mime_type,
         size,
-        expires_at: now + UPLOAD_TTL,
+        valid_until: now + UPLOAD_TTL,
     };
     let key = repo::upload_record_key(&upload.tenant_id, &upload.id);
-    let item = repo::with_expiry(repo::to_item(&upload, &key, &[])?, upload.expires_at.as_second());
+    let item = repo::with_expiry(repo::to_item(&upload, &key, &[])?, upload.valid_until.as_second());
     ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await?;
     let upload_expires_at = now + media::UPLOAD_LINK_TTL;
     let object = media::upload_key(upload.tenant_id.as_str(), &upload.id);
@@ -448,7 +449,7 @@ pub async fn attach_uploads(
         }
         let key = repo::upload_record_key(&principal.tenant_id, id);
         let upload: Upload = repo::load(ctx.store.as_ref(), &key).await?.ok_or_else(unknown)?;
-        if upload.tenant_id != principal.tenant_id || upload.expires_at <= now {
+        if upload.tenant_id != principal.tenant_id || upload.valid_until <= now {
             return Err(unknown());
         }
         let object = media::upload_key(upload.tenant_id.as_str(), &upload.id);
