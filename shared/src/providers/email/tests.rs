@@ -359,7 +359,7 @@ fn outgoing(thread: Option<MailThread>) -> Outgoing {
 
 fn rendered(out: &Outgoing) -> String {
     let id = smtp::message_id(&out.idempotency_key, "gmail.com");
-    String::from_utf8(smtp::build(&mailbox(), out, &id).unwrap().formatted()).unwrap()
+    String::from_utf8(smtp::build(&mailbox(), out, &id, &[]).unwrap().formatted()).unwrap()
 }
 
 /// RFC 3834: what the system sends on its own is marked, so that the customer's autoresponder does not
@@ -431,7 +431,7 @@ fn reply_subjects_do_not_stack() {
 fn a_customer_id_that_is_no_address_is_refused_for_good() {
     let mut out = outgoing(None);
     out.customer_id = "not an address".into();
-    assert!(matches!(smtp::build(&mailbox(), &out, "x@gmail.com"), Err(ProviderError::Rejected(_))));
+    assert!(matches!(smtp::build(&mailbox(), &out, "x@gmail.com", &[]), Err(ProviderError::Rejected(_))));
 }
 
 #[tokio::test]
