@@ -433,7 +433,7 @@ impl EdnaClient {
     /// the text goes first as a message of its own, then each file as one (by its link, which edna fetches).
     /// The first message has our id as `requestId`, the n-th `{id}-{n}`: a retried send repeats the same
     /// ids and edna drops them all. The first one's id is the one reported (its status callbacks count).
-    pub async fn send_text(
+    pub async fn send_message(
         &self,
         api_key: &Secret,
         cascade_id: i64,
@@ -622,7 +622,7 @@ impl ChannelProvider for EdnaClient {
             || ProviderError::InvalidCredentials("the channel has no edna API key or cascade".into());
         let api_key = secrets.get(API_KEY).ok_or_else(missing)?;
         let cascade_id = number_secret(secrets, CASCADE_ID).ok_or_else(missing)?;
-        self.send_text(api_key, cascade_id, out).await
+        self.send_message(api_key, cascade_id, out).await
     }
 
     /// edna's file links are pre-signed (they expire): a plain GET, no API key.

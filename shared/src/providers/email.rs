@@ -772,22 +772,21 @@ impl ChannelProvider for EmailProvider {
             .ok_or_else(|| FetchError::Unsupported("not a part of a mail in the mailbox".into()))?;
         let mailbox = Mailbox::from_secrets(secrets)?;
         let mut inbox = self.open_inbox(&mailbox).await?;
-        let fetched = if inbox.uid_validity != reference.uid_validity {
-            Ok(None)
-        } else {
-            inbox.fetch(reference.uid).await.map_err(imap::ImapError::into_provider_error)
+        // The UIDs of another UIDVALIDITY name other messages (RFC 3501 2.3.1.1): nothing is fetched.
+        let fetched = match inbox.uid_validity == reference.uid_validity {
+            true => inbox.fetch(reference.uid).await.map(Some).map_err(imap::ImapError::into_provider_error),
+            false => Ok(None),
         };
-        let rebuilt = inbox.uid_validity != reference.uid_validity;
         inbox.logout().await;
-        if rebuilt {
+        let Some(fetched) = fetched? else {
             return Err(FetchError::Unsupported(
                 "the mailbox was rebuilt (its UIDVALIDITY changed): the mail is no longer known by this \
                  reference"
                     .into(),
             ));
-        }
+        };
         let fetched =
-            fetched?.ok_or_else(|| FetchError::Unsupported("the mail is no longer in the mailbox".into()))?;
+            fetched.ok_or_else(|| FetchError::Unsupported("the mail is no longer in the mailbox".into()))?;
         let bytes = mail::part_bytes(&fetched.raw, &reference.section)
             .ok_or_else(|| FetchError::Unsupported("the mail has no such part".into()))?;
         if bytes.len() as u64 > sink.limit() {
