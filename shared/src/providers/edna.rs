@@ -12,12 +12,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Purpose, Sent,
-    StatusUpdate, WebhookError, WebhookRequest, failure_description, first_string_at, json_answer,
-    required_credential, retry_after_header, text_with_options, transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, OutgoingMedia,
+    ProviderError, Purpose, Sent, StatusUpdate, WebhookError, WebhookRequest, failure_description,
+    first_string_at, json_answer, required_credential, retry_after_header, text_with_options,
+    transport_error,
 };
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 
 /// The international contour; Russian accounts live on `https://app.edna.ru` (set `EDNA_API_BASE`).
@@ -33,6 +35,67 @@ pub const CASCADE_ID: &str = "cascade_id";
 
 const PROVIDER: &str = "whatsapp-edna";
 const INVALID_KEY: &str = "edna refused the API key / edna не приняла API-ключ";
+
+// --- WhatsApp's media rules (shared by the edna, MessageBird and Infobip modules) ---
+
+/// How WhatsApp shows a file we send: the four media message types of the WhatsApp Business API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhatsappMedia {
+    Image,
+    Video,
+    Audio,
+    Document,
+}
+
+/// WhatsApp's size limits per media type (decimal megabytes, the stricter reading): images 5 MB, video and
+/// audio 16 MB, documents 100 MB.
+pub(crate) fn whatsapp_media_limit(kind: AttachmentKind) -> Option<u64> {
+    const MB: u64 = 1_000_000;
+    match kind {
+        AttachmentKind::Image => Some(5 * MB),
+        AttachmentKind::Video | AttachmentKind::Audio | AttachmentKind::Voice => Some(16 * MB),
+        AttachmentKind::Document => Some(100 * MB),
+        AttachmentKind::Sticker
+        | AttachmentKind::Location
+        | AttachmentKind::Contact
+        | AttachmentKind::Other => None,
+    }
+}
+
+/// The longest caption WhatsApp shows under an image, a video or a document.
+pub(crate) const WHATSAPP_CAPTION_MAX_CHARS: usize = 1024;
+
+impl WhatsappMedia {
+    /// The message type a file goes out as. WhatsApp plays only some formats (images: JPEG and PNG; video:
+    /// MP4 and 3GPP; audio: AAC, MP4, MPEG, AMR, OGG/Opus): a file of its kind in another format (a GIF, a
+    /// WebM) still reaches the customer, as a document.
+    pub(crate) fn of(media: &OutgoingMedia) -> Self {
+        let mime = media.mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let plays = |types: &[&str]| types.contains(&mime.as_str());
+        match media.kind {
+            AttachmentKind::Image if plays(&["image/jpeg", "image/png"]) => WhatsappMedia::Image,
+            AttachmentKind::Video if plays(&["video/mp4", "video/3gpp"]) => WhatsappMedia::Video,
+            AttachmentKind::Audio | AttachmentKind::Voice
+                if plays(&[
+                    "audio/aac",
+                    "audio/mp4",
+                    "audio/mpeg",
+                    "audio/amr",
+                    "audio/ogg",
+                    "audio/opus",
+                ]) =>
+            {
+                WhatsappMedia::Audio
+            }
+            _ => WhatsappMedia::Document,
+        }
+    }
+
+    /// Whether WhatsApp shows a caption under this type (audio has none).
+    pub(crate) fn takes_caption(self) -> bool {
+        self != WhatsappMedia::Audio
+    }
+}
 
 // --- verification and parsing ---
 
@@ -361,26 +424,40 @@ impl EdnaClient {
         self.call::<Value>(Method::POST, endpoint, api_key, Some(&body), Purpose::Operation).await.map(drop)
     }
 
-    /// Sends a text through the channel's cascade, with `requestId` = our outgoing message id: edna cancels
-    /// a duplicate `requestId` within 20 minutes, so a retried send does not reach the customer twice.
+    /// Sends a message through the channel's cascade, with `requestId` = our outgoing message id: edna
+    /// cancels a duplicate `requestId` within 20 minutes, so a retried send does not reach the customer twice.
     /// Quick replies become numbered options (edna's button format for session messages is not confirmed).
-    pub async fn send_text(
+    ///
+    /// edna ignores the text of a message that carries a file ("If the attachment field is specified ...
+    /// the text field will be ignored", Message Examples in the edna Pulse docs), so there are no captions:
+    /// the text goes first as a message of its own, then each file as one (by its link, which edna fetches).
+    /// The first message has our id as `requestId`, the n-th `{id}-{n}`: a retried send repeats the same
+    /// ids and edna drops them all. The first one's id is the one reported (its status callbacks count).
+    pub async fn send_message(
         &self,
         api_key: &Secret,
         cascade_id: i64,
         out: &Outgoing,
     ) -> Result<Sent, ProviderError> {
-        let body = json!({
-            "requestId": out.idempotency_key,
-            "cascadeId": cascade_id,
-            "subscriberFilter": {"address": out.customer_id, "type": "PHONE"},
-            "content": {"whatsappContent": {
-                "contentType": "TEXT",
-                "text": text_with_options(&out.text, &out.buttons),
-            }},
-        });
+        let mut contents = Vec::with_capacity(out.attachments.len() + 1);
+        if !out.text.trim().is_empty() || !out.buttons.is_empty() || out.attachments.is_empty() {
+            contents.push(json!({"contentType": "TEXT", "text": text_with_options(&out.text, &out.buttons)}));
+        }
+        contents.extend(out.attachments.iter().map(media_content));
         let url = self.endpoint(&["api", "cascade", "schedule"])?;
-        self.call::<Value>(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
+        for (i, content) in contents.into_iter().enumerate() {
+            let request_id = match i {
+                0 => out.idempotency_key.clone(),
+                n => format!("{}-{n}", out.idempotency_key),
+            };
+            let body = json!({
+                "requestId": request_id,
+                "cascadeId": cascade_id,
+                "subscriberFilter": {"address": out.customer_id, "type": "PHONE"},
+                "content": {"whatsappContent": content},
+            });
+            self.call::<Value>(Method::POST, url.clone(), api_key, Some(&body), Purpose::Operation).await?;
+        }
         // Status callbacks name the message by our requestId, so that is the id to match them with.
         Ok(Sent { provider_message_id: Some(out.idempotency_key.clone()) })
     }
@@ -429,6 +506,21 @@ fn interpret<T: DeserializeOwned>(
     let found = first_string_at(body, &["/detail", "/message", "/error", "/title", "/code"]);
     let description = failure_description(status.as_u16(), found, &[api_key]);
     Err(super::http_failure(status.as_u16(), description, retry_after, purpose.refusal(INVALID_KEY)))
+}
+
+/// The `whatsappContent` of one file sent by its link (edna's Message Examples: `contentType` IMAGE,
+/// DOCUMENT, VIDEO or AUDIO with `attachment {url, name, size}`).
+fn media_content(media: &OutgoingMedia) -> Value {
+    let content_type = match WhatsappMedia::of(media) {
+        WhatsappMedia::Image => "IMAGE",
+        WhatsappMedia::Video => "VIDEO",
+        WhatsappMedia::Audio => "AUDIO",
+        WhatsappMedia::Document => "DOCUMENT",
+    };
+    json!({
+        "contentType": content_type,
+        "attachment": {"url": media.url, "name": media.file_name(), "size": media.size},
+    })
 }
 
 fn number_secret(secrets: &ChannelSecrets, name: &str) -> Option<i64> {
@@ -530,7 +622,21 @@ impl ChannelProvider for EdnaClient {
             || ProviderError::InvalidCredentials("the channel has no edna API key or cascade".into());
         let api_key = secrets.get(API_KEY).ok_or_else(missing)?;
         let cascade_id = number_secret(secrets, CASCADE_ID).ok_or_else(missing)?;
-        self.send_text(api_key, cascade_id, out).await
+        self.send_message(api_key, cascade_id, out).await
+    }
+
+    /// edna's file links are pre-signed (they expire): a plain GET, no API key.
+    async fn fetch_media(
+        &self,
+        _secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        super::media::download_link(&self.http, &attachment.file_ref, sink).await
+    }
+
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        whatsapp_media_limit(kind)
     }
 }
 
@@ -935,6 +1041,140 @@ mod tests {
         }
         let missing = client.send(&ChannelSecrets::default(), &outgoing(&[])).await.unwrap_err();
         assert!(matches!(missing, ProviderError::InvalidCredentials(_)));
+    }
+
+    // --- media ---
+
+    #[test]
+    fn the_image_fixture_gives_a_fetchable_link() {
+        let client = EdnaClient::new(reqwest::Client::new(), "http://127.0.0.1:9");
+        let message = one_message(&fixture("edna_image_unverified.json"));
+        let image = &message.attachments[0];
+        assert_eq!(image.kind, AttachmentKind::Image);
+        assert!(image.file_ref.starts_with("https://files.mfms.ru/imfiles4s/"), "{}", image.file_ref);
+        assert!(client.fetchable(image));
+        let location = Attachment {
+            kind: AttachmentKind::Location,
+            file_ref: "1.5,2.5".into(),
+            mime: None,
+            size: None,
+            name: None,
+        };
+        assert!(!client.fetchable(&location));
+    }
+
+    #[tokio::test]
+    async fn fetches_an_attachment_by_its_link_without_the_key() {
+        let server = MockServer::start().await;
+        let bytes = b"\x89PNG\r\n\x1a\n edna image bytes".to_vec();
+        Mock::given(method("GET"))
+            .and(path("/files/photo.png"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.clone(), "image/png"))
+            .mount(&server)
+            .await;
+        let body = json!({"id": 7, "subscriber": {"identifier": "79000000000"},
+            "messageContent": {"type": "IMAGE", "caption": "look",
+                "attachment": {"url": format!("{}/files/photo.png?Expires=1", server.uri()), "name": "photo.png", "size": 25}}});
+        let message = one_message(body.to_string().as_bytes());
+        let client = EdnaClient::new(reqwest::Client::new(), "http://127.0.0.1:9");
+        let attachment = &message.attachments[0];
+        assert!(client.fetchable(attachment));
+        let mut sink = MediaSink::new(1024).await.unwrap();
+        let declared = client.fetch_media(&channel_secrets(), attachment, &mut sink).await.unwrap();
+        assert_eq!(declared.as_deref(), Some("image/png"));
+        assert_eq!(std::fs::read(sink.path()).unwrap(), bytes);
+        let requests = server.received_requests().await.unwrap();
+        assert!(requests.iter().all(|r| !r.headers.contains_key(API_KEY_HEADER)), "no key on file links");
+        // Too large for the sink: refused, nothing kept.
+        let mut small = MediaSink::new(4).await.unwrap();
+        let too_large = client.fetch_media(&channel_secrets(), attachment, &mut small).await;
+        assert_eq!(too_large, Err(FetchError::TooLarge { limit: 4 }));
+    }
+
+    fn image(url: &str) -> OutgoingMedia {
+        OutgoingMedia {
+            kind: AttachmentKind::Image,
+            name: Some("receipt.png".into()),
+            mime: "image/png".into(),
+            size: 2048,
+            url: url.into(),
+            path: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_the_text_then_each_file_by_its_link() {
+        let server = MockServer::start().await;
+        let link = "https://media.example.test/o/receipt.png?X-Amz-Signature=abc";
+        Mock::given(method("POST"))
+            .and(path("/api/cascade/schedule"))
+            .and(header("x-api-key", KEY))
+            .and(body_json(json!({
+                "requestId": "out-42",
+                "cascadeId": 11,
+                "subscriberFilter": {"address": "79000000000", "type": "PHONE"},
+                "content": {"whatsappContent": {"contentType": "TEXT", "text": "Your receipt"}},
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"requestId": "out-42"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/cascade/schedule"))
+            .and(header("x-api-key", KEY))
+            .and(body_json(json!({
+                "requestId": "out-42-1",
+                "cascadeId": 11,
+                "subscriberFilter": {"address": "79000000000", "type": "PHONE"},
+                "content": {"whatsappContent": {"contentType": "IMAGE",
+                    "attachment": {"url": link, "name": "receipt.png", "size": 2048}}},
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"requestId": "out-42-1"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = EdnaClient::new(reqwest::Client::new(), server.uri());
+        let mut out = outgoing(&[]);
+        out.text = "Your receipt".into();
+        out.attachments = vec![image(link)];
+        let sent = client.send(&channel_secrets(), &out).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("out-42".into()) });
+    }
+
+    #[tokio::test]
+    async fn a_file_without_text_is_one_message_and_unplayable_formats_go_as_documents() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/cascade/schedule"))
+            .and(body_json(json!({
+                "requestId": "out-42",
+                "cascadeId": 11,
+                "subscriberFilter": {"address": "79000000000", "type": "PHONE"},
+                "content": {"whatsappContent": {"contentType": "DOCUMENT",
+                    "attachment": {"url": "https://m.test/a.gif", "name": "file.gif", "size": 2048}}},
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = EdnaClient::new(reqwest::Client::new(), server.uri());
+        let mut out = outgoing(&[]);
+        out.text = String::new();
+        out.attachments =
+            vec![OutgoingMedia { name: None, mime: "image/gif".into(), ..image("https://m.test/a.gif") }];
+        let sent = client.send(&channel_secrets(), &out).await.unwrap();
+        assert_eq!(sent.provider_message_id.as_deref(), Some("out-42"));
+    }
+
+    #[test]
+    fn media_limits_are_whatsapps() {
+        let client = EdnaClient::new(reqwest::Client::new(), "http://127.0.0.1:9");
+        assert_eq!(client.media_limit(AttachmentKind::Image), Some(5_000_000));
+        assert_eq!(client.media_limit(AttachmentKind::Video), Some(16_000_000));
+        assert_eq!(client.media_limit(AttachmentKind::Audio), Some(16_000_000));
+        assert_eq!(client.media_limit(AttachmentKind::Document), Some(100_000_000));
+        assert_eq!(client.media_limit(AttachmentKind::Sticker), None);
+        assert!(!client.sends_media_from_file());
     }
 
     /// Found by fuzzing (fuzz/regressions/edna/): an empty subscriber became the customer id, and a status

@@ -19,19 +19,48 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, WebhookError,
-    WebhookRequest, transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, ProviderError, Sent,
+    WebhookError, WebhookRequest, transport_error,
 };
-use crate::domain::{Account, ChannelId, Provider};
+use crate::domain::{Account, Attachment, AttachmentKind, ChannelId, Provider};
 use crate::error::{Error, Result as AppResult};
 use crate::net::{GuardedClient, OutboundPolicy};
 use crate::ports::mailbox::{FetchedMail, Inbox as InboxPort, Mailboxes};
+use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 
 pub use crate::ports::mailbox::{MailClass, ParsedMail};
 pub use imap::Inbox;
 
 const PROVIDER: &str = "email";
+/// The largest file a reply carries. Mail servers limit the whole message, attachments base64-encoded
+/// (a third larger): Gmail takes 25 MB, Yandex and Mail.ru about 30 MB, many servers 25 MB or less (SMTP
+/// SIZE); 18 MB of file is about 24 MB encoded, under the common 25 MB.
+pub const MAX_ATTACHMENT_BYTES: u64 = 18_000_000;
+/// Bytes handed to the media sink at once.
+const SINK_CHUNK: usize = 64 * 1024;
+
+/// An attachment's reference, as the poller keeps it: `imap:{uidvalidity}:{uid}:{section}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRef {
+    pub uid_validity: u32,
+    pub uid: u32,
+    /// The IMAP body section (`2`, `1.2`).
+    pub section: String,
+}
+
+impl PartRef {
+    pub fn parse(reference: &str) -> Option<Self> {
+        let mut fields = reference.strip_prefix("imap:")?.splitn(3, ':');
+        let uid_validity = fields.next()?.parse().ok()?;
+        let uid = fields.next()?.parse().ok()?;
+        let section = fields.next()?;
+        let valid_section = !section.is_empty()
+            && section.len() <= 64
+            && section.split('.').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        valid_section.then(|| Self { uid_validity, uid, section: section.to_owned() })
+    }
+}
 /// `OMNICHAT_EMAIL_OAUTH_TOKEN_URL` sends every token refresh to one URL (a local fake of the providers'
 /// token endpoints in tests and the local runner).
 pub const TOKEN_URL_ENV: &str = "OMNICHAT_EMAIL_OAUTH_TOKEN_URL";
@@ -723,6 +752,61 @@ impl ChannelProvider for EmailProvider {
     async fn send(&self, secrets: &ChannelSecrets, out: &Outgoing) -> Result<Sent, ProviderError> {
         let mailbox = Mailbox::from_secrets(secrets)?;
         self.send_mail(&mailbox, out).await
+    }
+
+    /// A mail's attachment is a part of a message in the mailbox (`imap:` references).
+    fn fetchable(&self, attachment: &Attachment) -> bool {
+        !attachment.kind.is_data() && PartRef::parse(&attachment.file_ref).is_some()
+    }
+
+    /// Logs in to the mailbox, fetches the whole message (`BODY.PEEK[]`, leaving \Seen as it was) and takes
+    /// the part out of it with the parser that named it, its transfer encoding undone. The declared type is
+    /// the part's own `Content-Type`.
+    async fn fetch_media(
+        &self,
+        secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        let reference = PartRef::parse(&attachment.file_ref)
+            .ok_or_else(|| FetchError::Unsupported("not a part of a mail in the mailbox".into()))?;
+        let mailbox = Mailbox::from_secrets(secrets)?;
+        let mut inbox = self.open_inbox(&mailbox).await?;
+        // The UIDs of another UIDVALIDITY name other messages (RFC 3501 2.3.1.1): nothing is fetched.
+        let fetched = match inbox.uid_validity == reference.uid_validity {
+            true => inbox.fetch(reference.uid).await.map(Some).map_err(imap::ImapError::into_provider_error),
+            false => Ok(None),
+        };
+        inbox.logout().await;
+        let Some(fetched) = fetched? else {
+            return Err(FetchError::Unsupported(
+                "the mailbox was rebuilt (its UIDVALIDITY changed): the mail is no longer known by this \
+                 reference"
+                    .into(),
+            ));
+        };
+        let fetched =
+            fetched.ok_or_else(|| FetchError::Unsupported("the mail is no longer in the mailbox".into()))?;
+        let bytes = mail::part_bytes(&fetched.raw, &reference.section)
+            .ok_or_else(|| FetchError::Unsupported("the mail has no such part".into()))?;
+        if bytes.len() as u64 > sink.limit() {
+            return Err(FetchError::TooLarge { limit: sink.limit() });
+        }
+        for chunk in bytes.chunks(SINK_CHUNK) {
+            sink.write(chunk).await?;
+        }
+        sink.finish().await?;
+        Ok(attachment.mime.clone())
+    }
+
+    /// Any file, up to [`MAX_ATTACHMENT_BYTES`]; places and contacts are not files.
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        (!kind.is_data()).then_some(MAX_ATTACHMENT_BYTES)
+    }
+
+    /// Files go inside the message: the sender reads their bytes.
+    fn sends_media_from_file(&self) -> bool {
+        true
     }
 }
 

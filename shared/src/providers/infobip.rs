@@ -12,16 +12,19 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use super::edna::{WHATSAPP_CAPTION_MAX_CHARS, WhatsappMedia, whatsapp_media_limit};
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Purpose, Sent,
-    StatusUpdate, WebhookError, WebhookRequest, failure_description, first_string_at, json_answer,
-    required_credential, retry_after_header, text_with_options, transport_error,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, OutgoingMedia,
+    ProviderError, Purpose, Sent, StatusUpdate, WebhookError, WebhookRequest, failure_description,
+    first_string_at, json_answer, required_credential, retry_after_header, text_with_options,
+    transport_error,
 };
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
 use crate::error::{Error, Result as AppResult};
 use std::sync::OnceLock;
 
 use crate::net::{GuardedClient, OutboundPolicy};
+use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 
 /// The admin's credentials: the API key, the account's personal base URL, and the WhatsApp sender number.
@@ -360,6 +363,11 @@ impl InfobipClient {
 
     /// Sends a text, or up to three reply buttons (more, or a body too long for buttons, become numbered
     /// options in a text). Our outgoing message id goes along as `messageId`, which delivery reports echo.
+    ///
+    /// Files go one message each, by their link (Infobip fetches it): `/whatsapp/1/message/image|video|
+    /// audio|document` with `content.mediaUrl`. The text is the first file's caption where WhatsApp shows
+    /// one (not under audio, at most 1024 characters, no reply buttons), else a message of its own, first.
+    /// The first message carries our id as `messageId`, the n-th `{id}-{n}`; the first one's id is reported.
     pub async fn send_message(
         &self,
         api_key: &Secret,
@@ -367,11 +375,74 @@ impl InfobipClient {
         sender: &str,
         out: &Outgoing,
     ) -> Result<Sent, ProviderError> {
-        let (segments, body) = message_request(sender, out);
-        let url = self.endpoint(base_url, &segments)?;
-        let sent: SendResponse =
-            self.call(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
-        Ok(Sent { provider_message_id: sent.message_id.or_else(|| Some(out.idempotency_key.clone())) })
+        let text = text_with_options(&out.text, &out.buttons);
+        let has_text = !out.text.trim().is_empty() || !out.buttons.is_empty();
+        let caption = (has_text
+            && out.buttons.is_empty()
+            && text.chars().count() <= WHATSAPP_CAPTION_MAX_CHARS
+            && out.attachments.first().is_some_and(|first| WhatsappMedia::of(first).takes_caption()))
+        .then_some(text.as_str());
+        let mut requests = Vec::with_capacity(out.attachments.len() + 1);
+        if out.attachments.is_empty() || (has_text && caption.is_none()) {
+            requests.push(message_request(sender, out));
+        }
+        for (i, media) in out.attachments.iter().enumerate() {
+            requests.push(media_request(sender, &out.customer_id, media, caption.filter(|_| i == 0)));
+        }
+        let mut first = None;
+        for (n, (segments, mut body)) in requests.into_iter().enumerate() {
+            let message_id = match n {
+                0 => out.idempotency_key.clone(),
+                n => format!("{}-{n}", out.idempotency_key),
+            };
+            body["messageId"] = Value::String(message_id.clone());
+            let url = self.endpoint(base_url, &segments)?;
+            let sent: SendResponse =
+                self.call(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
+            first.get_or_insert(sent.message_id.unwrap_or(message_id));
+        }
+        Ok(Sent { provider_message_id: first })
+    }
+
+    /// Downloads an inbound message's file with the API key, through the outbound policy's client. The key
+    /// goes only to the channel's own base URL: a link there is fetched as it is; Infobip's documented
+    /// media link on another Infobip host (`https://api.infobip.com/whatsapp/1/senders/{sender}/media/{id}`)
+    /// is fetched by the same path from the channel's base URL; any other link is refused unfetched.
+    pub async fn download_media(
+        &self,
+        api_key: &Secret,
+        base_url: &str,
+        link: &str,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        let base = normalize_base_url(base_url, self.policy.allows_loopback())
+            .and_then(|base| Url::parse(&base).ok())
+            .ok_or_else(|| ProviderError::Rejected("the Infobip base URL is not acceptable".into()))?;
+        let link = Url::parse(link)
+            .map_err(|_| FetchError::Unsupported("the attachment's link is not a URL".into()))?;
+        let same_origin = link.scheme() == base.scheme()
+            && link.host_str().map(str::to_ascii_lowercase).as_deref() == base.host_str()
+            && link.port_or_known_default() == base.port_or_known_default();
+        let url = if same_origin && link.username().is_empty() && link.password().is_none() {
+            link
+        } else if let Some(segments) = infobip_media_path(&link) {
+            let mut url = base.clone();
+            url.path_segments_mut()
+                .map_err(|_| ProviderError::Rejected("the Infobip base URL cannot have a path".into()))?
+                .pop_if_empty()
+                .extend(segments);
+            url
+        } else {
+            return Err(FetchError::Unsupported(
+                "the attachment's link is not on the channel's Infobip base URL; the API key is not sent there"
+                    .into(),
+            ));
+        };
+        let request = self.http().request(Method::GET, url).map_err(|refusal| {
+            ProviderError::Rejected(format!("the Infobip base URL is refused: {refusal}"))
+        })?;
+        let request = request.header("Authorization", format!("App {}", api_key.expose()));
+        super::media::download(request, &[api_key], sink).await
     }
 
     fn endpoint(&self, base_url: &str, segments: &[&str]) -> Result<Url, ProviderError> {
@@ -444,6 +515,58 @@ fn message_request(sender: &str, out: &Outgoing) -> (Vec<&'static str>, Value) {
         "content": {"text": text_with_options(&out.text, &out.buttons)},
     });
     (vec!["whatsapp", "1", "message", "text"], body)
+}
+
+/// The endpoint and body of one file sent by its link (`messageId` is set by the caller).
+fn media_request(
+    sender: &str,
+    to: &str,
+    media: &OutgoingMedia,
+    caption: Option<&str>,
+) -> (Vec<&'static str>, Value) {
+    let kind = WhatsappMedia::of(media);
+    let endpoint = match kind {
+        WhatsappMedia::Image => "image",
+        WhatsappMedia::Video => "video",
+        WhatsappMedia::Audio => "audio",
+        WhatsappMedia::Document => "document",
+    };
+    let mut content = json!({"mediaUrl": media.url});
+    if let Some(caption) = caption.filter(|_| kind.takes_caption()) {
+        content["caption"] = Value::String(caption.to_owned());
+    }
+    if kind == WhatsappMedia::Document {
+        content["filename"] = Value::String(media.file_name());
+    }
+    (vec!["whatsapp", "1", "message", endpoint], json!({"from": sender, "to": to, "content": content}))
+}
+
+/// The path segments of Infobip's documented inbound media link, `/whatsapp/1/senders/{sender}/media/{id}`
+/// on an https Infobip host; `None` for any other link.
+fn infobip_media_path(link: &Url) -> Option<Vec<String>> {
+    let host = link.host_str()?.to_ascii_lowercase();
+    let infobip = link.scheme() == "https"
+        && link.port().is_none()
+        && link.username().is_empty()
+        && link.password().is_none()
+        && (host == "api.infobip.com" || host.ends_with(".infobip.com"));
+    if !infobip || link.query().is_some() {
+        return None;
+    }
+    let segments: Vec<&str> = link.path_segments()?.collect();
+    let plausible = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 256
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && s != "."
+            && s != ".."
+    };
+    match segments.as_slice() {
+        ["whatsapp", "1", "senders", sender, "media", id] if plausible(sender) && plausible(id) => {
+            Some(segments.iter().map(|s| (*s).to_owned()).collect())
+        }
+        _ => None,
+    }
 }
 
 /// The longest prefix of `text` that fits in `max` bytes without splitting a character.
@@ -559,6 +682,23 @@ impl ChannelProvider for InfobipClient {
         let base_url = secrets.get(BASE_URL).ok_or_else(missing)?;
         let sender = secrets.get(SENDER).ok_or_else(missing)?;
         self.send_message(api_key, base_url.expose(), sender.expose(), out).await
+    }
+
+    /// Inbound media links are on the account's API and need the API key (`Authorization: App`).
+    async fn fetch_media(
+        &self,
+        secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        let missing = || ProviderError::InvalidCredentials("the channel has no Infobip credentials".into());
+        let api_key = secrets.get(API_KEY).ok_or_else(missing)?;
+        let base_url = secrets.get(BASE_URL).ok_or_else(missing)?;
+        self.download_media(api_key, base_url.expose(), &attachment.file_ref, sink).await
+    }
+
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        whatsapp_media_limit(kind)
     }
 }
 
@@ -994,6 +1134,179 @@ mod tests {
             let text = format!("{error} {error:?}");
             assert!(!text.contains(KEY) && !text.contains(HOOK_SECRET), "{text}");
         }
+    }
+
+    // --- media ---
+
+    #[test]
+    fn the_image_fixture_gives_a_fetchable_media_link_and_its_caption() {
+        let parsed = parse_batch(&fixture("infobip_image.json")).unwrap();
+        let message = &parsed.messages[0];
+        assert_eq!(message.text.as_deref(), Some("Broken on arrival"));
+        let image = &message.attachments[0];
+        assert_eq!(image.kind, AttachmentKind::Image);
+        assert_eq!(
+            image.file_ref,
+            "https://api.infobip.com/whatsapp/1/senders/447860099299/media/3966813530218966"
+        );
+        assert!(InfobipClient::new(reqwest::Client::new()).fetchable(image));
+    }
+
+    fn media_attachment(url: String) -> Attachment {
+        Attachment { kind: AttachmentKind::Image, file_ref: url, mime: None, size: None, name: None }
+    }
+
+    async fn fake_media(server: &MockServer, bytes: &[u8]) {
+        Mock::given(method("GET"))
+            .and(path("/whatsapp/1/senders/447860099299/media/3966813530218966"))
+            .and(header("authorization", format!("App {KEY}")))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.to_vec(), "image/jpeg"))
+            .mount(server)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn fetches_media_with_the_app_key_from_the_channels_base_url() {
+        let server = MockServer::start().await;
+        let bytes = b"\xff\xd8\xff\xe0 jpeg bytes from Infobip";
+        fake_media(&server, bytes).await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        let secrets = channel_secrets(&server.uri());
+        let on_base = media_attachment(format!(
+            "{}/whatsapp/1/senders/447860099299/media/3966813530218966",
+            server.uri()
+        ));
+        let mut sink = MediaSink::new(1 << 20).await.unwrap();
+        let declared = client.fetch_media(&secrets, &on_base, &mut sink).await.unwrap();
+        assert_eq!(declared.as_deref(), Some("image/jpeg"));
+        assert_eq!(std::fs::read(sink.path()).unwrap(), bytes);
+        // The documented link on api.infobip.com is fetched by its path from the channel's own base URL.
+        let fixture_link =
+            parse_batch(&fixture("infobip_image.json")).unwrap().messages[0].attachments[0].clone();
+        let mut sink = MediaSink::new(1 << 20).await.unwrap();
+        client.fetch_media(&secrets, &fixture_link, &mut sink).await.unwrap();
+        assert_eq!(std::fs::read(sink.path()).unwrap(), bytes);
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 2);
+        // Too large for the sink.
+        let mut small = MediaSink::new(8).await.unwrap();
+        let too_large = client.fetch_media(&secrets, &on_base, &mut small).await;
+        assert_eq!(too_large, Err(FetchError::TooLarge { limit: 8 }));
+    }
+
+    #[tokio::test]
+    async fn the_app_key_never_goes_to_another_host() {
+        let base = MockServer::start().await;
+        let elsewhere = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(b"x".to_vec()))
+            .expect(0)
+            .mount(&elsewhere)
+            .await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(b"x".to_vec()))
+            .expect(0)
+            .mount(&base)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        let secrets = channel_secrets(&base.uri());
+        for link in [
+            format!("{}/whatsapp/1/senders/447860099299/media/1", elsewhere.uri()),
+            format!(
+                "{}/whatsapp/1/senders/447860099299/media/1",
+                base.uri().replace("127.0.0.1", "localhost")
+            ),
+            "https://evil.test/whatsapp/1/senders/447860099299/media/1".to_owned(),
+            "https://api.infobip.com.evil.test/whatsapp/1/senders/447860099299/media/1".to_owned(),
+            "https://api.infobip.com/sms/1/logs".to_owned(),
+            "https://api.infobip.com/whatsapp/1/senders/447860099299/media/..".to_owned(),
+            "not a url".to_owned(),
+        ] {
+            let mut sink = MediaSink::new(1024).await.unwrap();
+            let refused = client.fetch_media(&secrets, &media_attachment(link.clone()), &mut sink).await;
+            assert!(matches!(refused, Err(FetchError::Unsupported(_))), "{link}: {refused:?}");
+        }
+        // A base URL the outbound policy refuses (loopback without the development setting): no call.
+        let strict = InfobipClient::new(reqwest::Client::new());
+        let mut sink = MediaSink::new(1024).await.unwrap();
+        let on_base = media_attachment(format!("{}/whatsapp/1/senders/447860099299/media/1", base.uri()));
+        let refused = strict.fetch_media(&secrets, &on_base, &mut sink).await.unwrap_err();
+        assert!(matches!(refused, FetchError::Provider(ProviderError::Rejected(_))), "{refused:?}");
+        assert!(!format!("{refused} {refused:?}").contains(KEY));
+    }
+
+    fn image_media(url: &str) -> OutgoingMedia {
+        OutgoingMedia {
+            kind: AttachmentKind::Image,
+            name: Some("receipt.jpg".into()),
+            mime: "image/jpeg".into(),
+            size: 4096,
+            url: url.into(),
+            path: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_an_image_by_its_link_with_the_text_as_caption() {
+        let server = MockServer::start().await;
+        let link = "https://media.example.test/o/receipt.jpg?X-Amz-Signature=abc";
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/image"))
+            .and(header("authorization", format!("App {KEY}")))
+            .and(body_json(json!({"from": "447860099299", "to": "385919998888", "messageId": "out-1",
+                                  "content": {"mediaUrl": link, "caption": "Your receipt"}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"to": "385919998888", "messageCount": 1,
+                "messageId": "ib-img-1", "status": {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE"}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        let mut out = outgoing("Your receipt", &[]);
+        out.attachments = vec![image_media(link)];
+        let sent = client.send(&channel_secrets(&server.uri()), &out).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("ib-img-1".into()) });
+    }
+
+    #[tokio::test]
+    async fn buttons_go_first_and_documents_carry_their_file_name() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/interactive/buttons"))
+            .and(body_json(json!({"from": "447860099299", "to": "385919998888", "messageId": "out-1",
+                "content": {"body": {"text": "Sign it?"}, "action": {"buttons": [
+                    {"type": "REPLY", "id": "Yes", "title": "Yes"}]}}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"messageId": "ib-1"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/document"))
+            .and(body_json(json!({"from": "447860099299", "to": "385919998888", "messageId": "out-1-1",
+                "content": {"mediaUrl": "https://m.test/c.pdf", "filename": "contract.pdf"}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"messageId": "ib-2"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        let mut out = outgoing("Sign it?", &["Yes"]);
+        out.attachments = vec![OutgoingMedia {
+            kind: AttachmentKind::Document,
+            name: Some("contract.pdf".into()),
+            mime: "application/pdf".into(),
+            ..image_media("https://m.test/c.pdf")
+        }];
+        let sent = client.send(&channel_secrets(&server.uri()), &out).await.unwrap();
+        assert_eq!(sent.provider_message_id.as_deref(), Some("ib-1"));
+    }
+
+    #[test]
+    fn media_limits_are_whatsapps_and_files_are_sent_by_link() {
+        let client = InfobipClient::new(reqwest::Client::new());
+        assert_eq!(client.media_limit(AttachmentKind::Image), Some(5_000_000));
+        assert_eq!(client.media_limit(AttachmentKind::Audio), Some(16_000_000));
+        assert_eq!(client.media_limit(AttachmentKind::Document), Some(100_000_000));
+        assert_eq!(client.media_limit(AttachmentKind::Contact), None);
+        assert!(!client.sends_media_from_file());
     }
 
     /// Found by fuzzing (fuzz/regressions/infobip/): an empty message id became the dedup key, an empty

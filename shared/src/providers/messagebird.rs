@@ -11,11 +11,12 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::{
-    ChannelProvider, ChannelSecrets, Connection, Delivery, Outgoing, ProviderError, Sent, WebhookError,
-    WebhookRequest, required_credential,
+    ChannelProvider, ChannelSecrets, Connection, Delivery, FetchError, Outgoing, ProviderError, Sent,
+    WebhookError, WebhookRequest, required_credential,
 };
-use crate::domain::Account;
+use crate::domain::{Account, Attachment, AttachmentKind};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 use signature::verify_request;
 
@@ -173,7 +174,28 @@ impl ChannelProvider for MessageBirdClient {
             || ProviderError::InvalidCredentials("the channel has no MessageBird credentials".into());
         let access_key = secrets.get(ACCESS_KEY).ok_or_else(missing)?;
         let channel_id = secrets.get(CHANNEL_ID).ok_or_else(missing)?;
-        self.send_text(access_key, channel_id.expose(), out).await
+        if out.attachments.is_empty() {
+            self.send_text(access_key, channel_id.expose(), out).await
+        } else {
+            self.send_with_media(access_key, channel_id.expose(), out).await
+        }
+    }
+
+    /// Files of inbound messages are on `media.messagebird.com`, served to the access key only.
+    async fn fetch_media(
+        &self,
+        secrets: &ChannelSecrets,
+        attachment: &Attachment,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        let access_key = secrets.get(ACCESS_KEY).ok_or_else(|| {
+            ProviderError::InvalidCredentials("the channel has no MessageBird access key".into())
+        })?;
+        self.download_media(access_key, &attachment.file_ref, sink).await
+    }
+
+    fn media_limit(&self, kind: AttachmentKind) -> Option<u64> {
+        crate::providers::edna::whatsapp_media_limit(kind)
     }
 }
 

@@ -297,6 +297,64 @@ fn sections(message: &Message<'_>) -> HashMap<u32, String> {
     map
 }
 
+/// The bytes of the part at IMAP body `section` (as `parse` referred to an attachment), with its
+/// Content-Transfer-Encoding (base64, quoted-printable) undone and no charset conversion: the file as the
+/// customer attached it. `None` when the mail has no such part (or it is a multipart container).
+pub fn part_bytes(raw: &[u8], section: &str) -> Option<Vec<u8>> {
+    let message = MessageParser::default().parse(raw)?;
+    let id = sections(&message).into_iter().find(|(_, s)| s == section).map(|(id, _)| id)?;
+    let part = message.parts.get(id as usize)?;
+    match &part.body {
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => Some(bytes.to_vec()),
+        PartType::Message(returned) => Some(returned.raw_message().to_vec()),
+        // Text was decoded into UTF-8 by the parser: the file's own bytes are taken from the raw mail.
+        PartType::Text(text) | PartType::Html(text) => {
+            let encoded = raw.get(part.offset_body as usize..part.offset_end as usize);
+            let uuencoded = part.content_transfer_encoding().is_some_and(|e| {
+                ["x-uuencode", "uuencode", "x-uue"].iter().any(|u| e.eq_ignore_ascii_case(u))
+            });
+            let decoded = encoded.and_then(|encoded| match part.encoding {
+                mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(encoded),
+                mail_parser::Encoding::QuotedPrintable => {
+                    mail_parser::decoders::quoted_printable::quoted_printable_decode(encoded)
+                }
+                mail_parser::Encoding::None if uuencoded => uudecode(encoded),
+                mail_parser::Encoding::None => Some(encoded.to_vec()),
+            });
+            Some(decoded.unwrap_or_else(|| text.as_bytes().to_vec()))
+        }
+        PartType::Multipart(_) => None,
+    }
+}
+
+/// The file inside a uuencoded body (`begin <mode> <name>` ... `end`, the legacy encoding some clients
+/// still write as `Content-Transfer-Encoding: x-uuencode`); `None` when it is not one.
+fn uudecode(encoded: &[u8]) -> Option<Vec<u8>> {
+    // Bytes, not text: the `begin` line names the file in whatever charset the sender used.
+    let mut lines = encoded.split(|b| *b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    lines.find(|line| line.starts_with(b"begin "))?;
+    let mut out = Vec::with_capacity(encoded.len() * 3 / 4);
+    for line in lines {
+        if line == b"end" {
+            return Some(out);
+        }
+        let Some((&count, data)) = line.split_first() else { continue };
+        let length = usize::from(count.wrapping_sub(b' ') & 0x3f);
+        if length == 0 {
+            continue;
+        }
+        let sextet = |c: Option<&u8>| c.map_or(0, |c| c.wrapping_sub(b' ') & 0x3f);
+        let mut decoded = Vec::with_capacity(length + 2);
+        for group in data.chunks(4) {
+            let [a, b, c, d] = [0, 1, 2, 3].map(|i| sextet(group.get(i)));
+            decoded.extend_from_slice(&[(a << 2) | (b >> 4), (b << 4) | (c >> 2), (c << 6) | d]);
+        }
+        decoded.truncate(length);
+        out.extend_from_slice(&decoded);
+    }
+    None
+}
+
 fn attachments(message: &Message<'_>, attachment_ref: impl Fn(&str) -> String) -> Vec<Attachment> {
     let sections = sections(message);
     message

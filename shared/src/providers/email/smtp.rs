@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox as MailAddress, MessageBuilder};
+use lettre::message::{Attachment, Mailbox as MailAddress, MessageBuilder, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -111,8 +111,12 @@ pub async fn check_login(
 fn subject(out: &Outgoing) -> String {
     let subject = match &out.thread {
         Some(MailThread { subject: Some(subject), .. }) => reply_subject(subject),
-        // Without a customer's mail to answer (none kept), the first line of the text names the reply.
-        _ => out.text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or("Re:").to_owned(),
+        // Without a customer's mail to answer (none kept), the first line of the text names the reply, or
+        // else the first file's name.
+        _ => match out.text.lines().map(str::trim).find(|line| !line.is_empty()) {
+            Some(line) => line.to_owned(),
+            None => out.attachments.first().map_or_else(|| "Re:".to_owned(), |file| file.file_name()),
+        },
     };
     let mut subject: String = subject.chars().filter(|c| !c.is_control()).collect();
     if subject.chars().count() > SUBJECT_MAX_CHARS {
@@ -138,8 +142,18 @@ fn bracketed(id: &str) -> String {
 }
 
 /// The message as it goes out: plain text UTF-8; quick-reply buttons (which e-mail does not have) as a
-/// list of options under the text.
-pub fn build(mailbox: &Mailbox, out: &Outgoing, message_id: &str) -> Result<Message, ProviderError> {
+/// list of options under the text. With files (`files[i]` holds the bytes of `out.attachments[i]`), it is
+/// `multipart/mixed`: the text part first (left out when there is no text), then each file as an
+/// attachment part with its name and type (base64 where it is not text).
+pub fn build(
+    mailbox: &Mailbox,
+    out: &Outgoing,
+    message_id: &str,
+    files: &[Vec<u8>],
+) -> Result<Message, ProviderError> {
+    if files.len() != out.attachments.len() {
+        return Err(ProviderError::Rejected("the files' bytes were not all handed to the sender".into()));
+    }
     let from: MailAddress = mailbox
         .address
         .parse()
@@ -148,12 +162,8 @@ pub fn build(mailbox: &Mailbox, out: &Outgoing, message_id: &str) -> Result<Mess
         .customer_id
         .parse()
         .map_err(|e| ProviderError::Rejected(format!("{} is not an e-mail address: {e}", out.customer_id)))?;
-    let mut builder: MessageBuilder = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(subject(out))
-        .message_id(Some(bracketed(message_id)))
-        .header(ContentType::TEXT_PLAIN);
+    let mut builder: MessageBuilder =
+        Message::builder().from(from).to(to).subject(subject(out)).message_id(Some(bracketed(message_id)));
     if out.automatic {
         builder = builder.header(AutoSubmitted);
     }
@@ -179,7 +189,22 @@ pub fn build(mailbox: &Mailbox, out: &Outgoing, message_id: &str) -> Result<Mess
             body.push_str(&format!("• {option}\n"));
         }
     }
-    builder.body(body).map_err(|e| ProviderError::Rejected(format!("the message cannot be built: {e}")))
+    let built = if out.attachments.is_empty() {
+        builder.header(ContentType::TEXT_PLAIN).body(body)
+    } else {
+        let mut parts = MultiPart::mixed().build();
+        if !body.trim().is_empty() {
+            parts = parts.singlepart(SinglePart::plain(body));
+        }
+        for (media, bytes) in out.attachments.iter().zip(files) {
+            let content_type = ContentType::parse(&media.mime)
+                .or_else(|_| ContentType::parse("application/octet-stream"))
+                .map_err(|e| ProviderError::Rejected(format!("the file's type is unusable: {e}")))?;
+            parts = parts.singlepart(Attachment::new(media.file_name()).body(bytes.clone(), content_type));
+        }
+        builder.multipart(parts)
+    };
+    built.map_err(|e| ProviderError::Rejected(format!("the message cannot be built: {e}")))
 }
 
 /// `Auto-Submitted: auto-replied` (RFC 3834 section 5): the mail was written by the system in answer to
@@ -208,7 +233,11 @@ pub async fn send(
     out: &Outgoing,
     message_id: &str,
 ) -> Result<(), ProviderError> {
-    let message = build(mailbox, out, message_id)?;
+    let mut files = Vec::with_capacity(out.attachments.len());
+    for media in &out.attachments {
+        files.push(media.read().await?);
+    }
+    let message = build(mailbox, out, message_id, &files)?;
     let transport = transport(mailbox, policy, secret).await?;
     transport.send(message).await.map(drop).map_err(classify)
 }

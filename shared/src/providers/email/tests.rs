@@ -359,7 +359,7 @@ fn outgoing(thread: Option<MailThread>) -> Outgoing {
 
 fn rendered(out: &Outgoing) -> String {
     let id = smtp::message_id(&out.idempotency_key, "gmail.com");
-    String::from_utf8(smtp::build(&mailbox(), out, &id).unwrap().formatted()).unwrap()
+    String::from_utf8(smtp::build(&mailbox(), out, &id, &[]).unwrap().formatted()).unwrap()
 }
 
 /// RFC 3834: what the system sends on its own is marked, so that the customer's autoresponder does not
@@ -431,7 +431,7 @@ fn reply_subjects_do_not_stack() {
 fn a_customer_id_that_is_no_address_is_refused_for_good() {
     let mut out = outgoing(None);
     out.customer_id = "not an address".into();
-    assert!(matches!(smtp::build(&mailbox(), &out, "x@gmail.com"), Err(ProviderError::Rejected(_))));
+    assert!(matches!(smtp::build(&mailbox(), &out, "x@gmail.com", &[]), Err(ProviderError::Rejected(_))));
 }
 
 #[tokio::test]
@@ -489,4 +489,361 @@ async fn a_token_endpoint_on_this_machine_is_never_called_without_the_developmen
     let named = format!("{}/token", server.uri().replace("127.0.0.1", "localhost"));
     let error = provider.access_token(&oauth(&named)).await.unwrap_err();
     assert!(matches!(error, ProviderError::Rejected(_)), "{error:?}");
+}
+
+// --- media: against scripted IMAP and SMTP servers on 127.0.0.1 ---
+
+use std::sync::Arc;
+
+use mail_parser::MimeHeaders;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use crate::domain::{Attachment, AttachmentKind};
+use crate::ports::media::MediaSink;
+use crate::providers::{FetchError, OutgoingMedia};
+
+const FAKE_PASSWORD: &str = "fake-app-password";
+
+/// What a scripted server was told: one line per command (with the LOGIN password masked).
+type Transcript = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A minimal IMAP4rev1 server: LOGIN (the one password), SELECT INBOX with `uid_validity`, `UID FETCH` of
+/// whole messages by UID, LOGOUT. Enough for `imap::open_inbox` and `Inbox::fetch`.
+async fn fake_imap(uid_validity: u32, messages: Vec<(u32, Vec<u8>)>) -> (u16, Transcript) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let transcript = Transcript::default();
+    let seen = transcript.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_imap(stream, uid_validity, messages.clone(), seen.clone()));
+        }
+    });
+    (port, transcript)
+}
+
+async fn serve_imap(
+    stream: tokio::net::TcpStream,
+    uid_validity: u32,
+    messages: Vec<(u32, Vec<u8>)>,
+    transcript: Transcript,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    write.write_all(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake IMAP ready\r\n").await?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut words = line.trim_end().splitn(3, ' ');
+        let tag = words.next().unwrap_or("*").to_owned();
+        let command = words.next().unwrap_or_default().to_ascii_uppercase();
+        let rest = words.next().unwrap_or_default().to_owned();
+        let logged = if command == "LOGIN" { "LOGIN ****".to_owned() } else { format!("{command} {rest}") };
+        transcript.lock().expect("transcript").push(logged);
+        let mut answer: Vec<u8> = Vec::new();
+        match command.as_str() {
+            "CAPABILITY" => answer.extend(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"),
+            "LOGIN" if rest.contains(FAKE_PASSWORD) => {}
+            "LOGIN" => {
+                answer.extend(format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n").as_bytes());
+                write.write_all(&answer).await?;
+                continue;
+            }
+            "SELECT" => answer.extend(
+                format!(
+                    "* {} EXISTS\r\n* OK [UIDVALIDITY {uid_validity}] UIDs valid\r\n* OK [UIDNEXT 100] next\r\n\
+                     * FLAGS (\\Seen)\r\n",
+                    messages.len()
+                )
+                .as_bytes(),
+            ),
+            "UID" => {
+                // UID FETCH <uid> (...)
+                let uid: u32 = rest.split(' ').nth(1).and_then(|u| u.parse().ok()).unwrap_or(0);
+                if let Some((seq, (_, raw))) = messages.iter().enumerate().find(|(_, (u, _))| *u == uid) {
+                    answer.extend(
+                        format!(
+                            "* {} FETCH (UID {uid} INTERNALDATE \"19-May-2000 00:59:31 -0400\" BODY[] {{{}}}\r\n",
+                            seq + 1,
+                            raw.len()
+                        )
+                        .as_bytes(),
+                    );
+                    answer.extend(raw);
+                    answer.extend(b")\r\n");
+                }
+            }
+            "LOGOUT" => {
+                write.write_all(format!("* BYE fake IMAP\r\n{tag} OK LOGOUT completed\r\n").as_bytes()).await?;
+                return Ok(());
+            }
+            _ => {
+                write.write_all(format!("{tag} BAD unknown command\r\n").as_bytes()).await?;
+                continue;
+            }
+        }
+        answer.extend(format!("{tag} OK {command} completed\r\n").as_bytes());
+        write.write_all(&answer).await?;
+    }
+}
+
+/// A minimal ESMTP server: EHLO (AUTH PLAIN LOGIN), AUTH, MAIL, RCPT, DATA (each message kept), QUIT.
+async fn fake_smtp() -> (u16, Transcript) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mails = Transcript::default();
+    let kept = mails.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_smtp(stream, kept.clone()));
+        }
+    });
+    (port, mails)
+}
+
+async fn serve_smtp(stream: tokio::net::TcpStream, mails: Transcript) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    write.write_all(b"220 fake ESMTP\r\n").await?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let verb = line.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+        let answer: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-fake\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 35882577\r\n",
+            "HELO" => b"250 fake\r\n",
+            "AUTH" => b"235 2.7.0 Authentication successful\r\n",
+            "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.1.0 Ok\r\n",
+            "DATA" => {
+                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                let mut data = Vec::new();
+                loop {
+                    let mut chunk = Vec::new();
+                    if reader.read_until(b'\n', &mut chunk).await? == 0 {
+                        return Ok(());
+                    }
+                    if chunk == b".\r\n" {
+                        break;
+                    }
+                    data.extend(chunk);
+                }
+                mails.lock().expect("mails").push(String::from_utf8_lossy(&data).into_owned());
+                b"250 2.0.0 Ok: queued\r\n"
+            }
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 5.5.2 Command not recognized\r\n",
+        };
+        write.write_all(answer).await?;
+    }
+}
+
+fn local_mailbox_secrets(imap_port: u16, smtp_port: u16, password: &str) -> ChannelSecrets {
+    Mailbox::from_credentials(
+        &credentials(json!({"address": "support@shop.example", "password": password,
+            "imap": {"host": "127.0.0.1", "port": imap_port, "tls": "none"},
+            "smtp": {"host": "127.0.0.1", "port": smtp_port, "tls": "none"}})),
+        true,
+    )
+    .expect("a local mailbox")
+    .to_secrets()
+}
+
+fn local_provider() -> EmailProvider {
+    EmailProvider::new(reqwest::Client::new()).allowing_loopback()
+}
+
+fn part(reference: &str) -> Attachment {
+    Attachment {
+        kind: AttachmentKind::Document,
+        file_ref: reference.into(),
+        mime: Some("text/plain".into()),
+        size: None,
+        name: Some("farmerandstork.txt".into()),
+    }
+}
+
+#[test]
+fn only_parts_of_mails_in_the_mailbox_are_fetchable() {
+    let provider = EmailProvider::new(reqwest::Client::new());
+    assert!(provider.fetchable(&part("imap:7:3:2")));
+    assert!(provider.fetchable(&part("imap:7:3:1.2")));
+    for reference in
+        ["https://example.com/a.pdf", "imap:7:3:", "imap:x:3:2", "imap:7:3:2/../1", "imap:7:3:a", "2"]
+    {
+        assert!(!provider.fetchable(&part(reference)), "{reference}");
+    }
+    let place = Attachment { kind: AttachmentKind::Location, ..part("imap:7:3:2") };
+    assert!(!provider.fetchable(&place));
+    assert_eq!(
+        PartRef::parse("imap:7:3:1.2"),
+        Some(PartRef { uid_validity: 7, uid: 3, section: "1.2".into() })
+    );
+}
+
+#[tokio::test]
+async fn fetches_an_attachment_from_its_mail_in_the_mailbox() {
+    let raw = fixture_eml();
+    let (imap_port, commands) = fake_imap(7, vec![(3, raw.clone())]).await;
+    let provider = local_provider();
+    let secrets = local_mailbox_secrets(imap_port, 9, FAKE_PASSWORD);
+    // The poller's own parse names the attachment: its reference is what is fetched.
+    let mail =
+        mail::parse(&raw, "support@shop.example", |section| format!("imap:7:3:{section}")).expect("a mail");
+    let stork =
+        mail.attachments.iter().find(|a| a.name.as_deref() == Some("farmerandstork.txt")).expect("stork");
+    assert!(provider.fetchable(stork));
+    let mut sink = MediaSink::new(1 << 20).await.expect("sink");
+    let declared = provider.fetch_media(&secrets, stork, &mut sink).await.expect("fetched");
+    assert_eq!(declared.as_deref(), Some("text/plain"));
+    // Exactly the part's body from the .eml (7bit: as written, up to the closing delimiter's CRLF).
+    let find = |needle: &[u8]| raw.windows(needle.len()).position(|w| w == needle).expect("in the fixture");
+    let start =
+        find(b"filename=\"farmerandstork.txt\"\r\n\r\n") + b"filename=\"farmerandstork.txt\"\r\n\r\n".len();
+    let end = find(b"\r\n--=====================_716740438==_--");
+    assert_eq!(std::fs::read(sink.path()).expect("file"), raw[start..end].to_vec());
+    let commands = commands.lock().expect("commands").clone();
+    assert!(
+        commands.iter().any(|c| c.starts_with("UID FETCH 3 ") && c.contains("BODY.PEEK[]")),
+        "{commands:?}"
+    );
+    assert!(commands.iter().all(|c| !c.contains(FAKE_PASSWORD)));
+
+    // Larger than the sink takes: refused, nothing written.
+    let mut small = MediaSink::new(16).await.expect("sink");
+    assert_eq!(
+        provider.fetch_media(&secrets, stork, &mut small).await,
+        Err(FetchError::TooLarge { limit: 16 })
+    );
+    assert_eq!(small.written(), 0);
+}
+
+#[tokio::test]
+async fn a_rebuilt_mailbox_a_gone_mail_and_a_refused_login_are_told_apart() {
+    let (imap_port, _) = fake_imap(8, vec![(3, fixture_eml())]).await;
+    let provider = local_provider();
+    let secrets = local_mailbox_secrets(imap_port, 9, FAKE_PASSWORD);
+    let mut sink = MediaSink::new(1 << 20).await.expect("sink");
+    let rebuilt = provider.fetch_media(&secrets, &part("imap:7:3:3"), &mut sink).await;
+    assert!(
+        matches!(&rebuilt, Err(FetchError::Unsupported(reason)) if reason.contains("rebuilt")),
+        "{rebuilt:?}"
+    );
+    let gone = provider.fetch_media(&secrets, &part("imap:8:4:3"), &mut sink).await;
+    assert!(
+        matches!(&gone, Err(FetchError::Unsupported(reason)) if reason.contains("no longer")),
+        "{gone:?}"
+    );
+    let no_part = provider.fetch_media(&secrets, &part("imap:8:3:9"), &mut sink).await;
+    assert!(matches!(no_part, Err(FetchError::Unsupported(_))), "{no_part:?}");
+    let wrong = local_mailbox_secrets(imap_port, 9, "wrong-password");
+    let refused = provider.fetch_media(&wrong, &part("imap:8:3:3"), &mut sink).await;
+    assert!(
+        matches!(refused, Err(FetchError::Provider(ProviderError::InvalidCredentials(_)))),
+        "{refused:?}"
+    );
+    // Nobody listening: worth trying again later.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down = provider
+        .fetch_media(&local_mailbox_secrets(closed, 9, FAKE_PASSWORD), &part("imap:8:3:3"), &mut sink)
+        .await;
+    assert!(matches!(&down, Err(FetchError::Provider(error)) if error.is_retryable()), "{down:?}");
+    assert_eq!(sink.written(), 0);
+}
+
+fn fixture_eml() -> Vec<u8> {
+    crate::test_support::fixture("email_multipart_attachment.eml")
+}
+
+#[tokio::test]
+async fn a_reply_with_a_file_is_multipart_mixed_with_the_text_first() {
+    let (smtp_port, mails) = fake_smtp().await;
+    let provider = local_provider();
+    let secrets = local_mailbox_secrets(9, smtp_port, FAKE_PASSWORD);
+    let dir = tempfile::tempdir().expect("dir");
+    let bytes: Vec<u8> =
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A].into_iter().chain(0u8..=255).collect();
+    let file = dir.path().join("attachment-0");
+    std::fs::write(&file, &bytes).expect("written");
+    let thread = MailThread {
+        subject: Some("Where is my order?".into()),
+        in_reply_to: Some("r2@example.com".into()),
+        references: vec!["r2@example.com".into()],
+    };
+    let mut out = Outgoing { buttons: Vec::new(), ..outgoing(Some(thread)) };
+    out.attachments = vec![OutgoingMedia {
+        kind: AttachmentKind::Image,
+        name: Some("receipt.png".into()),
+        mime: "image/png".into(),
+        size: bytes.len() as u64,
+        url: "https://media.example.test/never-used".into(),
+        path: Some(file),
+    }];
+    assert!(provider.sends_media_from_file());
+    let sent = provider.send(&secrets, &out).await.expect("sent");
+    assert_eq!(
+        sent.provider_message_id.as_deref(),
+        Some("0190a6a0-0000-7000-8000-0000000000aa.omnichat@shop.example")
+    );
+    let mails = mails.lock().expect("mails").clone();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(mail.contains("Content-Type: multipart/mixed;"), "{mail}");
+    assert!(
+        mail.contains("In-Reply-To: <r2@example.com>\r\n")
+            && mail.contains("Subject: Re: Where is my order?\r\n"),
+        "{mail}"
+    );
+    let text_at = mail.find("Your order ships tomorrow.").expect("the text");
+    let file_at = mail.find("filename=\"receipt.png\"").expect("the file's name");
+    assert!(text_at < file_at, "the text part first");
+    assert!(mail.contains("Content-Type: image/png"), "{mail}");
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes);
+    let body_lines: String = mail[file_at..].lines().map(str::trim_end).collect();
+    assert!(body_lines.contains(&encoded), "the file base64-encoded: {mail}");
+    // The parser the poller uses reads it back: one attachment with these bytes.
+    let parsed = mail_parser::MessageParser::default().parse(mail.as_bytes()).expect("a mail");
+    let attachment = parsed.attachments().next().expect("an attachment");
+    assert_eq!(attachment.contents(), &bytes[..]);
+    assert_eq!(attachment.attachment_name(), Some("receipt.png"));
+}
+
+#[tokio::test]
+async fn a_file_without_text_goes_alone_and_the_sizes_are_bounded() {
+    let (smtp_port, mails) = fake_smtp().await;
+    let provider = local_provider();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("attachment-0");
+    std::fs::write(&file, b"%PDF-1.7 tiny").expect("written");
+    let mut out = Outgoing { buttons: Vec::new(), text: String::new(), ..outgoing(None) };
+    out.attachments = vec![OutgoingMedia {
+        kind: AttachmentKind::Document,
+        name: Some("contract.pdf".into()),
+        mime: "application/pdf".into(),
+        size: 13,
+        url: String::new(),
+        path: Some(file),
+    }];
+    provider.send(&local_mailbox_secrets(9, smtp_port, FAKE_PASSWORD), &out).await.expect("sent");
+    let mail = mails.lock().expect("mails")[0].clone();
+    assert!(mail.contains("Subject: contract.pdf\r\n"), "the file names an unthreaded reply: {mail}");
+    assert!(!mail.contains("text/plain"), "no empty text part: {mail}");
+    assert!(mail.contains("filename=\"contract.pdf\""), "{mail}");
+    // A file the outbox did not hand over is refused for good, before any connection.
+    out.attachments[0].path = None;
+    let refused = provider.send(&local_mailbox_secrets(9, smtp_port, FAKE_PASSWORD), &out).await;
+    assert!(matches!(refused, Err(ProviderError::Rejected(_))), "{refused:?}");
+
+    assert_eq!(provider.media_limit(AttachmentKind::Image), Some(MAX_ATTACHMENT_BYTES));
+    assert_eq!(provider.media_limit(AttachmentKind::Document), Some(18_000_000));
+    assert_eq!(provider.media_limit(AttachmentKind::Location), None);
 }

@@ -10,11 +10,17 @@ use serde_json::{Value, json};
 
 use super::{ACCESS_KEY, CHANNEL_ID, DEFAULT_API_BASE, INVALID_KEY, require_namespace};
 use crate::error::Result as AppResult;
+use crate::ports::media::MediaSink;
+use crate::providers::edna::{WHATSAPP_CAPTION_MAX_CHARS, WhatsappMedia};
 use crate::providers::{
-    ChannelSecrets, Outgoing, ProviderError, Purpose, Sent, failure_description, json_answer,
-    retry_after_header, text_with_options, transport_error,
+    ChannelSecrets, FetchError, Outgoing, OutgoingMedia, ProviderError, Purpose, Sent, failure_description,
+    json_answer, retry_after_header, text_with_options, transport_error,
 };
 use crate::secret::Secret;
+
+/// Where MessageBird keeps the files of inbound messages (`https://media.messagebird.com/v1/media/{id}`);
+/// they are served to the account's access key only.
+pub const MEDIA_HOST: &str = "media.messagebird.com";
 
 /// The webhook list is paged; a channel has a handful of webhooks, so a few pages are plenty.
 const WEBHOOK_PAGE_SIZE: usize = 20;
@@ -168,6 +174,70 @@ impl MessageBirdClient {
         self.send_body(access_key, &body).await
     }
 
+    /// Sends a message with files, each by its link (MessageBird fetches it): one message per file, of type
+    /// `image`, `video`, `audio` or `file` with `content.{type}.url`. The text goes as the first file's
+    /// caption where WhatsApp shows one (not under audio, at most 1024 characters), else first as a text of
+    /// its own. The first message's id is the one reported.
+    pub async fn send_with_media(
+        &self,
+        access_key: &Secret,
+        channel_id: &str,
+        out: &Outgoing,
+    ) -> Result<Sent, ProviderError> {
+        let text = text_with_options(&out.text, &out.buttons);
+        let has_text = !text.trim().is_empty();
+        let captioned = has_text
+            && text.chars().count() <= WHATSAPP_CAPTION_MAX_CHARS
+            && out.attachments.first().is_some_and(|first| WhatsappMedia::of(first).takes_caption());
+        let mut first: Option<Sent> = None;
+        if has_text && !captioned {
+            first = Some(self.send_text(access_key, channel_id, out).await?);
+        }
+        for (i, media) in out.attachments.iter().enumerate() {
+            let caption = (captioned && i == 0).then_some(text.as_str());
+            let body = media_body(channel_id, &out.customer_id, media, caption);
+            let sent = self.send_body(access_key, &body).await?;
+            first.get_or_insert(sent);
+        }
+        first.ok_or_else(|| ProviderError::Rejected("nothing to send".into()))
+    }
+
+    /// Downloads an inbound message's file. The access key goes only to MessageBird's own https hosts
+    /// (`media.messagebird.com`, ...) or to the API base this client is pointed at (a fake in tests); a link
+    /// elsewhere is fetched without it.
+    pub async fn download_media(
+        &self,
+        access_key: &Secret,
+        url: &str,
+        sink: &mut MediaSink,
+    ) -> Result<Option<String>, FetchError> {
+        let link = Url::parse(url)
+            .map_err(|_| FetchError::Unsupported("the attachment's link is not a URL".into()))?;
+        if !self.is_own_host(&link) {
+            return crate::providers::media::download_link(&self.http, url, sink).await;
+        }
+        let request =
+            self.http.get(link).header("Authorization", format!("AccessKey {}", access_key.expose()));
+        crate::providers::media::download(request, &[access_key], sink).await
+    }
+
+    /// Whether `link` is on MessageBird (https, a `messagebird.com` host, the default port) or on the API
+    /// base this client calls (same scheme, host and port).
+    fn is_own_host(&self, link: &Url) -> bool {
+        let messagebird = link.scheme() == "https"
+            && link.port().is_none()
+            && link.host_str().is_some_and(|host| {
+                let host = host.to_ascii_lowercase();
+                host == MEDIA_HOST || host.ends_with(".messagebird.com")
+            });
+        let base = Url::parse(&self.base).ok().is_some_and(|base| {
+            base.scheme() == link.scheme()
+                && base.host_str() == link.host_str()
+                && base.port_or_known_default() == link.port_or_known_default()
+        });
+        messagebird || base
+    }
+
     /// Sends an approved template (HSM) from the channel's namespace: how a business starts a conversation.
     pub async fn send_hsm(
         &self,
@@ -251,6 +321,21 @@ impl MessageBirdClient {
         }
         Ok((status, retry_after, bytes.to_vec()))
     }
+}
+
+/// The `/v1/send` body of one file: `type` and `content.{type}` = `{url, caption?}`.
+fn media_body(channel_id: &str, to: &str, media: &OutgoingMedia, caption: Option<&str>) -> Value {
+    let kind = match WhatsappMedia::of(media) {
+        WhatsappMedia::Image => "image",
+        WhatsappMedia::Video => "video",
+        WhatsappMedia::Audio => "audio",
+        WhatsappMedia::Document => "file",
+    };
+    let mut file = json!({"url": media.url});
+    if let Some(caption) = caption {
+        file["caption"] = Value::String(caption.to_owned());
+    }
+    json!({"to": to, "from": channel_id, "type": kind, "content": {kind: file}})
 }
 
 #[derive(Deserialize)]

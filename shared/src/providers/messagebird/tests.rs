@@ -18,7 +18,8 @@ use super::*;
 use crate::domain::{
     Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus, Provider,
 };
-use crate::providers::Purpose;
+use crate::ports::media::MediaSink;
+use crate::providers::{FetchError, OutgoingMedia, Purpose};
 use crate::test_support::fixture;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -706,4 +707,173 @@ fn a_message_without_an_id_is_refused_and_its_status_ignored() {
     let updated = br#"{"type":"message.updated",
         "message":{"id":"","direction":"sent","status":"delivered","content":{}}}"#;
     assert_eq!(parse_event(updated), Ok(Parsed::default()));
+}
+
+// --- media ---
+
+#[test]
+fn the_image_fixture_gives_a_fetchable_media_link_and_its_caption() {
+    let parsed = parse_event(&fixture("messagebird_conversations_image_received.json")).unwrap();
+    let message = &parsed.messages[0];
+    assert_eq!(message.text.as_deref(), Some("jij"));
+    let image = &message.attachments[0];
+    assert_eq!(image.kind, AttachmentKind::Image);
+    assert_eq!(image.file_ref, "https://media.messagebird.com/v1/media/ab397184-a03a-42de-a2c7-69abc4a0ceaa");
+    assert!(client().fetchable(image));
+}
+
+fn media_attachment(url: String) -> Attachment {
+    Attachment { kind: AttachmentKind::Image, file_ref: url, mime: None, size: None, name: None }
+}
+
+#[tokio::test]
+async fn fetches_media_with_the_access_key() {
+    let server = MockServer::start().await;
+    let bytes = b"\xff\xd8\xff\xe0 jpeg bytes from MessageBird".to_vec();
+    Mock::given(method("GET"))
+        .and(path("/v1/media/ab397184-a03a-42de-a2c7-69abc4a0ceaa"))
+        .and(header("authorization", format!("AccessKey {ACCESS}")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.clone(), "image/jpeg"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/media/gone"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(
+                json!({"errors": [{"code": 20, "description": format!("no media {ACCESS}")}]}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    // The fake stands for media.messagebird.com: the client's API base is on the same host and port.
+    let client = MessageBirdClient::new(reqwest::Client::new(), server.uri());
+    let attachment =
+        media_attachment(format!("{}/v1/media/ab397184-a03a-42de-a2c7-69abc4a0ceaa", server.uri()));
+    let mut sink = MediaSink::new(1 << 20).await.unwrap();
+    let declared = client.fetch_media(&channel_secrets(), &attachment, &mut sink).await.unwrap();
+    assert_eq!(declared.as_deref(), Some("image/jpeg"));
+    assert_eq!(std::fs::read(sink.path()).unwrap(), bytes);
+
+    let mut sink = MediaSink::new(1 << 20).await.unwrap();
+    let gone = media_attachment(format!("{}/v1/media/gone", server.uri()));
+    let error = client.fetch_media(&channel_secrets(), &gone, &mut sink).await.unwrap_err();
+    assert!(matches!(&error, FetchError::Provider(ProviderError::Rejected(_))), "{error:?}");
+    secrets_hidden(&format!("{error} {error:?}"));
+    let no_key = client.fetch_media(&ChannelSecrets::default(), &attachment, &mut sink).await;
+    assert!(matches!(no_key, Err(FetchError::Provider(ProviderError::InvalidCredentials(_)))));
+}
+
+#[tokio::test]
+async fn the_access_key_goes_to_no_other_host() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/sticker.webp"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(b"RIFF....WEBP".to_vec(), "image/webp"))
+        .mount(&elsewhere)
+        .await;
+    // The client's API is elsewhere (another port): a link on this server is fetched without the key.
+    let client = MessageBirdClient::new(reqwest::Client::new(), "http://127.0.0.1:9");
+    let attachment = media_attachment(format!("{}/sticker.webp", elsewhere.uri()));
+    let mut sink = MediaSink::new(1024).await.unwrap();
+    client.fetch_media(&channel_secrets(), &attachment, &mut sink).await.unwrap();
+    assert_eq!(std::fs::read(sink.path()).unwrap(), b"RIFF....WEBP");
+    let requests = elsewhere.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert!(!requests[0].headers.contains_key("authorization"), "the key stays with MessageBird");
+}
+
+fn image_media(url: &str) -> OutgoingMedia {
+    OutgoingMedia {
+        kind: AttachmentKind::Image,
+        name: Some("receipt.jpg".into()),
+        mime: "image/jpeg".into(),
+        size: 4096,
+        url: url.into(),
+        path: None,
+    }
+}
+
+#[tokio::test]
+async fn sends_an_image_by_its_link_with_the_text_as_caption() {
+    let server = MockServer::start().await;
+    let link = "https://media.example.test/o/receipt.jpg?X-Amz-Signature=abc";
+    Mock::given(method("POST"))
+        .and(path("/v1/send"))
+        .and(header("authorization", format!("AccessKey {ACCESS}")))
+        .and(body_json(json!({"to": "+31612345678", "from": CHANNEL, "type": "image",
+                              "content": {"image": {"url": link, "caption": "Your receipt"}}})))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(json!({"id": "9f1c0f3ab1d94fd2a6e1c1d2e3f4a5b6", "status": "accepted"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = MessageBirdClient::new(reqwest::Client::new(), server.uri());
+    let mut out = outgoing(&[]);
+    out.text = "Your receipt".into();
+    out.attachments = vec![image_media(link)];
+    let sent = client.send(&channel_secrets(), &out).await.unwrap();
+    assert_eq!(sent, Sent { provider_message_id: Some("9f1c0f3ab1d94fd2a6e1c1d2e3f4a5b6".into()) });
+}
+
+#[tokio::test]
+async fn audio_takes_no_caption_so_the_text_goes_first_and_files_without_text_go_alone() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/send"))
+        .and(body_json(json!({"to": "+31612345678", "from": CHANNEL, "type": "text",
+                              "content": {"text": "Listen"}})))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"id": "text-1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/send"))
+        .and(body_json(json!({"to": "+31612345678", "from": CHANNEL, "type": "audio",
+                              "content": {"audio": {"url": "https://m.test/a.ogg"}}})))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"id": "audio-1"})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/send"))
+        .and(body_json(json!({"to": "+31612345678", "from": CHANNEL, "type": "file",
+                              "content": {"file": {"url": "https://m.test/a.webm"}}})))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"id": "file-1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = MessageBirdClient::new(reqwest::Client::new(), server.uri());
+    let audio = OutgoingMedia {
+        kind: AttachmentKind::Audio,
+        mime: "audio/ogg".into(),
+        ..image_media("https://m.test/a.ogg")
+    };
+    let mut out = outgoing(&[]);
+    out.text = "Listen".into();
+    out.attachments = vec![audio.clone()];
+    let sent = client.send(&channel_secrets(), &out).await.unwrap();
+    assert_eq!(sent.provider_message_id.as_deref(), Some("text-1"), "the first message's id");
+    // No text: only the files, a video WhatsApp does not play as a document.
+    let webm = OutgoingMedia {
+        kind: AttachmentKind::Video,
+        mime: "video/webm".into(),
+        ..image_media("https://m.test/a.webm")
+    };
+    out.text = String::new();
+    out.attachments = vec![audio, webm];
+    let sent = client.send(&channel_secrets(), &out).await.unwrap();
+    assert_eq!(sent.provider_message_id.as_deref(), Some("audio-1"));
+}
+
+#[test]
+fn media_limits_are_whatsapps_and_files_are_sent_by_link() {
+    let client = client();
+    assert_eq!(client.media_limit(AttachmentKind::Image), Some(5_000_000));
+    assert_eq!(client.media_limit(AttachmentKind::Video), Some(16_000_000));
+    assert_eq!(client.media_limit(AttachmentKind::Document), Some(100_000_000));
+    assert_eq!(client.media_limit(AttachmentKind::Sticker), None);
+    assert!(!client.sends_media_from_file());
 }

@@ -316,3 +316,45 @@ fn a_long_body_is_capped() {
     assert!(text.chars().count() <= MAX_TEXT_CHARS + 4, "{}", text.chars().count());
     assert!(text.ends_with("[…]"));
 }
+
+#[test]
+fn an_attachments_bytes_are_its_part_with_the_transfer_encoding_undone() {
+    let raw = fixture("email_multipart_attachment.eml");
+    let find = |needle: &[u8]| raw.windows(needle.len()).position(|w| w == needle).expect("in the fixture");
+    // Section 3 (7bit text): the body after its header's blank line, up to the CRLF of the closing
+    // delimiter (RFC 2046 5.1.1: that CRLF belongs to the delimiter).
+    let headers_end = b"filename=\"farmerandstork.txt\"\r\n\r\n";
+    let start = find(headers_end) + headers_end.len();
+    let end = find(b"\r\n--=====================_716740438==_--");
+    assert_eq!(part_bytes(&raw, "3").as_deref(), Some(&raw[start..end]));
+    // Section 2 (x-uuencode): the ISO-8859-1 file inside, not the encoded text.
+    let uudecoded = part_bytes(&raw, "2").expect("the uuencoded part");
+    assert!(
+        uudecoded.starts_with(b"Die Hasen und die Fr\xf6sche\r\n\r\nDie Hasen klagten einst \xfcber"),
+        "{:?}",
+        String::from_utf8_lossy(&uudecoded)
+    );
+    assert!(!uudecoded.windows(5).any(|w| w == b"begin"));
+    assert_eq!(part_bytes(&raw, "9"), None);
+
+    // Base64 and quoted-printable parts come back byte for byte.
+    let png: Vec<u8> = (0u8..=255).chain([0x89, b'P', b'N', b'G']).collect();
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
+    let lines: Vec<&str> =
+        encoded.as_bytes().chunks(76).map(|chunk| std::str::from_utf8(chunk).expect("ascii")).collect();
+    let mail = format!(
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhi\r\n\
+         --b1\r\nContent-Type: image/png; name=\"p.png\"\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"p.png\"\r\n\r\n{}\r\n--b1\r\n\
+         Content-Type: text/csv; charset=windows-1251\r\nContent-Transfer-Encoding: quoted-printable\r\n\
+         Content-Disposition: attachment; filename=\"t.csv\"\r\n\r\na;=E0=E1=E2\r\nb;c=\r\nd\r\n--b1--\r\n",
+        lines.join("\r\n")
+    );
+    let parsed = parse(mail.as_bytes(), OWN, |section| section.to_owned()).expect("parses");
+    let refs: Vec<&str> = parsed.attachments.iter().map(|a| a.file_ref.as_str()).collect();
+    assert_eq!(refs, ["2", "3"]);
+    assert_eq!(part_bytes(mail.as_bytes(), "2"), Some(png));
+    // No charset conversion: the windows-1251 bytes as they were.
+    assert_eq!(part_bytes(mail.as_bytes(), "3").as_deref(), Some(&b"a;\xe0\xe1\xe2\r\nb;cd"[..]));
+}
