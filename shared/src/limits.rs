@@ -36,6 +36,20 @@ pub fn json_too_deep(body: &[u8], max: usize) -> bool {
     false
 }
 
+/// `OMNICHAT_MAX_MEDIA_BYTES`: the largest file kept (larger inbound media is `too_large`) or taken as an
+/// upload; unset, 25 MiB. Anything but a whole number of bytes from 1 to 5 GiB is refused with the reason.
+pub fn max_media_bytes_from_env() -> Result<u64, String> {
+    const NAME: &str = "OMNICHAT_MAX_MEDIA_BYTES";
+    match std::env::var(NAME) {
+        Err(std::env::VarError::NotPresent) => Ok(crate::ports::media::DEFAULT_MAX_MEDIA_BYTES),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{NAME} is not text")),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(bytes @ 1..=5_368_709_120) => Ok(bytes),
+            _ => Err(format!("{NAME}: {text:?} is not a number of bytes from 1 to 5 GiB")),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,19 +87,5 @@ mod tests {
             }
         }
         assert!(checked > 10, "only {checked} fixtures found in {}", dir.display());
-    }
-}
-
-/// `OMNICHAT_MAX_MEDIA_BYTES`: the largest file kept (larger inbound media is `too_large`) or taken as an
-/// upload; unset, 25 MiB. Anything but a whole number of bytes from 1 to 5 GiB is refused with the reason.
-pub fn max_media_bytes_from_env() -> Result<u64, String> {
-    const NAME: &str = "OMNICHAT_MAX_MEDIA_BYTES";
-    match std::env::var(NAME) {
-        Err(std::env::VarError::NotPresent) => Ok(crate::ports::media::DEFAULT_MAX_MEDIA_BYTES),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{NAME} is not text")),
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(bytes @ 1..=5_368_709_120) => Ok(bytes),
-            _ => Err(format!("{NAME}: {text:?} is not a number of bytes from 1 to 5 GiB")),
-        },
     }
 }
