@@ -9,6 +9,9 @@ peer, as the real VK does: such a drop is counted apart and not recorded as a se
 Sends can fail on purpose (`flake_rate`: a 5xx or a 429 with a short Retry-After, before anything is
 recorded) and take a little time (`send_delay`), so that a SIGKILL lands inside a send now and then.
 
+Telegram's getFile and file downloads serve customers' documents (`file_bytes`: the same bytes for the same
+file id); downloads flake like sends, and the ones answered with the bytes are counted per file.
+
 `CRASH_BREAK=send-500` (environment) breaks the fake on purpose, to show that the harness fails closed:
 every send of every provider answers HTTP 500 and nothing is recorded as received (counted as `broken`).
 Unset (the default), nothing changes; any other value is refused.
@@ -16,6 +19,8 @@ Unset (the default), nothing changes; any other value is refused.
 Standard library only. Listens on 127.0.0.1 only.
 """
 
+import collections
+import hashlib
 import itertools
 import json
 import os
@@ -30,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 TELEGRAM = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)$")
 VK = re.compile(r"^/method/(?P<method>[A-Za-z.]+)$")
 VIBER = re.compile(r"^/pa/(?P<endpoint>[a-z_]+)$")
+# A customer's file as the Bot API serves it: /file/bot<token>/<file_path>.
+TELEGRAM_FILE = re.compile(r"^/file/bot(?P<token>[^/]+)/documents/(?P<file_id>[A-Za-z0-9_]+)\.pdf$")
 BREAKS = ("send-500",)  # the values CRASH_BREAK may take
 
 
@@ -62,6 +69,7 @@ class FakeState:
         self.broken = 0  # sends refused because of CRASH_BREAK
         self.cut_off = 0  # calls whose answer omnichat was not there to read (killed mid-call)
         self.unknown_calls = []
+        self.files_served = collections.Counter()  # file id -> downloads answered with the bytes
         self.ids = itertools.count(1000)
 
     def flake(self):
@@ -88,7 +96,14 @@ class FakeState:
                 "broken": self.broken,
                 "cut_off": self.cut_off,
                 "unknown_calls": list(self.unknown_calls),
+                "files_served": dict(self.files_served),
             }
+
+
+def file_bytes(file_id):
+    """The bytes of a customer's document: a PDF of some kilobytes, the same for the same file id."""
+    block = hashlib.sha256(file_id.encode()).digest()
+    return b"%PDF-1.7\n" + block * (64 + len(file_id) * 8) + b"\n%%EOF\n"
 
 
 def telegram_bot_id(token):
@@ -133,6 +148,8 @@ def make_handler(state):
             raw = self.raw_body()
             path = self.path.split("?", 1)[0]
             try:
+                if match := TELEGRAM_FILE.match(path):
+                    return self.telegram_file(match["file_id"])
                 if match := TELEGRAM.match(path):
                     return self.telegram(match["token"], match["method"], raw)
                 if match := VK.match(path):
@@ -166,6 +183,10 @@ def make_handler(state):
                 result = True
             elif method in ("deleteWebhook", "answerCallbackQuery"):
                 result = True
+            elif method == "getFile":
+                file_id = str(body.get("file_id", ""))
+                result = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(file_bytes(file_id)),
+                          "file_path": f"documents/{file_id}.pdf"}
             elif method == "sendMessage":
                 failure = state.flake()
                 if failure == "500":
@@ -186,6 +207,23 @@ def make_handler(state):
             else:
                 return self.answer(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             self.answer(200, {"ok": True, "result": result})
+
+        def telegram_file(self, file_id):
+            """A document's bytes, flaking like sends do (omnichat's fetch retries)."""
+            failure = state.flake()
+            if failure in ("500", "5xx"):
+                return self.answer(502, b"<html>Bad Gateway</html>")
+            if failure == "429":
+                return self.answer(429, {"ok": False, "error_code": 429, "description": "Too Many Requests"})
+            data = file_bytes(file_id)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            with state.lock:
+                state.files_served[file_id] += 1
+            return None
 
         # ---- VK API (form-encoded, errors as HTTP 200 with an `error` object) ----
 

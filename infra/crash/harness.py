@@ -52,7 +52,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_providers import FakeProviders, breakage_from_env  # noqa: E402
+from fake_providers import FakeProviders, breakage_from_env, file_bytes  # noqa: E402
 
 PROVIDERS = ("telegram", "vk", "viber")
 TOKEN_RE = re.compile(r"\[((?:DLV|RPL)\d+)\]")
@@ -356,11 +356,20 @@ class Delivery:
         self.token = f"DLV{index:06d}"
         text = f"customer {customer.number} says {customer.seq} [{self.token}]"
         now = int(time.time())
+        # Every fifth Telegram update carries a document (its text as the caption): omnichat fetches it after
+        # the acknowledgement, through kills, and must keep it exactly once.
+        self.file_id = f"FILE{run_id}{index:06d}" if self.provider == "telegram" and index % 5 == 0 else None
         if self.provider == "telegram":
-            update = {"update_id": 100_000_000 + index, "message": {
-                "message_id": customer.seq, "date": now, "text": text,
-                "chat": {"id": int(customer.id), "type": "private", "first_name": customer.name},
-                "from": {"id": int(customer.id), "is_bot": False, "first_name": customer.name}}}
+            message = {"message_id": customer.seq, "date": now,
+                       "chat": {"id": int(customer.id), "type": "private", "first_name": customer.name},
+                       "from": {"id": int(customer.id), "is_bot": False, "first_name": customer.name}}
+            if self.file_id:
+                message["caption"] = text
+                message["document"] = {"file_id": self.file_id, "file_unique_id": f"u{self.file_id}",
+                                       "file_name": f"receipt-{index}.pdf", "mime_type": "application/pdf"}
+            else:
+                message["text"] = text
+            update = {"update_id": 100_000_000 + index, "message": message}
             self.body = json.dumps(update, separators=(",", ":")).encode()
             self.headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": channel.secret}
         elif self.provider == "vk":
@@ -643,6 +652,7 @@ class Run:
             list(pool.map(lambda d: self.deliver(d, "late_replay"), late))
 
         self.drain()
+        self.drain_media()
         # One more SIGKILL at rest: what the checks read must have survived it.
         self.server.kill()
         self.server.start()
@@ -674,12 +684,79 @@ class Run:
                 return
             time.sleep(2)
 
+    def drain_media(self):
+        """Waits (bounded) until no customer's file is pending: fetches cut off by a kill are handed out again
+        when omnichat-local starts (media::resume)."""
+        started = time.monotonic()
+        deadline = started + self.args.drain_timeout
+        while True:
+            pending = sum(1 for dialog in self.api.all_pages("/v1/dialogs")
+                          for message in self.api.all_pages(f"/v1/dialogs/{dialog['id']}/messages")
+                          for attachment in message.get("attachments") or []
+                          if attachment.get("status") == "pending")
+            self.media_drain_seconds = time.monotonic() - started
+            if pending == 0 or time.monotonic() > deadline:
+                say(f"media {'fetched' if pending == 0 else 'NOT fetched'} in {self.media_drain_seconds:.1f}s"
+                    + (f": {pending} files still pending" if pending else ""))
+                return
+            time.sleep(1)
+
     def collect(self):
         self.dialogs = self.api.all_pages("/v1/dialogs")
         self.messages = {}
         for dialog in self.dialogs:
             self.messages[dialog["id"]] = self.api.all_pages(f"/v1/dialogs/{dialog['id']}/messages")
         self.fake_seen = self.fake.state.snapshot()
+        # Every stored file through its link (no API key), while the server runs.
+        self.served_files = {}
+        for messages in self.messages.values():
+            for message in messages:
+                for attachment in message.get("attachments") or []:
+                    if attachment.get("url"):
+                        link = urllib.parse.urlsplit(attachment["url"])
+                        status, body = http_request(self.port, "GET", f"{link.path}?{link.query}")
+                        self.served_files[message["id"]] = (status, body)
+
+    def check_media(self):
+        """Every document of a stored delivery ends stored exactly once: one object per file under the data
+        dir, the bytes the fake served, served back by its link."""
+        violations = []
+        by_token = {}
+        for messages in self.messages.values():
+            for message in messages:
+                if message.get("direction") == "in":
+                    for token in TOKEN_RE.findall(message.get("text") or ""):
+                        by_token[token] = message
+        documents = [d for d in self.deliveries if d.file_id]
+        not_stored, wrong_bytes = [], []
+        for delivery in documents:
+            message = by_token.get(delivery.token)
+            if message is None:
+                continue  # a lost delivery: reported with the deliveries
+            attachments = message.get("attachments") or []
+            if len(attachments) != 1 or attachments[0].get("status") != "stored":
+                not_stored.append((delivery.token, [a.get("status") for a in attachments]))
+                continue
+            status, body = self.served_files.get(message["id"], (None, b""))
+            if status != 200 or body != file_bytes(delivery.file_id):
+                wrong_bytes.append((delivery.token, status, len(body)))
+        root = os.path.join(self.work, "data", "media", "media")
+        objects = [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if not f.startswith(".")]
+        leftovers = [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.startswith(".")]
+        if not_stored:
+            violations.append(f"{len(not_stored)} customers' files not stored: {not_stored[:5]}")
+        if wrong_bytes:
+            violations.append(f"{len(wrong_bytes)} files served with other bytes than the provider's: {wrong_bytes[:5]}")
+        if len(objects) != len(documents):
+            violations.append(f"{len(objects)} objects under the data dir for {len(documents)} files (one each)")
+        served = self.fake_seen.get("files_served", {})
+        rows = [("customers' files (documents)", len(documents)),
+                ("  stored / served back intact", f"{len(documents) - len(not_stored)} / "
+                                                  f"{len(documents) - len(not_stored) - len(wrong_bytes)}"),
+                ("  objects / downloads answered", f"{len(objects)} / {sum(served.values())}"),
+                ("  temporary files left by kills", len(leftovers)),
+                ("  media drain seconds", f"{getattr(self, 'media_drain_seconds', 0):.1f}")]
+        return violations, rows
 
     def scan_log(self):
         """Panics, and the distinct WARN / ERROR messages of the server's log (all starts)."""
@@ -780,6 +857,8 @@ class Run:
 
         reply_violations, reply_rows, reply_details, reply_data = self.check_replies(outbound, channel_provider)
         violations.extend(reply_violations)
+        media_violations, media_rows = self.check_media()
+        violations.extend(media_violations)
         stray_sends = [s for s in self.fake_seen["sends"] if not TOKEN_RE.search(s["text"] or "")]
         if self.fake_seen["unknown_calls"]:
             violations.append(f"omnichat called what the fake does not know: {self.fake_seen['unknown_calls'][:5]}")
@@ -808,6 +887,7 @@ class Run:
             ("customers / dialogs", f"{len(self.customers)} / {len(self.dialogs)}"),
             ("customers with != 1 open dialog", len(second_open) + len(no_open)),
             *reply_rows,
+            *media_rows,
             ("stray sends / stray inbound", f"{len(stray_sends)} / {stray_inbound}"),
             ("server log: ERROR / WARN lines", f"{levels['ERROR']} / {levels['WARN']}"),
             ("load / drain seconds", f"{self.load_seconds:.1f} / {self.drain_seconds:.1f}"),

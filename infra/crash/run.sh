@@ -2,7 +2,8 @@
 # Crash-and-retry harness (issue 10 part 2): runs omnichat-local under provider-style load over Telegram, VK
 # and Viber webhooks (retries until 2xx, duplicates), SIGKILLs and restarts it at random moments while
 # employees reply through the API to a local fake of the providers, then checks that every delivery is
-# stored exactly once, one open dialog per customer, and no reply is lost or sent twice.
+# stored exactly once, one open dialog per customer, no reply is lost or sent twice, and every customer's
+# document (one Telegram update in five carries one) is fetched and kept exactly once with the provider's bytes.
 #
 #   infra/crash/run.sh            # full size: 5,400 deliveries, 6 SIGKILLs (a few minutes)
 #   infra/crash/run.sh --quick    # CI size (also CRASH_QUICK=1): 1,200 deliveries, 5 SIGKILLs, < 2 minutes

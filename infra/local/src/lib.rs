@@ -228,6 +228,17 @@ pub async fn start(
     let timer = tokio::spawn(run_timer(Arc::clone(&context), config.tick, timer_stopped));
     let (stop_workers, workers_stopped) = oneshot::channel::<()>();
     let workers = tokio::spawn(run_workers(Arc::clone(&context), work, WORKERS, workers_stopped));
+    // Fetches queued in memory before this start (a crash, a stop) are gone: hand out every one waiting.
+    let resumed = Arc::clone(&context);
+    tokio::spawn(async move {
+        match omnichat::usecases::media::resume(&resumed).await {
+            Ok(report) if report.handed_out > 0 => {
+                tracing::info!(handed_out = report.handed_out, "media fetches resumed");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "media fetches not resumed; their markers come due"),
+        }
+    });
     let (stop_router, router_stopped) = oneshot::channel::<()>();
     let router = tokio::spawn(run_router(Arc::clone(&context), events, router_stopped));
     // One bound for the whole process: past it, requests queue instead of piling onto the store. Bodies

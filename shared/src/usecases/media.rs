@@ -263,11 +263,22 @@ pub struct SweepReport {
 /// failing): each marker is claimed by moving its due time (backoff doubling from the grace period), so
 /// two sweeps hand one fetch out once; past [`MAX_SWEEPS`] the files still pending are marked failed.
 pub async fn sweep_due(ctx: &Context, run: due::Run) -> Result<SweepReport> {
+    sweep(ctx, run, ctx.clock.now(), true).await
+}
+
+/// Hands out every fetch waiting, due or not, without counting it as a sweep: what a process whose queue
+/// lives in its memory does when it starts (the local runner; a fetch queued before a crash is gone).
+pub async fn resume(ctx: &Context) -> Result<SweepReport> {
+    let horizon = ctx.clock.now() + FETCH_GRACE * 2i32.pow(MAX_SWEEPS + 1);
+    sweep(ctx, due::Run::to_the_end(), horizon, false).await
+}
+
+async fn sweep(ctx: &Context, run: due::Run, until: Timestamp, counted: bool) -> Result<SweepReport> {
     let now = ctx.clock.now();
     let partitions = (0..repo::DUE_SHARDS).map(repo::media_due_pk).collect();
     let act = |item: Item| {
         async move {
-            match sweep_one(ctx, item, now).await {
+            match sweep_one(ctx, item, now, counted).await {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     tracing::error!(%error, "a media fetch marker was not handled");
@@ -277,7 +288,7 @@ pub async fn sweep_due(ctx: &Context, run: due::Run) -> Result<SweepReport> {
         }
         .boxed()
     };
-    let drained = due::drain(ctx.store.as_ref(), partitions, now, run, ITEMS_AT_ONCE, act).await?;
+    let drained = due::drain(ctx.store.as_ref(), partitions, until, run, ITEMS_AT_ONCE, act).await?;
     let mut report = SweepReport::default();
     for outcome in drained.outcomes.into_iter().flatten() {
         match outcome {
@@ -293,14 +304,16 @@ enum Swept {
     GivenUp,
 }
 
-async fn sweep_one(ctx: &Context, item: Item, now: Timestamp) -> Result<Option<Swept>> {
+async fn sweep_one(ctx: &Context, item: Item, now: Timestamp, counted: bool) -> Result<Option<Swept>> {
     let observed_due = item.get(Index::Gsi3.sk_attr()).cloned().unwrap_or(Value::Null);
     let mut marker: FetchMarker = repo::from_item(item)?;
-    if marker.sweeps >= MAX_SWEEPS {
+    if counted && marker.sweeps >= MAX_SWEEPS {
         give_up(ctx, &marker).await?;
         return Ok(Some(Swept::GivenUp));
     }
-    marker.sweeps += 1;
+    if counted {
+        marker.sweeps += 1;
+    }
     let next = now + FETCH_GRACE * 2i32.pow(marker.sweeps.min(8));
     let claim = Write::Put {
         item: marker_item(&marker, next)?,
