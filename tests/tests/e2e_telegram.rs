@@ -95,7 +95,7 @@ async fn twenty_identical_deliveries_at_once_are_one_message_in_one_dialog_and_s
     assert_eq!(app.deliver(&path, &[(SECRET_HEADER, &secret)], fixture("telegram_document.json")).await, 200);
     let stored = messages(&app, &dialog_id).await;
     assert_eq!(stored.len(), 2);
-    assert_eq!(stored[1]["attachments"][0]["kind"], "document");
+    assert_eq!(stored[1]["attachments"][0]["kind"], "file");
     assert_eq!(stored[1]["attachments"][0]["name"], "Testfile.pdf");
 
     app.restart().await;

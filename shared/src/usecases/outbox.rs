@@ -138,16 +138,22 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
     // Consent connections renew an access token about to expire first (nothing for other channels).
     let secrets = tokens::usable_secrets(ctx, &channel, module, secrets, Renewal::IfDue).await;
     // Files go as links, or as bytes in local files that live until the send is done.
-    let files = match tempfile::tempdir() {
-        Ok(files) => files,
-        Err(error) => {
-            let reason = format!("no temporary directory for the attachments: {error}");
-            return release(ctx, entry, &token, ProviderError::Unavailable(reason)).await;
-        }
+    let files = match message.attachments.is_empty() {
+        true => None,
+        false => match tempfile::tempdir() {
+            Ok(files) => Some(files),
+            Err(error) => {
+                let reason = format!("no temporary directory for the attachments: {error}");
+                return release(ctx, entry, &token, ProviderError::Unavailable(reason)).await;
+            }
+        },
     };
-    let attachments = match media::outgoing_media(ctx, module, &message, files.path()).await {
-        Ok(attachments) => attachments,
-        Err(error) => return release(ctx, entry, &token, error).await,
+    let attachments = match &files {
+        None => Vec::new(),
+        Some(files) => match media::outgoing_media(ctx, module, &message, files.path()).await {
+            Ok(attachments) => attachments,
+            Err(error) => return release(ctx, entry, &token, error).await,
+        },
     };
     let outgoing = Outgoing {
         attachments,
