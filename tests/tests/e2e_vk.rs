@@ -277,39 +277,51 @@ async fn disconnecting_removes_our_callback_server() {
     assert_eq!(deleted[0]["server_id"], "3");
 }
 
-/// The fixture's longpoll photo event as a signed callback event of our community, every size's link (the
-/// largest is fetched) on the fake.
-fn photo_event(fake: &MockServer, secret: &str) -> Vec<u8> {
-    let longpoll: Value = serde_json::from_slice(&fixture("vk_message_new_photo_longpoll.json")).expect("json");
+/// A fixture's longpoll event as a signed callback event of our community, its links on the fake
+/// (`https://{host}/{path}` as `{fake}/{host}/{path}`).
+fn longpoll_event(name: &str, fake: &MockServer, secret: &str) -> Vec<u8> {
+    let longpoll: Value = serde_json::from_slice(&fixture(name)).expect("json");
     let mut event = longpoll["updates"][0].clone();
     event["group_id"] = json!(GROUP_ID);
     event["secret"] = json!(secret);
-    for size in event["object"]["message"]["attachments"][0]["photo"]["sizes"].as_array_mut().expect("sizes") {
-        size["url"] = json!(format!("{}/c857236/photo.jpg", fake.uri()));
-    }
-    serde_json::to_vec(&event).expect("json")
+    let event = serde_json::to_string(&event).expect("json");
+    event.replace("https://", &format!("{}/", fake.uri())).into_bytes()
+}
+
+async fn serves(fake: &MockServer, at: &str, bytes: &[u8]) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.to_vec(), "application/octet-stream"))
+        .mount(fake)
+        .await;
 }
 
 #[tokio::test]
-async fn e2e_vk_media_a_customers_photo_is_fetched_kept_and_served_by_its_link() {
+async fn e2e_vk_media_a_customers_photo_and_voice_are_fetched_kept_and_served() {
     let fake = fake_vk().await;
-    Mock::given(method("GET"))
-        .and(path("/c857236/photo.jpg"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(JPEG.to_vec(), "image/jpeg"))
-        .mount(&fake)
-        .await;
+    // Only the largest size (w, 945x2048) and the voice message's ogg are there to fetch.
+    serves(&fake, "/sun9-3.userapi.com/c857236/v857236595/124a59/nJXapHnUbeo.jpg", JPEG).await;
+    let ogg = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00 a customer's voice";
+    serves(&fake, "/psv4.userapi.com/c852536//u526252082/audiomsg/d12/c02eb6b2fb.ogg", ogg).await;
     let app = spawn(&fake).await;
     let (channel, secret) = connect(&app, &fake).await;
-    let (status, body) = post(&app, &webhook_path(&channel), photo_event(&fake, &secret)).await;
-    assert_eq!((status, body.as_str()), (200, "ok"));
-    let dialog = app.only_dialog().await;
-    let messages = app.settled_messages(&dialog).await;
-    assert_eq!(messages.len(), 1, "{messages:?}");
-    assert_eq!(messages[0]["text"], "Чувак могёт ракетами кидаться");
-    let attachment = &messages[0]["attachments"][0];
+    for name in ["vk_message_new_photo_longpoll.json", "vk_message_new_voice_longpoll.json"] {
+        let (status, body) = post(&app, &webhook_path(&channel), longpoll_event(name, &fake, &secret)).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    let found = dialogs(&app).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let by_peer = |peer: &str| found.iter().find(|d| d["customer"]["id"] == peer).expect(peer)["id"].clone();
+    let photo = app.settled_messages(by_peer("2000000279").as_str().expect("id")).await;
+    assert_eq!(photo[0]["text"], "Чувак могёт ракетами кидаться");
+    let attachment = &photo[0]["attachments"][0];
     assert_eq!(attachment["kind"], "image", "{attachment}");
     app.assert_served(attachment, JPEG, "image/jpeg").await;
-    let shown = messages[0].to_string();
+    let voice = app.settled_messages(by_peer("2000000053").as_str().expect("id")).await;
+    let attachment = &voice[0]["attachments"][0];
+    assert_eq!(attachment["kind"], "voice", "{attachment}");
+    app.assert_served(attachment, ogg, "audio/ogg").await;
+    let shown = serde_json::to_string(&[photo, voice]).expect("json");
     assert!(!shown.contains(TOKEN) && !shown.contains(&secret), "a secret is shown: {shown}");
 }
 
