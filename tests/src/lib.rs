@@ -25,7 +25,8 @@ pub const ADMIN_KEY: &str = "ock_test_admin_key_0123456789abcdefghijklmnop";
 pub const OPERATOR_KEY: &str = "ock_test_operator_key_0123456789abcdefghijkl";
 
 /// A tiny PNG (signature and IHDR chunk): sniffed as `image/png`.
-pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00 a tiny picture";
+pub const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00 a tiny picture";
 /// A tiny JPEG (SOI and a JFIF APP0 marker): sniffed as `image/jpeg`.
 pub const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01 a customer's photo";
 /// A tiny PDF: sniffed as `application/pdf`.

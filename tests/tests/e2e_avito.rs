@@ -335,7 +335,11 @@ async fn e2e_avito_media_a_buyers_image_and_voice_are_fetched_kept_and_served() 
     assert_eq!(image["kind"], "image", "{image}");
     app.assert_served(image, JPEG, "image/jpeg").await;
     let voice = &messages[1]["attachments"][0];
-    assert_eq!((voice["kind"].as_str(), voice["status"].as_str()), (Some("voice"), Some("stored")), "{voice}");
+    assert_eq!(
+        (voice["kind"].as_str(), voice["status"].as_str()),
+        (Some("voice"), Some("stored")),
+        "{voice}"
+    );
     assert!(voice["mime_type"].as_str().is_some_and(|m| m.starts_with("audio/")), "{voice}");
     let served = app.follow(voice["url"].as_str().expect("a link")).await;
     assert_eq!(served.bytes().await.expect("body").as_ref(), audio);
@@ -376,9 +380,12 @@ async fn e2e_avito_media_an_uploaded_png_is_sent_by_upload_images_and_a_pdf_is_r
     let sent_before = requests.len();
 
     // Avito's chats take images only: a PDF is refused naming it, and nothing goes out.
-    let pdf = app.upload(json!({"name": "invoice.pdf", "mime_type": "application/pdf", "size": PDF.len()}), PDF).await;
-    let (status, body) =
-        app.post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "x", "attachments": [pdf]})).await;
+    let pdf = app
+        .upload(json!({"name": "invoice.pdf", "mime_type": "application/pdf", "size": PDF.len()}), PDF)
+        .await;
+    let (status, body) = app
+        .post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "x", "attachments": [pdf]}))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "attachments[0]", "{body}");
     assert_eq!(avito.received_requests().await.unwrap_or_default().len(), sent_before, "nothing sent");

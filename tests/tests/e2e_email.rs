@@ -682,7 +682,14 @@ async fn e2e_email_media_attachments_are_fetched_from_the_mailbox_kept_and_serve
     let raw = fixture("email_multipart_attachment.eml");
     servers.deliver(&user, &raw).await;
     let photo_from = format!("photo-{user}@example.com");
-    let photo = mail_with_file(&photo_from, &address, &format!("p-{user}@example.com"), "cat.jpg", "image/jpeg", JPEG);
+    let photo = mail_with_file(
+        &photo_from,
+        &address,
+        &format!("p-{user}@example.com"),
+        "cat.jpg",
+        "image/jpeg",
+        JPEG,
+    );
     servers.deliver(&user, &photo).await;
     let found = settled(&app, 2, 2).await;
     let by_customer = |id: &str| found.iter().find(|d| d["customer"]["id"] == id).cloned().expect(id);

@@ -152,9 +152,9 @@ async fn an_uploaded_file_goes_out_with_a_reply_and_bad_uploads_are_refused_nami
         .mount(&app.fakes.telegram)
         .await;
 
-    let id =
-        app.upload(json!({"name": "invoice.pdf", "mime_type": "application/pdf", "size": PDF.len()}), PDF)
-            .await;
+    let id = app
+        .upload(json!({"name": "invoice.pdf", "mime_type": "application/pdf", "size": PDF.len()}), PDF)
+        .await;
     let (status, reply) = app
         .post(
             &format!("/v1/dialogs/{dialog}/messages"),
@@ -174,8 +174,7 @@ async fn an_uploaded_file_goes_out_with_a_reply_and_bad_uploads_are_refused_nami
     assert!(document.body.windows(PDF.len()).any(|w| w == PDF), "the file's bytes went out");
 
     // Nothing is sent or stored for a reply naming an upload that is not whole, or not there.
-    let short =
-        app.upload(json!({"name": "x.pdf", "mime_type": "application/pdf", "size": 1000}), PDF).await;
+    let short = app.upload(json!({"name": "x.pdf", "mime_type": "application/pdf", "size": 1000}), PDF).await;
     for (attachments, code) in [
         (json!([short]), "upload_incomplete"),
         (json!(["0".repeat(32)]), "unknown_upload"),

@@ -361,7 +361,8 @@ async fn e2e_vk_media_an_uploaded_png_goes_to_the_upload_server_and_out_as_a_pho
     assert_eq!(status, 201, "{reply}");
     assert_eq!(reply["status"], "sent", "{reply}");
     let requests = fake.received_requests().await.unwrap_or_default();
-    let uploaded = requests.iter().find(|r| r.url.path() == "/upload/photo").expect("the upload server's POST");
+    let uploaded =
+        requests.iter().find(|r| r.url.path() == "/upload/photo").expect("the upload server's POST");
     assert!(uploaded.body.windows(PNG.len()).any(|w| w == PNG), "the PNG's bytes went to the upload server");
     let sends = calls(&fake, "messages.send").await;
     assert_eq!(sends.len(), 1, "{sends:?}");

@@ -562,7 +562,10 @@ async fn reply_with_png(app: &TestApp) -> Value {
     let dialog = app.only_dialog().await;
     let id = app.upload_png("receipt.png").await;
     let (status, reply) = app
-        .post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "Your receipt", "attachments": [id]}))
+        .post(
+            &format!("/v1/dialogs/{dialog}/messages"),
+            &json!({"text": "Your receipt", "attachments": [id]}),
+        )
         .await;
     assert_eq!(status, 201, "{reply}");
     assert_eq!(reply["status"], "sent", "{reply}");
@@ -673,8 +676,10 @@ async fn e2e_whatsapp_media_infobip_reply_sends_the_upload_by_its_link() {
     let infobip = fake_infobip_senders().await;
     Mock::given(method("POST"))
         .and(path("/whatsapp/1/message/image"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"to": "385919998888", "messageCount": 1,
-            "messageId": "ib-out-img", "status": {"groupName": "PENDING", "name": "PENDING_ENROUTE"}})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"to": "385919998888", "messageCount": 1,
+            "messageId": "ib-out-img", "status": {"groupName": "PENDING", "name": "PENDING_ENROUTE"}})),
+        )
         .mount(&infobip)
         .await;
     let app = spawn_infobip().await;
