@@ -24,6 +24,14 @@ pub const ADMIN_KEY: &str = "ock_test_admin_key_0123456789abcdefghijklmnop";
 /// The platform operator's key of every test bundle.
 pub const OPERATOR_KEY: &str = "ock_test_operator_key_0123456789abcdefghijkl";
 
+/// A tiny PNG (signature and IHDR chunk): sniffed as `image/png`.
+pub const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00 a tiny picture";
+/// A tiny JPEG (SOI and a JFIF APP0 marker): sniffed as `image/jpeg`.
+pub const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01 a customer's photo";
+/// A tiny PDF: sniffed as `application/pdf`.
+pub const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n";
+
 /// A real webhook payload as the provider publishes it.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
@@ -264,6 +272,76 @@ impl TestApp {
             .await;
         assert_eq!(status, 201, "{channel}");
         (channel, self.fakes.telegram_webhook_secret().await)
+    }
+
+    /// The dialog's messages once no attachment is pending any more (polls at most 10 s).
+    pub async fn settled_messages(&self, dialog: &str) -> Vec<Value> {
+        for _ in 0..100 {
+            let (status, body) = self.get(&format!("/v1/dialogs/{dialog}/messages")).await;
+            assert_eq!(status, 200, "{body}");
+            let messages = body["items"].as_array().cloned().unwrap_or_default();
+            let pending = messages
+                .iter()
+                .flat_map(|m| m["attachments"].as_array().cloned().unwrap_or_default())
+                .any(|a| a["status"] == "pending");
+            if !pending {
+                return messages;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("an attachment is still pending after 10 s");
+    }
+
+    /// A link the runner made (it names the public base URL, which tests do not serve) on the runner itself.
+    pub fn local(&self, link: &str) -> String {
+        let url = reqwest::Url::parse(link).expect("a URL");
+        format!("{}{}?{}", self.base, url.path(), url.query().unwrap_or_default())
+    }
+
+    /// GETs a media link on the runner itself, without an API key.
+    pub async fn follow(&self, link: &str) -> reqwest::Response {
+        self.http.get(self.local(link)).send().await.expect("GET the link")
+    }
+
+    /// Creates the upload described by `body` (`POST /v1/uploads`), PUTs `bytes` to its link; answers its id.
+    pub async fn upload(&self, body: Value, bytes: &[u8]) -> String {
+        let (status, created) = self.post("/v1/uploads", &body).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["method"], "PUT");
+        let link = created["upload_url"].as_str().expect("link");
+        let mut request = self.http.put(self.local(link)).body(bytes.to_vec());
+        for (name, value) in created["headers"].as_object().expect("headers") {
+            request = request.header(name.as_str(), value.as_str().expect("a header value"));
+        }
+        let answer = request.send().await.expect("PUT");
+        assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+        created["id"].as_str().expect("upload id").to_owned()
+    }
+
+    /// Uploads [`PNG`] as `name` and answers the upload's id.
+    pub async fn upload_png(&self, name: &str) -> String {
+        self.upload(json!({"name": name, "mime_type": "image/png", "size": PNG.len()}), PNG).await
+    }
+
+    /// Asserts an inbound attachment ended `stored` and its link serves exactly `bytes` as `mime`, without
+    /// an API key.
+    pub async fn assert_served(&self, attachment: &Value, bytes: &[u8], mime: &str) {
+        assert_eq!(attachment["status"], "stored", "{attachment}");
+        assert_eq!(attachment["mime_type"], mime, "{attachment}");
+        assert_eq!(attachment["size"], bytes.len(), "{attachment}");
+        let answer = self.follow(attachment["url"].as_str().expect("a link once stored")).await;
+        assert_eq!(answer.status(), 200);
+        let served = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(served.as_deref(), Some(mime));
+        assert_eq!(answer.bytes().await.expect("body").as_ref(), bytes);
+    }
+
+    /// The only dialog's id.
+    pub async fn only_dialog(&self) -> String {
+        let (status, body) = self.get("/v1/dialogs").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+        body["items"][0]["id"].as_str().expect("dialog id").to_owned()
     }
 
     /// Delivers a webhook the way the provider does.

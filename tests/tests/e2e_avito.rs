@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use omnichat::domain::Provider;
 use omnichat::providers::avito::AvitoClient;
-use omnichat_tests::{TestApp, fixture};
+use omnichat_tests::{JPEG, PDF, PNG, TestApp, fixture};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_json, header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PUBLIC_BASE: &str = "https://omnichat.example.test";
@@ -291,4 +291,103 @@ async fn a_chatbot_handling_the_channel_takes_every_dialog_and_no_auto_reply_goe
     let anna_id = anna["id"].as_str().expect("id");
     let (_, mine) = app.get(&format!("/v1/dialogs?assignee={anna_id}")).await;
     assert_eq!(mine["items"], json!([]), "the online employee got none: {mine}");
+}
+
+/// Delivers the fixture `name` to the channel's webhook, its `img.k.avito.ru` links on the fake.
+async fn buyer_sends(app: &TestApp, channel: &Value, avito: &MockServer, name: &str) {
+    let event = String::from_utf8(fixture(name)).expect("utf-8");
+    let event = event.replace("https://img.k.avito.ru/", &format!("{}/", avito.uri()));
+    assert_eq!(app.deliver(&webhook_path(channel), &[], event.into_bytes()).await, 200);
+}
+
+#[tokio::test]
+async fn e2e_avito_media_a_buyers_image_and_voice_are_fetched_kept_and_served() {
+    let avito = fake_avito().await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/chat/[0-9x]+/5083651369\.[0-9a-f]+\.jpg$"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(JPEG.to_vec(), "image/jpeg"))
+        .mount(&avito)
+        .await;
+    let voice_id = "6f3e2d1c-0b9a-4876-a5b4-c3d2e1f0a9b8";
+    Mock::given(method("GET"))
+        .and(path("/messenger/v1/accounts/375811020/getVoiceFiles"))
+        .and(query_param("voice_ids", voice_id))
+        .and(header("authorization", "Bearer tok-e2e"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"voices_urls": {voice_id: format!("{}/voices/6f3e2d1c.m4a", avito.uri())}}),
+        ))
+        .mount(&avito)
+        .await;
+    let audio = b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A isomthe buyer's voice";
+    Mock::given(method("GET"))
+        .and(path("/voices/6f3e2d1c.m4a"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(audio.to_vec(), "audio/mp4"))
+        .mount(&avito)
+        .await;
+    let app = spawn(&avito).await;
+    let channel = connect(&app, "Avito shop").await;
+    buyer_sends(&app, &channel, &avito, "avito_image.json").await;
+    buyer_sends(&app, &channel, &avito, "avito_voice.json").await;
+    let dialog = app.only_dialog().await;
+    let messages = app.settled_messages(&dialog).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let image = &messages[0]["attachments"][0];
+    assert_eq!(image["kind"], "image", "{image}");
+    app.assert_served(image, JPEG, "image/jpeg").await;
+    let voice = &messages[1]["attachments"][0];
+    assert_eq!(
+        (voice["kind"].as_str(), voice["status"].as_str()),
+        (Some("voice"), Some("stored")),
+        "{voice}"
+    );
+    assert!(voice["mime_type"].as_str().is_some_and(|m| m.starts_with("audio/")), "{voice}");
+    let served = app.follow(voice["url"].as_str().expect("a link")).await;
+    assert_eq!(served.bytes().await.expect("body").as_ref(), audio);
+    let shown = serde_json::to_string(&messages).expect("json");
+    assert!(!shown.contains(CLIENT_SECRET) && !shown.contains("tok-e2e"), "a secret is shown: {shown}");
+}
+
+#[tokio::test]
+async fn e2e_avito_media_an_uploaded_png_is_sent_by_upload_images_and_a_pdf_is_refused() {
+    let avito = fake_avito().await;
+    Mock::given(method("POST"))
+        .and(path("/messenger/v1/accounts/375811020/uploadImages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"12345.abcdef": {"1280x960": "https://img.k.avito.ru/chat/1280x960/12345.abcdef.jpg"}}),
+        ))
+        .mount(&avito)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/messenger/v1/accounts/375811020/chats/{CHAT}/messages/image")))
+        .and(body_json(json!({"image_id": "12345.abcdef"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "img-1", "type": "image"})))
+        .mount(&avito)
+        .await;
+    let app = spawn(&avito).await;
+    let channel = connect(&app, "Avito shop").await;
+    buyer_sends(&app, &channel, &avito, "avito_text.json").await;
+    let dialog = app.only_dialog().await;
+
+    let id = app.upload_png("photo.png").await;
+    let (status, reply) =
+        app.post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"attachments": [id]})).await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["status"], "sent", "{reply}");
+    assert_eq!(reply["provider_message_id"], "img-1", "{reply}");
+    let requests = avito.received_requests().await.unwrap_or_default();
+    let upload = requests.iter().find(|r| r.url.path().ends_with("/uploadImages")).expect("uploadImages");
+    assert!(upload.body.windows(PNG.len()).any(|w| w == PNG), "the PNG's bytes went to uploadImages");
+    let sent_before = requests.len();
+
+    // Avito's chats take images only: a PDF is refused naming it, and nothing goes out.
+    let pdf = app
+        .upload(json!({"name": "invoice.pdf", "mime_type": "application/pdf", "size": PDF.len()}), PDF)
+        .await;
+    let (status, body) = app
+        .post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "x", "attachments": [pdf]}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "attachments[0]", "{body}");
+    assert_eq!(avito.received_requests().await.unwrap_or_default().len(), sent_before, "nothing sent");
+    assert_eq!(app.settled_messages(&dialog).await.len(), 2, "the buyer's message and the one reply");
 }

@@ -22,7 +22,7 @@ use omnichat::providers::email::{EmailProvider, Endpoint, LoginSecret, Security}
 use omnichat::repo;
 use omnichat::secret::Secret;
 use omnichat::usecases::email_poll;
-use omnichat_tests::{TestApp, fixture};
+use omnichat_tests::{JPEG, PNG, TestApp, fixture};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -244,13 +244,15 @@ async fn the_fixtures_come_out_as_normalized_messages() {
     assert_eq!(message["sent_at"], "2000-05-19T04:59:31Z");
     let attachments = message["attachments"].as_array().unwrap();
     assert_eq!(attachments.len(), 2, "{attachments:?}");
-    // The first fixture is UID 1 of the fresh mailbox; its attachments are body sections 2 and 3.
-    assert_eq!(attachments[0]["file_ref"], format!("imap:{uid_validity}:1:2"));
-    assert_eq!(attachments[1]["file_ref"], format!("imap:{uid_validity}:1:3"));
-    assert_eq!(attachments[1]["name"], "farmerandstork.txt");
-    assert_eq!(attachments[1]["mime"], "text/plain");
-    assert_eq!(attachments[1]["kind"], "document");
-    assert!(attachments[1]["size"].as_u64().is_some_and(|s| s > 700));
+    // The API shows an attachment as the file the runner keeps, never the mailbox's part reference
+    // (the part is fetched by it: e2e_email_media_attachments_are_fetched_from_the_mailbox_kept_and_served).
+    assert!(!message.to_string().contains(&format!("imap:{uid_validity}:")), "{message}");
+    let settled = app.settled_messages(fable["id"].as_str().unwrap()).await;
+    let stork = &settled[0]["attachments"][1];
+    assert_eq!(stork["name"], "farmerandstork.txt");
+    assert_eq!(stork["mime_type"], "text/plain");
+    assert_eq!(stork["kind"], "file");
+    assert!(stork["size"].as_u64().is_some_and(|s| s > 700), "{stork}");
     assert!(!message.to_string().contains("A FARMER placed nets"), "attachments are referenced, not inlined");
 
     let ses = by_customer("sender@example.com");
@@ -656,4 +658,87 @@ async fn tls_and_starttls_are_used_and_the_certificate_is_checked() {
         refused(good_imap, json!({"host": "127.0.0.1", "port": servers.smtps_port, "tls": "tls"})).await,
         "credentials.smtp"
     );
+}
+
+/// A mail from `from` with `bytes` attached base64-encoded as `name` (`mime`).
+fn mail_with_file(from: &str, to: &str, message_id: &str, name: &str, mime: &str, bytes: &[u8]) -> Vec<u8> {
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: A photo\r\nMessage-ID: <{message_id}>\r\n\
+         Date: Mon, 3 Jun 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee the photo.\r\n\
+         --b1\r\nContent-Type: {mime}; name=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{encoded}\r\n--b1--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn e2e_email_media_attachments_are_fetched_from_the_mailbox_kept_and_served() {
+    let Some(servers) = mail_servers().await else { return };
+    let app = spawn(EmailProvider::new(omnichat::providers::http_client()).allowing_loopback()).await;
+    let user = servers.new_user();
+    let address = format!("{user}@shop.example");
+    connect(&app, servers.credentials(&user)).await;
+    let raw = fixture("email_multipart_attachment.eml");
+    servers.deliver(&user, &raw).await;
+    let photo_from = format!("photo-{user}@example.com");
+    let photo = mail_with_file(
+        &photo_from,
+        &address,
+        &format!("p-{user}@example.com"),
+        "cat.jpg",
+        "image/jpeg",
+        JPEG,
+    );
+    servers.deliver(&user, &photo).await;
+    let found = settled(&app, 2, 2).await;
+    let by_customer = |id: &str| found.iter().find(|d| d["customer"]["id"] == id).cloned().expect(id);
+
+    // The fixture's 7bit text part, byte for byte as the mail has it.
+    let fable = app.settled_messages(by_customer("dwsauder@example.com")["id"].as_str().unwrap()).await;
+    let attachments = fable[0]["attachments"].as_array().cloned().unwrap_or_default();
+    let stork = attachments.iter().find(|a| a["name"] == "farmerandstork.txt").expect("the stork");
+    let find = |needle: &[u8]| raw.windows(needle.len()).position(|w| w == needle).expect("in the fixture");
+    let start =
+        find(b"filename=\"farmerandstork.txt\"\r\n\r\n") + b"filename=\"farmerandstork.txt\"\r\n\r\n".len();
+    let end = find(b"\r\n--=====================_716740438==_--");
+    assert_eq!(stork["kind"], "file", "{stork}");
+    app.assert_served(stork, &raw[start..end], "text/plain").await;
+
+    // A base64 image: decoded, sniffed, served.
+    let photo = app.settled_messages(by_customer(&photo_from)["id"].as_str().unwrap()).await;
+    let image = &photo[0]["attachments"][0];
+    assert_eq!((image["kind"].as_str(), image["name"].as_str()), (Some("image"), Some("cat.jpg")), "{image}");
+    app.assert_served(image, JPEG, "image/jpeg").await;
+    let shown = serde_json::to_string(&[fable, photo]).expect("json");
+    assert!(!shown.contains(&servers.password), "the password is shown: {shown}");
+}
+
+#[tokio::test]
+async fn e2e_email_media_a_reply_carries_the_uploaded_png() {
+    let Some(servers) = mail_servers().await else { return };
+    let app = spawn(EmailProvider::new(omnichat::providers::http_client()).allowing_loopback()).await;
+    let user = servers.new_user();
+    let address = format!("{user}@shop.example");
+    connect(&app, servers.credentials(&user)).await;
+    let customer = format!("anna-{user}@example.com");
+    let first = mail(&customer, &address, &format!("q-{user}@example.com"), "Receipt?", "", "Please.");
+    servers.deliver(&user, &first).await;
+    let dialog = settled(&app, 1, 1).await[0]["id"].as_str().expect("id").to_owned();
+
+    let id = app.upload_png("receipt.png").await;
+    let (status, reply) = app
+        .post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "Here it is.", "attachments": [id]}))
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["status"], "sent", "{reply}");
+    let sent = servers.sent_to(&customer);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let raw = &sent[0].1;
+    assert!(raw.contains("Here it is.") && raw.contains("receipt.png"), "{raw}");
+    // The PNG (short enough for one base64 line) went out in the mail.
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, PNG);
+    assert!(raw.contains(&encoded), "the PNG's bytes are not in the mail: {raw}");
 }

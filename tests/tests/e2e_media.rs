@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use omnichat_tests::{TestApp, fixture};
+use omnichat_tests::{PDF, TestApp, fixture};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, Request, Respond, ResponseTemplate};
@@ -15,7 +14,6 @@ use wiremock::{Mock, Request, Respond, ResponseTemplate};
 const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
 /// The fixture's document.
 const FILE_ID: &str = "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX";
-const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n";
 
 /// Telegram's getFile for the fixture's document, and the file's bytes under the bot's file path;
 /// the file server fails `failures` times first.
@@ -51,38 +49,6 @@ impl Respond for FailingFirst {
     }
 }
 
-async fn only_dialog(app: &TestApp) -> String {
-    let (status, body) = app.get("/v1/dialogs").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
-    body["items"][0]["id"].as_str().expect("dialog id").to_owned()
-}
-
-/// The dialog's messages once no attachment is pending any more (at most 10 s).
-async fn settled_messages(app: &TestApp, dialog: &str) -> Vec<Value> {
-    for _ in 0..100 {
-        let (status, body) = app.get(&format!("/v1/dialogs/{dialog}/messages")).await;
-        assert_eq!(status, 200, "{body}");
-        let messages = body["items"].as_array().cloned().unwrap_or_default();
-        let pending = messages
-            .iter()
-            .flat_map(|m| m["attachments"].as_array().cloned().unwrap_or_default())
-            .any(|a| a["status"] == "pending");
-        if !pending {
-            return messages;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("an attachment is still pending after 10 s");
-}
-
-/// GETs a media link on the runner itself (the link names the public base URL, which tests do not serve).
-async fn follow(app: &TestApp, link: &str) -> reqwest::Response {
-    let url = reqwest::Url::parse(link).expect("a URL");
-    let local = format!("{}{}?{}", app.base, url.path(), url.query().unwrap_or_default());
-    app.http.get(local).send().await.expect("GET the link")
-}
-
 async fn customer_sends_the_document(app: &TestApp) -> String {
     let (channel, secret) = app.connect_telegram(777_000_901, "acme_media_bot").await;
     let path = format!("/webhooks/telegram/{}", channel["id"].as_str().expect("id"));
@@ -93,7 +59,7 @@ async fn customer_sends_the_document(app: &TestApp) -> String {
     let status =
         app.deliver(&path, &[(SECRET_HEADER, secret.as_str())], fixture("telegram_document.json")).await;
     assert_eq!(status, 200);
-    only_dialog(app).await
+    app.only_dialog().await
 }
 
 #[tokio::test]
@@ -101,7 +67,7 @@ async fn a_customers_document_is_kept_and_served_by_its_link_without_an_api_key(
     let app = TestApp::spawn().await;
     let served = telegram_serves_the_document(&app, 0).await;
     let dialog = customer_sends_the_document(&app).await;
-    let messages = settled_messages(&app, &dialog).await;
+    let messages = app.settled_messages(&dialog).await;
     assert_eq!(messages.len(), 1);
     let attachment = &messages[0]["attachments"][0];
     assert_eq!(attachment["status"], "stored", "{attachment}");
@@ -114,7 +80,7 @@ async fn a_customers_document_is_kept_and_served_by_its_link_without_an_api_key(
     assert!(!link.contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"), "the bot token is in the link: {link}");
     assert!(!messages[0].to_string().contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"));
 
-    let answer = follow(&app, link).await;
+    let answer = app.follow(link).await;
     assert_eq!(answer.status(), 200);
     let header = |name: &str| answer.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_eq!(header("content-type").as_deref(), Some("application/pdf"));
@@ -124,7 +90,7 @@ async fn a_customers_document_is_kept_and_served_by_its_link_without_an_api_key(
 
     // A changed link is refused.
     let forged = link.replace("application%2Fpdf", "text%2Fhtml");
-    assert_eq!(follow(&app, &forged).await.status(), 403);
+    assert_eq!(app.follow(&forged).await.status(), 403);
 }
 
 #[tokio::test]
@@ -132,7 +98,7 @@ async fn a_file_server_failing_twice_still_ends_stored_once() {
     let app = TestApp::spawn().await;
     let served = telegram_serves_the_document(&app, 2).await;
     let dialog = customer_sends_the_document(&app).await;
-    let messages = settled_messages(&app, &dialog).await;
+    let messages = app.settled_messages(&dialog).await;
     let attachment = &messages[0]["attachments"][0];
     assert_eq!(attachment["status"], "stored", "{attachment}");
     assert_eq!(served.load(Ordering::SeqCst), 3, "two failures, then the bytes");
@@ -165,27 +131,11 @@ async fn a_file_the_provider_refuses_is_failed_with_the_reason() {
         .mount(&app.fakes.telegram)
         .await;
     let dialog = customer_sends_the_document(&app).await;
-    let messages = settled_messages(&app, &dialog).await;
+    let messages = app.settled_messages(&dialog).await;
     let attachment = &messages[0]["attachments"][0];
     assert_eq!(attachment["status"], "failed", "{attachment}");
     assert!(attachment["failure"].as_str().is_some_and(|f| f.contains("invalid file_id")), "{attachment}");
     assert_eq!(attachment["url"], Value::Null);
-}
-
-/// The bytes of the upload answered for `body`, PUT to its link on the runner.
-async fn upload(app: &TestApp, body: Value, bytes: &[u8]) -> String {
-    let (status, created) = app.post("/v1/uploads", &body).await;
-    assert_eq!(status, 201, "{created}");
-    assert_eq!(created["method"], "PUT");
-    let url = reqwest::Url::parse(created["upload_url"].as_str().expect("link")).expect("URL");
-    let local = format!("{}{}?{}", app.base, url.path(), url.query().unwrap_or_default());
-    let mut request = app.http.put(local).body(bytes.to_vec());
-    for (name, value) in created["headers"].as_object().expect("headers") {
-        request = request.header(name.as_str(), value.as_str().expect("a header value"));
-    }
-    let answer = request.send().await.expect("PUT");
-    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
-    created["id"].as_str().expect("upload id").to_owned()
 }
 
 #[tokio::test]
@@ -193,7 +143,7 @@ async fn an_uploaded_file_goes_out_with_a_reply_and_bad_uploads_are_refused_nami
     let app = TestApp::spawn().await;
     let served = telegram_serves_the_document(&app, 0).await;
     let dialog = customer_sends_the_document(&app).await;
-    settled_messages(&app, &dialog).await;
+    app.settled_messages(&dialog).await;
     assert_eq!(served.load(Ordering::SeqCst), 1);
     Mock::given(method("POST"))
         .and(path_regex(r"^/bot[^/]+/sendDocument$"))
@@ -202,9 +152,9 @@ async fn an_uploaded_file_goes_out_with_a_reply_and_bad_uploads_are_refused_nami
         .mount(&app.fakes.telegram)
         .await;
 
-    let id =
-        upload(&app, json!({"name": "invoice.pdf", "mime_type": "application/pdf", "size": PDF.len()}), PDF)
-            .await;
+    let id = app
+        .upload(json!({"name": "invoice.pdf", "mime_type": "application/pdf", "size": PDF.len()}), PDF)
+        .await;
     let (status, reply) = app
         .post(
             &format!("/v1/dialogs/{dialog}/messages"),
@@ -224,8 +174,7 @@ async fn an_uploaded_file_goes_out_with_a_reply_and_bad_uploads_are_refused_nami
     assert!(document.body.windows(PDF.len()).any(|w| w == PDF), "the file's bytes went out");
 
     // Nothing is sent or stored for a reply naming an upload that is not whole, or not there.
-    let short =
-        upload(&app, json!({"name": "x.pdf", "mime_type": "application/pdf", "size": 1000}), PDF).await;
+    let short = app.upload(json!({"name": "x.pdf", "mime_type": "application/pdf", "size": 1000}), PDF).await;
     for (attachments, code) in [
         (json!([short]), "upload_incomplete"),
         (json!(["0".repeat(32)]), "unknown_upload"),
@@ -252,8 +201,7 @@ async fn an_uploaded_file_goes_out_with_a_reply_and_bad_uploads_are_refused_nami
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("mime_type")), "{body}");
     // An upload link takes no more than the declared size.
     let (_, created) = app.post("/v1/uploads", &json!({"mime_type": "image/png", "size": 4})).await;
-    let url = reqwest::Url::parse(created["upload_url"].as_str().expect("link")).expect("URL");
-    let local = format!("{}{}?{}", app.base, url.path(), url.query().unwrap_or_default());
+    let local = app.local(created["upload_url"].as_str().expect("link"));
     let answer = app.http.put(local).body(vec![0u8; 5]).send().await.expect("PUT");
     assert_eq!(answer.status(), 413);
 }
@@ -269,8 +217,8 @@ async fn a_location_keeps_its_coordinates_and_needs_no_fetch() {
     let status =
         app.deliver(&path, &[(SECRET_HEADER, secret.as_str())], update.to_string().into_bytes()).await;
     assert_eq!(status, 200);
-    let dialog = only_dialog(&app).await;
-    let messages = settled_messages(&app, &dialog).await;
+    let dialog = app.only_dialog().await;
+    let messages = app.settled_messages(&dialog).await;
     let attachment = &messages[0]["attachments"][0];
     assert_eq!(attachment["kind"], "location");
     assert_eq!(attachment["status"], "stored");
@@ -294,8 +242,8 @@ async fn a_document_the_media_limit_refuses_is_too_large_without_a_download() {
     let status =
         app.deliver(&path_, &[(SECRET_HEADER, secret.as_str())], update.to_string().into_bytes()).await;
     assert_eq!(status, 200);
-    let dialog = only_dialog(&app).await;
-    let messages = settled_messages(&app, &dialog).await;
+    let dialog = app.only_dialog().await;
+    let messages = app.settled_messages(&dialog).await;
     assert_eq!(messages[0]["attachments"][0]["status"], "too_large", "{}", messages[0]);
     assert_eq!(served.load(Ordering::SeqCst), 0, "nothing downloaded");
     let _ = path("/unused");

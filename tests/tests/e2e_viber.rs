@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use omnichat::domain::Provider;
 use omnichat::providers::viber::{ViberClient, signature};
 use omnichat::secret::Secret;
-use omnichat_tests::{TestApp, fixture};
+use omnichat_tests::{JPEG, PNG, TestApp, fixture};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -316,4 +316,58 @@ async fn connecting_survives_viber_checking_the_url_during_set_webhook() {
     let (status, channel) = connect(&app).await;
     assert_eq!(status, 201, "{channel}");
     assert_eq!(channel["status"], "active");
+}
+
+/// The dialog of a customer who sent the fixture's text.
+async fn customer_writes(app: &TestApp) -> (String, String) {
+    let (status, channel) = connect(app).await;
+    assert_eq!(status, 201, "{channel}");
+    let path = webhook_path(&channel);
+    assert_eq!(deliver_signed(app, &path, fixture("viber_text.json")).await, 200);
+    (app.only_dialog().await, path)
+}
+
+#[tokio::test]
+async fn e2e_viber_media_a_customers_picture_is_fetched_kept_and_served_by_its_link() {
+    let fake = fake_viber().await;
+    Mock::given(method("GET"))
+        .and(path("/img.jpg"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(JPEG.to_vec(), "image/jpeg"))
+        .mount(&fake)
+        .await;
+    let app = spawn(&fake).await;
+    let (status, channel) = connect(&app).await;
+    assert_eq!(status, 201, "{channel}");
+    let picture = String::from_utf8(fixture("viber_picture.json")).expect("utf-8");
+    let picture = picture.replace("http://www.images.com/img.jpg", &format!("{}/img.jpg", fake.uri()));
+    assert_eq!(deliver_signed(&app, &webhook_path(&channel), picture.into_bytes()).await, 200);
+    let dialog = app.only_dialog().await;
+    let messages = app.settled_messages(&dialog).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let attachment = &messages[0]["attachments"][0];
+    assert_eq!(attachment["kind"], "image", "{attachment}");
+    app.assert_served(attachment, JPEG, "image/jpeg").await;
+    assert!(!messages[0].to_string().contains(TOKEN), "the token is shown: {}", messages[0]);
+}
+
+#[tokio::test]
+async fn e2e_viber_media_an_uploaded_png_goes_out_as_a_picture_link() {
+    let fake = fake_viber().await;
+    let app = spawn(&fake).await;
+    let (dialog, _) = customer_writes(&app).await;
+    let id = app.upload_png("look.png").await;
+    let (status, reply) = app
+        .post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "Look", "attachments": [id]}))
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["status"], "sent", "{reply}");
+    let sent = bodies(&fake, "send_message").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0]["type"].as_str(), sent[0]["text"].as_str()), (Some("picture"), Some("Look")));
+    let link = reqwest::Url::parse(sent[0]["media"].as_str().expect("a media link")).expect("a URL");
+    assert!(link.path().starts_with("/media/uploads/"), "{link}");
+    // The link serves the upload's bytes to Viber.
+    let served = app.follow(link.as_str()).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.expect("body").as_ref(), PNG);
 }

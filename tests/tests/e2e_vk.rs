@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use omnichat::domain::Provider;
 use omnichat::providers::vk::{VkClient, random_id};
-use omnichat_tests::{TestApp, fixture};
+use omnichat_tests::{JPEG, PNG, TestApp, fixture};
 use serde_json::{Map, Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -275,4 +275,97 @@ async fn disconnecting_removes_our_callback_server() {
     let deleted = calls(&fake, "groups.deleteCallbackServer").await;
     assert_eq!(deleted.len(), 1, "{deleted:?}");
     assert_eq!(deleted[0]["server_id"], "3");
+}
+
+/// A fixture's longpoll event as a signed callback event of our community, its links on the fake
+/// (`https://{host}/{path}` as `{fake}/{host}/{path}`).
+fn longpoll_event(name: &str, fake: &MockServer, secret: &str) -> Vec<u8> {
+    let longpoll: Value = serde_json::from_slice(&fixture(name)).expect("json");
+    let mut event = longpoll["updates"][0].clone();
+    event["group_id"] = json!(GROUP_ID);
+    event["secret"] = json!(secret);
+    let event = serde_json::to_string(&event).expect("json");
+    event.replace("https://", &format!("{}/", fake.uri())).into_bytes()
+}
+
+async fn serves(fake: &MockServer, at: &str, bytes: &[u8]) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(bytes.to_vec(), "application/octet-stream"))
+        .mount(fake)
+        .await;
+}
+
+#[tokio::test]
+async fn e2e_vk_media_a_customers_photo_and_voice_are_fetched_kept_and_served() {
+    let fake = fake_vk().await;
+    // Only the largest size (w, 945x2048) and the voice message's ogg are there to fetch.
+    serves(&fake, "/sun9-3.userapi.com/c857236/v857236595/124a59/nJXapHnUbeo.jpg", JPEG).await;
+    let ogg = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00 a customer's voice";
+    serves(&fake, "/psv4.userapi.com/c852536//u526252082/audiomsg/d12/c02eb6b2fb.ogg", ogg).await;
+    let app = spawn(&fake).await;
+    let (channel, secret) = connect(&app, &fake).await;
+    for name in ["vk_message_new_photo_longpoll.json", "vk_message_new_voice_longpoll.json"] {
+        let (status, body) = post(&app, &webhook_path(&channel), longpoll_event(name, &fake, &secret)).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    let found = dialogs(&app).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let by_peer = |peer: &str| found.iter().find(|d| d["customer"]["id"] == peer).expect(peer)["id"].clone();
+    let photo = app.settled_messages(by_peer("2000000279").as_str().expect("id")).await;
+    assert_eq!(photo[0]["text"], "Чувак могёт ракетами кидаться");
+    let attachment = &photo[0]["attachments"][0];
+    assert_eq!(attachment["kind"], "image", "{attachment}");
+    app.assert_served(attachment, JPEG, "image/jpeg").await;
+    let voice = app.settled_messages(by_peer("2000000053").as_str().expect("id")).await;
+    let attachment = &voice[0]["attachments"][0];
+    assert_eq!(attachment["kind"], "voice", "{attachment}");
+    app.assert_served(attachment, ogg, "audio/ogg").await;
+    let shown = serde_json::to_string(&[photo, voice]).expect("json");
+    assert!(!shown.contains(TOKEN) && !shown.contains(&secret), "a secret is shown: {shown}");
+}
+
+#[tokio::test]
+async fn e2e_vk_media_an_uploaded_png_goes_to_the_upload_server_and_out_as_a_photo() {
+    let fake = fake_vk().await;
+    answer(
+        &fake,
+        "photos.getMessagesUploadServer",
+        json!({"response": {"upload_url": format!("{}/upload/photo?act=do_add&hash=abc", fake.uri()),
+            "album_id": -64, "group_id": GROUP_ID}}),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/upload/photo"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"server": 625831, "photo": "[{\"photo\":\"8d81799f90:w\"}]", "hash": "8954a4da5ba06d4e"}),
+        ))
+        .mount(&fake)
+        .await;
+    answer(
+        &fake,
+        "photos.saveMessagesPhoto",
+        json!({"response": [{"id": 457239017, "owner_id": -GROUP_ID, "access_key": "ak1"}]}),
+    )
+    .await;
+    let app = spawn(&fake).await;
+    let (channel, secret) = connect(&app, &fake).await;
+    let event = with_secret(&fixture("vk_message_new_text_callback.json"), &secret);
+    assert_eq!(post(&app, &webhook_path(&channel), event).await.0, 200);
+    let dialog = app.only_dialog().await;
+
+    let id = app.upload_png("look.png").await;
+    let (status, reply) = app
+        .post(&format!("/v1/dialogs/{dialog}/messages"), &json!({"text": "Вот", "attachments": [id]}))
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["status"], "sent", "{reply}");
+    let requests = fake.received_requests().await.unwrap_or_default();
+    let uploaded =
+        requests.iter().find(|r| r.url.path() == "/upload/photo").expect("the upload server's POST");
+    assert!(uploaded.body.windows(PNG.len()).any(|w| w == PNG), "the PNG's bytes went to the upload server");
+    let sends = calls(&fake, "messages.send").await;
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0]["attachment"], format!("photo-{GROUP_ID}_457239017_ak1").as_str());
+    assert_eq!(sends[0]["message"], "Вот");
 }

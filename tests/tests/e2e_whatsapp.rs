@@ -10,9 +10,9 @@ use omnichat::providers::edna::EdnaClient;
 use omnichat::providers::infobip::InfobipClient;
 use omnichat::providers::messagebird::{self, MessageBirdClient};
 use omnichat::secret::Secret;
-use omnichat_tests::{TestApp, fixture};
+use omnichat_tests::{JPEG, PNG, TestApp, fixture};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PUBLIC_BASE: &str = "https://omnichat.example.test";
@@ -499,4 +499,201 @@ async fn changing_provider_keeps_the_channel_and_its_settings_and_moves_the_webh
     // Only WhatsApp channels change provider, and only to another one.
     let (status, answer) = app.post(&format!("/v1/channels/{id}/provider"), &good).await;
     assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("whatsapp_provider")));
+}
+
+// --- media ---
+
+async fn spawn_edna(edna: &MockServer) -> TestApp {
+    let base = edna.uri();
+    TestApp::spawn_with(move |providers| {
+        providers
+            .with(Provider::WhatsappEdna, Arc::new(EdnaClient::new(omnichat::providers::http_client(), base)))
+    })
+    .await
+}
+
+async fn spawn_messagebird(messagebird: &MockServer) -> TestApp {
+    let base = messagebird.uri();
+    TestApp::spawn_with(move |providers| {
+        providers.with(
+            Provider::WhatsappMessagebird,
+            Arc::new(MessageBirdClient::new(omnichat::providers::http_client(), base)),
+        )
+    })
+    .await
+}
+
+async fn spawn_infobip() -> TestApp {
+    TestApp::spawn_with(|providers| {
+        providers.with(
+            Provider::WhatsappInfobip,
+            Arc::new(InfobipClient::new(omnichat::providers::http_client()).allowing_loopback()),
+        )
+    })
+    .await
+}
+
+/// `fake` serves `bytes` at `at` (only with the `authorization` header given, if any).
+async fn serves(fake: &MockServer, at: &str, authorization: Option<&str>, bytes: &[u8]) {
+    let mock = Mock::given(method("GET")).and(path(at));
+    let mock = match authorization {
+        Some(value) => mock.and(header("authorization", value)),
+        None => mock,
+    };
+    mock.respond_with(ResponseTemplate::new(200).set_body_raw(bytes.to_vec(), "application/octet-stream"))
+        .mount(fake)
+        .await;
+}
+
+/// The customer's attachment, settled, served by its link as `bytes`; no secret in the API's JSON.
+async fn assert_inbound_media(app: &TestApp, bytes: &[u8], mime: &str, secrets: &[&str]) {
+    let dialog = app.only_dialog().await;
+    let messages = app.settled_messages(&dialog).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let attachment = &messages[0]["attachments"][0];
+    assert_eq!(attachment["kind"], "image", "{attachment}");
+    app.assert_served(attachment, bytes, mime).await;
+    let shown = messages[0].to_string();
+    assert!(secrets.iter().all(|secret| !shown.contains(secret)), "a secret is shown: {shown}");
+}
+
+/// Replies to the only dialog with an uploaded PNG; answers the reply.
+async fn reply_with_png(app: &TestApp) -> Value {
+    let dialog = app.only_dialog().await;
+    let id = app.upload_png("receipt.png").await;
+    let (status, reply) = app
+        .post(
+            &format!("/v1/dialogs/{dialog}/messages"),
+            &json!({"text": "Your receipt", "attachments": [id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["status"], "sent", "{reply}");
+    reply
+}
+
+/// A link the runner made for a provider to fetch an upload from, serving the PNG.
+async fn assert_upload_link(app: &TestApp, link: &Value) {
+    let url = reqwest::Url::parse(link.as_str().expect("a media link")).expect("a URL");
+    assert!(url.path().starts_with("/media/uploads/"), "{url}");
+    let served = app.follow(url.as_str()).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.expect("body").as_ref(), PNG);
+}
+
+#[tokio::test]
+async fn e2e_whatsapp_media_edna_image_is_fetched_kept_and_served_by_its_link() {
+    let edna = fake_edna().await;
+    serves(&edna, "/imfiles4s/ednapulse_prodbot/Q8PJu5KqTCCbMvPjm9KG9g.webp", None, JPEG).await;
+    let app = spawn_edna(&edna).await;
+    let channel = connect(&app, "edna", json!({"subject": "test_subject_WA", "api_key": EDNA_KEY})).await;
+    let image = String::from_utf8(fixture("edna_image_unverified.json")).expect("utf-8");
+    let image = image.replace("https://files.mfms.ru/imfiles4s/", &format!("{}/imfiles4s/", edna.uri()));
+    assert_eq!(app.deliver(&webhook_path(&channel), &[], image.into_bytes()).await, 200);
+    assert_inbound_media(&app, JPEG, "image/jpeg", &[EDNA_KEY]).await;
+}
+
+#[tokio::test]
+async fn e2e_whatsapp_media_edna_reply_sends_the_upload_by_its_link() {
+    let edna = fake_edna().await;
+    let app = spawn_edna(&edna).await;
+    let channel = connect(&app, "edna", json!({"subject": "test_subject_WA", "api_key": EDNA_KEY})).await;
+    let mut fresh: Value = serde_json::from_slice(&fixture("edna_text.json")).expect("json");
+    fresh["receivedAt"] = json!(now_rfc3339());
+    assert_eq!(app.deliver(&webhook_path(&channel), &[], fresh.to_string().into_bytes()).await, 200);
+    reply_with_png(&app).await;
+    let requests = edna.received_requests().await.unwrap_or_default();
+    let sends = bodies_to(&requests, "/api/cascade/schedule");
+    let content = &sends.last().expect("a send")["content"]["whatsappContent"];
+    assert_eq!(content["contentType"], "IMAGE", "{sends:?}");
+    assert_upload_link(&app, &content["attachment"]["url"]).await;
+}
+
+#[tokio::test]
+async fn e2e_whatsapp_media_messagebird_image_is_fetched_with_the_access_key() {
+    let messagebird = fake_messagebird().await;
+    let at = "/v1/media/ab397184-a03a-42de-a2c7-69abc4a0ceaa";
+    serves(&messagebird, at, Some(&format!("AccessKey {MB_ACCESS}")), JPEG).await;
+    let app = spawn_messagebird(&messagebird).await;
+    let channel = connect(
+        &app,
+        "messagebird",
+        json!({"access_key": MB_ACCESS, "channel_id": MB_CHANNEL, "signing_key": MB_SIGNING}),
+    )
+    .await;
+    let image = String::from_utf8(fixture("messagebird_conversations_image_received.json")).expect("utf-8");
+    let image = image
+        .replace("https://media.messagebird.com/v1/media/", &format!("{}/v1/media/", messagebird.uri()))
+        .replace("f457361cf59348129ca387a52d4d7fe2", MB_CHANNEL);
+    let signed = signature(&channel, image.as_bytes());
+    let header = messagebird::SIGNATURE_JWT_HEADER;
+    assert_eq!(app.deliver(&webhook_path(&channel), &[(header, &signed)], image.into_bytes()).await, 200);
+    assert_inbound_media(&app, JPEG, "image/jpeg", &[MB_ACCESS, MB_SIGNING]).await;
+}
+
+#[tokio::test]
+async fn e2e_whatsapp_media_messagebird_reply_sends_the_upload_by_its_link() {
+    let messagebird = fake_messagebird().await;
+    let app = spawn_messagebird(&messagebird).await;
+    let channel = connect(
+        &app,
+        "messagebird",
+        json!({"access_key": MB_ACCESS, "channel_id": MB_CHANNEL, "signing_key": MB_SIGNING}),
+    )
+    .await;
+    let mut fresh: Value =
+        serde_json::from_slice(&fixture("messagebird_conversations_text_received.json")).expect("json");
+    fresh["message"]["createdDatetime"] = json!(now_rfc3339());
+    let fresh = fresh.to_string().into_bytes();
+    let signed = signature(&channel, &fresh);
+    let header = messagebird::SIGNATURE_JWT_HEADER;
+    assert_eq!(app.deliver(&webhook_path(&channel), &[(header, &signed)], fresh).await, 200);
+    reply_with_png(&app).await;
+    let requests = messagebird.received_requests().await.unwrap_or_default();
+    let sends = bodies_to(&requests, "/v1/send");
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0]["type"], "image");
+    assert_upload_link(&app, &sends[0]["content"]["image"]["url"]).await;
+}
+
+#[tokio::test]
+async fn e2e_whatsapp_media_infobip_image_is_fetched_with_the_api_key() {
+    let infobip = fake_infobip_senders().await;
+    let at = "/whatsapp/1/senders/447860099299/media/3966813530218966";
+    serves(&infobip, at, Some(&format!("App {IB_KEY}")), PNG).await;
+    let app = spawn_infobip().await;
+    let channel =
+        connect(&app, "infobip", json!({"api_key": IB_KEY, "base_url": infobip.uri(), "sender": "1234"}))
+            .await;
+    let image = String::from_utf8(fixture("infobip_image.json")).expect("utf-8");
+    let image = image.replace("https://api.infobip.com/", &format!("{}/", infobip.uri()));
+    assert_eq!(app.deliver(&webhook_path(&channel), &[], image.into_bytes()).await, 200);
+    assert_inbound_media(&app, PNG, "image/png", &[IB_KEY]).await;
+}
+
+#[tokio::test]
+async fn e2e_whatsapp_media_infobip_reply_sends_the_upload_by_its_link() {
+    let infobip = fake_infobip_senders().await;
+    Mock::given(method("POST"))
+        .and(path("/whatsapp/1/message/image"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"to": "385919998888", "messageCount": 1,
+            "messageId": "ib-out-img", "status": {"groupName": "PENDING", "name": "PENDING_ENROUTE"}})),
+        )
+        .mount(&infobip)
+        .await;
+    let app = spawn_infobip().await;
+    let channel =
+        connect(&app, "infobip", json!({"api_key": IB_KEY, "base_url": infobip.uri(), "sender": "1234"}))
+            .await;
+    let mut fresh: Value = serde_json::from_slice(&fixture("infobip_text.json")).expect("json");
+    fresh["results"][0]["receivedAt"] = json!(now_rfc3339());
+    assert_eq!(app.deliver(&webhook_path(&channel), &[], fresh.to_string().into_bytes()).await, 200);
+    let reply = reply_with_png(&app).await;
+    assert_eq!(reply["provider_message_id"], "ib-out-img", "{reply}");
+    let requests = infobip.received_requests().await.unwrap_or_default();
+    let sends = bodies_to(&requests, "/whatsapp/1/message/image");
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0]["content"]["caption"], "Your receipt");
+    assert_upload_link(&app, &sends[0]["content"]["mediaUrl"]).await;
 }
