@@ -139,9 +139,10 @@ impl Bench {
             .expect("webhook");
         assert_eq!(answer.status(), 200, "the webhook answered {}", answer.status());
         let dialogs = self.api(reqwest::Method::GET, "/v1/dialogs?limit=500", None).await;
+        let customer_id = Value::String(customer.to_string());
         let dialog = dialogs["items"]
             .as_array()
-            .and_then(|items| items.iter().find(|d| d["customer"]["id"] == customer.to_string()))
+            .and_then(|items| items.iter().find(|d| d["customer"]["id"] == customer_id))
             .and_then(|d| d["id"].as_str())
             .expect("the customer's dialog")
             .to_owned();
