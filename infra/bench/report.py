@@ -393,6 +393,18 @@ def mailbox_fanout(results):
                   "poll (50 at 2 s: 1,500 a minute; 100 at 2 s: 3,000).", "", data.strip(), ""]
 
 
+def media(results):
+    data, when = load(results, "media.md")
+    out = ["## 11. Media (issue 17)", ""]
+    if not data:
+        return out + ["_Not measured yet: `infra/bench/run.sh media`._", ""]
+    return out + [f"Measured {when} (the `media` binary of omnichat-bench): omnichat-local (release) in one process "
+                  "with a Viber channel on a fake Viber API that generates a file's bytes as it sends them. A file "
+                  "streams to a temporary file and then under the data dir (to S3 in the media function, the same "
+                  "fetch), so the memory a fetch adds does not grow with the file. Goal (issue 17): memory flat "
+                  "whatever the size.", "", data.strip(), ""]
+
+
 # List prices, us-east-1, as published on the services' pricing pages (read 2026-12): DynamoDB on-demand
 # (since the November 2024 cut), Lambda arm64, HTTP API, EventBridge custom events, Secrets Manager.
 PRICES = {
@@ -511,6 +523,7 @@ def main():
         with open(slow_clients, encoding="utf-8") as kept:
             lines += [kept.read().rstrip("\n"), ""]
     lines += units_section
+    lines += kept_or_new(media(results), commit, previous)
     print("\n".join(lines))
 
 

@@ -24,6 +24,9 @@
 #                 open dialogs, moto at BENCH_TICK_MOTO_SIZES (1000,10000; seeded on an embedded store, copied in)
 #   mailbox-fanout  the mailbox-fanout binary's table: one dispatch, 8 workers, a mailbox fake; in-process queue
 #                 at BENCH_MAILBOXES (2000) mailboxes, SQS on moto at BENCH_MAILBOXES_SQS (500)
+#   media         the media binary's table: peak RSS while a 1 MiB and a 25 MiB customer's file is fetched and
+#                 stored (omnichat-local in process, a Viber fake generating the bytes), and webhook -> stored
+#                 for BENCH_MEDIA_DELIVERIES (50) files of 100 KiB
 #   units         the units binary's JSON: capacity units (DynamoDB's rules, adapters::units), events and router
 #                 invocations of each step of a dialog, embedded store and moto; report.py prices them (run it
 #                 after cold-start, whose warm handler times it uses)
@@ -44,7 +47,7 @@ target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
 results="$target_dir/bench"
 bins="$target_dir/release"
 READY_TIMEOUT_SECONDS=30
-ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost timer-drain mailbox-fanout units)
+ALL_PARTS=(cold-start package-size ingest roundtrips memory tick-cost timer-drain mailbox-fanout units media)
 
 COLD_RUNS="${BENCH_COLD_RUNS:-11}"
 MEMORY_RUNS="${BENCH_MEMORY_RUNS:-3}"
@@ -317,6 +320,15 @@ mailbox_fanout() {
     mv "$results/mailbox-fanout.md.tmp" "$results/mailbox-fanout.md"
 }
 
+# ---- media (issue 17) ----
+
+media() {
+    say "media: peak RSS of 1 MiB and 25 MiB fetches, webhook -> stored for ${BENCH_MEDIA_DELIVERIES:-50} files"
+    build_host_bins
+    "$bins/media" --deliveries "${BENCH_MEDIA_DELIVERIES:-50}" >"$results/media.md.tmp"
+    mv "$results/media.md.tmp" "$results/media.md"
+}
+
 # ---- capacity units and cost (issue 16, goals 1 and 7) ----
 
 units() {
@@ -340,7 +352,7 @@ lambda_parts=()
 for part in "${parts[@]}"; do
     case "$part" in
         cold-start | roundtrips | memory) lambda_parts+=("$part") ;;
-        package-size | ingest | tick-cost | timer-drain | mailbox-fanout | units) ;;
+        package-size | ingest | tick-cost | timer-drain | mailbox-fanout | units | media) ;;
         *)
             echo "usage: $0 [all | ${ALL_PARTS[*]}]..." >&2
             exit 2
@@ -356,6 +368,7 @@ for part in "${parts[@]}"; do
         tick-cost) tick_cost ;;
         timer-drain) timer_drain ;;
         mailbox-fanout) mailbox_fanout ;;
+        media) media ;;
     esac
 done
 if [[ ${#lambda_parts[@]} -gt 0 ]]; then run_lambda_parts "${lambda_parts[@]}"; fi

@@ -1,5 +1,5 @@
 //! The media benchmarks (issue 17), as a markdown table on stdout. `omnichat-local` runs in this process
-//! (release build, fresh data dir) with a Telegram channel connected to a fake Bot API, also in this
+//! (release build, fresh data dir) with a Viber channel connected to a fake Viber API, also in this
 //! process, that generates a file's bytes as it sends them (it holds none).
 //!
 //! - **Peak memory of a fetch.** One document of each `--sizes` delivered to the webhook; the peak RSS
@@ -22,48 +22,29 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use omnichat::domain::Provider;
 use omnichat::ports::clock::SystemClock;
-use omnichat::providers::telegram::TelegramClient;
+use omnichat::providers::viber::{ViberClient, signature};
 use omnichat::secret::Secret;
 use omnichat::usecases::Providers;
 use serde_json::{Value, json};
 
 const ADMIN_KEY: &str = "ock_bench_media_admin_key_0123456789";
-const TOKEN: &str = "777000999:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+const TOKEN: &str = "4a1e0f3c5d7b9a21-8f6e4d2c0b9a7f5e-3d1c0b9a8f7e6d5c";
 const CHUNK: usize = 64 * 1024;
-/// The `secret_token` of the last setWebhook: what Telegram sends back with every update.
-static WEBHOOK_SECRET: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
-fn lock(mutex: &std::sync::Mutex<String>) -> std::sync::MutexGuard<'_, String> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// getMe / setWebhook / getFile, and `/file/bot<token>/documents/<size>_<n>.pdf` streaming `size` bytes made
-/// as they are sent.
-async fn fake_telegram() -> String {
-    async fn method(Path((_token, method)): Path<(String, String)>, body: Bytes) -> Response {
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let result = match method.as_str() {
-            "getMe" => {
-                json!({"id": 777000999, "is_bot": true, "first_name": "Bench", "username": "bench_bot"})
-            }
-            "setWebhook" => {
-                if let Some(secret) = request["secret_token"].as_str() {
-                    *lock(&WEBHOOK_SECRET) = secret.to_owned();
-                }
-                json!(true)
-            }
-            "deleteWebhook" => json!(true),
-            "getFile" => {
-                let file_id = request["file_id"].as_str().unwrap_or_default().to_owned();
-                let size: u64 = file_id.split('_').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                json!({"file_id": file_id, "file_unique_id": "u", "file_size": size,
-                    "file_path": format!("documents/{file_id}.pdf")})
-            }
+/// The Viber REST API's account and webhook calls, and `/files/<size>_<n>.pdf` streaming `size` bytes made as
+/// they are sent (a customer's file as Viber's media link serves it; Viber has no download limit of its own,
+/// unlike Telegram's 20 MB).
+async fn fake_viber() -> String {
+    async fn call(Path(endpoint): Path<String>) -> Response {
+        let answer = match endpoint.as_str() {
+            "get_account_info" => json!({"status": 0, "status_message": "ok", "id": "pa:1", "name": "Bench",
+                "uri": "bench", "subscribers_count": 1}),
+            "set_webhook" => json!({"status": 0, "status_message": "ok"}),
             _ => return axum::http::StatusCode::NOT_FOUND.into_response(),
         };
-        axum::Json(json!({"ok": true, "result": result})).into_response()
+        axum::Json(answer).into_response()
     }
-    async fn file(Path((_token, name)): Path<(String, String)>) -> Response {
+    async fn file(Path(name): Path<String>) -> Response {
         let size: usize = name.split('_').next().and_then(|s| s.parse().ok()).unwrap_or(0);
         let chunks = (0..size.div_ceil(CHUNK)).map(move |i| {
             let mut chunk = vec![(i % 251) as u8; CHUNK.min(size - i * CHUNK)];
@@ -76,9 +57,7 @@ async fn fake_telegram() -> String {
         response.headers_mut().insert("content-length", size.into());
         response
     }
-    let app = Router::new()
-        .route("/bot{token}/{method}", post(method))
-        .route("/file/bot{token}/documents/{name}", get(file));
+    let app = Router::new().route("/pa/{endpoint}", post(call)).route("/files/{name}", get(file));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(async move {
@@ -103,9 +82,9 @@ fn mib(kb: u64) -> String {
 
 struct Bench {
     base: String,
+    fake: String,
     http: reqwest::Client,
     webhook: String,
-    secret: String,
     update: u64,
 }
 
@@ -121,25 +100,26 @@ impl Bench {
     /// Delivers a document of `size` bytes from a new customer; answers when the API shows it stored.
     async fn deliver_and_wait(&mut self, size: usize) -> Duration {
         self.update += 1;
-        let customer = 5_000_000 + self.update;
-        let update = json!({"update_id": self.update, "message": {
-            "message_id": self.update, "date": 1_800_000_000,
-            "chat": {"id": customer, "type": "private", "first_name": "Bench"},
-            "from": {"id": customer, "is_bot": false, "first_name": "Bench"},
-            "document": {"file_id": format!("{size}_{}", self.update), "file_unique_id": "u",
-                "file_name": "bench.pdf", "mime_type": "application/pdf", "file_size": size}}});
+        let customer = format!("bench-customer-{}=", self.update);
+        let callback = json!({"event": "message", "timestamp": 1_800_000_000_000u64,
+            "message_token": 4_000_000_000_000_000_000u64 + self.update,
+            "sender": {"id": customer, "name": "Bench", "api_version": 10},
+            "message": {"type": "file", "media": format!("{}/files/{size}_{}.pdf", self.fake, self.update),
+                "file_name": "bench.pdf", "size": size}});
+        let body = callback.to_string().into_bytes();
         let started = Instant::now();
         let answer = self
             .http
             .post(format!("{}{}", self.base, self.webhook))
-            .header("X-Telegram-Bot-Api-Secret-Token", &self.secret)
-            .json(&update)
+            .header("X-Viber-Content-Signature", signature(&body, &Secret::new(TOKEN)))
+            .header("content-type", "application/json")
+            .body(body)
             .send()
             .await
             .expect("webhook");
         assert_eq!(answer.status(), 200, "the webhook answered {}", answer.status());
         let dialogs = self.api(reqwest::Method::GET, "/v1/dialogs?limit=500", None).await;
-        let customer_id = Value::String(customer.to_string());
+        let customer_id = Value::String(customer);
         let dialog = dialogs["items"]
             .as_array()
             .and_then(|items| items.iter().find(|d| d["customer"]["id"] == customer_id))
@@ -177,10 +157,12 @@ async fn main() {
     let deliveries: usize = argument(&args, "--deliveries", "50").parse().expect("--deliveries: a number");
     let delivery_size: usize = argument(&args, "--delivery-size", "102400").parse().expect("--delivery-size");
 
-    let fake = fake_telegram().await;
+    let fake = fake_viber().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let providers = Providers::default()
-        .with(Provider::Telegram, Arc::new(TelegramClient::new(omnichat::providers::http_client(), fake)));
+    let providers = Providers::default().with(
+        Provider::Viber,
+        Arc::new(ViberClient::new(omnichat::providers::http_client(), format!("{fake}/pa"))),
+    );
     let config = omnichat_local::Config {
         port: 0,
         data_dir: dir.path().join("data"),
@@ -198,18 +180,16 @@ async fn main() {
         .expect("omnichat-local starts");
     let base = format!("http://{}", running.address);
     let http = reqwest::Client::new();
-    let mut bench = Bench { base, http, webhook: String::new(), secret: String::new(), update: 0 };
+    let mut bench = Bench { base, fake, http, webhook: String::new(), update: 0 };
     let channel = bench
         .api(
             reqwest::Method::POST,
             "/v1/channels",
-            Some(json!({"provider": "telegram", "name": "Bench", "credentials": {"token": TOKEN}})),
+            Some(json!({"provider": "viber", "name": "Bench", "credentials": {"token": TOKEN}})),
         )
         .await;
     let channel_id = channel["id"].as_str().expect("a channel").to_owned();
-    bench.webhook = format!("/webhooks/telegram/{channel_id}");
-    bench.secret = lock(&WEBHOOK_SECRET).clone();
-    assert!(!bench.secret.is_empty(), "setWebhook carried no secret_token");
+    bench.webhook = format!("/webhooks/viber/{channel_id}");
     // Warm up: the first fetch builds the TLS and HTTP pools, the first API reads their caches.
     bench.deliver_and_wait(4096).await;
 
