@@ -29,9 +29,30 @@ pub struct SqsRecord {
     pub body: String,
 }
 
-/// Whether `event` is an SQS event (it has `Records`).
-pub fn is_sqs_event(event: &Value) -> bool {
-    event.get("Records").is_some()
+/// What a function fed by a queue and a schedule was handed.
+#[derive(Debug)]
+pub enum Invocation {
+    /// The queue's records.
+    Records(SqsEvent),
+    /// The schedule's `Scheduled Event` (source `aws.events`).
+    Scheduled,
+    /// Anything else, by its `detail-type`: a rule or mapping delivering more than it should is a template
+    /// mistake, not worth Lambda's retries, so it is logged and answered, not failed.
+    Ignored(String),
+}
+
+/// Reads an invocation's event; an SQS event that is not readable is refused with the reason.
+pub fn classify(event: Value, function: &str) -> Result<Invocation, String> {
+    if event.get("Records").is_some() {
+        return serde_json::from_value(event).map(Invocation::Records).map_err(|error| error.to_string());
+    }
+    let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
+    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
+    if (source, detail_type) == ("aws.events", "Scheduled Event") {
+        return Ok(Invocation::Scheduled);
+    }
+    tracing::warn!(source, detail_type, function, "not an event this function handles; ignored");
+    Ok(Invocation::Ignored(detail_type.to_owned()))
 }
 
 /// Runs every record's work item within the invocation (`deadline`) and answers

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use omnichat::deadline;
-use omnichat::queue_event::{self, SqsEvent};
+use omnichat::queue_event::{self, Invocation};
 use omnichat::usecases::{Context, scheduled};
 use serde_json::{Value, json};
 
@@ -41,17 +41,10 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// polls and answers how many; an SQS event polls its records' mailboxes and answers
 /// `{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}`.
 pub async fn handle(ctx: &Context, event: Value, deadline: Option<Instant>) -> Result<Value, HandlerError> {
-    if queue_event::is_sqs_event(&event) {
-        let event: SqsEvent =
-            serde_json::from_value(event).map_err(|error| HandlerError::Malformed(error.to_string()))?;
-        return Ok(queue_event::run_records(ctx, event, deadline).await);
-    }
-    let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
-    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
-    // A rule or mapping delivering more than it should is a template mistake, not worth Lambda's retries.
-    if (source, detail_type) != ("aws.events", "Scheduled Event") {
-        tracing::warn!(source, detail_type, "not an event the e-mail poller handles; ignored");
-        return Ok(json!({"ignored": detail_type}));
+    match queue_event::classify(event, "email-poller").map_err(HandlerError::Malformed)? {
+        Invocation::Records(records) => return Ok(queue_event::run_records(ctx, records, deadline).await),
+        Invocation::Ignored(detail_type) => return Ok(json!({"ignored": detail_type})),
+        Invocation::Scheduled => {}
     }
     let dispatch = scheduled::dispatch_mailbox_polls(ctx);
     let report = match deadline::within(deadline, dispatch).await {

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use omnichat::queue_event::{self, SqsEvent};
+use omnichat::queue_event::{self, Invocation};
 use omnichat::usecases::{Context, due, scheduled};
 use serde_json::{Value, json};
 
@@ -35,16 +35,10 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 
 /// Handles one invocation, stopped before `deadline` (the runtime's).
 pub async fn handle(ctx: &Context, event: Value, deadline: Option<Instant>) -> Result<Value, HandlerError> {
-    if queue_event::is_sqs_event(&event) {
-        let event: SqsEvent =
-            serde_json::from_value(event).map_err(|error| HandlerError::Malformed(error.to_string()))?;
-        return Ok(queue_event::run_records(ctx, event, deadline).await);
-    }
-    let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
-    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
-    if (source, detail_type) != ("aws.events", "Scheduled Event") {
-        tracing::warn!(source, detail_type, "not an event the media function handles; ignored");
-        return Ok(json!({"ignored": detail_type}));
+    match queue_event::classify(event, "media").map_err(HandlerError::Malformed)? {
+        Invocation::Records(records) => return Ok(queue_event::run_records(ctx, records, deadline).await),
+        Invocation::Ignored(detail_type) => return Ok(json!({"ignored": detail_type})),
+        Invocation::Scheduled => {}
     }
     let run = due::Run::until(scheduled::stop_taking_work_at(deadline));
     scheduled::within_invocation("media-sweep", deadline, scheduled::sweep_media(ctx, run)).await?;

@@ -124,7 +124,7 @@ pub trait ChannelProvider: Send + Sync {
         attachment: &Attachment,
         _sink: &mut MediaSink,
     ) -> Result<Option<String>, FetchError> {
-        Err(FetchError::Unsupported(format!("{:?} attachments are not fetched", attachment.kind)))
+        Err(FetchError::not_fetched(attachment))
     }
 
     /// The largest file of `kind` the provider takes in one message, or `None` where it takes none of that
@@ -155,6 +155,13 @@ pub enum FetchError {
     /// Our side: the temporary file could not be written.
     #[error("local file: {0}")]
     Local(String),
+}
+
+impl FetchError {
+    /// An attachment this provider gives no bytes for (a place, a contact, a sticker known by its id).
+    pub fn not_fetched(attachment: &Attachment) -> Self {
+        FetchError::Unsupported(format!("{:?} attachments are not fetched", attachment.kind))
+    }
 }
 
 impl From<SinkError> for FetchError {

@@ -810,10 +810,7 @@ impl ChannelProvider for AvitoClient {
         sink: &mut MediaSink,
     ) -> Result<Option<String>, FetchError> {
         if attachment.kind.is_data() {
-            return Err(FetchError::Unsupported(format!(
-                "{:?} attachments are not fetched",
-                attachment.kind
-            )));
+            return Err(FetchError::not_fetched(attachment));
         }
         if let Some(voice_id) = voice_id(attachment) {
             let missing = || ProviderError::InvalidCredentials("the channel has no Avito credentials".into());

@@ -126,10 +126,7 @@ impl ChannelProvider for TelegramClient {
         sink: &mut MediaSink,
     ) -> Result<Option<String>, FetchError> {
         if !self.fetchable(attachment) {
-            return Err(FetchError::Unsupported(format!(
-                "{:?} attachments are not fetched",
-                attachment.kind
-            )));
+            return Err(FetchError::not_fetched(attachment));
         }
         // The update's own size already says when the Bot API will not hand the file over.
         if attachment.size.is_some_and(|size| size > DOWNLOAD_LIMIT) {

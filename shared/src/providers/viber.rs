@@ -558,10 +558,7 @@ impl ChannelProvider for ViberClient {
         sink: &mut MediaSink,
     ) -> Result<Option<String>, FetchError> {
         if !self.fetchable(attachment) {
-            return Err(FetchError::Unsupported(format!(
-                "{:?} attachments are not fetched",
-                attachment.kind
-            )));
+            return Err(FetchError::not_fetched(attachment));
         }
         self.fetch_link(&attachment.file_ref, sink).await
     }

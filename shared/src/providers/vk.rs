@@ -227,10 +227,7 @@ impl ChannelProvider for VkClient {
         sink: &mut MediaSink,
     ) -> Result<Option<String>, FetchError> {
         if !self.fetchable(attachment) {
-            return Err(FetchError::Unsupported(format!(
-                "{:?} attachments are not fetched",
-                attachment.kind
-            )));
+            return Err(FetchError::not_fetched(attachment));
         }
         let declared = self.fetch_link(&attachment.file_ref, sink).await?;
         Ok(attachment.mime.clone().or(declared))
