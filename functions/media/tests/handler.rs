@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use omnichat::adapters::embedded::{FileMediaStore, FileSecretStore, InProcessBus, InProcessWorkQueue, RedbStore};
+use omnichat::adapters::embedded::{
+    FileMediaStore, FileSecretStore, InProcessBus, InProcessWorkQueue, RedbStore,
+};
 use omnichat::ports::clock::SystemClock;
 use omnichat::secret::Secret;
 use omnichat::usecases::{Context, Providers};
@@ -42,7 +44,10 @@ async fn the_schedule_sweeps_and_the_queues_records_fetch_or_are_reported() {
     assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": malformed}]}));
 
     let other = json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}});
-    assert_eq!(media::handle(&ctx, other, None).await.expect("ignored"), json!({"ignored": "Object Created"}));
+    assert_eq!(
+        media::handle(&ctx, other, None).await.expect("ignored"),
+        json!({"ignored": "Object Created"})
+    );
     let unreadable = json!({"Records": "not a list"});
     assert!(matches!(media::handle(&ctx, unreadable, None).await, Err(media::HandlerError::Malformed(_))));
 }
