@@ -398,7 +398,7 @@ def media(results):
     out = ["## 11. Media (issue 17)", ""]
     if not data:
         return out + ["_Not measured yet: `infra/bench/run.sh media`._", ""]
-    return out + [f"Measured {when} (the `media` binary of omnichat-bench): omnichat-local (release) in one process "
+    return out + [f"Measured {when} (the `media-fetch` binary of omnichat-bench): omnichat-local (release) in one process "
                   "with a Viber channel on a fake Viber API that generates a file's bytes as it sends them. A file "
                   "streams to a temporary file and then under the data dir (to S3 in the media function, the same "
                   "fetch), so the memory a fetch adds does not grow with the file. Goal (issue 17): memory flat "

@@ -24,7 +24,7 @@
 #                 open dialogs, moto at BENCH_TICK_MOTO_SIZES (1000,10000; seeded on an embedded store, copied in)
 #   mailbox-fanout  the mailbox-fanout binary's table: one dispatch, 8 workers, a mailbox fake; in-process queue
 #                 at BENCH_MAILBOXES (2000) mailboxes, SQS on moto at BENCH_MAILBOXES_SQS (500)
-#   media         the media binary's table: peak RSS while a 1 MiB and a 25 MiB customer's file is fetched and
+#   media         the media-fetch binary's table: peak RSS while a 1 MiB and a 25 MiB customer's file is fetched and
 #                 stored (omnichat-local in process, a Viber fake generating the bytes), and webhook -> stored
 #                 for BENCH_MEDIA_DELIVERIES (50) files of 100 KiB
 #   units         the units binary's JSON: capacity units (DynamoDB's rules, adapters::units), events and router
@@ -325,7 +325,7 @@ mailbox_fanout() {
 media() {
     say "media: peak RSS of 1 MiB and 25 MiB fetches, webhook -> stored for ${BENCH_MEDIA_DELIVERIES:-50} files"
     build_host_bins
-    "$bins/media" --deliveries "${BENCH_MEDIA_DELIVERIES:-50}" >"$results/media.md.tmp"
+    "$bins/media-fetch" --deliveries "${BENCH_MEDIA_DELIVERIES:-50}" >"$results/media.md.tmp"
     mv "$results/media.md.tmp" "$results/media.md"
 }
 

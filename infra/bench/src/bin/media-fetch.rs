@@ -10,7 +10,7 @@
 //! - **Webhook to stored.** `--deliveries` documents of `--delivery-size` bytes, one after another, each
 //!   timed from the webhook request to the first API read showing it `stored` (reads every 2 ms).
 //!
-//!   media [--sizes 1048576,26214400] [--deliveries 50] [--delivery-size 102400]
+//!   media-fetch [--sizes 1048576,26214400] [--deliveries 50] [--delivery-size 102400]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
