@@ -47,6 +47,8 @@ UNSUPPORTED = {
     "AWS::ApiGatewayV2::DomainName": "moto's CloudFormation has no API Gateway v2 resources",
     "AWS::ApiGatewayV2::ApiMapping": "moto's CloudFormation has no API Gateway v2 resources",
     "Custom::FirstTenant": "a custom resource invokes its Lambda function, which moto runs only in Docker",
+    # Checked in the template instead (check_media).
+    "AWS::S3::BucketPolicy": "moto's CloudFormation lists it without a logical id in DescribeStackResources",
 }
 
 failures = []
@@ -458,18 +460,28 @@ def check_media(session, created, sam):
         encryption and encryption[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256",
         f"MediaBucket: encryption {encryption}",
     )
-    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    check(all(block.get(k) for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
-                                     "RestrictPublicBuckets")), f"MediaBucket: public access block {block}")
-    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    prefixes = {(r.get("Filter", {}).get("Prefix") or r.get("Prefix")): r.get("Expiration", {}).get("Days")
-                for r in rules}
-    check(prefixes.get("uploads/") == 1, f"MediaBucket: uploads/ expiry {prefixes}")
-    check(prefixes.get("media/") == MESSAGE_RETENTION_DAYS, f"MediaBucket: media/ expiry {prefixes}, not "
-          f"the {MESSAGE_RETENTION_DAYS} days of MessageRetentionDays")
-    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    check(any(st.get("Effect") == "Deny" and "aws:SecureTransport" in json.dumps(st.get("Condition", {}))
-              for st in policy["Statement"]), f"MediaBucket: no TLS-only statement in {policy}")
+    # moto's CloudFormation does not apply the public access block: the template's is checked.
+    block = sam["Resources"]["MediaBucket"]["Properties"]["PublicAccessBlockConfiguration"]
+    check(all(block.get(k) is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
+                                             "RestrictPublicBuckets")), f"MediaBucket: public access block {block}")
+    # Nor the lifecycle rules: the template's are checked, the retention rule's condition included.
+    rules = sam["Resources"]["MediaBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    uploads = [r for r in rules if isinstance(r, dict) and r.get("Prefix") == "uploads/"]
+    check(len(uploads) == 1 and uploads[0].get("ExpirationInDays") == 1, f"MediaBucket: uploads/ rule {uploads}")
+    retention = [r["Fn::If"] for r in rules if isinstance(r, dict) and "Fn::If" in r]
+    check(
+        len(retention) == 1 and retention[0][0] == "KeepsMessagesForever"
+        and retention[0][1] == {"Ref": "AWS::NoValue"}
+        and retention[0][2].get("Prefix") == "media/"
+        and retention[0][2].get("ExpirationInDays") == {"Ref": "MessageRetentionDays"},
+        f"MediaBucket: the media/ rule does not follow MessageRetentionDays: {retention}",
+    )
+    check(sam["Conditions"]["KeepsMessagesForever"] == {"Fn::Equals": [{"Ref": "MessageRetentionDays"}, 0]},
+          f"KeepsMessagesForever is {sam['Conditions'].get('KeepsMessagesForever')}")
+    policy = sam["Resources"]["MediaBucketPolicy"]["Properties"]
+    check(policy["Bucket"] == {"Ref": "MediaBucket"}, f"MediaBucketPolicy is on {policy['Bucket']}")
+    check(any(st.get("Effect") == "Deny" and st.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+              for st in policy["PolicyDocument"]["Statement"]), f"MediaBucketPolicy: no TLS-only statement")
 
     url = created["MediaQueue"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -488,8 +500,8 @@ def check_media(session, created, sam):
         env = lambda_.get_function(FunctionName=created[name])["Configuration"]["Environment"]["Variables"]
         check(env.get("MEDIA_BUCKET") == bucket and env.get("MEDIA_QUEUE_URL") == url,
               f"{name}: MEDIA_BUCKET {env.get('MEDIA_BUCKET')}, MEDIA_QUEUE_URL {env.get('MEDIA_QUEUE_URL')}")
-    print(f"moto-stack: media bucket (AES256, no public access, uploads/ 1 day, media/ "
-          f"{MESSAGE_RETENTION_DAYS} days, TLS only) and media queue drained by MediaFunction")
+    print("moto-stack: media bucket (AES256 on moto; in the template: no public access, uploads/ 1 day, media/ "
+          "with MessageRetentionDays, TLS only) and media queue drained by MediaFunction")
 
 
 def check_logs(session, created, sam_functions):
@@ -587,16 +599,21 @@ def check_alarms(session, created, sam_functions, topic):
 
 def check_roles(session, created, cfn):
     """The functions' inline policies: secrets only under the stack's channel/, chatbot/ or platform/ names, the
-    webhooks without Query or the indexes, SQS only on the mailbox poll queue (the e-mail poller) or, to send
-    failed runs, the scheduled jobs' dead-letter queue. Prints every grant (the table of the template's
+    webhooks without Query or the indexes, SQS only on the mailbox poll queue (the e-mail poller), the media
+    queue (the media function; SendMessage alone for the functions that ingest) or, to send failed runs, the
+    scheduled jobs' dead-letter queue. Prints every grant (the table of the template's
     comments)."""
     iam = session.client("iam")
     sqs = session.client("sqs")
     queue_arn = {
         name: sqs.get_queue_attributes(QueueUrl=created[name], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        for name in ("MailboxPollQueue", "ScheduledJobsDeadLetterQueue")
+        for name in ("MailboxPollQueue", "ScheduledJobsDeadLetterQueue", "MediaQueue")
     }
     mailbox_queue_actions = set()
+    media_queue_actions = set()
+    # Ingest hands a message's file fetches to the media queue: every function that ingests may send there.
+    ingesting = {"EmailPollerFunction", "WebhookTelegramFunction", "WebhookVkFunction", "WebhookViberFunction",
+                 "WebhookWhatsappFunction", "WebhookAvitoFunction"}
     secret_prefix = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:omnichat/{STACK}/"
     print("moto-stack: grants per function (inline policies of the roles moto created):")
     for name, function in sorted(functions_of(cfn).items()):
@@ -624,6 +641,10 @@ def check_roles(session, created, cfn):
                     if any(a.startswith("sqs:") for a in actions):
                         if resource == queue_arn["MailboxPollQueue"] and name == "EmailPollerFunction":
                             mailbox_queue_actions.update(actions)
+                        elif resource == queue_arn["MediaQueue"] and name == "MediaFunction":
+                            media_queue_actions.update(actions)
+                        elif resource == queue_arn["MediaQueue"] and name in ingesting:
+                            check(actions == ["sqs:SendMessage"], f"{name}: {actions} on the media queue")
                         else:
                             check(
                                 resource == queue_arn["ScheduledJobsDeadLetterQueue"] and actions == ["sqs:SendMessage"],
@@ -643,6 +664,11 @@ def check_roles(session, created, cfn):
     check(
         mailbox_queue_actions == expected,
         f"EmailPollerFunction on MailboxPollQueue: {sorted(mailbox_queue_actions)}, not {sorted(expected)}",
+    )
+    # The sweep sends again; the event source mapping receives and deletes with the role.
+    check(
+        media_queue_actions == expected,
+        f"MediaFunction on MediaQueue: {sorted(media_queue_actions)}, not {sorted(expected)}",
     )
 
 
