@@ -1092,14 +1092,7 @@ mod tests {
     }
 
     fn image(url: &str) -> OutgoingMedia {
-        OutgoingMedia {
-            kind: AttachmentKind::Image,
-            name: Some("receipt.png".into()),
-            mime: "image/png".into(),
-            size: 2048,
-            url: url.into(),
-            path: None,
-        }
+        crate::test_support::linked_file(AttachmentKind::Image, "image/png", "receipt.png", 2048, url)
     }
 
     #[tokio::test]

@@ -1236,14 +1236,7 @@ mod tests {
     }
 
     fn image_media(url: &str) -> OutgoingMedia {
-        OutgoingMedia {
-            kind: AttachmentKind::Image,
-            name: Some("receipt.jpg".into()),
-            mime: "image/jpeg".into(),
-            size: 4096,
-            url: url.into(),
-            path: None,
-        }
+        crate::test_support::linked_file(AttachmentKind::Image, "image/jpeg", "receipt.jpg", 4096, url)
     }
 
     #[tokio::test]

@@ -1082,14 +1082,8 @@ mod tests {
     // --- media ---
 
     fn link(kind: AttachmentKind, mime: &str, name: &str, size: u64) -> OutgoingMedia {
-        OutgoingMedia {
-            kind,
-            name: Some(name.into()),
-            mime: mime.into(),
-            size,
-            url: format!("https://media.example/l/{name}?sig=abc"),
-            path: None,
-        }
+        let url = format!("https://media.example/l/{name}?sig=abc");
+        crate::test_support::linked_file(kind, mime, name, size, &url)
     }
 
     #[tokio::test]

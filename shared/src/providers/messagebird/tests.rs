@@ -784,14 +784,7 @@ async fn the_access_key_goes_to_no_other_host() {
 }
 
 fn image_media(url: &str) -> OutgoingMedia {
-    OutgoingMedia {
-        kind: AttachmentKind::Image,
-        name: Some("receipt.jpg".into()),
-        mime: "image/jpeg".into(),
-        size: 4096,
-        url: url.into(),
-        path: None,
-    }
+    crate::test_support::linked_file(AttachmentKind::Image, "image/jpeg", "receipt.jpg", 4096, url)
 }
 
 #[tokio::test]

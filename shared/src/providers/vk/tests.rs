@@ -768,16 +768,7 @@ fn outgoing_file(
     name: &str,
     bytes: &[u8],
 ) -> OutgoingMedia {
-    let file = dir.path().join(name);
-    std::fs::write(&file, bytes).unwrap();
-    OutgoingMedia {
-        kind,
-        name: Some(name.into()),
-        mime: mime.into(),
-        size: bytes.len() as u64,
-        url: "https://media.example/unused".into(),
-        path: Some(file),
-    }
+    crate::test_support::file_in(dir.path(), kind, mime, name, bytes)
 }
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR a tiny picture";
