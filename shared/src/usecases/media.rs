@@ -111,17 +111,17 @@ pub async fn fetch_message(
     dialog: &DialogId,
     message_id: &MessageId,
 ) -> Result<FetchReport> {
-    let marker_key = repo::media_fetch_key(message_id);
-    let Some(mut message) = repo::load_message(ctx.store.as_ref(), dialog, message_id).await? else {
-        ctx.store.transact(vec![Write::Delete { key: marker_key, condition: Condition::Always }]).await?;
-        return Ok(FetchReport::default());
-    };
-    if &message.tenant_id != tenant || !message.has_pending_media() {
-        if !message.has_pending_media() {
-            ctx.store.transact(vec![Write::Delete { key: marker_key, condition: Condition::Always }]).await?;
-        }
+    let message = repo::load_message(ctx.store.as_ref(), dialog, message_id).await?;
+    // An item naming another tenant's message is no work of this tenant's: nothing is touched.
+    if message.as_ref().is_some_and(|message| &message.tenant_id != tenant) {
         return Ok(FetchReport::default());
     }
+    let Some(mut message) = message.filter(Message::has_pending_media) else {
+        // Gone (expired) or fetched already: only its marker may be left.
+        let marker = Write::Delete { key: repo::media_fetch_key(message_id), condition: Condition::Always };
+        ctx.store.transact(vec![marker]).await?;
+        return Ok(FetchReport::default());
+    };
     let channel = repo::load_channel(ctx.store.as_ref(), &message.channel_id).await?;
     let secrets = match &channel {
         Some(channel) => ctx.channel_secrets(&channel.tenant_id, &channel.id).await?,
@@ -541,3 +541,6 @@ pub async fn outgoing_media(
     }
     Ok(outgoing)
 }
+
+#[cfg(test)]
+mod tests;
