@@ -1061,6 +1061,7 @@ async fn adapters_agree_on_one_script() {
 
 mod ingest;
 mod media;
+mod media_flow;
 mod outbox;
 mod secret_rotation;
 mod timers;
@@ -1100,6 +1101,13 @@ conformance!(
         an_interrupted_send_is_repeated_with_the_same_key_where_sends_are_idempotent,
         a_report_before_the_send_is_recorded_is_applied_when_it_is,
     ]
+);
+
+conformance!(
+    media_flow,
+    media_flow_embedded => (embedded_set(), media::embedded_media().await),
+    media_flow_aws => |config| (aws_set(&config).await, media::aws_media(&config).await),
+    [a_customers_file_is_fetched_once_stored_and_linked]
 );
 
 conformance!(

@@ -34,7 +34,7 @@ fn context(store: Arc<dyn Store>, set: &AdapterSet) -> Context {
 }
 
 /// A channel, stored: ingest checks the stored one is still the one it was given.
-async fn channel(store: &dyn Store) -> Channel {
+pub(crate) async fn channel(store: &dyn Store) -> Channel {
     let now = Timestamp::now();
     let channel = Channel {
         id: ChannelId::generate(),
