@@ -37,7 +37,7 @@ struct Files {
 #[async_trait]
 impl ChannelProvider for Files {
     async fn connect(&self, _: &Map<String, Value>) -> omnichat::error::Result<Connection> {
-        unreachable_in_this_case()
+        Err(omnichat::Error::Internal("no channel is connected through this provider".into()))
     }
 
     fn receive(&self, _: &ChannelSecrets, _: &WebhookRequest) -> Result<Delivery, WebhookError> {
@@ -63,10 +63,6 @@ impl ChannelProvider for Files {
         sink.finish().await?;
         Ok(None)
     }
-}
-
-fn unreachable_in_this_case() -> omnichat::error::Result<Connection> {
-    Err(omnichat::Error::Internal("no channel is connected in this case".into()))
 }
 
 pub(crate) async fn a_customers_file_is_fetched_once_stored_and_linked(
