@@ -117,16 +117,15 @@ async fn build_context(bus: Option<String>, public_base_url: String) -> Result<C
     };
     // Without a bucket nothing is fetched or linked (the fetches stay pending, saying why); without the
     // queue the fetch markers' sweep is what hands the fetches out.
-    Ok(match (media_bucket, media_queue) {
-        (Some(bucket), Some(queue)) => context.with_media(
-            Arc::new(S3MediaStore::from_config(&sdk, bucket)),
-            Arc::new(SqsWorkQueue::from_config(&sdk, queue)),
-        ),
-        (Some(bucket), None) => {
-            let queue = Arc::new(crate::ports::work::NoWorkQueue);
+    Ok(match media_bucket {
+        Some(bucket) => {
+            let queue: Arc<dyn crate::ports::WorkQueue> = match media_queue {
+                Some(url) => Arc::new(SqsWorkQueue::from_config(&sdk, url)),
+                None => Arc::new(crate::ports::work::NoWorkQueue),
+            };
             context.with_media(Arc::new(S3MediaStore::from_config(&sdk, bucket)), queue)
         }
-        (None, _) => context,
+        None => context,
     })
 }
 

@@ -181,6 +181,14 @@ fn served_as(mime: &str) -> String {
     if active { "application/octet-stream".to_owned() } else { mime.to_owned() }
 }
 
+/// `key` when it is one of the two shapes [`valid_key`] takes, else `BadKey` (the key, cut short).
+pub fn checked_key(key: &str) -> Result<&str, MediaError> {
+    match valid_key(key) {
+        true => Ok(key),
+        false => Err(MediaError::BadKey(key.chars().take(100).collect())),
+    }
+}
+
 /// `type/subtype` of letters, digits and `+-.`: a media type that can be served as it is.
 pub fn is_plain_type(mime: &str) -> bool {
     let mut parts = mime.split('/');

@@ -197,18 +197,16 @@ async fn fetch_one(
         };
         match module.fetch_media(secrets, &media.source, &mut sink).await {
             Ok(declared) => {
-                let mime = sink.sniffed_type(declared.as_deref().or(media.source.mime.as_deref()));
-                let key = media::attachment_key(tenant.as_str(), message_id.as_str(), &media.id);
-                let meta = ObjectMeta {
-                    content_type: mime.clone(),
-                    name: media.source.name.as_deref().and_then(media::sanitize_name),
+                let object = StoredObject {
+                    key: media::attachment_key(tenant.as_str(), message_id.as_str(), &media.id),
+                    mime: sink.sniffed_type(declared.as_deref().or(media.source.mime.as_deref())),
                     size: sink.written(),
                 };
-                match ctx.media.put_file(&key, sink.path(), &meta).await {
+                match ctx.media.put_file(&object.key, sink.path(), &object_meta(media, &object)).await {
                     Ok(()) => {
                         media.status = Some(MediaStatus::Stored);
                         media.failure = None;
-                        media.object = Some(StoredObject { key, mime, size: meta.size });
+                        media.object = Some(object);
                     }
                     Err(error) => tracing::warn!(%error, "a fetched file was not stored; left pending"),
                 }

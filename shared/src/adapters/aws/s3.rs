@@ -46,10 +46,6 @@ impl S3MediaStore {
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
-
-    fn checked<'k>(&self, key: &'k str) -> Result<&'k str, MediaError> {
-        if media::valid_key(key) { Ok(key) } else { Err(MediaError::BadKey(key.chars().take(100).collect())) }
-    }
 }
 
 fn sdk_error<E: std::error::Error + Send + Sync + 'static>(
@@ -69,7 +65,7 @@ fn lifetime(expires_at: Timestamp) -> Result<PresigningConfig, MediaError> {
 #[async_trait]
 impl MediaStore for S3MediaStore {
     async fn put_file(&self, key: &str, path: &Path, meta: &ObjectMeta) -> Result<(), MediaError> {
-        let key = self.checked(key)?;
+        let key = media::checked_key(key)?;
         // The length is the file's (ByteStream reads it), whatever `meta` says.
         let body = ByteStream::from_path(path)
             .await
@@ -89,7 +85,7 @@ impl MediaStore for S3MediaStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, MediaError> {
-        let key = self.checked(key)?;
+        let key = media::checked_key(key)?;
         let range = format!("bytes=0-{}", SNIFF_BYTES - 1);
         let answer = match self.client.get_object().bucket(&self.bucket).key(key).range(range).send().await {
             Ok(answer) => answer,
@@ -115,7 +111,7 @@ impl MediaStore for S3MediaStore {
     }
 
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<bool, MediaError> {
-        let key = self.checked(key)?;
+        let key = media::checked_key(key)?;
         let mut answer = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(answer) => answer,
             Err(error) if matches!(error.code(), Some("NoSuchKey" | "NotFound")) => return Ok(false),
@@ -136,7 +132,7 @@ impl MediaStore for S3MediaStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), MediaError> {
-        let key = self.checked(key)?;
+        let key = media::checked_key(key)?;
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -153,7 +149,7 @@ impl MediaStore for S3MediaStore {
         meta: &ObjectMeta,
         expires_at: Timestamp,
     ) -> Result<String, MediaError> {
-        let key = self.checked(key)?;
+        let key = media::checked_key(key)?;
         let request = self
             .client
             .get_object()
@@ -174,7 +170,7 @@ impl MediaStore for S3MediaStore {
         max_bytes: u64,
         expires_at: Timestamp,
     ) -> Result<UploadTarget, MediaError> {
-        let key = self.checked(key)?;
+        let key = media::checked_key(key)?;
         // The length is signed: S3 takes exactly the declared bytes, no more.
         let request = self
             .client

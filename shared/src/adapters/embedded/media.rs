@@ -66,10 +66,7 @@ impl FileMediaStore {
 
     /// The file of `key`; a key of another shape is refused (no path outside the root).
     pub fn path_of(&self, key: &str) -> Result<PathBuf, MediaError> {
-        if !media::valid_key(key) {
-            return Err(MediaError::BadKey(key.chars().take(100).collect()));
-        }
-        Ok(self.root.join(key))
+        Ok(self.root.join(media::checked_key(key)?))
     }
 
     fn sign(&self, parts: &[&str]) -> String {
