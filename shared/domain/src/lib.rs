@@ -17,6 +17,7 @@ pub use ids::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, Te
 pub use message::{
     Attachment, AttachmentKind, Direction, InboundKind, InboundMessage, MAX_ANY_REPLY_CHARS,
     MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS, Media, MediaStatus, Message, OutStatus, StoredObject,
+    Template,
 };
 pub use settings::ChannelSettings;
 pub use tenant::{Features, Tenant};

@@ -220,6 +220,22 @@ pub struct Message {
     /// Outbound only: sent by the system (an auto-reply, a chatbot's answer), not by a person.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub automatic: bool,
+    /// Outbound only: an approved template sent instead of free text (WhatsApp outside the
+    /// customer-service window, or the first message of a conversation the business starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Template>,
+}
+
+/// An approved WhatsApp template and the values of its placeholders: the one message WhatsApp lets a
+/// business send outside the 24 hours after the customer's last message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    pub name: String,
+    /// As the template was approved: `en`, `en_US`, `ru`...
+    pub language: String,
+    /// The placeholders' values, in order ({{1}}, {{2}}...).
+    #[serde(default)]
+    pub parameters: Vec<String>,
 }
 
 impl Message {
@@ -256,6 +272,7 @@ impl Message {
             author_id: None,
             failure: None,
             automatic: false,
+            template: None,
         }
     }
 
@@ -285,6 +302,7 @@ impl Message {
             author_id,
             failure: None,
             automatic: false,
+            template: None,
         }
     }
 

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::domain::{Account, Attachment, AttachmentKind, ChannelId, InboundMessage, OutStatus, Provider};
+use crate::domain::{
+    Account, Attachment, AttachmentKind, ChannelId, InboundMessage, OutStatus, Provider, Template,
+};
 use crate::error::{Error, ProviderError, Result, WebhookError};
 use crate::ports::media::{MediaSink, SinkError};
 use crate::secret::Secret;
@@ -137,6 +139,58 @@ pub trait ChannelProvider: Send + Sync {
     /// rather than handing the provider `OutgoingMedia::url` to fetch.
     fn sends_media_from_file(&self) -> bool {
         false
+    }
+
+    /// How long after the customer's last message the business may send free text: WhatsApp's 24-hour
+    /// customer-service window. Outside it only a template goes (`sends_templates`). `None`: no window.
+    fn service_window(&self) -> Option<jiff::SignedDuration> {
+        None
+    }
+
+    /// Whether `send` sends `Outgoing::template` (WhatsApp's approved templates).
+    fn sends_templates(&self) -> bool {
+        false
+    }
+
+    /// The channel's templates, where the provider's API lists them; `Ok(None)` where it offers no list
+    /// (a template is then sent as given, and the provider judges it).
+    async fn list_templates(&self, _secrets: &ChannelSecrets) -> Result<Option<Vec<TemplateInfo>>> {
+        Ok(None)
+    }
+
+    /// Whether `customer_name` asks the provider (VK `users.get`, Avito's chat): the webhook named no one.
+    fn looks_up_names(&self) -> bool {
+        false
+    }
+
+    /// The customer's name as the provider's API gives it, for a customer the webhook did not name; asked
+    /// after the acknowledgement, never on the webhook's path. `customer_id` is `InboundMessage::customer.id`.
+    async fn customer_name(
+        &self,
+        _secrets: &ChannelSecrets,
+        _customer_id: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+}
+
+/// A template as the provider lists it (`GET /v1/channels/{id}/templates`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TemplateInfo {
+    pub name: String,
+    pub language: String,
+    /// As the provider says it, lower case: `approved`, `pending`, `rejected`...
+    pub status: String,
+    /// The body's text with its placeholders (`{{1}}`...), where the provider gives it.
+    pub text: Option<String>,
+    /// How many values the body's placeholders take: a template sent with another count is refused (422).
+    pub parameters: usize,
+}
+
+impl TemplateInfo {
+    /// Whether the template may be sent now.
+    pub fn is_approved(&self) -> bool {
+        self.status == "approved"
     }
 }
 
@@ -336,6 +390,8 @@ pub struct Outgoing {
     /// Sent by the system, not a person (an auto-reply, a chatbot's answer): e-mail marks it
     /// `Auto-Submitted: auto-replied` (RFC 3834), so that other autoresponders do not answer it.
     pub automatic: bool,
+    /// An approved template instead of `text` (only where the module `sends_templates`).
+    pub template: Option<Template>,
 }
 
 /// The customer's last mail in the dialog, as an e-mail reply refers to it.

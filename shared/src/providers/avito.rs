@@ -1189,6 +1189,7 @@ mod tests {
             idempotency_key: "out-1".into(),
             thread: None,
             automatic: false,
+            template: None,
         }
     }
 

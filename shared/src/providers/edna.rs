@@ -972,6 +972,7 @@ mod tests {
             idempotency_key: "out-42".into(),
             thread: None,
             automatic: false,
+            template: None,
         }
     }
 

@@ -1034,6 +1034,7 @@ mod tests {
             idempotency_key: "out-1".into(),
             thread: None,
             automatic: false,
+            template: None,
         }
     }
 

@@ -956,6 +956,7 @@ mod tests {
             idempotency_key: "k".into(),
             thread: None,
             automatic: false,
+            template: None,
         }
     }
 

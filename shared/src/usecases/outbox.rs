@@ -163,6 +163,7 @@ pub async fn deliver(ctx: &Context, message_id: &MessageId) -> Result<Attempt> {
         idempotency_key: message.id.to_string(),
         thread: repo::reply_thread(ctx.store.as_ref(), &channel, &message.dialog_id).await,
         automatic: message.automatic,
+        template: message.template.clone(),
     };
     let sent = match secrets {
         Ok(secrets) => match module.send(&secrets, &outgoing).await {

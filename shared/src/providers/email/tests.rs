@@ -354,6 +354,7 @@ fn outgoing(thread: Option<MailThread>) -> Outgoing {
         idempotency_key: "0190a6a0-0000-7000-8000-0000000000aa".into(),
         thread,
         automatic: false,
+        template: None,
     }
 }
 

@@ -582,6 +582,7 @@ fn outgoing(buttons: &[&str]) -> Outgoing {
         idempotency_key: "out-1".into(),
         thread: None,
         automatic: false,
+        template: None,
     }
 }
 

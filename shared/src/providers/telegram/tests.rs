@@ -343,6 +343,7 @@ async fn throttling_carries_retry_after() {
         idempotency_key: "k".into(),
         thread: None,
         automatic: false,
+        template: None,
     };
     let error = client_for(&server).await.send_message(&token(), &out).await.unwrap_err();
     assert_eq!(error, ProviderError::RateLimited { retry_after: Duration::from_secs(7) });
@@ -421,6 +422,7 @@ async fn send_message_sends_chat_id_text_and_inline_keyboard() {
         idempotency_key: "k".into(),
         thread: None,
         automatic: false,
+        template: None,
     };
     let sent = client_for(&server).await.send_message(&token(), &out).await.unwrap();
     assert_eq!(sent, Sent { provider_message_id: Some("4242".into()) });
@@ -444,6 +446,7 @@ async fn send_message_refusals_are_rejected_without_the_token() {
         idempotency_key: "k".into(),
         thread: None,
         automatic: false,
+        template: None,
     };
     let error = client_for(&server).await.send_message(&token(), &out).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Rejected(d) if d.contains("blocked by the user")), "{error:?}");
@@ -711,6 +714,7 @@ async fn a_photo_goes_with_its_caption_and_buttons_as_one_upload() {
         idempotency_key: "k".into(),
         thread: None,
         automatic: false,
+        template: None,
     };
     let sent = client_for(&server).await.send(&channel_secrets(), &out).await.unwrap();
     assert_eq!(sent, Sent { provider_message_id: Some("4243".into()) });
@@ -761,6 +765,7 @@ async fn a_text_too_long_for_a_caption_goes_first_and_buttons_go_last() {
         idempotency_key: "k".into(),
         thread: None,
         automatic: false,
+        template: None,
     };
     let sent = client_for(&server).await.send(&channel_secrets(), &out).await.unwrap();
     assert_eq!(sent, Sent { provider_message_id: Some("12".into()) });
@@ -789,6 +794,7 @@ async fn a_refused_upload_is_rejected_without_the_token() {
         idempotency_key: "k".into(),
         thread: None,
         automatic: false,
+        template: None,
     };
     let error = client_for(&server).await.send(&channel_secrets(), &out).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Rejected(d) if d.contains("PHOTO_INVALID")), "{error:?}");

@@ -541,6 +541,7 @@ fn outgoing(buttons: &[&str]) -> Outgoing {
         idempotency_key: "0190a6a0-0000-7000-8000-0000000000aa".into(),
         thread: None,
         automatic: false,
+        template: None,
     }
 }
 
