@@ -549,7 +549,7 @@ class Run:
             token = f"RPL{number:05d}"
             text = f"employee answers {dialog['customer']['id']} [{token}]"
             record = {"token": token, "dialog_id": dialog["id"], "channel_id": dialog["channel_id"],
-                      "customer_id": dialog["customer"]["id"], "at": round(time.monotonic() - self.t0, 2)}
+                      "customer_id": dialog["customer"]["external_id"], "at": round(time.monotonic() - self.t0, 2)}
             try:
                 status, body = self.api.call("POST", f"/v1/dialogs/{dialog['id']}/messages", {"text": text},
                                              timeout=REQUEST_TIMEOUT)
@@ -813,7 +813,7 @@ class Run:
                 doubled_deliveries.append((delivery.token, places))
             for dialog_id in places:
                 dialog = dialogs_by_id.get(dialog_id, {})
-                owner = (dialog.get("channel_id"), dialog.get("customer", {}).get("id"))
+                owner = (dialog.get("channel_id"), dialog.get("customer", {}).get("external_id"))
                 if owner != (delivery.channel.id, delivery.customer.id):
                     misplaced.append((delivery.token, dialog_id))
         if self.unacked:
@@ -831,7 +831,7 @@ class Run:
         # Dialogs: one open dialog per customer (nothing closes dialogs during the run).
         dialogs_of = collections.defaultdict(list)
         for dialog in self.dialogs:
-            dialogs_of[(dialog["channel_id"], dialog["customer"]["id"])].append(dialog)
+            dialogs_of[(dialog["channel_id"], dialog["customer"]["external_id"])].append(dialog)
         second_open, no_open, extra_dialogs = [], [], []
         for customer in self.customers:
             key = (self.channels[customer.provider].id, customer.id)

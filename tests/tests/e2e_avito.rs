@@ -132,7 +132,7 @@ async fn a_buyers_message_arrives_through_the_secret_url_and_the_reply_goes_into
 
     let found = dialogs(&app).await;
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0]["customer"]["id"], CHAT);
+    assert_eq!(found[0]["customer"]["external_id"], CHAT);
     let dialog_id = found[0]["id"].as_str().expect("id").to_owned();
     let stored = messages(&app, &dialog_id).await;
     assert_eq!(stored.len(), 1, "{stored:?}");

@@ -72,7 +72,7 @@ impl Bot {
         let (_, listed) = app.get("/v1/dialogs?limit=500").await;
         listed["items"]
             .as_array()
-            .and_then(|items| items.iter().find(|d| d["customer"]["id"] == customer.to_string().as_str()))
+            .and_then(|items| items.iter().find(|d| d["customer"]["external_id"] == customer.to_string().as_str()))
             .and_then(|d| d["id"].as_str())
             .expect("the customer's dialog")
             .to_owned()
@@ -428,7 +428,7 @@ async fn off_hours_the_chatbot_answers_with_buttons_no_auto_reply_goes_out_and_i
         (Some("message"), Some(id.as_str()))
     );
     assert_eq!(calls[0]["message"]["text"], "Are you open?");
-    assert_eq!(calls[0]["customer"]["id"], "5004");
+    assert_eq!(calls[0]["customer"]["external_id"], "5004");
     // The auto-reply's delay (1 s) passes over several ticks: with the chatbot on, nothing else goes out.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(sent(&app).await.len(), 1, "{:?}", sent(&app).await);

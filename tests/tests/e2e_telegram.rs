@@ -81,7 +81,7 @@ async fn twenty_identical_deliveries_at_once_are_one_message_in_one_dialog_and_s
     assert_eq!(found.len(), 1, "{found:?}");
     let dialog = &found[0];
     assert_eq!(dialog["status"], "open");
-    assert_eq!(dialog["customer"]["id"], "1111111");
+    assert_eq!(dialog["customer"]["external_id"], "1111111");
     assert_eq!(dialog["customer"]["name"], "Test Firstname Test Lastname");
     let dialog_id = dialog["id"].as_str().expect("id").to_owned();
     let stored = messages(&app, &dialog_id).await;

@@ -155,7 +155,7 @@ async fn a_real_signed_message_becomes_one_dialog_and_the_reply_goes_out_with_a_
     assert_eq!(deliver_signed(&app, &path, body).await, 200);
     let found = dialogs(&app).await;
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0]["customer"]["id"], "01234567890A=");
+    assert_eq!(found[0]["customer"]["external_id"], "01234567890A=");
     assert_eq!(found[0]["customer"]["name"], "John McClane");
     let dialog_id = found[0]["id"].as_str().expect("id").to_owned();
     let stored = messages(&app, &dialog_id).await;

@@ -191,7 +191,7 @@ async fn the_handshake_answers_the_code_and_a_real_message_becomes_one_dialog() 
 
     let found = dialogs(&app).await;
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0]["customer"]["id"], "2000000066");
+    assert_eq!(found[0]["customer"]["external_id"], "2000000066");
     assert_eq!(found[0]["channel_id"], channel["id"]);
     let dialog_id = found[0]["id"].as_str().expect("id").to_owned();
     let stored = messages(&app, &dialog_id).await;
@@ -311,7 +311,7 @@ async fn e2e_vk_media_a_customers_photo_and_voice_are_fetched_kept_and_served() 
     }
     let found = dialogs(&app).await;
     assert_eq!(found.len(), 2, "{found:?}");
-    let by_peer = |peer: &str| found.iter().find(|d| d["customer"]["id"] == peer).expect(peer)["id"].clone();
+    let by_peer = |peer: &str| found.iter().find(|d| d["customer"]["external_id"] == peer).expect(peer)["id"].clone();
     let photo = app.settled_messages(by_peer("2000000279").as_str().expect("id")).await;
     assert_eq!(photo[0]["text"], "Чувак могёт ракетами кидаться");
     let attachment = &photo[0]["attachments"][0];

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, RuleViolation, TenantId};
+use super::{ChannelId, ChatbotId, CustomerId, DialogId, EmployeeId, GroupId, RuleViolation, TenantId};
 
 /// The person writing to the business, as the provider identifies them on a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,9 @@ pub struct Dialog {
     pub tenant_id: TenantId,
     pub channel_id: ChannelId,
     pub customer: Customer,
+    /// The customer's profile (`CustomerProfile`); none on dialogs stored before profiles existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
     pub status: DialogStatus,
     pub assignee_id: Option<EmployeeId>,
     pub group_id: Option<GroupId>,
@@ -63,6 +66,7 @@ impl Dialog {
             tenant_id,
             channel_id,
             customer,
+            customer_id: None,
             status: DialogStatus::Open,
             assignee_id: None,
             group_id: None,

@@ -41,6 +41,10 @@ id_type!(MessageId);
 id_type!(EmployeeId);
 id_type!(GroupId);
 id_type!(ChatbotId);
+id_type!(
+    /// A customer: one person across channels (`customer::CustomerProfile`).
+    CustomerId
+);
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! No AWS, HTTP or storage types here.
 
 pub mod channel;
+pub mod customer;
 pub mod dialog;
 pub mod hours;
 pub mod ids;
@@ -12,8 +13,9 @@ pub mod settings;
 pub mod tenant;
 
 pub use channel::{Account, Channel, ChannelStatus, Provider};
+pub use customer::{CustomerProfile, Identity, MIN_QUERY_CHARS};
 pub use dialog::{Customer, Dialog, DialogStatus};
-pub use ids::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, TenantId};
+pub use ids::{ChannelId, ChatbotId, CustomerId, DialogId, EmployeeId, GroupId, MessageId, TenantId};
 pub use message::{
     Attachment, AttachmentKind, Direction, InboundKind, InboundMessage, MAX_ANY_REPLY_CHARS,
     MAX_BUTTON_CHARS, MAX_BUTTONS, MAX_REPLY_CHARS, Media, MediaStatus, Message, OutStatus, StoredObject,

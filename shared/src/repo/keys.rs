@@ -2,7 +2,9 @@
 
 use jiff::Timestamp;
 
-use crate::domain::{ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, Provider, TenantId};
+use crate::domain::{
+    ChannelId, ChatbotId, CustomerId, DialogId, EmployeeId, GroupId, MessageId, Provider, TenantId,
+};
 use crate::ports::store::Key;
 
 pub fn tenant_key(tenant: &TenantId) -> Key {
@@ -57,6 +59,48 @@ pub fn open_dialog_key(channel: &ChannelId, customer_id: &str) -> Key {
 
 pub fn delivery_key(channel: &ChannelId, dedup_key: &str) -> Key {
     Key::new(format!("IN#{channel}#{dedup_key}"), "IN")
+}
+
+// Customers (usecases::customers): a profile and its dialog entries share one partition per customer, so
+// a customer's dialogs are one Query of their own partition; the tenant's list (gsi1) is written once per
+// new customer, never per message.
+
+fn customer_pk(tenant: &TenantId, customer: &CustomerId) -> String {
+    format!("T#{tenant}#CUST#{customer}")
+}
+
+pub fn customer_key(tenant: &TenantId, customer: &CustomerId) -> Key {
+    Key::new(customer_pk(tenant, customer), "PROFILE")
+}
+
+/// The tenant's customers (gsi1), oldest first.
+pub fn customers_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#CUSTOMERS")
+}
+
+/// A customer's partition, where their dialog entries are (`CUSTOMER_DIALOG_SK_PREFIX`).
+pub fn customer_partition(tenant: &TenantId, customer: &CustomerId) -> String {
+    customer_pk(tenant, customer)
+}
+
+pub const CUSTOMER_DIALOG_SK_PREFIX: &str = "DLG#";
+
+/// One of a customer's dialogs, ordered by when it opened.
+pub fn customer_dialog_key(
+    tenant: &TenantId,
+    customer: &CustomerId,
+    opened_at: Timestamp,
+    dialog: &DialogId,
+) -> Key {
+    Key::new(
+        customer_pk(tenant, customer),
+        format!("{CUSTOMER_DIALOG_SK_PREFIX}{:015}#{dialog}", opened_at.as_millisecond().max(0)),
+    )
+}
+
+/// Which customer a channel's customer (`Customer::id`, the provider's id of them) is.
+pub fn identity_key(channel: &ChannelId, external_id: &str) -> Key {
+    Key::new(format!("IDENT#{channel}#{external_id}"), "IDENT")
 }
 
 /// How long a delivery record outlives the message: longer than any provider retries (Telegram: 24 h).

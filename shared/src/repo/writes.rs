@@ -6,7 +6,10 @@ use serde_json::Value;
 
 use super::{keys, to_item};
 use crate::domain::hours::WorkingHours;
-use crate::domain::{Channel, ChannelId, Dialog, DialogId, Message, MessageId, Provider, TenantId};
+use crate::domain::{
+    Channel, ChannelId, CustomerId, CustomerProfile, Dialog, DialogId, Identity, Message, MessageId,
+    Provider, TenantId,
+};
 use crate::error::Result;
 use crate::ports::store::{Condition, Index, Item, Write};
 
@@ -478,4 +481,77 @@ mod tests {
             assert!(refused.contains("days") || refused.contains("number"), "{bad}: {refused}");
         }
     }
+}
+
+/// Which customer an identity is (`keys::identity_key`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    pub customer_id: CustomerId,
+    pub tenant_id: TenantId,
+}
+
+/// One entry of a customer's dialog list (`keys::customer_dialog_key`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerDialog {
+    pub dialog_id: DialogId,
+    pub channel_id: ChannelId,
+    pub opened_at: Timestamp,
+}
+
+/// A customer's profile: listed under its tenant (gsi1) while it stands for a person, unlisted once merged
+/// into another or being erased.
+pub fn customer_item(profile: &CustomerProfile) -> Result<Item> {
+    let key = keys::customer_key(&profile.tenant_id, &profile.id);
+    let listed = profile.merged_into.is_none() && !profile.erasing;
+    match listed {
+        true => to_item(
+            profile,
+            &key,
+            &[(Index::Gsi1, keys::customers_of(&profile.tenant_id), profile.id.to_string())],
+        ),
+        false => to_item(profile, &key, &[]),
+    }
+}
+
+/// A profile written over the one read: on condition it is still at the revision read (`NotExists` for a
+/// new one), its revision moved on.
+pub fn customer_put(profile: &CustomerProfile, read: Option<u64>) -> Result<Write> {
+    let mut next = profile.clone();
+    let condition = match read {
+        None => Condition::NotExists,
+        Some(revision) => {
+            next.revision = revision + 1;
+            Condition::Equals("revision".into(), Value::from(revision))
+        }
+    };
+    Ok(Write::Put { item: customer_item(&next)?, condition })
+}
+
+/// The identity now naming `customer`; `previous` is the customer it must still name (none: it must be new).
+pub fn identity_put(
+    identity: &Identity,
+    tenant: &TenantId,
+    customer: &CustomerId,
+    previous: Option<&CustomerId>,
+) -> Result<Write> {
+    let record = IdentityRecord { customer_id: customer.clone(), tenant_id: tenant.clone() };
+    let condition = match previous {
+        None => Condition::NotExists,
+        Some(previous) => Condition::Equals("customer_id".into(), Value::String(previous.to_string())),
+    };
+    Ok(Write::Put {
+        item: to_item(&record, &keys::identity_key(&identity.channel_id, &identity.external_id), &[])?,
+        condition,
+    })
+}
+
+/// The dialog's entry in its customer's list.
+pub fn customer_dialog_put(dialog: &Dialog, customer: &CustomerId) -> Result<Write> {
+    let entry = CustomerDialog {
+        dialog_id: dialog.id.clone(),
+        channel_id: dialog.channel_id.clone(),
+        opened_at: dialog.opened_at,
+    };
+    let key = keys::customer_dialog_key(&dialog.tenant_id, customer, dialog.opened_at, &dialog.id);
+    Ok(Write::Put { item: to_item(&entry, &key, &[])?, condition: Condition::Always })
 }

@@ -72,6 +72,26 @@ pub async fn list_messages(
     Ok((messages, page.next))
 }
 
+/// Every message of a dialog, oldest first (export, erase): page by page to the end.
+pub async fn all_messages(ctx: &Context, dialog: &DialogId) -> Result<Vec<Message>> {
+    let mut messages = Vec::new();
+    let mut page = None;
+    loop {
+        let query = Query::table(repo::messages_of(dialog))
+            .range(SkRange::BeginsWith(repo::MESSAGE_SK_PREFIX.into()))
+            .limit(500)
+            .after(page);
+        let found = ctx.store.query(&query).await?;
+        for item in found.items {
+            messages.push(repo::from_item(item)?);
+        }
+        match found.next {
+            Some(next) => page = Some(next),
+            None => return Ok(messages),
+        }
+    }
+}
+
 /// Closes a dialog (an admin, or the employee it is assigned to). The customer's next message opens a new
 /// dialog. Closing a closed dialog changes nothing.
 pub async fn close_dialog(ctx: &Context, principal: &Principal, id: &str) -> Result<Dialog> {

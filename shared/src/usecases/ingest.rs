@@ -2,13 +2,15 @@
 //! open dialog (docs/ARCHITECTURE.md invariants 1 and 2).
 //!
 //! One read and one transaction per message. The read (one batch) finds the customer's open-dialog pointer,
-//! whether the delivery record exists already (then it is a repeat and costs that read alone), and the
-//! channel as stored (a channel that changed since the caller read it, say from a container's cache, stores
-//! nothing: the caller reloads it). The transaction puts the delivery record (`attribute_not_exists`: a
-//! provider retry racing this one fails here and is acknowledged without writing), the message, and either
-//! moves the pointer's last activity (on condition it still names the dialog) or, for a customer without an
-//! open dialog, puts the dialog and the pointer (both `attribute_not_exists`). Two racing first messages:
-//! one transaction loses on the pointer, the loop re-reads it and joins the winner's dialog. A crash leaves
+//! whether the delivery record exists already (then it is a repeat and costs that read alone), the channel
+//! as stored (a channel that changed since the caller read it, say from a container's cache, stores
+//! nothing: the caller reloads it), and which customer profile the sender is (`usecases::customers`). The
+//! transaction puts the delivery record (`attribute_not_exists`: a provider retry racing this one fails here
+//! and is acknowledged without writing), the message, and either moves the pointer's last activity (on
+//! condition it still names the dialog) or, for a customer without an open dialog, puts the dialog and the
+//! pointer (both `attribute_not_exists`) with the dialog's entry in its customer's list (and, for a person
+//! new to the channel, their profile and identity). Two racing first messages: one transaction loses on the
+//! pointer, the loop re-reads it and joins the winner's dialog. A crash leaves
 //! everything or nothing, and the provider's retry finishes the job.
 //!
 //! A steady-state message writes three small items and no index entry (6 write units on DynamoDB): the
@@ -26,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Item, Key, StoreError, Write};
 use crate::repo;
-use crate::usecases::{Context, media, routing};
+use crate::usecases::{Context, customers, media, routing};
 
 /// Pointer races and transient store trouble are retried this often before the provider is told to retry.
 const MAX_ATTEMPTS: u32 = 8;
@@ -66,15 +68,18 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
     let pointer_key = repo::open_dialog_key(&channel.id, &inbound.customer.id);
     let delivery_key = repo::delivery_key(&channel.id, &inbound.dedup_key);
     let channel_key = repo::channel_key(&channel.id);
+    let identity_key = repo::identity_key(&channel.id, &inbound.customer.id);
     let module = ctx.providers.get(channel.provider).ok();
     for attempt in 1..=MAX_ATTEMPTS {
         let now = ctx.clock.now();
-        // One read for all three: the customer's open dialog, whether this delivery was stored before (then
-        // a repeated delivery costs this read alone), and the channel as stored.
-        let [pointer, delivered, stored_channel] = <[Option<Item>; 3]>::try_from(
-            ctx.store.get_many(&[pointer_key.clone(), delivery_key.clone(), channel_key.clone()]).await?,
-        )
-        .map_err(|_| Error::Internal("the store answered a batch read with the wrong count".into()))?;
+        // One read for all four: the customer's open dialog, whether this delivery was stored before (then
+        // a repeated delivery costs this read alone), the channel as stored, and which customer this is
+        // (what a new dialog needs).
+        let keys = [pointer_key.clone(), delivery_key.clone(), channel_key.clone(), identity_key.clone()];
+        let [pointer, delivered, stored_channel, identity] =
+            <[Option<Item>; 4]>::try_from(ctx.store.get_many(&keys).await?).map_err(|_| {
+                Error::Internal("the store answered a batch read with the wrong count".into())
+            })?;
         if delivered.is_some() {
             return Ok(IngestOutcome::Duplicate);
         }
@@ -86,12 +91,15 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         let (dialog_id, mut writes, opened) = match existing {
             Some(open) => (open.dialog_id.clone(), continue_writes(&pointer_key, open, channel, now)?, false),
             None => {
-                let dialog = Dialog::open(
+                let mut dialog = Dialog::open(
                     channel.tenant_id.clone(),
                     channel.id.clone(),
                     inbound.customer.clone(),
                     now,
                 );
+                let (customer, customer_writes) =
+                    customers::for_new_dialog(channel, &inbound.customer, identity, now)?;
+                dialog.customer_id = Some(customer);
                 let start_auto_replies = repo::auto_reply_start_write(&dialog.id, channel, now)?;
                 let pointer = repo::OpenDialog {
                     dialog_id: dialog.id.clone(),
@@ -109,6 +117,8 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                     repo::close_timer_write(&dialog.id, channel, now)?,
                 ];
                 writes.extend(start_auto_replies);
+                writes.extend(customer_writes);
+                writes.extend(customers::dialog_entry_write(&dialog)?);
                 // Invariant 3: if the DialogOpened event is lost, the router's sweep finds this marker.
                 writes.extend(routing::unrouted_marker_writes(&dialog, now)?);
                 (dialog.id, writes, true)

@@ -122,7 +122,7 @@ impl Bench {
         let customer_id = Value::String(customer);
         let dialog = dialogs["items"]
             .as_array()
-            .and_then(|items| items.iter().find(|d| d["customer"]["id"] == customer_id))
+            .and_then(|items| items.iter().find(|d| d["customer"]["external_id"] == customer_id))
             .and_then(|d| d["id"].as_str())
             .expect("the customer's dialog")
             .to_owned();

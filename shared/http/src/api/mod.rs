@@ -17,6 +17,7 @@ use crate::error::ApiError;
 pub mod channels;
 #[doc(hidden)]
 pub mod connect;
+mod customers;
 #[doc(hidden)]
 pub mod dialogs;
 mod hours;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(channels::router())
         .merge(connect::router())
         .merge(dialogs::router())
+        .merge(customers::router())
         .merge(people::router())
         .merge(hours::router())
         .merge(workspace::router())
@@ -54,6 +56,7 @@ pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     docs.merge(channels::Docs::openapi());
     docs.merge(connect::Docs::openapi());
     docs.merge(dialogs::Docs::openapi());
+    docs.merge(customers::Docs::openapi());
     docs.merge(people::Docs::openapi());
     docs.merge(hours::Docs::openapi());
     docs.merge(workspace::Docs::openapi());

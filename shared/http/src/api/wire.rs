@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use omnichat::domain::people as domain_people;
 use omnichat::domain::{
-    self, ChannelId, ChatbotId, DialogId, EmployeeId, GroupId, MessageId, Provider, TenantId, settings,
+    self, ChannelId, ChatbotId, CustomerId, DialogId, EmployeeId, GroupId, MessageId, Provider, TenantId,
+    settings,
 };
 use omnichat::usecases::auth;
 use serde::{Deserialize, Serialize};
@@ -627,13 +628,76 @@ pub struct ExtraDay {
 
 wire_enum!(DialogStatus from domain::DialogStatus { Open, Assigned, Closed });
 
-/// The person writing to the business, as the provider identifies them.
+/// The person writing to the business.
 #[derive(Serialize, ToSchema)]
 pub struct Customer {
-    /// The provider's id of the customer (chat id, user id, phone number, address).
+    /// The customer's id (`GET /v1/customers/{id}`); on dialogs stored before customer profiles existed,
+    /// the provider's id of them.
     pub id: String,
     #[schema(required = true)]
     pub name: Option<String>,
+    /// The provider's id of the customer on this channel (chat id, user id, phone number, address): where
+    /// replies go.
+    pub external_id: String,
+}
+
+/// How one channel knows a customer.
+#[derive(Serialize, ToSchema)]
+pub struct Identity {
+    #[schema(value_type = String, format = "uuid")]
+    pub channel_id: ChannelId,
+    /// The provider, as in the webhook routes: `telegram`, `vk`, `viber`, `whatsapp-edna`,
+    /// `whatsapp-messagebird`, `whatsapp-infobip`, `email`, `avito`.
+    pub provider: String,
+    /// How a person reads the identity: the number, the address or the provider's id.
+    pub handle: String,
+    /// The provider's id of the customer: a dialog's `customer.external_id`.
+    pub external_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl From<&domain::Identity> for Identity {
+    fn from(identity: &domain::Identity) -> Self {
+        Self {
+            channel_id: identity.channel_id.clone(),
+            provider: identity.provider.slug().into(),
+            handle: identity.handle().into(),
+            external_id: identity.external_id.clone(),
+            phone: identity.phone().map(str::to_owned),
+            address: identity.address().map(str::to_owned),
+        }
+    }
+}
+
+/// One person across channels and over time.
+#[derive(Serialize, ToSchema)]
+pub struct CustomerProfile {
+    #[schema(value_type = String, format = "uuid")]
+    pub id: CustomerId,
+    #[schema(required = true)]
+    pub name: Option<String>,
+    pub identities: Vec<Identity>,
+    /// Their dialogs' ids, newest first (left out of search results).
+    #[schema(value_type = Vec<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialogs: Option<Vec<DialogId>>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl CustomerProfile {
+    pub fn of(profile: &domain::CustomerProfile, dialogs: Option<Vec<DialogId>>) -> Self {
+        Self {
+            id: profile.id.clone(),
+            name: profile.name.clone(),
+            identities: profile.identities.iter().map(Identity::from).collect(),
+            dialogs,
+            created_at: profile.created_at,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -673,7 +737,14 @@ impl From<domain::Dialog> for Dialog {
             id: dialog.id,
             tenant_id: dialog.tenant_id,
             channel_id: dialog.channel_id,
-            customer: Customer { id: dialog.customer.id, name: dialog.customer.name },
+            customer: Customer {
+                id: dialog
+                    .customer_id
+                    .as_ref()
+                    .map_or_else(|| dialog.customer.id.clone(), ToString::to_string),
+                name: dialog.customer.name,
+                external_id: dialog.customer.id,
+            },
             status: dialog.status.into(),
             assignee_id: dialog.assignee_id,
             group_id: dialog.group_id,
