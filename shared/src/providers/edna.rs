@@ -481,9 +481,9 @@ impl EdnaClient {
         Ok(Sent { provider_message_id: Some(out.idempotency_key.clone()) })
     }
 
-    /// The channel's WhatsApp templates (`POST /api/message-matchers/get-by-request` with the subject id;
-    /// operator templates, the ones registered with WhatsApp): status in lower case, the body's text from
-    /// `content.text`, its placeholders counted.
+    /// The channel's WhatsApp templates (`POST /api/message-matchers/get-by-request` with the subject
+    /// id; operator templates, the ones registered with WhatsApp): status in lower case, the body's text
+    /// from `content.text`, its placeholders counted.
     pub async fn templates(
         &self,
         api_key: &Secret,

@@ -1,6 +1,6 @@
 //! VK community messages: the channel as `ChannelProvider` and `VkOAuth` see it (connect, the Callback API
-//! server, receive, send, the customer's name), built on `inbound` (what VK sends us) and `client` (the VK API:
-//! groups.*, messages.send, users.get).
+//! server, receive, send, the customer's name), built on `inbound` (what VK sends us) and `client` (the VK
+//! API: groups.*, messages.send, users.get).
 
 mod client;
 mod inbound;
