@@ -569,6 +569,38 @@ impl AvitoClient {
             .ok_or_else(|| ProviderError::Rejected("Avito gave no link for the voice message".into()))
     }
 
+    /// The name of the chat's other participant (`GET /messenger/v2/accounts/{user_id}/chats/{chat_id}`:
+    /// its `users` are the account and the customer), or `None` where Avito names no one else.
+    async fn chat_partner_name(
+        &self,
+        auth: &Auth<'_>,
+        user_id: &str,
+        chat_id: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        #[derive(Deserialize)]
+        struct Chat {
+            #[serde(default)]
+            users: Vec<ChatUser>,
+        }
+        #[derive(Deserialize)]
+        struct ChatUser {
+            id: Option<Value>,
+            name: Option<String>,
+        }
+        let url = self.endpoint(&["messenger", "v2", "accounts", user_id, "chats", chat_id])?;
+        let chat: Chat = self.authorized(auth, Method::GET, url, None).await?;
+        let is_account = |id: &Option<Value>| match id {
+            Some(Value::Number(n)) => n.to_string() == user_id,
+            Some(Value::String(s)) => s == user_id,
+            _ => false,
+        };
+        Ok(chat
+            .users
+            .into_iter()
+            .filter(|u| !is_account(&u.id))
+            .find_map(|u| u.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty())))
+    }
+
     /// A call with the channel's access token (a 401 is `InvalidCredentials`: the use case renews it), or
     /// with the client's cached token, renewed once here on a 401 and the call repeated.
     async fn authorized<T: DeserializeOwned>(
@@ -796,6 +828,25 @@ impl ChannelProvider for AvitoClient {
             sent = self.send_image(&auth, user_id.expose(), &out.customer_id, media).await?;
         }
         Ok(sent)
+    }
+
+    /// Avito's webhook names no one: the customer's name is the chat's other participant.
+    fn looks_up_names(&self) -> bool {
+        true
+    }
+
+    /// `customer_id` is the chat id (`receive` makes the chat the customer).
+    async fn customer_name(
+        &self,
+        secrets: &ChannelSecrets,
+        customer_id: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let missing = || ProviderError::InvalidCredentials("the channel has no Avito credentials".into());
+        let user_id = secrets.get(USER_ID).ok_or_else(missing)?;
+        if customer_id.trim().is_empty() {
+            return Ok(None);
+        }
+        self.chat_partner_name(&Auth::of(secrets)?, user_id.expose(), customer_id).await
     }
 
     /// Images are links; a voice message (`voice:{id}`) is fetchable through `getVoiceFiles`.
@@ -1677,5 +1728,46 @@ mod tests {
             matches!(&error, ProviderError::Rejected(reason) if reason.contains("images only")),
             "{error:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn names_the_customer_after_the_chats_other_user() {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok-1", 86400).await;
+        Mock::given(method("GET"))
+            .and(path(format!("/messenger/v2/accounts/375811020/chats/{CHAT}").as_str()))
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": CHAT,
+                "context": {"type": "item", "value": {"id": 4073598608u64, "title": "Велосипед", "price_string": "10 000 ₽",
+                            "url": "https://avito.ru/moskva/velosipedy/velosiped_4073598608", "user_id": 375811020}},
+                "created": 1712220290,
+                "updated": 1712220300,
+                "users": [
+                    {"id": 375811020, "name": "Магазин велосипедов",
+                     "public_user_profile": {"user_id": 375811020, "url": "https://avito.ru/user/abc/profile"}},
+                    {"id": 1000676, "name": " Андрей ",
+                     "public_user_profile": {"user_id": 1000676, "url": "https://avito.ru/user/def/profile"}},
+                ],
+                "last_message": {"id": "4e40017827104f1c5d42c5eb0a276585", "author_id": 1000676,
+                                 "created": 1712220290, "content": {"text": "есть в наличии?"},
+                                 "direction": "in", "type": "text"},
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/messenger/v2/accounts/375811020/chats/u2i-nameless"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "u2i-nameless", "created": 1712220290, "updated": 1712220300,
+                "users": [{"id": 375811020, "name": "Магазин велосипедов"}, {"id": 1000677}],
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = AvitoClient::new(reqwest::Client::new(), server.uri());
+        assert!(client.looks_up_names());
+        assert_eq!(client.customer_name(&channel_secrets(), CHAT).await.unwrap().as_deref(), Some("Андрей"));
+        assert_eq!(client.customer_name(&channel_secrets(), "u2i-nameless").await.unwrap(), None);
     }
 }

@@ -17,8 +17,11 @@ use super::{
     first_string_at, json_answer, required_credential, retry_after_header, text_with_options,
     transport_error,
 };
-use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
+use crate::domain::{
+    Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus, Template,
+};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::channel::TemplateInfo;
 use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 
@@ -361,6 +364,22 @@ struct CascadeSubject {
     kind: Option<String>,
 }
 
+/// A template as `message-matchers/get-by-request` lists it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageMatcher {
+    name: Option<String>,
+    channel_type: Option<String>,
+    language: Option<String>,
+    status: Option<String>,
+    content: Option<MatcherContent>,
+}
+
+#[derive(Deserialize)]
+struct MatcherContent {
+    text: Option<String>,
+}
+
 /// Calls the edna Pulse API. The API key is passed per call: one process serves many channels.
 #[derive(Debug, Clone)]
 pub struct EdnaClient {
@@ -459,6 +478,87 @@ impl EdnaClient {
             self.call::<Value>(Method::POST, url.clone(), api_key, Some(&body), Purpose::Operation).await?;
         }
         // Status callbacks name the message by our requestId, so that is the id to match them with.
+        Ok(Sent { provider_message_id: Some(out.idempotency_key.clone()) })
+    }
+
+    /// The channel's WhatsApp templates (`POST /api/message-matchers/get-by-request` with the subject
+    /// id; operator templates, the ones registered with WhatsApp): status in lower case, the body's text
+    /// from `content.text`, its placeholders counted.
+    pub async fn templates(
+        &self,
+        api_key: &Secret,
+        subject_id: i64,
+    ) -> Result<Vec<TemplateInfo>, ProviderError> {
+        let url = self.endpoint(&["api", "message-matchers", "get-by-request"])?;
+        let body = json!({"subjectId": subject_id, "matcherTypes": ["OPERATOR"]});
+        let matchers: Vec<MessageMatcher> =
+            self.call(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
+        Ok(matchers
+            .into_iter()
+            .filter(|m| m.channel_type.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("WHATSAPP")))
+            .filter_map(|m| {
+                let text = m.content.and_then(|c| c.text);
+                Some(TemplateInfo {
+                    name: m.name.filter(|n| !n.is_empty())?,
+                    language: m.language.unwrap_or_default(),
+                    status: m.status.unwrap_or_default().to_lowercase(),
+                    parameters: text.as_deref().map_or(0, super::placeholder_count),
+                    text,
+                })
+            })
+            .collect())
+    }
+
+    /// Sends an approved template. edna recognizes a template by its content: the message is the
+    /// template's registered text with the placeholders filled in (`contentType: TEXT`), sent through the
+    /// cascade with `requestId` = our outgoing message id. The text is looked up by name and language
+    /// (case aside) among the channel's templates; an unknown, unapproved or wrongly filled template is
+    /// refused before anything is sent.
+    pub async fn send_template(
+        &self,
+        api_key: &Secret,
+        subject_id: i64,
+        cascade_id: i64,
+        out: &Outgoing,
+        template: &Template,
+    ) -> Result<Sent, ProviderError> {
+        let templates = self.templates(api_key, subject_id).await?;
+        let found = templates.into_iter().find(|t| {
+            t.name == template.name
+                && (t.language.is_empty() || t.language.eq_ignore_ascii_case(&template.language))
+        });
+        let refused = |reason: String| Err(ProviderError::Rejected(reason));
+        let Some(found) = found else {
+            return refused(format!(
+                "edna knows no WhatsApp template {} in language {}",
+                template.name, template.language
+            ));
+        };
+        if !found.is_approved() {
+            return refused(format!("the template {} is {} at edna, not approved", found.name, found.status));
+        }
+        let Some(text) = found.text.filter(|t| !t.trim().is_empty()) else {
+            return refused(format!("edna gives no text for the template {}", found.name));
+        };
+        if found.parameters != template.parameters.len() {
+            return refused(format!(
+                "the template {} takes {} values, not {}",
+                found.name,
+                found.parameters,
+                template.parameters.len()
+            ));
+        }
+        let body = json!({
+            "requestId": out.idempotency_key,
+            "cascadeId": cascade_id,
+            "subscriberFilter": {"address": out.customer_id, "type": "PHONE"},
+            "content": {"whatsappContent": {
+                "contentType": "TEXT",
+                "text": super::fill_placeholders(&text, &template.parameters),
+            }},
+        });
+        let url = self.endpoint(&["api", "cascade", "schedule"])?;
+        self.call::<Value>(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
         Ok(Sent { provider_message_id: Some(out.idempotency_key.clone()) })
     }
 
@@ -622,7 +722,27 @@ impl ChannelProvider for EdnaClient {
             || ProviderError::InvalidCredentials("the channel has no edna API key or cascade".into());
         let api_key = secrets.get(API_KEY).ok_or_else(missing)?;
         let cascade_id = number_secret(secrets, CASCADE_ID).ok_or_else(missing)?;
-        self.send_message(api_key, cascade_id, out).await
+        match &out.template {
+            Some(template) => {
+                let subject_id = number_secret(secrets, SUBJECT_ID).ok_or_else(missing)?;
+                self.send_template(api_key, subject_id, cascade_id, out, template).await
+            }
+            None => self.send_message(api_key, cascade_id, out).await,
+        }
+    }
+
+    fn service_window(&self) -> Option<jiff::SignedDuration> {
+        Some(jiff::SignedDuration::from_hours(24))
+    }
+
+    fn sends_templates(&self) -> bool {
+        true
+    }
+
+    async fn list_templates(&self, secrets: &ChannelSecrets) -> AppResult<Option<Vec<TemplateInfo>>> {
+        let subject_id = number_secret(secrets, SUBJECT_ID)
+            .ok_or_else(|| Error::Internal("the channel's credentials lack subject_id".into()))?;
+        Ok(Some(self.templates(secrets.require(API_KEY)?, subject_id).await?))
     }
 
     /// edna's file links are pre-signed (they expire): a plain GET, no API key.
@@ -1180,5 +1300,136 @@ mod tests {
         assert!(matches!(parse_callback(message), Err(WebhookError::Malformed { .. })));
         let status = br#"{"requestId":"","status":"DELIVERED"}"#;
         assert_eq!(parse_callback(status), Ok(Parsed::default()));
+    }
+
+    // --- templates ---
+
+    async fn fake_templates(server: &MockServer) {
+        let matcher = |id: i64, name: &str, channel: &str, language: &str, status: &str, text: &str| {
+            json!({"id": id, "name": name, "channelType": channel, "language": language,
+                   "content": {"attachment": null, "action": null, "caption": null,
+                               "header": {"headerType": "TEXT", "text": "Shop"}, "text": text,
+                               "footer": {"text": "Reply STOP to unsubscribe"}, "keyboard": null,
+                               "textExampleParams": ["Ann", "A-42"]},
+                   "contentType": "TEXT", "category": "UTILITY", "status": status, "locked": false,
+                   "type": "OPERATOR", "createdAt": "2024-03-01T10:00:00.000Z", "updatedAt": "2024-03-02T10:00:00.000Z"})
+        };
+        Mock::given(method("POST"))
+            .and(path("/api/message-matchers/get-by-request"))
+            .and(header("x-api-key", KEY))
+            .and(body_json(json!({"subjectId": 345, "matcherTypes": ["OPERATOR"]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                matcher(
+                    1,
+                    "order_ready",
+                    "WHATSAPP",
+                    "EN",
+                    "APPROVED",
+                    "Hi {{1}}, order {{2}} is ready. Bye {{1}}!"
+                ),
+                matcher(2, "promo", "WHATSAPP", "RU", "REJECTED", "Скидка {{1}}%"),
+                matcher(3, "sms_note", "SMS", "EN", "APPROVED", "Code {{1}}"),
+                matcher(4, "greeting", "WHATSAPP", "EN", "PENDING", "Hello!"),
+            ])))
+            .mount(server)
+            .await;
+    }
+
+    fn template_outgoing(name: &str, parameters: &[&str]) -> Outgoing {
+        Outgoing {
+            text: String::new(),
+            template: Some(Template {
+                name: name.into(),
+                language: "en".into(),
+                parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+            }),
+            ..outgoing(&[])
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_the_channels_whatsapp_templates() {
+        let server = MockServer::start().await;
+        fake_templates(&server).await;
+        let client = EdnaClient::new(reqwest::Client::new(), server.uri());
+        let templates = client.list_templates(&channel_secrets()).await.unwrap().unwrap();
+        assert_eq!(
+            templates,
+            vec![
+                TemplateInfo {
+                    name: "order_ready".into(),
+                    language: "EN".into(),
+                    status: "approved".into(),
+                    text: Some("Hi {{1}}, order {{2}} is ready. Bye {{1}}!".into()),
+                    parameters: 2,
+                },
+                TemplateInfo {
+                    name: "promo".into(),
+                    language: "RU".into(),
+                    status: "rejected".into(),
+                    text: Some("Скидка {{1}}%".into()),
+                    parameters: 1,
+                },
+                TemplateInfo {
+                    name: "greeting".into(),
+                    language: "EN".into(),
+                    status: "pending".into(),
+                    text: Some("Hello!".into()),
+                    parameters: 0,
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn sends_a_template_as_its_filled_text_through_the_cascade_with_our_request_id() {
+        let server = MockServer::start().await;
+        fake_templates(&server).await;
+        Mock::given(method("POST"))
+            .and(path("/api/cascade/schedule"))
+            .and(header("x-api-key", KEY))
+            .and(body_json(json!({
+                "requestId": "out-42",
+                "cascadeId": 11,
+                "subscriberFilter": {"address": "79000000000", "type": "PHONE"},
+                "content": {"whatsappContent": {"contentType": "TEXT",
+                                                "text": "Hi Ann, order A-42 is ready. Bye Ann!"}},
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"requestId": "out-42"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = EdnaClient::new(reqwest::Client::new(), server.uri());
+        assert!(client.sends_templates());
+        assert_eq!(client.service_window(), Some(jiff::SignedDuration::from_hours(24)));
+        let sent = client
+            .send(&channel_secrets(), &template_outgoing("order_ready", &["Ann", "A-42"]))
+            .await
+            .unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("out-42".into()) });
+    }
+
+    #[tokio::test]
+    async fn unknown_unapproved_or_wrongly_filled_templates_are_refused_unsent() {
+        let server = MockServer::start().await;
+        fake_templates(&server).await;
+        Mock::given(method("POST"))
+            .and(path("/api/cascade/schedule"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let client = EdnaClient::new(reqwest::Client::new(), server.uri());
+        for (name, parameters, reason) in [
+            ("nope", &["x"][..], "no WhatsApp template nope"),
+            ("sms_note", &["1"][..], "no WhatsApp template sms_note"),
+            ("greeting", &[][..], "pending"),
+            ("order_ready", &["Ann"][..], "takes 2 values, not 1"),
+        ] {
+            let error =
+                client.send(&channel_secrets(), &template_outgoing(name, parameters)).await.unwrap_err();
+            assert!(matches!(&error, ProviderError::Rejected(r) if r.contains(reason)), "{name}: {error:?}");
+            assert!(!error.is_retryable());
+        }
     }
 }

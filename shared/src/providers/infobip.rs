@@ -19,8 +19,11 @@ use super::{
     first_string_at, json_answer, required_credential, retry_after_header, text_with_options,
     transport_error,
 };
-use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
+use crate::domain::{
+    Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus, Template,
+};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::channel::TemplateInfo;
 use std::sync::OnceLock;
 
 use crate::net::{GuardedClient, OutboundPolicy};
@@ -445,6 +448,59 @@ impl InfobipClient {
         super::media::download(request, &[api_key], sink).await
     }
 
+    /// Sends an approved template (`POST /whatsapp/1/message/template`): the one message WhatsApp lets a
+    /// business send outside the customer-service window. Our outgoing message id goes as `messageId`.
+    pub async fn send_template(
+        &self,
+        api_key: &Secret,
+        base_url: &str,
+        sender: &str,
+        out: &Outgoing,
+        template: &Template,
+    ) -> Result<Sent, ProviderError> {
+        let body = json!({"messages": [{
+            "from": sender,
+            "to": out.customer_id,
+            "messageId": out.idempotency_key,
+            "content": {
+                "templateName": template.name,
+                "templateData": {"body": {"placeholders": template.parameters}},
+                "language": template.language,
+            },
+        }]});
+        let url = self.endpoint(base_url, &["whatsapp", "1", "message", "template"])?;
+        let sent: TemplateSendResponse =
+            self.call(Method::POST, url, api_key, Some(&body), Purpose::Operation).await?;
+        let id = sent.messages.into_iter().find_map(|m| m.message_id).filter(|id| !id.is_empty());
+        Ok(Sent { provider_message_id: Some(id.unwrap_or_else(|| out.idempotency_key.clone())) })
+    }
+
+    /// The sender's templates (`GET /whatsapp/2/senders/{sender}/templates`): status in lower case, the
+    /// body's text from `structure.body.text`, its placeholders counted.
+    pub async fn templates(
+        &self,
+        api_key: &Secret,
+        base_url: &str,
+        sender: &str,
+    ) -> Result<Vec<TemplateInfo>, ProviderError> {
+        let url = self.endpoint(base_url, &["whatsapp", "2", "senders", sender, "templates"])?;
+        let list: TemplateList = self.call(Method::GET, url, api_key, None, Purpose::Operation).await?;
+        Ok(list
+            .templates
+            .into_iter()
+            .filter_map(|t| {
+                let text = t.structure.and_then(|s| s.body).and_then(|b| b.text);
+                Some(TemplateInfo {
+                    name: t.name.filter(|n| !n.is_empty())?,
+                    language: t.language.unwrap_or_default(),
+                    status: t.status.unwrap_or_default().to_lowercase(),
+                    parameters: text.as_deref().map_or(0, super::placeholder_count),
+                    text,
+                })
+            })
+            .collect())
+    }
+
     fn endpoint(&self, base_url: &str, segments: &[&str]) -> Result<Url, ProviderError> {
         let base = normalize_base_url(base_url, self.policy.allows_loopback())
             .ok_or_else(|| ProviderError::Rejected("the Infobip base URL is not acceptable".into()))?;
@@ -598,6 +654,36 @@ struct SendResponse {
     message_id: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct TemplateSendResponse {
+    #[serde(default)]
+    messages: Vec<SendResponse>,
+}
+
+#[derive(Deserialize)]
+struct TemplateList {
+    #[serde(default)]
+    templates: Vec<IbTemplate>,
+}
+
+#[derive(Deserialize)]
+struct IbTemplate {
+    name: Option<String>,
+    language: Option<String>,
+    status: Option<String>,
+    structure: Option<IbStructure>,
+}
+
+#[derive(Deserialize)]
+struct IbStructure {
+    body: Option<IbBody>,
+}
+
+#[derive(Deserialize)]
+struct IbBody {
+    text: Option<String>,
+}
+
 /// The one place an Infobip answer becomes a result or a `ProviderError`. Classic APIs describe errors at
 /// requestError.serviceException.text; newer ones in description / errorCode.
 fn interpret<T: DeserializeOwned>(
@@ -681,7 +767,31 @@ impl ChannelProvider for InfobipClient {
         let api_key = secrets.get(API_KEY).ok_or_else(missing)?;
         let base_url = secrets.get(BASE_URL).ok_or_else(missing)?;
         let sender = secrets.get(SENDER).ok_or_else(missing)?;
-        self.send_message(api_key, base_url.expose(), sender.expose(), out).await
+        match &out.template {
+            Some(template) => {
+                self.send_template(api_key, base_url.expose(), sender.expose(), out, template).await
+            }
+            None => self.send_message(api_key, base_url.expose(), sender.expose(), out).await,
+        }
+    }
+
+    fn service_window(&self) -> Option<jiff::SignedDuration> {
+        Some(jiff::SignedDuration::from_hours(24))
+    }
+
+    fn sends_templates(&self) -> bool {
+        true
+    }
+
+    async fn list_templates(&self, secrets: &ChannelSecrets) -> AppResult<Option<Vec<TemplateInfo>>> {
+        let templates = self
+            .templates(
+                secrets.require(API_KEY)?,
+                secrets.require(BASE_URL)?.expose(),
+                secrets.require(SENDER)?.expose(),
+            )
+            .await?;
+        Ok(Some(templates))
     }
 
     /// Inbound media links are on the account's API and need the API key (`Authorization: App`).
@@ -1320,5 +1430,100 @@ mod tests {
         }
         let report = br#"{"results":[{"messageId":"","status":{"groupName":"DELIVERED"}}]}"#;
         assert_eq!(parse_batch(report), Ok(Parsed::default()));
+    }
+
+    fn template_outgoing() -> Outgoing {
+        Outgoing {
+            text: String::new(),
+            template: Some(Template {
+                name: "order_ready".into(),
+                language: "en".into(),
+                parameters: vec!["Ann".into(), "A-42".into()],
+            }),
+            ..outgoing("", &[])
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_a_template_with_its_placeholders_and_our_message_id() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/whatsapp/1/message/template"))
+            .and(header("authorization", format!("App {KEY}")))
+            .and(body_json(json!({"messages": [{
+                "from": "447860099299",
+                "to": "385919998888",
+                "messageId": "out-1",
+                "content": {
+                    "templateName": "order_ready",
+                    "templateData": {"body": {"placeholders": ["Ann", "A-42"]}},
+                    "language": "en",
+                },
+            }]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "messages": [{"to": "385919998888", "messageCount": 1, "messageId": "ib-template-1",
+                              "status": {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE"}}],
+                "bulkId": "bulk-1",
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        assert!(client.sends_templates());
+        assert_eq!(client.service_window(), Some(jiff::SignedDuration::from_hours(24)));
+        let sent = client.send(&channel_secrets(&server.uri()), &template_outgoing()).await.unwrap();
+        assert_eq!(sent, Sent { provider_message_id: Some("ib-template-1".into()) });
+    }
+
+    #[tokio::test]
+    async fn lists_the_senders_templates_with_their_status_text_and_placeholders() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/whatsapp/2/senders/447860099299/templates"))
+            .and(header("authorization", format!("App {KEY}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"templates": [
+                {"id": "111", "businessAccountId": 222, "name": "order_ready", "language": "en",
+                 "status": "APPROVED", "category": "UTILITY",
+                 "structure": {"header": {"format": "TEXT", "text": "Order"},
+                               "body": {"text": "Hi {{1}}, order {{2}} is ready. Thanks, {{1}}!"},
+                               "footer": {"text": "Shop"}, "type": "TEXT"}},
+                {"id": "112", "businessAccountId": 222, "name": "promo_spring", "language": "ru",
+                 "status": "REJECTED", "category": "MARKETING",
+                 "structure": {"body": {"text": "Скидка {{1}}%"}, "type": "TEXT"}},
+                {"id": "113", "businessAccountId": 222, "name": "hello", "language": "en_US",
+                 "status": "PENDING", "category": "MARKETING", "structure": {"type": "TEXT"}},
+            ]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = InfobipClient::new(reqwest::Client::new()).allowing_loopback();
+        let templates = client.list_templates(&channel_secrets(&server.uri())).await.unwrap().unwrap();
+        assert_eq!(
+            templates,
+            vec![
+                TemplateInfo {
+                    name: "order_ready".into(),
+                    language: "en".into(),
+                    status: "approved".into(),
+                    text: Some("Hi {{1}}, order {{2}} is ready. Thanks, {{1}}!".into()),
+                    parameters: 2,
+                },
+                TemplateInfo {
+                    name: "promo_spring".into(),
+                    language: "ru".into(),
+                    status: "rejected".into(),
+                    text: Some("Скидка {{1}}%".into()),
+                    parameters: 1,
+                },
+                TemplateInfo {
+                    name: "hello".into(),
+                    language: "en_US".into(),
+                    status: "pending".into(),
+                    text: None,
+                    parameters: 0,
+                },
+            ]
+        );
+        assert!(templates[0].is_approved() && !templates[1].is_approved());
     }
 }

@@ -16,11 +16,12 @@ use super::{
 };
 use crate::domain::{Account, Attachment, AttachmentKind};
 use crate::error::{Error, Result as AppResult};
+use crate::ports::channel::TemplateInfo;
 use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 use signature::verify_request;
 
-pub use client::{ChannelInfo, MessageBirdClient, TemplateMessage};
+pub use client::{ChannelInfo, DEFAULT_TEMPLATES_BASE, MessageBirdClient};
 pub use inbound::{Parsed, parse_event};
 pub use signature::{JwtError, sign_webhook, verify_request_signature, verify_signature_jwt};
 
@@ -174,11 +175,37 @@ impl ChannelProvider for MessageBirdClient {
             || ProviderError::InvalidCredentials("the channel has no MessageBird credentials".into());
         let access_key = secrets.get(ACCESS_KEY).ok_or_else(missing)?;
         let channel_id = secrets.get(CHANNEL_ID).ok_or_else(missing)?;
+        if let Some(template) = &out.template {
+            let namespace =
+                secrets.get(NAMESPACE_ID).filter(|n| !n.expose().is_empty()).ok_or_else(|| {
+                    ProviderError::Rejected(
+                    "a WhatsApp template needs the channel's template namespace (Namespace ID) / для шаблона \
+                     WhatsApp укажите Namespace ID"
+                        .into(),
+                )
+                })?;
+            return self
+                .send_hsm(access_key, channel_id.expose(), namespace, &out.customer_id, template)
+                .await;
+        }
         if out.attachments.is_empty() {
             self.send_text(access_key, channel_id.expose(), out).await
         } else {
             self.send_with_media(access_key, channel_id.expose(), out).await
         }
+    }
+
+    fn service_window(&self) -> Option<jiff::SignedDuration> {
+        Some(jiff::SignedDuration::from_hours(24))
+    }
+
+    fn sends_templates(&self) -> bool {
+        true
+    }
+
+    async fn list_templates(&self, secrets: &ChannelSecrets) -> AppResult<Option<Vec<TemplateInfo>>> {
+        let channel_id = secrets.require(CHANNEL_ID)?;
+        Ok(Some(self.templates(secrets.require(ACCESS_KEY)?, channel_id.expose()).await?))
     }
 
     /// Files of inbound messages are on `media.messagebird.com`, served to the access key only.

@@ -197,6 +197,63 @@ pub(crate) fn text_with_options(text: &str, buttons: &[String]) -> String {
     format!("{text}\n\n{}", options.join("\n"))
 }
 
+/// How many values a template's body takes: the number of distinct `{{n}}` placeholders in its text
+/// (`{{1}} and {{1}}` take one value). Anything else between braces is not a placeholder.
+pub fn placeholder_count(text: &str) -> usize {
+    placeholders(text).into_iter().collect::<std::collections::BTreeSet<_>>().len()
+}
+
+/// The numbers of a text's `{{n}}` placeholders, in order of appearance, with repeats.
+fn placeholders(text: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let inner = after[..end].trim();
+        match inner.parse::<u32>() {
+            Ok(number) if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) => {
+                found.push(number);
+                rest = &after[end + 2..];
+            }
+            // `{{{1}}`: look again from the next brace.
+            _ => rest = &rest[start + 1..],
+        }
+    }
+    found
+}
+
+/// A template's text with each `{{n}}` replaced by the n-th value (1-based); a placeholder without a
+/// value stays as it is.
+pub fn fill_placeholders(text: &str, values: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let inner = after[..end].trim();
+        let value = inner
+            .parse::<usize>()
+            .ok()
+            .filter(|_| !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| values.get(i));
+        match value {
+            Some(value) => {
+                out.push_str(&rest[..start]);
+                out.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[..start + 1]);
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A provider's API base URL: the environment variable when set (local fakes, self-hosted gateways),
 /// else the real API.
 pub fn base_url_from_env(variable: &str, default: &str) -> String {
@@ -212,5 +269,27 @@ pub(crate) fn transport_error(error: reqwest::Error) -> ProviderError {
         ProviderError::Unavailable("timed out".into())
     } else {
         ProviderError::Unavailable(format!("request failed: {}", error.without_url()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_counted_once_each() {
+        assert_eq!(placeholder_count("Hello"), 0);
+        assert_eq!(placeholder_count("Hi {{1}}, your order {{2}} ships {{3}}."), 3);
+        assert_eq!(placeholder_count("{{1}} and again {{1}}, then {{ 2 }}"), 2);
+        assert_eq!(placeholder_count("{{name}} {{}} {{1a}} {{1"), 0);
+        assert_eq!(placeholder_count("{{{1}}}"), 1);
+    }
+
+    #[test]
+    fn placeholders_are_filled_in_order() {
+        let values = vec!["Ann".to_owned(), "A-42".to_owned()];
+        assert_eq!(fill_placeholders("Hi {{1}}, order {{2}} ({{1}})", &values), "Hi Ann, order A-42 (Ann)");
+        assert_eq!(fill_placeholders("{{3}} {{x}} {{1}}", &values), "{{3}} {{x}} Ann");
+        assert_eq!(fill_placeholders("{{{1}}} {{", &values), "{Ann} {{");
     }
 }

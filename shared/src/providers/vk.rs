@@ -1,6 +1,6 @@
 //! VK community messages: the channel as `ChannelProvider` and `VkOAuth` see it (connect, the Callback API
-//! server, receive, send), built on `inbound` (what VK sends us) and `client` (the VK API: groups.*,
-//! messages.send).
+//! server, receive, send, the customer's name), built on `inbound` (what VK sends us) and `client` (the VK
+//! API: groups.*, messages.send, users.get).
 
 mod client;
 mod inbound;
@@ -30,6 +30,8 @@ pub const DEFAULT_OAUTH_BASE: &str = "https://oauth.vk.com";
 pub const API_VERSION: &str = "5.199";
 
 const PROVIDER: &str = "vk";
+/// Group chats' peer ids are 2000000000 + the chat id.
+const GROUP_CHAT_PEER_BASE: i64 = 2_000_000_000;
 /// The credentials kept for a channel: the admin's community key and community id, and the string VK's
 /// `confirmation` request must be answered with (fetched at connect: `register_webhook` cannot add secrets).
 const ACCESS_TOKEN: &str = "access_token";
@@ -212,6 +214,29 @@ impl ChannelProvider for VkClient {
             .get(ACCESS_TOKEN)
             .ok_or_else(|| ProviderError::InvalidCredentials("no community access key".into()))?;
         self.send_message(token, out).await
+    }
+
+    /// VK's events carry ids, not names: the customer's name is asked with `users.get`.
+    fn looks_up_names(&self) -> bool {
+        true
+    }
+
+    /// `users.get` for a user's private dialog; a group chat (peer id 2000000000 + chat id) or a
+    /// community (negative id) has no user to name.
+    async fn customer_name(
+        &self,
+        secrets: &ChannelSecrets,
+        customer_id: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let Some(user_id) =
+            customer_id.parse::<i64>().ok().filter(|id| (1..GROUP_CHAT_PEER_BASE).contains(id))
+        else {
+            return Ok(None);
+        };
+        let token = secrets
+            .get(ACCESS_TOKEN)
+            .ok_or_else(|| ProviderError::InvalidCredentials("no community access key".into()))?;
+        self.user_name(token, user_id).await
     }
 
     /// VK drops a second `messages.send` with the same `random_id`, which derives from the idempotency key.

@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{ACCESS_KEY, CHANNEL_ID, DEFAULT_API_BASE, INVALID_KEY, require_namespace};
+use crate::domain::Template;
 use crate::error::Result as AppResult;
+use crate::ports::channel::TemplateInfo;
 use crate::ports::media::MediaSink;
 use crate::providers::edna::{WHATSAPP_CAPTION_MAX_CHARS, WhatsappMedia};
 use crate::providers::{
@@ -59,32 +61,43 @@ impl ChannelInfo {
     }
 }
 
-/// An approved WhatsApp template (HSM): the only message that may start a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateMessage {
-    pub template_name: String,
-    /// `en`, `en_US`, ...
-    pub language: String,
-    /// The placeholders' values, in order.
-    pub params: Vec<String>,
-}
+/// Where MessageBird lists an account's WhatsApp templates (the Integrations API, not the Conversations API).
+pub const DEFAULT_TEMPLATES_BASE: &str = "https://integrations.messagebird.com";
+
+/// The template list is paged; a few pages of a hundred are plenty for one account.
+const TEMPLATE_PAGE_SIZE: usize = 100;
+const TEMPLATE_MAX_PAGES: usize = 20;
 
 /// Calls the Conversations API. The access key is passed per call: one process serves many channels.
 #[derive(Debug, Clone)]
 pub struct MessageBirdClient {
     http: reqwest::Client,
     base: String,
+    /// The Integrations API's base, for the template list.
+    templates_base: String,
 }
 
 impl MessageBirdClient {
     pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
-        Self { http, base: base.into().trim_end_matches('/').to_owned() }
+        Self {
+            http,
+            base: base.into().trim_end_matches('/').to_owned(),
+            templates_base: DEFAULT_TEMPLATES_BASE.to_owned(),
+        }
     }
 
-    /// `MESSAGEBIRD_API_BASE` points the client at a fake (local runner, tests) or the WhatsApp sandbox.
+    /// Lists templates from another base than MessageBird's Integrations API (a fake in tests).
+    pub fn with_templates_base(self, base: impl Into<String>) -> Self {
+        Self { templates_base: base.into().trim_end_matches('/').to_owned(), ..self }
+    }
+
+    /// `MESSAGEBIRD_API_BASE` points the client at a fake (local runner, tests) or the WhatsApp sandbox;
+    /// `MESSAGEBIRD_TEMPLATES_BASE` does the same for the template list.
     pub fn from_env(http: reqwest::Client) -> Self {
         let base = crate::providers::base_url_from_env("MESSAGEBIRD_API_BASE", DEFAULT_API_BASE);
-        Self::new(http, base)
+        let templates =
+            crate::providers::base_url_from_env("MESSAGEBIRD_TEMPLATES_BASE", DEFAULT_TEMPLATES_BASE);
+        Self::new(http, base).with_templates_base(templates)
     }
 
     /// The channel behind `channel_id`, or `None` when the key cannot see such a channel. A refused key is
@@ -245,16 +258,16 @@ impl MessageBirdClient {
         channel_id: &str,
         namespace: &Secret,
         to: &str,
-        template: &TemplateMessage,
+        template: &Template,
     ) -> Result<Sent, ProviderError> {
-        let params: Vec<Value> = template.params.iter().map(|p| json!({ "default": p })).collect();
+        let params: Vec<Value> = template.parameters.iter().map(|p| json!({ "default": p })).collect();
         let body = json!({
             "to": to,
             "from": channel_id,
             "type": "hsm",
             "content": {"hsm": {
                 "namespace": namespace.expose(),
-                "templateName": template.template_name,
+                "templateName": template.name,
                 "language": {"policy": "deterministic", "code": template.language},
                 "params": params,
             }},
@@ -268,12 +281,45 @@ impl MessageBirdClient {
         &self,
         secrets: &ChannelSecrets,
         to: &str,
-        template: &TemplateMessage,
+        template: &Template,
     ) -> AppResult<Sent> {
         let namespace = require_namespace(secrets)?;
         let access_key = secrets.require(ACCESS_KEY)?;
         let channel_id = secrets.require(CHANNEL_ID)?;
         Ok(self.send_hsm(access_key, channel_id.expose(), namespace, to, template).await?)
+    }
+
+    /// The account's WhatsApp templates for this channel (`GET {integrations}/v3/platforms/whatsapp/templates`
+    /// with `channelId`, paged by `limit`/`offset`): status in lower case, the body's text from the `BODY`
+    /// component, its placeholders counted.
+    pub async fn templates(
+        &self,
+        access_key: &Secret,
+        channel_id: &str,
+    ) -> Result<Vec<TemplateInfo>, ProviderError> {
+        let mut templates = Vec::new();
+        for page in 0..TEMPLATE_MAX_PAGES {
+            let mut url = crate::providers::endpoint(
+                &self.templates_base,
+                "MessageBird",
+                &["v3", "platforms", "whatsapp", "templates"],
+            )?;
+            url.query_pairs_mut()
+                .append_pair("channelId", channel_id)
+                .append_pair("limit", &TEMPLATE_PAGE_SIZE.to_string())
+                .append_pair("offset", &(page * TEMPLATE_PAGE_SIZE).to_string());
+            let list: TemplateList = self.request(Method::GET, url, access_key, None).await?;
+            let (items, total) = match list {
+                TemplateList::Page { items, total_count } => (items, total_count),
+                TemplateList::Bare(items) => (items, None),
+            };
+            let count = items.len();
+            templates.extend(items.into_iter().filter_map(MbTemplate::info));
+            if count < TEMPLATE_PAGE_SIZE || total.is_some_and(|t| (page + 1) * TEMPLATE_PAGE_SIZE >= t) {
+                break;
+            }
+        }
+        Ok(templates)
     }
 
     async fn send_body(&self, access_key: &Secret, body: &Value) -> Result<Sent, ProviderError> {
@@ -336,6 +382,52 @@ fn media_body(channel_id: &str, to: &str, media: &OutgoingMedia, caption: Option
         file["caption"] = Value::String(caption.to_owned());
     }
     json!({"to": to, "from": channel_id, "type": kind, "content": {kind: file}})
+}
+
+/// The v3 list is a page (`items`, `totalCount`); v2 answered a bare array, read too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TemplateList {
+    #[serde(rename_all = "camelCase")]
+    Page {
+        #[serde(default)]
+        items: Vec<MbTemplate>,
+        total_count: Option<usize>,
+    },
+    Bare(Vec<MbTemplate>),
+}
+
+#[derive(Deserialize)]
+struct MbTemplate {
+    name: Option<String>,
+    language: Option<String>,
+    status: Option<String>,
+    #[serde(default)]
+    components: Vec<MbComponent>,
+}
+
+#[derive(Deserialize)]
+struct MbComponent {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<String>,
+}
+
+impl MbTemplate {
+    fn info(self) -> Option<TemplateInfo> {
+        let text = self
+            .components
+            .into_iter()
+            .find(|c| c.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("BODY")))
+            .and_then(|c| c.text);
+        Some(TemplateInfo {
+            name: self.name.filter(|n| !n.is_empty())?,
+            language: self.language.unwrap_or_default(),
+            status: self.status.unwrap_or_default().to_lowercase(),
+            parameters: text.as_deref().map_or(0, crate::providers::placeholder_count),
+            text,
+        })
+    }
 }
 
 #[derive(Deserialize)]

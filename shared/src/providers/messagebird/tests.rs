@@ -17,7 +17,9 @@ use super::signature::sha256_hex;
 use super::*;
 use crate::domain::{
     Attachment, AttachmentKind, ChannelId, Customer, InboundKind, InboundMessage, OutStatus, Provider,
+    Template,
 };
+use crate::ports::channel::TemplateInfo;
 use crate::ports::media::MediaSink;
 use crate::providers::{FetchError, OutgoingMedia, Purpose};
 use crate::test_support::fixture;
@@ -620,16 +622,114 @@ async fn starts_a_conversation_with_a_template_only_with_a_namespace() {
         .mount(&server)
         .await;
     let client = MessageBirdClient::new(reqwest::Client::new(), server.uri());
-    let template = TemplateMessage {
-        template_name: "order_ready".into(),
-        language: "en".into(),
-        params: vec!["Jan".into()],
-    };
+    let template =
+        Template { name: "order_ready".into(), language: "en".into(), parameters: vec!["Jan".into()] };
     let refused = client.start_conversation(&channel_secrets(), "+31612345678", &template).await.unwrap_err();
     assert!(field_of(&refused).contains("credentials.namespace_id"));
     let secrets = channel_secrets().with(NAMESPACE_ID, Secret::new("ns-1"));
     let sent = client.start_conversation(&secrets, "+31612345678", &template).await.unwrap();
     assert_eq!(sent.provider_message_id.as_deref(), Some("hsm-1"));
+}
+
+#[tokio::test]
+async fn a_template_goes_as_an_hsm_of_the_channels_namespace_to_the_customer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/send"))
+        .and(header("authorization", format!("AccessKey {ACCESS}")))
+        .and(body_json(json!({"to": "+31612345678", "from": CHANNEL, "type": "hsm", "content": {"hsm": {
+            "namespace": "ns-1", "templateName": "order_ready",
+            "language": {"policy": "deterministic", "code": "en_US"},
+            "params": [{"default": "Jan"}, {"default": "A-42"}]}}})))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(json!({"id": "6b0a7ee0f2b04b50b8d8bb6b1b1e2b0c", "status": "accepted"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = MessageBirdClient::new(reqwest::Client::new(), server.uri());
+    assert!(client.sends_templates());
+    assert_eq!(client.service_window(), Some(jiff::SignedDuration::from_hours(24)));
+    let out = Outgoing {
+        text: String::new(),
+        template: Some(Template {
+            name: "order_ready".into(),
+            language: "en_US".into(),
+            parameters: vec!["Jan".into(), "A-42".into()],
+        }),
+        ..outgoing(&[])
+    };
+    let secrets = channel_secrets().with(NAMESPACE_ID, Secret::new("ns-1"));
+    let sent = client.send(&secrets, &out).await.unwrap();
+    assert_eq!(sent, Sent { provider_message_id: Some("6b0a7ee0f2b04b50b8d8bb6b1b1e2b0c".into()) });
+    // Without a namespace nothing is sent, and the refusal is for good.
+    let refused = client.send(&channel_secrets(), &out).await.unwrap_err();
+    assert!(
+        matches!(&refused, ProviderError::Rejected(reason) if reason.contains("Namespace ID")),
+        "{refused:?}"
+    );
+    assert!(!refused.is_retryable());
+}
+
+#[tokio::test]
+async fn lists_the_channels_templates_from_the_integrations_api() {
+    let server = MockServer::start().await;
+    let template = |name: &str, language: &str, status: &str, body: Option<&str>| {
+        let mut components = vec![json!({"type": "HEADER", "format": "TEXT", "text": "Shop"})];
+        if let Some(body) = body {
+            components.push(json!({"type": "BODY", "text": body}));
+        }
+        components.push(json!({"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "OK"}]}));
+        json!({"id": format!("id-{name}"), "name": name, "language": language, "status": status,
+               "category": "UTILITY", "components": components, "wabaId": "waba-1", "namespace": "ns-1",
+               "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-02T00:00:00Z"})
+    };
+    Mock::given(method("GET"))
+        .and(path("/v3/platforms/whatsapp/templates"))
+        .and(header("authorization", format!("AccessKey {ACCESS}")))
+        .and(query_param("channelId", CHANNEL))
+        .and(query_param("offset", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "offset": 0, "limit": 100, "count": 3, "totalCount": 3,
+            "items": [
+                template("order_ready", "en", "APPROVED", Some("Hi {{1}}, order {{2}} is ready.")),
+                template("promo", "nl", "REJECTED", Some("Korting {{1}}% tot {{2}} ({{1}}%)")),
+                template("welcome", "en_US", "PENDING", None),
+            ],
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = MessageBirdClient::new(reqwest::Client::new(), "http://127.0.0.1:9")
+        .with_templates_base(format!("{}/", server.uri()));
+    let templates = client.list_templates(&channel_secrets()).await.unwrap().unwrap();
+    assert_eq!(
+        templates,
+        vec![
+            TemplateInfo {
+                name: "order_ready".into(),
+                language: "en".into(),
+                status: "approved".into(),
+                text: Some("Hi {{1}}, order {{2}} is ready.".into()),
+                parameters: 2,
+            },
+            TemplateInfo {
+                name: "promo".into(),
+                language: "nl".into(),
+                status: "rejected".into(),
+                text: Some("Korting {{1}}% tot {{2}} ({{1}}%)".into()),
+                parameters: 2,
+            },
+            TemplateInfo {
+                name: "welcome".into(),
+                language: "en_US".into(),
+                status: "pending".into(),
+                text: None,
+                parameters: 0,
+            },
+        ]
+    );
 }
 
 #[tokio::test]

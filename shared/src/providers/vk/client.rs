@@ -377,6 +377,25 @@ impl VkClient {
         Ok(Sent { provider_message_id: id.filter(|id| *id > 0).map(|id| id.to_string()) })
     }
 
+    /// A user's name as `users.get` gives it (`First Last`), or `None` for a deactivated user (deleted,
+    /// banned) or one without a name.
+    pub async fn user_name(&self, token: &Secret, user_id: i64) -> Result<Option<String>, ProviderError> {
+        #[derive(Deserialize)]
+        struct User {
+            #[serde(default)]
+            first_name: String,
+            #[serde(default)]
+            last_name: String,
+            deactivated: Option<String>,
+        }
+        let params = [("user_ids", user_id.to_string())];
+        let users: Vec<User> = self.call(token, "users.get", &params).await?;
+        Ok(users.into_iter().next().filter(|u| u.deactivated.is_none()).and_then(|u| {
+            let name = format!("{} {}", u.first_name.trim(), u.last_name.trim()).trim().to_owned();
+            (!name.is_empty()).then_some(name)
+        }))
+    }
+
     /// Uploads one file for a message to `peer_id`; answers its `attachment` reference. JPEG, PNG and GIF
     /// images become photos (`photo{owner_id}_{id}`), anything else a document (`doc{owner_id}_{id}`).
     async fn upload(

@@ -910,3 +910,44 @@ async fn files_only_go_with_an_empty_message_and_a_refused_upload_sends_nothing(
     let error = client.send(&secrets(42), &out).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Rejected(reason) if reason.contains("at most 10")), "{error:?}");
 }
+
+#[tokio::test]
+async fn names_a_user_with_users_get_and_no_group_chat_or_community() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/method/users.get"))
+        .and(FormHas(vec![("user_ids", "123456".into()), ("access_token", TOKEN.into()), ("v", "5.199".into())]))
+        .respond_with(answer(json!({"response": [
+            {"id": 123456, "first_name": "Иван", "last_name": "Петров", "can_access_closed": true, "is_closed": false}
+        ]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/method/users.get"))
+        .and(FormHas(vec![("user_ids", "777".into())]))
+        .respond_with(answer(json!({"response": [
+            {"id": 777, "first_name": "DELETED", "last_name": "", "deactivated": "deleted"}
+        ]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = VkClient::new(reqwest::Client::new(), server.uri());
+    assert!(client.looks_up_names());
+    assert_eq!(client.customer_name(&secrets(42), "123456").await.unwrap().as_deref(), Some("Иван Петров"));
+    assert_eq!(client.customer_name(&secrets(42), "777").await.unwrap(), None);
+    // A group chat, a community, no id at all: nothing to ask (only the two calls above were made).
+    for peer in ["2000000066", "-42", "0", "abc"] {
+        assert_eq!(client.customer_name(&secrets(42), peer).await.unwrap(), None, "{peer}");
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_name_look_up_is_the_providers_error() {
+    let server = MockServer::start().await;
+    respond(&server, "users.get", vk_error(5, "User authorization failed: invalid access_token (4).")).await;
+    let client = VkClient::new(reqwest::Client::new(), server.uri());
+    let error = client.customer_name(&secrets(42), "123456").await.unwrap_err();
+    assert!(matches!(error, ProviderError::InvalidCredentials(_)), "{error:?}");
+}
