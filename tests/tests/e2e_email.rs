@@ -229,7 +229,8 @@ async fn the_fixtures_come_out_as_normalized_messages() {
     let found = settled(&app, 2, 2).await;
 
     let uid_validity = servers.inbox(&user).await.uid_validity;
-    let by_customer = |id: &str| found.iter().find(|d| d["customer"]["external_id"] == id).cloned().expect(id);
+    let by_customer =
+        |id: &str| found.iter().find(|d| d["customer"]["external_id"] == id).cloned().expect(id);
     let fable = by_customer("dwsauder@example.com");
     assert_eq!(fable["customer"]["name"], "Doug Sauder");
     let fable_messages = messages(&app, fable["id"].as_str().unwrap()).await;
@@ -694,7 +695,8 @@ async fn e2e_email_media_attachments_are_fetched_from_the_mailbox_kept_and_serve
     );
     servers.deliver(&user, &photo).await;
     let found = settled(&app, 2, 2).await;
-    let by_customer = |id: &str| found.iter().find(|d| d["customer"]["external_id"] == id).cloned().expect(id);
+    let by_customer =
+        |id: &str| found.iter().find(|d| d["customer"]["external_id"] == id).cloned().expect(id);
 
     // The fixture's 7bit text part, byte for byte as the mail has it.
     let fable = app.settled_messages(by_customer("dwsauder@example.com")["id"].as_str().unwrap()).await;

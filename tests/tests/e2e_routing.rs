@@ -72,7 +72,9 @@ impl Bot {
         let (_, listed) = app.get("/v1/dialogs?limit=500").await;
         listed["items"]
             .as_array()
-            .and_then(|items| items.iter().find(|d| d["customer"]["external_id"] == customer.to_string().as_str()))
+            .and_then(|items| {
+                items.iter().find(|d| d["customer"]["external_id"] == customer.to_string().as_str())
+            })
             .and_then(|d| d["id"].as_str())
             .expect("the customer's dialog")
             .to_owned()

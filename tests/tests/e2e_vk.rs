@@ -311,7 +311,8 @@ async fn e2e_vk_media_a_customers_photo_and_voice_are_fetched_kept_and_served() 
     }
     let found = dialogs(&app).await;
     assert_eq!(found.len(), 2, "{found:?}");
-    let by_peer = |peer: &str| found.iter().find(|d| d["customer"]["external_id"] == peer).expect(peer)["id"].clone();
+    let by_peer =
+        |peer: &str| found.iter().find(|d| d["customer"]["external_id"] == peer).expect(peer)["id"].clone();
     let photo = app.settled_messages(by_peer("2000000279").as_str().expect("id")).await;
     assert_eq!(photo[0]["text"], "Чувак могёт ракетами кидаться");
     let attachment = &photo[0]["attachments"][0];

@@ -3,13 +3,15 @@
 
 use serde_json::Value;
 
-use crate::domain::{Dialog, DialogId, DialogStatus, EmployeeId, MAX_BUTTON_CHARS, MAX_BUTTONS, Message};
+use crate::domain::{
+    Dialog, DialogId, DialogStatus, EmployeeId, MAX_BUTTON_CHARS, MAX_BUTTONS, Message, Template,
+};
 use crate::error::{Error, Result};
 use crate::ports::events::DomainEvent;
 use crate::ports::store::{Condition, Index, Query, SkRange, Write};
 use crate::repo;
 use crate::usecases::auth::{Principal, Role};
-use crate::usecases::{Context, media, outbox, routing};
+use crate::usecases::{Context, media, outbox, routing, templates};
 
 #[derive(Debug, Default, Clone)]
 pub struct DialogFilter {
@@ -185,20 +187,32 @@ async fn close_on(
     Ok(dialog)
 }
 
-/// An employee's (or admin's) reply: written to the outbox and sent through the channel's provider.
-pub async fn reply(
-    ctx: &Context,
-    principal: &Principal,
-    dialog_id: &str,
-    text: &str,
-    buttons: Vec<String>,
-    attachments: &[String],
-) -> Result<Message> {
+/// What a reply carries: text, buttons and uploads, or an approved template (WhatsApp).
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub text: String,
+    pub buttons: Vec<String>,
+    /// Upload ids (`POST /v1/uploads`).
+    pub attachments: Vec<String>,
+    pub template: Option<Template>,
+}
+
+impl Reply {
+    /// A reply of text alone.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { text: text.into(), ..Self::default() }
+    }
+}
+
+/// An employee's (or admin's) reply: written to the outbox and sent through the channel's provider. A
+/// closed dialog reopens, assigned to the writer (an admin's reply gives it back to the employee who had
+/// it), unless the customer has opened another dialog on the channel since (409). Where the provider keeps
+/// a customer-service window (WhatsApp: 24 hours after the customer's last message), free text outside it
+/// is refused (422 `outside_customer_service_window`) before anything is written; a template goes.
+pub async fn reply(ctx: &Context, principal: &Principal, dialog_id: &str, reply: Reply) -> Result<Message> {
     let dialog = get_dialog(ctx, principal, dialog_id).await?;
     require_assignee(principal, &dialog)?;
-    if dialog.is_closed() {
-        return Err(Error::rule("dialog_closed", "dialog", "the dialog is closed / диалог закрыт"));
-    }
+    let Reply { text, buttons, attachments, template } = reply;
     if buttons.len() > MAX_BUTTONS {
         return Err(Error::rule("too_many_buttons", "buttons", format!("at most {MAX_BUTTONS} buttons")));
     }
@@ -219,25 +233,139 @@ pub async fn reply(
         })?;
     let text = text.trim();
     let module = ctx.providers.get(channel.provider)?;
-    let limit = module.max_text_chars();
-    // Files alone need no text; a text, if any, is within the provider's limit.
-    if (text.is_empty() && attachments.is_empty()) || text.chars().count() > limit {
-        return Err(Error::rule(
-            "invalid_text",
-            "text",
-            format!("1 to {limit} characters on {} / от 1 до {limit} символов", channel.provider.kind()),
-        ));
+    let now = ctx.clock.now();
+    match &template {
+        Some(template) => {
+            if !text.is_empty() || !attachments.is_empty() || !buttons.is_empty() {
+                return Err(Error::rule(
+                    "template_alone",
+                    "template",
+                    "a template goes alone: no text, buttons or attachments beside it",
+                ));
+            }
+            templates::check(ctx, &channel, module, template).await?;
+        }
+        None => {
+            let limit = module.max_text_chars();
+            // Files alone need no text; a text, if any, is within the provider's limit.
+            if (text.is_empty() && attachments.is_empty()) || text.chars().count() > limit {
+                return Err(Error::rule(
+                    "invalid_text",
+                    "text",
+                    format!(
+                        "1 to {limit} characters on {} / от 1 до {limit} символов",
+                        channel.provider.kind()
+                    ),
+                ));
+            }
+            if let Some(window) = module.service_window() {
+                let last = last_inbound_at(ctx, &dialog.id).await?;
+                if last.is_none_or(|last| now.duration_since(last) >= window) {
+                    return Err(Error::rule(
+                        "outside_customer_service_window",
+                        "template",
+                        "more than 24 hours since the customer's last message: only an approved template goes \
+                         / прошло больше 24 часов с последнего сообщения клиента: можно отправить только шаблон",
+                    ));
+                }
+            }
+        }
     }
-    let files = media::attach_uploads(ctx, principal, module, attachments).await?;
-    let message =
-        Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), ctx.clock.now())
-            .with_attachments(files);
+    let files = media::attach_uploads(ctx, principal, module, &attachments).await?;
     // The reply cancels the pending auto-replies in its own transaction: a due auto-reply racing it either
     // went out before (and the reply still goes) or finds its timer gone and sends nothing.
-    let extra = vec![repo::cancel_auto_replies_write(&dialog.id), repo::replied_write(&dialog)];
-    let mut sent = outbox::send_in_dialog(ctx, &dialog, message, extra).await?;
+    let mut extra = vec![repo::cancel_auto_replies_write(&dialog.id)];
+    let reopening = dialog.is_closed();
+    let dialog = match reopening {
+        false => {
+            extra.push(repo::replied_write(&dialog));
+            dialog
+        }
+        true => {
+            let (reopened, writes) = reopen_writes(principal, dialog, &channel, now)?;
+            extra.extend(writes);
+            reopened
+        }
+    };
+    let mut message =
+        Message::outbound(&dialog, text.to_owned(), buttons, principal.employee_id.clone(), now)
+            .with_attachments(files);
+    message.template = template;
+    let mut sent = outbox::send_in_dialog(ctx, &dialog, message, extra).await.map_err(|error| match error {
+        Error::Conflict(_) if reopening => Error::Conflict(
+            "the customer has an open dialog on this channel now: write there / у клиента уже есть открытый диалог"
+                .into(),
+        ),
+        other => other,
+    })?;
     media::link_attachments(ctx, std::slice::from_mut(&mut sent)).await?;
     Ok(sent)
+}
+
+/// A closed dialog open again for the writer: the dialog (on condition it is still closed), the customer's
+/// open-dialog pointer (on condition they have no other open dialog here: their next message joins this
+/// one) and the close timer, in the reply's transaction.
+fn reopen_writes(
+    principal: &Principal,
+    mut dialog: Dialog,
+    channel: &crate::domain::Channel,
+    now: jiff::Timestamp,
+) -> Result<(Dialog, Vec<Write>)> {
+    let assignee = principal.employee_id.clone().or(dialog.assignee_id.take());
+    dialog.status = match assignee {
+        Some(_) => DialogStatus::Assigned,
+        None => DialogStatus::Open,
+    };
+    dialog.assigned_at = assignee.as_ref().map(|_| now);
+    dialog.assignee_id = assignee;
+    dialog.closed_at = None;
+    dialog.last_activity_at = now;
+    dialog.slot = None;
+    dialog.chatbot_id = None;
+    let pointer = repo::OpenDialog {
+        dialog_id: dialog.id.clone(),
+        awaiting_reply: false,
+        last_activity_at: Some(now),
+        listed_at: Some(now),
+        chatbot: false,
+    };
+    let pointer_key = repo::open_dialog_key(&dialog.channel_id, &dialog.customer.id);
+    let writes = vec![
+        Write::Put {
+            item: repo::dialog_item(&dialog)?,
+            condition: Condition::Equals(
+                "status".into(),
+                Value::String(DialogStatus::Closed.as_str().into()),
+            ),
+        },
+        Write::Put { item: repo::to_item(&pointer, &pointer_key, &[])?, condition: Condition::NotExists },
+        repo::close_timer_write(&dialog.id, channel, now)?,
+    ];
+    Ok((dialog, writes))
+}
+
+/// When the customer last wrote in the dialog: the newest inbound message (message ids sort by time).
+async fn last_inbound_at(ctx: &Context, dialog: &DialogId) -> Result<Option<jiff::Timestamp>> {
+    let mut page = None;
+    for _ in 0..20 {
+        let query = Query::table(repo::messages_of(dialog))
+            .range(SkRange::BeginsWith(repo::MESSAGE_SK_PREFIX.into()))
+            .descending()
+            .limit(50)
+            .after(page);
+        let found = ctx.store.query(&query).await?;
+        for item in found.items {
+            let message: Message = repo::from_item(item)?;
+            if message.direction == crate::domain::Direction::In {
+                return Ok(Some(message.received_at));
+            }
+        }
+        match found.next {
+            Some(next) => page = Some(next),
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// An employee acts on a dialog once it is theirs: a queued dialog their group can see is accepted first.

@@ -18,6 +18,7 @@ pub mod people;
 pub mod platform;
 pub mod routing;
 pub mod scheduled;
+pub mod templates;
 pub mod tenants;
 pub mod timers;
 pub mod tokens;

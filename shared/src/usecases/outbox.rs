@@ -377,15 +377,19 @@ pub async fn send_in_dialog(
 ) -> Result<Message> {
     let now = ctx.clock.now();
     let mut writes = enqueue_writes(&message, now, ctx.message_retention)?;
-    // The close timer is not rewritten: it measures from this last activity when it fires.
-    let mut touch = Item::new();
-    touch.insert("last_activity_at".into(), Value::String(now.to_string()));
-    writes.push(Write::Update {
-        key: repo::dialog_key(&dialog.id),
-        set: touch,
-        remove: Vec::new(),
-        condition: Condition::Equals("status".into(), Value::String(dialog.status.as_str().into())),
-    });
+    // The close timer is not rewritten: it measures from this last activity when it fires. A caller that
+    // writes the dialog itself (reopening it) sets the activity there.
+    let dialog_key = repo::dialog_key(&dialog.id);
+    if !extra.iter().any(|write| write.key().as_ref() == Some(&dialog_key)) {
+        let mut touch = Item::new();
+        touch.insert("last_activity_at".into(), Value::String(now.to_string()));
+        writes.push(Write::Update {
+            key: dialog_key,
+            set: touch,
+            remove: Vec::new(),
+            condition: Condition::Equals("status".into(), Value::String(dialog.status.as_str().into())),
+        });
+    }
     writes.extend(extra);
     match ctx.store.transact(writes).await {
         Ok(()) => {}

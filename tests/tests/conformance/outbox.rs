@@ -184,7 +184,7 @@ async fn scene(set: &AdapterSet, provider: ScriptedProvider) -> Scene {
 
 impl Scene {
     async fn reply(&self, text: &str) -> Message {
-        dialogs::reply(&self.ctx, &self.admin, &self.dialog, text, Vec::new(), &[]).await.expect("reply")
+        dialogs::reply(&self.ctx, &self.admin, &self.dialog, dialogs::Reply::text(text)).await.expect("reply")
     }
 
     async fn stored(&self, message: &Message) -> Message {
@@ -271,7 +271,7 @@ async fn interrupted_send(set: &AdapterSet, idempotent: bool) -> (Scene, Message
     let ctx = s.ctx.clone();
     let (admin, dialog) = (s.admin.clone(), s.dialog.clone());
     let replying = tokio::spawn(async move {
-        dialogs::reply(&ctx, &admin, &dialog, "cut short", Vec::new(), &[]).await.expect("reply")
+        dialogs::reply(&ctx, &admin, &dialog, dialogs::Reply::text("cut short")).await.expect("reply")
     });
     tokio::time::timeout(Duration::from_secs(30), s.provider.called.notified())
         .await

@@ -165,7 +165,7 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
     });
     let answers = super::all_at_once(replies.len(), |i| {
         let (ctx, admin, id) = (ctx.clone(), admin.clone(), replies[i].clone());
-        async move { dialogs::reply(&ctx, &admin, &id, "a human", Vec::new(), &[]).await.expect("reply") }
+        async move { dialogs::reply(&ctx, &admin, &id, dialogs::Reply::text("a human")).await.expect("reply") }
     })
     .await;
     assert_eq!(answers.len(), 10);

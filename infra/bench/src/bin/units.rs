@@ -125,7 +125,7 @@ async fn measure(store_name: &str, ports: Ports) -> Result<Value, String> {
     }
     steps.push(meter.step("repeated delivery", 1));
     world.clock.advance(SignedDuration::from_secs(30));
-    dialogs::reply(&ctx, &world.admin, dialog.as_str(), "We are on it", Vec::new(), &[])
+    dialogs::reply(&ctx, &world.admin, dialog.as_str(), dialogs::Reply::text("We are on it"))
         .await
         .map_err(|e| e.to_string())?;
     steps.push(meter.step("employee's reply (outbox, send, status)", 1));

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/channels", get(list_channels).post(create_channel))
         .route("/v1/channels/{id}", get(get_channel).put(update_channel))
         .route("/v1/channels/{id}/disconnect", post(disconnect_channel))
+        .route("/v1/channels/{id}/templates", get(list_templates))
         .route("/v1/channels/vk/authorize", get(vk_authorize))
         .route("/v1/channels/vk/communities", post(vk_communities))
         .route("/v1/channels/vk/community-token", post(vk_community_token))
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
 #[openapi(paths(
     list_channels,
     create_channel,
+    list_templates,
     get_channel,
     update_channel,
     disconnect_channel,
@@ -478,4 +480,49 @@ async fn avito_connect_channel(
         avito_connect::connect(&ctx, &principal, &body.code, &body.state, &body.redirect_uri, body.name)
             .await?;
     Ok((StatusCode::CREATED, Json(ChannelCreated::from(created))).into_response())
+}
+
+/// An approved (or pending, or rejected) WhatsApp template of the channel.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TemplateInfo {
+    name: String,
+    language: String,
+    /// As the provider says it, lower case: `approved`, `pending`, `rejected`...
+    status: String,
+    /// The body with its placeholders ({{1}}...).
+    #[schema(required = true)]
+    text: Option<String>,
+    /// How many values `template.parameters` must carry.
+    parameters: usize,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/channels/{id}/templates",
+    tag = "channels",
+    summary = "List a WhatsApp channel's templates, as its provider's API lists them",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The channel's templates", body = Vec<TemplateInfo>),
+        doc::Unauthorized, doc::NotFound, doc::Unprocessable, doc::BadGateway, doc::Unavailable
+    )
+)]
+async fn list_templates(
+    State(ctx): State<AppState>,
+    Path(IdPath { id }): Path<IdPath>,
+    principal: Principal,
+) -> Result<Json<Vec<TemplateInfo>>, ApiError> {
+    let listed = omnichat::usecases::templates::list(&ctx, &principal, &id).await?;
+    Ok(Json(
+        listed
+            .into_iter()
+            .map(|t| TemplateInfo {
+                name: t.name,
+                language: t.language,
+                status: t.status,
+                text: t.text,
+                parameters: t.parameters,
+            })
+            .collect(),
+    ))
 }

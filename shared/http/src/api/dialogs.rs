@@ -12,7 +12,7 @@ use super::{IdPath, PageParams, Principal, json_body};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::responses as doc;
-use omnichat::domain::{DialogStatus, EmployeeId};
+use omnichat::domain::{DialogStatus, EmployeeId, Template};
 use omnichat::usecases::dialogs::{self, DialogFilter};
 
 pub fn router() -> Router<AppState> {
@@ -159,6 +159,24 @@ pub struct ReplyBody {
     #[serde(default)]
     #[schema(max_items = 10)]
     attachments: Vec<String>,
+    /// WhatsApp: an approved template instead of text (the only message that goes more than 24 hours
+    /// after the customer's last one). It goes alone: no text, buttons or attachments beside it.
+    template: Option<TemplateBody>,
+}
+
+/// An approved WhatsApp template and its placeholders' values (`GET /v1/channels/{id}/templates`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    #[schema(min_length = 1, max_length = 512)]
+    name: String,
+    /// As approved: `en`, `en_US`, `ru`...
+    #[schema(min_length = 1, max_length = 15)]
+    language: String,
+    /// The values of {{1}}, {{2}}..., in order: exactly as many as the template takes.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    parameters: Vec<String>,
 }
 
 /// A button's label: 1 to 64 characters, not blank (the use case checks; serde takes any string).
@@ -200,6 +218,16 @@ async fn reply(
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let body: ReplyBody = json_body(&body)?;
     let buttons = body.buttons.into_iter().map(|ButtonLabel(label)| label).collect();
-    let message = dialogs::reply(&ctx, &principal, &id, &body.text, buttons, &body.attachments).await?;
+    let reply = dialogs::Reply {
+        text: body.text,
+        buttons,
+        attachments: body.attachments,
+        template: body.template.map(|t| Template {
+            name: t.name,
+            language: t.language,
+            parameters: t.parameters,
+        }),
+    };
+    let message = dialogs::reply(&ctx, &principal, &id, reply).await?;
     Ok((StatusCode::CREATED, Json(message.into())))
 }

@@ -40,7 +40,7 @@ async fn messages_leave_the_close_timer_alone_and_it_re_arms_at_the_last_activit
 
     // At 30 min an employee answers; at 40 min the customer writes again: the timer is not rewritten.
     s.advance(30 * 60);
-    dialogs::reply(&s.ctx, &s.admin, dialog.as_str(), "hello", Vec::new(), &[]).await.expect("reply");
+    dialogs::reply(&s.ctx, &s.admin, dialog.as_str(), dialogs::Reply::text("hello")).await.expect("reply");
     s.advance(10 * 60);
     assert_eq!(s.customer_writes(&s.channel, "ann").await, dialog);
     assert_eq!(close_due(&s, &dialog).await, Some(at(HOUR)), "no message moved it");
