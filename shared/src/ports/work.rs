@@ -25,6 +25,9 @@ pub enum Work {
     /// Fetch the pending attachments of one inbound message from its provider into our storage
     /// (`usecases::media::fetch_message`).
     FetchMedia { tenant_id: TenantId, dialog_id: DialogId, message_id: MessageId },
+    /// Ask the provider for the name of a new customer the webhook did not name (VK, Avito), and give it to
+    /// their profile and the dialog they opened (`usecases::customers::name_from_provider`).
+    NameCustomer { tenant_id: TenantId, dialog_id: DialogId },
 }
 
 /// The queued shape: `{"version": 1, "type": "poll_mailbox", "tenant_id": ..., "channel_id": ...,
@@ -41,6 +44,7 @@ struct Body {
 enum WireWork {
     PollMailbox { tenant_id: String, channel_id: String, dispatched_at: Timestamp },
     FetchMedia { tenant_id: String, dialog_id: String, message_id: String },
+    NameCustomer { tenant_id: String, dialog_id: String },
 }
 
 impl Work {
@@ -57,6 +61,9 @@ impl Work {
                 dialog_id: dialog_id.to_string(),
                 message_id: message_id.to_string(),
             },
+            Work::NameCustomer { tenant_id, dialog_id } => {
+                WireWork::NameCustomer { tenant_id: tenant_id.to_string(), dialog_id: dialog_id.to_string() }
+            }
         };
         // Strings and a timestamp: nothing here can fail to serialize.
         serde_json::to_string(&Body { version: WORK_VERSION, work }).unwrap_or_default()
@@ -85,6 +92,12 @@ impl Work {
                 message_id: MessageId::parse(&message_id)
                     .ok_or_else(|| malformed(format!("message_id {message_id:?} is not a UUID")))?,
             }),
+            WireWork::NameCustomer { tenant_id, dialog_id } => Ok(Work::NameCustomer {
+                tenant_id: TenantId::parse(&tenant_id)
+                    .ok_or_else(|| malformed(format!("tenant_id {tenant_id:?} is not a UUID")))?,
+                dialog_id: DialogId::parse(&dialog_id)
+                    .ok_or_else(|| malformed(format!("dialog_id {dialog_id:?} is not a UUID")))?,
+            }),
         }
     }
 
@@ -94,6 +107,7 @@ impl Work {
         match self {
             Work::PollMailbox { channel_id, .. } => format!("poll_mailbox/{channel_id}"),
             Work::FetchMedia { message_id, .. } => format!("fetch_media/{message_id}"),
+            Work::NameCustomer { dialog_id, .. } => format!("name_customer/{dialog_id}"),
         }
     }
 }

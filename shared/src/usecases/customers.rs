@@ -423,3 +423,72 @@ async fn erase_dialog(ctx: &Context, principal: &Principal, id: &DialogId) -> Re
     ctx.store.transact(writes).await?;
     Ok(())
 }
+
+/// After the acknowledgement of a new customer's first message: where the webhook named nobody and the
+/// provider's API can (VK `users.get`, Avito's chat), asks for the name once and gives it to the profile
+/// and the dialog. The name is then the profile's: later dialogs take it from there, no more look-ups.
+pub(crate) async fn request_name(ctx: &Context, dialog: &Dialog) {
+    let work = crate::ports::work::Work::NameCustomer {
+        tenant_id: dialog.tenant_id.clone(),
+        dialog_id: dialog.id.clone(),
+    };
+    if let Err(error) = ctx.media_queue.enqueue(&[work]).await {
+        tracing::warn!(%error, dialog = %dialog.id, "customer name look-up not queued; the customer stays unnamed");
+    }
+}
+
+/// Runs one queued name look-up (`Work::NameCustomer`). A provider's refusal leaves the customer unnamed;
+/// only the store's trouble is an error (the queue hands the item out again).
+pub async fn name_from_provider(
+    ctx: &Context,
+    tenant: &crate::domain::TenantId,
+    dialog_id: &DialogId,
+) -> Result<()> {
+    let Some(dialog) = dialogs::load(ctx, dialog_id).await?.filter(|d| &d.tenant_id == tenant) else {
+        return Ok(());
+    };
+    let (Some(customer_id), None) = (dialog.customer_id.clone(), dialog.customer.name.as_ref()) else {
+        return Ok(());
+    };
+    let principal = Principal::admin_of(tenant.clone());
+    let Some(profile) = load(ctx, &principal, &customer_id).await? else { return Ok(()) };
+    let Some(channel) = repo::load_channel(ctx.store.as_ref(), &dialog.channel_id).await? else {
+        return Ok(());
+    };
+    let module = ctx.providers.get(channel.provider)?;
+    let name = match profile.name.clone() {
+        Some(name) => name,
+        None if module.looks_up_names() => {
+            let Some(secrets) = ctx.channel_secrets(tenant, &channel.id).await? else { return Ok(()) };
+            match module.customer_name(&secrets, &dialog.customer.id).await {
+                Ok(Some(name)) if !name.trim().is_empty() => name.trim().to_owned(),
+                Ok(_) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(%error, dialog = %dialog.id, "the provider named no customer");
+                    return Ok(());
+                }
+            }
+        }
+        None => return Ok(()),
+    };
+    let mut writes = Vec::new();
+    if profile.name.is_none() {
+        let mut named = profile.clone();
+        named.name = Some(name.clone());
+        writes.push(repo::customer_put(&named, Some(profile.revision))?);
+    }
+    let mut set = Item::new();
+    let shown = Customer { id: dialog.customer.id.clone(), name: Some(name) };
+    set.insert("customer".into(), repo::to_value(&shown)?);
+    writes.push(Write::Update {
+        key: repo::dialog_key(&dialog.id),
+        set,
+        remove: Vec::new(),
+        condition: Condition::Exists,
+    });
+    match ctx.store.transact(writes).await {
+        // The profile changed meanwhile (a merge, another look-up): the next dialog asks again.
+        Ok(()) | Err(crate::ports::StoreError::Conflict { .. }) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}

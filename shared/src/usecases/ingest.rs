@@ -87,6 +87,7 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
             return Ok(IngestOutcome::ChannelChanged);
         }
         let existing = pointer.map(repo::from_item::<repo::OpenDialog>).transpose()?;
+        let mut unnamed = None;
         let chatbot = existing.as_ref().is_some_and(|open| open.chatbot);
         let (dialog_id, mut writes, opened) = match existing {
             Some(open) => (open.dialog_id.clone(), continue_writes(&pointer_key, open, channel, now)?, false),
@@ -100,6 +101,10 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                 let (customer, customer_writes) =
                     customers::for_new_dialog(channel, &inbound.customer, identity, now)?;
                 dialog.customer_id = Some(customer);
+                // A dialog opened unnamed gets its name after the acknowledgement, where the provider tells.
+                if dialog.customer.name.is_none() && module.is_some_and(|module| module.looks_up_names()) {
+                    unnamed = Some(dialog.clone());
+                }
                 let start_auto_replies = repo::auto_reply_start_write(&dialog.id, channel, now)?;
                 let pointer = repo::OpenDialog {
                     dialog_id: dialog.id.clone(),
@@ -151,6 +156,9 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
             Ok(()) => {
                 if message.has_pending_media() {
                     media::request_fetch(ctx, &message).await;
+                }
+                if let Some(dialog) = &unnamed {
+                    customers::request_name(ctx, dialog).await;
                 }
                 publish_received(ctx, channel, &dialog_id, &message.id, opened, chatbot).await;
                 return Ok(IngestOutcome::Stored {

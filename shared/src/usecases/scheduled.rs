@@ -10,7 +10,7 @@ use crate::deadline;
 use crate::error::Result;
 use crate::logging::job_span;
 use crate::ports::work::Work;
-use crate::usecases::{Context, due, email_poll, media, outbox, routing, timers};
+use crate::usecases::{Context, customers, due, email_poll, media, outbox, routing, timers};
 
 /// Retries the outgoing messages that are due, as far as the run goes (`due::Run`).
 pub async fn retry_outbox(ctx: &Context, run: due::Run) -> Result<usize> {
@@ -152,6 +152,11 @@ pub async fn run_work(ctx: &Context, work: &Work, until: Option<Instant>) -> Res
                 .instrument(job_span("media-fetch"))
                 .await
                 .map(|_| ())
+        }
+        Work::NameCustomer { tenant_id, dialog_id } => {
+            customers::name_from_provider(ctx, tenant_id, dialog_id)
+                .instrument(job_span("customer-name"))
+                .await
         }
     }
 }
