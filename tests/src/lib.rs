@@ -236,6 +236,11 @@ impl TestApp {
         read(response).await
     }
 
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = self.http.delete(self.url(path)).bearer_auth(ADMIN_KEY).send().await.expect("DELETE");
+        read(response).await
+    }
+
     /// A request with the given key (and a JSON body, if any).
     pub async fn with_key(
         &self,

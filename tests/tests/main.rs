@@ -4,6 +4,7 @@ mod conformance;
 mod e2e_avito;
 mod e2e_avito_oauth;
 mod e2e_channels;
+mod e2e_customers;
 mod e2e_email;
 mod e2e_media;
 mod e2e_people;
