@@ -430,7 +430,7 @@ async fn off_hours_the_chatbot_answers_with_buttons_no_auto_reply_goes_out_and_i
         (Some("message"), Some(id.as_str()))
     );
     assert_eq!(calls[0]["message"]["text"], "Are you open?");
-    assert_eq!(calls[0]["customer"]["external_id"], "5004");
+    assert_eq!(calls[0]["customer"]["id"], "5004");
     // The auto-reply's delay (1 s) passes over several ticks: with the chatbot on, nothing else goes out.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(sent(&app).await.len(), 1, "{:?}", sent(&app).await);
@@ -759,13 +759,14 @@ async fn every_refused_reply_names_its_rule_and_stores_and_sends_nothing_and_the
         "a reply on a disconnected channel changed something"
     );
 
-    // Its owner closes it; a reply to a closed dialog is refused and changes nothing.
+    // Its owner closes it; a reply to the closed dialog (which would reopen it) is refused on the
+    // disconnected channel and changes nothing.
     let (got, closed) = as_employee(&app, &boris_key, "POST", &close, None).await;
     assert_eq!((got, &closed["status"]), (200, &json!("closed")), "{closed}");
     let before = reply_state(&app, &dialog).await;
     assert_eq!(before.0["status"], "closed");
     let (got, answer) =
         as_employee(&app, &boris_key, "POST", &reply, Some(json!({"text": "One more thing"}))).await;
-    assert_eq!((got, &answer["error"]["code"]), (422, &json!("dialog_closed")), "{answer}");
+    assert_eq!((got, &answer["error"]["code"]), (422, &json!("channel_inactive")), "{answer}");
     assert_eq!(reply_state(&app, &dialog).await, before, "a reply to a closed dialog changed something");
 }

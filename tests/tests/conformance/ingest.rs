@@ -374,7 +374,9 @@ pub async fn a_message_costs_the_write_units_the_scaling_page_states(set: Adapte
     let first = ingest::ingest(&ctx, &channel, &inbound("u0", "c", "hello")).await.expect("ingest");
     assert!(matches!(first, IngestOutcome::Stored { opened_dialog: true, .. }), "{first:?}");
     let opened = meter.take();
-    assert!(opened.writes() <= 16.0, "a new dialog: {opened:?}");
+    // 16 for the dialog and its keys, plus the new person's profile (+ its gsi1 entry), identity record and
+    // the dialog's entry in their list (docs/SCALING.md §2).
+    assert!(opened.writes() <= 23.0, "a new dialog of a new customer: {opened:?}");
 
     for n in 1..=5 {
         clock.advance(jiff::SignedDuration::from_secs(5));
@@ -385,7 +387,7 @@ pub async fn a_message_costs_the_write_units_the_scaling_page_states(set: Adapte
         let units = meter.take();
         assert_eq!(units.index_writes, 0.0, "a steady-state message rewrites no index entry: {units:?}");
         assert!(units.table_writes <= 6.0, "a steady-state message: {units:?}");
-        assert!(units.reads <= 3.0, "one batch of three small reads: {units:?}");
+        assert!(units.reads <= 4.0, "one batch of four small reads: {units:?}");
     }
 
     clock.advance(repo::LIST_REFRESH);
