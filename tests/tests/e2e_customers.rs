@@ -247,8 +247,16 @@ async fn a_customer_is_exported_then_erased_and_comes_back_as_a_new_one() {
 
 const IB_KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3c9a";
 
-#[tokio::test]
-async fn infobip_outside_the_window_refuses_free_text_and_sends_an_approved_template() {
+struct Infobip {
+    app: TestApp,
+    clock: Arc<ManualClock>,
+    server: MockServer,
+    channel_id: String,
+    webhook: String,
+}
+
+/// An Infobip WhatsApp channel against a fake that lists two templates (one approved) and takes sends.
+async fn infobip_scene() -> Infobip {
     let infobip = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/whatsapp/2/senders"))
@@ -293,6 +301,12 @@ async fn infobip_outside_the_window_refuses_free_text_and_sends_an_approved_temp
     assert_eq!(status, 201, "{channel}");
     let channel_id = channel["id"].as_str().expect("id").to_owned();
     let webhook = channel["webhook_url"].as_str().expect("url").replace("https://omnichat.example.test", "");
+    Infobip { app, clock, server: infobip, channel_id, webhook }
+}
+
+#[tokio::test]
+async fn infobip_outside_the_window_refuses_free_text_and_sends_an_approved_template() {
+    let Infobip { app, clock, server: infobip, channel_id, webhook } = infobip_scene().await;
     assert_eq!(app.deliver(&webhook, &[], fixture("infobip_text.json")).await, 200);
     let (_, dialogs) = app.get("/v1/dialogs").await;
     let dialog_id = dialogs["items"][0]["id"].as_str().expect("dialog").to_owned();
@@ -343,4 +357,69 @@ async fn infobip_outside_the_window_refuses_free_text_and_sends_an_approved_temp
 async fn texts_sent(infobip: &MockServer) -> usize {
     let requests = infobip.received_requests().await.unwrap_or_default();
     requests.iter().filter(|r| r.url.path() == "/whatsapp/1/message/text").count()
+}
+
+#[tokio::test]
+async fn writing_first_on_whatsapp_takes_a_template_and_the_answer_joins_the_dialog() {
+    let s = infobip_scene().await;
+    let start = |body: Value| {
+        let app = &s.app;
+        async move { app.post("/v1/dialogs", &body).await }
+    };
+    let to = json!({"phone": "+385 91 999 8888"});
+    let (status, error) = start(json!({"channel_id": s.channel_id, "to": to, "text": "Hello"})).await;
+    assert_eq!(
+        (status, &error["error"]["code"]),
+        (422, &json!("outside_customer_service_window")),
+        "{error}"
+    );
+    let (status, error) = start(json!({"channel_id": s.channel_id, "to": {"address": "a@example.org"},
+        "template": {"name": "order_ready", "language": "en", "parameters": ["a", "b"]}}))
+    .await;
+    assert_eq!((status, &error["error"]["field"]), (422, &json!("to")), "{error}");
+    let (status, error) = start(json!({"channel_id": s.channel_id, "to": {"phone": "12"},
+        "template": {"name": "order_ready", "language": "en", "parameters": ["a", "b"]}}))
+    .await;
+    assert_eq!((status, &error["error"]["field"]), (422, &json!("to.phone")), "{error}");
+    assert_eq!(s.app.get("/v1/dialogs").await.1["items"], json!([]), "nothing was written");
+
+    let template = json!({"name": "order_ready", "language": "en", "parameters": ["Frank", "A-17"]});
+    let (status, started) = start(json!({"channel_id": s.channel_id, "to": to, "template": template})).await;
+    assert_eq!(status, 201, "{started}");
+    let dialog_id = started["dialog"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(started["dialog"]["customer"]["external_id"], "385919998888");
+    assert_eq!(started["message"]["provider_message_id"], "ib-tpl-1", "{started}");
+    // A second start to the same number while the dialog is open: write there.
+    let (status, _) = start(json!({"channel_id": s.channel_id, "to": to, "template": template})).await;
+    assert_eq!(status, 409);
+
+    // The customer answers (the fixture's sender is that number): the answer joins the dialog, and free
+    // text may follow within the window.
+    s.clock.advance(SignedDuration::from_mins(5));
+    assert_eq!(s.app.deliver(&s.webhook, &[], fixture("infobip_text.json")).await, 200);
+    let (_, dialogs) = s.app.get("/v1/dialogs").await;
+    assert_eq!(dialogs["items"].as_array().map(Vec::len), Some(1), "{dialogs}");
+    let (status, sent) =
+        s.app.post(&format!("/v1/dialogs/{dialog_id}/messages"), &json!({"text": "Great, see you"})).await;
+    assert_eq!(status, 201, "{sent}");
+    let (_, messages) = s.app.get(&format!("/v1/dialogs/{dialog_id}/messages")).await;
+    let directions: Vec<&str> =
+        messages["items"].as_array().expect("items").iter().filter_map(|m| m["direction"].as_str()).collect();
+    assert_eq!(directions, ["out", "in", "out"]);
+    assert_eq!(texts_sent(&s.server).await, 1);
+}
+
+#[tokio::test]
+async fn telegram_lets_no_business_write_first() {
+    let s = telegram_scene().await;
+    let (_, channels) = s.app.get("/v1/channels").await;
+    let channel_id = channels["items"][0]["id"].clone();
+    let (status, error) = s
+        .app
+        .post(
+            "/v1/dialogs",
+            &json!({"channel_id": channel_id, "to": {"phone": "+79165551234"}, "text": "Hi"}),
+        )
+        .await;
+    assert_eq!((status, &error["error"]["code"]), (422, &json!("cannot_write_first")), "{error}");
 }

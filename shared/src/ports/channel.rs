@@ -158,6 +158,13 @@ pub trait ChannelProvider: Send + Sync {
         Ok(None)
     }
 
+    /// The customer id (`Customer::id`: where messages go) of someone the business writes to first, who
+    /// never wrote: a WhatsApp number or an e-mail address. `None` where the provider lets a business write
+    /// only to customers who wrote (Telegram, VK, Viber, Avito), or the recipient is not of its kind.
+    fn first_contact(&self, _to: &Recipient) -> Option<String> {
+        None
+    }
+
     /// Whether `customer_name` asks the provider (VK `users.get`, Avito's chat): the webhook named no one.
     fn looks_up_names(&self) -> bool {
         false
@@ -172,6 +179,15 @@ pub trait ChannelProvider: Send + Sync {
     ) -> Result<Option<String>, ProviderError> {
         Ok(None)
     }
+}
+
+/// Someone the business writes to first (`POST /v1/dialogs`), as checked and normalized by the use case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// A phone number's digits, country code first, no `+`.
+    Phone(String),
+    /// An e-mail address, lower case.
+    Address(String),
 }
 
 /// A template as the provider lists it (`GET /v1/channels/{id}/templates`).

@@ -21,7 +21,7 @@ use crate::domain::{
     Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus, Template,
 };
 use crate::error::{Error, Result as AppResult};
-use crate::ports::channel::TemplateInfo;
+use crate::ports::channel::{Recipient, TemplateInfo};
 use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 
@@ -733,6 +733,14 @@ impl ChannelProvider for EdnaClient {
 
     fn service_window(&self) -> Option<jiff::SignedDuration> {
         Some(jiff::SignedDuration::from_hours(24))
+    }
+
+    /// WhatsApp numbers are written to first only by template (the use case checks).
+    fn first_contact(&self, to: &Recipient) -> Option<String> {
+        match to {
+            Recipient::Phone(digits) => Some(digits.clone()),
+            Recipient::Address(_) => None,
+        }
     }
 
     fn sends_templates(&self) -> bool {

@@ -25,6 +25,7 @@ use super::{
 use crate::domain::{Account, Attachment, AttachmentKind, ChannelId, Provider};
 use crate::error::{Error, Result as AppResult};
 use crate::net::{GuardedClient, OutboundPolicy};
+use crate::ports::channel::Recipient;
 use crate::ports::mailbox::{FetchedMail, Inbox as InboxPort, Mailboxes};
 use crate::ports::media::MediaSink;
 use crate::secret::Secret;
@@ -698,6 +699,14 @@ fn refused(server: &str, error: ProviderError) -> Error {
 
 #[async_trait]
 impl ChannelProvider for EmailProvider {
+    /// A mailbox writes to any address first.
+    fn first_contact(&self, to: &Recipient) -> Option<String> {
+        match to {
+            Recipient::Address(address) => Some(address.clone()),
+            Recipient::Phone(_) => None,
+        }
+    }
+
     /// A mail body has no practical limit; this bound keeps one reply reasonable.
     fn max_text_chars(&self) -> usize {
         crate::domain::MAX_ANY_REPLY_CHARS

@@ -23,7 +23,7 @@ use crate::domain::{
     Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus, Template,
 };
 use crate::error::{Error, Result as AppResult};
-use crate::ports::channel::TemplateInfo;
+use crate::ports::channel::{Recipient, TemplateInfo};
 use std::sync::OnceLock;
 
 use crate::net::{GuardedClient, OutboundPolicy};
@@ -777,6 +777,14 @@ impl ChannelProvider for InfobipClient {
 
     fn service_window(&self) -> Option<jiff::SignedDuration> {
         Some(jiff::SignedDuration::from_hours(24))
+    }
+
+    /// WhatsApp numbers are written to first only by template (the use case checks).
+    fn first_contact(&self, to: &Recipient) -> Option<String> {
+        match to {
+            Recipient::Phone(digits) => Some(digits.clone()),
+            Recipient::Address(_) => None,
+        }
     }
 
     fn sends_templates(&self) -> bool {

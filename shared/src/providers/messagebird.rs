@@ -16,7 +16,7 @@ use super::{
 };
 use crate::domain::{Account, Attachment, AttachmentKind};
 use crate::error::{Error, Result as AppResult};
-use crate::ports::channel::TemplateInfo;
+use crate::ports::channel::{Recipient, TemplateInfo};
 use crate::ports::media::MediaSink;
 use crate::secret::Secret;
 use signature::verify_request;
@@ -197,6 +197,14 @@ impl ChannelProvider for MessageBirdClient {
 
     fn service_window(&self) -> Option<jiff::SignedDuration> {
         Some(jiff::SignedDuration::from_hours(24))
+    }
+
+    /// WhatsApp numbers are written to first only by template (the use case checks).
+    fn first_contact(&self, to: &Recipient) -> Option<String> {
+        match to {
+            Recipient::Phone(digits) => Some(format!("+{digits}")),
+            Recipient::Address(_) => None,
+        }
     }
 
     fn sends_templates(&self) -> bool {

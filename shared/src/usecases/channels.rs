@@ -247,6 +247,12 @@ async fn save_new_channel(ctx: &Context, channel: &Channel) -> Result<Option<Cha
 /// A channel by id, as seen by one tenant: another tenant's channel is "not found".
 pub async fn get_channel(ctx: &Context, principal: &Principal, id: &str) -> Result<Channel> {
     principal.require_admin()?;
+    channel_to_write_on(ctx, principal, id).await
+}
+
+/// A channel an employee of the tenant writes on (its templates, a conversation they start): any key of
+/// the tenant; another tenant's channel is "not found".
+pub async fn channel_to_write_on(ctx: &Context, principal: &Principal, id: &str) -> Result<Channel> {
     let channel = ChannelId::parse(id).ok_or(Error::NotFound { what: "channel" })?;
     let found = repo::load_channel(ctx.store.as_ref(), &channel)
         .await?

@@ -6,6 +6,7 @@ pub mod avito_connect;
 pub mod channels;
 pub mod chatbot;
 pub mod context;
+pub mod conversations;
 pub mod customers;
 pub mod dialogs;
 pub mod due;

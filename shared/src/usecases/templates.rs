@@ -20,7 +20,7 @@ async fn secrets(ctx: &Context, channel: &Channel) -> Result<ChannelSecrets> {
 /// The channel's templates as its provider lists them. A channel whose provider sends no templates, or
 /// whose API offers no list (edna), is a 422 saying so.
 pub async fn list(ctx: &Context, principal: &Principal, channel_id: &str) -> Result<Vec<TemplateInfo>> {
-    let channel = channels::get_channel(ctx, principal, channel_id).await?;
+    let channel = channels::channel_to_write_on(ctx, principal, channel_id).await?;
     let module = ctx.providers.get(channel.provider)?;
     if !module.sends_templates() {
         return Err(Error::rule("templates_unsupported", "channel", "only WhatsApp channels send templates"));

@@ -13,11 +13,12 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::responses as doc;
 use omnichat::domain::{DialogStatus, EmployeeId, Template};
+use omnichat::usecases::conversations;
 use omnichat::usecases::dialogs::{self, DialogFilter};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/dialogs", get(list_dialogs))
+        .route("/v1/dialogs", get(list_dialogs).post(start_conversation))
         .route("/v1/dialogs/{id}", get(get_dialog))
         .route("/v1/dialogs/{id}/messages", get(list_messages).post(reply))
         .route("/v1/dialogs/{id}/close", post(close_dialog))
@@ -25,7 +26,7 @@ pub fn router() -> Router<AppState> {
 
 /// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list_dialogs, get_dialog, list_messages, reply, close_dialog))]
+#[openapi(paths(list_dialogs, start_conversation, get_dialog, list_messages, reply, close_dialog))]
 pub(crate) struct Docs;
 
 /// `?status` and `?assignee` of the dialog list, read by hand so that a wrong one names its parameter.
@@ -164,6 +165,12 @@ pub struct ReplyBody {
     template: Option<TemplateBody>,
 }
 
+impl TemplateBody {
+    fn into_domain(self) -> Template {
+        Template { name: self.name, language: self.language, parameters: self.parameters }
+    }
+}
+
 /// An approved WhatsApp template and its placeholders' values (`GET /v1/channels/{id}/templates`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -230,4 +237,64 @@ async fn reply(
     };
     let message = dialogs::reply(&ctx, &principal, &id, reply).await?;
     Ok((StatusCode::CREATED, Json(message.into())))
+}
+
+/// Someone who never wrote: a WhatsApp number or an e-mail address.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    /// With its country code: `+7 916 555-12-34`.
+    #[schema(max_length = 32)]
+    phone: Option<String>,
+    #[schema(max_length = 254)]
+    address: Option<String>,
+}
+
+/// A conversation the business starts: WhatsApp by approved template, e-mail with text.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    #[schema(format = "uuid")]
+    channel_id: String,
+    to: Recipient,
+    #[serde(default)]
+    #[schema(max_length = 100_000)]
+    text: String,
+    template: Option<TemplateBody>,
+}
+
+/// The dialog started and its first message.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Conversation {
+    dialog: Dialog,
+    message: Message,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/dialogs",
+    tag = "dialogs",
+    summary = "Write first to someone who never wrote (WhatsApp by template, e-mail)",
+    request_body = NewConversation,
+    responses(
+        (status = 201, description = "The dialog and its first message", body = Conversation),
+        doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Conflict, doc::Unprocessable, doc::BadGateway,
+        doc::Unavailable
+    )
+)]
+async fn start_conversation(
+    State(ctx): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Conversation>), ApiError> {
+    let body: NewConversation = json_body(&body)?;
+    let new = conversations::NewConversation {
+        channel_id: body.channel_id,
+        phone: body.to.phone,
+        address: body.to.address,
+        text: body.text,
+        template: body.template.map(TemplateBody::into_domain),
+    };
+    let (dialog, message) = conversations::start(&ctx, &principal, new).await?;
+    Ok((StatusCode::CREATED, Json(Conversation { dialog: dialog.into(), message: message.into() })))
 }
