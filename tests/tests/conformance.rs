@@ -1059,6 +1059,7 @@ async fn adapters_agree_on_one_script() {
 // =========================================================================================================
 // Use cases over every adapter set: ingest (invariants 1 and 2) and timers (invariants 4 and 5).
 
+mod customers;
 mod ingest;
 mod media;
 mod media_flow;
@@ -1087,6 +1088,17 @@ conformance!(
         a_stale_channel_stores_nothing_and_a_repeat_costs_one_read,
         messages_carry_expires_at_only_with_a_retention,
         a_message_costs_the_write_units_the_scaling_page_states,
+    ]
+);
+
+conformance!(
+    customers,
+    customers_embedded => embedded_set(),
+    customers_aws => |config| aws_set(&config).await,
+    [
+        a_customers_dialogs_are_read_from_their_own_partition,
+        a_merge_moves_identities_and_later_dialogs_follow_it,
+        an_erase_stopped_at_any_store_call_is_finished_by_the_next,
     ]
 );
 

@@ -22,7 +22,7 @@ use omnichat::usecases::outbox;
 
 use super::AdapterSet;
 
-fn context(store: Arc<dyn Store>, set: &AdapterSet) -> Context {
+pub(crate) fn context(store: Arc<dyn Store>, set: &AdapterSet) -> Context {
     Context::new(
         store,
         set.2.clone(),
@@ -55,7 +55,7 @@ pub(crate) async fn channel(store: &dyn Store) -> Channel {
     channel
 }
 
-fn inbound(dedup_key: &str, customer: &str, text: &str) -> InboundMessage {
+pub(crate) fn inbound(dedup_key: &str, customer: &str, text: &str) -> InboundMessage {
     InboundMessage {
         dedup_key: dedup_key.into(),
         kind: InboundKind::Message,
@@ -161,7 +161,7 @@ pub async fn messages_carry_expires_at_only_with_a_retention(set: AdapterSet) {
 /// Fails chosen calls to the store (by position, counted from 1), either before they reach the store or
 /// after they were applied (the answer is lost), the way a crash or a time-out does. It records every call
 /// it saw and every fault it injected, so that a test can prove each fault fired.
-struct FailingStore {
+pub(crate) struct FailingStore {
     inner: Arc<dyn Store>,
     faults: Vec<usize>,
     applied: bool,
@@ -170,7 +170,7 @@ struct FailingStore {
 }
 
 impl FailingStore {
-    fn new(inner: Arc<dyn Store>, faults: Vec<usize>, applied: bool) -> Self {
+    pub(crate) fn new(inner: Arc<dyn Store>, faults: Vec<usize>, applied: bool) -> Self {
         Self { inner, faults, applied, calls: Mutex::new(Vec::new()), fired: Mutex::new(Vec::new()) }
     }
 
@@ -200,11 +200,11 @@ impl FailingStore {
         }
     }
 
-    fn calls(&self) -> Vec<&'static str> {
+    pub(crate) fn calls(&self) -> Vec<&'static str> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn fired(&self) -> Vec<usize> {
+    pub(crate) fn fired(&self) -> Vec<usize> {
         self.fired.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
