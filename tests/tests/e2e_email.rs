@@ -347,6 +347,48 @@ async fn a_customer_mail_becomes_a_dialog_the_reply_threads_and_the_answer_joins
 }
 
 #[tokio::test]
+async fn writing_first_to_an_address_sends_mail_and_the_answer_joins_the_dialog() {
+    let Some(servers) = mail_servers().await else { return };
+    let app = spawn(EmailProvider::new(omnichat::providers::http_client()).allowing_loopback()).await;
+    let user = servers.new_user();
+    let address = format!("{user}@shop.example");
+    let channel = connect(&app, servers.credentials(&user)).await;
+    let customer = format!("boris-{user}@example.com");
+
+    let (status, error) = app
+        .post(
+            "/v1/dialogs",
+            &json!({"channel_id": channel["id"], "to": {"phone": "+79165551234"}, "text": "Hi"}),
+        )
+        .await;
+    assert_eq!((status, &error["error"]["field"]), (422, &json!("to")), "{error}");
+    let body = json!({"channel_id": channel["id"], "to": {"address": customer.to_uppercase()},
+                      "text": "Your invoice is ready\n\nSee the attachment in your account."});
+    let (status, started) = app.post("/v1/dialogs", &body).await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["dialog"]["customer"]["external_id"], customer.as_str(), "the address, lower case");
+    assert_eq!(started["message"]["status"], "sent", "{started}");
+    let our_id = started["message"]["provider_message_id"].as_str().expect("Message-ID").to_owned();
+    let sent = servers.sent_to(&customer);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(header(&sent[0].1, "Subject").as_deref(), Some("Your invoice is ready"));
+
+    // The answer joins the dialog the business opened.
+    let threading = format!("In-Reply-To: <{our_id}>\r\nReferences: <{our_id}>\r\n");
+    let answer = mail(
+        &customer,
+        &address,
+        &format!("a-{user}@example.com"),
+        "Re: Your invoice is ready",
+        &threading,
+        "Got it",
+    );
+    servers.deliver(&user, &answer).await;
+    let found = settled(&app, 1, 2).await;
+    assert_eq!(found[0]["id"], started["dialog"]["id"]);
+}
+
+#[tokio::test]
 async fn a_changed_uidvalidity_stores_nothing_twice() {
     let Some(servers) = mail_servers().await else { return };
     let app = spawn(EmailProvider::new(omnichat::providers::http_client()).allowing_loopback()).await;

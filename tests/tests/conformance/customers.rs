@@ -203,7 +203,10 @@ pub async fn an_erase_stopped_at_any_store_call_is_finished_by_the_next(set: Ada
         if !fired {
             assert!(outcome.is_ok(), "no fault fired, yet the erase failed: {outcome:?}");
             assert!(fault > 10, "an erase of two dialogs makes more than 10 store calls, not {}", fault - 1);
-            eprintln!("erase: a fault at each of its {} store calls, each finished by the next run", fault - 1);
+            eprintln!(
+                "erase: a fault at each of its {} store calls, each finished by the next run",
+                fault - 1
+            );
             break;
         }
         assert!(outcome.is_err(), "the fault at call {fault} ({:?}) went unnoticed", failing.calls());
