@@ -97,6 +97,7 @@ async fn a_returning_customer_is_one_profile_and_writing_first_reopens_the_close
     assert_eq!(profile["name"], "Test Firstname Test Lastname");
     assert_eq!(profile["identities"][0]["external_id"], "1111111");
     assert_eq!(profile["identities"][0]["provider"], "telegram");
+    assert_eq!(profile["identities"][0]["handle"], "@Testusername");
     assert_eq!(profile["dialogs"], json!([dialog_id]));
 
     // Idle for an hour: closed. The employee writes first: the dialog reopens and the text goes out.
@@ -134,6 +135,8 @@ async fn a_returning_customer_is_one_profile_and_writing_first_reopens_the_close
     assert_eq!(status, 200, "{found}");
     assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
     assert_eq!(found[0]["id"], customer_id.as_str());
+    let (status, by_handle) = s.app.get("/v1/customers?query=@testuser").await;
+    assert_eq!((status, &by_handle[0]["id"]), (200, &json!(customer_id)), "{by_handle}");
     let (status, found) = s.app.get("/v1/customers?query=2222").await;
     assert_eq!(status, 200);
     assert_eq!(found[0]["name"], "User2222222");

@@ -618,7 +618,7 @@ async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
     let inbound = InboundMessage {
         dedup_key: "update-1".into(),
         kind: InboundKind::Message,
-        customer: Customer { id: "1111".into(), name: None },
+        customer: Customer { id: "1111".into(), name: None, handle: None },
         provider_message_id: Some("1".into()),
         text: Some("Hello".into()),
         attachments: Vec::new(),

@@ -84,7 +84,7 @@ impl Harness {
         let inbound = InboundMessage {
             dedup_key: format!("update-{customer}"),
             kind: InboundKind::Message,
-            customer: Customer { id: customer.into(), name: Some("Ann".into()) },
+            customer: Customer { id: customer.into(), name: Some("Ann".into()), handle: None },
             provider_message_id: Some("1".into()),
             text: Some("Hello".into()),
             attachments: Vec::new(),

@@ -180,7 +180,7 @@ pub async fn seed(
             let inbound = InboundMessage {
                 dedup_key: format!("seed-{customer}"),
                 kind: InboundKind::Message,
-                customer: Customer { id: format!("customer-{customer}"), name: None },
+                customer: Customer { id: format!("customer-{customer}"), name: None, handle: None },
                 provider_message_id: Some(format!("seed-{customer}")),
                 text: Some("hello".into()),
                 attachments: Vec::new(),

@@ -14,6 +14,9 @@ pub struct Identity {
     /// The provider's id of the customer (chat id, user id, number, address): `Customer::id` of their
     /// dialogs on this channel.
     pub external_id: String,
+    /// The public handle the provider gave (a Telegram @username, without the `@`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 impl Identity {
@@ -27,9 +30,13 @@ impl Identity {
         (self.provider == Provider::Email).then_some(self.external_id.as_str())
     }
 
-    /// How a person reads the identity: the number, the address, or the provider's id.
-    pub fn handle(&self) -> &str {
-        &self.external_id
+    /// How a person reads the identity: `@username` where the provider gave one, else the number, the
+    /// address or the provider's id.
+    pub fn handle(&self) -> String {
+        match &self.username {
+            Some(username) => format!("@{username}"),
+            None => self.external_id.clone(),
+        }
     }
 }
 
@@ -81,6 +88,7 @@ impl CustomerProfile {
         let name = self.name.as_deref().is_some_and(|name| name.to_lowercase().contains(query));
         name || self.identities.iter().any(|identity| {
             identity.handle().to_lowercase().contains(query)
+                || identity.external_id.to_lowercase().contains(query)
                 || (digits.len() >= MIN_QUERY_CHARS
                     && identity.phone().is_some_and(|phone| {
                         phone.chars().filter(char::is_ascii_digit).collect::<String>().contains(&digits)
@@ -112,7 +120,12 @@ mod tests {
     use super::*;
 
     fn identity(provider: Provider, external_id: &str) -> Identity {
-        Identity { channel_id: ChannelId::generate(), provider, external_id: external_id.into() }
+        Identity {
+            channel_id: ChannelId::generate(),
+            provider,
+            external_id: external_id.into(),
+            username: None,
+        }
     }
 
     fn at() -> Timestamp {

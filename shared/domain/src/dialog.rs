@@ -11,6 +11,10 @@ pub struct Customer {
     /// The provider's id of the customer (chat id, user id, phone number, address): where replies go.
     pub id: String,
     pub name: Option<String>,
+    /// The person's public handle on the provider, where it has one (a Telegram `@username`, without the
+    /// `@`): shown and searched with the customer's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,7 +118,7 @@ mod tests {
     #[test]
     fn moves_open_to_assigned_to_closed_and_no_further() {
         let t0 = Timestamp::from_second(1_700_000_000).expect("valid");
-        let customer = Customer { id: "42".into(), name: Some("Ann".into()) };
+        let customer = Customer { id: "42".into(), name: Some("Ann".into()), handle: None };
         let mut dialog = Dialog::open(TenantId::generate(), ChannelId::generate(), customer, t0);
         assert_eq!(dialog.status, DialogStatus::Open);
         let employee = EmployeeId::generate();

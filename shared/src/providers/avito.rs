@@ -212,7 +212,7 @@ fn normalize(message: AvitoMessage) -> Option<InboundMessage> {
     Some(InboundMessage {
         dedup_key: message.id.clone(),
         kind: InboundKind::Message,
-        customer: Customer { id: message.chat_id, name: None },
+        customer: Customer { id: message.chat_id, name: None, handle: None },
         provider_message_id: Some(message.id),
         text,
         attachments,
@@ -977,7 +977,7 @@ mod tests {
             Some(InboundMessage {
                 dedup_key: "4e40017827104f1c5d42c5eb0a276585".into(),
                 kind: InboundKind::Message,
-                customer: Customer { id: CHAT.into(), name: None },
+                customer: Customer { id: CHAT.into(), name: None, handle: None },
                 provider_message_id: Some("4e40017827104f1c5d42c5eb0a276585".into()),
                 text: Some("есть в наличии?".into()),
                 attachments: vec![],

@@ -287,7 +287,7 @@ fn normalize_inbound(inbound: EdnaInbound) -> Option<InboundMessage> {
     Some(InboundMessage {
         dedup_key: inbound.id.to_string(),
         kind,
-        customer: Customer { id: inbound.subscriber.identifier, name },
+        customer: Customer { id: inbound.subscriber.identifier, name, handle: None },
         provider_message_id: Some(inbound.id.to_string()),
         text,
         attachments,
@@ -797,7 +797,7 @@ mod tests {
             InboundMessage {
                 dedup_key: "101".into(),
                 kind: InboundKind::Message,
-                customer: Customer { id: "35700000000".into(), name: Some("alex".into()) },
+                customer: Customer { id: "35700000000".into(), name: Some("alex".into()), handle: None },
                 provider_message_id: Some("101".into()),
                 text: Some("Thank you for your help".into()),
                 attachments: vec![],
@@ -813,7 +813,7 @@ mod tests {
             InboundMessage {
                 dedup_key: "14558923001".into(),
                 kind: InboundKind::Message,
-                customer: Customer { id: "194089586".into(), name: Some("Lyubov".into()) },
+                customer: Customer { id: "194089586".into(), name: Some("Lyubov".into()), handle: None },
                 provider_message_id: Some("14558923001".into()),
                 text: None,
                 attachments: vec![Attachment {

@@ -229,7 +229,7 @@ fn normalize_inbound(inbound: IbInbound) -> Option<InboundMessage> {
     Some(InboundMessage {
         dedup_key: inbound.message_id.clone(),
         kind,
-        customer: Customer { id: inbound.from, name },
+        customer: Customer { id: inbound.from, name, handle: None },
         provider_message_id: Some(inbound.message_id),
         text,
         attachments,
@@ -840,7 +840,7 @@ mod tests {
             vec![InboundMessage {
                 dedup_key: "ABEGOFl3VCQoAhBalbc6rTQT6mgS29EmGZ7a".into(),
                 kind: InboundKind::Message,
-                customer: Customer { id: "385919998888".into(), name: Some("Frank".into()) },
+                customer: Customer { id: "385919998888".into(), name: Some("Frank".into()), handle: None },
                 provider_message_id: Some("ABEGOFl3VCQoAhBalbc6rTQT6mgS29EmGZ7a".into()),
                 text: Some("Support hello".into()),
                 attachments: vec![],
@@ -892,7 +892,7 @@ mod tests {
         let ids: Vec<&str> = parsed.messages.iter().map(|m| m.dedup_key.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c", "d", "e"]);
         let image = &parsed.messages[0];
-        assert_eq!(image.customer, Customer { id: "385919998888".into(), name: None });
+        assert_eq!(image.customer, Customer { id: "385919998888".into(), name: None, handle: None });
         assert_eq!(image.text.as_deref(), Some("photo"));
         assert_eq!(image.attachments[0].kind, AttachmentKind::Image);
         assert_eq!(image.sent_at, Some("2024-01-02T02:04:05Z".parse().unwrap()));

@@ -250,7 +250,7 @@ fn normalize_message(raw: RawCallback) -> Result<Callback, WebhookError> {
         // A press on a reply button arrives as a plain text message (its ActionBody): nothing tells it
         // apart.
         kind: InboundKind::Message,
-        customer: Customer { id: sender.id, name: sender.name.filter(|n| !n.is_empty()) },
+        customer: Customer { id: sender.id, name: sender.name.filter(|n| !n.is_empty()), handle: None },
         provider_message_id: Some(token),
         text,
         attachments: attachment.into_iter().collect(),
@@ -621,7 +621,11 @@ mod tests {
             vec![InboundMessage {
                 dedup_key: "4912661846655238145".into(),
                 kind: InboundKind::Message,
-                customer: Customer { id: "01234567890A=".into(), name: Some("John McClane".into()) },
+                customer: Customer {
+                    id: "01234567890A=".into(),
+                    name: Some("John McClane".into()),
+                    handle: None
+                },
                 provider_message_id: Some("4912661846655238145".into()),
                 text: Some("a message to the service".into()),
                 // The sample's `media` and `location` belong to other message types.
@@ -738,7 +742,7 @@ mod tests {
         let picture =
             message(r#"{"type":"picture","text":"look","media":"https://dl.viber.com/p.jpg","size":1000}"#);
         assert_eq!(picture.text.as_deref(), Some("look"));
-        assert_eq!(picture.customer, Customer { id: "u1".into(), name: None });
+        assert_eq!(picture.customer, Customer { id: "u1".into(), name: None, handle: None });
         assert_eq!(
             picture.attachments,
             vec![Attachment {

@@ -442,7 +442,7 @@ mod tests {
         let inbound = InboundMessage {
             dedup_key: "1".into(),
             kind: InboundKind::Message,
-            customer: Customer { id: "c".into(), name: None },
+            customer: Customer { id: "c".into(), name: None, handle: None },
             provider_message_id: Some("1".into()),
             text: Some("hello".into()),
             attachments: Vec::new(),

@@ -87,7 +87,7 @@ pub async fn start(ctx: &Context, principal: &Principal, new: NewConversation) -
     if let Some(open) = pointer.map(repo::from_item::<repo::OpenDialog>).transpose()? {
         return Err(open_elsewhere(&open.dialog_id.to_string()));
     }
-    let customer = Customer { id: external, name: None };
+    let customer = Customer { id: external, name: None, handle: None };
     let mut dialog = Dialog::open(channel.tenant_id.clone(), channel.id.clone(), customer.clone(), now);
     let (customer_id, mut writes) = customers::for_new_dialog(&channel, &customer, identity, now)?;
     dialog.customer_id = Some(customer_id);

@@ -56,6 +56,7 @@ pub(crate) fn for_new_dialog(
         channel_id: channel.id.clone(),
         provider: channel.provider,
         external_id: customer.id.clone(),
+        username: customer.handle.clone(),
     };
     let profile =
         CustomerProfile::first_seen(channel.tenant_id.clone(), identity.clone(), customer.name.clone(), now);
@@ -478,7 +479,7 @@ pub async fn name_from_provider(
         writes.push(repo::customer_put(&named, Some(profile.revision))?);
     }
     let mut set = Item::new();
-    let shown = Customer { id: dialog.customer.id.clone(), name: Some(name) };
+    let shown = Customer { id: dialog.customer.id.clone(), name: Some(name), handle: None };
     set.insert("customer".into(), repo::to_value(&shown)?);
     writes.push(Write::Update {
         key: repo::dialog_key(&dialog.id),

@@ -59,7 +59,7 @@ pub(crate) fn inbound(dedup_key: &str, customer: &str, text: &str) -> InboundMes
     InboundMessage {
         dedup_key: dedup_key.into(),
         kind: InboundKind::Message,
-        customer: Customer { id: customer.into(), name: Some("Ann".into()) },
+        customer: Customer { id: customer.into(), name: Some("Ann".into()), handle: None },
         provider_message_id: Some(dedup_key.into()),
         text: Some(text.into()),
         attachments: Vec::new(),

@@ -87,7 +87,7 @@ pub(crate) async fn a_customers_file_is_fetched_once_stored_and_linked(
     let inbound = InboundMessage {
         dedup_key: "update-1".into(),
         kind: InboundKind::Message,
-        customer: Customer { id: "42".into(), name: Some("Ann".into()) },
+        customer: Customer { id: "42".into(), name: Some("Ann".into()), handle: None },
         provider_message_id: Some("1".into()),
         text: Some("my receipt".into()),
         attachments: vec![Attachment {

@@ -169,7 +169,7 @@ async fn scene(set: &AdapterSet, provider: ScriptedProvider) -> Scene {
     let inbound = InboundMessage {
         dedup_key: uuid::Uuid::now_v7().to_string(),
         kind: InboundKind::Message,
-        customer: Customer { id: "c1".into(), name: None },
+        customer: Customer { id: "c1".into(), name: None, handle: None },
         provider_message_id: None,
         text: Some("hello".into()),
         attachments: Vec::new(),

@@ -103,7 +103,7 @@ impl Scene {
         let inbound = InboundMessage {
             dedup_key: format!("{customer}-{}", uuid::Uuid::now_v7()),
             kind: InboundKind::Message,
-            customer: Customer { id: customer.into(), name: None },
+            customer: Customer { id: customer.into(), name: None, handle: None },
             provider_message_id: None,
             text: Some("hello".into()),
             attachments: Vec::new(),

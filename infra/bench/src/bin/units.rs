@@ -75,7 +75,7 @@ fn message(n: usize) -> InboundMessage {
     InboundMessage {
         dedup_key: format!("units-{n}"),
         kind: InboundKind::Message,
-        customer: Customer { id: "units-customer".into(), name: Some("Ann".into()) },
+        customer: Customer { id: "units-customer".into(), name: Some("Ann".into()), handle: None },
         provider_message_id: Some(format!("units-{n}")),
         text: Some(format!("Hello, this is message {n} about my order")),
         attachments: Vec::new(),

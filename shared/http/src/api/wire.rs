@@ -649,7 +649,8 @@ pub struct Identity {
     /// The provider, as in the webhook routes: `telegram`, `vk`, `viber`, `whatsapp-edna`,
     /// `whatsapp-messagebird`, `whatsapp-infobip`, `email`, `avito`.
     pub provider: String,
-    /// How a person reads the identity: the number, the address or the provider's id.
+    /// How a person reads the identity: `@username` (Telegram), else the number, the address or the
+    /// provider's id.
     pub handle: String,
     /// The provider's id of the customer: a dialog's `customer.external_id`.
     pub external_id: String,
@@ -664,7 +665,7 @@ impl From<&domain::Identity> for Identity {
         Self {
             channel_id: identity.channel_id.clone(),
             provider: identity.provider.slug().into(),
-            handle: identity.handle().into(),
+            handle: identity.handle(),
             external_id: identity.external_id.clone(),
             phone: identity.phone().map(str::to_owned),
             address: identity.address().map(str::to_owned),

@@ -38,7 +38,7 @@ pub fn parse(raw: &[u8], own_address: &str, attachment_ref: impl Fn(&str) -> Str
     let customer = reply_to
         .or_else(|| from.clone())
         .filter(|address| address.contains('@'))
-        .map(|id| Customer { id, name });
+        .map(|id| Customer { id, name, handle: None });
     let subject = message.subject().map(collapse_whitespace).filter(|s| !s.is_empty());
     let in_reply_to = id_list(message.in_reply_to());
     let references = id_list(message.references());

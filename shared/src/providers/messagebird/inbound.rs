@@ -173,7 +173,7 @@ fn normalize_conversations_message(
     Ok(Some(InboundMessage {
         dedup_key: message.id.clone(),
         kind,
-        customer: Customer { id: customer_id, name },
+        customer: Customer { id: customer_id, name, handle: None },
         provider_message_id: Some(message.id),
         text,
         attachments,
@@ -227,7 +227,7 @@ fn parse_bird_event(event: &str, value: &Value) -> Result<Parsed, WebhookError> 
     let message = InboundMessage {
         dedup_key: id.to_owned(),
         kind,
-        customer: Customer { id: customer_id.to_owned(), name },
+        customer: Customer { id: customer_id.to_owned(), name, handle: None },
         provider_message_id: Some(id.to_owned()),
         text: Some(text),
         attachments: Vec::new(),

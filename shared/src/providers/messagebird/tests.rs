@@ -181,7 +181,11 @@ fn parses_the_conversations_text_fixture() {
         vec![InboundMessage {
             dedup_key: "b88ff4db73be4bd58c2c56cb3bbb1004".into(),
             kind: InboundKind::Message,
-            customer: Customer { id: "+393383342437".into(), name: Some("393383342437".into()) },
+            customer: Customer {
+                id: "+393383342437".into(),
+                name: Some("393383342437".into()),
+                handle: None
+            },
             provider_message_id: Some("b88ff4db73be4bd58c2c56cb3bbb1004".into()),
             text: Some("hi".into()),
             attachments: vec![],
@@ -199,7 +203,11 @@ fn parses_the_bird_quick_reply_fixture() {
         vec![InboundMessage {
             dedup_key: "1ab6a0cb-f01b-4ec3-b589-ce0a8c271d32".into(),
             kind: InboundKind::ButtonReply,
-            customer: Customer { id: "+201066101340".into(), name: Some("Malek&karma&Hamza".into()) },
+            customer: Customer {
+                id: "+201066101340".into(),
+                name: Some("Malek&karma&Hamza".into()),
+                handle: None
+            },
             provider_message_id: Some("1ab6a0cb-f01b-4ec3-b589-ce0a8c271d32".into()),
             text: Some("شكر".into()),
             attachments: vec![],
@@ -261,7 +269,10 @@ fn normalizes_media_location_and_button_replies() {
                "createdDatetime": "2024-01-01T10:00:00Z"}),
     );
     let m = parse_event(&image).unwrap().messages.remove(0);
-    assert_eq!(m.customer, Customer { id: "+31612345678".into(), name: Some("Jan de Vries".into()) });
+    assert_eq!(
+        m.customer,
+        Customer { id: "+31612345678".into(), name: Some("Jan de Vries".into()), handle: None }
+    );
     assert_eq!(m.text.as_deref(), Some("look"));
     assert_eq!(
         m.attachments,

@@ -85,7 +85,12 @@ fn normalize_message(
     Ok(Some(InboundMessage {
         dedup_key,
         kind,
-        customer: Customer { id: message.chat.id.to_string(), name },
+        // The identity is the chat (replies go there): its public @username, a person's or a group's.
+        customer: Customer {
+            id: message.chat.id.to_string(),
+            name,
+            handle: non_empty(message.chat.username.clone()),
+        },
         provider_message_id: Some(message.message_id.to_string()),
         text,
         attachments,
@@ -98,11 +103,20 @@ fn normalize_callback_query(query: CallbackQuery, dedup_key: String) -> Option<I
     let data = query.data.filter(|d| !d.is_empty())?;
     // A button under an inline-mode message has no `message`; the presser's private chat is then the
     // only place a reply can go.
-    let reply_to = query.message.and_then(|m| m.chat).map_or(query.from.id, |chat| chat.id);
+    let chat = query.message.and_then(|m| m.chat);
+    let reply_to = chat.as_ref().map_or(query.from.id, |chat| chat.id);
+    let handle = match chat {
+        Some(chat) => chat.username,
+        None => query.from.username.clone(),
+    };
     Some(InboundMessage {
         dedup_key,
         kind: InboundKind::ButtonReply,
-        customer: Customer { id: reply_to.to_string(), name: query.from.display_name() },
+        customer: Customer {
+            id: reply_to.to_string(),
+            name: query.from.display_name(),
+            handle: non_empty(handle),
+        },
         provider_message_id: Some(query.id),
         text: Some(data),
         attachments: Vec::new(),
@@ -164,6 +178,10 @@ fn attachments_of(message: &TgMessage) -> Vec<Attachment> {
         });
     }
     attachments
+}
+
+fn non_empty(handle: Option<String>) -> Option<String> {
+    handle.map(|h| h.trim().trim_start_matches('@').to_owned()).filter(|h| !h.is_empty())
 }
 
 fn display_name(first: Option<&str>, last: Option<&str>, username: Option<&str>) -> Option<String> {

@@ -26,7 +26,7 @@ fn ts(seconds: i64) -> Option<Timestamp> {
 }
 
 fn test_customer() -> Customer {
-    Customer { id: "1111111".into(), name: Some("Test Firstname Test Lastname".into()) }
+    Customer { id: "1111111".into(), name: Some("Test Firstname Test Lastname".into()), handle: Some("Testusername".into()) }
 }
 
 fn assert_malformed(body: &[u8]) {
@@ -99,7 +99,10 @@ fn callback_query_replies_to_the_chat_of_the_message() {
         "message":{"message_id":9,"date":1700000000,"chat":{"id":-1001234567890123,"type":"supergroup","title":"Shop"}},
         "data":"yes"}}"#;
     let m = parsed(body);
-    assert_eq!(m.customer, Customer { id: "-1001234567890123".into(), name: Some("Ann".into()) });
+    assert_eq!(
+        m.customer,
+        Customer { id: "-1001234567890123".into(), name: Some("Ann".into()), handle: None }
+    );
     assert_eq!(m.text.as_deref(), Some("yes"));
 }
 
@@ -113,7 +116,10 @@ fn photo_in_a_supergroup_with_a_big_update_id() {
         "caption":"look"}}"#;
     let m = parsed(body);
     assert!(m.dedup_key.starts_with("9007199254740993:"));
-    assert_eq!(m.customer, Customer { id: "-1001234567890123".into(), name: Some("jdoe".into()) });
+    assert_eq!(
+        m.customer,
+        Customer { id: "-1001234567890123".into(), name: Some("jdoe".into()), handle: None }
+    );
     assert_eq!(m.text.as_deref(), Some("look"));
     assert_eq!(
         m.attachments,

@@ -92,7 +92,7 @@ pub fn normalize_message_new(event: &CallbackEvent) -> Result<Option<InboundMess
         kind,
         // Replies go to the peer: the person in a private dialog, the chat (2000000000 + id) in a group chat.
         // VK sends no names with events.
-        customer: Customer { id: message.peer_id.to_string(), name: None },
+        customer: Customer { id: message.peer_id.to_string(), name: None, handle: None },
         provider_message_id,
         text,
         attachments,

@@ -71,7 +71,7 @@ fn parses_the_text_callback_fixture() {
         vec![InboundMessage {
             dedup_key: "da1b15e9f6d0c3c8a0c937e048cdd3e2b43794d0".into(),
             kind: InboundKind::Message,
-            customer: Customer { id: "2000000066".into(), name: None },
+            customer: Customer { id: "2000000066".into(), name: None, handle: None },
             provider_message_id: Some("2000000066_2169".into()),
             text: Some("Ок".into()),
             attachments: vec![],
@@ -90,7 +90,7 @@ fn parses_the_photo_fixture_with_the_largest_size() {
         vec![InboundMessage {
             dedup_key: "2bc491893831d3b0d801f2bc122af6697aa4369a".into(),
             kind: InboundKind::Message,
-            customer: Customer { id: "2000000279".into(), name: None },
+            customer: Customer { id: "2000000279".into(), name: None, handle: None },
             provider_message_id: Some("2000000279_241661".into()),
             text: Some("Чувак могёт ракетами кидаться".into()),
             attachments: vec![Attachment {
@@ -114,7 +114,7 @@ fn parses_the_voice_fixture() {
         vec![InboundMessage {
             dedup_key: "ccb98c9b065a00f21971a50830751a274f59f515".into(),
             kind: InboundKind::Message,
-            customer: Customer { id: "2000000053".into(), name: None },
+            customer: Customer { id: "2000000053".into(), name: None, handle: None },
             provider_message_id: Some("2000000053_518107".into()),
             text: None,
             attachments: vec![Attachment {

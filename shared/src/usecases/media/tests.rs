@@ -113,7 +113,7 @@ impl Scene {
         let inbound = InboundMessage {
             dedup_key: "update-1".into(),
             kind: InboundKind::Message,
-            customer: Customer { id: "42".into(), name: Some("Ann".into()) },
+            customer: Customer { id: "42".into(), name: Some("Ann".into()), handle: None },
             provider_message_id: Some("1".into()),
             text: None,
             attachments: vec![Attachment {

@@ -181,7 +181,8 @@ impl World {
         let mut ids = Vec::with_capacity(n);
         let mut writes = Vec::new();
         for i in 0..n {
-            let customer = Customer { id: format!("customer-{i}-{}", uuid::Uuid::now_v7()), name: None };
+            let customer =
+                Customer { id: format!("customer-{i}-{}", uuid::Uuid::now_v7()), name: None, handle: None };
             let dialog = Dialog::open(self.tenant().clone(), self.channel.id.clone(), customer, now);
             let pointer = repo::open_dialog_key(&dialog.channel_id, &dialog.customer.id);
             writes.push(Write::Put {
@@ -739,7 +740,7 @@ async fn a_chatbots_message_whose_event_was_lost_is_forwarded_by_the_sweep() {
     let writes = |n: usize| crate::domain::InboundMessage {
         dedup_key: format!("m{n}"),
         kind: crate::domain::InboundKind::Message,
-        customer: Customer { id: "night-owl".into(), name: None },
+        customer: Customer { id: "night-owl".into(), name: None, handle: None },
         provider_message_id: Some(format!("m{n}")),
         text: Some(format!("message {n}")),
         attachments: Vec::new(),
