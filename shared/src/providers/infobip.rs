@@ -776,15 +776,12 @@ impl ChannelProvider for InfobipClient {
     }
 
     fn service_window(&self) -> Option<jiff::SignedDuration> {
-        Some(jiff::SignedDuration::from_hours(24))
+        Some(super::WHATSAPP_SERVICE_WINDOW)
     }
 
     /// WhatsApp numbers are written to first only by template (the use case checks).
     fn first_contact(&self, to: &Recipient) -> Option<String> {
-        match to {
-            Recipient::Phone(digits) => Some(digits.clone()),
-            Recipient::Address(_) => None,
-        }
+        super::whatsapp_number(to, false)
     }
 
     fn sends_templates(&self) -> bool {

@@ -293,3 +293,17 @@ mod tests {
         assert_eq!(fill_placeholders("{{{1}}} {{", &values), "{Ann} {{");
     }
 }
+
+/// WhatsApp's customer-service window: a business sends free text until 24 hours after the customer's
+/// last message, and only approved templates after that (the three WhatsApp providers' `service_window`).
+pub const WHATSAPP_SERVICE_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_secs(24 * 3600);
+
+/// A WhatsApp number the business writes first to (by template), spelled as the provider spells its
+/// customers: the digits, after a `+` where it wants one (MessageBird).
+pub fn whatsapp_number(to: &crate::ports::channel::Recipient, plus: bool) -> Option<String> {
+    match to {
+        crate::ports::channel::Recipient::Phone(digits) if plus => Some(format!("+{digits}")),
+        crate::ports::channel::Recipient::Phone(digits) => Some(digits.clone()),
+        crate::ports::channel::Recipient::Address(_) => None,
+    }
+}

@@ -26,7 +26,11 @@ fn ts(seconds: i64) -> Option<Timestamp> {
 }
 
 fn test_customer() -> Customer {
-    Customer { id: "1111111".into(), name: Some("Test Firstname Test Lastname".into()), handle: Some("Testusername".into()) }
+    Customer {
+        id: "1111111".into(),
+        name: Some("Test Firstname Test Lastname".into()),
+        handle: Some("Testusername".into()),
+    }
 }
 
 fn assert_malformed(body: &[u8]) {
