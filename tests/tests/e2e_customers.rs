@@ -426,3 +426,47 @@ async fn telegram_lets_no_business_write_first() {
         .await;
     assert_eq!((status, &error["error"]["code"]), (422, &json!("cannot_write_first")), "{error}");
 }
+
+#[tokio::test]
+async fn one_person_on_whatsapp_and_telegram_merged_is_one_customer_with_both_histories() {
+    let s = infobip_scene().await;
+    let (telegram, secret) = s.app.connect_telegram(888_000_333, "acme_bot").await;
+    let telegram_webhook = format!("/webhooks/telegram/{}", telegram["id"].as_str().expect("id"));
+    let headers = [(SECRET_HEADER, secret.as_str())];
+    assert_eq!(s.app.deliver(&telegram_webhook, &headers, fixture("telegram_text.json")).await, 200);
+    assert_eq!(s.app.deliver(&s.webhook, &[], fixture("infobip_text.json")).await, 200);
+    let (_, dialogs) = s.app.get("/v1/dialogs").await;
+    let dialogs = dialogs["items"].as_array().cloned().expect("items");
+    assert_eq!(dialogs.len(), 2);
+    let on = |channel: &Value| {
+        let found =
+            dialogs.iter().find(|d| d["channel_id"] == channel["id"]).expect("a dialog on the channel");
+        found["customer"]["id"].as_str().expect("customer").to_owned()
+    };
+    let (by_telegram, by_whatsapp) = (on(&telegram), on(&json!({"id": s.channel_id})));
+    assert_ne!(by_telegram, by_whatsapp, "two channels, two strangers until merged");
+
+    let (status, merged) =
+        s.app.post(&format!("/v1/customers/{by_whatsapp}/merge"), &json!({"other_id": by_telegram})).await;
+    assert_eq!(status, 200, "{merged}");
+    let providers: Vec<&str> = merged["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .filter_map(|i| i["provider"].as_str())
+        .collect();
+    assert_eq!(providers, ["whatsapp-infobip", "telegram"]);
+    assert_eq!(merged["identities"][0]["phone"], "385919998888");
+    assert_eq!(merged["dialogs"].as_array().map(Vec::len), Some(2));
+    assert_eq!(merged["name"], "Frank", "the name of the customer merged into");
+    let (_, both) = s.app.get("/v1/dialogs").await;
+    assert!(
+        both["items"].as_array().expect("items").iter().all(|d| d["customer"]["id"] == by_whatsapp.as_str())
+    );
+    // Found by the Telegram name or the WhatsApp number alike.
+    for query in ["firstname", "385919"] {
+        let (_, found) = s.app.get(&format!("/v1/customers?query={query}")).await;
+        assert_eq!(found.as_array().map(Vec::len), Some(1), "{query}: {found}");
+        assert_eq!(found[0]["id"], by_whatsapp.as_str());
+    }
+}

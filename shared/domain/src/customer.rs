@@ -51,6 +51,9 @@ pub struct CustomerProfile {
     /// Customers merged into this one: their dialogs are this customer's (their lists are read with it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absorbed: Vec<CustomerId>,
+    /// The names of the customers merged into this one, where they differ from `name`: searched too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_names: Vec<String>,
     /// Merged into that customer: this profile only points there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<CustomerId>,
@@ -75,6 +78,7 @@ impl CustomerProfile {
             identities: vec![identity],
             created_at: at,
             absorbed: Vec::new(),
+            other_names: Vec::new(),
             merged_into: None,
             erasing: false,
             revision: 0,
@@ -85,7 +89,7 @@ impl CustomerProfile {
     /// match without their `+` and spaces too.
     pub fn matches(&self, query: &str) -> bool {
         let digits: String = query.chars().filter(char::is_ascii_digit).collect();
-        let name = self.name.as_deref().is_some_and(|name| name.to_lowercase().contains(query));
+        let name = self.name.iter().chain(&self.other_names).any(|name| name.to_lowercase().contains(query));
         name || self.identities.iter().any(|identity| {
             identity.handle().to_lowercase().contains(query)
                 || identity.external_id.to_lowercase().contains(query)
@@ -111,6 +115,11 @@ impl CustomerProfile {
         }
         if self.name.is_none() {
             self.name = other.name.clone();
+        }
+        for name in other.name.iter().chain(&other.other_names) {
+            if self.name.as_ref() != Some(name) && !self.other_names.contains(name) {
+                self.other_names.push(name.clone());
+            }
         }
     }
 }
@@ -172,5 +181,15 @@ mod tests {
         assert_eq!(one.identities.len(), 2);
         assert_eq!(one.absorbed, vec![other.id.clone(), earlier]);
         assert_eq!(one.name.as_deref(), Some("Ann"));
+        assert!(one.other_names.is_empty(), "the name taken is not another one");
+        let mut anna = CustomerProfile::first_seen(
+            tenant,
+            identity(Provider::Email, "a@x.org"),
+            Some("Anna P".into()),
+            at(),
+        );
+        anna.absorb(&one);
+        assert_eq!(anna.other_names, ["Ann"]);
+        assert!(anna.matches("ann") && anna.matches("anna p"));
     }
 }

@@ -359,6 +359,7 @@ pub async fn erase(ctx: &Context, principal: &Principal, id: &str) -> Result<()>
         name: None,
         identities: Vec::new(),
         absorbed: Vec::new(),
+        other_names: Vec::new(),
         merged_into: None,
         ..profile.clone()
     };
