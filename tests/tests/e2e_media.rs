@@ -248,3 +248,27 @@ async fn a_document_the_media_limit_refuses_is_too_large_without_a_download() {
     assert_eq!(served.load(Ordering::SeqCst), 0, "nothing downloaded");
     let _ = path("/unused");
 }
+
+#[tokio::test]
+async fn erasing_the_customer_deletes_their_stored_files_and_the_link_serves_nothing() {
+    let app = TestApp::spawn().await;
+    telegram_serves_the_document(&app, 0).await;
+    let dialog = customer_sends_the_document(&app).await;
+    let messages = app.settled_messages(&dialog).await;
+    let link = messages[0]["attachments"][0]["url"].as_str().expect("a link once stored").to_owned();
+    assert_eq!(app.follow(&link).await.status().as_u16(), 200);
+    let media_dir = app.data_dir().join("media");
+    assert!(walk(&media_dir).len() >= 1, "the file is kept under the data dir");
+
+    let (_, found) = app.get(&format!("/v1/dialogs/{dialog}")).await;
+    let customer = found["customer"]["id"].as_str().expect("customer").to_owned();
+    let (status, export) = app.get(&format!("/v1/customers/{customer}/export")).await;
+    assert_eq!(status, 200);
+    let exported = &export["dialogs"][0]["messages"][0]["attachments"][0];
+    assert_eq!(exported["status"], "stored");
+    assert!(exported["url"].as_str().is_some_and(|url| url.contains("/media/")), "{exported}");
+
+    assert_eq!(app.delete(&format!("/v1/customers/{customer}")).await.0, 204);
+    assert_eq!(walk(&media_dir).len(), 0, "no file of the erased customer is left");
+    assert_eq!(app.follow(&link).await.status().as_u16(), 404, "the old link serves nothing");
+}
