@@ -344,6 +344,7 @@ async fn infobip_outside_the_window_refuses_free_text_and_sends_an_approved_temp
     let (status, sent) = app.post(&reply, &good).await;
     assert_eq!(status, 201, "{sent}");
     assert_eq!(sent["provider_message_id"], "ib-tpl-1", "{sent}");
+    assert_eq!(sent["template"]["name"], "order_ready", "the reply shows what went: {sent}");
     let requests = infobip.received_requests().await.unwrap_or_default();
     let templates_sent: Vec<Value> = requests
         .iter()

@@ -884,6 +884,17 @@ pub struct Message {
     /// Outbound only: why it failed, once it has.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Outbound only: the approved WhatsApp template sent instead of text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<SentTemplate>,
+}
+
+/// A WhatsApp template as sent: its name, language and the placeholders' values.
+#[derive(Serialize, ToSchema)]
+pub struct SentTemplate {
+    pub name: String,
+    pub language: String,
+    pub parameters: Vec<String>,
 }
 
 impl From<domain::Message> for Message {
@@ -905,6 +916,11 @@ impl From<domain::Message> for Message {
             status: message.status.map(OutStatus::from),
             author_id: message.author_id,
             failure: message.failure,
+            template: message.template.map(|t| SentTemplate {
+                name: t.name,
+                language: t.language,
+                parameters: t.parameters,
+            }),
         }
     }
 }
