@@ -476,8 +476,12 @@ def units(results, repo):
             f"(goal ≤ 10: {met(first['write_units'] <= 10)}). Repeated delivery: {repeat['write_units']:g} "
             f"(goal 0: {met(repeat['write_units'] == 0)}).", ""]
     cold, _ = load(results, "cold-start.json")
-    webhook_ms = (cold or {}).get("webhook-telegram", {}).get("median_warm_handler_ms") or 40.0
-    router_ms = (cold or {}).get("router", {}).get("median_warm_handler_ms") or 20.0
+    measured_webhook = (cold or {}).get("webhook-telegram", {}).get("median_warm_handler_ms")
+    measured_router = (cold or {}).get("router", {}).get("median_warm_handler_ms")
+    webhook_ms = measured_webhook or 40.0
+    router_ms = measured_router or 20.0
+    durations = ("the warm handler durations of §1" if measured_webhook and measured_router else
+                 "§1's results are not in this target dir, so assumed round figures above its last measured ones")
     memory_mb = template_memory_mb(repo)
     now_cost = cost_per_million(steady, webhook_ms, router_ms, memory_mb)
     before_cost = cost_per_million(BEFORE, webhook_ms, router_ms, memory_mb)
@@ -485,7 +489,7 @@ def units(results, repo):
             f"At list prices (us-east-1: DynamoDB on-demand ${PRICES['write_unit'] * 1e6:.3f} per million write "
             f"units and ${PRICES['read_unit'] * 1e6:.3f} per million read units; Lambda arm64 $0.20 per million "
             f"requests and ${PRICES['lambda_gb_second_arm64']:.10f} per GB-second; HTTP API $1.00 per million "
-            "requests; EventBridge $1.00 per million entries). Lambda time: the warm handler durations of §1 "
+            f"requests; EventBridge $1.00 per million entries). Lambda time: {durations} "
             f"(webhook-telegram {webhook_ms:.1f} ms, router {router_ms:.1f} ms; measured against moto, whose answers "
             f"are slower than DynamoDB's, so this overstates it) at the template's {memory_mb} MB. Before: the "
             "previous layout's units (measured with the same meter at commit 237c63e) and the router invoked by "
