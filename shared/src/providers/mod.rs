@@ -272,6 +272,20 @@ pub(crate) fn transport_error(error: reqwest::Error) -> ProviderError {
     }
 }
 
+/// WhatsApp's customer-service window: a business sends free text until 24 hours after the customer's
+/// last message, and only approved templates after that (the three WhatsApp providers' `service_window`).
+pub const WHATSAPP_SERVICE_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_secs(24 * 3600);
+
+/// A WhatsApp number the business writes first to (by template), spelled as the provider spells its
+/// customers: the digits, after a `+` where it wants one (MessageBird).
+pub fn whatsapp_number(to: &crate::ports::channel::Recipient, plus: bool) -> Option<String> {
+    match to {
+        crate::ports::channel::Recipient::Phone(digits) if plus => Some(format!("+{digits}")),
+        crate::ports::channel::Recipient::Phone(digits) => Some(digits.clone()),
+        crate::ports::channel::Recipient::Address(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,19 +305,5 @@ mod tests {
         assert_eq!(fill_placeholders("Hi {{1}}, order {{2}} ({{1}})", &values), "Hi Ann, order A-42 (Ann)");
         assert_eq!(fill_placeholders("{{3}} {{x}} {{1}}", &values), "{{3}} {{x}} Ann");
         assert_eq!(fill_placeholders("{{{1}}} {{", &values), "{Ann} {{");
-    }
-}
-
-/// WhatsApp's customer-service window: a business sends free text until 24 hours after the customer's
-/// last message, and only approved templates after that (the three WhatsApp providers' `service_window`).
-pub const WHATSAPP_SERVICE_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_secs(24 * 3600);
-
-/// A WhatsApp number the business writes first to (by template), spelled as the provider spells its
-/// customers: the digits, after a `+` where it wants one (MessageBird).
-pub fn whatsapp_number(to: &crate::ports::channel::Recipient, plus: bool) -> Option<String> {
-    match to {
-        crate::ports::channel::Recipient::Phone(digits) if plus => Some(format!("+{digits}")),
-        crate::ports::channel::Recipient::Phone(digits) => Some(digits.clone()),
-        crate::ports::channel::Recipient::Address(_) => None,
     }
 }
