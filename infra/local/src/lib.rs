@@ -17,6 +17,7 @@ use omnichat::usecases::{Context, Providers, auth, routing, scheduled, tenants};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
+mod live;
 pub mod media;
 mod serve;
 
@@ -188,6 +189,8 @@ pub async fn start(
     let DataDir { store, secrets } = open_data_dir(&config.data_dir).map_err(|e| e.to_string())?;
     let bus = InProcessBus::new(1024);
     let events = bus.subscribe();
+    let live_bus = bus.clone();
+    let (stop_live, live_stopped) = tokio::sync::watch::channel(false);
     let address = SocketAddr::from(([127, 0, 0, 1], config.port));
     let listener = serve::listen(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
@@ -248,7 +251,9 @@ pub async fn start(
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests))
         .layer(axum::middleware::from_fn_with_state(body_first, serve::read_body_first))
         // Media links stream their bodies (uploads up to the media limit), outside the body-first bound.
-        .merge(media::routes(media, clock));
+        .merge(media::routes(media, clock))
+        // The workspace's live WebSocket: long-lived, so outside the request bounds too.
+        .merge(live::routes(Arc::clone(&context), live_bus, live_stopped));
     let limits = ConnectionLimits {
         max_connections: serve::fit_connection_cap(
             config.connections.max_connections,
@@ -262,6 +267,11 @@ pub async fn start(
                 () = shutdown => {},
                 _ = stopped => {},
             }
+        };
+        let signal = async move {
+            signal.await;
+            // Live sockets are upgraded connections the server no longer tracks: close them first.
+            let _ = stop_live.send(true);
         };
         serve::serve(listener, app, limits, signal).await;
         let _ = std::fs::remove_file(&runner_file);

@@ -28,7 +28,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use omnichat_http::error::ApiError;
 use tokio::net::TcpListener;
@@ -202,7 +201,9 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
-    let graceful = GracefulShutdown::new();
+    // Graceful shutdown by hand: hyper-util's `GracefulShutdown` does not take connections that may be
+    // upgraded (the live WebSocket). Each connection watches `stopping`; the permits tell when all are done.
+    let (stopping, stop_seen) = tokio::sync::watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
     let mut full = Throttled::new("connection limit reached: new connections wait until others close");
@@ -237,17 +238,31 @@ pub async fn serve(
             () = &mut signal => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = graceful
-            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
+        let connection = http
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .with_upgrades();
+        let mut stop = stop_seen.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stop.changed() => {
+                    // Finish the request in flight, then close; an idle connection closes at once.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%error, "connection ended with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stopping.send(true);
+    // Every permit back: every connection has finished.
+    let all = u32::try_from(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+    let _ = connections.acquire_many(all).await;
 }
 
 /// A warning logged at most once a minute, with how often it happened meanwhile.

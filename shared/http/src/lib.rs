@@ -9,6 +9,7 @@ use axum::{Router, middleware};
 use omnichat::usecases::Context;
 
 pub mod api;
+pub mod app;
 pub mod deadline;
 pub mod error;
 pub mod openapi;
@@ -43,6 +44,7 @@ pub fn app(ctx: AppState) -> Router {
     Router::new()
         .merge(webhooks::router())
         .merge(api::router())
+        .merge(app::router())
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes()))

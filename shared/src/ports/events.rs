@@ -66,6 +66,13 @@ pub enum DomainEvent {
         message_id: MessageId,
         reason: String,
     },
+    /// Routing left the dialog waiting for people: in a group's or an employee's queue, or offered to a
+    /// group's members at once (the workspace shows it in their queues).
+    DialogQueued {
+        tenant_id: TenantId,
+        channel_id: ChannelId,
+        dialog_id: DialogId,
+    },
 }
 
 impl DomainEvent {
@@ -78,6 +85,7 @@ impl DomainEvent {
             DomainEvent::MessageSent { .. } => "MessageSent",
             DomainEvent::DialogClosed { .. } => "DialogClosed",
             DomainEvent::MessageFailed { .. } => "MessageFailed",
+            DomainEvent::DialogQueued { .. } => "DialogQueued",
         }
     }
 
@@ -92,7 +100,8 @@ impl DomainEvent {
             DomainEvent::MessageReceived { chatbot, .. } => *chatbot,
             DomainEvent::DialogAssigned { .. }
             | DomainEvent::MessageSent { .. }
-            | DomainEvent::MessageFailed { .. } => false,
+            | DomainEvent::MessageFailed { .. }
+            | DomainEvent::DialogQueued { .. } => false,
         }
     }
 
@@ -151,7 +160,7 @@ mod tests {
     use super::*;
 
     /// How many variants [`DomainEvent`] has; [`variant`] numbers them 0..VARIANTS.
-    const VARIANTS: usize = 6;
+    const VARIANTS: usize = 7;
 
     /// Exhaustive on purpose: a new variant does not compile until it is numbered here, and the schema
     /// test then fails until it has a sample and a schema file.
@@ -163,6 +172,7 @@ mod tests {
             DomainEvent::MessageSent { .. } => 3,
             DomainEvent::DialogClosed { .. } => 4,
             DomainEvent::MessageFailed { .. } => 5,
+            DomainEvent::DialogQueued { .. } => 6,
         }
     }
 
@@ -202,11 +212,12 @@ mod tests {
                 assignee_id: Some(EmployeeId::generate()),
             },
             DomainEvent::MessageFailed {
-                tenant_id,
-                dialog_id,
+                tenant_id: tenant_id.clone(),
+                dialog_id: dialog_id.clone(),
                 message_id,
                 reason: "blocked by the user".into(),
             },
+            DomainEvent::DialogQueued { tenant_id, channel_id, dialog_id },
         ]
     }
 
@@ -225,6 +236,7 @@ mod tests {
                 ("MessageSent", false),
                 ("DialogClosed", true),
                 ("MessageFailed", false),
+                ("DialogQueued", false),
             ]
         );
         let (tenant_id, channel_id, dialog_id) =

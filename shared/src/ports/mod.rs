@@ -9,6 +9,7 @@ pub mod channel;
 pub mod chatbot;
 pub mod clock;
 pub mod events;
+pub mod live;
 pub mod mailbox;
 pub mod media;
 pub mod oauth;

@@ -408,3 +408,21 @@ pub fn is_queue_recheck(item: &crate::ports::store::Item) -> bool {
 pub fn oauth_state_key(state_hash: &str) -> Key {
     Key::new(format!("OAUTH#{state_hash}"), "STATE")
 }
+
+// Live updates (usecases::live): one-time tickets to open a live connection, and on AWS the open
+// connections of the API Gateway WebSocket API, listed per tenant (gsi1) for the push function.
+
+/// A live ticket, by the SHA-256 of its value (the value itself is never stored).
+pub fn live_ticket_key(ticket_hash: &str) -> Key {
+    Key::new(format!("LIVE#TICKET#{ticket_hash}"), "TICKET")
+}
+
+/// An open WebSocket connection, by API Gateway's connection id.
+pub fn live_connection_key(connection_id: &str) -> Key {
+    Key::new(format!("LIVE#CONN#{connection_id}"), "CONN")
+}
+
+/// The tenant's open connections (gsi1).
+pub fn live_connections_of(tenant: &TenantId) -> String {
+    format!("T#{tenant}#LIVE")
+}

@@ -90,6 +90,12 @@ pub fn with_expiry(mut item: Item, epoch_seconds: i64) -> Item {
     item
 }
 
+/// Whether an item's TTL (`with_expiry`) has passed: DynamoDB deletes such items some time later, so
+/// readers skip them.
+pub fn expired(item: &Item, now: jiff::Timestamp) -> bool {
+    item.get(EXPIRES_AT).and_then(Value::as_i64).is_some_and(|at| at <= now.as_second())
+}
+
 /// A value as an item attribute.
 pub fn to_value<T: Serialize>(value: &T) -> Result<Value, Error> {
     serde_json::to_value(value).map_err(|error| Error::Internal(format!("not serializable: {error}")))

@@ -13,6 +13,7 @@ pub mod due;
 pub mod email_poll;
 pub mod hours;
 pub mod ingest;
+pub mod live;
 pub mod media;
 pub mod outbox;
 pub mod people;

@@ -21,6 +21,7 @@ mod customers;
 #[doc(hidden)]
 pub mod dialogs;
 mod hours;
+pub mod live;
 #[doc(hidden)]
 pub mod operator;
 mod people;
@@ -46,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .merge(hours::router())
         .merge(workspace::router())
         .merge(uploads::router())
+        .merge(live::router())
 }
 
 /// The documentation of every route of `router()`, each module's next to its router.
@@ -61,6 +63,7 @@ pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     docs.merge(hours::Docs::openapi());
     docs.merge(workspace::Docs::openapi());
     docs.merge(uploads::Docs::openapi());
+    docs.merge(live::Docs::openapi());
     docs
 }
 

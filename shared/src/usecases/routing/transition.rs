@@ -149,7 +149,18 @@ pub(super) async fn transition_with(
                 tracing::warn!(%error, dialog = %dialog.id, "{} not published", event.detail_type());
             }
         }
-        After::Recheck(tenant, queue) => ensure_recheck(ctx, &tenant, &queue).await?,
+        After::Recheck(tenant, queue) => {
+            // The workspace shows the dialog in the queues of those who may accept it (`usecases::live`).
+            let queued = DomainEvent::DialogQueued {
+                tenant_id: dialog.tenant_id.clone(),
+                channel_id: dialog.channel_id.clone(),
+                dialog_id: dialog.id.clone(),
+            };
+            if let Err(error) = ctx.bus.publish(std::slice::from_ref(&queued)).await {
+                tracing::warn!(%error, dialog = %dialog.id, "DialogQueued not published");
+            }
+            ensure_recheck(ctx, &tenant, &queue).await?
+        }
         After::ForwardToChatbot(dialog_id) => {
             if let Err(error) = serve_chatbot(ctx, &dialog_id).await {
                 tracing::warn!(%error, dialog = %dialog_id, "forwarding to the chatbot failed");
