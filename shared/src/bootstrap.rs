@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::adapters::aws::dynamodb::DynamoStore;
 use crate::adapters::aws::eventbridge::EventBridgeBus;
+use crate::adapters::aws::live::ApiGatewayConnections;
 use crate::adapters::aws::s3::S3MediaStore;
 use crate::adapters::aws::secrets_manager::SecretsManagerStore;
 use crate::adapters::aws::sqs::SqsWorkQueue;
@@ -70,6 +71,15 @@ pub async fn aws_context() -> Result<Context, String> {
     let bus = required("EVENT_BUS_NAME")?;
     let public_base_url = required("PUBLIC_BASE_URL")?;
     build_context(Some(bus), public_base_url).await
+}
+
+/// The live function's pushes: `LIVE_CALLBACK_URL`, the WebSocket API stage's management endpoint
+/// (template.yaml sets it; a test or the dev stack sets a fake's), with the SDK configuration of
+/// [`aws_context`] (the function's time-out, the role's credentials).
+pub async fn live_connections_from_env() -> Result<ApiGatewayConnections, String> {
+    let callback_url = required("LIVE_CALLBACK_URL")?;
+    let sdk = load_sdk_config_for(function_timeout_from_env()?).await;
+    Ok(ApiGatewayConnections::from_config(&sdk, callback_url))
 }
 
 /// The context of platform work outside the request paths (the first-tenant custom resource, the

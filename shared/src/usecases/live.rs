@@ -40,12 +40,14 @@ pub const CONNECTION_TTL: SignedDuration = SignedDuration::from_secs(2 * 3600 + 
 /// The connections read per page when an event is pushed.
 const CONNECTIONS_PAGE: usize = 200;
 
+/// Who a ticket was given to. When it expires is the item's TTL attribute (`repo::with_expiry`), not a
+/// field of its own: the record's fields and the TTL share the item, and a field `expires_at` would be
+/// overwritten by the TTL's epoch seconds (and then not read back as a timestamp).
 #[derive(Debug, Serialize, Deserialize)]
 struct TicketRecord {
     tenant_id: TenantId,
     role: Role,
     employee_id: Option<EmployeeId>,
-    expires_at: Timestamp,
 }
 
 /// A ticket as handed to the page.
@@ -63,7 +65,6 @@ pub async fn issue_ticket(ctx: &Context, principal: &Principal) -> Result<Ticket
         tenant_id: principal.tenant_id.clone(),
         role: principal.role,
         employee_id: principal.employee_id.clone(),
-        expires_at,
     };
     let key = repo::live_ticket_key(&auth::hash_key(&ticket));
     let item = repo::with_expiry(repo::to_item(&record, &key, &[])?, expires_at.as_second());
@@ -77,10 +78,12 @@ pub async fn redeem_ticket(ctx: &Context, ticket: &str) -> Result<Principal> {
         return Err(Error::Unauthorized);
     }
     let key = repo::live_ticket_key(&auth::hash_key(ticket));
-    let record: TicketRecord = repo::load(ctx.store.as_ref(), &key).await?.ok_or(Error::Unauthorized)?;
-    if record.expires_at <= ctx.clock.now() {
+    let item = ctx.store.get(&key).await?.ok_or(Error::Unauthorized)?;
+    // Past its TTL (DynamoDB deletes such items some time later), or without one: not good.
+    if repo::expired(&item, ctx.clock.now()) || !item.contains_key(crate::ports::store::EXPIRES_AT) {
         return Err(Error::Unauthorized);
     }
+    let record: TicketRecord = repo::from_item(item)?;
     // Used once: of two redeeming at once, one deletes it and the other is refused.
     match ctx.store.transact(vec![Write::Delete { key, condition: Condition::Exists }]).await {
         Ok(()) => {}

@@ -1,10 +1,12 @@
-//! AWS adapters: DynamoDB (store), Secrets Manager (secrets), EventBridge (events), SQS (work), S3 (media).
+//! AWS adapters: DynamoDB (store), Secrets Manager (secrets), EventBridge (events), SQS (work), S3 (media),
+//! API Gateway's `@connections` (live pushes).
 //!
 //! The only place that imports `aws_sdk_*`. Entry points build one `SdkConfig` with [`load_sdk_config`] and
 //! hand it to the adapters' `from_config` constructors.
 
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod live;
 pub mod s3;
 pub mod secrets_manager;
 pub mod sqs;
@@ -22,6 +24,7 @@ use aws_smithy_http_client::{Builder, ConnectorBuilder};
 
 pub use dynamodb::{DynamoStore, create_table};
 pub use eventbridge::{EventBridgeBus, create_event_bus};
+pub use live::ApiGatewayConnections;
 pub use s3::{S3MediaStore, create_bucket};
 pub use secrets_manager::SecretsManagerStore;
 pub use sqs::{SqsWorkQueue, create_queue};
