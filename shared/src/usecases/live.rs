@@ -315,8 +315,42 @@ pub async fn fan_out(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
     use crate::domain::ChannelId;
+    use crate::ports::clock::{Clock, ManualClock};
+    use crate::usecases::Providers;
+
+    /// A ticket is read back once, within its TTL (its expiry is the item's TTL attribute: a record field of
+    /// the same name was overwritten by it and made every ticket unreadable).
+    #[tokio::test]
+    async fn a_ticket_is_good_once_and_only_within_its_ttl() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_767_268_800).expect("valid")));
+        let ctx = Context::new(
+            Arc::new(RedbStore::open(&dir.path().join("db.redb")).expect("store")),
+            Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
+            Arc::new(InProcessBus::new(16)),
+            clock.clone(),
+            Providers::default(),
+            "https://example.test",
+        );
+        let principal = Principal {
+            tenant_id: TenantId::generate(),
+            role: Role::Employee,
+            employee_id: Some(EmployeeId::generate()),
+        };
+        let ticket = issue_ticket(&ctx, &principal).await.expect("issued");
+        assert_eq!(ticket.expires_at, clock.now() + TICKET_TTL);
+        assert_eq!(redeem_ticket(&ctx, &ticket.ticket).await.expect("redeemed"), principal);
+        assert!(matches!(redeem_ticket(&ctx, &ticket.ticket).await, Err(Error::Unauthorized)), "used once");
+        let late = issue_ticket(&ctx, &principal).await.expect("issued");
+        clock.advance(TICKET_TTL);
+        assert!(matches!(redeem_ticket(&ctx, &late.ticket).await, Err(Error::Unauthorized)), "expired");
+        assert!(matches!(redeem_ticket(&ctx, "unknown").await, Err(Error::Unauthorized)));
+    }
 
     #[test]
     fn a_push_names_the_change_not_its_content() {
