@@ -46,6 +46,8 @@ UNSUPPORTED = {
     "AWS::ApiGatewayV2::Route": "moto's CloudFormation has no API Gateway v2 resources",
     "AWS::ApiGatewayV2::DomainName": "moto's CloudFormation has no API Gateway v2 resources",
     "AWS::ApiGatewayV2::ApiMapping": "moto's CloudFormation has no API Gateway v2 resources",
+    # The WebSocket API's too: checked in the template instead (check_live).
+    "AWS::ApiGatewayV2::Authorizer": "moto's CloudFormation has no API Gateway v2 resources",
     "Custom::FirstTenant": "a custom resource invokes its Lambda function, which moto runs only in Docker",
     # Checked in the template instead (check_media).
     "AWS::S3::BucketPolicy": "moto's CloudFormation lists it without a logical id in DescribeStackResources",
@@ -206,6 +208,7 @@ def main():
     check_functions(session, created, sam_functions)
     check_mailbox_poll_queue(session, created, sam)
     check_media(session, created, sam)
+    check_live(session, created, sam)
     check_logs(session, created, sam_functions)
     check_alarms(session, created, sam_functions, topic)
     check_roles(session, created, cfn)
@@ -219,6 +222,14 @@ def main():
         outputs.get("FirstAdminKeySecretName") == f"omnichat/{STACK}/platform/first-admin-key",
         f"output FirstAdminKeySecretName is {outputs.get('FirstAdminKeySecretName')!r}",
     )
+
+    check(outputs.get("LiveUrl") == "wss://dropped-LiveApi.execute-api.us-east-1.amazonaws.com/live",
+          f"output LiveUrl is {outputs.get('LiveUrl')!r}")
+    check(outputs.get("WorkspaceUrl") == "https://dropped-HttpApi.execute-api.us-east-1.amazonaws.com/app/",
+          f"output WorkspaceUrl is {outputs.get('WorkspaceUrl')!r}")
+    workspace = sam["Outputs"]["WorkspaceUrl"]["Value"]["Fn::If"]
+    check(workspace[0] == "HasDomain" and workspace[1] == {"Fn::Sub": "https://${DomainName}/app/"},
+          f"output WorkspaceUrl does not follow the custom domain: {workspace}")
 
     if failures:
         print(f"moto-stack: {len(failures)} check(s) failed:", file=sys.stderr)
@@ -298,6 +309,7 @@ def check_bus_and_rules(session, created, sam):
             )
     print(f"moto-stack: bus {bus['Name']} and {len(expected)} rules, each targeting its function")
     check_router_patterns(session, expected)
+    check_live_pattern(session, expected)
 
 
 # Events of every kind as the functions publish them (shared/src/ports/events.rs, docs/events/), and
@@ -369,6 +381,143 @@ def check_router_patterns(session, expected):
           f"of {len(ROUTER_CASES)} event cases it acts on")
 
 
+# Every detail type of the bus (shared/src/ports/events.rs): a page may be told of each (usecases::live).
+LIVE_DETAIL_TYPES = ["DialogOpened", "DialogAssigned", "DialogQueued", "MessageReceived", "MessageSent",
+                     "MessageFailed", "DialogClosed"]
+
+
+def check_live_pattern(session, expected):
+    """The live function's rule, through EventBridge's own routing as the router's are checked (moto has no
+    TestEventPattern): the pattern on a probe rule of a probe bus with a queue as its target, events
+    published, and what reaches the queue must be every event of the bus (with or without the fields the
+    router's rules look at), and not an event of another source or detail type."""
+    events = session.client("events")
+    sqs = session.client("sqs")
+    patterns = [
+        event["Properties"]["Pattern"]
+        for function, _, event in expected
+        if function == "LiveFunction" and event["Type"] == "EventBridgeRule"
+    ]
+    if not check(len(patterns) == 1, f"live rules: {len(patterns)}, not 1"):
+        return
+    bus_name = "live-probe"
+    events.create_event_bus(Name=bus_name)
+    queue_url = sqs.create_queue(QueueName="live-probe")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="live-probe", EventBusName=bus_name, EventPattern=json.dumps(patterns[0]))
+    events.put_targets(Rule="live-probe", EventBusName=bus_name, Targets=[{"Id": "probe", "Arn": queue_arn}])
+    cases = [("omnichat", detail_type, {}, True) for detail_type in LIVE_DETAIL_TYPES] + [
+        ("omnichat", "MessageReceived", {"chatbot": True}, True),
+        ("omnichat", "DialogClosed", {"assignee_id": "019b7a2e-0000-7000-8000-000000000004"}, True),
+        ("omnichat", "TenantCreated", {}, False),
+        ("someone.else", "DialogOpened", {}, False),
+    ]
+    for case, (source, detail_type, extra, _) in enumerate(cases):
+        detail = {
+            "version": 1,
+            "type": "".join(f"_{c.lower()}" if c.isupper() else c for c in detail_type).lstrip("_"),
+            "tenant_id": "019b7a2e-0000-7000-8000-000000000001",
+            "channel_id": "019b7a2e-0000-7000-8000-000000000002",
+            "dialog_id": f"019b7a2e-0000-7000-8000-{case:012d}",
+            **extra,
+        }
+        sent = events.put_events(Entries=[{
+            "Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus_name,
+        }])
+        check(sent["FailedEntryCount"] == 0, f"probe event {detail_type} not accepted")
+    arrived = []
+    for _ in range(10):
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            arrived.append(int(json.loads(message["Body"])["detail"]["dialog_id"].rsplit("-", 1)[1]))
+    wanted = [case for case, (_, _, _, delivered) in enumerate(cases) if delivered]
+    check(sorted(arrived) == wanted,
+          f"the live rule delivered cases {sorted(arrived)}, not {wanted}: "
+          f"{[cases[c][:2] for c in sorted(set(arrived) ^ set(wanted))]}")
+    events.remove_targets(Rule="live-probe", EventBusName=bus_name, Ids=["probe"])
+    events.delete_rule(Name="live-probe", EventBusName=bus_name)
+    sqs.delete_queue(QueueUrl=queue_url)
+    events.delete_event_bus(Name=bus_name)
+    print(f"moto-stack: the live rule delivers all {len(LIVE_DETAIL_TYPES)} detail types of the bus "
+          f"({len(wanted)} cases), not another source's or detail type's")
+
+
+def check_live(session, created, sam):
+    """The live updates: the WebSocket API, its authorizer, routes, integration, stage and invoke permissions
+    from the template (moto's CloudFormation creates no API Gateway v2 resource), and from moto the live
+    function's callback URL, the API function's OMNICHAT_LIVE_URL, the permissions' source ARNs and the web
+    app's routes on the HTTP API (template)."""
+    resources = sam["Resources"]
+    lambda_ = session.client("lambda")
+
+    def props(name, kind):
+        resource = resources.get(name, {})
+        check(resource.get("Type") == kind, f"{name} is {resource.get('Type')}, not {kind}")
+        return resource.get("Properties", {})
+
+    invocations = {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                                "${LiveFunction.Arn}/invocations"}
+    api = props("LiveApi", "AWS::ApiGatewayV2::Api")
+    check(api.get("ProtocolType") == "WEBSOCKET" and api.get("RouteSelectionExpression") == "$request.body.action",
+          f"LiveApi: {api}")
+    authorizer = props("LiveAuthorizer", "AWS::ApiGatewayV2::Authorizer")
+    check(authorizer.get("ApiId") == {"Ref": "LiveApi"} and authorizer.get("AuthorizerType") == "REQUEST"
+          and authorizer.get("IdentitySource") == ["route.request.querystring.ticket"]
+          and authorizer.get("AuthorizerUri") == invocations, f"LiveAuthorizer: {authorizer}")
+    integration = props("LiveIntegration", "AWS::ApiGatewayV2::Integration")
+    check(integration.get("ApiId") == {"Ref": "LiveApi"} and integration.get("IntegrationType") == "AWS_PROXY"
+          and integration.get("IntegrationUri") == invocations, f"LiveIntegration: {integration}")
+    routes = {}
+    for name, resource in resources.items():
+        if resource.get("Type") == "AWS::ApiGatewayV2::Route" and resource["Properties"].get("ApiId") == {"Ref": "LiveApi"}:
+            routes[resource["Properties"]["RouteKey"]] = resource["Properties"]
+    check(sorted(routes) == ["$connect", "$default", "$disconnect"], f"LiveApi routes: {sorted(routes)}")
+    for key, route in routes.items():
+        check(route.get("Target") == {"Fn::Sub": "integrations/${LiveIntegration}"}, f"route {key}: target {route}")
+        authorized = route.get("AuthorizationType") == "CUSTOM" and route.get("AuthorizerId") == {"Ref": "LiveAuthorizer"}
+        check(authorized == (key == "$connect"), f"route {key}: authorization {route.get('AuthorizationType')}")
+    stage = props("LiveStage", "AWS::ApiGatewayV2::Stage")
+    check(stage.get("ApiId") == {"Ref": "LiveApi"} and stage.get("StageName") == "live" and stage.get("AutoDeploy") is True
+          and stage.get("DefaultRouteSettings", {}).get("ThrottlingRateLimit"), f"LiveStage: {stage}")
+
+    # The permissions moto made: API Gateway may invoke the live function for the three routes and the
+    # authorizer of this API only.
+    policy = json.loads(lambda_.get_policy(FunctionName=created["LiveFunction"])["Policy"])
+    sources = sorted(
+        st.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn", "")
+        for st in policy["Statement"] if st.get("Principal", {}).get("Service") == "apigateway.amazonaws.com"
+    )
+    prefix = "arn:aws:execute-api:us-east-1:123456789012:dropped-LiveApi/"
+    check(sources == sorted([f"{prefix}*/$connect", f"{prefix}*/$disconnect", f"{prefix}*/$default",
+                             f"{prefix}authorizers/dropped-LiveAuthorizer"]),
+          f"LiveFunction: API Gateway may invoke it from {sources}")
+
+    live_env = lambda_.get_function(FunctionName=created["LiveFunction"])["Configuration"]["Environment"]["Variables"]
+    check(live_env.get("LIVE_CALLBACK_URL") == "https://dropped-LiveApi.execute-api.us-east-1.amazonaws.com/live",
+          f"LiveFunction: LIVE_CALLBACK_URL {live_env.get('LIVE_CALLBACK_URL')}")
+    check(live_env.get("OMNICHAT_FUNCTION_TIMEOUT_SECONDS") == "29", "LiveFunction: function time-out")
+    api_env = lambda_.get_function(FunctionName=created["ApiFunction"])["Configuration"]["Environment"]["Variables"]
+    check(api_env.get("OMNICHAT_LIVE_URL") == "wss://dropped-LiveApi.execute-api.us-east-1.amazonaws.com/live",
+          f"ApiFunction: OMNICHAT_LIVE_URL {api_env.get('OMNICHAT_LIVE_URL')}")
+
+    # The web app on the HTTP API: its routes to the API function, and the permissions.
+    app_routes = sorted(
+        r["Properties"]["RouteKey"] for r in resources.values()
+        if r.get("Type") == "AWS::ApiGatewayV2::Route" and r["Properties"].get("ApiId") == {"Ref": "HttpApi"}
+        and r["Properties"]["RouteKey"].startswith("GET /app")
+        and r["Properties"].get("Target") == {"Fn::Sub": "integrations/${ApiIntegration}"}
+    )
+    check(app_routes == ["GET /app", "GET /app/", "GET /app/{proxy+}"], f"the web app's routes: {app_routes}")
+    api_policy = json.loads(lambda_.get_policy(FunctionName=created["ApiFunction"])["Policy"])
+    api_sources = {st.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn", "") for st in api_policy["Statement"]}
+    for suffix in ("/*/GET/app", "/*/GET/app/*"):
+        check(any(source.endswith(suffix) for source in api_sources), f"ApiFunction: no invoke permission for {suffix}")
+    print("moto-stack: the WebSocket API (in the template: authorizer on $connect, 3 routes, stage live), "
+          "the live function's callback URL and invoke permissions, OMNICHAT_LIVE_URL, the web app's routes")
+
+
 def check_functions(session, created, sam_functions):
     lambda_ = session.client("lambda")
     sqs = session.client("sqs")
@@ -397,7 +546,7 @@ def check_functions(session, created, sam_functions):
                 f"{name}: retries of a failed run: {items[0].get('MaximumRetryAttempts') if items else None}",
             )
             with_dlq += 1
-    check(with_dlq == 3, f"{with_dlq} functions send failed runs to the dead-letter queue, not 3")
+    check(with_dlq == 4, f"{with_dlq} functions send failed runs to the dead-letter queue, not 4")
     print(f"moto-stack: {len(sam_functions)} functions (arm64, provided.al2023, environment), "
           f"{with_dlq} with the dead-letter queue {dlq_arn.rsplit(':', 1)[1]}")
 
@@ -611,6 +760,7 @@ def check_roles(session, created, cfn):
     }
     mailbox_queue_actions = set()
     media_queue_actions = set()
+    live_grants = set()
     # Ingest hands a message's file fetches to the media queue: every function that ingests may send there.
     ingesting = {"EmailPollerFunction", "WebhookTelegramFunction", "WebhookVkFunction", "WebhookViberFunction",
                  "WebhookWhatsappFunction", "WebhookAvitoFunction"}
@@ -650,6 +800,22 @@ def check_roles(session, created, cfn):
                                 resource == queue_arn["ScheduledJobsDeadLetterQueue"] and actions == ["sqs:SendMessage"],
                                 f"{name}: {actions} on {resource}",
                             )
+                if any(a.startswith("execute-api:") for a in actions):
+                    check(
+                        name == "LiveFunction" and actions == ["execute-api:ManageConnections"]
+                        and resources == ["arn:aws:execute-api:us-east-1:123456789012:dropped-LiveApi/live/POST/@connections/*"],
+                        f"{name}: {actions} on {resources}",
+                    )
+                    live_grants.add("ManageConnections")
+                if name == "LiveFunction" and any(a.startswith("dynamodb:") for a in actions):
+                    check(sorted(actions) == ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+                          and len(resources) == 2 and resources[1].endswith("/index/gsi1"),
+                          f"LiveFunction: {actions} on {resources}")
+                    live_grants.add("TableItems")
+                if name == "LiveFunction":
+                    # (sqs:SendMessage on the dead-letter queue is checked with the others' above.)
+                    check(not any(a.split(":")[0] in ("secretsmanager", "s3", "events") for a in actions),
+                          f"LiveFunction: {actions}")
                 if name.startswith("Webhook"):
                     check("dynamodb:Query" not in actions, f"{name}: a webhook may Query")
                     check(
@@ -659,6 +825,7 @@ def check_roles(session, created, cfn):
         for sid, actions, resources in grants:
             short = [r.replace(secret_prefix, "secret:omnichat/<stack>/").split(":table/")[-1] for r in resources]
             print(f"  {name:28} {sid:20} {', '.join(a.split(':')[1] for a in actions)}  on  {', '.join(short)}")
+    check(live_grants == {"ManageConnections", "TableItems"}, f"LiveFunction's grants: {sorted(live_grants)}")
     # The dispatch sends and reads the depth; the event source mapping receives and deletes with the role.
     expected = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"}
     check(
