@@ -10,7 +10,8 @@
 #    (infra/lambda/dev_stack.py reads the template), for a stack named `dev`; the secrets hold the known
 #    dev keys below, which the first-tenant custom resource then takes instead of generating keys.
 # 2. Starts a fake Telegram Bot API (and VK, Viber; infra/lambda/fakes.py) on a free 127.0.0.1 port, which
-#    also records custom resource answers.
+#    also records custom resource answers and stands in for the WebSocket API's @connections (the live
+#    function's LIVE_CALLBACK_URL).
 # 3. Starts `cargo lambda watch` on 127.0.0.1:PORT (9000, or DEV_STACK_PORT) with the template's function
 #    environment (written to DIR/watch.env) plus the fakes' base URLs and the AWS endpoint.
 # 4. Seeds through the functions themselves (infra/lambda/lambda_try.py seed): invokes first-tenant with its
@@ -93,6 +94,8 @@ fakes="http://127.0.0.1:$(cat "$dir/fakes.port")"
     echo "TELEGRAM_API_BASE=$fakes"
     echo "VK_API_BASE=$fakes"
     echo "VIBER_API_BASE=$fakes/pa"
+    # The live function's pushes go to the fakes' stand-in for the WebSocket stage's @connections API.
+    echo "LIVE_CALLBACK_URL=$fakes/live"
     echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
     echo "AWS_REGION=${AWS_REGION:-us-east-1}"
     echo "AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing}"

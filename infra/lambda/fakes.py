@@ -5,9 +5,12 @@
   send, deleteWebhook, ...), under `/bot<token>/<method>`, `/method/<name>` and `/pa/<endpoint>`;
 - a CloudFormation ResponseURL: `PUT /cloudformation-response/<anything>` records the custom resource's
   answer (CloudFormation's own is a presigned S3 URL taking the same PUT);
+- API Gateway's management API of the WebSocket stage (the live function's LIVE_CALLBACK_URL is
+  `<fakes>/live`): `POST /live/@connections/<id>` records the push and answers 200, or 410 (API Gateway's
+  GoneException for a closed connection) when the id starts with `gone`;
 - `GET /_fake/state`: what it saw, as JSON (Telegram webhook secrets and URLs by bot id, VK callback servers
   (URL, secret key) and confirmation codes by community id, Viber webhook URLs by token, sends, custom
-  resource answers, calls it did not know).
+  resource answers, live pushes, calls it did not know).
 
     python infra/lambda/fakes.py PORT_FILE     # writes the port to PORT_FILE once it listens
 
@@ -29,9 +32,28 @@ def main():
     port_file = sys.argv[1]
     state = FakeState()
     cfn_answers = []
+    live_pushes = []
     providers = make_handler(state)
 
     class Handler(providers):
+        def do_POST(self):
+            path = self.path.split("?", 1)[0]
+            if not path.startswith("/live/@connections/"):
+                return self.route()
+            connection = path.removeprefix("/live/@connections/")
+            raw = self.raw_body()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"unparsed": raw.decode("utf-8", "replace")}
+            gone = connection.startswith("gone")
+            with state.lock:
+                live_pushes.append({"connection_id": connection, "body": body, "gone": gone,
+                                    "signed": "execute-api" in (self.headers.get("Authorization") or "")})
+            if gone:
+                return self.answer(410, {"message": None}, [("x-amzn-ErrorType", "GoneException")])
+            return self.answer(200, b"")
+
         def do_PUT(self):
             path = self.path.split("?", 1)[0]
             if not path.startswith("/cloudformation-response/"):
@@ -58,6 +80,7 @@ def main():
                     "viber_webhooks": dict(state.viber_webhooks),
                     "sends": list(state.sends),
                     "cloudformation_answers": list(cfn_answers),
+                    "live_pushes": list(live_pushes),
                     "unknown_calls": list(state.unknown_calls),
                 }
             return self.answer(200, snapshot)

@@ -325,6 +325,69 @@ def done(function, event, seconds, outcome):
     line(function, event, seconds, outcome)
 
 
+def live_event(name, run_name, change):
+    """The live function's example event as seed() filled it, changed by `change`, as `run_name`."""
+    event = json.loads(open(filled("live", name), encoding="utf-8").read())
+    change(event)
+    return write_filled("live", run_name, json.dumps(event, indent=2))
+
+
+def policy_effect(answer):
+    expect(isinstance(answer, dict) and "policyDocument" in answer, f"not an authorizer's answer: {answer!r}")
+    return answer["policyDocument"]["Statement"][0]["Effect"]
+
+
+def check_live(tenant):
+    """The authorizer denies an unknown ticket and allows one the API gave, once; $connect keeps two of the
+    admin's connections; the example DialogAssigned event is pushed to them through the fakes' @connections
+    (one of which answers 410: forgotten); $disconnect forgets the other. The table ends as it began."""
+    before = table_items()
+    seconds, answer = invoke("live", filled("live", "authorizer.json"))
+    expect(policy_effect(answer) == "Deny", f"the authorizer allowed an unknown ticket: {answer!r}")
+    done("live", "authorizer.json", seconds, "Deny: the example's ticket is unknown here")
+
+    seconds, ticket = api("stream-ticket.json", status=201)
+    expect(isinstance(ticket, dict) and ticket.get("ticket") and ticket.get("expires_at"), f"not a ticket: {ticket!r}")
+    done("api", "stream-ticket.json", seconds, "201, a one-time ticket")
+    path = filled("live", "authorizer.json", {"TICKET": ticket["ticket"]})
+    seconds, allowed = invoke("live", path)
+    expect(policy_effect(allowed) == "Allow"
+           and allowed.get("context") == {"tenant_id": tenant, "role": "admin", "employee_id": ""},
+           f"the authorizer did not allow the admin's ticket: {allowed!r}")
+    done("live", "authorizer.json (ticket)", seconds, "Allow, the admin of the tenant in its context")
+    seconds, again = invoke("live", path)
+    expect(policy_effect(again) == "Deny", f"the ticket was good twice: {again!r}")
+    done("live", "authorizer.json (again)", seconds, "Deny: a ticket is good once")
+    expect(table_items() == before, "the ticket outlived its use")
+
+    authorizer = {**allowed["context"], "principalId": allowed["principalId"]}
+    for connection in ("devAdminConn01", "goneAdminConn1"):
+        def as_connection(event, connection=connection):
+            event["requestContext"]["authorizer"] = authorizer
+            event["requestContext"]["connectionId"] = connection
+        seconds, answer = invoke("live", live_event("connect.json", f"connect-{connection}.run.json", as_connection))
+        expect(answer == {"statusCode": 200}, f"$connect answered {answer!r}")
+        done("live", f"connect.json ({connection})", seconds, "200, the connection kept")
+    expect(table_items() == before + 2, f"{table_items() - before} items for two connections, not 2")
+
+    pushes_before = len(fake_state()["live_pushes"])
+    seconds, answer = invoke("live", filled("live", "eventbridge.json"))
+    expect(answer == {"pushed": 1, "skipped": 0, "dropped": 1, "failed": 0}, f"the push answered {answer!r}")
+    pushes = fake_state()["live_pushes"][pushes_before:]
+    pushed = sorted((p["connection_id"], p["body"].get("type"), p["signed"]) for p in pushes)
+    expect(pushed == [("devAdminConn01", "dialog_assigned", True), ("goneAdminConn1", "dialog_assigned", True)],
+           f"the fake @connections API got {pushes!r}")
+    expect(table_items() == before + 1, "the connection API Gateway said is gone is still in the table")
+    done("live", "eventbridge.json", seconds, "DialogAssigned pushed to the admin; the gone connection forgotten")
+
+    def as_open(event):
+        event["requestContext"]["connectionId"] = "devAdminConn01"
+    seconds, answer = invoke("live", live_event("disconnect.json", "disconnect.run.json", as_open))
+    expect(answer == {"statusCode": 200}, f"$disconnect answered {answer!r}")
+    expect(table_items() == before, "the connection outlived $disconnect")
+    done("live", "disconnect.json", seconds, "200, the connection forgotten; table as before")
+
+
 def check():
     with open(os.path.join(DIR, "seed.json"), encoding="utf-8") as f:
         seed_ids = json.load(f)
@@ -452,6 +515,9 @@ def check():
                    f"{function} {name} answered {status} {body!r}, not 404 with an error")
             expect(table_items() == before, f"{function} {name} changed the table")
             done(function, name, seconds, f"404 {body['error'].get('code')}: no such channel here, table unchanged")
+
+    # ---- live updates: the WebSocket API's authorizer and routes, and a push of a bus event
+    check_live(tenant)
 
     # ---- the custom resource: Create again, Update, Delete
     for name, kind in (("create.json", "Create"), ("update.json", "Update"), ("delete.json", "Delete")):
