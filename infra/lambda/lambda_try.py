@@ -11,8 +11,9 @@ invocation; the first surprise ends the run with exit 1 and says what was expect
 Placeholders in the checked-in events, filled here into copies under DEV_STACK_DIR/events/<function>/:
 `CHANNEL_ID` and `WEBHOOK_SECRET` (as the handler tests fill them) for the Telegram, VK and Viber webhooks,
 `SIGNATURE` (Viber's X-Viber-Content-Signature: HMAC-SHA256 of the body with the bot token), `DIALOG_ID`; the
-router's events get this stack's tenant, Telegram channel and dialog ids in `detail`, the first-tenant events
-a ResponseURL on the fakes. The other providers' webhook events stay as they are: no fake, no channel.
+router's events get this stack's tenant, Telegram channel and dialog ids in `detail` (the live function's bus
+event its tenant and channel), the first-tenant events a ResponseURL on the fakes, the live authorizer's `TICKET`
+a ticket from the API. The other providers' webhook events stay as they are: no fake, no channel.
 """
 
 import hashlib

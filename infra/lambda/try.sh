@@ -10,7 +10,8 @@
 # infra/lambda/lambda_try.py check: one line per invocation, each answer checked (status and body, and the
 # effect where there is one: the Telegram, VK and Viber messages each store one message, their repeats
 # nothing, VK's confirmation answers the fake's code, a forged Viber signature is 401 and stores nothing, the
-# reply reaches the fake, the schedules change nothing), exit 1 on the first surprise. Everything started is
+# reply reaches the fake, the schedules change nothing, the live function's authorizer takes an API ticket once
+# and its push reaches the fakes' @connections), exit 1 on the first surprise. Everything started is
 # stopped on exit, also on failure.
 set -euo pipefail
 
