@@ -368,7 +368,7 @@ def check_live(tenant):
             event["requestContext"]["connectionId"] = connection
         seconds, answer = invoke("live", live_event("connect.json", f"connect-{connection}.run.json", as_connection))
         expect(answer == {"statusCode": 200}, f"$connect answered {answer!r}")
-        done("live", f"connect.json ({connection})", seconds, "200, the connection kept")
+        done("live", f"connect.json ({connection[:4]})", seconds, f"200, the connection {connection} kept")
     expect(table_items() == before + 2, f"{table_items() - before} items for two connections, not 2")
 
     pushes_before = len(fake_state()["live_pushes"])
