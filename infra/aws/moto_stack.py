@@ -10,8 +10,10 @@ the server). Steps:
    literal "dropped-<LogicalId>".
 3. The stack is created on moto (an SNS topic as AlarmTopicArn, LogRetentionDays=14), and then the services
    are asked, through their own APIs, for the table, bus, rules, queues, the mailbox poll queue's event
-   source mapping, functions, log groups, metric filters, alarms and roles the template promises. Any one
-   missing or different fails the run.
+   source mapping, functions, log groups, metric filters, alarms and roles the template promises, and the
+   live updates (check_live: the WebSocket API from the template text, since moto's CloudFormation makes
+   no API Gateway v2 resource; the live function's rule, environment, permissions and grants from moto).
+   Any one missing or different fails the run.
 """
 
 import ast
@@ -493,6 +495,14 @@ def check_live(session, created, sam):
     check(sources == sorted([f"{prefix}*/$connect", f"{prefix}*/$disconnect", f"{prefix}*/$default",
                              f"{prefix}authorizers/dropped-LiveAuthorizer"]),
           f"LiveFunction: API Gateway may invoke it from {sources}")
+
+    # EventBridge's retries of an invocation it could not make; the function's own (one, then the dead-letter
+    # queue) are checked with the other functions'.
+    targets = session.client("events").list_targets_by_rule(
+        Rule=created["LiveFunctionDomainEvents"], EventBusName=created["OmnichatBus"])["Targets"]
+    retry = targets[0].get("RetryPolicy") if targets else None
+    check(retry == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 120},
+          f"LiveFunctionDomainEvents: retry policy {retry}")
 
     live_env = lambda_.get_function(FunctionName=created["LiveFunction"])["Configuration"]["Environment"]["Variables"]
     check(live_env.get("LIVE_CALLBACK_URL") == "https://dropped-LiveApi.execute-api.us-east-1.amazonaws.com/live",
