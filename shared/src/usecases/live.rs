@@ -45,7 +45,8 @@ struct TicketRecord {
     tenant_id: TenantId,
     role: Role,
     employee_id: Option<EmployeeId>,
-    expires_at: Timestamp,
+    /// Not `expires_at`: that name is the item's TTL attribute (`repo::with_expiry`).
+    valid_until: Timestamp,
 }
 
 /// A ticket as handed to the page.
@@ -63,7 +64,7 @@ pub async fn issue_ticket(ctx: &Context, principal: &Principal) -> Result<Ticket
         tenant_id: principal.tenant_id.clone(),
         role: principal.role,
         employee_id: principal.employee_id.clone(),
-        expires_at,
+        valid_until: expires_at,
     };
     let key = repo::live_ticket_key(&auth::hash_key(&ticket));
     let item = repo::with_expiry(repo::to_item(&record, &key, &[])?, expires_at.as_second());
@@ -78,7 +79,7 @@ pub async fn redeem_ticket(ctx: &Context, ticket: &str) -> Result<Principal> {
     }
     let key = repo::live_ticket_key(&auth::hash_key(ticket));
     let record: TicketRecord = repo::load(ctx.store.as_ref(), &key).await?.ok_or(Error::Unauthorized)?;
-    if record.expires_at <= ctx.clock.now() {
+    if record.valid_until <= ctx.clock.now() {
         return Err(Error::Unauthorized);
     }
     // Used once: of two redeeming at once, one deletes it and the other is refused.
@@ -312,8 +313,44 @@ pub async fn fan_out(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
     use crate::domain::ChannelId;
+    use crate::ports::clock::ManualClock;
+    use crate::usecases::Providers;
+
+    fn context(dir: &tempfile::TempDir, clock: Arc<ManualClock>) -> Context {
+        Context::new(
+            Arc::new(RedbStore::open(&dir.path().join("db.redb")).expect("store")),
+            Arc::new(FileSecretStore::open(&dir.path().join("secrets.json")).expect("secrets")),
+            Arc::new(InProcessBus::new(8)),
+            clock,
+            Providers::default(),
+            "https://example.test",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_ticket_opens_one_connection_within_its_minute() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_767_268_800).expect("valid")));
+        let ctx = context(&dir, clock.clone());
+        let employee = Principal {
+            tenant_id: TenantId::generate(),
+            role: Role::Employee,
+            employee_id: Some(EmployeeId::generate()),
+        };
+        let ticket = issue_ticket(&ctx, &employee).await.expect("ticket");
+        assert_eq!(redeem_ticket(&ctx, &ticket.ticket).await.expect("redeemed"), employee);
+        assert!(matches!(redeem_ticket(&ctx, &ticket.ticket).await, Err(Error::Unauthorized)), "used twice");
+        let late = issue_ticket(&ctx, &employee).await.expect("ticket");
+        clock.advance(TICKET_TTL);
+        assert!(matches!(redeem_ticket(&ctx, &late.ticket).await, Err(Error::Unauthorized)), "expired");
+        assert!(matches!(redeem_ticket(&ctx, "").await, Err(Error::Unauthorized)));
+        assert!(matches!(redeem_ticket(&ctx, "ock_unknown").await, Err(Error::Unauthorized)));
+    }
 
     #[test]
     fn a_push_names_the_change_not_its_content() {
