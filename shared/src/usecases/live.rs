@@ -117,7 +117,8 @@ impl Push {
             }
             DomainEvent::MessageReceived { dialog_id, message_id, .. }
             | DomainEvent::MessageSent { dialog_id, message_id, .. }
-            | DomainEvent::MessageFailed { dialog_id, message_id, .. } => {
+            | DomainEvent::MessageFailed { dialog_id, message_id, .. }
+            | DomainEvent::MessageDelivered { dialog_id, message_id, .. } => {
                 (dialog_id, Some(message_id.clone()), None)
             }
         };
@@ -154,7 +155,8 @@ fn tenant_of(event: &DomainEvent) -> &TenantId {
         | DomainEvent::MessageSent { tenant_id, .. }
         | DomainEvent::DialogClosed { tenant_id, .. }
         | DomainEvent::MessageFailed { tenant_id, .. }
-        | DomainEvent::DialogQueued { tenant_id, .. } => tenant_id,
+        | DomainEvent::DialogQueued { tenant_id, .. }
+        | DomainEvent::MessageDelivered { tenant_id, .. } => tenant_id,
     }
 }
 
