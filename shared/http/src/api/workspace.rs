@@ -18,6 +18,7 @@ use omnichat::usecases::workspace;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/me", get(me))
         .route("/v1/me/dialogs", get(my_dialogs))
         .route("/v1/me/queue", get(my_queue))
         .route("/v1/me/status", put(set_my_status))
@@ -27,7 +28,7 @@ pub fn router() -> Router<AppState> {
 
 /// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(my_dialogs, my_queue, set_my_status, accept, transfer))]
+#[openapi(paths(me, my_dialogs, my_queue, set_my_status, accept, transfer))]
 pub(crate) struct Docs;
 
 /// The caller's new status.
@@ -52,6 +53,42 @@ struct TransferInput {
     /// A group of the tenant: routed by its distribution, not back to whoever transferred it.
     #[schema(format = "uuid", nullable = false)]
     group_id: Option<String>,
+}
+
+/// Who the caller is.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    #[schema(value_type = String, format = "uuid")]
+    tenant_id: String,
+    /// `admin` or `employee`.
+    #[schema(example = "employee")]
+    role: String,
+    /// The employee an employee key belongs to (`null` for an admin key).
+    #[schema(nullable = true)]
+    employee: Option<Employee>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "workspace",
+    summary = "Who I am: my key's role and, for an employee key, my employee (status included)",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
+async fn me(State(ctx): State<AppState>, principal: Principal) -> Result<Json<Me>, ApiError> {
+    let employee = workspace::me(&ctx, &principal).await?;
+    let role = match principal.role {
+        omnichat::usecases::auth::Role::Admin => "admin",
+        omnichat::usecases::auth::Role::Employee => "employee",
+    };
+    Ok(Json(Me {
+        tenant_id: principal.tenant_id.to_string(),
+        role: role.to_owned(),
+        employee: employee.map(Employee::from),
+    }))
 }
 
 #[utoipa::path(
