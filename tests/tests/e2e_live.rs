@@ -187,6 +187,18 @@ async fn an_employee_is_told_only_of_the_dialogs_they_may_see_and_nobody_of_anot
     assert_eq!(status, 201, "{reply}");
     let sent = until(&mut anna_page, Duration::from_secs(2), |p| p["type"] == "message_sent").await;
     assert_eq!(sent.last().expect("push")["message_id"], reply["id"]);
+    // What the page reads then: the dialog's newest message first, for the list's preview.
+    let (status, newest) = app
+        .with_key(&anna_key, Method::GET, &format!("/v1/dialogs/{dialog}/messages?order=desc&limit=1"), None)
+        .await;
+    assert_eq!(status, 200, "{newest}");
+    assert_eq!(newest["items"].as_array().map(Vec::len), Some(1), "{newest}");
+    assert_eq!(
+        (newest["items"][0]["id"].clone(), newest["items"][0]["status"].as_str()),
+        (reply["id"].clone(), Some("sent"))
+    );
+    let (status, _) = app.get(&format!("/v1/dialogs/{dialog}/messages?order=sideways")).await;
+    assert_eq!(status, 400);
 
     let boris_saw = drain(&mut boris_page, Duration::from_millis(500)).await;
     assert!(

@@ -291,7 +291,7 @@ async fn interrupted_send(set: &AdapterSet, idempotent: bool) -> (Scene, Message
     replying.abort();
     assert!(replying.await.is_err_and(|e| e.is_cancelled()), "the sender was killed mid-call");
     let (messages, _) =
-        dialogs::list_messages(&s.ctx, &s.admin, &s.dialog, 10, None).await.expect("messages");
+        dialogs::list_messages(&s.ctx, &s.admin, &s.dialog, 10, None, false).await.expect("messages");
     let message = messages.into_iter().find(|m| m.text.as_deref() == Some("cut short")).expect("stored");
     assert_eq!(message.status, Some(OutStatus::Pending));
     // Still claimed: nothing happens within the lease.
