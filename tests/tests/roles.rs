@@ -171,4 +171,15 @@ async fn me_tells_the_caller_their_role_and_an_employee_their_record() {
     assert_eq!((me["employee"]["id"].as_str(), me["employee"]["status"].as_str()), (Some(id), Some("away")));
     let (status, _) = app.with_key("not-a-key", Method::GET, "/v1/me", None).await;
     assert_eq!(status, 401);
+    // Which channel a dialog came in on, by name: no settings, no credentials, no webhook.
+    let (channel, _) = app.connect_telegram(700_200_300, "acme_roles_bot").await;
+    let (status, names) = app.with_key(key, Method::GET, "/v1/me/channels", None).await;
+    assert_eq!(status, 200, "{names}");
+    assert_eq!(names["items"][0]["id"], channel["id"]);
+    assert_eq!(
+        (names["items"][0]["name"].as_str(), names["items"][0]["provider"].as_str()),
+        (Some("Support bot"), Some("telegram"))
+    );
+    let keys: Vec<&String> = names["items"][0].as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["id", "name", "provider", "status"], "{names}");
 }
