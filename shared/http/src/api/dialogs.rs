@@ -115,6 +115,7 @@ pub enum Order {
 #[into_params(parameter_in = Query)]
 pub struct OrderParams {
     /// `asc` (oldest first, the default) or `desc` (newest first).
+    #[param(inline)]
     order: Option<Order>,
 }
 
