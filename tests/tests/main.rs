@@ -6,6 +6,7 @@ mod e2e_avito_oauth;
 mod e2e_channels;
 mod e2e_customers;
 mod e2e_email;
+mod e2e_live;
 mod e2e_media;
 mod e2e_people;
 mod e2e_routing;

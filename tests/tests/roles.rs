@@ -151,3 +151,35 @@ async fn an_employee_key_is_refused_on_every_admin_only_route_and_changes_nothin
     }
     assert_ne!(admin_view(&app, &channel).await, before, "the admin's pass changed the tenant");
 }
+
+/// `GET /v1/me`: the workspace learns the caller's role (and an employee's own record) without probing.
+#[tokio::test]
+async fn me_tells_the_caller_their_role_and_an_employee_their_record() {
+    let app = TestApp::spawn().await;
+    let (status, admin) = app.get("/v1/me").await;
+    assert_eq!(status, 200, "{admin}");
+    assert_eq!((admin["role"].as_str(), &admin["employee"]), (Some("admin"), &Value::Null), "{admin}");
+    let (_, employee) =
+        app.post("/v1/employees", &json!({"name": "Anna", "status": "away", "max_dialogs": 3})).await;
+    let id = employee["id"].as_str().expect("id");
+    let (_, key) = app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": id})).await;
+    let key = key["key"].as_str().expect("key");
+    let (status, me) = app.with_key(key, Method::GET, "/v1/me", None).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "employee");
+    assert_eq!(me["tenant_id"], admin["tenant_id"]);
+    assert_eq!((me["employee"]["id"].as_str(), me["employee"]["status"].as_str()), (Some(id), Some("away")));
+    let (status, _) = app.with_key("not-a-key", Method::GET, "/v1/me", None).await;
+    assert_eq!(status, 401);
+    // Which channel a dialog came in on, by name: no settings, no credentials, no webhook.
+    let (channel, _) = app.connect_telegram(700_200_300, "acme_roles_bot").await;
+    let (status, names) = app.with_key(key, Method::GET, "/v1/me/channels", None).await;
+    assert_eq!(status, 200, "{names}");
+    assert_eq!(names["items"][0]["id"], channel["id"]);
+    assert_eq!(
+        (names["items"][0]["name"].as_str(), names["items"][0]["provider"].as_str()),
+        (Some("Support bot"), Some("telegram"))
+    );
+    let keys: Vec<&String> = names["items"][0].as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["id", "name", "provider", "status"], "{names}");
+}

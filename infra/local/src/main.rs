@@ -39,6 +39,7 @@ async fn run() -> Result<(), String> {
         println!("First start: created the tenant. Admin API key: {}", key.expose());
     }
     println!("omnichat-local listening on http://{}", running.address);
+    println!("The operator workspace: http://{}/app/ (sign in with an API key)", running.address);
     running.wait().await
 }
 

@@ -66,6 +66,12 @@ pub enum DomainEvent {
         message_id: MessageId,
         reason: String,
     },
+    /// The provider reported an outgoing message delivered to the customer.
+    MessageDelivered {
+        tenant_id: TenantId,
+        dialog_id: DialogId,
+        message_id: MessageId,
+    },
     /// Routing left the dialog waiting for people: in a group's or an employee's queue, or offered to a
     /// group's members at once (the workspace shows it in their queues).
     DialogQueued {
@@ -86,6 +92,7 @@ impl DomainEvent {
             DomainEvent::DialogClosed { .. } => "DialogClosed",
             DomainEvent::MessageFailed { .. } => "MessageFailed",
             DomainEvent::DialogQueued { .. } => "DialogQueued",
+            DomainEvent::MessageDelivered { .. } => "MessageDelivered",
         }
     }
 
@@ -101,7 +108,8 @@ impl DomainEvent {
             DomainEvent::DialogAssigned { .. }
             | DomainEvent::MessageSent { .. }
             | DomainEvent::MessageFailed { .. }
-            | DomainEvent::DialogQueued { .. } => false,
+            | DomainEvent::DialogQueued { .. }
+            | DomainEvent::MessageDelivered { .. } => false,
         }
     }
 
@@ -160,7 +168,7 @@ mod tests {
     use super::*;
 
     /// How many variants [`DomainEvent`] has; [`variant`] numbers them 0..VARIANTS.
-    const VARIANTS: usize = 7;
+    const VARIANTS: usize = 8;
 
     /// Exhaustive on purpose: a new variant does not compile until it is numbered here, and the schema
     /// test then fails until it has a sample and a schema file.
@@ -173,6 +181,7 @@ mod tests {
             DomainEvent::DialogClosed { .. } => 4,
             DomainEvent::MessageFailed { .. } => 5,
             DomainEvent::DialogQueued { .. } => 6,
+            DomainEvent::MessageDelivered { .. } => 7,
         }
     }
 
@@ -214,10 +223,15 @@ mod tests {
             DomainEvent::MessageFailed {
                 tenant_id: tenant_id.clone(),
                 dialog_id: dialog_id.clone(),
-                message_id,
+                message_id: message_id.clone(),
                 reason: "blocked by the user".into(),
             },
-            DomainEvent::DialogQueued { tenant_id, channel_id, dialog_id },
+            DomainEvent::DialogQueued {
+                tenant_id: tenant_id.clone(),
+                channel_id,
+                dialog_id: dialog_id.clone(),
+            },
+            DomainEvent::MessageDelivered { tenant_id, dialog_id, message_id },
         ]
     }
 
@@ -237,6 +251,7 @@ mod tests {
                 ("DialogClosed", true),
                 ("MessageFailed", false),
                 ("DialogQueued", false),
+                ("MessageDelivered", false),
             ]
         );
         let (tenant_id, channel_id, dialog_id) =

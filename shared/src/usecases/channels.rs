@@ -273,6 +273,18 @@ pub async fn list_channels(
     Ok((channels, page.next))
 }
 
+/// The tenant's channels as the workspace names them, for any key of the tenant (an employee sees which
+/// channel a dialog came in on; settings and credentials stay admins').
+pub async fn channel_names(
+    ctx: &Context,
+    principal: &Principal,
+    limit: usize,
+    page: Option<String>,
+) -> Result<(Vec<Channel>, Option<String>)> {
+    let admin = Principal::admin_of(principal.tenant_id.clone());
+    list_channels(ctx, &admin, limit, page).await
+}
+
 /// The rules that need the tenant's data: handling names an employee, group or (where the provider
 /// allows it) chatbot of the tenant; chatbots only where the tenant's chatbot service is on.
 pub async fn check_settings_references(

@@ -55,19 +55,23 @@ pub async fn get_dialog(ctx: &Context, principal: &Principal, id: &str) -> Resul
     routing::visible_dialog(ctx, principal, id).await
 }
 
-/// The dialog's messages, oldest first.
+/// The dialog's messages, oldest first (or newest first).
 pub async fn list_messages(
     ctx: &Context,
     principal: &Principal,
     dialog_id: &str,
     limit: usize,
     page: Option<String>,
+    newest_first: bool,
 ) -> Result<(Vec<Message>, Option<String>)> {
     let dialog = get_dialog(ctx, principal, dialog_id).await?;
-    let query = Query::table(repo::messages_of(&dialog.id))
+    let mut query = Query::table(repo::messages_of(&dialog.id))
         .range(SkRange::BeginsWith(repo::MESSAGE_SK_PREFIX.into()))
         .limit(limit)
         .after(page);
+    if newest_first {
+        query = query.descending();
+    }
     let page = ctx.store.query(&query).await?;
     let mut messages = page.items.into_iter().map(repo::from_item).collect::<Result<Vec<Message>>>()?;
     media::link_attachments(ctx, &mut messages).await?;

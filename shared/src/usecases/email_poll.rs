@@ -451,7 +451,7 @@ async fn handle_mail(
                     status: OutStatus::Failed,
                     reason: Some(reason.clone()),
                 };
-                outbox::apply_status(ctx, &channel.id, &update).await?;
+                outbox::apply_status(ctx, channel, &update).await?;
             }
             return Ok(());
         }

@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
+use crate::domain::{Channel, ChannelId, Dialog, DialogId, Message, MessageId, OutStatus, TenantId};
 use crate::error::ProviderError;
 use crate::error::{Error, Result};
 use crate::ports::channel::{Outgoing, StatusUpdate};
@@ -415,11 +415,14 @@ struct SentLookup {
 /// `failed`; a report never moves a message back. A report that comes before its send is recorded (the
 /// provider reported faster than we wrote) is kept and applied when the send is recorded; one for a
 /// message we never recorded is forgotten after a day.
-pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpdate) -> Result<bool> {
-    let lookup_key = repo::sent_key(channel, &update.provider_message_id);
+///
+/// A report applied is published (`MessageDelivered`, or `MessageFailed` with the provider's reason), so
+/// that an open workspace shows it at once.
+pub async fn apply_status(ctx: &Context, channel: &Channel, update: &StatusUpdate) -> Result<bool> {
+    let lookup_key = repo::sent_key(&channel.id, &update.provider_message_id);
     let item = match ctx.store.get(&lookup_key).await? {
         Some(item) => item,
-        None => match keep_early_report(ctx, &lookup_key, channel, update).await? {
+        None => match keep_early_report(ctx, &lookup_key, &channel.id, update).await? {
             // Kept for the send's record (or an earlier report is kept already).
             None => return Ok(false),
             // The send was recorded meanwhile.
@@ -437,10 +440,27 @@ pub async fn apply_status(ctx: &Context, channel: &ChannelId, update: &StatusUpd
         condition: from_sent,
     };
     match ctx.store.transact(vec![write]).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict { .. }) => Ok(false),
-        Err(other) => Err(other.into()),
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => return Ok(false),
+        Err(other) => return Err(other.into()),
     }
+    let (tenant_id, dialog_id, message_id) = (channel.tenant_id.clone(), lookup.dialog_id, lookup.message_id);
+    let event = match update.status {
+        OutStatus::Delivered => Some(DomainEvent::MessageDelivered { tenant_id, dialog_id, message_id }),
+        OutStatus::Failed => Some(DomainEvent::MessageFailed {
+            tenant_id,
+            dialog_id,
+            message_id,
+            reason: update.reason.clone().unwrap_or_else(|| "the provider reported it undelivered".into()),
+        }),
+        _ => None,
+    };
+    if let Some(event) = event
+        && let Err(error) = ctx.bus.publish(std::slice::from_ref(&event)).await
+    {
+        tracing::warn!(%error, "{} not published", event.detail_type());
+    }
+    Ok(true)
 }
 
 /// Keeps a report whose send is not recorded yet, on condition it still is not (else answers the

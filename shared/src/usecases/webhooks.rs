@@ -61,7 +61,7 @@ pub async fn receive_webhook(
         outcomes.push(outcome);
     }
     for status in &delivery.statuses {
-        if !crate::usecases::outbox::apply_status(ctx, &channel.id, status).await? {
+        if !crate::usecases::outbox::apply_status(ctx, &channel, status).await? {
             tracing::debug!(provider_message_id = %status.provider_message_id, "a delivery report changed nothing");
         }
     }

@@ -120,3 +120,14 @@ pub async fn set_my_status(ctx: &Context, principal: &Principal, body: &Value) -
     }
     people::update_employee(ctx, principal, me.as_str(), changes).await
 }
+
+/// Who the caller is: their key's role and, for an employee key, the employee (the workspace's start).
+pub async fn me(ctx: &Context, principal: &Principal) -> Result<Option<Employee>> {
+    match &principal.employee_id {
+        None => Ok(None),
+        Some(id) => repo::get_employee(ctx.store.as_ref(), &principal.tenant_id, id)
+            .await?
+            .map(Some)
+            .ok_or(Error::NotFound { what: "employee" }),
+    }
+}

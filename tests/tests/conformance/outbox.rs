@@ -118,6 +118,18 @@ impl EventBus for RecordingBus {
 }
 
 impl RecordingBus {
+    /// The messages reported delivered, in order.
+    fn deliveries(&self) -> Vec<String> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events
+            .iter()
+            .filter_map(|event| match event {
+                DomainEvent::MessageDelivered { message_id, .. } => Some(message_id.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn failures(&self) -> Vec<(String, String)> {
         let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         events
@@ -279,7 +291,7 @@ async fn interrupted_send(set: &AdapterSet, idempotent: bool) -> (Scene, Message
     replying.abort();
     assert!(replying.await.is_err_and(|e| e.is_cancelled()), "the sender was killed mid-call");
     let (messages, _) =
-        dialogs::list_messages(&s.ctx, &s.admin, &s.dialog, 10, None).await.expect("messages");
+        dialogs::list_messages(&s.ctx, &s.admin, &s.dialog, 10, None, false).await.expect("messages");
     let message = messages.into_iter().find(|m| m.text.as_deref() == Some("cut short")).expect("stored");
     assert_eq!(message.status, Some(OutStatus::Pending));
     // Still claimed: nothing happens within the lease.
@@ -323,7 +335,7 @@ pub async fn a_report_before_the_send_is_recorded_is_applied_when_it_is(set: Ada
     let message = s.reply("fast provider").await;
     let delivered = report("pm-early", OutStatus::Delivered, None);
     assert!(
-        !outbox::apply_status(&s.ctx, &s.channel.id, &delivered).await.expect("report"),
+        !outbox::apply_status(&s.ctx, &s.channel, &delivered).await.expect("report"),
         "nothing to apply yet"
     );
     assert_eq!(s.stored(&message).await.status, Some(OutStatus::Pending));
@@ -335,7 +347,7 @@ pub async fn a_report_before_the_send_is_recorded_is_applied_when_it_is(set: Ada
         (Some(OutStatus::Delivered), Some("pm-early"))
     );
     let late = report("pm-early", OutStatus::Failed, Some("late"));
-    assert!(!outbox::apply_status(&s.ctx, &s.channel.id, &late).await.expect("report"));
+    assert!(!outbox::apply_status(&s.ctx, &s.channel, &late).await.expect("report"));
     assert_eq!(s.stored(&message).await.status, Some(OutStatus::Delivered), "never back");
 
     // The usual order still works: a recorded send takes its report at once.
@@ -343,10 +355,18 @@ pub async fn a_report_before_the_send_is_recorded_is_applied_when_it_is(set: Ada
     let message = s.reply("usual").await;
     assert_eq!(s.stored(&message).await.status, Some(OutStatus::Sent));
     let failed = report("pm-usual", OutStatus::Failed, Some("blocked by the user"));
-    assert!(outbox::apply_status(&s.ctx, &s.channel.id, &failed).await.expect("report"));
+    assert!(outbox::apply_status(&s.ctx, &s.channel, &failed).await.expect("report"));
     let stored = s.stored(&message).await;
     assert_eq!(
         (stored.status, stored.failure.as_deref()),
         (Some(OutStatus::Failed), Some("blocked by the user"))
     );
+    // An applied report is published (an open workspace shows it at once); one not applied is not.
+    assert_eq!(s.bus.failures(), vec![(message.id.to_string(), "blocked by the user".to_owned())]);
+    let s = scene(&set, ScriptedProvider::new(false, &[Step::SentAs("pm-delivered")])).await;
+    let message = s.reply("delivered").await;
+    let delivered = report("pm-delivered", OutStatus::Delivered, None);
+    assert!(outbox::apply_status(&s.ctx, &s.channel, &delivered).await.expect("report"));
+    assert!(!outbox::apply_status(&s.ctx, &s.channel, &delivered).await.expect("report"), "once");
+    assert_eq!(s.bus.deliveries(), vec![message.id.to_string()]);
 }

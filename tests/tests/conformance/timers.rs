@@ -173,7 +173,8 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
     s.advance(3600);
     timers::send_due_auto_replies(&s.ctx, Run::to_the_end()).await.expect("tick");
     for id in &dialog_ids {
-        let (messages, _) = dialogs::list_messages(&s.ctx, &s.admin, id, 10, None).await.expect("messages");
+        let (messages, _) =
+            dialogs::list_messages(&s.ctx, &s.admin, id, 10, None, false).await.expect("messages");
         let texts: Vec<String> = messages.iter().filter_map(|m| m.text.clone()).collect();
         let autos = texts.iter().filter(|t| *t == "auto").count();
         let human_at = texts.iter().position(|t| t == "a human").expect("the reply is stored");
@@ -188,7 +189,7 @@ pub async fn a_reply_racing_a_due_auto_reply_wins_cleanly(set: AdapterSet) {
         let mut n = 0;
         for id in &dialog_ids {
             let (messages, _) =
-                dialogs::list_messages(&s.ctx, &s.admin, id, 10, None).await.expect("messages");
+                dialogs::list_messages(&s.ctx, &s.admin, id, 10, None, false).await.expect("messages");
             n += messages.iter().filter(|m| m.text.as_deref() == Some("auto")).count();
         }
         n

@@ -100,12 +100,31 @@ async fn get_dialog(
     Ok(Json(dialogs::get_dialog(&ctx, &principal, &id).await?.into()))
 }
 
+/// The order of a dialog's messages.
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Oldest first.
+    #[default]
+    Asc,
+    /// Newest first (`?order=desc&limit=1`: the last message).
+    Desc,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderParams {
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    #[param(inline)]
+    order: Option<Order>,
+}
+
 #[utoipa::path(
     get,
     path = "/v1/dialogs/{id}/messages",
     tag = "dialogs",
-    summary = "List a dialog's messages, oldest first",
-    params(IdPath, PageParams),
+    summary = "List a dialog's messages, oldest first (or newest first with ?order=desc)",
+    params(IdPath, PageParams, OrderParams),
     responses(
         (status = 200, description = "A page of messages", body = Page<Message>),
         doc::BadRequest, doc::Unauthorized, doc::NotFound, doc::Unavailable
@@ -115,9 +134,12 @@ async fn list_messages(
     State(ctx): State<AppState>,
     Path(IdPath { id }): Path<IdPath>,
     Query(params): Query<PageParams>,
+    Query(order): Query<OrderParams>,
     principal: Principal,
 ) -> Result<Json<Page<Message>>, ApiError> {
-    let (items, next) = dialogs::list_messages(&ctx, &principal, &id, params.limit()?, params.page).await?;
+    let newest_first = matches!(order.order.unwrap_or_default(), Order::Desc);
+    let (items, next) =
+        dialogs::list_messages(&ctx, &principal, &id, params.limit()?, params.page, newest_first).await?;
     Ok(Json(Page::of(items, next)))
 }
 

@@ -18,6 +18,8 @@ use omnichat::usecases::workspace;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/me", get(me))
+        .route("/v1/me/channels", get(channel_names))
         .route("/v1/me/dialogs", get(my_dialogs))
         .route("/v1/me/queue", get(my_queue))
         .route("/v1/me/status", put(set_my_status))
@@ -27,7 +29,7 @@ pub fn router() -> Router<AppState> {
 
 /// The documentation of the routes above (merged into the document by `crate::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(my_dialogs, my_queue, set_my_status, accept, transfer))]
+#[openapi(paths(me, channel_names, my_dialogs, my_queue, set_my_status, accept, transfer))]
 pub(crate) struct Docs;
 
 /// The caller's new status.
@@ -52,6 +54,89 @@ struct TransferInput {
     /// A group of the tenant: routed by its distribution, not back to whoever transferred it.
     #[schema(format = "uuid", nullable = false)]
     group_id: Option<String>,
+}
+
+/// Who the caller is.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    #[schema(value_type = String, format = "uuid")]
+    tenant_id: String,
+    /// `admin` or `employee`.
+    #[schema(example = "employee")]
+    role: String,
+    /// The employee an employee key belongs to (`null` for an admin key).
+    #[schema(nullable = true)]
+    employee: Option<Employee>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "workspace",
+    summary = "Who I am: my key's role and, for an employee key, my employee (status included)",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        doc::Unauthorized, doc::NotFound, doc::Unavailable
+    )
+)]
+async fn me(State(ctx): State<AppState>, principal: Principal) -> Result<Json<Me>, ApiError> {
+    let employee = workspace::me(&ctx, &principal).await?;
+    let role = match principal.role {
+        omnichat::usecases::auth::Role::Admin => "admin",
+        omnichat::usecases::auth::Role::Employee => "employee",
+    };
+    Ok(Json(Me {
+        tenant_id: principal.tenant_id.to_string(),
+        role: role.to_owned(),
+        employee: employee.map(Employee::from),
+    }))
+}
+
+/// A channel as the workspace names it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ChannelName {
+    #[schema(value_type = String, format = "uuid")]
+    id: String,
+    name: String,
+    provider: wire::ChannelKind,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    whatsapp_provider: Option<wire::WhatsappProvider>,
+    status: wire::ChannelStatus,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me/channels",
+    tag = "workspace",
+    summary = "The tenant's channels by name, for any key (which channel a dialog came in on)",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of channels: id, name, provider, status", body = Page<ChannelName>),
+        doc::BadRequest, doc::Unauthorized, doc::Unprocessable, doc::Unavailable
+    )
+)]
+async fn channel_names(
+    State(ctx): State<AppState>,
+    Query(params): Query<PageParams>,
+    principal: Principal,
+) -> Result<Json<Page<ChannelName>>, ApiError> {
+    let (channels, next) =
+        omnichat::usecases::channels::channel_names(&ctx, &principal, params.limit()?, params.page).await?;
+    let items = channels
+        .into_iter()
+        .map(|channel| {
+            let (provider, whatsapp_provider) = wire::kind_of(channel.provider);
+            ChannelName {
+                id: channel.id.to_string(),
+                name: channel.name,
+                provider,
+                whatsapp_provider,
+                status: channel.status.into(),
+            }
+        })
+        .collect();
+    Ok(Json(Page::of(items, next)))
 }
 
 #[utoipa::path(
