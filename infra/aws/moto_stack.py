@@ -385,7 +385,7 @@ def check_router_patterns(session, expected):
 
 # Every detail type of the bus (shared/src/ports/events.rs): a page may be told of each (usecases::live).
 LIVE_DETAIL_TYPES = ["DialogOpened", "DialogAssigned", "DialogQueued", "MessageReceived", "MessageSent",
-                     "MessageFailed", "DialogClosed"]
+                     "MessageDelivered", "MessageFailed", "DialogClosed"]
 
 
 def check_live_pattern(session, expected):

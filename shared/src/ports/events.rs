@@ -272,6 +272,23 @@ mod tests {
         assert!(detail.get("assignee_id").is_none(), "{detail}");
     }
 
+    /// The live function's rule in `template.yaml` takes every kind of event (a page may be told of each):
+    /// a new kind fails here until the rule lists it.
+    #[test]
+    fn the_live_rule_takes_every_kind() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let template = std::fs::read_to_string(&path).expect("template.yaml");
+        let rule = template
+            .split("Every event a page is told of")
+            .nth(1)
+            .and_then(|after| after.split("RetryPolicy").next())
+            .expect("the live function's rule in template.yaml");
+        for event in samples() {
+            let listed = format!("- {}\n", event.detail_type());
+            assert!(rule.contains(&listed), "the live rule does not take {}", event.detail_type());
+        }
+    }
+
     fn schema_dir() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/events")
     }
