@@ -93,6 +93,8 @@ function header(route) {
 }
 
 function signOutNow() {
+  clearInterval(poller);
+  poller = null;
   if (stopLive) stopLive();
   stopLive = null;
   liveUp = false;
@@ -141,8 +143,12 @@ function signInPage() {
     h("main", { id: "main" }, form));
 }
 
+// While the live connection is down, the page is re-read every few seconds instead.
+let poller = null;
 function onLiveState(up) {
   liveUp = up;
+  clearInterval(poller);
+  poller = up ? null : setInterval(() => current && current.onEvent && current.onEvent({ type: "poll" }), 1500);
   const el = document.querySelector(".live");
   if (el) {
     el.className = "live " + (up ? "up" : "down");

@@ -1,6 +1,6 @@
 // The workspace: the queue, the dialog list and the open dialog (messages, reply, close, transfer).
 import { t } from "./i18n.js";
-import { h, clear, field, row, select, fmtTime, notice, errorText, modal, uid } from "./ui.js";
+import { h, append, clear, field, row, fmtTime, notice, errorText, modal, uid } from "./ui.js";
 import { api, get, post, all, session } from "./api.js";
 
 // Kept across page changes of one session.
@@ -61,7 +61,7 @@ export function render(main, openId) {
   const queueList = h("ul", { class: "queue", "aria-label": t("Queue") });
   const queueBox = isEmployee ? h("div", { class: "queue-box" }, h("h2", { text: t("Queue") }), queueList) : null;
   const list = h("ul", { class: "dialogs", "aria-label": t("Dialogs") });
-  side.append(h("h1", { id: "dialogs-title", text: t("Dialogs") }), queueBox, h("h2", { class: "sr-only", text: t("Dialogs") }), list);
+  append(side, [h("h1", { id: "dialogs-title", text: t("Dialogs") }), queueBox, isEmployee ? h("h2", { text: t("Dialogs") }) : null, list]);
   const pane = h("section", { class: "pane" });
   wrap.append(side, pane);
   main.append(wrap);
@@ -193,6 +193,11 @@ export function render(main, openId) {
     onEvent(frame) {
       if (frame.dialog_id) pendingIds.add(frame.dialog_id);
       if (frame.type === "resync") previews = new Map();
+      // Polled while the live connection is down: the newest dialogs' last messages are re-read.
+      if (frame.type === "poll") {
+        [...dialogs].sort((a, b) => (activity(b) > activity(a) ? 1 : -1)).slice(0, 20).forEach((d) => pendingIds.add(d.id));
+        if (view) openTouched = true;
+      }
       if (view && (frame.type === "resync" || frame.dialog_id === openId)) openTouched = true;
       clearTimeout(timer);
       timer = setTimeout(() => {
@@ -383,7 +388,7 @@ function dialogView(pane, id, onSeen) {
       if (m.text) li.append(h("div", { class: "text", text: m.text }));
       else if (m.template) li.append(h("div", { class: "text", text: `[${m.template.name}]` }));
       for (const a of m.attachments || []) li.append(attachment(a));
-      if (m.buttons && m.buttons.length) li.append(h("ul", { class: "chips sent-buttons" }, m.buttons.map((b) => h("li", { class: "chip", text: b }))));
+      if (m.buttons && m.buttons.length) li.append(h("div", { class: "chips sent-buttons" }, m.buttons.map((b) => h("span", { class: "chip", text: b }))));
       const foot = h("div", { class: "foot" }, h("time", { datetime: m.sent_at || m.received_at, text: fmtTime(m.sent_at || m.received_at) }));
       if (m.direction === "out") {
         const st = m.status || "pending";
