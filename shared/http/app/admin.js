@@ -18,6 +18,7 @@ export function render(main, page, rest) {
 const loading = () => h("p", { class: "hint", role: "status", text: t("Loading…") });
 const secretBox = (text, secret) => h("div", { class: "secret", role: "status" }, h("p", { text }), h("code", { text: secret }));
 const optionalList = (path) => all(path).catch(() => []);
+const DISTRIBUTION = { round_robin: "Round robin", least_busy: "Least busy", all_at_once: "All at once" };
 const STATUS = [["online", "Online"], ["away", "Away"], ["offline", "Offline"]];
 
 // ---- Channels -------------------------------------------------------------------------------------------
@@ -394,7 +395,7 @@ function groupsPage(section) {
         list.append(h("li", { class: "card", "data-group-id": g.id },
           h("h2", { text: g.name }),
           h("p", { text: `${t("Members")}: ${g.members.map((m) => names.get(m) || m).join(", ") || t("none")}` }),
-          h("p", { text: `${t("Distribution")}: ${t(g.distribution)} · ${t("Wait (seconds)")}: ${g.wait_seconds}` }),
+          h("p", { text: `${t("Distribution")}: ${t(DISTRIBUTION[g.distribution] || g.distribution)} · ${t("Wait (seconds)")}: ${g.wait_seconds}` }),
           h("div", { class: "buttons" }, h("button", { type: "button", class: "secondary", text: t("Edit"), "aria-label": t("Edit group {name}", { name: g.name }), on: { click: () => edit(g) } }))));
       }
     } catch (err) {
@@ -405,7 +406,7 @@ function groupsPage(section) {
     clear(editor);
     const name = h("input", { type: "text", maxlength: "100", value: g ? g.name : "" });
     const members = employees.map((e) => [e.id, h("input", { type: "checkbox", value: e.id, checked: g ? g.members.includes(e.id) : false })]);
-    const dist = select(["round_robin", "least_busy", "all_at_once"].map((v) => [v, t(v)]), g ? g.distribution : "round_robin");
+    const dist = select(Object.entries(DISTRIBUTION).map(([v, l]) => [v, t(l)]), g ? g.distribution : "round_robin");
     const wait = h("input", { type: "number", min: "1", max: "86400", value: String(g ? g.wait_seconds : 60) });
     const memberSet = h("fieldset", {}, h("legend", { text: t("Members") }),
       members.map(([id, box]) => h("div", { class: "field check" }, field(employees.find((e) => e.id === id).name, box).reverse())));
