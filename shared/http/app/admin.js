@@ -259,7 +259,7 @@ function settingsForm(channel, employees, groups, chatbots) {
   const offReplies = h("input", { type: "checkbox", checked: !!off.auto_replies });
   const offSet = h("fieldset", { class: "off-hours" }, h("legend", { text: t("Off-hours") }),
     h("div", { class: "field check" }, field(t("Off-hours chatbot"), offBot).reverse()),
-    row(t("Off-hours chatbot to use"), offBotSelect),
+    row(t("Which chatbot"), offBotSelect),
     h("div", { class: "field check" }, field(t("Send auto-replies outside working hours"), offReplies).reverse()),
     h("p", { class: "hint small", text: t("A chatbot and auto-replies cannot both be used.") }));
   errors.add("off_hours", offSet, [offBot, offReplies, offBotSelect]);

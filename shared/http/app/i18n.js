@@ -114,7 +114,7 @@ const RU = {
   "Remove": "Удалить",
   "Off-hours": "Нерабочее время",
   "Off-hours chatbot": "Чат-бот в нерабочее время",
-  "Off-hours chatbot to use": "Какой чат-бот",
+  "Which chatbot": "Какой чат-бот",
   "Send auto-replies outside working hours": "Отправлять автоответы в нерабочее время",
   "A chatbot and auto-replies cannot both be used.": "Невозможно одновременно использовать оба переключателя – чат-бот и автоответы.",
   "Auto-close": "Автоматическое завершение диалогов",

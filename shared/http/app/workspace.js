@@ -59,7 +59,8 @@ export function render(main, openId) {
   const wrap = h("div", { class: "workspace" + (openId ? " has-dialog" : "") });
   const side = h("section", { class: "side", "aria-labelledby": "dialogs-title" });
   const queueList = h("ul", { class: "queue", "aria-label": t("Queue") });
-  const queueBox = isEmployee ? h("div", { class: "queue-box" }, h("h2", { text: t("Queue") }), queueList) : null;
+  const queueMsg = h("div", { class: "queue-msg" });
+  const queueBox = isEmployee ? h("div", { class: "queue-box" }, h("h2", { text: t("Queue") }), queueList, queueMsg) : null;
   const list = h("ul", { class: "dialogs", "aria-label": t("Dialogs") });
   append(side, [h("h1", { id: "dialogs-title", text: t("Dialogs") }), queueBox, isEmployee ? h("h2", { text: t("Dialogs") }) : null, list]);
   const pane = h("section", { class: "pane" });
@@ -92,7 +93,7 @@ export function render(main, openId) {
     }
   }
 
-  function drawQueue(errors = new Map()) {
+  function drawQueue() {
     if (!isEmployee) return;
     clear(queueList);
     if (!queue.length) queueList.append(h("li", { class: "empty", text: t("The queue is empty.") }));
@@ -101,20 +102,21 @@ export function render(main, openId) {
       const li = h("li", { "data-dialog-id": d.id },
         h("span", { class: "name", text: customerName(d) }),
         channelName(d) ? h("span", { class: "channel", text: channelName(d) }) : null,
-        accept,
-        errors.has(d.id) ? notice(errors.get(d.id)) : null);
+        accept);
       accept.addEventListener("click", async () => {
         accept.disabled = true;
+        clear(queueMsg);
         try {
           await post(`/v1/dialogs/${d.id}/accept`);
           location.hash = `#/dialogs/${d.id}`;
           refresh();
         } catch (err) {
           accept.disabled = false;
-          const msg = err.status === 409 ? t("Taken by someone else") : errorText(err);
-          li.querySelectorAll(".error").forEach((e) => e.remove());
-          li.append(notice(msg));
-          if (err.status === 409 || err.status === 404) setTimeout(refreshQueueOnly, 3000);
+          const taken = err.status === 404 || (err.status === 409 && !/maximum/i.test(err.message));
+          const msg = taken ? t("Taken by someone else") : err.status === 409 ? err.message : errorText(err);
+          // Shown beside the list too: the item itself may leave the queue at the next refresh.
+          clear(queueMsg).append(notice(`${customerName(d)}: ${msg}`));
+          if (taken) setTimeout(refreshQueueOnly, 3000);
         }
       });
       queueList.append(li);
@@ -362,7 +364,9 @@ function dialogView(pane, id, onSeen) {
           await post(`/v1/dialogs/${id}/transfer`, v.startsWith("e:") ? { employee_id: v.slice(2) } : { group_id: v.slice(2) });
         }
         dlg.close();
-        await reload();
+        // An employee no longer sees a dialog given away; an admin stays on it.
+        if (session.role === "employee") location.hash = "#/dialogs";
+        else await reload();
       } catch (err) {
         error.append(notice(errorText(err)));
       }
