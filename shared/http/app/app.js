@@ -170,6 +170,7 @@ export function render() {
   clear(root);
   current = null;
   if (!session.key) {
+    document.title = `${t("Sign in")} · omnichat`;
     root.append(signInPage());
     const input = document.getElementById("api-key");
     if (input) input.focus();
@@ -179,6 +180,8 @@ export function render() {
   root.append(header(route), main);
   const parts = route.replace(/^#\/?/, "").split("/");
   const page = parts[0] || "dialogs";
+  const titles = { dialogs: "Dialogs", channels: "Channels", employees: "Employees", groups: "Groups", chatbots: "Chatbots", "working-hours": "Working hours" };
+  document.title = `${t(titles[page] || "Dialogs")} · omnichat`;
   if (page === "dialogs" || session.role !== "admin") {
     current = workspace.render(main, page === "dialogs" ? parts[1] || null : null);
   } else {

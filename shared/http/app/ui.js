@@ -104,7 +104,7 @@ export function fieldErrors(form) {
     },
     show(err) {
       const fieldName = (err && err.field) || "";
-      let key = fieldName;
+      let key = fieldName.replace(/^settings\./, "");
       let target = null;
       for (;;) {
         if (anchors.has(key)) {
