@@ -190,8 +190,12 @@ function settingsPage(section, id) {
       return;
     }
     clear(section);
+    const msg = h("div", { class: "page-msg" });
+    const disconnect = h("button", { type: "button", class: "danger", text: t("Disconnect"), disabled: channel.status === "disconnected" });
+    disconnect.addEventListener("click", () => disconnectDialog(channel, msg, () => { disconnect.disabled = true; }));
     section.append(h("a", { href: "#/channels", class: "back", text: "← " + t("Channels") }),
-      h("h1", { text: t("Settings of {name}", { name: channel.name }) }),
+      h("div", { class: "page-head" }, h("h1", { text: t("Settings of {name}", { name: channel.name }) }), disconnect),
+      msg,
       settingsForm(channel, employees, groups, chatbots));
   })();
   return null;
@@ -259,7 +263,7 @@ function settingsForm(channel, employees, groups, chatbots) {
   const offReplies = h("input", { type: "checkbox", checked: !!off.auto_replies });
   const offSet = h("fieldset", { class: "off-hours" }, h("legend", { text: t("Off-hours") }),
     h("div", { class: "field check" }, field(t("Off-hours chatbot"), offBot).reverse()),
-    row(t("Which chatbot"), offBotSelect),
+    row(t("Chatbot"), offBotSelect),
     h("div", { class: "field check" }, field(t("Send auto-replies outside working hours"), offReplies).reverse()),
     h("p", { class: "hint small", text: t("A chatbot and auto-replies cannot both be used.") }));
   errors.add("off_hours", offSet, [offBot, offReplies, offBotSelect]);

@@ -148,7 +148,7 @@ let poller = null;
 function onLiveState(up) {
   liveUp = up;
   clearInterval(poller);
-  poller = up ? null : setInterval(() => current && current.onEvent && current.onEvent({ type: "poll" }), 1500);
+  poller = up ? null : setInterval(() => current && current.onEvent && current.onEvent({ type: "poll" }), 1000);
   const el = document.querySelector(".live");
   if (el) {
     el.className = "live " + (up ? "up" : "down");

@@ -197,7 +197,7 @@ export function render(main, openId) {
       if (frame.type === "resync") previews = new Map();
       // Polled while the live connection is down: the newest dialogs' last messages are re-read.
       if (frame.type === "poll") {
-        [...dialogs].sort((a, b) => (activity(b) > activity(a) ? 1 : -1)).slice(0, 20).forEach((d) => pendingIds.add(d.id));
+        [...dialogs].sort((a, b) => (activity(b) > activity(a) ? 1 : -1)).slice(0, 10).forEach((d) => pendingIds.add(d.id));
         if (view) openTouched = true;
       }
       if (view && (frame.type === "resync" || frame.dialog_id === openId)) openTouched = true;
@@ -232,6 +232,18 @@ function dialogView(pane, id, onSeen) {
   const chips = h("ul", { class: "chips" });
   const files = h("input", { type: "file", multiple: true });
   const send = h("button", { type: "submit", text: t("Send") });
+  const closedNote = h("p", { class: "hint small", hidden: true, text: t("The dialog is closed. Writing again reopens it.") });
+  const writeAgain = h("button", { type: "button", class: "secondary", hidden: true, text: t("Write again") });
+  let writingAgain = false;
+  function setReplyEnabled(on) {
+    for (const el of [reply, buttonText, addButton, files, send]) el.disabled = !on;
+  }
+  writeAgain.addEventListener("click", () => {
+    writingAgain = true;
+    setReplyEnabled(true);
+    writeAgain.hidden = true;
+    reply.focus();
+  });
   let buttons = [];
   function drawChips() {
     clear(chips);
@@ -256,6 +268,7 @@ function dialogView(pane, id, onSeen) {
     }
   });
   const form = h("form", { class: "reply" },
+    h("div", { class: "closed-row" }, closedNote, writeAgain),
     h("div", { class: "field" }, field(t("Reply"), reply), h("p", { id: "reply-hint", class: "hint small", text: t("Enter sends, Shift+Enter starts a new line.") })),
     replyError,
     h("div", { class: "reply-tools" },
@@ -272,7 +285,7 @@ function dialogView(pane, id, onSeen) {
   let sending = false;
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    if (sending) return;
+    if (sending || reply.disabled) return;
     const text = reply.value;
     const chosen = [...(files.files || [])];
     if (!text.trim() && !chosen.length) {
@@ -306,9 +319,9 @@ function dialogView(pane, id, onSeen) {
       reply.setAttribute("aria-describedby", "reply-hint reply-error");
     } finally {
       sending = false;
-      send.disabled = false;
+      send.disabled = reply.disabled;
       send.textContent = t("Send");
-      reply.focus();
+      if (!reply.disabled) reply.focus();
     }
   });
 
@@ -458,6 +471,11 @@ function dialogView(pane, id, onSeen) {
         statusEl.dataset.status = d.status;
         channelEl.textContent = channelName(d);
         closeBtn.disabled = d.status === "closed";
+        const closed = d.status === "closed";
+        if (!closed) writingAgain = false;
+        closedNote.hidden = !closed;
+        writeAgain.hidden = !closed || writingAgain;
+        setReplyEnabled(!closed || writingAgain);
         drawMessages(items);
         const lastIn = [...items].reverse().find((m) => m.direction === "in");
         previews.set(id, { last: items[items.length - 1] || null, lastIn: lastIn || null, activity: d.last_activity_at });
