@@ -489,11 +489,21 @@ function chatbotsPage(section) {
             out.append(notice(err.message));
           }
         });
+        const rotate = h("button", { type: "button", class: "secondary", text: t("Rotate secret"), "aria-describedby": `bot-${bot.id}` });
+        rotate.addEventListener("click", async () => {
+          clear(out);
+          try {
+            const fresh = await post(`/v1/chatbots/${bot.id}/rotate-secret`);
+            out.append(secretBox(t("Signing secret of {name}: keep it now, it is shown only once.", { name: bot.name }), fresh.signing_secret));
+          } catch (err) {
+            out.append(notice(err.message));
+          }
+        });
         list.append(h("li", { class: "card", "data-chatbot-id": bot.id },
           h("h2", { id: `bot-${bot.id}`, text: bot.name }),
           h("p", {}, h("code", { class: "url", text: bot.webhook_url })),
           h("p", { text: t(bot.enabled ? "enabled" : "disabled") }),
-          h("div", { class: "buttons" }, del), out));
+          h("div", { class: "buttons" }, rotate, del), out));
       }
     } catch (err) {
       clear(list).append(h("li", {}, notice(errorText(err))));

@@ -148,6 +148,7 @@ const RU = {
   "New group": "Новая группа",
   "Save group": "Сохранить группу",
   "Add chatbot": "Добавить чат-бота",
+  "Rotate secret": "Новый секрет подписи",
   "Signing secret of {name}: keep it now, it is shown only once.": "Секрет подписи {name}: сохраните его сейчас, он показывается один раз.",
   "enabled": "включён",
   "disabled": "выключен",
