@@ -317,6 +317,7 @@ function dialogView(pane, id, onSeen) {
     } catch (err) {
       replyError.append(h("p", { class: "field-error", role: "alert", id: "reply-error", "data-field-error": err.field || "", text: err.message || String(err) }));
       reply.setAttribute("aria-describedby", "reply-hint reply-error");
+      if (err.code === "outside_customer_service_window") replyError.append(templateForm());
     } finally {
       sending = false;
       send.disabled = reply.disabled;
@@ -324,6 +325,28 @@ function dialogView(pane, id, onSeen) {
       if (!reply.disabled) reply.focus();
     }
   });
+
+  // WhatsApp more than 24 hours after the customer's last message: only an approved template goes.
+  function templateForm() {
+    const name = h("input", { type: "text" });
+    const language = h("input", { type: "text", value: "en" });
+    const params = h("textarea", { rows: "2" });
+    const error = h("div", {});
+    const sendTemplate = h("button", { type: "button", text: t("Send template") });
+    const box = h("fieldset", { class: "template" }, h("legend", { text: t("WhatsApp template") }),
+      row(t("Template name"), name), row(t("Template language"), language), row(t("Parameters, one per line"), params), error, sendTemplate);
+    sendTemplate.addEventListener("click", async () => {
+      clear(error);
+      try {
+        await post(`/v1/dialogs/${id}/messages`, { template: { name: name.value.trim(), language: language.value.trim(), parameters: params.value.split("\n").map((p) => p.trim()).filter(Boolean) } });
+        clear(replyError);
+        await reload();
+      } catch (err) {
+        error.append(h("p", { class: "field-error", role: "alert", "data-field-error": err.field || "", text: err.message }));
+      }
+    });
+    return box;
+  }
 
   closeBtn.addEventListener("click", async () => {
     clear(actionMsg);
