@@ -104,7 +104,7 @@ return { found, names };
 const AXE_RUN: &str = r#"
 const done = arguments[arguments.length - 1];
 axe.run(document, { resultTypes: ['violations'] })
-  .then((results) => done({ violations: results.violations.map((v) => ({
+  .then((results) => done({ passes: results.passes.length, violations: results.violations.map((v) => ({
     id: v.id, impact: v.impact, help: v.help,
     nodes: v.nodes.slice(0, 5).map((n) => ({ target: n.target.join(' '), summary: n.failureSummary })),
   })) }))
@@ -365,6 +365,8 @@ impl Browser {
         if let Some(error) = answer.get("error") {
             panic!("axe failed on {page}: {error}");
         }
+        let passes = answer["passes"].as_u64().unwrap_or(0);
+        assert!(passes > 0, "axe checked nothing on {page} (no rule passed): {answer}");
         let violations = answer["violations"].as_array().cloned().unwrap_or_default();
         let (grave, minor): (Vec<Value>, Vec<Value>) = violations
             .into_iter()
@@ -389,6 +391,15 @@ impl Browser {
         std::fs::create_dir_all(&dir).expect("docs/screenshots");
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+
+    /// Scrolls `element` to the middle of the viewport (before a screenshot of it).
+    pub async fn scroll_to(&self, element: &Element) {
+        self.js(
+            "arguments[0].scrollIntoView({ block: 'center' }); return true;",
+            vec![serde_json::to_value(element).expect("element")],
+        )
+        .await;
     }
 
     /// Sets the window's size (the viewport, in headless Chromium).

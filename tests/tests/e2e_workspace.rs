@@ -187,6 +187,47 @@ async fn the_app_is_served_under_its_strict_csp_and_loads_in_the_browser() {
         )
         .await;
     assert_eq!(refused, json!([]), "the page loaded resources from another origin");
+    // Its scripts ran under that policy: the sign-in form is drawn by them.
+    browser.find("textbox", "API key").await;
+    browser.find("button", "Sign in").await;
+    browser.close().await;
+}
+
+/// Waits until the page's live indicator says "Live": its WebSocket is open.
+async fn live_connection_up(browser: &Browser, who: &str) {
+    browser
+        .wait_until(&format!("the live indicator to say \"Live\" for {who} (the page's WebSocket open)"), WAIT, || async {
+            let live = browser
+                .js(
+                    "return [...document.querySelectorAll('[role=status]')].some((el) => el.innerText.trim() === 'Live');",
+                    vec![],
+                )
+                .await;
+            (live == json!(true)).then_some(())
+        })
+        .await;
+}
+
+/// The page holds a live connection (`/v1/stream`), not only its fallback of re-reading the API every
+/// second: for an employee and for an admin.
+#[tokio::test]
+async fn the_page_holds_a_live_connection_for_employees_and_admins() {
+    let app = TestApp::spawn().await;
+    let (status, employee) = app
+        .post("/v1/employees", &json!({"name": "Anna Petrova", "status": "online", "max_dialogs": 5}))
+        .await;
+    assert_eq!(status, 201, "{employee}");
+    let (status, key) =
+        app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": employee["id"]})).await;
+    assert_eq!(status, 201, "{key}");
+    let key = key["key"].as_str().expect("key").to_owned();
+    let browser = Browser::open().await;
+    browser.goto(&app.url("/app/")).await;
+    sign_in(&browser, &key).await;
+    live_connection_up(&browser, "an employee").await;
+    browser.click("Sign out").await;
+    sign_in(&browser, ADMIN_KEY).await;
+    live_connection_up(&browser, "an admin").await;
     browser.close().await;
 }
 
@@ -395,6 +436,7 @@ async fn an_admin_connects_a_channel_sees_the_off_hours_rule_saves_settings_and_
     assert!(shown.contains(message), "the form shows {shown:?}, not the API's message {message:?}");
     let (_, after) = app.get(&format!("/v1/channels/{channel_id}")).await;
     assert_eq!(after["settings"], before["settings"], "a refused save changed the channel's settings");
+    browser.scroll_to(&error).await;
     browser.screenshot("settings-422").await;
 
     // One of the two: saved.
