@@ -61,6 +61,7 @@ status=0
 "$@" || status=$?
 if [[ $status -ne 0 && -s "$log" ]]; then
     say "last lines of chromedriver.log:"
-    tail -n 40 "$log" >&2 || true
+    # Lines cut short: a script's text (axe-core's is 500 KB on one line) is logged with its command.
+    tail -n 40 "$log" | cut -c1-400 >&2 || true
 fi
 exit "$status"

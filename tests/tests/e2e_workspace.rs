@@ -265,7 +265,8 @@ async fn an_employee_goes_online_answers_a_customer_live_and_closes_the_dialog()
     })
     .await;
 
-    // A customer writes; the page shows it within 2 s, without a reload.
+    // A customer writes; the page shows it within 2 s, without a reload (the marker set now survives).
+    browser.js("window.omnichatTestMarker = 'not reloaded'; return true;", vec![]).await;
     let customer = 4_242_001;
     let delivered = Instant::now();
     customer_writes(&app, &channel, &secret, update(customer, 1, "Maria", "Ivanova", "Where is my order?"))
@@ -284,6 +285,8 @@ async fn an_employee_goes_online_answers_a_customer_live_and_closes_the_dialog()
         })
         .await;
     let shown_after = delivered.elapsed();
+    let marker = browser.js("return window.omnichatTestMarker || null;", vec![]).await;
+    assert_eq!(marker, json!("not reloaded"), "the page was reloaded to show the new dialog");
     assert!(
         shown_after <= LIVE,
         "the customer's dialog reached the open page {shown_after:?} after the webhook, over the {LIVE:?} allowed"
@@ -407,8 +410,8 @@ async fn an_admin_connects_a_channel_sees_the_off_hours_rule_saves_settings_and_
     assert_eq!(channel["name"], "Shop bot", "{channel}");
     assert_eq!(channel["provider"], "telegram", "{channel}");
     browser
-        .wait_until("the new channel in the list", WAIT, || async {
-            browser.text().await.contains("Shop bot").then_some(())
+        .wait_until("the new channel in the list \"Channels\"", WAIT, || async {
+            list_text(&browser, "Channels").await.filter(|text| text.contains("Shop bot")).map(|_| ())
         })
         .await;
     browser.screenshot("channels").await;
