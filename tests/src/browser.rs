@@ -30,7 +30,9 @@ const POLL: Duration = Duration::from_millis(100);
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Chromium's flags: headless, no sandbox (root in a container), and nothing that reaches the internet on
-/// its own (component updates, sync, safe browsing lists, ...).
+/// its own (component updates, sync, safe browsing lists, ...). Belt and braces: every host but 127.0.0.1
+/// (where the tests serve the app) resolves to nothing, so neither a page nor Chromium itself reaches
+/// another host by name.
 const CHROMIUM_ARGS: &[&str] = &[
     "--headless=new",
     "--no-sandbox",
@@ -41,6 +43,10 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--disable-sync",
     "--no-first-run",
     "--disable-default-apps",
+    "--no-default-browser-check",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--window-size=1280,900",
 ];
 
