@@ -375,6 +375,80 @@ async fn an_employee_goes_online_answers_a_customer_live_and_closes_the_dialog()
 }
 
 #[tokio::test]
+async fn an_employee_accepts_a_dialog_offered_in_the_queue() {
+    let app = TestApp::spawn().await;
+    let (channel, secret) = telegram_bot(&app, 777_300_004).await;
+    let (status, employee) = app
+        .post("/v1/employees", &json!({"name": "Boris Orlov", "status": "online", "max_dialogs": 5}))
+        .await;
+    assert_eq!(status, 201, "{employee}");
+    let employee_id = employee["id"].as_str().expect("id").to_owned();
+    let (status, key) =
+        app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": employee_id})).await;
+    assert_eq!(status, 201, "{key}");
+    let key = key["key"].as_str().expect("key").to_owned();
+    // Offered to every member at once: it waits in their queue until one accepts.
+    let (status, group) = app
+        .post(
+            "/v1/groups",
+            &json!({"name": "Support", "members": [employee_id], "distribution": "all_at_once", "wait_seconds": 600}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let (status, body) = app
+        .http_put(
+            &format!("/v1/channels/{channel}"),
+            &json!({"settings": {"handling": {"group_id": group["id"]}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let browser = Browser::open().await;
+    browser.goto(&app.url("/app/")).await;
+    sign_in(&browser, &key).await;
+    browser.find("list", "Queue").await;
+    let customer = 4_242_004;
+    let delivered = Instant::now();
+    customer_writes(&app, &channel, &secret, update(customer, 1, "Pavel", "Sokolov", "Can I pay by card?"))
+        .await;
+    let dialog = dialog_of(&app, customer).await;
+    let dialog_id = dialog["id"].as_str().expect("dialog id").to_owned();
+    let name = dialog["customer"]["name"].as_str().expect("the customer's name").to_owned();
+    browser
+        .wait_until(&format!("{name:?} in the list \"Queue\""), WAIT, || async {
+            list_text(&browser, "Queue").await.filter(|text| text.contains(&name)).map(|_| ())
+        })
+        .await;
+    let shown_after = delivered.elapsed();
+    assert!(
+        shown_after <= LIVE,
+        "the queued dialog reached the open page {shown_after:?} after the webhook, over the {LIVE:?} allowed"
+    );
+    let item = entry_showing(&browser, "Queue", &name).await;
+    let accept = browser.find_within("button", "Accept", Some(&item)).await;
+    accept.click().await.expect("accepting");
+    api_until(&app, &format!("/v1/dialogs/{dialog_id}"), "the employee has the dialog", |d| {
+        d["status"] == "assigned" && d["assignee_id"] == employee_id.as_str()
+    })
+    .await;
+    // Accepted: it leaves the queue, shows among the employee's dialogs and opens.
+    browser
+        .wait_until(&format!("{name:?} out of the queue and in the list \"Dialogs\""), WAIT, || async {
+            let queued = list_text(&browser, "Queue").await.unwrap_or_default().contains(&name);
+            let mine = list_text(&browser, "Dialogs").await.unwrap_or_default().contains(&name);
+            (!queued && mine).then_some(())
+        })
+        .await;
+    browser.find("textbox", "Reply").await;
+    browser
+        .wait_until("the customer's message in the dialog view", WAIT, || async {
+            browser.text().await.contains("Can I pay by card?").then_some(())
+        })
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn an_admin_connects_a_channel_sees_the_off_hours_rule_saves_settings_and_disconnects() {
     let app = TestApp::spawn().await;
     app.fakes.telegram_accepts_bot(777_300_002, "acme_shop_bot").await;
