@@ -2,9 +2,10 @@
 # Every test of the project, as CI runs it: formatting, lints, the template checks (lint, a stack on moto's
 # CloudFormation, and a `sam build` of every function), all Rust tests
 # (unit, handler, end-to-end, and the conformance suite against the embedded adapters and against
-# DynamoDB / Secrets Manager / EventBridge on moto's server), schemathesis against omnichat-local, a
-# smoke run of every fuzz target, the crash-and-retry harness at reduced size, and every function invoked
-# through cargo lambda from its example events (infra/lambda/try.sh).
+# DynamoDB / Secrets Manager / EventBridge on moto's server), the operator workspace in headless Chromium
+# (infra/web), schemathesis against omnichat-local, a smoke run of every fuzz target, the crash-and-retry
+# harness at reduced size, and every function invoked through cargo lambda from its example events
+# (infra/lambda/try.sh).
 # Installs what it needs into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,17 +30,20 @@ infra/aws/lint-template.sh
 step "template: a stack on moto's CloudFormation, its table, bus, rules, logs, alarms and grants checked"
 infra/aws/moto-stack.sh
 
-step "cargo test (moto started on 127.0.0.1 for the AWS adapters; the e-mail end to end tests run below, with servers)"
-# `--skip e2e_email::` reaches every test binary of the workspace, and only the integration binary has tests
-# under that module path (its 7 e-mail tests, which would pass here as "skipped" without mail servers and
-# count twice).
-infra/moto/with-moto.sh cargo test --workspace --locked --no-fail-fast -- --skip e2e_email::
+step "cargo test (moto started on 127.0.0.1 for the AWS adapters; the e-mail and browser end to end tests run below)"
+# `--skip e2e_email::` and `--skip e2e_workspace::` reach every test binary of the workspace, and only the
+# integration binary has tests under those module paths: its e-mail tests (which need mail servers) and its
+# operator workspace tests (which need chromedriver and fail without it); both run in their own steps below.
+infra/moto/with-moto.sh cargo test --workspace --locked --no-fail-fast -- --skip e2e_email:: --skip e2e_workspace::
 
 step "cargo lambda: every function invoked from its example events against the dev stack on moto (infra/lambda/try.sh)"
 infra/lambda/try.sh
 
 step "e-mail end to end against real servers on 127.0.0.1 (dovecot IMAP, aiosmtpd SMTP)"
 infra/mail/with-mail-servers.sh cargo test -p omnichat-tests --locked --test integration e2e_email::
+
+step "the operator workspace in headless Chromium (infra/web/with-chromedriver.sh)"
+infra/web/with-chromedriver.sh cargo test -p omnichat-tests --locked --test integration e2e_workspace:: -- --test-threads=1
 
 step "schemathesis against omnichat-local (the OpenAPI document against the running API)"
 infra/api/schemathesis.sh

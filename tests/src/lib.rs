@@ -1,7 +1,9 @@
 //! Helpers of the integration tests: an isolated `omnichat-local` per test (its own data dir, port and
 //! fake providers), fixtures from `tests/fixtures`, and small HTTP conveniences. `lambda`: the harness
-//! of the webhook functions' handler tests.
+//! of the webhook functions' handler tests. `browser`: headless Chromium over WebDriver, for the operator
+//! workspace's tests.
 
+pub mod browser;
 pub mod lambda;
 pub mod logs;
 

@@ -16,6 +16,7 @@ mod e2e_viber;
 mod e2e_vk;
 mod e2e_vk_oauth;
 mod e2e_whatsapp;
+mod e2e_workspace;
 mod first_tenant;
 mod isolation;
 mod limits;

@@ -34,6 +34,12 @@ pub const ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
+    asset!("i18n.js", "text/javascript; charset=utf-8"),
+    asset!("ui.js", "text/javascript; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
+    asset!("live.js", "text/javascript; charset=utf-8"),
+    asset!("workspace.js", "text/javascript; charset=utf-8"),
+    asset!("admin.js", "text/javascript; charset=utf-8"),
 ];
 
 pub fn router() -> Router<AppState> {
