@@ -60,17 +60,10 @@ export async function all(path, max = 2000) {
   return items;
 }
 
-/** Which role a key has: "employee", "admin", or null when it is not accepted. */
-export async function roleOf(key) {
+/** Who a key is (`GET /v1/me`): {role, employee}, or null when the key is not accepted. */
+export async function whoIs(key) {
   try {
-    await api("GET", "/v1/me/dialogs?limit=1", undefined, key);
-    return "employee";
-  } catch (err) {
-    if (err.status !== 422 && err.status !== 400) return null;
-  }
-  try {
-    await api("GET", "/v1/channels?limit=1", undefined, key);
-    return "admin";
+    return await api("GET", "/v1/me", undefined, key);
   } catch {
     return null;
   }

@@ -1,7 +1,7 @@
 // Entry: sign-in, the header (language, status, sign-out, navigation), hash routing and live updates.
 import { t, setLang, currentLang, languages } from "./i18n.js";
 import { h, clear, select, field, notice } from "./ui.js";
-import { api, session, roleOf, setUnauthorizedHandler, get } from "./api.js";
+import { api, session, whoIs, setUnauthorizedHandler, get } from "./api.js";
 import { startLive } from "./live.js";
 import * as workspace from "./workspace.js";
 import * as admin from "./admin.js";
@@ -56,20 +56,15 @@ function statusSelect() {
   return h("div", { class: "field inline" }, field(t("Status"), sel), msg);
 }
 
-/** The employee's own status, where their id is known (from a status change or a dialog assigned to them). */
+/** The employee's own status (`GET /v1/me`). */
 async function loadMyStatus(sel) {
   try {
-    let id = session.me;
-    if (!id) {
-      const mine = await get("/v1/me/dialogs?limit=50");
-      id = (mine.items || []).map((d) => d.assignee_id).find(Boolean);
-      if (!id) return;
-      session.me = id;
-    }
-    const me = await get(`/v1/employees/${id}`);
-    sessionStorage.setItem("omnichat.status", me.status);
+    const me = await get("/v1/me");
+    if (!me || !me.employee) return;
+    session.me = me.employee.id;
+    sessionStorage.setItem("omnichat.status", me.employee.status);
     if (!sel.value) {
-      sel.value = me.status;
+      sel.value = me.employee.status;
       const blank = sel.querySelector('option[value=""]');
       if (blank) blank.remove();
     }
@@ -124,7 +119,8 @@ function signInPage() {
     }
     button.disabled = true;
     button.textContent = t("Signing in…");
-    const role = await roleOf(key).catch(() => null);
+    const who = await whoIs(key);
+    const role = who && who.role;
     button.disabled = false;
     button.textContent = t("Sign in");
     if (!role) {
@@ -134,6 +130,10 @@ function signInPage() {
       return;
     }
     session.start(key, role);
+    if (who.employee) {
+      session.me = who.employee.id;
+      sessionStorage.setItem("omnichat.status", who.employee.status);
+    }
     if (!location.hash || location.hash === "#/" || location.hash === "#") location.hash = "#/dialogs";
     render();
   });

@@ -6,7 +6,7 @@ import { api, get, post, all, session } from "./api.js";
 // Kept across page changes of one session.
 let dialogs = [];
 let previews = new Map(); // dialog id -> {last, lastIn, activity}
-let channels = null; // Map id -> channel (admins)
+let channels = null; // Map id -> channel (its name, for every key: GET /v1/me/channels)
 let queue = [];
 
 export function reset() {
@@ -46,12 +46,13 @@ function messageText(m) {
 }
 const statusLabel = { pending: "Pending", sent: "Sent", delivered: "Delivered", failed: "Failed" };
 
+/** The dialog's newest messages (one small read): the last one for the list, the customer's last one for
+ * the unread marker. */
 async function loadPreview(d) {
-  const messages = await all(`/v1/dialogs/${d.id}/messages`);
-  const last = messages[messages.length - 1] || null;
-  const lastIn = [...messages].reverse().find((m) => m.direction === "in") || null;
+  const newest = (await get(`/v1/dialogs/${d.id}/messages?order=desc&limit=20`)).items || [];
+  const last = newest[0] || null;
+  const lastIn = newest.find((m) => m.direction === "in") || null;
   previews.set(d.id, { last, lastIn, activity: d.last_activity_at });
-  return messages;
 }
 
 export function render(main, openId) {
@@ -143,8 +144,8 @@ export function render(main, openId) {
     }
     running = (async () => {
       try {
-        if (session.role === "admin" && (!channels || full)) {
-          try { channels = new Map((await all("/v1/channels")).map((c) => [c.id, c])); } catch { channels = new Map(); }
+        if (!channels || full) {
+          try { channels = new Map((await all("/v1/me/channels")).map((c) => [c.id, c])); } catch { channels = new Map(); }
         }
         const [got, q] = await Promise.all([
           all(isEmployee ? "/v1/me/dialogs" : "/v1/dialogs", 500),
