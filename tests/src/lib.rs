@@ -22,6 +22,45 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// A Telegram channel of `tenant` handled by `employee`, put straight into the store (the handler tests of
+/// the router and the live function, and routing's end-to-end tests that need no provider call).
+pub async fn put_telegram_channel(
+    ctx: &omnichat::usecases::Context,
+    tenant: &omnichat::domain::TenantId,
+    employee: &omnichat::domain::EmployeeId,
+) -> omnichat::domain::Channel {
+    use omnichat::domain::settings::{ChannelSettings, Handling};
+    use omnichat::domain::{Account, Channel, ChannelId, ChannelStatus};
+    use omnichat::ports::store::{Condition, Index, Write};
+    use omnichat::repo;
+    let now = ctx.clock.now();
+    let channel = Channel {
+        id: ChannelId::generate(),
+        tenant_id: tenant.clone(),
+        provider: Provider::Telegram,
+        name: "Support".into(),
+        account: Account { id: "42".into(), name: "acme_bot".into() },
+        status: ChannelStatus::Active,
+        settings: ChannelSettings {
+            handling: Some(Handling::Employee { employee_id: employee.clone() }),
+            ..ChannelSettings::default()
+        },
+        webhook_url: "https://example.test/webhooks/telegram/x".into(),
+        credentials_masked: std::collections::BTreeMap::new(),
+        displaced_by: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let item = repo::to_item(
+        &channel,
+        &repo::channel_key(&channel.id),
+        &[(Index::Gsi1, repo::channels_of(&channel.tenant_id), channel.id.to_string())],
+    )
+    .expect("channel item");
+    ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("channel");
+    channel
+}
+
 pub const ADMIN_KEY: &str = "ock_test_admin_key_0123456789abcdefghijklmnop";
 /// The platform operator's key of every test bundle.
 pub const OPERATOR_KEY: &str = "ock_test_operator_key_0123456789abcdefghijkl";

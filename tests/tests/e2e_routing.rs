@@ -2,21 +2,15 @@
 //! in-process bus) hands the dialogs to employees, groups or a chatbot, and employees work them through
 //! `/v1/me/*`, accept and transfer. Plus the sweep for a dialog whose `DialogOpened` was dropped.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use omnichat::adapters::embedded::{FileSecretStore, RedbStore};
 use omnichat::domain::people::{EmployeeChanges, EmployeeStatus};
-use omnichat::domain::settings::{ChannelSettings, Handling};
-use omnichat::domain::{
-    Account, Channel, ChannelId, ChannelStatus, Customer, DialogStatus, Features, InboundKind,
-    InboundMessage, Provider,
-};
-use omnichat::ports::clock::{Clock, ManualClock};
+use omnichat::domain::{Customer, DialogStatus, Features, InboundKind, InboundMessage};
+use omnichat::ports::clock::ManualClock;
 use omnichat::ports::events::{DomainEvent, EventBus, EventError};
-use omnichat::ports::store::{Condition, Index, Write};
 use omnichat::repo;
 use omnichat::usecases::auth::{Principal, Role};
 use omnichat::usecases::ingest::{self, IngestOutcome};
@@ -590,31 +584,7 @@ async fn a_dialog_whose_opened_event_was_dropped_is_routed_by_the_sweep() {
         max_dialogs: Some(5),
     };
     let anna = people::create_employee(&ctx, &admin, changes).await.expect("employee").id;
-    let now = clock.now();
-    let channel = Channel {
-        id: ChannelId::generate(),
-        tenant_id: tenant.id,
-        provider: Provider::Telegram,
-        name: "Support".into(),
-        account: Account { id: "42".into(), name: "acme_bot".into() },
-        status: ChannelStatus::Active,
-        settings: ChannelSettings {
-            handling: Some(Handling::Employee { employee_id: anna.clone() }),
-            ..ChannelSettings::default()
-        },
-        webhook_url: "https://example.test/webhooks/telegram/x".into(),
-        credentials_masked: BTreeMap::new(),
-        displaced_by: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let item = repo::to_item(
-        &channel,
-        &repo::channel_key(&channel.id),
-        &[(Index::Gsi1, repo::channels_of(&channel.tenant_id), channel.id.to_string())],
-    )
-    .expect("item");
-    ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("channel");
+    let channel = omnichat_tests::put_telegram_channel(&ctx, &tenant.id, &anna).await;
     let inbound = InboundMessage {
         dedup_key: "update-1".into(),
         kind: InboundKind::Message,

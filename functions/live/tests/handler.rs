@@ -6,7 +6,6 @@
 //! Run under moto: `infra/moto/with-moto.sh cargo test -p live`. With `OMNICHAT_MOTO=1` (set by with-moto.sh)
 //! and no reachable moto the tests fail; with neither they pass without running and say "skipped".
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -15,14 +14,12 @@ use jiff::{SignedDuration, Timestamp};
 use omnichat::adapters::aws::{self, ApiGatewayConnections, DynamoStore, SdkConfig};
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus};
 use omnichat::domain::people::{EmployeeChanges, EmployeeStatus};
-use omnichat::domain::settings::{ChannelSettings, Handling};
 use omnichat::domain::{
-    Account, Channel, ChannelId, ChannelStatus, Customer, DialogId, EmployeeId, Features, InboundKind,
-    InboundMessage, MessageId, Provider, TenantId,
+    Channel, Customer, DialogId, EmployeeId, Features, InboundKind, InboundMessage, MessageId, TenantId,
 };
 use omnichat::ports::clock::{Clock, ManualClock};
 use omnichat::ports::events::DomainEvent;
-use omnichat::ports::store::{Condition, EXPIRES_AT, Index, Query, Write};
+use omnichat::ports::store::{EXPIRES_AT, Index, Query};
 use omnichat::repo;
 use omnichat::usecases::auth::{Principal, Role};
 use omnichat::usecases::ingest::{self, IngestOutcome};
@@ -102,31 +99,7 @@ async fn harness(config: SdkConfig) -> Harness {
     let admin = Principal { tenant_id: tenant.id.clone(), role: Role::Admin, employee_id: None };
     let anna = online_employee(&ctx, &admin, "Anna").await;
     let bob = online_employee(&ctx, &admin, "Bob").await;
-    let now = clock.now();
-    let channel = Channel {
-        id: ChannelId::generate(),
-        tenant_id: tenant.id.clone(),
-        provider: Provider::Telegram,
-        name: "Support".into(),
-        account: Account { id: "42".into(), name: "acme_bot".into() },
-        status: ChannelStatus::Active,
-        settings: ChannelSettings {
-            handling: Some(Handling::Employee { employee_id: anna.clone() }),
-            ..ChannelSettings::default()
-        },
-        webhook_url: "https://example.test/webhooks/telegram/x".into(),
-        credentials_masked: BTreeMap::new(),
-        displaced_by: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let item = repo::to_item(
-        &channel,
-        &repo::channel_key(&channel.id),
-        &[(Index::Gsi1, repo::channels_of(&channel.tenant_id), channel.id.to_string())],
-    )
-    .expect("item");
-    ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("channel");
+    let channel = omnichat_tests::put_telegram_channel(&ctx, &tenant.id, &anna).await;
     Harness { ctx, clock, config, tenant: tenant.id, channel, anna, bob, _dir: dir }
 }
 

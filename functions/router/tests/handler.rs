@@ -1,19 +1,15 @@
 //! The router's handler fed EventBridge events as Lambda delivers them (JSON fixtures in `../events`),
 //! against the embedded adapters. Nobody listens on the bus, so only the events fed here route anything.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use omnichat::adapters::embedded::{FileSecretStore, InProcessBus, RedbStore};
 use omnichat::domain::people::{EmployeeChanges, EmployeeStatus};
-use omnichat::domain::settings::{ChannelSettings, Handling};
 use omnichat::domain::{
-    Account, Channel, ChannelId, ChannelStatus, Customer, Dialog, DialogId, DialogStatus, EmployeeId,
-    Features, InboundKind, InboundMessage, Provider,
+    Channel, Customer, Dialog, DialogId, DialogStatus, EmployeeId, Features, InboundKind, InboundMessage,
 };
-use omnichat::ports::clock::{Clock, ManualClock};
-use omnichat::ports::store::{Condition, Index, Write};
+use omnichat::ports::clock::ManualClock;
 use omnichat::repo;
 use omnichat::usecases::auth::{Principal, Role};
 use omnichat::usecases::ingest::{self, IngestOutcome};
@@ -50,31 +46,7 @@ async fn harness() -> Harness {
         max_dialogs: Some(5),
     };
     let anna = people::create_employee(&ctx, &admin, changes).await.expect("employee").id;
-    let now = clock.now();
-    let channel = Channel {
-        id: ChannelId::generate(),
-        tenant_id: tenant.id,
-        provider: Provider::Telegram,
-        name: "Support".into(),
-        account: Account { id: "42".into(), name: "acme_bot".into() },
-        status: ChannelStatus::Active,
-        settings: ChannelSettings {
-            handling: Some(Handling::Employee { employee_id: anna.clone() }),
-            ..ChannelSettings::default()
-        },
-        webhook_url: "https://example.test/webhooks/telegram/x".into(),
-        credentials_masked: BTreeMap::new(),
-        displaced_by: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let item = repo::to_item(
-        &channel,
-        &repo::channel_key(&channel.id),
-        &[(Index::Gsi1, repo::channels_of(&channel.tenant_id), channel.id.to_string())],
-    )
-    .expect("item");
-    ctx.store.transact(vec![Write::Put { item, condition: Condition::NotExists }]).await.expect("channel");
+    let channel = omnichat_tests::put_telegram_channel(&ctx, &tenant.id, &anna).await;
     Harness { ctx, clock, channel, anna, _dir: dir }
 }
 
