@@ -89,7 +89,29 @@ pub struct Fakes {
     outbound: OutboundPolicy,
 }
 
+/// A customer's text message as Telegram delivers it: the fixture `telegram_text.json` with the customer's
+/// chat and user id, the update's and message's id, and the text replaced.
+pub fn telegram_update(customer: i64, update_id: i64, text: &str) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&fixture("telegram_text.json")).expect("fixture");
+    body["update_id"] = json!(update_id);
+    body["message"]["message_id"] = json!(update_id);
+    body["message"]["chat"]["id"] = json!(customer);
+    body["message"]["from"]["id"] = json!(customer);
+    body["message"]["text"] = json!(text);
+    serde_json::to_vec(&body).expect("json")
+}
+
 impl Fakes {
+    /// The fake Telegram takes every `sendMessage` as Telegram does (the sent message's id is 9001).
+    pub async fn telegram_sends(&self) {
+        Mock::given(path_regex(r"^/bot[^/]+/sendMessage$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "result": {"message_id": 9001, "date": 1700000000, "chat": {"id": 1, "type": "private"}}}),
+            ))
+            .mount(&self.telegram)
+            .await;
+    }
+
     pub async fn start() -> Self {
         Self {
             telegram: MockServer::start().await,

@@ -5,14 +5,12 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use omnichat_tests::{TestApp, fixture, read};
+use omnichat_tests::{TestApp, read, telegram_update};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wiremock::matchers::path_regex;
-use wiremock::{Mock, ResponseTemplate};
 
 const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
 
@@ -68,16 +66,6 @@ async fn until(socket: &mut Socket, within: Duration, wanted: impl Fn(&Value) ->
     }
 }
 
-fn update(customer: i64, update_id: i64, text: &str) -> Vec<u8> {
-    let mut body: Value = serde_json::from_slice(&fixture("telegram_text.json")).expect("fixture");
-    body["update_id"] = json!(update_id);
-    body["message"]["message_id"] = json!(update_id);
-    body["message"]["chat"]["id"] = json!(customer);
-    body["message"]["from"]["id"] = json!(customer);
-    body["message"]["text"] = json!(text);
-    serde_json::to_vec(&body).expect("json")
-}
-
 async fn employee(app: &TestApp, name: &str) -> (String, String) {
     let (code, body) =
         app.post("/v1/employees", &json!({"name": name, "status": "online", "max_dialogs": 5})).await;
@@ -98,7 +86,8 @@ async fn a_customers_message_reaches_an_open_page_within_two_seconds_by_a_ticket
 
     let path = format!("/webhooks/telegram/{}", channel["id"].as_str().expect("id"));
     let sent_at = tokio::time::Instant::now();
-    let status = app.deliver(&path, &[(SECRET_HEADER, &secret)], update(4242, 1, "Where is my order?")).await;
+    let status =
+        app.deliver(&path, &[(SECRET_HEADER, &secret)], telegram_update(4242, 1, "Where is my order?")).await;
     assert_eq!(status, 200);
     let pushes = until(&mut page, Duration::from_secs(2), |p| p["type"] == "message_received").await;
     let took = sent_at.elapsed();
@@ -134,12 +123,7 @@ async fn an_employee_is_told_only_of_the_dialogs_they_may_see_and_nobody_of_anot
     let app = TestApp::spawn().await;
     let (channel, secret) = app.connect_telegram(700_100_300, "acme_live_bot").await;
     let channel_id = channel["id"].as_str().expect("id").to_owned();
-    Mock::given(path_regex(r"^/bot[^/]+/sendMessage$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"ok": true, "result": {"message_id": 9001, "date": 1700000000, "chat": {"id": 1, "type": "private"}}}),
-        ))
-        .mount(&app.fakes.telegram)
-        .await;
+    app.fakes.telegram_sends().await;
     let (anna, anna_key) = employee(&app, "Anna").await;
     let (_boris, boris_key) = employee(&app, "Boris").await;
     let (status, body) = app
@@ -159,7 +143,7 @@ async fn an_employee_is_told_only_of_the_dialogs_they_may_see_and_nobody_of_anot
     let mut other_page = open(&app, &other_admin).await;
 
     let path = format!("/webhooks/telegram/{channel_id}");
-    let status = app.deliver(&path, &[(SECRET_HEADER, &secret)], update(5151, 1, "Hello")).await;
+    let status = app.deliver(&path, &[(SECRET_HEADER, &secret)], telegram_update(5151, 1, "Hello")).await;
     assert_eq!(status, 200);
     // The dialog's first message came before it was Anna's: she is told it is hers, and reads it then.
     let pushes = until(&mut anna_page, Duration::from_secs(2), |p| p["type"] == "dialog_assigned").await;
@@ -170,7 +154,8 @@ async fn an_employee_is_told_only_of_the_dialogs_they_may_see_and_nobody_of_anot
         pushes.iter().all(|p| p["type"] != "dialog_opened"),
         "employees are not told of unrouted dialogs"
     );
-    let status = app.deliver(&path, &[(SECRET_HEADER, &secret)], update(5151, 2, "Are you there?")).await;
+    let status =
+        app.deliver(&path, &[(SECRET_HEADER, &secret)], telegram_update(5151, 2, "Are you there?")).await;
     assert_eq!(status, 200);
     let pushes = until(&mut anna_page, Duration::from_secs(2), |p| p["type"] == "message_received").await;
     assert_eq!(pushes.last().expect("push")["dialog_id"], dialog.as_str(), "{pushes:?}");

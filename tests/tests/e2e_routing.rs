@@ -15,24 +15,14 @@ use omnichat::repo;
 use omnichat::usecases::auth::{Principal, Role};
 use omnichat::usecases::ingest::{self, IngestOutcome};
 use omnichat::usecases::{Context, Providers, people, routing, tenants};
-use omnichat_tests::{TestApp, fixture, read};
+use omnichat_tests::{TestApp, read, telegram_update};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
 
 /// A customer's text message, as Telegram delivers it.
-fn update(customer: i64, update_id: i64, text: &str) -> Vec<u8> {
-    let mut body: Value = serde_json::from_slice(&fixture("telegram_text.json")).expect("fixture");
-    body["update_id"] = json!(update_id);
-    body["message"]["message_id"] = json!(update_id);
-    body["message"]["chat"]["id"] = json!(customer);
-    body["message"]["from"]["id"] = json!(customer);
-    body["message"]["text"] = json!(text);
-    serde_json::to_vec(&body).expect("json")
-}
-
 struct Bot {
     channel_id: String,
     secret: String,
@@ -41,12 +31,7 @@ struct Bot {
 impl Bot {
     async fn connect(app: &TestApp, bot_id: i64) -> Self {
         let (channel, secret) = app.connect_telegram(bot_id, "acme_bot").await;
-        Mock::given(path_regex(r"^/bot[^/]+/sendMessage$"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(
-                json!({"ok": true, "result": {"message_id": 9001, "date": 1700000000, "chat": {"id": 1, "type": "private"}}}),
-            ))
-            .mount(&app.fakes.telegram)
-            .await;
+        app.fakes.telegram_sends().await;
         Self { channel_id: channel["id"].as_str().expect("id").to_owned(), secret }
     }
 
@@ -60,8 +45,9 @@ impl Bot {
     /// A customer writes; answers the dialog's id.
     async fn customer_writes(&self, app: &TestApp, customer: i64, update_id: i64, text: &str) -> String {
         let path = format!("/webhooks/telegram/{}", self.channel_id);
-        let status =
-            app.deliver(&path, &[(SECRET_HEADER, &self.secret)], update(customer, update_id, text)).await;
+        let status = app
+            .deliver(&path, &[(SECRET_HEADER, &self.secret)], telegram_update(customer, update_id, text))
+            .await;
         assert_eq!(status, 200);
         let (_, listed) = app.get("/v1/dialogs?limit=500").await;
         listed["items"]
