@@ -49,7 +49,9 @@ pub fn router() -> Router<AppState> {
         .route("/app/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
         .route(
             "/app/{*file}",
-            get(|Path(file): Path<String>, headers: HeaderMap| async move { serve(page_of(&file), &headers) }),
+            get(
+                |Path(file): Path<String>, headers: HeaderMap| async move { serve(page_of(&file), &headers) },
+            ),
         )
 }
 
@@ -57,7 +59,9 @@ pub fn router() -> Router<AppState> {
 fn page_of(path: &str) -> &str {
     match path.strip_prefix("connected/") {
         Some(provider)
-            if !provider.is_empty() && provider.len() <= 32 && provider.bytes().all(|b| b.is_ascii_lowercase()) =>
+            if !provider.is_empty()
+                && provider.len() <= 32
+                && provider.bytes().all(|b| b.is_ascii_lowercase()) =>
         {
             "index.html"
         }
