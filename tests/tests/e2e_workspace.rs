@@ -494,6 +494,9 @@ async fn an_admin_connects_a_channel_sees_the_off_hours_rule_saves_settings_and_
 
     // Both off-hours options at once: the API's 422, shown at the field, and nothing saved.
     browser.click("Settings").await;
+    // The form is drawn once the channel, employees, groups and chatbots are read: wait for it, or the
+    // optional checkbox below is looked for too early (seen under load: nothing checked, no 422).
+    browser.find("button", "Save settings").await;
     let (_, before) = app.get(&format!("/v1/channels/{channel_id}")).await;
     if browser.try_find("checkbox", "Off-hours chatbot", None).await.is_ok() {
         set_checkbox(&browser, "Off-hours chatbot", true).await;
