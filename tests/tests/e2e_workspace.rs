@@ -806,6 +806,13 @@ async fn an_admin_connects_avito_by_the_owners_consent() {
         .await;
     let (_, after) = app.get("/v1/channels").await;
     assert_eq!(after["items"].as_array().map(Vec::len), Some(1), "{after}");
+
+    // In Russian, the button is the seed's «Авторизоваться».
+    browser.choose("Language", "Русский").await;
+    browser.click("Подключить канал").await;
+    browser.choose("Провайдер", "Avito").await;
+    browser.find("button", "Авторизоваться").await;
+    browser.axe_check("the connect form with Avito, in Russian").await;
     browser.close().await;
 }
 
