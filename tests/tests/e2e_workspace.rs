@@ -9,14 +9,16 @@
 //! "The operator workspace"), checking each page with axe-core, and checking the outcome through the API and
 //! the fake. `OMNICHAT_SCREENSHOTS=1` also rewrites the pictures in docs/screenshots/.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use omnichat_tests::browser::{Browser, WAIT};
 use omnichat_tests::{ADMIN_KEY, TestApp, fixture};
 use serde_json::{Value, json};
-use wiremock::matchers::path_regex;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::matchers::{method, path, path_regex, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
 /// How soon a change must reach an open page without a reload (docs/API.md, "Live updates").
@@ -492,6 +494,9 @@ async fn an_admin_connects_a_channel_sees_the_off_hours_rule_saves_settings_and_
 
     // Both off-hours options at once: the API's 422, shown at the field, and nothing saved.
     browser.click("Settings").await;
+    // The form is drawn once the channel, employees, groups and chatbots are read: wait for it, or the
+    // optional checkbox below is looked for too early (seen under load: nothing checked, no 422).
+    browser.find("button", "Save settings").await;
     let (_, before) = app.get(&format!("/v1/channels/{channel_id}")).await;
     if browser.try_find("checkbox", "Off-hours chatbot", None).await.is_ok() {
         set_checkbox(&browser, "Off-hours chatbot", true).await;
@@ -610,5 +615,318 @@ async fn at_phone_width_the_dialog_and_the_channels_page_do_not_scroll_sideways(
     open_page(&browser, "Channels").await;
     browser.find("button", "Connect channel").await;
     assert_no_horizontal_scroll(&browser, "the Channels page").await;
+    browser.close().await;
+}
+
+// ---- Connecting by consent (OAuth) ----------------------------------------------------------------------
+
+const AVITO_APP_ID: &str = "platform-avito-app-0456";
+const AVITO_APP_SECRET: &str = "platform-avito-app-secret-0456789012";
+const AVITO_ACCOUNT: i64 = 375811021;
+const VK_CLIENT_ID: &str = "51234568";
+const VK_CLIENT_SECRET: &str = "AppSecretValue0456789012";
+const VK_USER_TOKEN: &str = "vk1.a.userTokenFromTheBrowserFlow_0123456789";
+const VK_COMMUNITY_TOKEN: &str = "vk1.a.communityKeyFromTheBrowserFlow_0123456789";
+const VK_GROUP_ID: i64 = 214167103;
+
+/// A consent page that the owner allows at once: a 302 back to `redirect_uri` with a new code (named by
+/// `code_of` from the query) and the state, which the browser follows by itself. The codes are remembered
+/// with the redirect URI they were handed out for.
+fn consent_page(
+    codes: Arc<Mutex<BTreeMap<String, String>>>,
+    code_of: impl Fn(&BTreeMap<String, String>) -> String + Send + Sync + 'static,
+) -> impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static {
+    move |request: &Request| {
+        let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let (Some(redirect), Some(state)) = (query.get("redirect_uri"), query.get("state")) else {
+            return ResponseTemplate::new(400);
+        };
+        let code = code_of(&query);
+        codes.lock().unwrap_or_else(|p| p.into_inner()).insert(code.clone(), redirect.clone());
+        let mut back = reqwest::Url::parse(redirect).expect("redirect_uri");
+        back.query_pairs_mut().append_pair("code", &code).append_pair("state", state);
+        ResponseTemplate::new(302).insert_header("location", back.as_str())
+    }
+}
+
+/// A fake Avito (authorize page, `/token`, the account and the webhook subscription) on 127.0.0.1, and
+/// the codes its page handed out.
+async fn fake_avito() -> (MockServer, Arc<Mutex<BTreeMap<String, String>>>) {
+    omnichat_tests::logs::register_secret(AVITO_APP_SECRET);
+    let server = MockServer::start().await;
+    let codes = Arc::new(Mutex::new(BTreeMap::new()));
+    let issued = Arc::new(Mutex::new(0u32));
+    Mock::given(method("GET"))
+        .and(path("/oauth"))
+        .respond_with(consent_page(Arc::clone(&codes), move |query| {
+            assert_eq!(query.get("client_id").map(String::as_str), Some(AVITO_APP_ID), "{query:?}");
+            let mut issued = issued.lock().unwrap_or_else(|p| p.into_inner());
+            *issued += 1;
+            format!("avito-consent-code-{issued}")
+        }))
+        .mount(&server)
+        .await;
+    let known = Arc::clone(&codes);
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(move |request: &Request| {
+            let body = String::from_utf8_lossy(&request.body);
+            let form: BTreeMap<String, String> =
+                reqwest::Url::parse(&format!("http://form.invalid/?{body}")).expect("a form").query_pairs().into_owned().collect();
+            let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+            let redirect = known.lock().unwrap_or_else(|p| p.into_inner()).remove(&field("code"));
+            if field("grant_type") != "authorization_code"
+                || field("client_id") != AVITO_APP_ID
+                || field("client_secret") != AVITO_APP_SECRET
+                || redirect.is_none_or(|r| r != field("redirect_uri"))
+            {
+                return ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"}));
+            }
+            ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": "avito-browser-access-token-0123456789", "refresh_token": "avito-browser-refresh-token-0123456789",
+                "expires_in": 3600, "token_type": "Bearer", "scope": "messenger:read,messenger:write,user:read"}))
+        })
+        .mount(&server)
+        .await;
+    omnichat_tests::logs::register_secret("avito-browser-access-token-0123456789");
+    omnichat_tests::logs::register_secret("avito-browser-refresh-token-0123456789");
+    for (verb, route, answer) in [
+        ("GET", "/core/v1/accounts/self", json!({"id": AVITO_ACCOUNT, "name": "Велосипеды у дома"})),
+        ("POST", "/messenger/v3/webhook", json!({"ok": true})),
+        ("POST", "/messenger/v1/subscriptions", json!({"subscriptions": []})),
+    ] {
+        Mock::given(method(verb))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&server)
+            .await;
+    }
+    (server, codes)
+}
+
+/// The browser's address now.
+async fn address(browser: &Browser) -> String {
+    browser.client().current_url().await.expect("the address").to_string()
+}
+
+#[tokio::test]
+async fn an_admin_connects_avito_by_the_owners_consent() {
+    let (avito, codes) = fake_avito().await;
+    let base = avito.uri();
+    let app = TestApp::spawn_with(move |providers| {
+        let client =
+            omnichat::providers::avito::AvitoClient::new(omnichat::providers::http_client(), base.clone())
+                .with_oauth_base(base)
+                .with_app(
+                    omnichat::secret::Secret::new(AVITO_APP_ID),
+                    omnichat::secret::Secret::new(AVITO_APP_SECRET),
+                );
+        providers.with_avito(Arc::new(client))
+    })
+    .await;
+
+    let browser = Browser::open().await;
+    browser.goto(&app.url("/app/")).await;
+    sign_in(&browser, ADMIN_KEY).await;
+    open_page(&browser, "Channels").await;
+    browser.click("Connect channel").await;
+    browser.choose("Provider", "Avito").await;
+    // Both ways are offered: the owner's consent, and the account's client credentials.
+    browser.find("button", "Authorize with Avito").await;
+    browser.find("textbox", "Client ID").await;
+    browser.fill("Name", "Bikes by consent").await;
+    browser.axe_check("the connect form with Avito").await;
+    browser.click("Authorize with Avito").await;
+
+    // Avito's page sends the browser back to the app's return address, and the app posts the code.
+    browser
+        .wait_until("the channel connected by consent in the list \"Channels\", active", WAIT, || async {
+            list_text(&browser, "Channels")
+                .await
+                .filter(|text| text.contains("Bikes by consent") && text.to_lowercase().contains("active"))
+                .map(|_| ())
+        })
+        .await;
+    browser.find("heading", "Channels").await;
+    let here = address(&browser).await;
+    assert_eq!(here, app.url("/app/#/channels"), "the code stays in the address bar: {here}");
+    let listed = api_until(&app, "/v1/channels", "one channel", |b| {
+        b["items"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    let channel = &listed["items"][0];
+    assert_eq!(channel["provider"], "avito", "{channel}");
+    assert_eq!(channel["name"], "Bikes by consent", "{channel}");
+    assert_eq!(channel["status"], "active", "{channel}");
+    assert_eq!(channel["account"]["id"], AVITO_ACCOUNT.to_string(), "{channel}");
+    // The redirect URI was the runner's own return address, and the code was used up.
+    let consents: Vec<Request> = avito
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == "/oauth")
+        .collect();
+    assert_eq!(consents.len(), 1);
+    let asked: BTreeMap<String, String> = consents[0].url.query_pairs().into_owned().collect();
+    assert_eq!(asked["redirect_uri"], app.url("/app/connected/avito"));
+    assert!(codes.lock().unwrap_or_else(|p| p.into_inner()).is_empty(), "the code was not exchanged");
+    browser.axe_check("the Channels page after connecting by consent").await;
+
+    // The same return again (the Back button): nothing was started here any more, nothing is connected.
+    browser.goto(&app.url("/app/connected/avito?code=avito-consent-code-1&state=replayed")).await;
+    browser
+        .wait_until("the refusal of a return nobody started", WAIT, || async {
+            browser.text().await.contains("not started here").then_some(())
+        })
+        .await;
+    // A state this tab started but the API does not know (expired, say): the API's 422 on the Channels page.
+    browser
+        .js(
+            "sessionStorage.setItem('omnichat.oauth', JSON.stringify(arguments[0]));",
+            vec![json!({"provider": "avito", "state": "a-state-the-api-never-handed-out", "redirect_uri": app.url("/app/connected/avito")})],
+        )
+        .await;
+    browser
+        .goto(
+            &app.url("/app/connected/avito?code=avito-consent-code-9&state=a-state-the-api-never-handed-out"),
+        )
+        .await;
+    browser
+        .wait_until("the API's invalid_state message on the Channels page", WAIT, || async {
+            browser.text().await.contains("start the authorization again").then_some(())
+        })
+        .await;
+    // The owner refused: the app says so.
+    browser.goto(&app.url("/app/connected/avito?error=access_denied&state=whatever")).await;
+    browser
+        .wait_until("the owner's refusal shown", WAIT, || async {
+            browser.text().await.contains("Avito did not grant access: access_denied").then_some(())
+        })
+        .await;
+    let (_, after) = app.get("/v1/channels").await;
+    assert_eq!(after["items"].as_array().map(Vec::len), Some(1), "{after}");
+
+    // In Russian, the button is the seed's «Авторизоваться».
+    browser.choose("Language", "Русский").await;
+    browser.click("Подключить канал").await;
+    browser.choose("Провайдер", "Avito").await;
+    browser.find("button", "Авторизоваться").await;
+    browser.axe_check("the connect form with Avito, in Russian").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_admin_connects_a_vk_community_through_vk_oauth() {
+    let (oauth, api) = (MockServer::start().await, MockServer::start().await);
+    omnichat_tests::logs::register_secret(VK_CLIENT_SECRET);
+    omnichat_tests::logs::register_secret(VK_USER_TOKEN);
+    omnichat_tests::logs::register_secret(VK_COMMUNITY_TOKEN);
+    let (api_base, oauth_base) = (api.uri(), oauth.uri());
+    let app = TestApp::spawn_with(move |providers| {
+        let client = omnichat::providers::vk::VkClient::new(omnichat::providers::http_client(), api_base)
+            .with_oauth_base(oauth_base);
+        providers.with_vk(Arc::new(client))
+    })
+    .await;
+    let redirect = app.url("/app/connected/vk");
+    let codes = Arc::new(Mutex::new(BTreeMap::new()));
+    Mock::given(method("GET"))
+        .and(path("/authorize"))
+        .and(query_param("client_id", VK_CLIENT_ID))
+        .respond_with(consent_page(Arc::clone(&codes), |query| {
+            if query.get("group_ids").map(String::as_str) == Some(&VK_GROUP_ID.to_string()) {
+                assert_eq!(query.get("scope").map(String::as_str), Some("messages,manage"), "{query:?}");
+                "community-code".to_owned()
+            } else {
+                assert_eq!(query.get("scope").map(String::as_str), Some("groups"), "{query:?}");
+                "user-code".to_owned()
+            }
+        }))
+        .mount(&oauth)
+        .await;
+    for (code, answer) in [
+        ("user-code", json!({"access_token": VK_USER_TOKEN, "expires_in": 86400, "user_id": 1})),
+        (
+            "community-code",
+            json!({format!("access_token_{VK_GROUP_ID}"): VK_COMMUNITY_TOKEN, "expires_in": 0}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/access_token"))
+            .and(query_param("client_id", VK_CLIENT_ID))
+            .and(query_param("client_secret", VK_CLIENT_SECRET))
+            .and(query_param("redirect_uri", redirect.as_str()))
+            .and(query_param("code", code))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&oauth)
+            .await;
+    }
+    for (vk_method, answer) in [
+        (
+            "groups.get",
+            json!({"response": {"count": 2, "items": [
+            {"id": VK_GROUP_ID, "name": "Acme Support", "screen_name": "acme", "is_admin": 1, "admin_level": 3},
+            {"id": 7, "name": "Acme News", "screen_name": "acmenews", "is_admin": 1, "admin_level": 3}]}}),
+        ),
+        (
+            "groups.getById",
+            json!({"response": {"groups": [{"id": VK_GROUP_ID, "name": "Acme Support", "can_message": 1}]}}),
+        ),
+        ("groups.getCallbackConfirmationCode", json!({"response": {"code": "693d0ba9"}})),
+        ("groups.getCallbackServers", json!({"response": {"count": 0, "items": []}})),
+        ("groups.addCallbackServer", json!({"response": {"server_id": 3}})),
+        ("groups.setCallbackSettings", json!({"response": 1})),
+    ] {
+        Mock::given(method("POST"))
+            .and(path(format!("/method/{vk_method}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&api)
+            .await;
+    }
+
+    let browser = Browser::open().await;
+    browser.goto(&app.url("/app/")).await;
+    sign_in(&browser, ADMIN_KEY).await;
+    open_page(&browser, "Channels").await;
+    browser.click("Connect channel").await;
+    browser.choose("Provider", "VK").await;
+    browser.find("textbox", "Access token").await;
+    browser.fill("Name", "VK support").await;
+    browser.fill("VK application ID", VK_CLIENT_ID).await;
+    browser.fill("Application secret", VK_CLIENT_SECRET).await;
+    browser.axe_check("the connect form with VK").await;
+    browser.click("Connect with VK").await;
+
+    // Back from the user authorization: the communities the account administers, to choose one.
+    let radio = browser.find("radio", &format!("Acme Support ({VK_GROUP_ID})")).await;
+    browser.find("radio", "Acme News (7)").await;
+    assert!(!address(&browser).await.contains("code="), "the code stays in the address bar");
+    browser.axe_check("the VK community chooser").await;
+    radio.click().await.expect("choosing the community");
+    browser.click("Connect community").await;
+
+    // Back from the community's authorization: the channel.
+    browser
+        .wait_until("the VK community in the list \"Channels\", active", WAIT, || async {
+            list_text(&browser, "Channels")
+                .await
+                .filter(|text| text.contains("VK support") && text.to_lowercase().contains("active"))
+                .map(|_| ())
+        })
+        .await;
+    assert_eq!(address(&browser).await, app.url("/app/#/channels"));
+    let listed = api_until(&app, "/v1/channels", "one channel", |b| {
+        b["items"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    let channel = &listed["items"][0];
+    assert_eq!(channel["provider"], "vk", "{channel}");
+    assert_eq!(channel["name"], "VK support", "{channel}");
+    assert_eq!(channel["status"], "active", "{channel}");
+    assert_eq!(channel["account"]["id"], VK_GROUP_ID.to_string(), "{channel}");
+    // The application secret does not outlive the connection in the tab.
+    let kept = browser.js("return sessionStorage.getItem('omnichat.oauth');", vec![]).await;
+    assert_eq!(kept, Value::Null, "the authorization is still remembered: {kept}");
     browser.close().await;
 }

@@ -68,7 +68,140 @@ function channelsPage(section) {
   }
   list.append(h("li", {}, loading()));
   load();
+  if (pendingReturn) {
+    const back = pendingReturn;
+    pendingReturn = null;
+    finishOAuth(back, msg, load);
+  }
   return { refresh: load };
+}
+
+// ---- Connecting by consent (OAuth) ----------------------------------------------------------------------
+// The provider sends the browser back to /app/connected/{provider}?code=&state= (or ?error=). What the
+// authorization was started with waits in sessionStorage (same tab), and the code is posted only when the
+// state it came back with is that one.
+
+const OAUTH_KEY = "omnichat.oauth";
+const PROVIDER_NAMES = { avito: "Avito", vk: "VK" };
+let pendingReturn = null;
+
+/** Called by app.js on a load at /app/connected/{provider}: the Channels page finishes it. */
+export function oauthReturned(provider, params) {
+  pendingReturn = { provider, params };
+}
+
+const returnAddress = (provider) => `${location.origin}/app/connected/${provider}`;
+
+function remember(started) {
+  sessionStorage.setItem(OAUTH_KEY, JSON.stringify(started));
+}
+
+function recall() {
+  try { return JSON.parse(sessionStorage.getItem(OAUTH_KEY) || "null"); } catch { return null; }
+}
+
+const refusal = (err) => (err && err.status === 422 ? err.message : errorText(err));
+
+async function showCreated(pageMsg, created) {
+  clear(pageMsg).append(notice(t("Connected: {name}.", { name: created.name }), "ok"));
+  if (created.displaced) {
+    let displacedName = created.displaced;
+    try { displacedName = (await get(`/v1/channels/${created.displaced}`)).name; } catch { /* the id then */ }
+    pageMsg.append(h("p", { class: "warning", role: "status", "data-displaced": created.displaced, text: t("It displaced the channel {name}, which is now inactive.", { name: displacedName }) }));
+  }
+}
+
+/** Asks for the authorize URL, remembers the authorization, and sends the browser to the provider. */
+async function startOAuth(path, started) {
+  const { url, state } = await get(path);
+  remember({ ...started, state });
+  location.assign(url);
+}
+
+async function finishOAuth({ provider, params }, pageMsg, reload) {
+  const started = recall();
+  const label = PROVIDER_NAMES[provider] || provider;
+  const fail = (text) => clear(pageMsg).append(notice(text));
+  if (params.error) {
+    sessionStorage.removeItem(OAUTH_KEY);
+    fail(t("{provider} did not grant access: {reason}", { provider: label, reason: params.error_description || params.error }));
+    return;
+  }
+  if (!started || started.provider !== provider || !params.state || started.state !== params.state || !params.code) {
+    sessionStorage.removeItem(OAUTH_KEY);
+    fail(t("This authorization was not started here or has expired. Connect the channel again."));
+    return;
+  }
+  clear(pageMsg).append(h("p", { class: "hint", role: "status", text: t("Connecting {provider}…", { provider: label }) }));
+  try {
+    if (provider === "avito") {
+      sessionStorage.removeItem(OAUTH_KEY);
+      const body = { code: params.code, state: params.state, redirect_uri: started.redirect_uri };
+      if (started.name) body.name = started.name;
+      await showCreated(pageMsg, await post("/v1/channels/avito/connect", body));
+      reload();
+    } else if (provider === "vk" && started.step === "community") {
+      sessionStorage.removeItem(OAUTH_KEY);
+      const body = { client_id: started.client_id, client_secret: started.client_secret, redirect_uri: started.redirect_uri, code: params.code, state: params.state, group_id: started.group_id };
+      if (started.name) body.name = started.name;
+      await showCreated(pageMsg, await post("/v1/channels/vk/community-token", body));
+      reload();
+    } else if (provider === "vk") {
+      const app = { client_id: started.client_id, client_secret: started.client_secret, redirect_uri: started.redirect_uri };
+      let listed;
+      try {
+        listed = await post("/v1/channels/vk/communities", { ...app, code: params.code, state: params.state });
+      } catch (err) {
+        sessionStorage.removeItem(OAUTH_KEY);
+        throw err;
+      }
+      clear(pageMsg);
+      communityChooser(listed.items || [], started, pageMsg);
+    } else {
+      sessionStorage.removeItem(OAUTH_KEY);
+      fail(t("Not found."));
+    }
+  } catch (err) {
+    fail(refusal(err));
+  }
+}
+
+/** The communities the VK account administers: the chosen one is authorized next (its own consent). */
+function communityChooser(items, started, pageMsg) {
+  const radioName = uid("community");
+  const radios = items.map((c, i) => {
+    const r = h("input", { type: "radio", name: radioName, value: String(c.group_id), checked: i === 0 });
+    return [r, h("div", { class: "field check" }, field(`${c.name} (${c.group_id})`, r).reverse())];
+  });
+  const submit = h("button", { type: "submit", text: t("Connect community") });
+  const cancel = h("button", { type: "button", class: "secondary", text: t("Cancel") });
+  const form = h("form", { class: "connect" },
+    h("fieldset", {}, h("legend", { text: t("Communities you administer") }), h("div", { class: "radios" }, radios.map(([, d]) => d))),
+    h("div", { class: "buttons" }, submit, cancel));
+  const errors = fieldErrors(form);
+  errors.add("", form.firstChild);
+  const dlg = modal(t("Choose the VK community"), form);
+  cancel.addEventListener("click", () => {
+    sessionStorage.removeItem(OAUTH_KEY);
+    dlg.close();
+  });
+  if (radios.length) radios[0][0].focus();
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    errors.clear();
+    const chosen = radios.find(([r]) => r.checked);
+    if (!chosen) return;
+    const groupId = Number(chosen[0].value);
+    submit.disabled = true;
+    try {
+      const query = new URLSearchParams({ client_id: started.client_id, redirect_uri: started.redirect_uri, group_ids: String(groupId) });
+      await startOAuth(`/v1/channels/vk/authorize?${query}`, { ...started, step: "community", group_id: groupId });
+    } catch (err) {
+      errors.show(err);
+      submit.disabled = false;
+    }
+  });
+  clear(pageMsg);
 }
 
 function providerName(c) {
@@ -101,6 +234,7 @@ function connectDialog(pageMsg, reload) {
       errors.add("whatsapp_provider", r.lastChild, waProvider);
       kind = waProvider.value;
     }
+    if (kind === "avito" || kind === "vk") fieldsBox.append(consentWay(kind));
     for (const [key, label, type, optional] of CREDENTIALS[kind]) {
       const input = type === "checkbox" ? h("input", { type: "checkbox", checked: true }) : h("input", { type, autocomplete: "off", spellcheck: "false" });
       if (type === "number") input.setAttribute("min", "1");
@@ -110,6 +244,51 @@ function connectDialog(pageMsg, reload) {
       controls[key] = input;
       errors.add(`credentials.${key}`, r.lastChild === input ? input : r, input);
     }
+  }
+  /** The consent way (OAuth) of connecting Avito or VK, above the keys' fields. */
+  function consentWay(kind) {
+    const box = h("div", { class: "oauth" });
+    const app = {};
+    if (kind === "vk") {
+      box.append(h("p", { class: "hint", text: t("Sign in to VK as the community's administrator with your VK application:") }));
+      for (const [key, label, type] of [["client_id", "VK application ID", "text"], ["client_secret", "Application secret", "password"]]) {
+        app[key] = h("input", { type, autocomplete: "off", spellcheck: "false" });
+        const r = row(t(label), app[key]);
+        box.append(r);
+        errors.add(key, app[key], app[key]);
+      }
+    } else {
+      box.append(h("p", { class: "hint", text: t("The account's owner allows access on Avito's page: no keys needed.") }));
+    }
+    const go = h("button", { type: "button", text: t(kind === "vk" ? "Connect with VK" : "Authorize with Avito") });
+    errors.add("redirect_uri", go, go);
+    errors.add("state", go, go);
+    go.addEventListener("click", async () => {
+      errors.clear();
+      const redirectUri = returnAddress(kind);
+      const started = { provider: kind, redirect_uri: redirectUri, name: name.value.trim() || null };
+      go.disabled = true;
+      try {
+        if (kind === "vk") {
+          started.step = "user";
+          started.client_id = app.client_id.value.trim();
+          started.client_secret = app.client_secret.value.trim();
+          if (!started.client_secret) {
+            errors.show({ status: 422, code: "required", field: "client_secret", message: t("Required") });
+            go.disabled = false;
+            return;
+          }
+          await startOAuth(`/v1/channels/vk/authorize?${new URLSearchParams({ client_id: started.client_id, redirect_uri: redirectUri })}`, started);
+        } else {
+          await startOAuth(`/v1/channels/avito/authorize?${new URLSearchParams({ redirect_uri: redirectUri })}`, started);
+        }
+      } catch (err) {
+        errors.show(err);
+        go.disabled = false;
+      }
+    });
+    box.append(go, h("p", { class: "hint", text: t(kind === "vk" ? "Or give the community's access key:" : "Or give the account's client credentials:") }));
+    return box;
   }
   provider.addEventListener("change", drawFields);
   const providerRow = row(t("Provider"), provider);
@@ -142,12 +321,7 @@ function connectDialog(pageMsg, reload) {
     try {
       const created = await post("/v1/channels", body);
       dlg.close();
-      clear(pageMsg).append(notice(t("Connected: {name}.", { name: created.name }), "ok"));
-      if (created.displaced) {
-        let displacedName = created.displaced;
-        try { displacedName = (await get(`/v1/channels/${created.displaced}`)).name; } catch { /* the id then */ }
-        pageMsg.append(h("p", { class: "warning", role: "status", "data-displaced": created.displaced, text: t("It displaced the channel {name}, which is now inactive.", { name: displacedName }) }));
-      }
+      await showCreated(pageMsg, created);
       reload();
     } catch (err) {
       errors.show(err);

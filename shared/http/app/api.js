@@ -9,7 +9,7 @@ export const session = {
     sessionStorage.setItem("omnichat.role", role);
   },
   end() {
-    for (const name of ["omnichat.key", "omnichat.role", "omnichat.me", "omnichat.status", "omnichat.seen"]) sessionStorage.removeItem(name);
+    for (const name of ["omnichat.key", "omnichat.role", "omnichat.me", "omnichat.status", "omnichat.seen", "omnichat.oauth"]) sessionStorage.removeItem(name);
   },
 };
 

@@ -194,6 +194,15 @@ setUnauthorizedHandler(() => {
   if (session.key) signOutNow();
 });
 
+// Back from a provider's consent page (/app/connected/{provider}?code=&state=): the code leaves the address
+// bar at once, and the Channels page finishes connecting (after signing in, if the tab has no key).
+const returned = location.pathname.match(/^\/app\/connected\/([a-z]+)$/);
+if (returned) {
+  const params = Object.fromEntries(new URLSearchParams(location.search));
+  history.replaceState(null, "", "/app/#/channels");
+  admin.oauthReturned(returned[1], params);
+}
+
 window.addEventListener("hashchange", render);
 setLang(currentLang());
 render();

@@ -29,7 +29,8 @@ macro_rules! asset {
     };
 }
 
-/// Every file of the app. `index.html` is what `/app/` answers.
+/// Every file of the app. `index.html` is what `/app/` answers, and `/app/connected/{provider}` too: the
+/// return address of a provider's OAuth consent page (`?code=&state=`), where the app finishes connecting.
 pub const ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
@@ -48,8 +49,24 @@ pub fn router() -> Router<AppState> {
         .route("/app/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
         .route(
             "/app/{*file}",
-            get(|Path(file): Path<String>, headers: HeaderMap| async move { serve(&file, &headers) }),
+            get(
+                |Path(file): Path<String>, headers: HeaderMap| async move { serve(page_of(&file), &headers) },
+            ),
         )
+}
+
+/// The file a path under `/app/` answers: `connected/{provider}` (one lower-case word) is the app itself.
+fn page_of(path: &str) -> &str {
+    match path.strip_prefix("connected/") {
+        Some(provider)
+            if !provider.is_empty()
+                && provider.len() <= 32
+                && provider.bytes().all(|b| b.is_ascii_lowercase()) =>
+        {
+            "index.html"
+        }
+        _ => path,
+    }
 }
 
 /// The Content-Security-Policy of every answer under `/app/`.
@@ -124,6 +141,23 @@ mod tests {
         again.insert(header::IF_NONE_MATCH, tag);
         assert_eq!(serve("index.html", &again).status(), StatusCode::NOT_MODIFIED);
         assert_eq!(serve("../Cargo.toml", &HeaderMap::new()).status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn the_oauth_return_address_is_the_app_itself() {
+        for path in ["connected/avito", "connected/vk"] {
+            assert_eq!(page_of(path), "index.html", "{path}");
+            let response = serve(page_of(path), &HeaderMap::new());
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(response.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        }
+        for path in ["connected/", "connected/avito/x", "connected/../app.js", "connected/Avito"] {
+            assert_eq!(serve(page_of(path), &HeaderMap::new()).status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        assert_eq!(page_of("app.js"), "app.js");
+        // Loaded from /app/connected/avito, the page's own files are asked for by absolute paths.
+        let index = std::str::from_utf8(ASSETS[0].body).expect("utf-8");
+        assert!(index.contains("href=\"/app/app.css\"") && index.contains("src=\"/app/app.js\""), "{index}");
     }
 
     #[test]
