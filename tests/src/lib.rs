@@ -329,6 +329,17 @@ impl TestApp {
         self.with_key(OPERATOR_KEY, method, path, body).await
     }
 
+    /// Makes an employee (`status`, room for 5 dialogs) and their API key: answers (employee id, key).
+    pub async fn employee_with_key(&self, name: &str, status: &str) -> (String, String) {
+        let (code, body) =
+            self.post("/v1/employees", &json!({"name": name, "status": status, "max_dialogs": 5})).await;
+        assert_eq!(code, 201, "{body}");
+        let id = body["id"].as_str().expect("employee id").to_owned();
+        let (code, key) = self.post("/v1/api-keys", &json!({"role": "employee", "employee_id": id})).await;
+        assert_eq!(code, 201, "{key}");
+        (id, key["key"].as_str().expect("key").to_owned())
+    }
+
     /// Connects a Telegram bot against the fake and answers (channel, webhook secret).
     pub async fn connect_telegram(&self, bot_id: i64, username: &str) -> (Value, String) {
         self.fakes.telegram_accepts_bot(bot_id, username).await;

@@ -66,16 +66,6 @@ async fn until(socket: &mut Socket, within: Duration, wanted: impl Fn(&Value) ->
     }
 }
 
-async fn employee(app: &TestApp, name: &str) -> (String, String) {
-    let (code, body) =
-        app.post("/v1/employees", &json!({"name": name, "status": "online", "max_dialogs": 5})).await;
-    assert_eq!(code, 201, "{body}");
-    let id = body["id"].as_str().expect("id").to_owned();
-    let (code, key) = app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": id})).await;
-    assert_eq!(code, 201, "{key}");
-    (id, key["key"].as_str().expect("key").to_owned())
-}
-
 #[tokio::test]
 async fn a_customers_message_reaches_an_open_page_within_two_seconds_by_a_ticket_good_once() {
     let app = TestApp::spawn().await;
@@ -124,8 +114,8 @@ async fn an_employee_is_told_only_of_the_dialogs_they_may_see_and_nobody_of_anot
     let (channel, secret) = app.connect_telegram(700_100_300, "acme_live_bot").await;
     let channel_id = channel["id"].as_str().expect("id").to_owned();
     app.fakes.telegram_sends().await;
-    let (anna, anna_key) = employee(&app, "Anna").await;
-    let (_boris, boris_key) = employee(&app, "Boris").await;
+    let (anna, anna_key) = app.employee_with_key("Anna", "online").await;
+    let (_boris, boris_key) = app.employee_with_key("Boris", "online").await;
     let (status, body) = app
         .http_put(
             &format!("/v1/channels/{channel_id}"),

@@ -80,17 +80,6 @@ async fn sent(app: &TestApp) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// An employee and their API key.
-async fn employee(app: &TestApp, name: &str, status: &str) -> (String, String) {
-    let (code, body) =
-        app.post("/v1/employees", &json!({"name": name, "status": status, "max_dialogs": 5})).await;
-    assert_eq!(code, 201, "{body}");
-    let id = body["id"].as_str().expect("id").to_owned();
-    let (code, key) = app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": id})).await;
-    assert_eq!(code, 201, "{key}");
-    (id, key["key"].as_str().expect("key").to_owned())
-}
-
 async fn group(app: &TestApp, members: &[&str], distribution: &str) -> String {
     let (code, body) = app
         .post(
@@ -149,9 +138,9 @@ fn ids(page: &Value) -> Vec<String> {
 async fn a_new_dialog_reaches_a_member_who_works_it_from_the_workspace() {
     let app = TestApp::spawn().await;
     let bot = Bot::connect(&app, 777_100_001).await;
-    let (anna, anna_key) = employee(&app, "Anna", "online").await;
-    let (boris, boris_key) = employee(&app, "Boris", "online").await;
-    let (carl, carl_key) = employee(&app, "Carl", "online").await;
+    let (anna, anna_key) = app.employee_with_key("Anna", "online").await;
+    let (boris, boris_key) = app.employee_with_key("Boris", "online").await;
+    let (carl, carl_key) = app.employee_with_key("Carl", "online").await;
     let support = group(&app, &[&anna, &boris], "round_robin").await;
     bot.settings(&app, json!({"handling": {"group_id": support}})).await;
 
@@ -223,8 +212,8 @@ async fn a_new_dialog_reaches_a_member_who_works_it_from_the_workspace() {
 async fn a_queued_dialog_is_assigned_when_a_member_comes_online() {
     let app = TestApp::spawn().await;
     let bot = Bot::connect(&app, 777_100_002).await;
-    let (anna, anna_key) = employee(&app, "Anna", "offline").await;
-    let (_carl, carl_key) = employee(&app, "Carl", "online").await;
+    let (anna, anna_key) = app.employee_with_key("Anna", "offline").await;
+    let (_carl, carl_key) = app.employee_with_key("Carl", "online").await;
     let support = group(&app, &[&anna], "least_busy").await;
     bot.settings(&app, json!({"handling": {"group_id": support}})).await;
 
@@ -268,7 +257,7 @@ async fn all_at_once_the_first_member_to_accept_has_the_dialog() {
     let bot = Bot::connect(&app, 777_100_003).await;
     let mut members = Vec::new();
     for name in ["Anna", "Boris", "Vera"] {
-        members.push(employee(&app, name, "online").await);
+        members.push(app.employee_with_key(name, "online").await);
     }
     let member_ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
     let support = group(&app, &member_ids, "all_at_once").await;
@@ -368,7 +357,7 @@ async fn until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
 async fn off_hours_the_chatbot_answers_with_buttons_no_auto_reply_goes_out_and_it_hands_over() {
     let app = TestApp::spawn().await;
     let bot = Bot::connect(&app, 777_100_004).await;
-    let (anna, _) = employee(&app, "Anna", "online").await;
+    let (anna, _) = app.employee_with_key("Anna", "online").await;
     let (server, chatbot_id) = chatbot(
         &app,
         &[
@@ -434,7 +423,7 @@ async fn off_hours_the_chatbot_answers_with_buttons_no_auto_reply_goes_out_and_i
 async fn off_hours_with_auto_replies_the_customer_gets_them_and_no_chatbot_is_called() {
     let app = TestApp::spawn().await;
     let bot = Bot::connect(&app, 777_100_005).await;
-    let (anna, _) = employee(&app, "Anna", "offline").await;
+    let (anna, _) = app.employee_with_key("Anna", "offline").await;
     let (server, _chatbot_id) = chatbot(&app, &[json!({"text": "never"})]).await;
     closed_all_week(&app).await;
     bot.settings(
@@ -463,7 +452,7 @@ async fn off_hours_with_auto_replies_the_customer_gets_them_and_no_chatbot_is_ca
 async fn every_chatbot_call_is_signed_with_the_secret_shown_once_and_a_rotation_replaces_it() {
     let app = TestApp::spawn().await;
     let bot = Bot::connect(&app, 777_100_006).await;
-    let (anna, employee_key) = employee(&app, "Anna", "online").await;
+    let (anna, employee_key) = app.employee_with_key("Anna", "online").await;
     let (server, chatbot_id, secret) = signed_chatbot(&app, &[json!({"text": "Hi from the bot"})]).await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     closed_all_week(&app).await;
@@ -617,8 +606,8 @@ async fn reply_state(app: &TestApp, dialog: &str) -> (Value, Value, usize) {
 async fn every_refused_reply_names_its_rule_and_stores_and_sends_nothing_and_the_owner_closes() {
     let app = TestApp::spawn().await;
     let bot = Bot::connect(&app, 777_100_090).await;
-    let (anna, anna_key) = employee(&app, "Anna", "away").await;
-    let (boris, boris_key) = employee(&app, "Boris", "away").await;
+    let (anna, anna_key) = app.employee_with_key("Anna", "away").await;
+    let (boris, boris_key) = app.employee_with_key("Boris", "away").await;
     let support = group(&app, &[&anna, &boris], "round_robin").await;
     bot.settings(&app, json!({"handling": {"group_id": support}})).await;
     let dialog = bot.customer_writes(&app, 4242, 1, "Hello, is anyone there?").await;

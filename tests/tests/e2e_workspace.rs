@@ -215,14 +215,7 @@ async fn live_connection_up(browser: &Browser, who: &str) {
 #[tokio::test]
 async fn the_page_holds_a_live_connection_for_employees_and_admins() {
     let app = TestApp::spawn().await;
-    let (status, employee) = app
-        .post("/v1/employees", &json!({"name": "Anna Petrova", "status": "online", "max_dialogs": 5}))
-        .await;
-    assert_eq!(status, 201, "{employee}");
-    let (status, key) =
-        app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": employee["id"]})).await;
-    assert_eq!(status, 201, "{key}");
-    let key = key["key"].as_str().expect("key").to_owned();
+    let (_employee_id, key) = app.employee_with_key("Anna Petrova", "online").await;
     let browser = Browser::open().await;
     browser.goto(&app.url("/app/")).await;
     sign_in(&browser, &key).await;
@@ -237,15 +230,7 @@ async fn the_page_holds_a_live_connection_for_employees_and_admins() {
 async fn an_employee_goes_online_answers_a_customer_live_and_closes_the_dialog() {
     let app = TestApp::spawn().await;
     let (channel, secret) = telegram_bot(&app, 777_300_001).await;
-    let (status, employee) = app
-        .post("/v1/employees", &json!({"name": "Anna Petrova", "status": "offline", "max_dialogs": 5}))
-        .await;
-    assert_eq!(status, 201, "{employee}");
-    let employee_id = employee["id"].as_str().expect("id").to_owned();
-    let (status, key) =
-        app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": employee_id})).await;
-    assert_eq!(status, 201, "{key}");
-    let key = key["key"].as_str().expect("key").to_owned();
+    let (employee_id, key) = app.employee_with_key("Anna Petrova", "offline").await;
     let (status, body) = app
         .http_put(
             &format!("/v1/channels/{channel}"),
@@ -380,15 +365,7 @@ async fn an_employee_goes_online_answers_a_customer_live_and_closes_the_dialog()
 async fn an_employee_accepts_a_dialog_offered_in_the_queue() {
     let app = TestApp::spawn().await;
     let (channel, secret) = telegram_bot(&app, 777_300_004).await;
-    let (status, employee) = app
-        .post("/v1/employees", &json!({"name": "Boris Orlov", "status": "online", "max_dialogs": 5}))
-        .await;
-    assert_eq!(status, 201, "{employee}");
-    let employee_id = employee["id"].as_str().expect("id").to_owned();
-    let (status, key) =
-        app.post("/v1/api-keys", &json!({"role": "employee", "employee_id": employee_id})).await;
-    assert_eq!(status, 201, "{key}");
-    let key = key["key"].as_str().expect("key").to_owned();
+    let (employee_id, key) = app.employee_with_key("Boris Orlov", "online").await;
     // Offered to every member at once: it waits in their queue until one accepts.
     let (status, group) = app
         .post(
