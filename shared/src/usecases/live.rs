@@ -134,17 +134,13 @@ impl Push {
     }
 }
 
-/// The event's `type` as published (the detail type in snake_case).
+/// The event's `type` as published: its serde tag (`DomainEvent`'s `rename_all = "snake_case"`), the one
+/// place that names it.
 fn kind_of(event: &DomainEvent) -> String {
-    let detail = event.detail_type();
-    let mut kind = String::with_capacity(detail.len() + 4);
-    for (i, c) in detail.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            kind.push('_');
-        }
-        kind.push(c.to_ascii_lowercase());
-    }
-    kind
+    serde_json::to_value(event)
+        .ok()
+        .and_then(|value| value.get("type").and_then(serde_json::Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn tenant_of(event: &DomainEvent) -> &TenantId {
@@ -163,17 +159,19 @@ fn tenant_of(event: &DomainEvent) -> &TenantId {
 /// An event ready to be pushed to many viewers: its dialog read once.
 pub struct Outgoing<'a> {
     event: &'a DomainEvent,
+    /// What a viewer who may see the event is told (made once, cloned for each).
+    push: Push,
     dialog: Option<Dialog>,
 }
 
 impl<'a> Outgoing<'a> {
     pub async fn prepare(ctx: &Context, event: &'a DomainEvent) -> Result<Self> {
-        let dialog_id = Push::of(event).dialog_id;
-        let dialog = match dialog_id {
-            Some(id) => repo::load_dialog(ctx.store.as_ref(), &id).await?,
+        let push = Push::of(event);
+        let dialog = match &push.dialog_id {
+            Some(id) => repo::load_dialog(ctx.store.as_ref(), id).await?,
             None => None,
         };
-        Ok(Self { event, dialog })
+        Ok(Self { event, push, dialog })
     }
 
     pub fn tenant_id(&self) -> &TenantId {
@@ -186,7 +184,7 @@ impl<'a> Outgoing<'a> {
             return Ok(None);
         }
         if viewer.role == Role::Admin {
-            return Ok(Some(Push::of(self.event)));
+            return Ok(Some(self.push.clone()));
         }
         let Some(me) = &viewer.employee_id else {
             return Ok(None);
@@ -201,7 +199,7 @@ impl<'a> Outgoing<'a> {
         match &self.dialog {
             Some(dialog) if &dialog.tenant_id == self.tenant_id() => {
                 let visible = routing::visible_to(ctx, dialog, me).await?;
-                Ok(visible.then(|| Push::of(self.event)))
+                Ok(visible.then(|| self.push.clone()))
             }
             _ => Ok(None),
         }
