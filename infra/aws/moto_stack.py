@@ -349,14 +349,7 @@ def check_router_patterns(session, expected):
         events.put_targets(Rule=f"router-probe-{index}", EventBusName=bus_name,
                            Targets=[{"Id": "probe", "Arn": queue_arn}])
     for case, (detail_type, extra, _) in enumerate(ROUTER_CASES):
-        detail = {
-            "version": 1,
-            "type": "".join(f"_{c.lower()}" if c.isupper() else c for c in detail_type).lstrip("_"),
-            "tenant_id": "019b7a2e-0000-7000-8000-000000000001",
-            "channel_id": "019b7a2e-0000-7000-8000-000000000002",
-            "dialog_id": f"019b7a2e-0000-7000-8000-{case:012d}",
-            **extra,
-        }
+        detail = probe_detail(detail_type, case, extra)
         sent = events.put_events(Entries=[{
             "Source": "omnichat", "DetailType": detail_type, "Detail": json.dumps(detail),
             "EventBusName": bus_name,
@@ -415,14 +408,7 @@ def check_live_pattern(session, expected):
         ("someone.else", "DialogOpened", {}, False),
     ]
     for case, (source, detail_type, extra, _) in enumerate(cases):
-        detail = {
-            "version": 1,
-            "type": "".join(f"_{c.lower()}" if c.isupper() else c for c in detail_type).lstrip("_"),
-            "tenant_id": "019b7a2e-0000-7000-8000-000000000001",
-            "channel_id": "019b7a2e-0000-7000-8000-000000000002",
-            "dialog_id": f"019b7a2e-0000-7000-8000-{case:012d}",
-            **extra,
-        }
+        detail = probe_detail(detail_type, case, extra)
         sent = events.put_events(Entries=[{
             "Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus_name,
         }])
@@ -604,6 +590,19 @@ def check_mailbox_poll_queue(session, created, sam):
     print(f"moto-stack: mailbox poll queue (visibility {attributes['VisibilityTimeout']} s, "
           f"{redrive.get('maxReceiveCount')} receives then its dead-letter queue), drained by EmailPollerFunction "
           f"one item at a time, at most {cap} at once")
+
+
+def probe_detail(detail_type, case, extra):
+    """A domain event's detail as omnichat publishes it (its `type` the detail type in snake_case), the
+    dialog numbered by `case` so each probe's delivery can be told apart."""
+    return {
+        "version": 1,
+        "type": "".join(f"_{c.lower()}" if c.isupper() else c for c in detail_type).lstrip("_"),
+        "tenant_id": "019b7a2e-0000-7000-8000-000000000001",
+        "channel_id": "019b7a2e-0000-7000-8000-000000000002",
+        "dialog_id": f"019b7a2e-0000-7000-8000-{case:012d}",
+        **extra,
+    }
 
 
 def check_media(session, created, sam):
