@@ -38,6 +38,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Number, Value};
 
+use super::LazyClient;
 use crate::ports::store::{
     self, Condition, EXPIRES_AT, Index, Item, Key, PK, Page, Query, SK, SkRange, Store, StoreError, Write,
 };
@@ -61,21 +62,22 @@ const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The [`Store`] on one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: LazyClient<Client>,
     table: String,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client: client.into(), table: table.into() }
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::new(Client::new(config), table)
+        let config = config.clone();
+        Self { client: LazyClient::new(move || Client::new(&config)), table: table.into() }
     }
 
     pub fn client(&self) -> &Client {
-        &self.client
+        self.client.get()
     }
 
     pub fn table(&self) -> &str {
@@ -102,7 +104,7 @@ impl DynamoStore {
                     tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
                 }
                 let output = self
-                    .client
+                    .client()
                     .batch_write_item()
                     .request_items(&self.table, std::mem::take(&mut pending))
                     .send()
@@ -129,7 +131,7 @@ impl DynamoStore {
         let (names, values) = expression.into_parts();
         match op {
             Op::Put(item) => self
-                .client
+                .client()
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -141,7 +143,7 @@ impl DynamoStore {
                 .map(drop)
                 .map_err(|err| single_write_error("PutItem", err)),
             Op::Update(update) => self
-                .client
+                .client()
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key))
@@ -154,7 +156,7 @@ impl DynamoStore {
                 .map(drop)
                 .map_err(|err| single_write_error("UpdateItem", err)),
             Op::Delete => self
-                .client
+                .client()
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(key))
@@ -174,7 +176,7 @@ impl DynamoStore {
     }
 
     async fn send_transaction(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        self.client
+        self.client()
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -188,7 +190,7 @@ impl DynamoStore {
 impl Store for DynamoStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key_attributes(key)))
@@ -218,7 +220,7 @@ impl Store for DynamoStore {
                 .build()
                 .map_err(build_error)?;
             let output = self
-                .client
+                .client()
                 .batch_get_item()
                 .request_items(&self.table, request)
                 .send()
@@ -302,7 +304,7 @@ impl Store for DynamoStore {
         let request_limit = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
         let (names, values) = expression.into_parts();
         let mut request = self
-            .client
+            .client()
             .query()
             .table_name(&self.table)
             .key_condition_expression(key_condition)
@@ -343,7 +345,7 @@ impl Store for DynamoStore {
         );
         let (names, values) = expression.into_parts();
         let output = self
-            .client
+            .client()
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_attributes(key)))

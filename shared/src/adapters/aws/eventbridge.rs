@@ -13,6 +13,7 @@ use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkE
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
+use super::LazyClient;
 use crate::ports::events::{DomainEvent, EVENT_SOURCE, EventBus, EventError};
 
 /// The most entries one `PutEvents` call takes.
@@ -25,21 +26,22 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// The [`EventBus`] on one EventBridge bus.
 #[derive(Debug, Clone)]
 pub struct EventBridgeBus {
-    client: Client,
+    client: LazyClient<Client>,
     bus_name: String,
 }
 
 impl EventBridgeBus {
     pub fn new(client: Client, bus_name: impl Into<String>) -> Self {
-        Self { client, bus_name: bus_name.into() }
+        Self { client: client.into(), bus_name: bus_name.into() }
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
-        Self::new(Client::new(config), bus_name)
+        let config = config.clone();
+        Self { client: LazyClient::new(move || Client::new(&config)), bus_name: bus_name.into() }
     }
 
     pub fn client(&self) -> &Client {
-        &self.client
+        self.client.get()
     }
 
     pub fn bus_name(&self) -> &str {
@@ -98,7 +100,7 @@ impl EventBus for EventBridgeBus {
 
 impl EventBridgeBus {
     async fn put(&self, entries: Vec<PutEventsRequestEntry>) -> Result<PutEventsOutput, EventError> {
-        self.client
+        self.client()
             .put_events()
             .set_entries(Some(entries))
             .send()

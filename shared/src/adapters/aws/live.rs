@@ -16,6 +16,7 @@ use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, SdkError};
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
+use super::LazyClient;
 use crate::ports::live::{LiveConnections, PushError};
 
 /// API Gateway's answer for a closed connection.
@@ -24,7 +25,7 @@ const GONE: u16 = 410;
 /// The [`LiveConnections`] of one WebSocket API stage.
 #[derive(Debug, Clone)]
 pub struct ApiGatewayConnections {
-    client: Client,
+    client: LazyClient<Client>,
     callback_url: String,
 }
 
@@ -35,7 +36,7 @@ impl ApiGatewayConnections {
         let service = aws_sdk_apigatewaymanagement::config::Builder::from(config)
             .endpoint_url(callback_url.trim_end_matches('/'))
             .build();
-        Self { client: Client::from_conf(service), callback_url }
+        Self { client: LazyClient::new(move || Client::from_conf(service.clone())), callback_url }
     }
 
     pub fn callback_url(&self) -> &str {
@@ -46,8 +47,14 @@ impl ApiGatewayConnections {
 #[async_trait]
 impl LiveConnections for ApiGatewayConnections {
     async fn post(&self, connection_id: &str, body: &[u8]) -> Result<(), PushError> {
-        let sent =
-            self.client.post_to_connection().connection_id(connection_id).data(Blob::new(body)).send().await;
+        let sent = self
+            .client
+            .get()
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(body))
+            .send()
+            .await;
         match sent {
             Ok(_) => Ok(()),
             Err(error) => Err(push_error(error)),

@@ -11,6 +11,8 @@ pub mod s3;
 pub mod secrets_manager;
 pub mod sqs;
 
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -30,6 +32,39 @@ pub use secrets_manager::SecretsManagerStore;
 pub use sqs::{SqsWorkQueue, create_queue};
 
 /// Connecting to an AWS endpoint: a Lambda in the same region connects in milliseconds.
+/// An SDK client built at its first call. Building one parses the SDK's endpoint partition table and
+/// compiles its patterns (with the client's runtime plugins, the largest part of a function's own start-up
+/// work, measured with `perf` in BENCHMARKS.md §1): a function that never calls a service, or not yet,
+/// does not pay for its client at start. Clones share the one client.
+#[derive(Clone)]
+pub struct LazyClient<C> {
+    client: Arc<OnceLock<C>>,
+    build: Arc<dyn Fn() -> C + Send + Sync>,
+}
+
+impl<C> LazyClient<C> {
+    pub fn new(build: impl Fn() -> C + Send + Sync + 'static) -> Self {
+        Self { client: Arc::new(OnceLock::new()), build: Arc::new(build) }
+    }
+
+    pub fn get(&self) -> &C {
+        self.client.get_or_init(|| (self.build)())
+    }
+}
+
+/// A client built already (a test's, or one configured by hand).
+impl<C: Clone + Send + Sync + 'static> From<C> for LazyClient<C> {
+    fn from(client: C) -> Self {
+        Self::new(move || client.clone())
+    }
+}
+
+impl<C> fmt::Debug for LazyClient<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyClient").field("built", &self.client.get().is_some()).finish()
+    }
+}
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt of one call.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -141,6 +176,23 @@ fn lazy_tls_http_client_observed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lazy_client_is_built_at_its_first_use_and_once_for_all_its_clones() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let builds = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&builds);
+        let lazy = LazyClient::new(move || counted.fetch_add(1, Ordering::SeqCst) + 100);
+        let clone = lazy.clone();
+        assert_eq!(builds.load(Ordering::SeqCst), 0, "built before any use");
+        assert!(format!("{lazy:?}").contains("built: false"));
+        assert_eq!(*clone.get(), 100);
+        assert_eq!(*lazy.get(), 100, "the clone's client is the original's");
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert!(format!("{lazy:?}").contains("built: true"));
+        assert_eq!(*LazyClient::from(7_u8).get(), 7);
+    }
 
     #[test]
     fn every_call_fits_well_within_the_functions_time() {

@@ -18,29 +18,30 @@ use aws_sdk_s3::primitives::ByteStream;
 use jiff::Timestamp;
 use tokio::io::AsyncWriteExt;
 
+use super::LazyClient;
 use crate::ports::media::{self, MediaError, MediaStore, ObjectMeta, SNIFF_BYTES, UploadTarget};
 
 /// The [`MediaStore`] on one S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3MediaStore {
-    client: Client,
+    client: LazyClient<Client>,
     bucket: String,
 }
 
 impl S3MediaStore {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self { client: client.into(), bucket: bucket.into() }
     }
 
     /// The client of `config`, path-style when the configuration overrides the endpoint.
     pub fn from_config(config: &aws_config::SdkConfig, bucket: impl Into<String>) -> Self {
         let path_style = config.endpoint_url().is_some();
         let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
-        Self::new(Client::from_conf(s3), bucket)
+        Self { client: LazyClient::new(move || Client::from_conf(s3.clone())), bucket: bucket.into() }
     }
 
     pub fn client(&self) -> &Client {
-        &self.client
+        self.client.get()
     }
 
     pub fn bucket(&self) -> &str {
@@ -70,7 +71,7 @@ impl MediaStore for S3MediaStore {
         let body = ByteStream::from_path(path)
             .await
             .map_err(|error| MediaError::Unavailable(format!("reading the file to store: {error}")))?;
-        self.client
+        self.client()
             .put_object()
             .bucket(&self.bucket)
             .key(key)
@@ -87,7 +88,8 @@ impl MediaStore for S3MediaStore {
     async fn head(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, MediaError> {
         let key = media::checked_key(key)?;
         let range = format!("bytes=0-{}", SNIFF_BYTES - 1);
-        let answer = match self.client.get_object().bucket(&self.bucket).key(key).range(range).send().await {
+        let answer = match self.client().get_object().bucket(&self.bucket).key(key).range(range).send().await
+        {
             Ok(answer) => answer,
             Err(error) if matches!(error.code(), Some("NoSuchKey" | "NotFound")) => return Ok(None),
             // An empty object has no byte 0: S3 answers 416 to the range.
@@ -112,7 +114,7 @@ impl MediaStore for S3MediaStore {
 
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<bool, MediaError> {
         let key = media::checked_key(key)?;
-        let mut answer = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let mut answer = match self.client().get_object().bucket(&self.bucket).key(key).send().await {
             Ok(answer) => answer,
             Err(error) if matches!(error.code(), Some("NoSuchKey" | "NotFound")) => return Ok(false),
             Err(error) => return Err(sdk_error("GetObject", error)),
@@ -133,7 +135,7 @@ impl MediaStore for S3MediaStore {
 
     async fn delete(&self, key: &str) -> Result<(), MediaError> {
         let key = media::checked_key(key)?;
-        self.client
+        self.client()
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
@@ -151,7 +153,7 @@ impl MediaStore for S3MediaStore {
     ) -> Result<String, MediaError> {
         let key = media::checked_key(key)?;
         let request = self
-            .client
+            .client()
             .get_object()
             .bucket(&self.bucket)
             .key(key)
@@ -173,7 +175,7 @@ impl MediaStore for S3MediaStore {
         let key = media::checked_key(key)?;
         // The length is signed: S3 takes exactly the declared bytes, no more.
         let request = self
-            .client
+            .client()
             .put_object()
             .bucket(&self.bucket)
             .key(key)

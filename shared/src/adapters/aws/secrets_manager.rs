@@ -13,6 +13,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
 
+use super::LazyClient;
 use crate::ports::secrets::{SecretError, SecretStore};
 use crate::secret::Secret;
 
@@ -27,17 +28,18 @@ const INVALID_STATE: &str = "InvalidRequestException";
 /// The [`SecretStore`] on Secrets Manager; secret `name` is stored as `prefix + name`.
 #[derive(Debug, Clone)]
 pub struct SecretsManagerStore {
-    client: Client,
+    client: LazyClient<Client>,
     prefix: String,
 }
 
 impl SecretsManagerStore {
     pub fn new(client: Client, prefix: impl Into<String>) -> Self {
-        Self { client, prefix: prefix.into() }
+        Self { client: client.into(), prefix: prefix.into() }
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, prefix: impl Into<String>) -> Self {
-        Self::new(Client::new(config), prefix)
+        let config = config.clone();
+        Self { client: LazyClient::new(move || Client::new(&config)), prefix: prefix.into() }
     }
 
     fn secret_id(&self, name: &str) -> String {
@@ -45,11 +47,19 @@ impl SecretsManagerStore {
     }
 
     async fn put_value(&self, id: &str, value: &Secret) -> Result<(), SdkError<PutSecretValueError>> {
-        self.client.put_secret_value().secret_id(id).secret_string(value.expose()).send().await.map(drop)
+        self.client
+            .get()
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(value.expose())
+            .send()
+            .await
+            .map(drop)
     }
 
     async fn restore(&self, id: &str) -> Result<(), SecretError> {
         self.client
+            .get()
             .restore_secret()
             .secret_id(id)
             .send()
@@ -60,7 +70,7 @@ impl SecretsManagerStore {
 
     /// A secret that did not exist when `PutSecretValue` was tried.
     async fn create(&self, id: &str, value: &Secret) -> Result<(), SecretError> {
-        match self.client.create_secret().name(id).secret_string(value.expose()).send().await {
+        match self.client.get().create_secret().name(id).secret_string(value.expose()).send().await {
             Ok(_) => Ok(()),
             // Created meanwhile by another writer; moto also answers this for a secret scheduled for
             // deletion (and would keep it deleted), so a secret found here is checked before the update.
@@ -83,7 +93,7 @@ impl SecretsManagerStore {
 
     /// Whether the secret exists but is scheduled for deletion: what an `InvalidRequestException` means here.
     async fn scheduled_for_deletion(&self, id: &str) -> Result<bool, SecretError> {
-        match self.client.describe_secret().secret_id(id).send().await {
+        match self.client.get().describe_secret().secret_id(id).send().await {
             Ok(described) => Ok(described.deleted_date().is_some()),
             Err(err) if err.code() == Some(NOT_FOUND) => Ok(false),
             Err(err) => Err(sdk_error("DescribeSecret", err)),
@@ -109,7 +119,7 @@ impl SecretStore for SecretsManagerStore {
 
     async fn get(&self, name: &str) -> Result<Option<Secret>, SecretError> {
         let id = self.secret_id(name);
-        match self.client.get_secret_value().secret_id(&id).send().await {
+        match self.client.get().get_secret_value().secret_id(&id).send().await {
             Ok(output) => match output.secret_string() {
                 Some(value) => Ok(Some(Secret::new(value))),
                 None => Err(SecretError::Unavailable(format!("secret {name} holds no string value"))),
@@ -126,6 +136,7 @@ impl SecretStore for SecretsManagerStore {
         let id = self.secret_id(name);
         match self
             .client
+            .get()
             .delete_secret()
             .secret_id(&id)
             .recovery_window_in_days(RECOVERY_WINDOW_DAYS)

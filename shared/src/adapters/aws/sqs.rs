@@ -17,6 +17,7 @@ use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry};
 use futures::StreamExt;
 
+use super::LazyClient;
 use crate::ports::work::{Work, WorkError, WorkQueue};
 
 /// The most entries one `SendMessageBatch` (or `DeleteMessageBatch`) call takes.
@@ -30,7 +31,7 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// The [`WorkQueue`] on one SQS queue.
 #[derive(Debug, Clone)]
 pub struct SqsWorkQueue {
-    client: Client,
+    client: LazyClient<Client>,
     queue_url: String,
     send_concurrency: usize,
 }
@@ -49,7 +50,7 @@ type Entry = (String, String);
 
 impl SqsWorkQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into(), send_concurrency: SEND_CONCURRENCY }
+        Self { client: client.into(), queue_url: queue_url.into(), send_concurrency: SEND_CONCURRENCY }
     }
 
     /// At most `calls` batch calls in flight (at least 1). For moto, which serves one call at a time and
@@ -60,11 +61,16 @@ impl SqsWorkQueue {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
-        Self::new(Client::new(config), queue_url)
+        let config = config.clone();
+        Self {
+            client: LazyClient::new(move || Client::new(&config)),
+            queue_url: queue_url.into(),
+            send_concurrency: SEND_CONCURRENCY,
+        }
     }
 
     pub fn client(&self) -> &Client {
-        &self.client
+        self.client.get()
     }
 
     pub fn queue_url(&self) -> &str {
@@ -77,7 +83,7 @@ impl SqsWorkQueue {
         let max = i32::try_from(max.clamp(1, MAX_ENTRIES_PER_CALL)).unwrap_or(1);
         let wait = i32::try_from(wait.as_secs().min(20)).unwrap_or(20);
         let output = self
-            .client
+            .client()
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(max)
@@ -113,7 +119,7 @@ impl SqsWorkQueue {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let output = self
-                .client
+                .client()
                 .delete_message_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
@@ -183,7 +189,7 @@ impl SqsWorkQueue {
                     .map_err(|err| WorkError::Unavailable(format!("SQS SendMessageBatch entry: {err}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.client
+        self.client()
             .send_message_batch()
             .queue_url(&self.queue_url)
             .set_entries(Some(entries))
@@ -218,7 +224,7 @@ impl WorkQueue for SqsWorkQueue {
 
     async fn waiting(&self) -> Result<usize, WorkError> {
         let output = self
-            .client
+            .client()
             .get_queue_attributes()
             .queue_url(&self.queue_url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
