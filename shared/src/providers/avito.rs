@@ -4,6 +4,7 @@
 //! `message` events (verified by a secret URL segment), replies into existing chats (text, and images
 //! uploaded with `uploadImages`), customers' images and voice messages fetched.
 
+use crate::providers::Http;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -305,7 +306,7 @@ struct Grant {
 /// first use. Consent connections carry their tokens in the channel's credentials.
 #[derive(Clone)]
 pub struct AvitoClient {
-    http: reqwest::Client,
+    http: Http,
     base: String,
     oauth_base: String,
     app: Option<App>,
@@ -323,9 +324,9 @@ impl std::fmt::Debug for AvitoClient {
 }
 
 impl AvitoClient {
-    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
+    pub fn new(http: impl Into<Http>, base: impl Into<String>) -> Self {
         Self {
-            http,
+            http: http.into(),
             base: base.into().trim_end_matches('/').to_owned(),
             oauth_base: DEFAULT_OAUTH_BASE.to_owned(),
             app: None,
@@ -336,7 +337,7 @@ impl AvitoClient {
     /// `AVITO_API_BASE` points the client at a fake (local runner, tests), `AVITO_OAUTH_BASE` the consent
     /// page; `AVITO_CLIENT_ID` and `AVITO_CLIENT_SECRET` are the platform's application (without them the
     /// consent flow answers 422 and client credentials still work).
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let base = super::base_url_from_env("AVITO_API_BASE", DEFAULT_API_BASE);
         let oauth_base = super::base_url_from_env("AVITO_OAUTH_BASE", DEFAULT_OAUTH_BASE);
         let client = Self::new(http, base).with_oauth_base(oauth_base);

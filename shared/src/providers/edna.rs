@@ -1,6 +1,7 @@
 //! WhatsApp through edna Pulse: channel-profile and cascade lookup, callback registration, inbound messages
 //! and status callbacks (edna signs nothing: a secret URL segment proves origin), sending through a cascade.
 
+use crate::providers::Http;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -383,17 +384,17 @@ struct MatcherContent {
 /// Calls the edna Pulse API. The API key is passed per call: one process serves many channels.
 #[derive(Debug, Clone)]
 pub struct EdnaClient {
-    http: reqwest::Client,
+    http: Http,
     base: String,
 }
 
 impl EdnaClient {
-    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
-        Self { http, base: base.into().trim_end_matches('/').to_owned() }
+    pub fn new(http: impl Into<Http>, base: impl Into<String>) -> Self {
+        Self { http: http.into(), base: base.into().trim_end_matches('/').to_owned() }
     }
 
     /// `EDNA_API_BASE` selects the contour (`https://app.edna.ru`) or points the client at a fake.
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let base = super::base_url_from_env("EDNA_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }

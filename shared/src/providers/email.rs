@@ -8,8 +8,9 @@ pub mod imap;
 pub mod mail;
 mod smtp;
 
+use crate::providers::Http;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -469,9 +470,9 @@ pub fn xoauth2_response(user: &str, access_token: &Secret) -> String {
 /// Logs in to mailboxes: IMAP for the poller and connection checks, SMTP for replies, OAuth token refresh.
 pub struct EmailProvider {
     /// For the operator's token URL override only.
-    http: reqwest::Client,
-    /// For the admin's token endpoints: public https addresses only (`crate::net`).
-    guarded: GuardedClient,
+    http: Http,
+    /// For the admin's token endpoints: public https addresses only (`crate::net`); made at its first use.
+    guarded: OnceLock<GuardedClient>,
     token_url_override: Option<String>,
     allow_loopback: bool,
     /// Access tokens by a digest of the refresh token that got them: one refresh per token lifetime and
@@ -492,10 +493,10 @@ impl std::fmt::Debug for EmailProvider {
 }
 
 impl EmailProvider {
-    pub fn new(http: reqwest::Client) -> Self {
+    pub fn new(http: impl Into<Http>) -> Self {
         Self {
-            http,
-            guarded: policy(false).client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT),
+            http: http.into(),
+            guarded: OnceLock::new(),
             token_url_override: None,
             allow_loopback: false,
             tokens: Mutex::new(HashMap::new()),
@@ -505,7 +506,7 @@ impl EmailProvider {
 
     /// `OMNICHAT_EMAIL_OAUTH_TOKEN_URL` (a fake token endpoint) and `OMNICHAT_ALLOW_LOOPBACK_PROVIDERS=1`
     /// (mail servers on 127.0.0.1 without TLS) for the local runner against local servers.
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let mut provider = Self::new(http);
         provider.token_url_override =
             std::env::var(TOKEN_URL_ENV).ok().map(|url| url.trim().to_owned()).filter(|url| !url.is_empty());
@@ -518,12 +519,16 @@ impl EmailProvider {
     /// Mail servers and token endpoints on a loopback address, also without TLS (tests, the local runner).
     pub fn allowing_loopback(mut self) -> Self {
         self.allow_loopback = true;
-        self.guarded = policy(true).client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT);
+        self.guarded = OnceLock::new();
         self
     }
 
     fn policy(&self) -> OutboundPolicy {
         policy(self.allow_loopback)
+    }
+
+    fn guarded(&self) -> &GuardedClient {
+        self.guarded.get_or_init(|| self.policy().client(super::CONNECT_TIMEOUT, super::REQUEST_TIMEOUT))
     }
 
     /// Every token refresh goes to this URL instead of the provider's (a fake in tests).
@@ -593,7 +598,7 @@ impl EmailProvider {
                 let url = reqwest::Url::parse(&oauth.token_url).map_err(|_| {
                     ProviderError::InvalidCredentials("the OAuth token URL is not a URL".into())
                 })?;
-                self.guarded.request(reqwest::Method::POST, url).map_err(|refusal| {
+                self.guarded().request(reqwest::Method::POST, url).map_err(|refusal| {
                     ProviderError::Rejected(format!("the OAuth token URL is refused: {refusal}"))
                 })?
             }

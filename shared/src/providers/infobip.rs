@@ -2,6 +2,7 @@
 //! reports (Infobip signs nothing we can rely on: a secret URL segment proves origin), text and reply
 //! buttons.
 
+use crate::providers::Http;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -305,7 +306,7 @@ impl InfobipClient {
 impl InfobipClient {
     /// Accepts only Infobip's https hosts on public addresses as base URLs. The shared client is not used:
     /// the admin's base URL needs the outbound policy's own.
-    pub fn new(_shared: reqwest::Client) -> Self {
+    pub fn new(_shared: impl Into<Http>) -> Self {
         Self { policy: OutboundPolicy::strict(), http: OnceLock::new() }
     }
 
@@ -319,7 +320,7 @@ impl InfobipClient {
     }
 
     /// `OMNICHAT_ALLOW_LOOPBACK_PROVIDERS=1` lets base URLs point at a loopback fake.
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let client = Self::new(http);
         if std::env::var(ALLOW_LOOPBACK_ENV).is_ok_and(|v| v.trim() == "1") {
             client.allowing_loopback()

@@ -1,7 +1,7 @@
 //! One module per provider: verify and parse an inbound webhook into normalized messages, send a message,
 //! check a credential and name the account. Base URLs are configurable so tests run against local fakes.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -42,7 +42,7 @@ impl Providers {
     /// real APIs. One HTTP client (one connection pool, one TLS setup) serves them all.
     /// `OMNICHAT_ALLOW_LOOPBACK_PROVIDERS=1` lets admin-supplied URLs point at this machine.
     pub fn from_env() -> Self {
-        let http = http_client();
+        let http = Http::default();
         Self::default()
             .with_outbound_policy(OutboundPolicy::from_env())
             .with(Provider::Telegram, Arc::new(telegram::TelegramClient::from_env(http.clone())))
@@ -100,6 +100,32 @@ pub fn http_client() -> reqwest::Client {
         .timeout(REQUEST_TIMEOUT)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The HTTP client the provider modules share ([`http_client`]), made at its first request: its TLS set-up
+/// and connection pool are start-up work that a function calling no provider, or not yet, does not pay
+/// (BENCHMARKS.md §1). Clones share the one client; it derefs to `reqwest::Client`.
+#[derive(Clone, Default)]
+pub struct Http(Arc<OnceLock<reqwest::Client>>);
+
+impl From<reqwest::Client> for Http {
+    fn from(client: reqwest::Client) -> Self {
+        Self(Arc::new(OnceLock::from(client)))
+    }
+}
+
+impl std::ops::Deref for Http {
+    type Target = reqwest::Client;
+
+    fn deref(&self) -> &reqwest::Client {
+        self.0.get_or_init(http_client)
+    }
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http").field("made", &self.0.get().is_some()).finish()
+    }
 }
 
 /// The longest `Retry-After` honoured: a provider asking for more is tried again after an hour anyway.
@@ -289,6 +315,17 @@ pub fn whatsapp_number(to: &crate::ports::channel::Recipient, plus: bool) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shared_http_client_is_made_at_its_first_request_and_shared_by_clones() {
+        let http = Http::default();
+        let clone = http.clone();
+        assert_eq!(format!("{http:?}"), "Http { made: false }");
+        let _builder = clone.get("http://127.0.0.1:9/");
+        assert_eq!(format!("{http:?}"), "Http { made: true }", "a clone made it for both");
+        let given = Http::from(reqwest::Client::new());
+        assert_eq!(format!("{given:?}"), "Http { made: true }");
+    }
 
     #[test]
     fn placeholders_are_counted_once_each() {

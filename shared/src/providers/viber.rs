@@ -1,6 +1,7 @@
 //! Viber REST Bot API: verify and normalize callbacks, call the API (get_account_info, set_webhook,
 //! send_message with text, pictures, videos and files by link), download the media links callbacks carry.
 
+use crate::providers::Http;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -296,18 +297,18 @@ pub struct BotAccount {
 /// Calls the Viber REST Bot API. The token is passed per call: one process serves many bots.
 #[derive(Debug, Clone)]
 pub struct ViberClient {
-    http: reqwest::Client,
+    http: Http,
     base: String,
 }
 
 impl ViberClient {
-    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
+    pub fn new(http: impl Into<Http>, base: impl Into<String>) -> Self {
         let base = base.into().trim_end_matches('/').to_owned();
-        Self { http, base }
+        Self { http: http.into(), base }
     }
 
     /// `VIBER_API_BASE` points the client at a fake (local runner, tests).
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let base = super::base_url_from_env("VIBER_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }

@@ -1,6 +1,7 @@
 //! The Conversations API client: look up the channel, create and delete its webhooks, send text and
 //! template (HSM) messages; every answer is read in one place.
 
+use crate::providers::Http;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
@@ -71,16 +72,16 @@ const TEMPLATE_MAX_PAGES: usize = 20;
 /// Calls the Conversations API. The access key is passed per call: one process serves many channels.
 #[derive(Debug, Clone)]
 pub struct MessageBirdClient {
-    http: reqwest::Client,
+    http: Http,
     base: String,
     /// The Integrations API's base, for the template list.
     templates_base: String,
 }
 
 impl MessageBirdClient {
-    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
+    pub fn new(http: impl Into<Http>, base: impl Into<String>) -> Self {
         Self {
-            http,
+            http: http.into(),
             base: base.into().trim_end_matches('/').to_owned(),
             templates_base: DEFAULT_TEMPLATES_BASE.to_owned(),
         }
@@ -93,7 +94,7 @@ impl MessageBirdClient {
 
     /// `MESSAGEBIRD_API_BASE` points the client at a fake (local runner, tests) or the WhatsApp sandbox;
     /// `MESSAGEBIRD_TEMPLATES_BASE` does the same for the template list.
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let base = crate::providers::base_url_from_env("MESSAGEBIRD_API_BASE", DEFAULT_API_BASE);
         let templates =
             crate::providers::base_url_from_env("MESSAGEBIRD_TEMPLATES_BASE", DEFAULT_TEMPLATES_BASE);

@@ -2,6 +2,7 @@
 //! files sent as multipart uploads (`sendPhoto`, `sendDocument`, ...) and fetched (`getFile`, then the
 //! file server), `answerCallbackQuery`; every answer is read in one place.
 
+use crate::providers::Http;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -43,18 +44,18 @@ pub struct BotAccount {
 /// Calls the Bot API. The token is passed per call because one process serves many bots (one per channel).
 #[derive(Debug, Clone)]
 pub struct TelegramClient {
-    http: reqwest::Client,
+    http: Http,
     pub(super) base: String,
 }
 
 impl TelegramClient {
-    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
+    pub fn new(http: impl Into<Http>, base: impl Into<String>) -> Self {
         let base = base.into().trim_end_matches('/').to_owned();
-        Self { http, base }
+        Self { http: http.into(), base }
     }
 
     /// `TELEGRAM_API_BASE` points the client at a fake (local runner, tests) or a self-hosted Bot API server.
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let base = crate::providers::base_url_from_env("TELEGRAM_API_BASE", DEFAULT_API_BASE);
         Self::new(http, base)
     }

@@ -3,6 +3,7 @@
 //! `photos.*` / `docs.*` upload servers), and plain downloads of the links VK's events carry; every
 //! answer is read in one place.
 
+use crate::providers::Http;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -149,15 +150,15 @@ impl From<ProviderError> for VkFailure {
 /// Calls the VK API with a community key. The key is passed per call: one process serves many communities.
 #[derive(Debug, Clone)]
 pub struct VkClient {
-    http: reqwest::Client,
+    http: Http,
     pub(super) base: String,
     oauth_base: String,
 }
 
 impl VkClient {
-    pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
+    pub fn new(http: impl Into<Http>, base: impl Into<String>) -> Self {
         let base = base.into().trim_end_matches('/').to_owned();
-        Self { http, base, oauth_base: DEFAULT_OAUTH_BASE.to_owned() }
+        Self { http: http.into(), base, oauth_base: DEFAULT_OAUTH_BASE.to_owned() }
     }
 
     /// Where the OAuth authorize and code-exchange endpoints are (`https://oauth.vk.com`).
@@ -167,7 +168,7 @@ impl VkClient {
     }
 
     /// `VK_API_BASE` and `VK_OAUTH_BASE` point the client at fakes (local runner, tests).
-    pub fn from_env(http: reqwest::Client) -> Self {
+    pub fn from_env(http: Http) -> Self {
         let base = crate::providers::base_url_from_env("VK_API_BASE", DEFAULT_API_BASE);
         let oauth_base = crate::providers::base_url_from_env("VK_OAUTH_BASE", DEFAULT_OAUTH_BASE);
         Self::new(http, base).with_oauth_base(oauth_base)
