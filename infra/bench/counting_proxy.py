@@ -12,6 +12,8 @@ Own endpoints (not forwarded):
     GET  /__bench/counts   {"calls": [{"service", "operation", "status", "ms"}...], "counts": {"Service.Op": n}}
                            (ms: the call's time upstream, as the function waited for it, less the proxy's own)
     POST /__bench/reset    forgets the calls so far
+    GET  /__bench/idle     {"in_flight": n}: calls forwarded and not yet answered by moto (a process killed
+                           while waiting leaves its call in flight until moto has done it)
 """
 
 import http.client
@@ -31,6 +33,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 calls = []
 calls_lock = threading.Lock()
+in_flight = 0
 upstream = urllib.parse.urlsplit(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000")
 local = threading.local()
 
@@ -89,6 +92,11 @@ class Proxy(BaseHTTPRequestHandler):
             body = json.dumps({"calls": listed, "counts": counts}).encode()
             self.reply(200, body, [("Content-Type", "application/json")])
             return True
+        if self.path == "/__bench/idle" and self.command == "GET":
+            with calls_lock:
+                body = json.dumps({"in_flight": in_flight}).encode()
+            self.reply(200, body, [("Content-Type", "application/json")])
+            return True
         if self.path == "/__bench/reset" and self.command == "POST":
             with calls_lock:
                 calls.clear()
@@ -101,6 +109,16 @@ class Proxy(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if self.path.startswith("/__bench/") and self.own():
             return
+        global in_flight
+        with calls_lock:
+            in_flight += 1
+        try:
+            self.forward_upstream(body)
+        finally:
+            with calls_lock:
+                in_flight -= 1
+
+    def forward_upstream(self, body):
         service, operation = classify(self.headers, self.path, body)
         started = time.perf_counter()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}

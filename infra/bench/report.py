@@ -93,7 +93,11 @@ def cold_start(results):
         "each. *First answer*: process spawn → the response POST received (the goal's figure). *Init*: spawn → "
         "the runtime's first `GET /next` (start-up done). *Handler*: event delivered → answer, in the cold "
         "process and in a second (warm) invocation of the same process. Baseline: `hello-lambda` (hello-world "
-        "`lambda_http`, same profile and features) fed the Telegram event. Goal: first answer ≤ 1.3× the baseline.",
+        "`lambda_http`, same profile and features) fed the Telegram event. Goals: first answer ≤ 1.3× the baseline "
+        "(issue 9), init ≤ 1.5× the baseline's (issue 16).",
+        "Each start waits until moto has answered every call still in flight (the counting proxy's count): on "
+        "this two-core machine moto finishing the previous process's calls otherwise lands in the next start's "
+        "init (the baseline calls nothing).",
         "*AWS calls* and *AWS wait*: the cold invocation's calls through the counting proxy and the time spent "
         "waiting on them (moto's answers, timed at the proxy). *Own*: first answer less AWS wait, the part the "
         "binary itself spends (start-up, TLS and SDK set-up, parsing, serialising), and its ratio to the baseline; "
@@ -102,8 +106,8 @@ def cold_start(results):
         webhook_note(data),
         "",
         "| function | event | answer | first answer (ms) | baseline (ms) | ratio | goal ≤ 1.3× | init (ms) | "
-        "init ratio | cold handler (ms) | AWS calls | AWS wait (ms) | own (ms) | own ratio | warm handler (ms) |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "init ratio | init goal ≤ 1.5× | cold handler (ms) | AWS calls | AWS wait (ms) | own (ms) | own ratio | warm handler (ms) |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     base_first = base["median_first_answer_ms"]
     for name, result in data.items():
@@ -112,10 +116,11 @@ def cold_start(results):
         own = result.get("median_own_first_answer_ms", first)
         baseline = "—" if name == "hello-lambda" else f"{base_first:.2f}"
         goal = "(baseline)" if name == "hello-lambda" else met(first <= 1.3 * base_first)
+        init_goal = "(baseline)" if name == "hello-lambda" else met(init <= 1.5 * base["median_init_ms"])
         out.append(
             f"| {name} | {result['event']} | {', '.join(result['answers'])} | {first:.2f} | {baseline} | "
             f"{ratio(first, base_first)} | {goal} | {init:.2f} | "
-            f"{ratio(init, base['median_init_ms'])} | {result['median_handler_ms']:.2f} | "
+            f"{ratio(init, base['median_init_ms'])} | {init_goal} | {result['median_handler_ms']:.2f} | "
             f"{result.get('median_aws_calls', '—')} | {result.get('median_aws_wait_ms', 0):.2f} | "
             + (f"{own:.2f} | {ratio(own, base.get('median_own_first_answer_ms', base_first))} | " if own >= 0
                else "— | — (calls in parallel) | ") +

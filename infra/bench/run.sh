@@ -117,7 +117,7 @@ lambda_parts_inside_moto() {
         SECRET_PREFIX="omnichat/bench/" PUBLIC_BASE_URL="https://aaaaaaaaaa.execute-api.eu-central-1.amazonaws.com" \
         TELEGRAM_API_BASE="$stub" VK_API_BASE="$stub" VK_OAUTH_BASE="$stub" VIBER_API_BASE="$stub" \
         EDNA_API_BASE="$stub" MESSAGEBIRD_API_BASE="$stub" AVITO_API_BASE="$stub" RUST_LOG="${RUST_LOG:-info}" \
-        BENCH_ADMIN_KEY="$admin_key"
+        BENCH_ADMIN_KEY="$admin_key" LIVE_CALLBACK_URL="$stub/live"
     seeded="$(timeout 60 "$bins/seed")"
     secret="$(tail -n 1 "$work/webhooks.txt" | cut -d ' ' -f 2)"
     "$(python_bin)" - "$seeded" "$secret" "$admin_key" >"$work/seed.json" <<'PY'
@@ -152,7 +152,7 @@ package_size() {
     local built=() bin
     # shellcheck source=../tools.sh
     source infra/tools.sh
-    for bin in hello-lambda api auto-reply email-poller inactivity-close router webhook-telegram webhook-vk \
+    for bin in hello-lambda api auto-reply email-poller inactivity-close router live webhook-telegram webhook-vk \
         webhook-viber webhook-whatsapp webhook-avito; do
         built+=(--bin "$bin")
     done
