@@ -4,7 +4,6 @@
 //! `message` events (verified by a secret URL segment), replies into existing chats (text, and images
 //! uploaded with `uploadImages`), customers' images and voice messages fetched.
 
-use crate::providers::Http;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, 
 use crate::error::{Error, Result as AppResult};
 use crate::ports::media::MediaSink;
 use crate::ports::oauth::AvitoOAuth;
+use crate::providers::Http;
 use crate::providers::media::{DOWNLOAD_TIMEOUT, download_link};
 use crate::secret::Secret;
 

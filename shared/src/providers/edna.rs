@@ -1,7 +1,6 @@
 //! WhatsApp through edna Pulse: channel-profile and cascade lookup, callback registration, inbound messages
 //! and status callbacks (edna signs nothing: a secret URL segment proves origin), sending through a cascade.
 
-use crate::providers::Http;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use crate::domain::{
 use crate::error::{Error, Result as AppResult};
 use crate::ports::channel::{Recipient, TemplateInfo};
 use crate::ports::media::MediaSink;
+use crate::providers::Http;
 use crate::secret::Secret;
 
 /// The international contour; Russian accounts live on `https://app.edna.ru` (set `EDNA_API_BASE`).

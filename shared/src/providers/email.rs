@@ -8,7 +8,6 @@ pub mod imap;
 pub mod mail;
 mod smtp;
 
-use crate::providers::Http;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -29,6 +28,7 @@ use crate::net::{GuardedClient, OutboundPolicy};
 use crate::ports::channel::Recipient;
 use crate::ports::mailbox::{FetchedMail, Inbox as InboxPort, Mailboxes};
 use crate::ports::media::MediaSink;
+use crate::providers::Http;
 use crate::secret::Secret;
 
 pub use crate::ports::mailbox::{MailClass, ParsedMail};

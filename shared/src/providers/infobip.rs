@@ -2,7 +2,6 @@
 //! reports (Infobip signs nothing we can rely on: a secret URL segment proves origin), text and reply
 //! buttons.
 
-use crate::providers::Http;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result as AppResult};
 use crate::ports::channel::{Recipient, TemplateInfo};
+use crate::providers::Http;
 use std::sync::OnceLock;
 
 use crate::net::{GuardedClient, OutboundPolicy};

@@ -1,7 +1,6 @@
 //! Viber REST Bot API: verify and normalize callbacks, call the API (get_account_info, set_webhook,
 //! send_message with text, pictures, videos and files by link), download the media links callbacks carry.
 
-use crate::providers::Http;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +19,7 @@ use super::{
 use crate::domain::{Account, Attachment, AttachmentKind, Customer, InboundKind, InboundMessage, OutStatus};
 use crate::error::{Error, Result as AppResult};
 use crate::ports::media::MediaSink;
+use crate::providers::Http;
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE: &str = "https://chatapi.viber.com/pa";

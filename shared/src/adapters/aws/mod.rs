@@ -31,7 +31,6 @@ pub use s3::{S3MediaStore, create_bucket};
 pub use secrets_manager::SecretsManagerStore;
 pub use sqs::{SqsWorkQueue, create_queue};
 
-/// Connecting to an AWS endpoint: a Lambda in the same region connects in milliseconds.
 /// An SDK client built at its first call. Building one parses the SDK's endpoint partition table and
 /// compiles its patterns (with the client's runtime plugins, the largest part of a function's own start-up
 /// work, measured with `perf` in BENCHMARKS.md §1): a function that never calls a service, or not yet,
@@ -65,6 +64,7 @@ impl<C> fmt::Debug for LazyClient<C> {
     }
 }
 
+/// Connecting to an AWS endpoint: a Lambda in the same region connects in milliseconds.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt of one call.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);

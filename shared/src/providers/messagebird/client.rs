@@ -1,7 +1,6 @@
 //! The Conversations API client: look up the channel, create and delete its webhooks, send text and
 //! template (HSM) messages; every answer is read in one place.
 
-use crate::providers::Http;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
@@ -16,8 +15,8 @@ use crate::ports::channel::TemplateInfo;
 use crate::ports::media::MediaSink;
 use crate::providers::edna::{WHATSAPP_CAPTION_MAX_CHARS, WhatsappMedia};
 use crate::providers::{
-    ChannelSecrets, FetchError, Outgoing, OutgoingMedia, ProviderError, Purpose, Sent, failure_description,
-    json_answer, retry_after_header, text_with_options, transport_error,
+    ChannelSecrets, FetchError, Http, Outgoing, OutgoingMedia, ProviderError, Purpose, Sent,
+    failure_description, json_answer, retry_after_header, text_with_options, transport_error,
 };
 use crate::secret::Secret;
 

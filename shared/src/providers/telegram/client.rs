@@ -2,7 +2,6 @@
 //! files sent as multipart uploads (`sendPhoto`, `sendDocument`, ...) and fetched (`getFile`, then the
 //! file server), `answerCallbackQuery`; every answer is read in one place.
 
-use crate::providers::Http;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -15,7 +14,7 @@ use crate::domain::AttachmentKind;
 use crate::ports::channel::{FetchError, OutgoingMedia};
 use crate::ports::media::MediaSink;
 use crate::providers::media::{DOWNLOAD_TIMEOUT, download};
-use crate::providers::{Outgoing, ProviderError, Sent, transport_error};
+use crate::providers::{Http, Outgoing, ProviderError, Sent, transport_error};
 use crate::secret::Secret;
 
 /// The update types we subscribe to; `parse_update` acknowledges and drops anything else.

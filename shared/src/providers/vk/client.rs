@@ -3,7 +3,6 @@
 //! `photos.*` / `docs.*` upload servers), and plain downloads of the links VK's events carry; every
 //! answer is read in one place.
 
-use crate::providers::Http;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -18,7 +17,7 @@ use crate::error::{Error, Result as AppResult};
 use crate::ports::channel::{FetchError, OutgoingMedia};
 use crate::ports::media::MediaSink;
 use crate::providers::media::{DOWNLOAD_TIMEOUT, download_link};
-use crate::providers::{Outgoing, ProviderError, Sent, retry_after_header, transport_error};
+use crate::providers::{Http, Outgoing, ProviderError, Sent, retry_after_header, transport_error};
 use crate::secret::Secret;
 
 /// The name of our server in the community's Callback API settings (VK allows 14 characters).
