@@ -72,8 +72,7 @@ impl DynamoStore {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        let config = config.clone();
-        Self { client: LazyClient::new(move || Client::new(&config)), table: table.into() }
+        Self { client: LazyClient::of(config, Client::new), table: table.into() }
     }
 
     pub fn client(&self) -> &Client {

@@ -36,8 +36,7 @@ impl EventBridgeBus {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
-        let config = config.clone();
-        Self { client: LazyClient::new(move || Client::new(&config)), bus_name: bus_name.into() }
+        Self { client: LazyClient::of(config, Client::new), bus_name: bus_name.into() }
     }
 
     pub fn client(&self) -> &Client {

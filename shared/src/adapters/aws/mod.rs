@@ -46,6 +46,15 @@ impl<C> LazyClient<C> {
         Self { client: Arc::new(OnceLock::new()), build: Arc::new(build) }
     }
 
+    /// The client `build` makes from `config` (an SDK's `Client::new`), at its first use.
+    pub fn of(config: &SdkConfig, build: fn(&SdkConfig) -> C) -> Self
+    where
+        C: 'static,
+    {
+        let config = config.clone();
+        Self::new(move || build(&config))
+    }
+
     pub fn get(&self) -> &C {
         self.client.get_or_init(|| (self.build)())
     }

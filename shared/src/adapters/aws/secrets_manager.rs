@@ -38,8 +38,7 @@ impl SecretsManagerStore {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, prefix: impl Into<String>) -> Self {
-        let config = config.clone();
-        Self { client: LazyClient::new(move || Client::new(&config)), prefix: prefix.into() }
+        Self { client: LazyClient::of(config, Client::new), prefix: prefix.into() }
     }
 
     fn secret_id(&self, name: &str) -> String {

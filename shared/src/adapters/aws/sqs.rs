@@ -61,9 +61,8 @@ impl SqsWorkQueue {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
-        let config = config.clone();
         Self {
-            client: LazyClient::new(move || Client::new(&config)),
+            client: LazyClient::of(config, Client::new),
             queue_url: queue_url.into(),
             send_concurrency: SEND_CONCURRENCY,
         }
