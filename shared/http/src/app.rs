@@ -43,8 +43,8 @@ pub const ASSETS: &[Asset] = &[
     asset!("admin.js", "text/javascript; charset=utf-8"),
 ];
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/app", get(|| async { Redirect::permanent("/app/") }))
         .route("/app/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
         .route(

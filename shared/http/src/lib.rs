@@ -41,10 +41,7 @@ pub type AppState = Arc<Context>;
 /// Everything: webhooks, the REST API and its OpenAPI document (the local runner and the API Lambda mount
 /// this).
 pub fn app(ctx: AppState) -> Router {
-    Router::new()
-        .merge(webhooks::router())
-        .merge(api::router())
-        .merge(app::router())
+    app::routes(api::routes(webhooks::routes(Router::new())))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes()))
@@ -56,7 +53,7 @@ pub fn app(ctx: AppState) -> Router {
 
 /// Only the webhook routes (the webhook Lambdas mount this).
 pub fn webhooks_app(ctx: AppState) -> Router {
-    webhooks::router()
+    webhooks::routes(Router::new())
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes()))
         .layer(middleware::map_response(error::json_refusals))

@@ -1,5 +1,5 @@
 //! The OpenAPI 3 document of the REST API and the webhooks, served at `GET /openapi.json`: assembled here
-//! from what each module documents next to its `router()` (a `Docs` struct), with the error responses the
+//! from what each module documents next to its `routes()` (a `Docs` struct), with the error responses the
 //! paths name.
 //!
 //! The schemas are derived on the types the handlers answer and read (`api::wire`, the request bodies next

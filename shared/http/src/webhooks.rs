@@ -18,8 +18,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::responses as doc;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/webhooks/{provider}/{channel_id}", post(receive))
         .route("/webhooks/{provider}/{channel_id}/{secret}", post(receive_with_secret).get(url_check))
 }

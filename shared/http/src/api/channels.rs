@@ -20,8 +20,8 @@ use omnichat::usecases::avito_connect;
 use omnichat::usecases::channels::{self, ChannelUpdate, NewChannel};
 use omnichat::usecases::vk_connect::{self, OAuthApp};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/channels", get(list_channels).post(create_channel))
         .route("/v1/channels/{id}", get(get_channel).put(update_channel))
         .route("/v1/channels/{id}/disconnect", post(disconnect_channel))

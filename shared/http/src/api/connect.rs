@@ -16,8 +16,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::responses as doc;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/channels/accounts", post(list_accounts))
         .route("/v1/channels/{id}/provider", post(change_provider))
 }

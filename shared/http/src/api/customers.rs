@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::responses as doc;
 use omnichat::usecases::customers;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/customers", get(search))
         .route("/v1/customers/{id}", get(get_customer).delete(erase))
         .route("/v1/customers/{id}/merge", post(merge))

@@ -16,8 +16,8 @@ use omnichat::domain::{DialogStatus, EmployeeId, Template};
 use omnichat::usecases::conversations;
 use omnichat::usecases::dialogs::{self, DialogFilter};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/dialogs", get(list_dialogs).post(start_conversation))
         .route("/v1/dialogs/{id}", get(get_dialog))
         .route("/v1/dialogs/{id}/messages", get(list_messages).post(reply))

@@ -15,8 +15,8 @@ use crate::responses as doc;
 use omnichat::domain::hours;
 use omnichat::usecases::hours as usecase;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/working-hours", get(get_working_hours).put(put_working_hours))
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router.route("/v1/working-hours", get(get_working_hours).put(put_working_hours))
 }
 
 /// The documentation of the routes above (merged into the document by `crate::openapi`).

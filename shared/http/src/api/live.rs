@@ -13,8 +13,8 @@ use crate::error::ApiError;
 use crate::responses as doc;
 use omnichat::usecases::live;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/stream/tickets", post(create_ticket))
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router.route("/v1/stream/tickets", post(create_ticket))
 }
 
 #[derive(utoipa::OpenApi)]

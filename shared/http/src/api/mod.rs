@@ -35,22 +35,24 @@ pub mod workspace;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(operator::router())
-        .merge(tenant::router())
-        .merge(channels::router())
-        .merge(connect::router())
-        .merge(dialogs::router())
-        .merge(customers::router())
-        .merge(people::router())
-        .merge(hours::router())
-        .merge(workspace::router())
-        .merge(uploads::router())
-        .merge(live::router())
+/// Adds every REST route to `router`. Each module adds its own to the one router (rather than building a
+/// router of its own to be merged): axum's `merge` inserts every route of the merged router again, and the
+/// API Lambda builds this table at every cold start.
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    let router = operator::routes(router);
+    let router = tenant::routes(router);
+    let router = channels::routes(router);
+    let router = connect::routes(router);
+    let router = dialogs::routes(router);
+    let router = customers::routes(router);
+    let router = people::routes(router);
+    let router = hours::routes(router);
+    let router = workspace::routes(router);
+    let router = uploads::routes(router);
+    live::routes(router)
 }
 
-/// The documentation of every route of `router()`, each module's next to its router.
+/// The documentation of every route of `routes()`, each module's next to its router.
 pub(crate) fn docs() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut docs = operator::Docs::openapi();

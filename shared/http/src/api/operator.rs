@@ -17,8 +17,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::responses as doc;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tenants/{id}", get(get_tenant).put(update_tenant))
         .route("/v1/tenants/{id}/api-keys", get(list_tenant_keys))

@@ -22,8 +22,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::responses as doc;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/employees", get(employees::list).post(employees::create))
         .route("/v1/employees/{id}", get(employees::read).put(employees::update).delete(employees::delete))
         .route("/v1/groups", get(groups::list).post(groups::create))

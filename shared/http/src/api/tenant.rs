@@ -16,8 +16,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::responses as doc;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/tenant", get(get_tenant).put(update_tenant))
         .route("/v1/api-keys", get(list_api_keys).post(create_api_key))
         .route("/v1/api-keys/{id}", delete(revoke_api_key))

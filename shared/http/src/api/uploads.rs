@@ -17,8 +17,8 @@ use crate::error::ApiError;
 use crate::responses as doc;
 use omnichat::usecases::media;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/uploads", post(create_upload))
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router.route("/v1/uploads", post(create_upload))
 }
 
 #[derive(utoipa::OpenApi)]

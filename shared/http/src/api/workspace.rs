@@ -16,8 +16,8 @@ use omnichat::domain::{EmployeeId, GroupId};
 use omnichat::usecases::routing::{self, TransferTarget};
 use omnichat::usecases::workspace;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn routes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/v1/me", get(me))
         .route("/v1/me/channels", get(channel_names))
         .route("/v1/me/dialogs", get(my_dialogs))
