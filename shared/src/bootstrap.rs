@@ -1,5 +1,11 @@
 //! A Lambda's start-up, done once per container before the first invocation: its logging, and its
 //! `Context` built from the environment (AWS adapters, provider clients, public URL).
+//!
+//! The functions' `main`s run on tokio's current-thread runtime: a Lambda container handles one invocation
+//! at a time on a fraction of a vCPU (256 MB), so worker threads add nothing to an invocation, while
+//! starting them is ~0.4 ms of every cold start (`perf stat` of the api: 2.9-3.2 ms multi-threaded, 2.4-2.6
+//! ms current-thread). Concurrency inside an invocation (shards in parallel, fan-outs) is futures joined on
+//! the one thread; blocking work still goes to the blocking pool.
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     omnichat::bootstrap::init_lambda_logging();
     let ctx = omnichat::bootstrap::aws_context().await?;

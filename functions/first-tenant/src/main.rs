@@ -6,7 +6,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use omnichat::custom_resource;
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     omnichat::bootstrap::init_lambda_logging();
     // A missing setting must not keep the stack waiting: it becomes the FAILED answer's reason.

@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use omnichat::usecases::{Context, due, scheduled};
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     omnichat::bootstrap::init_lambda_logging();
     let ctx = Arc::new(omnichat::bootstrap::aws_context().await?);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     omnichat::bootstrap::init_lambda_logging();
     let ctx = omnichat::bootstrap::aws_context().await?;
