@@ -10,9 +10,9 @@ AWS_ENDPOINT_URL, credentials): run.sh exports it. SEED.json: {tenant_id, channe
 channels: {vk, viber, whatsapp, avito}} (infra/bench/src/bin/seed.rs's output, with the Telegram secret and
 the admin key added).
 
-cold-start: per function, RUNS fresh processes, each fed one realistic event; per start the time from the
-spawn to the first `next` (init), to the response POST (first answer), and a second, warm invocation of a
-similar event. memory: per function, the largest event (the biggest fixture of its provider), peak RSS
+cold-start: per function, RUNS fresh processes (in rounds: one of each function a round), each fed one
+realistic event; per start the time from the spawn to the first `next` (init), to the response POST (first
+answer), and a second, warm invocation of a similar event. memory: per function, the largest event (the biggest fixture of its provider), peak RSS
 (VmHWM) read from /proc just before the process is killed. roundtrips: webhook-telegram in one warm process,
 the AWS calls per delivered message (by service and operation), from the proxy's counters.
 """
@@ -36,10 +36,12 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 ANSWER_TIMEOUT = 30
 # The functions of template.yaml, in the order the cold-start table lists them. hello-lambda is the
-# baseline (an HTTP hello world, fed the Telegram webhook event).
+# baseline (an HTTP hello world, fed the Telegram webhook event). The cold start also times it on the
+# current-thread runtime the functions use (the same binary with HELLO_LAMBDA_RUNTIME=current_thread).
 FUNCTIONS = ["webhook-telegram", "webhook-vk", "webhook-viber", "webhook-whatsapp", "webhook-avito", "api",
              "router", "auto-reply", "inactivity-close", "email-poller", "live"]
 BASELINE = "hello-lambda"
+BASELINE_CURRENT_THREAD = "hello-lambda-current-thread"
 
 
 def read_json(path):
@@ -177,7 +179,7 @@ class Events:
 
     def for_function(self, function, largest=False):
         """(description, event) for one invocation of FUNCTION."""
-        if function in ("webhook-telegram", BASELINE):
+        if function in ("webhook-telegram", BASELINE, BASELINE_CURRENT_THREAD):
             name = "telegram_document.json" if largest else "telegram_text.json"
             return f"POST telegram webhook, {name}, new customer", self.telegram(name)
         if function == "webhook-vk":
@@ -211,7 +213,13 @@ def function_env(name, runtime_address):
         "LAMBDA_TASK_ROOT": os.path.dirname(os.path.abspath(name)),
     })
     env.setdefault("RUST_LOG", "info")
+    if name == BASELINE_CURRENT_THREAD:
+        env["HELLO_LAMBDA_RUNTIME"] = "current_thread"
     return env
+
+
+def binary_of(bins, function):
+    return os.path.join(bins, BASELINE if function == BASELINE_CURRENT_THREAD else function)
 
 
 def vm_hwm_kib(pid):
@@ -275,71 +283,89 @@ def ms(ns):
 
 
 def cold_start(args, api, events, logs):
+    """RUNS starts of every function, taken in rounds: each round starts every function once, the baselines
+    first. A change in the machine's load during the run (two cores shared with moto, the runtime fake and
+    this script) so falls on every function alike instead of on whichever was being started at the time."""
     proxy = args.proxy.rstrip("/") if args.proxy else None
+    functions = [BASELINE, BASELINE_CURRENT_THREAD] + FUNCTIONS
+    runs = {function: [] for function in functions}
+    failed = {function: [] for function in functions}
+    descriptions = {}
+    # A start that never answered is recorded and retried, at most 3 in all per function: the rounds go on
+    # until every function has its RUNS starts.
+    for _ in range(args.runs + 3):
+        for function in [f for f in functions if len(runs[f]) < args.runs]:
+            descriptions[function], run = start_once(args, api, events, logs, proxy, function, failed[function])
+            if run is not None:
+                runs[function].append(run)
     results = {}
-    for function in [BASELINE] + FUNCTIONS:
-        binary = os.path.join(args.bins, function)
-        runs = []
-        failed = []
-        attempts = 0
-        while len(runs) < args.runs and attempts < args.runs + 3:
-            attempts += 1
-            description, event = events.for_function(function)
-            _, warm_event = events.for_function(function)
-            with open(os.path.join(logs, f"{function}.log"), "ab") as log:
-                if proxy:
-                    settle(proxy)
-                    proxy_call(proxy, "/__bench/reset", "POST")
-                process = Process(api, binary, function, log)
-                first = api.invoke(event, function, timeout=ANSWER_TIMEOUT)
-                init_ns = (api.first_next_ns or 0) - process.spawned_ns
-                # The AWS calls of the cold invocation and the time the function waited on them (moto's).
-                aws = proxy_call(proxy, "/__bench/counts")["calls"] if proxy else []
-                warm = api.invoke(warm_event, function, timeout=ANSWER_TIMEOUT) if first.outcome else None
-                alive = process.proc.poll() is None
-                hwm = process.stop()
-            if first.outcome is None:
-                # A start that never answered: recorded and retried (at most 3 in all), never silently dropped.
-                failed.append({"asked_for_event": api.first_next_ns is not None, "process_alive": alive})
-                print(f"{function}: a start got no answer within {ANSWER_TIMEOUT}s: {failed[-1]}", file=sys.stderr)
-                if len(failed) > 3:
-                    raise SystemExit(f"{function}: {len(failed)} starts without an answer (see {logs}/{function}.log)")
-                continue
-            require_full_path(function, first)
-            if function == "api" and events.dialog_id is None and first.outcome == "response":
-                try:
-                    page = json.loads(json.loads(first.body)["body"])
-                    events.dialog_id = page["items"][0]["id"] if page["items"] else None
-                except (ValueError, KeyError, TypeError):
-                    pass
-            runs.append({
-                "init_ms": ms(init_ns),
-                "first_answer_ms": ms(first.answered_ns - process.spawned_ns),
-                "handler_ms": ms(first.answered_ns - first.delivered_ns),
-                "aws_calls": len(aws),
-                "aws_wait_ms": round(sum(call.get("ms", 0) for call in aws), 2),
-                "warm_handler_ms": ms(warm.answered_ns - warm.delivered_ns) if warm and warm.answered_ns else None,
-                "answer": answer_summary(first),
-                "vm_hwm_kib": hwm,
-            })
-        warm_values = [r["warm_handler_ms"] for r in runs if r["warm_handler_ms"] is not None]
-        results[function] = {
-            "event": description,
-            "runs": runs,
-            "median_init_ms": statistics.median(r["init_ms"] for r in runs),
-            "median_first_answer_ms": statistics.median(r["first_answer_ms"] for r in runs),
-            "median_handler_ms": statistics.median(r["handler_ms"] for r in runs),
-            "median_aws_calls": statistics.median(r["aws_calls"] for r in runs),
-            "median_aws_wait_ms": statistics.median(r["aws_wait_ms"] for r in runs),
-            "median_own_first_answer_ms": statistics.median(r["first_answer_ms"] - r["aws_wait_ms"] for r in runs),
-            "median_warm_handler_ms": statistics.median(warm_values) if warm_values else None,
-            "answers": sorted({r["answer"] for r in runs}),
-            "failed_starts": failed,
-        }
+    for function in functions:
+        results[function] = summary(descriptions[function], runs[function], failed[function])
         print(f"cold-start {function}: init {results[function]['median_init_ms']} ms, first answer "
               f"{results[function]['median_first_answer_ms']} ms ({', '.join(results[function]['answers'])})",
               file=sys.stderr, flush=True)
     return results
+
+
+def start_once(args, api, events, logs, proxy, function, failed):
+    """One cold start of FUNCTION and a warm invocation after it: (the event's description, the run's
+    figures), the figures None (the start recorded in FAILED) when the start got no answer."""
+    binary = binary_of(args.bins, function)
+    description, event = events.for_function(function)
+    _, warm_event = events.for_function(function)
+    with open(os.path.join(logs, f"{function}.log"), "ab") as log:
+        if proxy:
+            settle(proxy)
+            proxy_call(proxy, "/__bench/reset", "POST")
+        process = Process(api, binary, function, log)
+        first = api.invoke(event, function, timeout=ANSWER_TIMEOUT)
+        init_ns = (api.first_next_ns or 0) - process.spawned_ns
+        # The AWS calls of the cold invocation and the time the function waited on them (moto's).
+        aws = proxy_call(proxy, "/__bench/counts")["calls"] if proxy else []
+        warm = api.invoke(warm_event, function, timeout=ANSWER_TIMEOUT) if first.outcome else None
+        alive = process.proc.poll() is None
+        hwm = process.stop()
+    if first.outcome is None:
+        failed.append({"asked_for_event": api.first_next_ns is not None, "process_alive": alive})
+        print(f"{function}: a start got no answer within {ANSWER_TIMEOUT}s: {failed[-1]}", file=sys.stderr)
+        if len(failed) > 3:
+            raise SystemExit(f"{function}: {len(failed)} starts without an answer (see {logs}/{function}.log)")
+        return description, None
+    require_full_path(function, first)
+    if function == "api" and events.dialog_id is None and first.outcome == "response":
+        try:
+            page = json.loads(json.loads(first.body)["body"])
+            events.dialog_id = page["items"][0]["id"] if page["items"] else None
+        except (ValueError, KeyError, TypeError):
+            pass
+    return description, {
+        "init_ms": ms(init_ns),
+        "first_answer_ms": ms(first.answered_ns - process.spawned_ns),
+        "handler_ms": ms(first.answered_ns - first.delivered_ns),
+        "aws_calls": len(aws),
+        "aws_wait_ms": round(sum(call.get("ms", 0) for call in aws), 2),
+        "warm_handler_ms": ms(warm.answered_ns - warm.delivered_ns) if warm and warm.answered_ns else None,
+        "answer": answer_summary(first),
+        "vm_hwm_kib": hwm,
+    }
+
+
+def summary(description, runs, failed):
+    """The medians of one function's starts."""
+    warm_values = [r["warm_handler_ms"] for r in runs if r["warm_handler_ms"] is not None]
+    return {
+        "event": description,
+        "runs": runs,
+        "median_init_ms": statistics.median(r["init_ms"] for r in runs),
+        "median_first_answer_ms": statistics.median(r["first_answer_ms"] for r in runs),
+        "median_handler_ms": statistics.median(r["handler_ms"] for r in runs),
+        "median_aws_calls": statistics.median(r["aws_calls"] for r in runs),
+        "median_aws_wait_ms": statistics.median(r["aws_wait_ms"] for r in runs),
+        "median_own_first_answer_ms": statistics.median(r["first_answer_ms"] - r["aws_wait_ms"] for r in runs),
+        "median_warm_handler_ms": statistics.median(warm_values) if warm_values else None,
+        "answers": sorted({r["answer"] for r in runs}),
+        "failed_starts": failed,
+    }
 
 
 def memory(args, api, events, logs):

@@ -80,6 +80,21 @@ def webhook_note(data):
             "stops the run on any other answer).")
 
 
+CURRENT_THREAD_BASELINE = "hello-lambda-current-thread"
+
+
+def moto_growth_note(data):
+    """The moto-bound columns grow through the run: said with the first webhook's figures, first and last start."""
+    runs = data.get("webhook-telegram", {}).get("runs", [])
+    if len(runs) < 2:
+        return ""
+    return (f"Moto answers more slowly as the run fills its table (each webhook start adds a customer and a "
+            f"dialog, each job start works through what the earlier starts left due): webhook-telegram's AWS wait "
+            f"was {runs[0]['aws_wait_ms']} ms at its first start and {runs[-1]['aws_wait_ms']} ms at its last. So "
+            "the columns that wait on moto (first answer, AWS wait, the handlers) depend on how long the run is, "
+            "and init, which calls nothing, does not.")
+
+
 def cold_start(results):
     data, when = load(results, "cold-start.json")
     out = ["## 1. Cold start", ""]
@@ -97,30 +112,40 @@ def cold_start(results):
         "(issue 9), init ≤ 1.5× the baseline's (issue 16).",
         "Each start waits until moto has answered every call still in flight (the counting proxy's count): on "
         "this two-core machine moto finishing the previous process's calls otherwise lands in the next start's "
-        "init (the baseline calls nothing).",
+        "init (the baseline calls nothing). The starts are taken in rounds, one of each function a round, so that "
+        "a change in the machine's load during the run falls on every function alike. The functions run tokio's "
+        "current-thread runtime (a container runs one invocation at a time), while `hello-lambda` keeps the "
+        "multi-threaded one that `cargo lambda new` writes, whose init includes starting the worker threads: "
+        "`hello-lambda-current-thread` is the same binary on the current-thread runtime, and the init goal is "
+        "judged against it, like for like (*init ratio* is against `hello-lambda`, as in earlier reports).",
         "*AWS calls* and *AWS wait*: the cold invocation's calls through the counting proxy and the time spent "
         "waiting on them (moto's answers, timed at the proxy). *Own*: first answer less AWS wait, the part the "
         "binary itself spends (start-up, TLS and SDK set-up, parsing, serialising), and its ratio to the baseline; "
         "not defined for a function whose calls overlap (the scheduled drains read 8 shards at once, so their AWS "
         "wait adds up to more than the answer took).",
         webhook_note(data),
+        moto_growth_note(data),
         "",
         "| function | event | answer | first answer (ms) | baseline (ms) | ratio | goal ≤ 1.3× | init (ms) | "
-        "init ratio | init goal ≤ 1.5× | cold handler (ms) | AWS calls | AWS wait (ms) | own (ms) | own ratio | warm handler (ms) |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "init ratio | init ratio, current-thread baseline | init goal ≤ 1.5× | cold handler (ms) | AWS calls | AWS wait (ms) | own (ms) | own ratio | warm handler (ms) |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     base_first = base["median_first_answer_ms"]
+    # The like-for-like baseline of init (results from before it was measured: the one baseline).
+    init_base = data.get(CURRENT_THREAD_BASELINE, base)["median_init_ms"]
     for name, result in data.items():
         first, init = result["median_first_answer_ms"], result["median_init_ms"]
         warm = result["median_warm_handler_ms"]
         own = result.get("median_own_first_answer_ms", first)
-        baseline = "—" if name == "hello-lambda" else f"{base_first:.2f}"
-        goal = "(baseline)" if name == "hello-lambda" else met(first <= 1.3 * base_first)
-        init_goal = "(baseline)" if name == "hello-lambda" else met(init <= 1.5 * base["median_init_ms"])
+        is_baseline = name in ("hello-lambda", CURRENT_THREAD_BASELINE)
+        baseline = "—" if is_baseline else f"{base_first:.2f}"
+        goal = "(baseline)" if is_baseline else met(first <= 1.3 * base_first)
+        init_goal = "(baseline)" if is_baseline else met(init <= 1.5 * init_base)
         out.append(
             f"| {name} | {result['event']} | {', '.join(result['answers'])} | {first:.2f} | {baseline} | "
             f"{ratio(first, base_first)} | {goal} | {init:.2f} | "
-            f"{ratio(init, base['median_init_ms'])} | {init_goal} | {result['median_handler_ms']:.2f} | "
+            f"{ratio(init, base['median_init_ms'])} | {ratio(init, init_base)} | {init_goal} | "
+            f"{result['median_handler_ms']:.2f} | "
             f"{result.get('median_aws_calls', '—')} | {result.get('median_aws_wait_ms', 0):.2f} | "
             + (f"{own:.2f} | {ratio(own, base.get('median_own_first_answer_ms', base_first))} | " if own >= 0
                else "— | — (calls in parallel) | ") +
