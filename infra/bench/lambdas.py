@@ -12,9 +12,10 @@ the admin key added).
 
 cold-start: per function, RUNS fresh processes (in rounds: one of each function a round), each fed one
 realistic event; per start the time from the spawn to the first `next` (init), to the response POST (first
-answer), and a second, warm invocation of a similar event. memory: per function, the largest event (the biggest fixture of its provider), peak RSS
-(VmHWM) read from /proc just before the process is killed. roundtrips: webhook-telegram in one warm process,
-the AWS calls per delivered message (by service and operation), from the proxy's counters.
+answer), and a second, warm invocation of a similar event. memory: per function, the largest event (the
+biggest fixture of its provider), peak RSS (VmHWM) read from /proc just before the process is killed.
+roundtrips: webhook-telegram in one warm process, the AWS calls per delivered message (by service and
+operation), from the proxy's counters.
 """
 
 import argparse
