@@ -10,7 +10,9 @@
 //!   null 1 byte, a list or map 3 bytes plus each element's size plus 1 byte per element (and a map's
 //!   names);
 //! - a write costs one unit per started KB of the larger of the item's before and after images, two inside
-//!   a transaction (prepare and commit); a condition check in a transaction is counted the same way;
+//!   a transaction (prepare and commit); a condition check in a transaction is counted the same way. A
+//!   transaction of one write that is not a check is one single-item call on DynamoDB (`PutItem`,
+//!   `UpdateItem`, `DeleteItem`: the adapter sends it so) and counts once;
 //! - every index whose entry the write adds, changes or removes costs one more write per started KB of the
 //!   entry (all three indexes project every attribute): a changed index key is a delete and a put;
 //! - a strongly consistent read costs one unit per started 4 KB of each item read; a query (eventually
@@ -29,7 +31,7 @@ use crate::ports::store::{Index, Item, Key, Page, Query, Store, StoreError, Writ
 /// Capacity units metered since the meter was made or last reset.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Units {
-    /// Write units of the table's own items (transactional writes count double).
+    /// Write units of the table's own items (the writes of a transaction of several count double).
     pub table_writes: f64,
     /// Write units of the index entries the writes added, changed or removed.
     pub index_writes: f64,
@@ -89,6 +91,11 @@ impl Store for UnitMeter {
         let keys: Vec<Key> = writes.iter().filter_map(Write::key).collect();
         let before = self.inner.get_many(&keys).await?;
         let checks: Vec<bool> = writes.iter().map(|write| matches!(write, Write::Check { .. })).collect();
+        // The DynamoDB adapter sends a lone write (not a check) as a single-item call, outside a transaction.
+        let factor = match checks.as_slice() {
+            [false] => 1.0,
+            _ => 2.0,
+        };
         self.inner.transact(writes).await?;
         let after = self.inner.get_many(&keys).await?;
         let mut units = Units::default();
@@ -97,7 +104,7 @@ impl Store for UnitMeter {
                 true => units.table_writes += 2.0 * kilobytes(before.as_ref().map_or(0, item_size)),
                 false => {
                     let (table, index) = write_units(before.as_ref(), after.as_ref());
-                    units.table_writes += 2.0 * table;
+                    units.table_writes += factor * table;
                     units.index_writes += index;
                 }
             }
@@ -223,5 +230,24 @@ mod tests {
         assert_eq!(write_units(Some(&unlisted), None), (1.0, 0.0));
         let big = item(json!({"pk": "x", "sk": "y", "text": "a".repeat(1500)}));
         assert_eq!(write_units(None, Some(&big)), (2.0, 0.0), "a started KB is a unit");
+    }
+
+    #[tokio::test]
+    async fn a_lone_write_counts_once_and_a_transaction_twice() {
+        use crate::adapters::embedded::RedbStore;
+        use crate::ports::store::Condition;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meter = UnitMeter::new(Arc::new(RedbStore::open(&dir.path().join("db.redb")).expect("store")));
+        let put = |sk: &str| Write::Put {
+            item: item(json!({"pk": "P", "sk": sk, "gsi1pk": "L", "gsi1sk": sk})),
+            condition: Condition::Always,
+        };
+        meter.transact(vec![put("a")]).await.expect("lone put");
+        assert_eq!(meter.take(), Units { table_writes: 1.0, index_writes: 1.0, reads: 0.0 });
+        meter.transact(vec![put("b"), put("c")]).await.expect("transaction");
+        assert_eq!(meter.take(), Units { table_writes: 4.0, index_writes: 2.0, reads: 0.0 });
+        let check = Write::Check { key: Key::new("P", "a"), condition: Condition::Exists };
+        meter.transact(vec![check]).await.expect("lone check");
+        assert_eq!(meter.take().table_writes, 2.0, "a lone check is still a transaction");
     }
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::error::Result;
 use crate::ports::store::{Index, Item, Query, SkRange, Store, StoreError};
@@ -32,6 +32,24 @@ pub const MAX_PAGES: usize = 1_000;
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// How long a due item of a dialog that does not exist is kept past its due time before it is removed.
+///
+/// Ingest writes a new dialog's timers and unrouted marker before the transaction that stores the dialog
+/// (each a plain write, not an item of that transaction: `usecases::ingest`), so for a moment they exist
+/// without it, and for good when that transaction never commits (a crash, a failure the provider retries
+/// under a new dialog, a racing first message that opened the customer's dialog first). A job that finds one
+/// passes it over while it is younger than this (far longer than any ingest runs: the webhook functions time
+/// out after seconds), so a dialog whose transaction is still on its way finds its timers, and removes it
+/// after.
+pub const UNBORN_GRACE: SignedDuration = SignedDuration::from_mins(5);
+
+/// Whether a due item of a missing dialog, due at the due sort key `due_key` (the item's gsi3 sort key),
+/// is an orphan to remove at `now` rather than a dialog still being stored ([`UNBORN_GRACE`]). A key that
+/// does not read as a due time is an orphan.
+pub fn is_orphan(due_key: Option<&str>, now: Timestamp) -> bool {
+    due_key.and_then(repo::due_at_of).is_none_or(|due| due + UNBORN_GRACE <= now)
+}
 
 /// How far one run goes: when it stops taking new work, how many items a query reads, and how much it has
 /// in flight at once.

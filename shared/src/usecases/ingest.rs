@@ -1,17 +1,24 @@
 //! Ingest: a verified, normalized inbound message becomes exactly one stored message in the customer's one
 //! open dialog (docs/ARCHITECTURE.md invariants 1 and 2).
 //!
-//! One read and one transaction per message. The read (one batch) finds the customer's open-dialog pointer,
-//! whether the delivery record exists already (then it is a repeat and costs that read alone), the channel
-//! as stored (a channel that changed since the caller read it, say from a container's cache, stores
-//! nothing: the caller reloads it), and which customer profile the sender is (`usecases::customers`). The
-//! transaction puts the delivery record (`attribute_not_exists`: a provider retry racing this one fails here
-//! and is acknowledged without writing), the message, and either moves the pointer's last activity (on
-//! condition it still names the dialog) or, for a customer without an open dialog, puts the dialog and the
-//! pointer (both `attribute_not_exists`) with the dialog's entry in its customer's list (and, for a person
-//! new to the channel, their profile and identity). Two racing first messages: one transaction loses on the
-//! pointer, the loop re-reads it and joins the winner's dialog. A crash leaves
-//! everything or nothing, and the provider's retry finishes the job.
+//! One read and one transaction per message (a message that opens a dialog writes its due items first, see
+//! below). The read (one batch) finds the customer's open-dialog pointer, whether the delivery record exists
+//! already (then it is a repeat and costs that read alone), the channel as stored (a channel that changed
+//! since the caller read it, say from a container's cache, stores nothing: the caller reloads it), and which
+//! customer profile the sender is (`usecases::customers`). The transaction puts the delivery record
+//! (`attribute_not_exists`: a provider retry racing this one fails here and is acknowledged without writing),
+//! the message, and either moves the pointer's last activity (on condition it still names the dialog) or, for
+//! a customer without an open dialog, puts the dialog and the pointer (both `attribute_not_exists`) with the
+//! dialog's entry in its customer's list (and, for a person new to the channel, their profile and identity).
+//! Two racing first messages: one transaction loses on the pointer, the loop re-reads it and joins the
+//! winner's dialog. A crash leaves everything or nothing, and the provider's retry finishes the job.
+//!
+//! A new dialog's due items (its close timer, its first auto-reply, the unrouted marker) are not in that
+//! transaction: each is written alone just before it, once per ingest (a retry inside keeps the dialog's id).
+//! So a stored dialog always has them, and they cost one write unit each instead of two. Those of a dialog
+//! that is never stored (the transaction lost the race for the pointer, or never ran) are orphans the jobs
+//! remove once `due::UNBORN_GRACE` past due; until then they pass over them, as a dialog may still be on its
+//! way.
 //!
 //! A steady-state message writes three small items and no index entry (6 write units on DynamoDB): the
 //! dialog item, whose every write also rewrites its two tenant-wide list entries, takes the customer's
@@ -70,6 +77,9 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
     let channel_key = repo::channel_key(&channel.id);
     let identity_key = repo::identity_key(&channel.id, &inbound.customer.id);
     let module = ctx.providers.get(channel.provider).ok();
+    // The dialog this delivery opens, made once: a retry after a failed transaction keeps its id, so the
+    // due items written for it (once) stay its own.
+    let mut opening: Option<Opening> = None;
     for attempt in 1..=MAX_ATTEMPTS {
         let now = ctx.clock.now();
         // One read for all four: the customer's open dialog, whether this delivery was stored before (then
@@ -92,12 +102,16 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         let (dialog_id, mut writes, opened) = match existing {
             Some(open) => (open.dialog_id.clone(), continue_writes(&pointer_key, open, channel, now)?, false),
             None => {
-                let mut dialog = Dialog::open(
-                    channel.tenant_id.clone(),
-                    channel.id.clone(),
-                    inbound.customer.clone(),
-                    now,
-                );
+                let opening = match &mut opening {
+                    Some(opening) => opening,
+                    unmade @ None => unmade.insert(Opening::new(channel, inbound, now)?),
+                };
+                // Not retried here: the provider's retry is a new ingest, whose dialog gets its own.
+                if !opening.due_written {
+                    opening.write_due(ctx).await?;
+                    opening.due_written = true;
+                }
+                let mut dialog = opening.dialog.clone();
                 let (customer, customer_writes) =
                     customers::for_new_dialog(channel, &inbound.customer, identity, now)?;
                 dialog.customer_id = Some(customer);
@@ -105,10 +119,9 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                 if dialog.customer.name.is_none() && module.is_some_and(|module| module.looks_up_names()) {
                     unnamed = Some(dialog.clone());
                 }
-                let start_auto_replies = repo::auto_reply_start_write(&dialog.id, channel, now)?;
                 let pointer = repo::OpenDialog {
                     dialog_id: dialog.id.clone(),
-                    awaiting_reply: start_auto_replies.is_some(),
+                    awaiting_reply: opening.awaiting_reply,
                     last_activity_at: Some(now),
                     listed_at: Some(now),
                     chatbot: false,
@@ -119,13 +132,9 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
                         condition: Condition::NotExists,
                     },
                     Write::Put { item: repo::dialog_item(&dialog)?, condition: Condition::NotExists },
-                    repo::close_timer_write(&dialog.id, channel, now)?,
                 ];
-                writes.extend(start_auto_replies);
                 writes.extend(customer_writes);
                 writes.extend(customers::dialog_entry_write(&dialog)?);
-                // Invariant 3: if the DialogOpened event is lost, the router's sweep finds this marker.
-                writes.extend(routing::unrouted_marker_writes(&dialog, now)?);
                 (dialog.id, writes, true)
             }
         };
@@ -178,6 +187,46 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
         }
     }
     Err(Error::Conflict("the customer's dialog kept changing; the provider will retry".into()))
+}
+
+/// A dialog this delivery opens, and the due items it needs from the start: its close timer, its first
+/// auto-reply where the channel has auto-replies, and the unrouted marker (invariant 3: if the DialogOpened
+/// event is lost, the router's sweep finds it). Each due item is written alone, before the transaction that
+/// stores the dialog (one write unit each instead of two inside it). A dialog that is stored so has every
+/// one of them; those of a dialog whose transaction never commits (a crash, a first message of the same
+/// customer racing this one and winning) are orphans, which the jobs pass over for `due::UNBORN_GRACE` and
+/// then remove.
+struct Opening {
+    dialog: Dialog,
+    awaiting_reply: bool,
+    due: Vec<Write>,
+    due_written: bool,
+}
+
+impl Opening {
+    fn new(channel: &Channel, inbound: &InboundMessage, now: Timestamp) -> Result<Self> {
+        let dialog =
+            Dialog::open(channel.tenant_id.clone(), channel.id.clone(), inbound.customer.clone(), now);
+        let start_auto_replies = repo::auto_reply_start_write(&dialog.id, channel, now)?;
+        let awaiting_reply = start_auto_replies.is_some();
+        let mut due = vec![repo::close_timer_write(&dialog.id, channel, now)?];
+        due.extend(start_auto_replies);
+        due.extend(routing::unrouted_marker_writes(&dialog, now)?);
+        Ok(Self { dialog, awaiting_reply, due, due_written: false })
+    }
+
+    /// Writes the due items, each on its own and all at once. A condition failing means an earlier attempt
+    /// of this ingest wrote it (the dialog's id is new): done.
+    async fn write_due(&self, ctx: &Context) -> std::result::Result<(), StoreError> {
+        let writes = self.due.iter().map(|write| ctx.store.transact(vec![write.clone()]));
+        for written in futures::future::join_all(writes).await {
+            match written {
+                Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The writes of a message joining the customer's open dialog: the pointer takes the activity (on condition

@@ -75,8 +75,18 @@ pub struct AutoReplyTick {
     pub dropped: usize,
     /// Timers that failed (logged); they stay due for the next run.
     pub failed: usize,
+    /// Timers of dialogs not stored (yet): passed over within `due::UNBORN_GRACE`, then dropped.
+    pub unborn: usize,
     /// The run stopped at its stop time before everything due was read: the rest waits for the next run.
     pub left_due: bool,
+}
+
+/// What became of one due auto-reply timer.
+enum Replying {
+    Sent,
+    Dropped,
+    /// Its dialog is not stored (yet), and the timer is within `due::UNBORN_GRACE`: left due.
+    Unborn,
 }
 
 /// Sends every due auto-reply once, in order: every shard to its end, or until the run's stop time.
@@ -98,8 +108,9 @@ pub async fn send_due_auto_replies(ctx: &Context, run: due::Run) -> Result<AutoR
     let mut tick = AutoReplyTick { left_due: drained.left_due, ..AutoReplyTick::default() };
     for outcome in drained.outcomes {
         match outcome {
-            Ok(true) => tick.sent += 1,
-            Ok(false) => tick.dropped += 1,
+            Ok(Replying::Sent) => tick.sent += 1,
+            Ok(Replying::Dropped) => tick.dropped += 1,
+            Ok(Replying::Unborn) => tick.unborn += 1,
             Err(crate::Error::Conflict(_)) => tick.lost_races += 1,
             Err(_) => tick.failed += 1,
         }
@@ -107,17 +118,21 @@ pub async fn send_due_auto_replies(ctx: &Context, run: due::Run) -> Result<AutoR
     Ok(tick)
 }
 
-async fn send_one_auto_reply(ctx: &Context, due: &Due, now: Timestamp) -> Result<bool> {
+async fn send_one_auto_reply(ctx: &Context, due: &Due, now: Timestamp) -> Result<Replying> {
     let timer = &due.timer;
     let drop_timer = || Write::Delete {
         key: repo::timer_key(&timer.dialog_id, repo::TimerKind::AutoReply),
         condition: conditioned_on(due),
     };
-    let dialog = repo::load_dialog(ctx.store.as_ref(), &timer.dialog_id).await?;
-    let channel = repo::load_channel(ctx.store.as_ref(), &timer.channel_id).await?;
-    let (Some(dialog), Some(channel)) = (dialog, channel) else {
+    let Some(dialog) = repo::load_dialog(ctx.store.as_ref(), &timer.dialog_id).await? else {
+        return drop_unless_unborn(ctx, due, drop_timer(), now).await.map(|unborn| match unborn {
+            true => Replying::Unborn,
+            false => Replying::Dropped,
+        });
+    };
+    let Some(channel) = repo::load_channel(ctx.store.as_ref(), &timer.channel_id).await? else {
         ignore_conflict(ctx.store.transact(vec![drop_timer()]).await)?;
-        return Ok(false);
+        return Ok(Replying::Dropped);
     };
     let reply = channel.settings.auto_replies.get(timer.next);
     // A dialog a chatbot holds gets no auto-replies: the chatbot answers (seed: the chatbot or people,
@@ -128,7 +143,7 @@ async fn send_one_auto_reply(ctx: &Context, due: &Due, now: Timestamp) -> Result
         && (hours::is_open(ctx, &channel.tenant_id, now).await? || channel.settings.off_hours.auto_replies);
     let Some(reply) = reply.filter(|_| allowed) else {
         ignore_conflict(ctx.store.transact(vec![drop_timer()]).await)?;
-        return Ok(false);
+        return Ok(Replying::Dropped);
     };
     let advance = match (channel.settings.auto_replies.get(timer.next + 1), timer.anchor) {
         (Some(following), Some(anchor)) => {
@@ -144,7 +159,17 @@ async fn send_one_auto_reply(ctx: &Context, due: &Due, now: Timestamp) -> Result
     };
     let message = Message::outbound(&dialog, reply.text.clone(), Vec::new(), None, now).sent_automatically();
     outbox::send_in_dialog(ctx, &dialog, message, vec![advance]).await?;
-    Ok(true)
+    Ok(Replying::Sent)
+}
+
+/// A timer whose dialog is not stored: left due while the dialog may still be on its way (ingest writes
+/// the timers first, `due::UNBORN_GRACE`), removed after. Answers whether it was left.
+async fn drop_unless_unborn(ctx: &Context, due: &Due, drop_timer: Write, now: Timestamp) -> Result<bool> {
+    if !due::is_orphan(due.due_key.as_str(), now) {
+        return Ok(true);
+    }
+    ignore_conflict(ctx.store.transact(vec![drop_timer]).await)?;
+    Ok(false)
 }
 
 fn ignore_conflict(result: std::result::Result<(), StoreError>) -> Result<()> {
@@ -168,6 +193,8 @@ pub struct CloseTick {
     pub rescans: usize,
     /// Timers that failed (logged); they stay due for the next run.
     pub failed: usize,
+    /// Timers of dialogs not stored (yet): passed over within `due::UNBORN_GRACE`, then dropped.
+    pub unborn: usize,
     /// The run stopped at its stop time before everything due was read: the rest waits for the next run.
     pub left_due: bool,
 }
@@ -178,6 +205,7 @@ enum Closing {
     Rearmed,
     Dropped,
     Rescanned,
+    Unborn,
 }
 
 /// Closes every dialog idle past its channel's limit and re-arms the timers of the others: every shard to
@@ -211,6 +239,7 @@ pub async fn close_inactive_dialogs(ctx: &Context, run: due::Run) -> Result<Clos
             Ok(Closing::Rearmed) => tick.rearmed += 1,
             Ok(Closing::Dropped) => tick.dropped += 1,
             Ok(Closing::Rescanned) => tick.rescans += 1,
+            Ok(Closing::Unborn) => tick.unborn += 1,
             Err(crate::Error::Conflict(_)) => tick.lost_races += 1,
             Err(_) => tick.failed += 1,
         }
@@ -224,12 +253,16 @@ async fn close_one(ctx: &Context, due: &Due, now: Timestamp) -> Result<Closing> 
         key: repo::timer_key(&timer.dialog_id, repo::TimerKind::Close),
         condition: conditioned_on(due),
     };
-    let Some(dialog) =
-        repo::load_dialog(ctx.store.as_ref(), &timer.dialog_id).await?.filter(|d| !d.is_closed())
-    else {
+    let Some(dialog) = repo::load_dialog(ctx.store.as_ref(), &timer.dialog_id).await? else {
+        return drop_unless_unborn(ctx, due, drop_timer, now).await.map(|unborn| match unborn {
+            true => Closing::Unborn,
+            false => Closing::Dropped,
+        });
+    };
+    if dialog.is_closed() {
         ignore_conflict(ctx.store.transact(vec![drop_timer]).await)?;
         return Ok(Closing::Dropped);
-    };
+    }
     let channel = repo::load_channel(ctx.store.as_ref(), &timer.channel_id).await?;
     let Some(pointer) = repo::load_pointer(ctx.store.as_ref(), &dialog).await? else {
         return Err(crate::Error::Internal(format!("open dialog {} has no open-dialog pointer", dialog.id)));

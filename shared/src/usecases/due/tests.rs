@@ -427,3 +427,100 @@ async fn outbox_entries(s: &Scene) -> Vec<(Key, String)> {
     }
     entries
 }
+
+/// Ingest writes a new dialog's due items before the transaction that stores it: the due items of a dialog
+/// that is not stored are passed over by every job while the dialog may still be on its way, and removed
+/// once `UNBORN_GRACE` past due. A dialog stored meanwhile keeps them and is served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_items_of_a_dialog_not_stored_are_passed_over_then_removed() {
+    let s = scene(json!({
+        "auto_replies": [{"text": "We will answer soon", "delay_seconds": 5}],
+        "off_hours": {"auto_replies": true},
+        "auto_close": {"after": 1, "unit": "hours"}
+    }))
+    .await;
+    let unborn = crate::domain::Dialog::open(
+        s.channel.tenant_id.clone(),
+        s.channel.id.clone(),
+        Customer { id: "ghost".into(), name: None, handle: None },
+        s.now(),
+    );
+    let mut writes = vec![repo::close_timer_write(&unborn.id, &s.channel, s.now()).expect("close timer")];
+    writes.extend(repo::auto_reply_start_write(&unborn.id, &s.channel, s.now()).expect("auto-reply timer"));
+    writes.extend(crate::usecases::routing::unrouted_marker_writes(&unborn, s.now()).expect("marker"));
+    assert_eq!(writes.len(), 3);
+    for write in writes {
+        s.ctx.store.transact(vec![write]).await.expect("due item");
+    }
+    let keys = [
+        repo::timer_key(&unborn.id, repo::TimerKind::AutoReply),
+        repo::timer_key(&unborn.id, repo::TimerKind::Close),
+        repo::route_key(&unborn.id),
+    ];
+    let present = async || {
+        let mut present = Vec::new();
+        for key in &keys {
+            present.push(s.item(key).await.is_some());
+        }
+        present
+    };
+    let run_all = async || {
+        let replies = timers::send_due_auto_replies(&s.ctx, Run::to_the_end()).await.expect("auto-replies");
+        let closes = timers::close_inactive_dialogs(&s.ctx, Run::to_the_end()).await.expect("closes");
+        let swept = crate::usecases::routing::sweep(&s.ctx, Run::to_the_end()).await.expect("sweep");
+        (replies, closes, swept)
+    };
+
+    // An hour on, everything is due; the last of the three (the close timer) has been due for 4 minutes.
+    s.advance(3600 + 4 * 60);
+    let (replies, closes, swept) = run_all().await;
+    assert_eq!((replies.unborn, replies.dropped, replies.sent), (0, 1, 0), "{replies:?}");
+    assert_eq!((closes.unborn, closes.dropped), (1, 0), "{closes:?}");
+    assert_eq!(swept.dialogs, 1, "{swept:?}");
+    assert_eq!(present().await, [false, true, false], "only the close timer is within the grace");
+    assert_eq!(s.provider.total(), 0, "no auto-reply for a dialog that does not exist");
+
+    s.advance(60);
+    let (_, closes, _) = run_all().await;
+    assert_eq!((closes.unborn, closes.dropped), (0, 1), "{closes:?}");
+    assert_eq!(present().await, [false, false, false], "all removed");
+}
+
+/// Within the grace a due item of a dialog not stored yet stays: the dialog stored a moment later (its
+/// transaction slower than the first auto-reply's delay) still gets its auto-reply and its routing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialog_stored_after_its_auto_reply_fell_due_still_gets_it() {
+    let s = scene(auto_reply()).await;
+    let unborn = crate::domain::Dialog::open(
+        s.channel.tenant_id.clone(),
+        s.channel.id.clone(),
+        Customer { id: "late".into(), name: None, handle: None },
+        s.now(),
+    );
+    let timer = repo::auto_reply_start_write(&unborn.id, &s.channel, s.now()).expect("timer").expect("one");
+    s.ctx.store.transact(vec![timer]).await.expect("timer written");
+    s.advance(10);
+    let tick = timers::send_due_auto_replies(&s.ctx, Run::to_the_end()).await.expect("run");
+    assert_eq!((tick.unborn, tick.sent, tick.dropped), (1, 0, 0), "{tick:?}");
+
+    // The dialog's own transaction lands now (the pointer and the dialog, as ingest writes them).
+    let pointer = repo::OpenDialog {
+        dialog_id: unborn.id.clone(),
+        awaiting_reply: true,
+        last_activity_at: Some(unborn.opened_at),
+        listed_at: Some(unborn.opened_at),
+        chatbot: false,
+    };
+    let pointer_key = repo::open_dialog_key(&s.channel.id, "late");
+    let writes = vec![
+        Write::Put {
+            item: repo::to_item(&pointer, &pointer_key, &[]).expect("pointer"),
+            condition: Condition::NotExists,
+        },
+        Write::Put { item: repo::dialog_item(&unborn).expect("dialog"), condition: Condition::NotExists },
+    ];
+    s.ctx.store.transact(writes).await.expect("dialog stored");
+    let tick = timers::send_due_auto_replies(&s.ctx, Run::to_the_end()).await.expect("run");
+    assert_eq!((tick.sent, tick.unborn), (1, 0), "{tick:?}");
+    assert_eq!(s.provider.total(), 1);
+}

@@ -62,7 +62,8 @@ async fn sweep_one(ctx: &Context, item: Item) -> Swept {
     let Some(dialog_id) = item.get("dialog_id").and_then(Value::as_str).and_then(DialogId::parse) else {
         return Swept::Nothing;
     };
-    match due_dialog(ctx, &dialog_id).await {
+    let due_key = item.get(Index::Gsi3.sk_attr()).and_then(Value::as_str);
+    match due_dialog(ctx, &dialog_id, due_key).await {
         Ok(_) => Swept::Dialog,
         Err(error) => {
             tracing::error!(%error, dialog = %dialog_id, "routing sweep failed on a dialog");
@@ -85,12 +86,17 @@ async fn forward_late(ctx: &Context, item: Item) -> Result<()> {
     ignore_conflict(ctx.store.transact(vec![done]).await)
 }
 
-/// A dialog whose routing state is due: route it (unrouted), or move it on (wait time over).
-pub(super) async fn due_dialog(ctx: &Context, dialog_id: &DialogId) -> Result<Routed> {
+/// A dialog whose routing state is due (at the due sort key `due_key` read): route it (unrouted), or move it
+/// on (wait time over). The state of a dialog that is not stored is removed once it is an orphan
+/// (`due::is_orphan`: ingest writes the unrouted marker before the dialog, so it may still be on its way).
+pub(super) async fn due_dialog(ctx: &Context, dialog_id: &DialogId, due_key: Option<&str>) -> Result<Routed> {
     let now = ctx.clock.now();
     let mut drawn = None;
     for attempt in 1..=ATTEMPTS {
         let Some(snapshot) = Snapshot::load(ctx, dialog_id).await? else {
+            if !due::is_orphan(due_key, now) {
+                return Ok(Routed::Missing);
+            }
             let key = repo::route_key(dialog_id);
             ignore_conflict(
                 ctx.store.transact(vec![Write::Delete { key, condition: Condition::Always }]).await,
