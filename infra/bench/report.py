@@ -485,8 +485,9 @@ def units(results, repo):
         return out + ["_Not measured yet: `infra/bench/run.sh units`._", ""]
     out += [f"Measured {when} (the `units` binary of omnichat-bench). Each step of a dialog's life runs through "
             "`adapters::units`, which applies DynamoDB's item-size rules and on-demand unit rules to the images "
-            "the store holds before and after each write (a transactional write counts double, each index entry "
-            "added, changed or removed one more unit per KB, a strongly consistent read one unit per 4 KB); the "
+            "the store holds before and after each write (a write in a transaction of several counts double, a "
+            "write alone once, each index entry added, changed or removed one more unit per KB, a strongly "
+            "consistent read one unit per 4 KB); the "
             "events are counted as published, and as the router's rules let them through. Per step, averaged "
             "over its count. Goal: a steady-state message ≤ 6 write units, a new dialog's ≤ 10, a repeat 0.",
             "", "| store | step | write units (table + index) | read units | event entries | router invocations |",
