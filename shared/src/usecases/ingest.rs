@@ -215,8 +215,8 @@ impl Opening {
         Ok(Self { dialog, awaiting_reply, due, due_written: false })
     }
 
-    /// Writes the due items, each on its own and all at once. A condition failing means an earlier attempt
-    /// of this ingest wrote it (the dialog's id is new): done.
+    /// Writes the due items, each on its own and all at once. A condition failing can only mean the item is
+    /// there already (the dialog's id is new): done.
     async fn write_due(&self, ctx: &Context) -> std::result::Result<(), StoreError> {
         let writes = self.due.iter().map(|write| ctx.store.transact(vec![write.clone()]));
         for written in futures::future::join_all(writes).await {
