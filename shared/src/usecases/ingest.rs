@@ -77,8 +77,8 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
     let channel_key = repo::channel_key(&channel.id);
     let identity_key = repo::identity_key(&channel.id, &inbound.customer.id);
     let module = ctx.providers.get(channel.provider).ok();
-    // The dialog this delivery opens, made once: a retry after a failed transaction keeps its id, so the
-    // due items written for it (once) stay its own.
+    // The dialog this delivery opens, made (and its due items written) once: a retry after a failed
+    // transaction keeps its id, so those due items stay its own.
     let mut opening: Option<Opening> = None;
     for attempt in 1..=MAX_ATTEMPTS {
         let now = ctx.clock.now();
@@ -104,13 +104,13 @@ pub async fn ingest(ctx: &Context, channel: &Channel, inbound: &InboundMessage) 
             None => {
                 let opening = match &mut opening {
                     Some(opening) => opening,
-                    unmade @ None => unmade.insert(Opening::new(channel, inbound, now)?),
+                    unmade @ None => {
+                        let made = Opening::new(channel, inbound, now)?;
+                        // Not retried here: the provider's retry is a new ingest, whose dialog gets its own.
+                        made.write_due(ctx).await?;
+                        unmade.insert(made)
+                    }
                 };
-                // Not retried here: the provider's retry is a new ingest, whose dialog gets its own.
-                if !opening.due_written {
-                    opening.write_due(ctx).await?;
-                    opening.due_written = true;
-                }
                 let mut dialog = opening.dialog.clone();
                 let (customer, customer_writes) =
                     customers::for_new_dialog(channel, &inbound.customer, identity, now)?;
@@ -200,7 +200,6 @@ struct Opening {
     dialog: Dialog,
     awaiting_reply: bool,
     due: Vec<Write>,
-    due_written: bool,
 }
 
 impl Opening {
@@ -212,7 +211,7 @@ impl Opening {
         let mut due = vec![repo::close_timer_write(&dialog.id, channel, now)?];
         due.extend(start_auto_replies);
         due.extend(routing::unrouted_marker_writes(&dialog, now)?);
-        Ok(Self { dialog, awaiting_reply, due, due_written: false })
+        Ok(Self { dialog, awaiting_reply, due })
     }
 
     /// Writes the due items, each on its own and all at once. A condition failing can only mean the item is
